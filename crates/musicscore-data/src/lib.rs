@@ -1,0 +1,1 @@
+//! musicscore-data

@@ -1,0 +1,233 @@
+//! Checkpoints: one safetensors file per checkpoint, written atomically.
+//!
+//! Tensors: `model.<path>` (the trained weights), `ema.<path>` (the EMA weights) and
+//! `optimizer` (burn's optimizer record, a burnpack byte string stored as a `U8` tensor,
+//! since burn keys optimizer state by parameter id). The header metadata key `scorelab`
+//! holds JSON [`CheckpointMeta`]: format version, step, seed (the RNG state: every
+//! step's randomness is a function of seed and step), the training configuration, and
+//! the parameter ids by path so that the optimizer state finds its parameters again on
+//! resume. Any safetensors reader can open the weights.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::tensor::{Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+
+use crate::error::{Result, ScoreError};
+
+/// Current checkpoint format version.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Write `bytes` to `path` atomically: a temporary file in the same folder, flushed and
+/// synced, then renamed over the target. A crash leaves either the old or the new file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| ScoreError::io(dir, e))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        ScoreError::io(path, e)
+    })
+}
+
+/// The metadata of a checkpoint.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CheckpointMeta {
+    /// Format version ([`FORMAT_VERSION`]).
+    pub format: u32,
+    /// Optimisation steps completed.
+    pub step: usize,
+    /// The run seed.
+    pub seed: u64,
+    /// The training configuration (network, preconditioning, optimiser, data), as JSON.
+    pub config: serde_json::Value,
+    /// Parameter ids by path, for the optimizer state.
+    pub param_ids: BTreeMap<String, u64>,
+    /// Free-form numbers (last loss, elapsed time, ...).
+    pub stats: BTreeMap<String, f64>,
+}
+
+#[derive(Default)]
+struct Collector {
+    path: Vec<String>,
+    out: Vec<(String, u64, TensorData)>,
+}
+
+impl ModuleVisitor for Collector {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let data = param.val().without_autodiff().into_data().convert::<f32>();
+        self.out.push((self.path.join("."), param.id.val(), data));
+    }
+}
+
+/// Every float parameter of a module: (path, id, data as f32).
+pub fn collect_params<M: Module>(module: &M) -> Vec<(String, u64, TensorData)> {
+    let mut c = Collector::default();
+    module.visit(&mut c);
+    c.out
+}
+
+struct Loader<'a> {
+    path: Vec<String>,
+    prefix: &'a str,
+    st: &'a SafeTensors<'a>,
+    ids: Option<&'a BTreeMap<String, u64>>,
+    error: Option<String>,
+    loaded: usize,
+}
+
+impl ModuleMapper for Loader<'_> {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if self.error.is_some() {
+            return param;
+        }
+        let path = self.path.join(".");
+        let key = format!("{}{}", self.prefix, path);
+        let view = match self.st.tensor(&key) {
+            Ok(v) => v,
+            Err(_) => {
+                self.error = Some(format!("tensor '{key}' is missing"));
+                return param;
+            }
+        };
+        let want = param.lazy_shape();
+        if view.shape() != want.as_slice() || view.dtype() != Dtype::F32 {
+            self.error = Some(format!(
+                "tensor '{key}': expected F32 {:?}, found {:?} {:?}",
+                want.as_slice(),
+                view.dtype(),
+                view.shape()
+            ));
+            return param;
+        }
+        let values: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4"))).collect();
+        let device = param.lazy_device();
+        let t = Tensor::<D>::from_data(TensorData::new(values, view.shape().to_vec()), &device);
+        let id = self.ids.and_then(|m| m.get(&path)).map(|&i| ParamId::from(i)).unwrap_or(param.id);
+        self.loaded += 1;
+        param.transform_for_load(t, id)
+    }
+}
+
+/// A checkpoint read into memory.
+pub struct CheckpointFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    bytes: Vec<u8>,
+    /// Its metadata.
+    pub meta: CheckpointMeta,
+}
+
+impl CheckpointFile {
+    /// Read and validate the header of a checkpoint.
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| ScoreError::io(path, e))?;
+        let (_, md) = SafeTensors::read_metadata(&bytes)
+            .map_err(|e| ScoreError::format(path, "safetensors", format!("header: {e}")))?;
+        let raw = md
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("scorelab"))
+            .ok_or_else(|| ScoreError::format(path, "safetensors", "metadata: no 'scorelab' entry (not a scorelab checkpoint)"))?;
+        let meta: CheckpointMeta = serde_json::from_str(raw)
+            .map_err(|e| ScoreError::format(path, "safetensors", format!("metadata 'scorelab': {e}")))?;
+        if meta.format != FORMAT_VERSION {
+            return Err(ScoreError::format(path, "safetensors", format!("format: version {} is not {FORMAT_VERSION}", meta.format)));
+        }
+        SafeTensors::deserialize(&bytes).map_err(|e| ScoreError::format(path, "safetensors", e.to_string()))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            bytes,
+            meta,
+        })
+    }
+
+    fn st(&self) -> SafeTensors<'_> {
+        SafeTensors::deserialize(&self.bytes).expect("validated in read")
+    }
+
+    /// Whether the checkpoint holds tensors under `prefix` (`"model."`, `"ema."`).
+    pub fn has(&self, prefix: &str) -> bool {
+        self.st().names().iter().any(|n| n.starts_with(prefix))
+    }
+
+    /// Load the tensors under `prefix` into `module` (whose structure must match),
+    /// restoring parameter ids when `restore_ids` is set.
+    pub fn load_into<M: Module>(&self, module: M, prefix: &str, restore_ids: bool) -> Result<M> {
+        let st = self.st();
+        let mut loader = Loader {
+            path: Vec::new(),
+            prefix,
+            st: &st,
+            ids: restore_ids.then_some(&self.meta.param_ids),
+            error: None,
+            loaded: 0,
+        };
+        let m = module.map(&mut loader);
+        if let Some(detail) = loader.error {
+            return Err(ScoreError::Checkpoint {
+                path: self.path.clone(),
+                detail,
+            });
+        }
+        Ok(m)
+    }
+
+    /// The optimizer record bytes, when the checkpoint has them.
+    pub fn optimizer_bytes(&self) -> Option<Vec<u8>> {
+        self.st().tensor("optimizer").ok().map(|v| v.data().to_vec())
+    }
+}
+
+/// Write a checkpoint: `model` (always), `ema` and the optimizer record bytes when given.
+pub fn save_checkpoint<M: Module>(
+    path: &Path,
+    model: Option<&M>,
+    ema: Option<&M>,
+    optimizer: Option<&[u8]>,
+    meta: &CheckpointMeta,
+) -> Result<()> {
+    let mut owned: Vec<(String, Vec<usize>, Vec<u8>, Dtype)> = Vec::new();
+    let mut meta = meta.clone();
+    for (prefix, m) in [("model.", model), ("ema.", ema)] {
+        let Some(m) = m else { continue };
+        for (p, id, data) in collect_params(m) {
+            meta.param_ids.insert(p.clone(), id);
+            let shape = data.shape().to_vec();
+            owned.push((format!("{prefix}{p}"), shape, data.into_bytes().to_vec(), Dtype::F32));
+        }
+    }
+    if let Some(b) = optimizer {
+        owned.push(("optimizer".into(), vec![b.len()], b.to_vec(), Dtype::U8));
+    }
+    let views: Vec<(String, TensorView<'_>)> = owned
+        .iter()
+        .map(|(n, s, b, dt)| Ok((n.clone(), TensorView::new(*dt, s.clone(), b).map_err(|e| ScoreError::invalid("tensor", e.to_string()))?)))
+        .collect::<Result<_>>()?;
+    let json = serde_json::to_string(&meta).map_err(|e| ScoreError::invalid("metadata", e.to_string()))?;
+    let info: HashMap<String, String> = [("scorelab".to_string(), json), ("format".to_string(), "pt".to_string())].into();
+    let bytes = safetensors::serialize(views, Some(info)).map_err(|e| ScoreError::invalid("checkpoint", e.to_string()))?;
+    write_atomic(path, &bytes)
+}

@@ -1,0 +1,60 @@
+//! PNG image grids for samples and data.
+
+use std::path::Path;
+
+use crate::error::{Result, ScoreError};
+
+/// Write `n` images `[n, c, h, w]` (values in [−1, 1], c = 1 or 3) as one PNG grid with
+/// `cols` columns and a 2-pixel border.
+pub fn write_image_grid(path: &Path, images: &[f32], shape: [usize; 4], cols: usize) -> Result<()> {
+    let [n, c, h, w] = shape;
+    if images.len() != n * c * h * w || n == 0 || !(c == 1 || c == 3) {
+        return Err(ScoreError::invalid(
+            "images",
+            format!("{} values for shape {shape:?} (need n > 0 and 1 or 3 channels)", images.len()),
+        ));
+    }
+    let cols = cols.clamp(1, n);
+    let rows = n.div_ceil(cols);
+    let pad = 2;
+    let (gw, gh) = (cols * (w + pad) + pad, rows * (h + pad) + pad);
+    let mut buf = vec![255u8; gw * gh * c];
+    for k in 0..n {
+        let (gy, gx) = (pad + (k / cols) * (h + pad), pad + (k % cols) * (w + pad));
+        for ch in 0..c {
+            for y in 0..h {
+                for x in 0..w {
+                    let v = images[((k * c + ch) * h + y) * w + x];
+                    let byte = ((v.clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8;
+                    buf[((gy + y) * gw + gx + x) * c + ch] = byte;
+                }
+            }
+        }
+    }
+    let file = std::fs::File::create(path).map_err(|e| ScoreError::io(path, e))?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), gw as u32, gh as u32);
+    enc.set_color(if c == 1 { png::ColorType::Grayscale } else { png::ColorType::Rgb });
+    enc.set_depth(png::BitDepth::Eight);
+    let io = |e: png::EncodingError| ScoreError::io(path, std::io::Error::other(e.to_string()));
+    let mut writer = enc.write_header().map_err(io)?;
+    writer.write_image_data(&buf).map_err(io)?;
+    writer.finish().map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_a_decodable_grid() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("g.png");
+        let imgs: Vec<f32> = (0..3 * 4 * 5).map(|i| (i as f32 / 30.0) - 1.0).collect();
+        write_image_grid(&p, &imgs, [3, 1, 4, 5], 2).unwrap();
+        let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&p).unwrap()));
+        let reader = dec.read_info().unwrap();
+        let info = reader.info();
+        assert_eq!((info.width, info.height), (2 * 7 + 2, 2 * 6 + 2));
+        assert!(write_image_grid(&p, &imgs, [3, 2, 4, 5], 2).is_err());
+    }
+}

@@ -1,0 +1,317 @@
+//! A DDPM++-style UNet (Song et al. 2021; EDM's `SongUNet`, Karras et al. 2022 App. F).
+//!
+//! Encoder: a 3×3 input convolution, then per resolution level `blocks_per_level`
+//! residual blocks (GroupNorm → SiLU → conv → + embedding → GroupNorm → SiLU → dropout
+//! → conv, with a 1×1 skip when the width changes, scaled by 1/√2), self-attention at the
+//! resolutions in `attn_resolutions`, and 2×2 average-pool downsampling between levels.
+//! Decoder: the mirror image with `blocks_per_level + 1` blocks per level, each taking
+//! the matching encoder activation through a skip connection (concatenation), and
+//! nearest-neighbour upsampling. Output: GroupNorm → SiLU → 3×3 conv.
+//!
+//! Noise embedding: positional(c_noise) (+ `map_augment`(augment)) → Linear → SiLU →
+//! Linear, plus `map_label`(label) and `map_context`(context); each block adds an
+//! affine projection of SiLU(embedding) to its first activation.
+
+use burn::config::Config;
+use burn::module::{Initializer, Module};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Dropout, DropoutConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::{Device, Tensor};
+
+use super::embedding::{ConditioningMaps, positional_embedding};
+use super::precond::ScoreNetwork;
+use crate::denoiser::Conditioning;
+
+/// Configuration of [`UNet`].
+#[derive(Config, Debug)]
+pub struct UNetConfig {
+    /// Image side (square images; must be divisible by 2^(levels − 1)).
+    pub resolution: usize,
+    /// Image channels.
+    #[config(default = 1)]
+    pub in_channels: usize,
+    /// Base width.
+    #[config(default = 32)]
+    pub model_channels: usize,
+    /// Width multiplier per level.
+    #[config(default = "vec![1, 2, 2]")]
+    pub channel_mult: Vec<usize>,
+    /// Residual blocks per level in the encoder (the decoder has one more).
+    #[config(default = 1)]
+    pub blocks_per_level: usize,
+    /// Resolutions with self-attention.
+    #[config(default = "vec![7]")]
+    pub attn_resolutions: Vec<usize>,
+    /// Dropout probability inside residual blocks.
+    #[config(default = 0.0)]
+    pub dropout: f64,
+    /// GroupNorm groups (clamped to divide the width).
+    #[config(default = 8)]
+    pub groups: usize,
+    /// Class-label dimension (0 = unconditional).
+    #[config(default = 0)]
+    pub label_dim: usize,
+    /// Augmentation-vector dimension (0 = none).
+    #[config(default = 0)]
+    pub augment_dim: usize,
+    /// Context-vector dimension (0 = none).
+    #[config(default = 0)]
+    pub context_dim: usize,
+}
+
+fn conv(cin: usize, cout: usize, k: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([cin, cout], [k, k])
+        .with_padding(PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2))
+        .init(device)
+}
+
+fn zero_conv(cin: usize, cout: usize, k: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([cin, cout], [k, k])
+        .with_padding(PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2))
+        .with_initializer(Initializer::Zeros)
+        .init(device)
+}
+
+fn norm(groups: usize, ch: usize, device: &Device) -> GroupNorm {
+    let mut g = groups.min(ch).max(1);
+    while ch % g != 0 {
+        g -= 1;
+    }
+    GroupNormConfig::new(g, ch).init(device)
+}
+
+/// Self-attention over the pixels of a feature map (one head).
+#[derive(Module, Debug)]
+pub struct AttentionBlock {
+    norm: GroupNorm,
+    qkv: Conv2d,
+    proj: Conv2d,
+}
+
+impl AttentionBlock {
+    fn new(ch: usize, groups: usize, device: &Device) -> Self {
+        Self {
+            norm: norm(groups, ch, device),
+            qkv: conv(ch, 3 * ch, 1, device),
+            proj: zero_conv(ch, ch, 1, device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, c, h, w] = x.dims();
+        let qkv = self.qkv.forward(self.norm.forward(x.clone())).reshape([b, 3, c, h * w]);
+        let q = qkv.clone().narrow(1, 0, 1).reshape([b, c, h * w]);
+        let k = qkv.clone().narrow(1, 1, 1).reshape([b, c, h * w]);
+        let v = qkv.narrow(1, 2, 1).reshape([b, c, h * w]);
+        let att = softmax(q.swap_dims(1, 2).matmul(k).div_scalar((c as f64).sqrt()), 2); // [b, hw, hw]
+        let out = v.matmul(att.swap_dims(1, 2)).reshape([b, c, h, w]);
+        (x + self.proj.forward(out)).mul_scalar(std::f64::consts::FRAC_1_SQRT_2)
+    }
+}
+
+/// A residual block with noise-embedding injection and optional attention.
+#[derive(Module, Debug)]
+pub struct ResBlock {
+    norm0: GroupNorm,
+    conv0: Conv2d,
+    affine: Linear,
+    norm1: GroupNorm,
+    dropout: Dropout,
+    conv1: Conv2d,
+    skip: Option<Conv2d>,
+    attn: Option<AttentionBlock>,
+}
+
+impl ResBlock {
+    fn new(cin: usize, cout: usize, emb: usize, attn: bool, cfg: &UNetConfig, device: &Device) -> Self {
+        Self {
+            norm0: norm(cfg.groups, cin, device),
+            conv0: conv(cin, cout, 3, device),
+            affine: LinearConfig::new(emb, cout).init(device),
+            norm1: norm(cfg.groups, cout, device),
+            dropout: DropoutConfig::new(cfg.dropout).init(),
+            conv1: zero_conv(cout, cout, 3, device),
+            skip: (cin != cout).then(|| conv(cin, cout, 1, device)),
+            attn: attn.then(|| AttentionBlock::new(cout, cfg.groups, device)),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>, emb: &Tensor<2>) -> Tensor<4> {
+        let [b, _, _, _] = x.dims();
+        let h = self.conv0.forward(silu(self.norm0.forward(x.clone())));
+        let cout = h.dims()[1];
+        let h = h + self.affine.forward(emb.clone()).reshape([b, cout, 1, 1]);
+        let h = self.conv1.forward(self.dropout.forward(silu(self.norm1.forward(h))));
+        let skip = match &self.skip {
+            Some(s) => s.forward(x),
+            None => x,
+        };
+        let out = (h + skip).mul_scalar(std::f64::consts::FRAC_1_SQRT_2);
+        match &self.attn {
+            Some(a) => a.forward(out),
+            None => out,
+        }
+    }
+}
+
+/// The UNet network F on `[B, C, H, W]`.
+#[derive(Module, Debug)]
+pub struct UNet {
+    map0: Linear,
+    map1: Linear,
+    cond: ConditioningMaps,
+    conv_in: Conv2d,
+    enc: Vec<Vec<ResBlock>>,
+    dec: Vec<Vec<ResBlock>>,
+    norm_out: GroupNorm,
+    conv_out: Conv2d,
+    emb_channels: usize,
+    model_channels: usize,
+}
+
+fn downsample(x: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    x.reshape([b, c, h / 2, 2, w / 2, 2]).mean_dim(5).mean_dim(3).reshape([b, c, h / 2, w / 2])
+}
+
+fn upsample(x: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    x.reshape([b, c, h, 1, w, 1]).expand([b, c, h, 2, w, 2]).reshape([b, c, 2 * h, 2 * w])
+}
+
+impl UNetConfig {
+    /// Check that the resolution halves cleanly at every level.
+    pub fn validate(&self) -> Result<(), String> {
+        let levels = self.channel_mult.len();
+        if levels == 0 {
+            return Err("channel_mult: need at least one level".into());
+        }
+        if self.resolution % (1 << (levels - 1)) != 0 {
+            return Err(format!("resolution: {} is not divisible by 2^{}", self.resolution, levels - 1));
+        }
+        Ok(())
+    }
+
+    /// Build the network on `device`.
+    pub fn init(&self, device: &Device) -> UNet {
+        let mc = self.model_channels;
+        let emb = 4 * mc;
+        let mut enc = Vec::new();
+        let mut skips = vec![mc];
+        let mut ch = mc;
+        let mut res = self.resolution;
+        for (level, &mult) in self.channel_mult.iter().enumerate() {
+            let mut blocks = Vec::new();
+            for _ in 0..self.blocks_per_level {
+                let cout = mc * mult;
+                blocks.push(ResBlock::new(ch, cout, emb, self.attn_resolutions.contains(&res), self, device));
+                ch = cout;
+                skips.push(ch);
+            }
+            enc.push(blocks);
+            if level + 1 < self.channel_mult.len() {
+                res /= 2;
+                skips.push(ch);
+            }
+        }
+        let mut dec = Vec::new();
+        for (level, &mult) in self.channel_mult.iter().enumerate().rev() {
+            let mut blocks = Vec::new();
+            for _ in 0..=self.blocks_per_level {
+                let cout = mc * mult;
+                let skip = skips.pop().expect("one skip per encoder activation");
+                blocks.push(ResBlock::new(ch + skip, cout, emb, self.attn_resolutions.contains(&res), self, device));
+                ch = cout;
+            }
+            dec.push(blocks);
+            if level > 0 {
+                res *= 2;
+            }
+        }
+        UNet {
+            map0: LinearConfig::new(mc, emb).init(device),
+            map1: LinearConfig::new(emb, emb).init(device),
+            cond: ConditioningMaps::new(self.label_dim, self.augment_dim, self.context_dim, emb, device),
+            conv_in: conv(self.in_channels, mc, 3, device),
+            enc,
+            dec,
+            norm_out: norm(self.groups, ch, device),
+            conv_out: zero_conv(ch, self.in_channels, 3, device),
+            emb_channels: emb,
+            model_channels: mc,
+        }
+    }
+}
+
+impl ScoreNetwork<4> for UNet {
+    fn forward(&self, x_in: Tensor<4>, c_noise: Tensor<1>, cond: Option<&Conditioning>) -> Tensor<4> {
+        let mut emb = self.map1.forward(silu(self.map0.forward(positional_embedding(c_noise, self.model_channels))));
+        if let Some(c) = self.cond.forward(cond) {
+            emb = emb + c;
+        }
+        let emb = silu(emb);
+        let mut h = self.conv_in.forward(x_in);
+        let mut skips = vec![h.clone()];
+        let levels = self.enc.len();
+        for (level, blocks) in self.enc.iter().enumerate() {
+            for b in blocks {
+                h = b.forward(h, &emb);
+                skips.push(h.clone());
+            }
+            if level + 1 < levels {
+                h = downsample(h);
+                skips.push(h.clone());
+            }
+        }
+        for (i, blocks) in self.dec.iter().enumerate() {
+            for b in blocks {
+                let s = skips.pop().expect("one skip per encoder activation");
+                h = b.forward(Tensor::cat(vec![h, s], 1), &emb);
+            }
+            if i + 1 < levels {
+                h = upsample(h);
+            }
+        }
+        self.conv_out.forward(silu(self.norm_out.forward(h)))
+    }
+}
+
+impl UNet {
+    /// Width of the noise embedding.
+    pub fn emb_channels(&self) -> usize {
+        self.emb_channels
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::{randn, stream_rng, to_vec_f32};
+
+    #[test]
+    fn unet_shapes_and_conditioning() {
+        let device = Device::flex();
+        let cfg = UNetConfig::new(8)
+            .with_model_channels(8)
+            .with_channel_mult(vec![1, 2])
+            .with_attn_resolutions(vec![4])
+            .with_groups(4)
+            .with_label_dim(3)
+            .with_augment_dim(2)
+            .with_context_dim(5);
+        cfg.validate().unwrap();
+        let net = cfg.init(&device);
+        let mut rng = stream_rng(0, 0, 0);
+        let x = randn([2, 1, 8, 8], &mut rng, &device);
+        let c = crate::tensor::tensor1(&[0.1, -0.5], &device);
+        let plain = net.forward(x.clone(), c.clone(), None);
+        assert_eq!(plain.dims(), [2, 1, 8, 8]);
+        // map_augment is zero-initialised: an augmentation vector changes nothing yet.
+        let aug = Conditioning { augment: Some(randn([2, 2], &mut rng, &device)), ..Default::default() };
+        let with_aug = net.forward(x.clone(), c.clone(), Some(&aug));
+        let diff: f32 = to_vec_f32((with_aug - plain.clone()).abs().sum()).unwrap()[0];
+        assert_eq!(diff, 0.0);
+        assert!(UNetConfig::new(6).with_channel_mult(vec![1, 2, 2]).validate().is_err());
+    }
+}

@@ -1,0 +1,207 @@
+//! Preconditioning and training losses of EDM Table 1.
+//!
+//! D(x; σ) = c_skip(σ)·x + c_out(σ)·F(c_in(σ)·x; c_noise(σ)). The training loss is
+//! E_σ λ(σ)·‖D(x₀ + σn; σ) − x₀‖², with σ drawn from the preconditioning's training
+//! distribution. For EDM, λ(σ)·c_out(σ)² = 1, so the effective regression target of F,
+//! (x₀ − c_skip·x)/c_out, has unit variance at every σ when Var x₀ = σ_data².
+
+use rand::{Rng, RngExt};
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::sigmas::VpSchedule;
+
+/// The three preconditionings of EDM Table 1, with the training σ distribution of each.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Precond {
+    /// EDM ("ours" in Table 1).
+    Edm {
+        /// σ_data, the data's standard deviation (0.5 for images in [−1, 1]).
+        sigma_data: f64,
+        /// Mean of ln σ during training (−1.2).
+        p_mean: f64,
+        /// Standard deviation of ln σ during training (1.2).
+        p_std: f64,
+    },
+    /// Variance preserving (Song et al. 2021, as in EDM Table 1).
+    Vp {
+        /// The VP schedule.
+        schedule: VpSchedule,
+        /// M, the number of discrete training time steps (1000).
+        m: f64,
+        /// ε_t, the smallest training time (1e-5).
+        eps_t: f64,
+    },
+    /// Variance exploding (Song et al. 2021, as in EDM Table 1).
+    Ve {
+        /// σ_min of training (0.02).
+        sigma_min: f64,
+        /// σ_max of training (100).
+        sigma_max: f64,
+    },
+}
+
+impl Default for Precond {
+    fn default() -> Self {
+        Self::edm(0.5)
+    }
+}
+
+/// The four coefficients of a preconditioning at one σ.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Coefficients {
+    /// Weight of the skip connection.
+    pub c_skip: f64,
+    /// Scale of the network output.
+    pub c_out: f64,
+    /// Scale of the network input.
+    pub c_in: f64,
+    /// The noise conditioning fed to the network.
+    pub c_noise: f64,
+}
+
+impl Precond {
+    /// EDM preconditioning with the paper's training distribution (P_mean = −1.2,
+    /// P_std = 1.2).
+    pub fn edm(sigma_data: f64) -> Self {
+        Self::Edm {
+            sigma_data,
+            p_mean: -1.2,
+            p_std: 1.2,
+        }
+    }
+
+    /// VP preconditioning with EDM's constants.
+    pub fn vp() -> Self {
+        Self::Vp {
+            schedule: VpSchedule::default(),
+            m: 1000.0,
+            eps_t: 1e-5,
+        }
+    }
+
+    /// VE preconditioning with EDM's constants.
+    pub fn ve() -> Self {
+        Self::Ve {
+            sigma_min: 0.02,
+            sigma_max: 100.0,
+        }
+    }
+
+    /// c_skip, c_out, c_in, c_noise at σ (EDM Table 1).
+    pub fn coefficients(&self, sigma: f64) -> Coefficients {
+        match *self {
+            Self::Edm { sigma_data: sd, .. } => {
+                let s2 = sigma * sigma + sd * sd;
+                Coefficients {
+                    c_skip: sd * sd / s2,
+                    c_out: sigma * sd / s2.sqrt(),
+                    c_in: 1.0 / s2.sqrt(),
+                    c_noise: 0.25 * sigma.ln(),
+                }
+            }
+            Self::Vp { schedule, m, .. } => Coefficients {
+                c_skip: 1.0,
+                c_out: -sigma,
+                c_in: 1.0 / (sigma * sigma + 1.0).sqrt(),
+                c_noise: (m - 1.0) * schedule.t_of_sigma(sigma),
+            },
+            Self::Ve { .. } => Coefficients {
+                c_skip: 1.0,
+                c_out: sigma,
+                c_in: 1.0,
+                c_noise: (0.5 * sigma).ln(),
+            },
+        }
+    }
+
+    /// The loss weight λ(σ) of EDM Table 1.
+    pub fn loss_weight(&self, sigma: f64) -> f64 {
+        match *self {
+            Self::Edm { sigma_data: sd, .. } => (sigma * sigma + sd * sd) / (sigma * sd).powi(2),
+            Self::Vp { .. } | Self::Ve { .. } => 1.0 / (sigma * sigma),
+        }
+    }
+
+    /// Draw one training σ from this preconditioning's training distribution.
+    pub fn sample_training_sigma<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
+        match *self {
+            Self::Edm { p_mean, p_std, .. } => {
+                let n: f64 = StandardNormal.sample(rng);
+                (p_mean + p_std * n).exp()
+            }
+            Self::Vp { schedule, eps_t, .. } => {
+                let u: f64 = rng.random();
+                schedule.sigma(1.0 + u * (eps_t - 1.0))
+            }
+            Self::Ve {
+                sigma_min,
+                sigma_max,
+            } => {
+                let u: f64 = rng.random();
+                (sigma_min.ln() + u * (sigma_max.ln() - sigma_min.ln())).exp()
+            }
+        }
+    }
+
+    /// σ_data of the preconditioning (VP and VE assume unit-scale data: 1).
+    pub fn sigma_data(&self) -> f64 {
+        match *self {
+            Self::Edm { sigma_data, .. } => sigma_data,
+            _ => 1.0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn edm_identities_hold() {
+        let p = Precond::edm(0.5);
+        for &s in &[0.002, 0.05, 0.5, 1.0, 7.0, 80.0] {
+            let c = p.coefficients(s);
+            let sd2: f64 = 0.25;
+            // λ·c_out² = 1 (unit-weight effective loss).
+            assert!((p.loss_weight(s) * c.c_out * c.c_out - 1.0).abs() < 1e-12);
+            // c_in²(σ² + σ_d²) = 1 (unit-variance network input).
+            assert!((c.c_in * c.c_in * (s * s + sd2) - 1.0).abs() < 1e-12);
+            // Unit-variance training target: ((1 − c_skip)²σ_d² + c_skip²σ²)/c_out² = 1.
+            let var = ((1.0 - c.c_skip).powi(2) * sd2 + c.c_skip.powi(2) * s * s) / c.c_out.powi(2);
+            assert!((var - 1.0).abs() < 1e-10, "sigma {s}: target variance {var}");
+            // c_skip minimises the target variance: derivative wrt c_skip vanishes.
+            let dvar = -2.0 * (1.0 - c.c_skip) * sd2 + 2.0 * c.c_skip * s * s;
+            assert!(dvar.abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn vp_and_ve_follow_table_1() {
+        let vp = Precond::vp();
+        let c = vp.coefficients(2.0);
+        assert_eq!((c.c_skip, c.c_out), (1.0, -2.0));
+        assert!((c.c_in - 1.0 / 5f64.sqrt()).abs() < 1e-15);
+        if let Precond::Vp { schedule, .. } = vp {
+            assert!((c.c_noise - 999.0 * schedule.t_of_sigma(2.0)).abs() < 1e-9);
+        }
+        let ve = Precond::ve().coefficients(4.0);
+        assert_eq!((ve.c_skip, ve.c_out, ve.c_in), (1.0, 4.0, 1.0));
+        assert!((ve.c_noise - 2f64.ln()).abs() < 1e-15);
+    }
+
+    #[test]
+    fn edm_training_sigma_is_lognormal() {
+        let p = Precond::edm(0.5);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let n = 20_000;
+        let logs: Vec<f64> = (0..n).map(|_| p.sample_training_sigma(&mut rng).ln()).collect();
+        let mean = logs.iter().sum::<f64>() / n as f64;
+        let var = logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / n as f64;
+        // Standard error of the mean is 1.2/sqrt(n) ≈ 0.0085; 5 SE allowed.
+        assert!((mean + 1.2).abs() < 0.043, "mean {mean}");
+        // SE of the variance ≈ σ²·sqrt(2/n) ≈ 0.0144; 5 SE allowed.
+        assert!((var - 1.44).abs() < 0.072, "var {var}");
+    }
+}

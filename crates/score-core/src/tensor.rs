@@ -1,0 +1,89 @@
+//! Small helpers between burn tensors, host arrays and seeded random numbers.
+//!
+//! All randomness in score-core is drawn on the host from [`rand`] generators seeded by
+//! the caller, then uploaded: the same seed gives the same numbers on every device.
+
+use burn::tensor::{DType, Device, Tensor, TensorData};
+use rand::{SeedableRng, rngs::StdRng};
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::error::{Result, ScoreError};
+
+/// A 1-D tensor of `batch` copies of `sigma`.
+pub fn sigma_tensor(sigma: f64, batch: usize, device: &Device) -> Tensor<1> {
+    Tensor::<1>::full([batch], sigma as f32, device)
+}
+
+/// A 1-D tensor from host values.
+pub fn tensor1(values: &[f64], device: &Device) -> Tensor<1> {
+    let v: Vec<f32> = values.iter().map(|&x| x as f32).collect();
+    Tensor::<1>::from_data(TensorData::new(v, [values.len()]), device)
+}
+
+/// Reshape a per-sample vector `[B]` to `[B, 1, …, 1]` of rank `D` for broadcasting.
+pub fn per_sample<const D: usize>(v: Tensor<1>) -> Tensor<D> {
+    let b = v.dims()[0];
+    let mut shape = [1usize; D];
+    shape[0] = b;
+    v.reshape(shape)
+}
+
+/// Standard normal noise of the given shape from a host generator.
+pub fn randn<const D: usize>(shape: [usize; D], rng: &mut StdRng, device: &Device) -> Tensor<D> {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| StandardNormal.sample(rng)).collect();
+    Tensor::<D>::from_data(TensorData::new(v, shape), device)
+}
+
+/// Copy a float tensor to the host as `f32`.
+pub fn to_vec_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| ScoreError::TensorData(format!("{e:?}")))
+}
+
+/// Copy a float tensor to the host as `f64`.
+pub fn to_vec_f64<const D: usize>(t: Tensor<D>) -> Result<Vec<f64>> {
+    t.into_data()
+        .convert::<f64>()
+        .try_into_vec::<f64>()
+        .map_err(|e| ScoreError::TensorData(format!("{e:?}")))
+}
+
+/// A tensor from host `f64` values with the given shape and float dtype (use
+/// `DType::F64` for float64 computations on backends that support it).
+pub fn from_f64_as<const D: usize>(values: &[f64], shape: [usize; D], dtype: DType, device: &Device) -> Tensor<D> {
+    Tensor::<D>::from_data(TensorData::new(values.to_vec(), shape), (device, dtype))
+}
+
+/// A tensor from host `f32` values with the given shape.
+pub fn from_f32<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::<D>::from_data(TensorData::new(values, shape), device)
+}
+
+/// A tensor from host `f64` values with the given shape (stored as `f32`).
+pub fn from_f64<const D: usize>(values: &[f64], shape: [usize; D], device: &Device) -> Tensor<D> {
+    from_f32(values.iter().map(|&x| x as f32).collect(), shape, device)
+}
+
+/// A generator for one (seed, stream, counter) triple. Counter-based seeding makes
+/// every training step's randomness a pure function of the run seed and the step,
+/// which is what lets a resumed run continue exactly as if it had never stopped.
+pub fn stream_rng(seed: u64, stream: u64, counter: u64) -> StdRng {
+    fn splitmix(mut z: u64) -> u64 {
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    StdRng::seed_from_u64(splitmix(splitmix(splitmix(seed) ^ stream) ^ counter))
+}
+
+/// Standard normal noise with the shape, dtype and device of `like`.
+pub fn randn_like<const D: usize>(like: &Tensor<D>, rng: &mut StdRng) -> Tensor<D> {
+    let shape: [usize; D] = like.dims();
+    let n: usize = shape.iter().product();
+    let v: Vec<f64> = (0..n).map(|_| StandardNormal.sample(rng)).collect();
+    from_f64_as(&v, shape, like.dtype(), &like.device())
+}
