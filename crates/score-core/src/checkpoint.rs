@@ -24,9 +24,15 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Write `bytes` to `path` atomically: a temporary file in the same folder, flushed and
 /// synced, then renamed over the target. A crash leaves either the old or the new file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| ScoreError::io(dir, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
@@ -122,10 +128,18 @@ impl ModuleMapper for Loader<'_> {
             ));
             return param;
         }
-        let values: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4"))).collect();
+        let values: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
+            .collect();
         let device = param.lazy_device();
         let t = Tensor::<D>::from_data(TensorData::new(values, view.shape().to_vec()), &device);
-        let id = self.ids.and_then(|m| m.get(&path)).map(|&i| ParamId::from(i)).unwrap_or(param.id);
+        let id = self
+            .ids
+            .and_then(|m| m.get(&path))
+            .map(|&i| ParamId::from(i))
+            .unwrap_or(param.id);
         self.loaded += 1;
         param.transform_for_load(t, id)
     }
@@ -150,13 +164,25 @@ impl CheckpointFile {
             .metadata()
             .as_ref()
             .and_then(|m| m.get("scorelab"))
-            .ok_or_else(|| ScoreError::format(path, "safetensors", "metadata: no 'scorelab' entry (not a scorelab checkpoint)"))?;
-        let meta: CheckpointMeta = serde_json::from_str(raw)
-            .map_err(|e| ScoreError::format(path, "safetensors", format!("metadata 'scorelab': {e}")))?;
+            .ok_or_else(|| {
+                ScoreError::format(
+                    path,
+                    "safetensors",
+                    "metadata: no 'scorelab' entry (not a scorelab checkpoint)",
+                )
+            })?;
+        let meta: CheckpointMeta = serde_json::from_str(raw).map_err(|e| {
+            ScoreError::format(path, "safetensors", format!("metadata 'scorelab': {e}"))
+        })?;
         if meta.format != FORMAT_VERSION {
-            return Err(ScoreError::format(path, "safetensors", format!("format: version {} is not {FORMAT_VERSION}", meta.format)));
+            return Err(ScoreError::format(
+                path,
+                "safetensors",
+                format!("format: version {} is not {FORMAT_VERSION}", meta.format),
+            ));
         }
-        SafeTensors::deserialize(&bytes).map_err(|e| ScoreError::format(path, "safetensors", e.to_string()))?;
+        SafeTensors::deserialize(&bytes)
+            .map_err(|e| ScoreError::format(path, "safetensors", e.to_string()))?;
         Ok(Self {
             path: path.to_path_buf(),
             bytes,
@@ -197,7 +223,10 @@ impl CheckpointFile {
 
     /// The optimizer record bytes, when the checkpoint has them.
     pub fn optimizer_bytes(&self) -> Option<Vec<u8>> {
-        self.st().tensor("optimizer").ok().map(|v| v.data().to_vec())
+        self.st()
+            .tensor("optimizer")
+            .ok()
+            .map(|v| v.data().to_vec())
     }
 }
 
@@ -216,7 +245,12 @@ pub fn save_checkpoint<M: Module>(
         for (p, id, data) in collect_params(m) {
             meta.param_ids.insert(p.clone(), id);
             let shape = data.shape().to_vec();
-            owned.push((format!("{prefix}{p}"), shape, data.into_bytes().to_vec(), Dtype::F32));
+            owned.push((
+                format!("{prefix}{p}"),
+                shape,
+                data.into_bytes().to_vec(),
+                Dtype::F32,
+            ));
         }
     }
     if let Some(b) = optimizer {
@@ -224,10 +258,22 @@ pub fn save_checkpoint<M: Module>(
     }
     let views: Vec<(String, TensorView<'_>)> = owned
         .iter()
-        .map(|(n, s, b, dt)| Ok((n.clone(), TensorView::new(*dt, s.clone(), b).map_err(|e| ScoreError::invalid("tensor", e.to_string()))?)))
+        .map(|(n, s, b, dt)| {
+            Ok((
+                n.clone(),
+                TensorView::new(*dt, s.clone(), b)
+                    .map_err(|e| ScoreError::invalid("tensor", e.to_string()))?,
+            ))
+        })
         .collect::<Result<_>>()?;
-    let json = serde_json::to_string(&meta).map_err(|e| ScoreError::invalid("metadata", e.to_string()))?;
-    let info: HashMap<String, String> = [("scorelab".to_string(), json), ("format".to_string(), "pt".to_string())].into();
-    let bytes = safetensors::serialize(views, Some(info)).map_err(|e| ScoreError::invalid("checkpoint", e.to_string()))?;
+    let json =
+        serde_json::to_string(&meta).map_err(|e| ScoreError::invalid("metadata", e.to_string()))?;
+    let info: HashMap<String, String> = [
+        ("scorelab".to_string(), json),
+        ("format".to_string(), "pt".to_string()),
+    ]
+    .into();
+    let bytes = safetensors::serialize(views, Some(info))
+        .map_err(|e| ScoreError::invalid("checkpoint", e.to_string()))?;
     write_atomic(path, &bytes)
 }

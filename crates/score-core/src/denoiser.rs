@@ -44,7 +44,12 @@ pub trait Denoiser<const D: usize> {
     }
 
     /// The probability-flow ODE derivative dx/dσ = (x − D(x; σ))/σ.
-    fn ode_derivative(&self, x: Tensor<D>, sigma: Tensor<1>, cond: Option<&Conditioning>) -> Tensor<D> {
+    fn ode_derivative(
+        &self,
+        x: Tensor<D>,
+        sigma: Tensor<1>,
+        cond: Option<&Conditioning>,
+    ) -> Tensor<D> {
         let d = self.denoise(x.clone(), sigma.clone(), cond);
         (x - d) / per_sample::<D>(sigma)
     }

@@ -80,7 +80,11 @@ impl ScoreError {
     }
 
     /// A format error in `path`.
-    pub fn format(path: impl Into<PathBuf>, format: &'static str, detail: impl Into<String>) -> Self {
+    pub fn format(
+        path: impl Into<PathBuf>,
+        format: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Self::Format {
             path: path.into(),
             format,

@@ -41,6 +41,7 @@ pub mod denoiser;
 pub mod error;
 pub mod metrics;
 pub mod nn;
+pub mod pipeline;
 pub mod precond;
 pub mod samplers;
 pub mod sigmas;

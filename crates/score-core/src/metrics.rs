@@ -10,7 +10,10 @@ use crate::error::{Result, ScoreError};
 
 fn rows(x: &[f64], d: usize, what: &'static str) -> Result<usize> {
     if d == 0 || x.is_empty() || x.len() % d != 0 {
-        return Err(ScoreError::invalid(what, format!("{} values do not form rows of dimension {d}", x.len())));
+        return Err(ScoreError::invalid(
+            what,
+            format!("{} values do not form rows of dimension {d}", x.len()),
+        ));
     }
     Ok(x.len() / d)
 }
@@ -28,7 +31,10 @@ pub fn sliced_w2(a: &[f64], b: &[f64], d: usize, n_proj: usize, seed: u64) -> Re
         let norm = u.iter().map(|v| v * v).sum::<f64>().sqrt();
         u.iter_mut().for_each(|v| *v /= norm);
         let proj = |x: &[f64]| {
-            let mut p: Vec<f64> = x.chunks_exact(d).map(|r| r.iter().zip(&u).map(|(a, b)| a * b).sum()).collect();
+            let mut p: Vec<f64> = x
+                .chunks_exact(d)
+                .map(|r| r.iter().zip(&u).map(|(a, b)| a * b).sum())
+                .collect();
             p.sort_by(f64::total_cmp);
             p
         };
@@ -36,7 +42,10 @@ pub fn sliced_w2(a: &[f64], b: &[f64], d: usize, n_proj: usize, seed: u64) -> Re
         let mut s = 0.0;
         for i in 0..m {
             let q = (i as f64 + 0.5) / m as f64;
-            let (va, vb) = (pa[((q * na as f64) as usize).min(na - 1)], pb[((q * nb as f64) as usize).min(nb - 1)]);
+            let (va, vb) = (
+                pa[((q * na as f64) as usize).min(na - 1)],
+                pb[((q * nb as f64) as usize).min(nb - 1)],
+            );
             s += (va - vb).powi(2);
         }
         total += s / m as f64;
@@ -54,7 +63,10 @@ fn sq_dist(x: &[f64], y: &[f64]) -> f64 {
 pub fn rbf_mmd2(a: &[f64], b: &[f64], d: usize) -> Result<(f64, f64)> {
     let (na, nb) = (rows(a, d, "a")?, rows(b, d, "b")?);
     if na < 2 || nb < 2 {
-        return Err(ScoreError::invalid("samples", "MMD needs at least two rows per sample"));
+        return Err(ScoreError::invalid(
+            "samples",
+            "MMD needs at least two rows per sample",
+        ));
     }
     let pooled: Vec<&[f64]> = a.chunks_exact(d).chain(b.chunks_exact(d)).collect();
     let mut dists = Vec::new();
@@ -94,7 +106,10 @@ pub fn rbf_mmd2(a: &[f64], b: &[f64], d: usize) -> Result<(f64, f64)> {
 pub fn memorization_rate(generated: &[f64], train: &[f64], d: usize, ratio: f64) -> Result<f64> {
     let (ng, nt) = (rows(generated, d, "generated")?, rows(train, d, "train")?);
     if nt < 2 {
-        return Err(ScoreError::invalid("train", "need at least two training samples"));
+        return Err(ScoreError::invalid(
+            "train",
+            "need at least two training samples",
+        ));
     }
     let mut hits = 0usize;
     for g in generated.chunks_exact(d) {
@@ -116,12 +131,22 @@ pub fn memorization_rate(generated: &[f64], train: &[f64], d: usize, ratio: f64)
 }
 
 /// Distance from each query row to its nearest row of `reference`.
-pub fn nearest_neighbour_distances(queries: &[f64], reference: &[f64], d: usize) -> Result<Vec<f64>> {
+pub fn nearest_neighbour_distances(
+    queries: &[f64],
+    reference: &[f64],
+    d: usize,
+) -> Result<Vec<f64>> {
     rows(queries, d, "queries")?;
     rows(reference, d, "reference")?;
     Ok(queries
         .chunks_exact(d)
-        .map(|q| reference.chunks_exact(d).map(|r| sq_dist(q, r)).fold(f64::INFINITY, f64::min).sqrt())
+        .map(|q| {
+            reference
+                .chunks_exact(d)
+                .map(|r| sq_dist(q, r))
+                .fold(f64::INFINITY, f64::min)
+                .sqrt()
+        })
         .collect())
 }
 
@@ -134,7 +159,9 @@ pub fn moments(x: &[f64], d: usize) -> Result<(Vec<f64>, Vec<f64>)> {
     }
     let mut var = vec![0.0; d];
     for r in x.chunks_exact(d) {
-        var.iter_mut().zip(r.iter().zip(&mean)).for_each(|(s, (v, m))| *s += (v - m).powi(2) / n as f64);
+        var.iter_mut()
+            .zip(r.iter().zip(&mean))
+            .for_each(|(s, (v, m))| *s += (v - m).powi(2) / n as f64);
     }
     Ok((mean, var))
 }
@@ -164,10 +191,17 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(2);
         let g = GaussianMixture::gaussian(vec![0.0; 3], vec![1.0; 3]).unwrap();
         let (a, b) = (g.sample(300, &mut rng), g.sample(300, &mut rng));
-        let c: Vec<f64> = g.sample(300, &mut rng).into_iter().map(|v| v + 1.0).collect();
+        let c: Vec<f64> = g
+            .sample(300, &mut rng)
+            .into_iter()
+            .map(|v| v + 1.0)
+            .collect();
         let (same, _) = rbf_mmd2(&a, &b, 3).unwrap();
         let (diff, _) = rbf_mmd2(&a, &c, 3).unwrap();
-        assert!(diff > 10.0 * same.abs().max(1e-3), "same {same}, diff {diff}");
+        assert!(
+            diff > 10.0 * same.abs().max(1e-3),
+            "same {same}, diff {diff}"
+        );
         // Exact copies of training points are memorised; fresh draws are not.
         assert_eq!(memorization_rate(&a[..30], &a, 3, 1.0 / 3.0).unwrap(), 1.0);
         assert!(memorization_rate(&b, &a, 3, 1.0 / 3.0).unwrap() < 0.1);

@@ -130,7 +130,9 @@ impl Precond {
                 let n: f64 = StandardNormal.sample(rng);
                 (p_mean + p_std * n).exp()
             }
-            Self::Vp { schedule, eps_t, .. } => {
+            Self::Vp {
+                schedule, eps_t, ..
+            } => {
                 let u: f64 = rng.random();
                 schedule.sigma(1.0 + u * (eps_t - 1.0))
             }
@@ -170,7 +172,10 @@ mod tests {
             assert!((c.c_in * c.c_in * (s * s + sd2) - 1.0).abs() < 1e-12);
             // Unit-variance training target: ((1 − c_skip)²σ_d² + c_skip²σ²)/c_out² = 1.
             let var = ((1.0 - c.c_skip).powi(2) * sd2 + c.c_skip.powi(2) * s * s) / c.c_out.powi(2);
-            assert!((var - 1.0).abs() < 1e-10, "sigma {s}: target variance {var}");
+            assert!(
+                (var - 1.0).abs() < 1e-10,
+                "sigma {s}: target variance {var}"
+            );
             // c_skip minimises the target variance: derivative wrt c_skip vanishes.
             let dvar = -2.0 * (1.0 - c.c_skip) * sd2 + 2.0 * c.c_skip * s * s;
             assert!(dvar.abs() < 1e-12);
@@ -196,7 +201,9 @@ mod tests {
         let p = Precond::edm(0.5);
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let n = 20_000;
-        let logs: Vec<f64> = (0..n).map(|_| p.sample_training_sigma(&mut rng).ln()).collect();
+        let logs: Vec<f64> = (0..n)
+            .map(|_| p.sample_training_sigma(&mut rng).ln())
+            .collect();
         let mean = logs.iter().sum::<f64>() / n as f64;
         let var = logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / n as f64;
         // Standard error of the mean is 1.2/sqrt(n) ≈ 0.0085; 5 SE allowed.

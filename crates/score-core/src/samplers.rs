@@ -145,16 +145,26 @@ impl Default for AncestralOptions {
 
 fn check_grid(sigmas: &[f64], start: usize) -> Result<()> {
     if sigmas.len() < 2 {
-        return Err(ScoreError::invalid("sigmas", format!("need at least 2 levels, got {}", sigmas.len())));
+        return Err(ScoreError::invalid(
+            "sigmas",
+            format!("need at least 2 levels, got {}", sigmas.len()),
+        ));
     }
     if start + 1 >= sigmas.len() {
         return Err(ScoreError::invalid(
             "start_index",
-            format!("{start} leaves no step on a grid of {} levels", sigmas.len()),
+            format!(
+                "{start} leaves no step on a grid of {} levels",
+                sigmas.len()
+            ),
         ));
     }
-    if sigmas.iter().any(|s| !s.is_finite() || *s < 0.0) || sigmas.windows(2).any(|w| w[1] >= w[0]) {
-        return Err(ScoreError::invalid("sigmas", "must be finite, non-negative and strictly decreasing"));
+    if sigmas.iter().any(|s| !s.is_finite() || *s < 0.0) || sigmas.windows(2).any(|w| w[1] >= w[0])
+    {
+        return Err(ScoreError::invalid(
+            "sigmas",
+            "must be finite, non-negative and strictly decreasing",
+        ));
     }
     Ok(())
 }
@@ -187,7 +197,15 @@ pub fn euler_sample<const D: usize, M: Denoiser<D> + ?Sized>(
         let den_x = eval(den, &x, s, ctx.cond, &mut nfe);
         let d = (x.clone() - den_x.clone()).div_scalar(s);
         x = x + d.mul_scalar(s_next - s);
-        ctx.report(StepInfo { index: i, sigma: s, sigma_next: s_next, x: &x, denoised: &den_x, nfe, total_steps: total });
+        ctx.report(StepInfo {
+            index: i,
+            sigma: s,
+            sigma_next: s_next,
+            x: &x,
+            denoised: &den_x,
+            nfe,
+            total_steps: total,
+        });
     }
     Ok(SampleOutput { x, nfe })
 }
@@ -230,7 +248,15 @@ pub fn heun_sample<const D: usize, M: Denoiser<D> + ?Sized>(
             x_next = x_hat + (d + d_prime).mul_scalar(0.5 * (s_next - s_hat));
         }
         x = x_next;
-        ctx.report(StepInfo { index: i, sigma: s, sigma_next: s_next, x: &x, denoised: &den_hat, nfe, total_steps: total });
+        ctx.report(StepInfo {
+            index: i,
+            sigma: s,
+            sigma_next: s_next,
+            x: &x,
+            denoised: &den_hat,
+            nfe,
+            total_steps: total,
+        });
     }
     Ok(SampleOutput { x, nfe })
 }
@@ -259,14 +285,23 @@ pub fn dpmpp_2m_sample<const D: usize, M: Denoiser<D> + ?Sized>(
             let target = match &old {
                 Some((d_prev, h_prev)) => {
                     let r = h_prev / h;
-                    den_x.clone().mul_scalar(1.0 + 1.0 / (2.0 * r)) - d_prev.clone().mul_scalar(1.0 / (2.0 * r))
+                    den_x.clone().mul_scalar(1.0 + 1.0 / (2.0 * r))
+                        - d_prev.clone().mul_scalar(1.0 / (2.0 * r))
                 }
                 None => den_x.clone(),
             };
             x = x.mul_scalar(s_next / s) - target.mul_scalar((-h).exp_m1());
             old = Some((den_x.clone(), h));
         }
-        ctx.report(StepInfo { index: i, sigma: s, sigma_next: s_next, x: &x, denoised: &den_x, nfe, total_steps: total });
+        ctx.report(StepInfo {
+            index: i,
+            sigma: s,
+            sigma_next: s_next,
+            x: &x,
+            denoised: &den_x,
+            nfe,
+            total_steps: total,
+        });
     }
     Ok(SampleOutput { x, nfe })
 }
@@ -288,7 +323,8 @@ pub fn euler_ancestral_sample<const D: usize, M: Denoiser<D> + ?Sized>(
     for i in ctx.start_index..sigmas.len() - 1 {
         let (s, s_next) = (sigmas[i], sigmas[i + 1]);
         let den_x = eval(den, &x, s, ctx.cond, &mut nfe);
-        let s_up = (opts.eta * (s_next * s_next * (s * s - s_next * s_next) / (s * s)).sqrt()).min(s_next);
+        let s_up =
+            (opts.eta * (s_next * s_next * (s * s - s_next * s_next) / (s * s)).sqrt()).min(s_next);
         let s_down = (s_next * s_next - s_up * s_up).sqrt();
         let d = (x.clone() - den_x.clone()).div_scalar(s);
         x = x + d.mul_scalar(s_down - s);
@@ -297,7 +333,15 @@ pub fn euler_ancestral_sample<const D: usize, M: Denoiser<D> + ?Sized>(
             let eps = randn_like(&x, &mut rng);
             x = x + eps.mul_scalar(s_up * opts.s_noise);
         }
-        ctx.report(StepInfo { index: i, sigma: s, sigma_next: s_next, x: &x, denoised: &den_x, nfe, total_steps: total });
+        ctx.report(StepInfo {
+            index: i,
+            sigma: s,
+            sigma_next: s_next,
+            x: &x,
+            denoised: &den_x,
+            nfe,
+            total_steps: total,
+        });
     }
     Ok(SampleOutput { x, nfe })
 }
@@ -327,7 +371,9 @@ impl std::str::FromStr for Sampler {
             _ => {
                 return Err(ScoreError::invalid(
                     "sampler",
-                    format!("unknown sampler '{s}', expected euler, heun, dpmpp-2m or euler-ancestral"),
+                    format!(
+                        "unknown sampler '{s}', expected euler, heun, dpmpp-2m or euler-ancestral"
+                    ),
                 ));
             }
         })

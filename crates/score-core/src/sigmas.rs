@@ -34,7 +34,8 @@ impl VpSchedule {
     /// The inverse t(σ), solving ½ β_d t² + β_min t = ln(1 + σ²).
     pub fn t_of_sigma(&self, sigma: f64) -> f64 {
         let c = (sigma * sigma).ln_1p();
-        ((self.beta_min * self.beta_min + 2.0 * self.beta_d * c).sqrt() - self.beta_min) / self.beta_d
+        ((self.beta_min * self.beta_min + 2.0 * self.beta_d * c).sqrt() - self.beta_min)
+            / self.beta_d
     }
 
     /// The VP scale s(t) = α_t = 1/sqrt(1 + σ(t)²).
@@ -57,12 +58,17 @@ pub fn edm_to_vp(x: f64, sigma: f64) -> (f64, f64, f64) {
 
 fn check_range(n: usize, sigma_min: f64, sigma_max: f64) -> Result<()> {
     if n < 2 {
-        return Err(ScoreError::invalid("steps", format!("need at least 2 noise levels, got {n}")));
+        return Err(ScoreError::invalid(
+            "steps",
+            format!("need at least 2 noise levels, got {n}"),
+        ));
     }
     if !(sigma_min > 0.0 && sigma_max > sigma_min && sigma_max.is_finite()) {
         return Err(ScoreError::invalid(
             "sigma range",
-            format!("need 0 < sigma_min < sigma_max < inf, got sigma_min = {sigma_min}, sigma_max = {sigma_max}"),
+            format!(
+                "need 0 < sigma_min < sigma_max < inf, got sigma_min = {sigma_min}, sigma_max = {sigma_max}"
+            ),
         ));
     }
     Ok(())
@@ -78,7 +84,10 @@ fn with_zero(mut v: Vec<f64>) -> Vec<f64> {
 pub fn karras_sigmas(n: usize, sigma_min: f64, sigma_max: f64, rho: f64) -> Result<Vec<f64>> {
     check_range(n, sigma_min, sigma_max)?;
     if !(rho > 0.0) {
-        return Err(ScoreError::invalid("rho", format!("must be positive, got {rho}")));
+        return Err(ScoreError::invalid(
+            "rho",
+            format!("must be positive, got {rho}"),
+        ));
     }
     let (a, b) = (sigma_max.powf(1.0 / rho), sigma_min.powf(1.0 / rho));
     Ok(with_zero(
@@ -92,7 +101,10 @@ pub fn karras_sigmas(n: usize, sigma_min: f64, sigma_max: f64, rho: f64) -> Resu
 /// followed by 0.
 pub fn vp_sigmas(n: usize, schedule: VpSchedule, eps_t: f64) -> Result<Vec<f64>> {
     if !(eps_t > 0.0 && eps_t < 1.0) {
-        return Err(ScoreError::invalid("eps_t", format!("must lie in (0, 1), got {eps_t}")));
+        return Err(ScoreError::invalid(
+            "eps_t",
+            format!("must lie in (0, 1), got {eps_t}"),
+        ));
     }
     check_range(n, schedule.sigma(eps_t), schedule.sigma(1.0))?;
     Ok(with_zero(
@@ -108,7 +120,9 @@ pub fn loguniform_sigmas(n: usize, sigma_min: f64, sigma_max: f64) -> Result<Vec
     check_range(n, sigma_min, sigma_max)?;
     let (a, b) = (sigma_max.ln(), sigma_min.ln());
     Ok(with_zero(
-        (0..n).map(|i| (a + i as f64 / (n - 1) as f64 * (b - a)).exp()).collect(),
+        (0..n)
+            .map(|i| (a + i as f64 / (n - 1) as f64 * (b - a)).exp())
+            .collect(),
     ))
 }
 
@@ -195,7 +209,10 @@ mod tests {
             // Rounding to 4 decimals leaves at most 5e-5 absolute error; values given
             // with fewer decimals (57.586) carry at most 5e-4.
             let tol = if i == 1 { 5e-4 } else { 1e-4 };
-            assert!((got - want).abs() <= tol, "sigma[{i}] = {got}, reference {want}");
+            assert!(
+                (got - want).abs() <= tol,
+                "sigma[{i}] = {got}, reference {want}"
+            );
         }
     }
 
@@ -203,7 +220,11 @@ mod tests {
     fn vp_endpoints_match_edm() {
         let vp = VpSchedule::default();
         assert!((vp.sigma(1.0) - 152.17).abs() < 5e-3, "{}", vp.sigma(1.0));
-        assert!((vp.sigma(1e-3) - 0.010486).abs() < 5e-7, "{}", vp.sigma(1e-3));
+        assert!(
+            (vp.sigma(1e-3) - 0.010486).abs() < 5e-7,
+            "{}",
+            vp.sigma(1e-3)
+        );
         for &s in &[0.01, 0.5, 3.0, 80.0] {
             assert!((vp.sigma(vp.t_of_sigma(s)) - s).abs() < 1e-9 * s.max(1.0));
         }
@@ -222,10 +243,19 @@ mod tests {
 
     #[test]
     fn grids_are_decreasing_and_hit_their_ends() {
-        for kind in [GridKind::Karras, GridKind::LogUniform, GridKind::Linear, GridKind::Ve, GridKind::Vp] {
+        for kind in [
+            GridKind::Karras,
+            GridKind::LogUniform,
+            GridKind::Linear,
+            GridKind::Ve,
+            GridKind::Vp,
+        ] {
             let g = kind.build(12, 0.002, 80.0).unwrap();
             assert_eq!(g.len(), 13);
-            assert!(g.windows(2).all(|w| w[0] > w[1]), "{kind:?} not decreasing: {g:?}");
+            assert!(
+                g.windows(2).all(|w| w[0] > w[1]),
+                "{kind:?} not decreasing: {g:?}"
+            );
         }
         let g = loguniform_sigmas(5, 0.01, 100.0).unwrap();
         assert!((g[2] - 1.0).abs() < 1e-12);

@@ -53,7 +53,12 @@ pub fn to_vec_f64<const D: usize>(t: Tensor<D>) -> Result<Vec<f64>> {
 
 /// A tensor from host `f64` values with the given shape and float dtype (use
 /// `DType::F64` for float64 computations on backends that support it).
-pub fn from_f64_as<const D: usize>(values: &[f64], shape: [usize; D], dtype: DType, device: &Device) -> Tensor<D> {
+pub fn from_f64_as<const D: usize>(
+    values: &[f64],
+    shape: [usize; D],
+    dtype: DType,
+    device: &Device,
+) -> Tensor<D> {
     Tensor::<D>::from_data(TensorData::new(values.to_vec(), shape), (device, dtype))
 }
 

@@ -11,9 +11,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams};
-use burn::grad_clipping::GradientClippingConfig;
 use burn::tensor::{Bytes, Device, Tensor};
 use rand::RngExt;
 
@@ -74,10 +74,16 @@ impl TrainConfig {
             return Err(ScoreError::invalid("steps/batch_size", "must be positive"));
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(ScoreError::invalid("lr", format!("must be positive and finite, got {}", self.lr)));
+            return Err(ScoreError::invalid(
+                "lr",
+                format!("must be positive and finite, got {}", self.lr),
+            ));
         }
         if !(self.ema_halflife_steps > 0.0) {
-            return Err(ScoreError::invalid("ema_halflife_steps", "must be positive"));
+            return Err(ScoreError::invalid(
+                "ema_halflife_steps",
+                "must be positive",
+            ));
         }
         if self.grad_clip.is_some_and(|c| !(c > 0.0)) {
             return Err(ScoreError::invalid("grad_clip", "must be positive"));
@@ -118,7 +124,10 @@ impl TrainData<2> for VectorData {
     }
     fn batch(&self, idx: &[usize], device: &Device) -> (Tensor<2>, Option<Conditioning>) {
         let d = self.dim;
-        let v: Vec<f64> = idx.iter().flat_map(|&i| self.data[i * d..(i + 1) * d].iter().copied()).collect();
+        let v: Vec<f64> = idx
+            .iter()
+            .flat_map(|&i| self.data[i * d..(i + 1) * d].iter().copied())
+            .collect();
         (from_f64(&v, [idx.len(), d], device), None)
     }
 }
@@ -174,7 +183,8 @@ struct Flatten(Vec<Tensor<1>>);
 
 impl ModuleVisitor for Flatten {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.0.push(param.val().without_autodiff().flatten::<1>(0, D - 1));
+        self.0
+            .push(param.val().without_autodiff().flatten::<1>(0, D - 1));
     }
 }
 
@@ -185,7 +195,10 @@ struct EmaUpdate {
 
 impl ModuleMapper for EmaUpdate {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let src = self.src.next().expect("EMA and model have the same parameters");
+        let src = self
+            .src
+            .next()
+            .expect("EMA and model have the same parameters");
         let beta = self.beta;
         param.map(|e| {
             let shape = e.shape();
@@ -231,16 +244,25 @@ where
         .ok_or_else(|| ScoreError::invalid("net", "the network has no parameters"))?;
     let mut optim = AdamConfig::new()
         .with_epsilon(1e-8)
-        .with_grad_clipping(cfg.grad_clip.map(|c| GradientClippingConfig::Norm(c as f32)))
+        .with_grad_clipping(
+            cfg.grad_clip
+                .map(|c| GradientClippingConfig::Norm(c as f32)),
+        )
         .init();
     let (mut net, mut ema, start) = match resume {
         Some(ck) => {
             let net = ck.load_into(net, "model.", true)?;
-            let ema = if ck.has("ema.") { ck.load_into(net.valid(), "ema.", true)? } else { net.valid() };
+            let ema = if ck.has("ema.") {
+                ck.load_into(net.valid(), "ema.", true)?
+            } else {
+                net.valid()
+            };
             if let Some(b) = ck.optimizer_bytes() {
-                optim = optim.from_bytes(Bytes::from_bytes_vec(b)).map_err(|e| ScoreError::Checkpoint {
-                    path: ck.path.clone(),
-                    detail: format!("optimizer: {e:?}"),
+                optim = optim.from_bytes(Bytes::from_bytes_vec(b)).map_err(|e| {
+                    ScoreError::Checkpoint {
+                        path: ck.path.clone(),
+                        detail: format!("optimizer: {e:?}"),
+                    }
                 })?;
             }
             (net, ema, ck.meta.step)
@@ -251,7 +273,13 @@ where
         }
     };
     if start >= cfg.steps {
-        return Ok(TrainResult { net, ema, step: start, last_loss: f64::NAN, seconds: 0.0 });
+        return Ok(TrainResult {
+            net,
+            ema,
+            step: start,
+            last_loss: f64::NAN,
+            seconds: 0.0,
+        });
     }
     let config_json = serde_json::json!({ "train": cfg, "extra": extra });
     let mut log = match &out.log {
@@ -264,22 +292,35 @@ where
         ),
         None => None,
     };
-    let end = out.stop_after.map_or(cfg.steps, |k| (start + k).min(cfg.steps));
+    let end = out
+        .stop_after
+        .map_or(cfg.steps, |k| (start + k).min(cfg.steps));
     let bar = out.progress.then(|| {
         let b = indicatif::ProgressBar::new((cfg.steps) as u64).with_position(start as u64);
         b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} train [{bar:30}] {pos}/{len} steps  {msg}  ETA {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} train [{bar:30}] {pos}/{len} steps  {msg}  ETA {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         b
     });
     let beta = 0.5f64.powf(1.0 / cfg.ema_halflife_steps);
     let t0 = Instant::now();
     let (mut window_loss, mut window_n, mut last_loss) = (0.0, 0usize, f64::NAN);
-    let save = |net: &N, ema: &N, optim: &burn::optim::ModuleOptimizer, step: usize, loss: f64| -> Result<()> {
-        let Some(path) = &out.checkpoint else { return Ok(()) };
-        let bytes = optim.into_bytes().map_err(|e| ScoreError::invalid("optimizer", format!("{e:?}")))?;
+    let save = |net: &N,
+                ema: &N,
+                optim: &burn::optim::ModuleOptimizer,
+                step: usize,
+                loss: f64|
+     -> Result<()> {
+        let Some(path) = &out.checkpoint else {
+            return Ok(());
+        };
+        let bytes = optim
+            .into_bytes()
+            .map_err(|e| ScoreError::invalid("optimizer", format!("{e:?}")))?;
         let meta = CheckpointMeta {
             format: FORMAT_VERSION,
             step,
@@ -293,12 +334,24 @@ where
     for step in start..end {
         let lr = cfg.lr_at(step);
         let mut rng = stream_rng(cfg.seed, 1, step as u64);
-        let idx: Vec<usize> = (0..cfg.batch_size).map(|_| rng.random_range(0..data.len())).collect();
+        let idx: Vec<usize> = (0..cfg.batch_size)
+            .map(|_| rng.random_range(0..data.len()))
+            .collect();
         let (x0, cond) = data.batch(&idx, &device);
-        let sigmas: Vec<f64> = (0..cfg.batch_size).map(|_| cfg.precond.sample_training_sigma(&mut rng)).collect();
+        let sigmas: Vec<f64> = (0..cfg.batch_size)
+            .map(|_| cfg.precond.sample_training_sigma(&mut rng))
+            .collect();
         let noise = randn(x0.dims(), &mut rng, &device);
         device.seed(rng.random());
-        let loss = denoising_loss(&net, &cfg.precond, x0, tensor1(&sigmas, &device), noise, cond.as_ref()).mean();
+        let loss = denoising_loss(
+            &net,
+            &cfg.precond,
+            x0,
+            tensor1(&sigmas, &device),
+            noise,
+            cond.as_ref(),
+        )
+        .mean();
         let value: f64 = loss.clone().into_scalar::<f32>() as f64;
         if !value.is_finite() {
             if let Some(b) = &bar {
@@ -318,7 +371,8 @@ where
             let rate = (done - start) as f64 / secs.max(1e-9);
             if let Some(f) = log.as_mut() {
                 let line = serde_json::json!({"step": done, "loss": last_loss, "lr": lr, "steps_per_s": rate, "elapsed_s": secs});
-                writeln!(f, "{line}").map_err(|e| ScoreError::io(out.log.clone().unwrap_or_default(), e))?;
+                writeln!(f, "{line}")
+                    .map_err(|e| ScoreError::io(out.log.clone().unwrap_or_default(), e))?;
             }
             if let Some(b) = &bar {
                 b.set_message(format!("loss {last_loss:.4}  {rate:.2} steps/s"));

@@ -30,7 +30,11 @@ fn mlp_learns_the_eight_mode_ring() {
         warmup_steps: 50,
         ema_halflife_steps: 50.0,
         // σ_data of the ring: radius 2 in 2-D gives per-coordinate std sqrt(2) ≈ 1.41.
-        precond: Precond::Edm { sigma_data: 1.41, p_mean: -1.0, p_std: 1.4 },
+        precond: Precond::Edm {
+            sigma_data: 1.41,
+            p_mean: -1.0,
+            p_std: 1.4,
+        },
         checkpoint_every: 10_000,
         log_every: 100,
         seed: 1,
@@ -38,13 +42,28 @@ fn mlp_learns_the_eight_mode_ring() {
     };
     let t0 = std::time::Instant::now();
     let net = MlpConfig::new(2).init(&device);
-    let res = train(net, &data, &cfg, serde_json::Value::Null, &TrainOutput::default(), None).unwrap();
+    let res = train(
+        net,
+        &data,
+        &cfg,
+        serde_json::Value::Null,
+        &TrainOutput::default(),
+        None,
+    )
+    .unwrap();
     let n = 2000;
     let sigmas = karras_sigmas(32, 0.002, 80.0, 7.0).unwrap();
     let inner = Device::flex();
     let x = randn([n, 2], &mut stream_rng(9, 0, 0), &inner).mul_scalar(80.0);
     let den = Preconditioned::new(&res.ema, cfg.precond);
-    let out = heun_sample(&den, &sigmas, x, &HeunOptions::default(), &mut SampleContext::new()).unwrap();
+    let out = heun_sample(
+        &den,
+        &sigmas,
+        x,
+        &HeunOptions::default(),
+        &mut SampleContext::new(),
+    )
+    .unwrap();
     let xs = to_vec_f64(out.x).unwrap();
     let elapsed = t0.elapsed().as_secs_f64();
     assert!(elapsed < 120.0, "took {elapsed:.1} s");
@@ -52,7 +71,10 @@ fn mlp_learns_the_eight_mode_ring() {
     // Every mode covered: each of the 8 components gets at least half its share.
     let mut counts = [0usize; 8];
     gm.assign(&xs).into_iter().for_each(|k| counts[k] += 1);
-    assert!(counts.iter().all(|&c| c >= n / 16), "mode counts {counts:?}");
+    assert!(
+        counts.iter().all(|&c| c >= n / 16),
+        "mode counts {counts:?}"
+    );
     // Threshold: a model that drops one mode (moving its 1/8 of the mass to a
     // neighbour 2·2·sin(π/8) ≈ 1.53 away) adds sqrt(1/8 · 1.53² · ½) ≈ 0.38 of sliced W2
     // (½ = E[u₁²] for a random direction in 2-D); combined with the finite-sample floor
@@ -62,8 +84,13 @@ fn mlp_learns_the_eight_mode_ring() {
     let truth = gm.sample(n, &mut stream_rng(10, 0, 0));
     let sw = sliced_w2(&xs, &truth, 2, 128, 0).unwrap();
     let floor = sliced_w2(&gm.sample(n, &mut stream_rng(11, 0, 0)), &truth, 2, 128, 0).unwrap();
-    eprintln!("sliced W2 to data {sw:.4} (two-sample floor {floor:.4}), modes {counts:?}, {elapsed:.1} s");
-    assert!(sw < 0.25 && sw < floor + 0.1, "sliced W2 {sw} (floor {floor})");
+    eprintln!(
+        "sliced W2 to data {sw:.4} (two-sample floor {floor:.4}), modes {counts:?}, {elapsed:.1} s"
+    );
+    assert!(
+        sw < 0.25 && sw < floor + 0.1,
+        "sliced W2 {sw} (floor {floor})"
+    );
 }
 
 #[test]
@@ -87,12 +114,19 @@ fn resume_equals_an_uninterrupted_run() {
     // Same initial weights for both runs: seed the device before init.
     device.seed(42);
     let net = mlp.init(&device);
-    let out = TrainOutput { checkpoint: Some(whole_path.clone()), ..Default::default() };
+    let out = TrainOutput {
+        checkpoint: Some(whole_path.clone()),
+        ..Default::default()
+    };
     let whole = train(net, &data, &cfg, serde_json::Value::Null, &out, None).unwrap();
 
     device.seed(42);
     let net = mlp.init(&device);
-    let out = TrainOutput { checkpoint: Some(part_path.clone()), stop_after: Some(7), ..Default::default() };
+    let out = TrainOutput {
+        checkpoint: Some(part_path.clone()),
+        stop_after: Some(7),
+        ..Default::default()
+    };
     let first = train(net, &data, &cfg, serde_json::Value::Null, &out, None).unwrap();
     assert_eq!(first.step, 7);
     // A fresh process would rebuild the network from scratch and load the checkpoint.
@@ -100,31 +134,61 @@ fn resume_equals_an_uninterrupted_run() {
     let fresh = mlp.init(&device);
     let ck = CheckpointFile::read(&part_path).unwrap();
     assert_eq!(ck.meta.step, 7);
-    let out = TrainOutput { checkpoint: Some(part_path.clone()), ..Default::default() };
+    let out = TrainOutput {
+        checkpoint: Some(part_path.clone()),
+        ..Default::default()
+    };
     let resumed = train(fresh, &data, &cfg, serde_json::Value::Null, &out, Some(&ck)).unwrap();
     assert_eq!(resumed.step, 12);
 
     for (a, b) in [(&whole.net, &resumed.net), (&whole.ema, &resumed.ema)] {
         for ((pa, _, da), (pb, _, db)) in collect_params(a).into_iter().zip(collect_params(b)) {
             assert_eq!(pa, pb);
-            let (va, vb) = (da.try_to_vec::<f32>().unwrap(), db.try_to_vec::<f32>().unwrap());
-            let max = va.iter().zip(&vb).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            let (va, vb) = (
+                da.try_to_vec::<f32>().unwrap(),
+                db.try_to_vec::<f32>().unwrap(),
+            );
+            let max = va
+                .iter()
+                .zip(&vb)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
             // Same operations on the same inputs in the same order: bit-identical.
             assert_eq!(max, 0.0, "parameter {pa} differs by {max}");
         }
     }
     // The final checkpoints agree too.
-    let (a, b) = (CheckpointFile::read(&whole_path).unwrap(), CheckpointFile::read(&part_path).unwrap());
+    let (a, b) = (
+        CheckpointFile::read(&whole_path).unwrap(),
+        CheckpointFile::read(&part_path).unwrap(),
+    );
     assert_eq!(a.meta.step, b.meta.step);
 }
 
 #[test]
 fn non_finite_loss_stops_with_an_error() {
     let device = Device::flex().autodiff();
-    let data = score_core::train::VectorData { data: vec![f64::NAN, 0.0, 1.0, 1.0], dim: 2 };
-    let cfg = TrainConfig { steps: 3, batch_size: 4, ..TrainConfig::default() };
-    let net = MlpConfig::new(2).with_hidden(8).with_blocks(1).init(&device);
-    match train(net, &data, &cfg, serde_json::Value::Null, &TrainOutput::default(), None) {
+    let data = score_core::train::VectorData {
+        data: vec![f64::NAN, 0.0, 1.0, 1.0],
+        dim: 2,
+    };
+    let cfg = TrainConfig {
+        steps: 3,
+        batch_size: 4,
+        ..TrainConfig::default()
+    };
+    let net = MlpConfig::new(2)
+        .with_hidden(8)
+        .with_blocks(1)
+        .init(&device);
+    match train(
+        net,
+        &data,
+        &cfg,
+        serde_json::Value::Null,
+        &TrainOutput::default(),
+        None,
+    ) {
         Err(ScoreError::NonFiniteLoss { step: 0, .. }) => {}
         Err(e) => panic!("wrong error {e}"),
         Ok(_) => panic!("training on NaN data succeeded"),
@@ -136,6 +200,9 @@ fn corrupt_checkpoint_is_an_error_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("broken.safetensors");
     std::fs::write(&p, b"not a checkpoint").unwrap();
-    let msg = CheckpointFile::read(&p).err().expect("must fail").to_string();
+    let msg = CheckpointFile::read(&p)
+        .err()
+        .expect("must fail")
+        .to_string();
     assert!(msg.contains("broken.safetensors"), "{msg}");
 }

@@ -26,7 +26,13 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&raw[..])
             .read_to_end(&mut out)
-            .map_err(|e| ScoreError::format(path, "IDX (gzip)", format!("gzip stream is corrupt or truncated: {e}")))?;
+            .map_err(|e| {
+                ScoreError::format(
+                    path,
+                    "IDX (gzip)",
+                    format!("gzip stream is corrupt or truncated: {e}"),
+                )
+            })?;
         out
     } else {
         raw
@@ -37,13 +43,22 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
 /// Parse IDX bytes; the error string names the field that is wrong.
 pub fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
     if bytes.len() < 4 {
-        return Err(format!("header: file has {} bytes, the magic number needs 4", bytes.len()));
+        return Err(format!(
+            "header: file has {} bytes, the magic number needs 4",
+            bytes.len()
+        ));
     }
     if bytes[0] != 0 || bytes[1] != 0 {
-        return Err(format!("magic: first two bytes must be 0, got {:#04x} {:#04x}", bytes[0], bytes[1]));
+        return Err(format!(
+            "magic: first two bytes must be 0, got {:#04x} {:#04x}",
+            bytes[0], bytes[1]
+        ));
     }
     if bytes[2] != 0x08 {
-        return Err(format!("magic: type code {:#04x} is not 0x08 (unsigned byte)", bytes[2]));
+        return Err(format!(
+            "magic: type code {:#04x} is not 0x08 (unsigned byte)",
+            bytes[2]
+        ));
     }
     let ndim = bytes[3] as usize;
     if ndim == 0 {
@@ -51,10 +66,15 @@ pub fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
     }
     let header = 4 + 4 * ndim;
     if bytes.len() < header {
-        return Err(format!("dimensions: header needs {header} bytes for {ndim} dimensions, file has {}", bytes.len()));
+        return Err(format!(
+            "dimensions: header needs {header} bytes for {ndim} dimensions, file has {}",
+            bytes.len()
+        ));
     }
     let shape: Vec<usize> = (0..ndim)
-        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize)
+        .map(|i| {
+            u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
+        })
         .collect();
     let count = shape
         .iter()
@@ -64,7 +84,11 @@ pub fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
     if body != count {
         return Err(format!(
             "data: dimensions {shape:?} need {count} bytes of data, file has {body}{}",
-            if body < count { " (truncated)" } else { " (trailing bytes)" }
+            if body < count {
+                " (truncated)"
+            } else {
+                " (trailing bytes)"
+            }
         ));
     }
     Ok(IdxArray {
@@ -76,7 +100,10 @@ pub fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
 /// Write an IDX file of unsigned bytes (uncompressed).
 pub fn write_idx(path: &Path, shape: &[usize], data: &[u8]) -> Result<()> {
     if shape.iter().product::<usize>() != data.len() {
-        return Err(ScoreError::invalid("shape", format!("{shape:?} does not hold {} values", data.len())));
+        return Err(ScoreError::invalid(
+            "shape",
+            format!("{shape:?} does not hold {} values", data.len()),
+        ));
     }
     let mut out = vec![0, 0, 0x08, shape.len() as u8];
     for &s in shape {
@@ -104,7 +131,10 @@ mod tests {
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() - 5]).unwrap();
         let msg = read_idx(&p).unwrap_err().to_string();
-        assert!(msg.contains("imgs-idx3-ubyte") && msg.contains("truncated"), "{msg}");
+        assert!(
+            msg.contains("imgs-idx3-ubyte") && msg.contains("truncated"),
+            "{msg}"
+        );
 
         // Bad magic.
         std::fs::write(&p, [1u8, 0, 8, 1, 0, 0, 0, 1, 7]).unwrap();
@@ -114,7 +144,10 @@ mod tests {
         // A corrupt gzip stream.
         std::fs::write(&p, [0x1f, 0x8b, 8, 0, 1, 2, 3]).unwrap();
         let msg = read_idx(&p).unwrap_err().to_string();
-        assert!(msg.contains("imgs-idx3-ubyte") && msg.contains("gzip"), "{msg}");
+        assert!(
+            msg.contains("imgs-idx3-ubyte") && msg.contains("gzip"),
+            "{msg}"
+        );
 
         // A missing file.
         let msg = read_idx(&dir.path().join("nope")).unwrap_err().to_string();

@@ -11,7 +11,10 @@ pub fn write_image_grid(path: &Path, images: &[f32], shape: [usize; 4], cols: us
     if images.len() != n * c * h * w || n == 0 || !(c == 1 || c == 3) {
         return Err(ScoreError::invalid(
             "images",
-            format!("{} values for shape {shape:?} (need n > 0 and 1 or 3 channels)", images.len()),
+            format!(
+                "{} values for shape {shape:?} (need n > 0 and 1 or 3 channels)",
+                images.len()
+            ),
         ));
     }
     let cols = cols.clamp(1, n);
@@ -33,7 +36,11 @@ pub fn write_image_grid(path: &Path, images: &[f32], shape: [usize; 4], cols: us
     }
     let file = std::fs::File::create(path).map_err(|e| ScoreError::io(path, e))?;
     let mut enc = png::Encoder::new(std::io::BufWriter::new(file), gw as u32, gh as u32);
-    enc.set_color(if c == 1 { png::ColorType::Grayscale } else { png::ColorType::Rgb });
+    enc.set_color(if c == 1 {
+        png::ColorType::Grayscale
+    } else {
+        png::ColorType::Rgb
+    });
     enc.set_depth(png::BitDepth::Eight);
     let io = |e: png::EncodingError| ScoreError::io(path, std::io::Error::other(e.to_string()));
     let mut writer = enc.write_header().map_err(io)?;

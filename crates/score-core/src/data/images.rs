@@ -50,7 +50,16 @@ pub enum Split {
 
 /// Fashion-MNIST class names, by label.
 pub const FASHION_CLASSES: [&str; 10] = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 ];
 
 /// The folder of the data sets shipped with the repository.
@@ -74,17 +83,30 @@ impl ImageDataset {
         let im = read_idx(images)?;
         let lb = read_idx(labels)?;
         if im.shape.len() != 3 {
-            return Err(ScoreError::format(images, "IDX", format!("dimensions: expected [n, h, w], got {:?}", im.shape)));
+            return Err(ScoreError::format(
+                images,
+                "IDX",
+                format!("dimensions: expected [n, h, w], got {:?}", im.shape),
+            ));
         }
         if lb.shape != [im.shape[0]] {
             return Err(ScoreError::format(
                 labels,
                 "IDX",
-                format!("dimensions: expected [{}] labels to match {}, got {:?}", im.shape[0], images.display(), lb.shape),
+                format!(
+                    "dimensions: expected [{}] labels to match {}, got {:?}",
+                    im.shape[0],
+                    images.display(),
+                    lb.shape
+                ),
             ));
         }
         if let Some(bad) = lb.data.iter().find(|&&l| l as usize >= num_classes) {
-            return Err(ScoreError::format(labels, "IDX", format!("data: label {bad} is not below {num_classes}")));
+            return Err(ScoreError::format(
+                labels,
+                "IDX",
+                format!("data: label {bad} is not below {num_classes}"),
+            ));
         }
         Ok(Self {
             pixels: im.data.iter().map(|&b| b as f32 / 127.5 - 1.0).collect(),
@@ -102,7 +124,10 @@ impl ImageDataset {
             Split::Test => ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
         };
         let missing = |stem: &str| {
-            ScoreError::io(dir.join(stem), std::io::Error::new(std::io::ErrorKind::NotFound, "no such file (plain or .gz)"))
+            ScoreError::io(
+                dir.join(stem),
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file (plain or .gz)"),
+            )
         };
         let images = find_file(dir, im).ok_or_else(|| missing(im))?;
         let labels = find_file(dir, lb).ok_or_else(|| missing(lb))?;
@@ -115,7 +140,10 @@ impl ImageDataset {
         if let Some(d) = dir {
             return Self::fashion_mnist_in(d, split);
         }
-        let candidates = [shipped_data_dir().join("fashion-mnist"), PathBuf::from(DEBIAN_FASHION_DIR)];
+        let candidates = [
+            shipped_data_dir().join("fashion-mnist"),
+            PathBuf::from(DEBIAN_FASHION_DIR),
+        ];
         let mut last = None;
         for c in &candidates {
             match Self::fashion_mnist_in(c, split) {
@@ -161,7 +189,10 @@ impl ImageDataset {
     pub fn select(&self, idx: &[usize]) -> Self {
         let len = self.image_len();
         Self {
-            pixels: idx.iter().flat_map(|&i| self.pixels[i * len..(i + 1) * len].iter().copied()).collect(),
+            pixels: idx
+                .iter()
+                .flat_map(|&i| self.pixels[i * len..(i + 1) * len].iter().copied())
+                .collect(),
             labels: idx.iter().map(|&i| self.labels[i]).collect(),
             image_shape: self.image_shape,
             num_classes: self.num_classes,
@@ -194,7 +225,10 @@ impl ImageDataset {
 impl Dataset<ImageItem, ScoreError> for ImageDataset {
     fn get(&self, index: usize) -> Result<ImageItem> {
         if index >= self.num_images() {
-            return Err(ScoreError::invalid("index", format!("{index} is past the {} images", self.num_images())));
+            return Err(ScoreError::invalid(
+                "index",
+                format!("{index} is past the {} images", self.num_images()),
+            ));
         }
         let len = self.image_len();
         Ok(ImageItem {
@@ -232,9 +266,20 @@ mod tests {
     #[test]
     fn label_count_mismatch_names_the_label_file() {
         let dir = tempfile::tempdir().unwrap();
-        crate::data::idx::write_idx(&dir.path().join("t10k-images-idx3-ubyte"), &[2, 2, 2], &[0; 8]).unwrap();
-        crate::data::idx::write_idx(&dir.path().join("t10k-labels-idx1-ubyte"), &[3], &[0, 1, 2]).unwrap();
-        let msg = ImageDataset::fashion_mnist(Some(dir.path()), Split::Test).unwrap_err().to_string();
-        assert!(msg.contains("t10k-labels-idx1-ubyte") && msg.contains("dimensions"), "{msg}");
+        crate::data::idx::write_idx(
+            &dir.path().join("t10k-images-idx3-ubyte"),
+            &[2, 2, 2],
+            &[0; 8],
+        )
+        .unwrap();
+        crate::data::idx::write_idx(&dir.path().join("t10k-labels-idx1-ubyte"), &[3], &[0, 1, 2])
+            .unwrap();
+        let msg = ImageDataset::fashion_mnist(Some(dir.path()), Split::Test)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("t10k-labels-idx1-ubyte") && msg.contains("dimensions"),
+            "{msg}"
+        );
     }
 }

@@ -34,19 +34,34 @@ impl GaussianMixture {
         if k == 0 || means.len() != k || variances.len() != k {
             return Err(ScoreError::invalid(
                 "mixture",
-                format!("{} weights, {} means and {} variance vectors must agree and be non-empty", k, means.len(), variances.len()),
+                format!(
+                    "{} weights, {} means and {} variance vectors must agree and be non-empty",
+                    k,
+                    means.len(),
+                    variances.len()
+                ),
             ));
         }
         let d = means[0].len();
         if d == 0 || means.iter().chain(&variances).any(|v| v.len() != d) {
-            return Err(ScoreError::invalid("mixture", "every mean and variance vector must have the same, non-zero length"));
+            return Err(ScoreError::invalid(
+                "mixture",
+                "every mean and variance vector must have the same, non-zero length",
+            ));
         }
         if weights.iter().any(|w| !(*w > 0.0)) || variances.iter().flatten().any(|v| !(*v >= 0.0)) {
-            return Err(ScoreError::invalid("mixture", "weights must be positive and variances non-negative"));
+            return Err(ScoreError::invalid(
+                "mixture",
+                "weights must be positive and variances non-negative",
+            ));
         }
         let total: f64 = weights.iter().sum();
         let weights = weights.into_iter().map(|w| w / total).collect();
-        Ok(Self { weights, means, variances })
+        Ok(Self {
+            weights,
+            means,
+            variances,
+        })
     }
 
     /// One Gaussian N(μ, diag(v)).
@@ -69,7 +84,10 @@ impl GaussianMixture {
     /// A `side × side` grid of isotropic components spanning [−extent, extent]².
     pub fn grid(side: usize, extent: f64, std: f64) -> Result<Self> {
         if side < 2 {
-            return Err(ScoreError::invalid("side", "a grid needs at least 2 points per side"));
+            return Err(ScoreError::invalid(
+                "side",
+                "a grid needs at least 2 points per side",
+            ));
         }
         let mut means = Vec::new();
         for i in 0..side {
@@ -84,9 +102,22 @@ impl GaussianMixture {
 
     /// `k` components with means drawn from N(0, spread²·I) in dimension `d` and
     /// isotropic variance `var`.
-    pub fn random<R: Rng + ?Sized>(k: usize, d: usize, spread: f64, var: f64, rng: &mut R) -> Result<Self> {
+    pub fn random<R: Rng + ?Sized>(
+        k: usize,
+        d: usize,
+        spread: f64,
+        var: f64,
+        rng: &mut R,
+    ) -> Result<Self> {
         let means = (0..k)
-            .map(|_| (0..d).map(|_| { let z: f64 = StandardNormal.sample(rng); spread * z }).collect::<Vec<f64>>())
+            .map(|_| {
+                (0..d)
+                    .map(|_| {
+                        let z: f64 = StandardNormal.sample(rng);
+                        spread * z
+                    })
+                    .collect::<Vec<f64>>()
+            })
             .collect();
         Self::new(vec![1.0; k], means, vec![vec![var; d]; k])
     }
@@ -169,7 +200,11 @@ impl GaussianMixture {
     pub fn mean_nll(&self, samples: &[f64]) -> f64 {
         let d = self.dim();
         let n = samples.len() / d;
-        -samples.chunks_exact(d).map(|x| self.log_prob(x, 0.0)).sum::<f64>() / n as f64
+        -samples
+            .chunks_exact(d)
+            .map(|x| self.log_prob(x, 0.0))
+            .sum::<f64>()
+            / n as f64
     }
 
     /// The exact denoiser D(x; σ) for row-major points `[n, d]`, in float64.
@@ -275,7 +310,11 @@ mod tests {
                 b[j] -= h;
                 let fd = (gm.log_prob(&a, sigma) - gm.log_prob(&b, sigma)) / (2.0 * h);
                 // Central differences: error O(h²·f''') ≈ 1e-10·|f'''|; relative 1e-6 is ample.
-                assert!((fd - s[j]).abs() <= 1e-6 * s[j].abs().max(1.0), "sigma {sigma}: fd {fd} vs {}", s[j]);
+                assert!(
+                    (fd - s[j]).abs() <= 1e-6 * s[j].abs().max(1.0),
+                    "sigma {sigma}: fd {fd} vs {}",
+                    s[j]
+                );
             }
         }
     }
@@ -286,7 +325,10 @@ mod tests {
         let gm = GaussianMixture::random(10, 50, 3.0, 0.01, &mut rng).unwrap();
         let x: Vec<f64> = (0..50).map(|i| (i as f64 * 0.37).sin() * 40.0).collect();
         for &s in &[0.002, 80.0] {
-            assert!(gm.denoise_f64(&x, s).iter().all(|v| v.is_finite()), "sigma {s}");
+            assert!(
+                gm.denoise_f64(&x, s).iter().all(|v| v.is_finite()),
+                "sigma {s}"
+            );
         }
     }
 

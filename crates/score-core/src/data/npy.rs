@@ -38,23 +38,41 @@ pub fn read_npy(path: &Path) -> Result<NpyArray> {
     }
     let (hlen, start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize, 12),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize,
+            12,
+        ),
         v => return Err(err(format!("version: unsupported format version {v}"))),
     };
-    let header = std::str::from_utf8(bytes.get(start..start + hlen).ok_or_else(|| err("header: truncated".into()))?)
-        .map_err(|_| err("header: not UTF-8".into()))?;
+    let header = std::str::from_utf8(
+        bytes
+            .get(start..start + hlen)
+            .ok_or_else(|| err("header: truncated".into()))?,
+    )
+    .map_err(|_| err("header: not UTF-8".into()))?;
     let descr = field(header, "descr").ok_or_else(|| err("header: no 'descr'".into()))?;
-    let descr = descr.trim_start_matches(['\'', '"']).split(['\'', '"']).next().unwrap_or("");
+    let descr = descr
+        .trim_start_matches(['\'', '"'])
+        .split(['\'', '"'])
+        .next()
+        .unwrap_or("");
     if field(header, "fortran_order").is_some_and(|v| v.starts_with("True")) {
         return Err(err("fortran_order: Fortran-ordered arrays are not supported; save with np.ascontiguousarray".into()));
     }
     let shape_str = field(header, "shape").ok_or_else(|| err("header: no 'shape'".into()))?;
-    let inner = shape_str.trim_start_matches('(').split(')').next().unwrap_or("");
+    let inner = shape_str
+        .trim_start_matches('(')
+        .split(')')
+        .next()
+        .unwrap_or("");
     let shape: Vec<usize> = inner
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| err(format!("shape: '{s}' is not a dimension"))))
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| err(format!("shape: '{s}' is not a dimension")))
+        })
         .collect::<Result<_>>()?;
     let count: usize = shape.iter().product();
     let body = &bytes[start + hlen..];
@@ -62,16 +80,36 @@ pub fn read_npy(path: &Path) -> Result<NpyArray> {
         "<f4" | "<i4" => 4,
         "<f8" | "<i8" => 8,
         "|u1" | "<u1" => 1,
-        other => return Err(err(format!("descr: dtype '{other}' is not one of <f4, <f8, <i4, <i8, |u1"))),
+        other => {
+            return Err(err(format!(
+                "descr: dtype '{other}' is not one of <f4, <f8, <i4, <i8, |u1"
+            )));
+        }
     };
     if body.len() != count * width {
-        return Err(err(format!("data: shape {shape:?} of {descr} needs {} bytes, file has {}", count * width, body.len())));
+        return Err(err(format!(
+            "data: shape {shape:?} of {descr} needs {} bytes, file has {}",
+            count * width,
+            body.len()
+        )));
     }
     let data = match descr {
-        "<f4" => body.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4")) as f64).collect(),
-        "<f8" => body.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8"))).collect(),
-        "<i4" => body.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4")) as f64).collect(),
-        "<i8" => body.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8")) as f64).collect(),
+        "<f4" => body
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4")) as f64)
+            .collect(),
+        "<f8" => body
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8")))
+            .collect(),
+        "<i4" => body
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes(c.try_into().expect("4")) as f64)
+            .collect(),
+        "<i8" => body
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().expect("8")) as f64)
+            .collect(),
         _ => body.iter().map(|&b| b as f64).collect(),
     };
     Ok(NpyArray { shape, data })
@@ -80,7 +118,14 @@ pub fn read_npy(path: &Path) -> Result<NpyArray> {
 fn write(path: &Path, shape: &[usize], descr: &str, body: Vec<u8>) -> Result<()> {
     let dims = match shape.len() {
         1 => format!("({},)", shape[0]),
-        _ => format!("({})", shape.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {dims}, }}");
     let total = 10 + header.len() + 1;
@@ -96,17 +141,33 @@ fn write(path: &Path, shape: &[usize], descr: &str, body: Vec<u8>) -> Result<()>
 /// Write a float32 `.npy` file.
 pub fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
     if shape.iter().product::<usize>() != data.len() {
-        return Err(ScoreError::invalid("shape", format!("{shape:?} does not hold {} values", data.len())));
+        return Err(ScoreError::invalid(
+            "shape",
+            format!("{shape:?} does not hold {} values", data.len()),
+        ));
     }
-    write(path, shape, "<f4", data.iter().flat_map(|v| v.to_le_bytes()).collect())
+    write(
+        path,
+        shape,
+        "<f4",
+        data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    )
 }
 
 /// Write a float64 `.npy` file.
 pub fn write_npy_f64(path: &Path, shape: &[usize], data: &[f64]) -> Result<()> {
     if shape.iter().product::<usize>() != data.len() {
-        return Err(ScoreError::invalid("shape", format!("{shape:?} does not hold {} values", data.len())));
+        return Err(ScoreError::invalid(
+            "shape",
+            format!("{shape:?} does not hold {} values", data.len()),
+        ));
     }
-    write(path, shape, "<f8", data.iter().flat_map(|v| v.to_le_bytes()).collect())
+    write(
+        path,
+        shape,
+        "<f8",
+        data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    )
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! Noise-level embeddings and the conditioning maps.
 
+use burn::module::Initializer;
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
-use burn::module::Initializer;
 use burn::tensor::{Device, Tensor};
 
 use crate::denoiser::Conditioning;
@@ -13,7 +13,9 @@ use crate::denoiser::Conditioning;
 pub fn positional_embedding(c_noise: Tensor<1>, channels: usize) -> Tensor<2> {
     let half = channels / 2;
     let device = c_noise.device();
-    let freqs: Vec<f32> = (0..half).map(|i| (1.0f64 / 10_000f64.powf(i as f64 / half as f64)) as f32).collect();
+    let freqs: Vec<f32> = (0..half)
+        .map(|i| (1.0f64 / 10_000f64.powf(i as f64 / half as f64)) as f32)
+        .collect();
     let freqs = crate::tensor::from_f32(freqs, [1, half], &device);
     let b = c_noise.dims()[0];
     let arg = c_noise.reshape([b, 1]) * freqs;
@@ -44,7 +46,8 @@ impl FourierEmbedding {
         let f = self.freqs.val();
         let n = f.dims()[0];
         let b = c_noise.dims()[0];
-        let arg = c_noise.reshape([b, 1]) * f.reshape([1, n]).mul_scalar(2.0 * std::f64::consts::PI);
+        let arg =
+            c_noise.reshape([b, 1]) * f.reshape([1, n]).mul_scalar(2.0 * std::f64::consts::PI);
         Tensor::cat(vec![arg.clone().cos(), arg.sin()], 1)
     }
 }
@@ -64,11 +67,25 @@ pub struct ConditioningMaps {
 
 impl ConditioningMaps {
     /// Maps of the given input sizes (0 = absent) into `emb` channels.
-    pub fn new(label_dim: usize, augment_dim: usize, context_dim: usize, emb: usize, device: &Device) -> Self {
+    pub fn new(
+        label_dim: usize,
+        augment_dim: usize,
+        context_dim: usize,
+        emb: usize,
+        device: &Device,
+    ) -> Self {
         let map = |d: usize, init: Initializer| {
-            (d > 0).then(|| LinearConfig::new(d, emb).with_bias(false).with_initializer(init).init(device))
+            (d > 0).then(|| {
+                LinearConfig::new(d, emb)
+                    .with_bias(false)
+                    .with_initializer(init)
+                    .init(device)
+            })
         };
-        let kaiming = Initializer::KaimingUniform { gain: 1.0, fan_out_only: false };
+        let kaiming = Initializer::KaimingUniform {
+            gain: 1.0,
+            fan_out_only: false,
+        };
         Self {
             label: map(label_dim, kaiming.clone()),
             augment: map(augment_dim, Initializer::Zeros),

@@ -6,7 +6,7 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig, LayerNorm, LayerNormConfig};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
 
@@ -66,7 +66,12 @@ impl MlpConfig {
         let h = self.hidden;
         let e = 2 * self.fourier_features;
         MlpDenoiser {
-            fourier: FourierEmbedding::new(self.fourier_features, self.fourier_scale, self.seed, device),
+            fourier: FourierEmbedding::new(
+                self.fourier_features,
+                self.fourier_scale,
+                self.seed,
+                device,
+            ),
             map: LinearConfig::new(e, h).init(device),
             cond: ConditioningMaps::new(self.label_dim, 0, 0, h, device),
             input: LinearConfig::new(self.dim, h).init(device),
@@ -85,7 +90,12 @@ impl MlpConfig {
 }
 
 impl ScoreNetwork<2> for MlpDenoiser {
-    fn forward(&self, x_in: Tensor<2>, c_noise: Tensor<1>, cond: Option<&Conditioning>) -> Tensor<2> {
+    fn forward(
+        &self,
+        x_in: Tensor<2>,
+        c_noise: Tensor<1>,
+        cond: Option<&Conditioning>,
+    ) -> Tensor<2> {
         let mut emb = self.map.forward(self.fourier.forward(c_noise));
         if let Some(c) = self.cond.forward(cond) {
             emb = emb + c;

@@ -11,7 +11,12 @@ use crate::tensor::per_sample;
 /// A raw network F(x_in; c_noise, cond) on rank-`D` batches.
 pub trait ScoreNetwork<const D: usize>: Module {
     /// F applied to the scaled input `c_in·x` with noise label `c_noise` (`[B]`).
-    fn forward(&self, x_in: Tensor<D>, c_noise: Tensor<1>, cond: Option<&Conditioning>) -> Tensor<D>;
+    fn forward(
+        &self,
+        x_in: Tensor<D>,
+        c_noise: Tensor<1>,
+        cond: Option<&Conditioning>,
+    ) -> Tensor<D>;
 }
 
 /// The four preconditioning coefficients as per-sample tensors `[B]`.
@@ -31,7 +36,14 @@ pub fn coefficient_tensors(p: &Precond, sigma: Tensor<1>) -> [Tensor<1>; 4] {
             let c_out = sigma.clone().neg();
             let c_in = s2.clone().add_scalar(1.0).sqrt().recip();
             let (bd, bm) = (schedule.beta_d, schedule.beta_min);
-            let t = s2.add_scalar(1.0).log().mul_scalar(2.0 * bd).add_scalar(bm * bm).sqrt().sub_scalar(bm).div_scalar(bd);
+            let t = s2
+                .add_scalar(1.0)
+                .log()
+                .mul_scalar(2.0 * bd)
+                .add_scalar(bm * bm)
+                .sqrt()
+                .sub_scalar(bm)
+                .div_scalar(bd);
             [c_skip, c_out, c_in, t.mul_scalar(m - 1.0)]
         }
         Precond::Ve { .. } => {

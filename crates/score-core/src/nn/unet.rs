@@ -15,7 +15,9 @@
 use burn::config::Config;
 use burn::module::{Initializer, Module};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Dropout, DropoutConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{
+    Dropout, DropoutConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d,
+};
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Device, Tensor};
 
@@ -100,7 +102,10 @@ impl AttentionBlock {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
-        let qkv = self.qkv.forward(self.norm.forward(x.clone())).reshape([b, 3, c, h * w]);
+        let qkv = self
+            .qkv
+            .forward(self.norm.forward(x.clone()))
+            .reshape([b, 3, c, h * w]);
         let q = qkv.clone().narrow(1, 0, 1).reshape([b, c, h * w]);
         let k = qkv.clone().narrow(1, 1, 1).reshape([b, c, h * w]);
         let v = qkv.narrow(1, 2, 1).reshape([b, c, h * w]);
@@ -124,7 +129,14 @@ pub struct ResBlock {
 }
 
 impl ResBlock {
-    fn new(cin: usize, cout: usize, emb: usize, attn: bool, cfg: &UNetConfig, device: &Device) -> Self {
+    fn new(
+        cin: usize,
+        cout: usize,
+        emb: usize,
+        attn: bool,
+        cfg: &UNetConfig,
+        device: &Device,
+    ) -> Self {
         Self {
             norm0: norm(cfg.groups, cin, device),
             conv0: conv(cin, cout, 3, device),
@@ -142,7 +154,9 @@ impl ResBlock {
         let h = self.conv0.forward(silu(self.norm0.forward(x.clone())));
         let cout = h.dims()[1];
         let h = h + self.affine.forward(emb.clone()).reshape([b, cout, 1, 1]);
-        let h = self.conv1.forward(self.dropout.forward(silu(self.norm1.forward(h))));
+        let h = self
+            .conv1
+            .forward(self.dropout.forward(silu(self.norm1.forward(h))));
         let skip = match &self.skip {
             Some(s) => s.forward(x),
             None => x,
@@ -172,12 +186,17 @@ pub struct UNet {
 
 fn downsample(x: Tensor<4>) -> Tensor<4> {
     let [b, c, h, w] = x.dims();
-    x.reshape([b, c, h / 2, 2, w / 2, 2]).mean_dim(5).mean_dim(3).reshape([b, c, h / 2, w / 2])
+    x.reshape([b, c, h / 2, 2, w / 2, 2])
+        .mean_dim(5)
+        .mean_dim(3)
+        .reshape([b, c, h / 2, w / 2])
 }
 
 fn upsample(x: Tensor<4>) -> Tensor<4> {
     let [b, c, h, w] = x.dims();
-    x.reshape([b, c, h, 1, w, 1]).expand([b, c, h, 2, w, 2]).reshape([b, c, 2 * h, 2 * w])
+    x.reshape([b, c, h, 1, w, 1])
+        .expand([b, c, h, 2, w, 2])
+        .reshape([b, c, 2 * h, 2 * w])
 }
 
 impl UNetConfig {
@@ -188,7 +207,11 @@ impl UNetConfig {
             return Err("channel_mult: need at least one level".into());
         }
         if self.resolution % (1 << (levels - 1)) != 0 {
-            return Err(format!("resolution: {} is not divisible by 2^{}", self.resolution, levels - 1));
+            return Err(format!(
+                "resolution: {} is not divisible by 2^{}",
+                self.resolution,
+                levels - 1
+            ));
         }
         Ok(())
     }
@@ -205,7 +228,14 @@ impl UNetConfig {
             let mut blocks = Vec::new();
             for _ in 0..self.blocks_per_level {
                 let cout = mc * mult;
-                blocks.push(ResBlock::new(ch, cout, emb, self.attn_resolutions.contains(&res), self, device));
+                blocks.push(ResBlock::new(
+                    ch,
+                    cout,
+                    emb,
+                    self.attn_resolutions.contains(&res),
+                    self,
+                    device,
+                ));
                 ch = cout;
                 skips.push(ch);
             }
@@ -221,7 +251,14 @@ impl UNetConfig {
             for _ in 0..=self.blocks_per_level {
                 let cout = mc * mult;
                 let skip = skips.pop().expect("one skip per encoder activation");
-                blocks.push(ResBlock::new(ch + skip, cout, emb, self.attn_resolutions.contains(&res), self, device));
+                blocks.push(ResBlock::new(
+                    ch + skip,
+                    cout,
+                    emb,
+                    self.attn_resolutions.contains(&res),
+                    self,
+                    device,
+                ));
                 ch = cout;
             }
             dec.push(blocks);
@@ -232,7 +269,13 @@ impl UNetConfig {
         UNet {
             map0: LinearConfig::new(mc, emb).init(device),
             map1: LinearConfig::new(emb, emb).init(device),
-            cond: ConditioningMaps::new(self.label_dim, self.augment_dim, self.context_dim, emb, device),
+            cond: ConditioningMaps::new(
+                self.label_dim,
+                self.augment_dim,
+                self.context_dim,
+                emb,
+                device,
+            ),
             conv_in: conv(self.in_channels, mc, 3, device),
             enc,
             dec,
@@ -245,8 +288,16 @@ impl UNetConfig {
 }
 
 impl ScoreNetwork<4> for UNet {
-    fn forward(&self, x_in: Tensor<4>, c_noise: Tensor<1>, cond: Option<&Conditioning>) -> Tensor<4> {
-        let mut emb = self.map1.forward(silu(self.map0.forward(positional_embedding(c_noise, self.model_channels))));
+    fn forward(
+        &self,
+        x_in: Tensor<4>,
+        c_noise: Tensor<1>,
+        cond: Option<&Conditioning>,
+    ) -> Tensor<4> {
+        let mut emb = self.map1.forward(silu(
+            self.map0
+                .forward(positional_embedding(c_noise, self.model_channels)),
+        ));
         if let Some(c) = self.cond.forward(cond) {
             emb = emb + c;
         }
@@ -307,11 +358,30 @@ mod tests {
         let c = crate::tensor::tensor1(&[0.1, -0.5], &device);
         let plain = net.forward(x.clone(), c.clone(), None);
         assert_eq!(plain.dims(), [2, 1, 8, 8]);
-        // map_augment is zero-initialised: an augmentation vector changes nothing yet.
-        let aug = Conditioning { augment: Some(randn([2, 2], &mut rng, &device)), ..Default::default() };
-        let with_aug = net.forward(x.clone(), c.clone(), Some(&aug));
-        let diff: f32 = to_vec_f32((with_aug - plain.clone()).abs().sum()).unwrap()[0];
-        assert_eq!(diff, 0.0);
-        assert!(UNetConfig::new(6).with_channel_mult(vec![1, 2, 2]).validate().is_err());
+        // The output convolution is zero-initialised (EDM), so the untrained F is 0.
+        assert_eq!(to_vec_f32(plain.abs().sum()).unwrap()[0], 0.0);
+        // map_augment is zero-initialised: an augmentation vector adds nothing to the
+        // embedding yet, while labels and context do.
+        let aug = Conditioning {
+            augment: Some(randn([2, 2], &mut rng, &device)),
+            ..Default::default()
+        };
+        let e_aug = net.cond.forward(Some(&aug)).unwrap();
+        assert_eq!(to_vec_f32(e_aug.abs().sum()).unwrap()[0], 0.0);
+        let lab = Conditioning {
+            class_labels: Some(randn([2, 3], &mut rng, &device)),
+            context: Some(randn([2, 5], &mut rng, &device)),
+            ..Default::default()
+        };
+        let e_lab = net.cond.forward(Some(&lab)).unwrap();
+        assert_eq!(e_lab.dims(), [2, net.emb_channels()]);
+        assert!(to_vec_f32(e_lab.abs().sum()).unwrap()[0] > 0.0);
+        assert!(net.cond.forward(None).is_none());
+        assert!(
+            UNetConfig::new(6)
+                .with_channel_mult(vec![1, 2, 2])
+                .validate()
+                .is_err()
+        );
     }
 }
