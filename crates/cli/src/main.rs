@@ -119,6 +119,9 @@ struct SampleArgs {
     /// Output folder.
     #[arg(long, default_value = "out/sample")]
     out: PathBuf,
+    /// Which weights: ema (default) or raw.
+    #[arg(long, default_value = "ema")]
+    weights: String,
 }
 
 #[derive(Args)]
@@ -349,7 +352,12 @@ fn initial_noise(
 
 fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
     let dev = device(&c.device)?;
-    let (model, precond, meta) = pipeline::load_model(&a.checkpoint, &dev)?;
+    let weights = match a.weights.as_str() {
+        "ema" => pipeline::Weights::Ema,
+        "raw" => pipeline::Weights::Raw,
+        other => bail!("--weights: '{other}' is neither ema nor raw"),
+    };
+    let (model, precond, meta) = pipeline::load_model_weights(&a.checkpoint, &dev, weights)?;
     let sampler = sampler_from(&a.sampler, c.seed)?;
     let sigmas = a.grid.parse::<GridKind>()?.build(a.steps, 0.002, 80.0)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;

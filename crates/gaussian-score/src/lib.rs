@@ -1,19 +1,29 @@
-//! # gaussian-score (planned: issue 3 — not implemented yet)
+//! # gaussian-score: closed-form scores and analytical teleportation
 //!
-//! Wang & Vastola, *The Unreasonable Effectiveness of Gaussian Score Approximation for
-//! Diffusion Models and its Applications* (TMLR 2024, arXiv 2412.09726); specification in
-//! `shared/papers/gaussian-score.md`.
+//! B. Wang & J. J. Vastola, *The Unreasonable Effectiveness of Gaussian Score
+//! Approximation for Diffusion Models and its Applications* (TMLR 2024, arXiv
+//! 2412.09726). Specification and checks: `shared/papers/gaussian-score.md`.
 //!
-//! This crate will hold, as implementations of `score_core::Denoiser`:
-//! - the Gaussian score (full rank and top-r), the Gaussian mixture (k-means plus
-//!   per-cluster covariance) and the delta mixture (the training set's exact score,
-//!   batched and in log space);
-//! - float64 fitting with a symmetric eigensolver (faer) and a randomized top-r solver;
-//! - the closed-form probability-flow solution x(σ) = μ + (σ/σ_T)x_T^⊥ + Σ ψ_k(σ)c_k u_k
-//!   (EDM and VP forms) and analytical teleportation for every score-core sampler;
-//! - the explained-variance analysis of trained networks.
+//! - [`gaussian::GaussianScore`]: the Gaussian score (full rank, top-r, randomized
+//!   top-r), fitted in float64 with faer's symmetric eigensolver; the closed-form PF-ODE
+//!   solution (EDM and VP forms) and the denoiser along it.
+//! - [`mixture::MixtureScore`]: Gaussian mixtures (k-means + per-cluster covariance,
+//!   full or low rank); [`mixture::DeltaScore`]: the training set's exact score,
+//!   streamed in log space.
+//! - [`teleport`]: analytical teleportation for every score-core sampler, and the
+//!   automatic skip rule.
+//! - [`ev`]: explained variance of a trained network's score and denoiser against
+//!   these approximations, per σ.
 //!
-//! Until then, score-core's `data::mixture::GaussianMixture` offers diagonal Gaussians
-//! and mixtures with exact denoisers.
+//! Every model implements `score_core::Denoiser`, so score-core's samplers run on it.
 
-pub use score_core::Denoiser;
+pub mod error;
+pub mod ev;
+pub mod gaussian;
+pub mod mixture;
+pub mod teleport;
+
+pub use error::{GaussError, Result};
+pub use gaussian::GaussianScore;
+pub use mixture::{DeltaScore, MixtureScore};
+pub use teleport::{Skip, auto_skip, teleport_sample};

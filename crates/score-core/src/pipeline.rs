@@ -105,8 +105,27 @@ pub enum LoadedModel {
     Mlp(MlpDenoiser, usize),
 }
 
+/// Which weights of a checkpoint to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Weights {
+    /// The EMA weights when present, else the raw ones.
+    #[default]
+    Ema,
+    /// The raw (last optimiser step) weights.
+    Raw,
+}
+
 /// Load a checkpoint's network (the EMA weights when present, else the trained ones).
 pub fn load_model(path: &Path, device: &Device) -> Result<(LoadedModel, Precond, CheckpointMeta)> {
+    load_model_weights(path, device, Weights::Ema)
+}
+
+/// Load a checkpoint's network with the chosen weights.
+pub fn load_model_weights(
+    path: &Path,
+    device: &Device,
+    weights: Weights,
+) -> Result<(LoadedModel, Precond, CheckpointMeta)> {
     let ck = CheckpointFile::read(path)?;
     let bad = |detail: String| ScoreError::Checkpoint {
         path: path.to_path_buf(),
@@ -116,7 +135,16 @@ pub fn load_model(path: &Path, device: &Device) -> Result<(LoadedModel, Precond,
         .map_err(|e| bad(format!("config.train: {e}")))?;
     let spec: ModelSpec = serde_json::from_value(ck.meta.config["extra"].clone())
         .map_err(|e| bad(format!("config.extra (network description): {e}")))?;
-    let prefix = if ck.has("ema.") { "ema." } else { "model." };
+    let prefix = match weights {
+        Weights::Ema if ck.has("ema.") => "ema.",
+        Weights::Raw if !ck.has("model.") => {
+            return Err(bad(
+                "no raw weights (model.*): this is a sampling-only export; use the EMA weights"
+                    .into(),
+            ));
+        }
+        _ => "model.",
+    };
     let model = match spec {
         ModelSpec::Unet {
             config,

@@ -1,0 +1,313 @@
+//! Gaussian-mixture and delta-mixture (empirical) scores.
+//!
+//! Mixture (`gaussian-score.md`): s = Σ_i w_i(x)·[−(Σ_i + σ²I)⁻¹(x − μ_i)] with
+//! w_i = softmax_i(log π_i − ½ log det(Σ_i + σ²I) − ½ Mahalanobis_i²). For a component of
+//! rank r (U_i, λ_i) the log-det is Σ_k log(λ_k + σ²) + (d − r)·log σ² and the
+//! Mahalanobis term Σ_k c_k²/(λ_k + σ²) + ‖x^⊥‖²/σ². Fitted like the reference: k-means
+//! (k-means++ seeding), then each cluster's covariance with 1e-5 added to the diagonal.
+//!
+//! Delta mixture (the training set's exact score, which memorises):
+//! D(x; σ) = Σ_i w_i x_i, w_i = softmax_i(−‖x − x_i‖²/(2σ²)), computed in log space with a
+//! streaming (online) softmax over blocks of training points, so that no N × B × d (or
+//! even N × B) buffer is formed.
+
+use burn::tensor::Tensor;
+use faer::Mat;
+use rand::{RngExt, SeedableRng};
+use score_core::tensor::{from_f64_as, to_vec_f64};
+use score_core::{Conditioning, Denoiser};
+
+use crate::error::{Result, invalid};
+use crate::gaussian::GaussianScore;
+
+/// A mixture of (possibly low-rank) Gaussians.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MixtureScore {
+    /// Mixture weights π_i.
+    pub weights: Vec<f64>,
+    /// The components.
+    pub components: Vec<GaussianScore>,
+}
+
+/// k-means with k-means++ seeding (Arthur & Vassilvitskii 2007): returns the labels.
+pub fn kmeans(data: &[f64], d: usize, k: usize, iters: usize, seed: u64) -> Result<Vec<usize>> {
+    let n = data.len() / d;
+    if k == 0 || k > n {
+        return Err(invalid(
+            "components",
+            format!("k = {k} must lie in 1..={n}"),
+        ));
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let row = |i: usize| &data[i * d..(i + 1) * d];
+    let dist2 = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>();
+    let mut centres: Vec<Vec<f64>> = vec![row(rng.random_range(0..n)).to_vec()];
+    let mut best: Vec<f64> = (0..n).map(|i| dist2(row(i), &centres[0])).collect();
+    while centres.len() < k {
+        let total: f64 = best.iter().sum();
+        let mut u = rng.random::<f64>() * total;
+        let mut pick = n - 1;
+        for (i, b) in best.iter().enumerate() {
+            if u < *b {
+                pick = i;
+                break;
+            }
+            u -= b;
+        }
+        centres.push(row(pick).to_vec());
+        let c = centres.last().expect("just pushed").clone();
+        best.iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b = b.min(dist2(row(i), &c)));
+    }
+    let mut labels = vec![0usize; n];
+    for _ in 0..iters {
+        let mut changed = false;
+        for (i, l) in labels.iter_mut().enumerate() {
+            let nearest = (0..k)
+                .min_by(|&a, &b| dist2(row(i), &centres[a]).total_cmp(&dist2(row(i), &centres[b])))
+                .expect("k ≥ 1");
+            changed |= *l != nearest;
+            *l = nearest;
+        }
+        let mut sums = vec![vec![0.0; d]; k];
+        let mut counts = vec![0usize; k];
+        for (i, &l) in labels.iter().enumerate() {
+            counts[l] += 1;
+            sums[l].iter_mut().zip(row(i)).for_each(|(s, v)| *s += v);
+        }
+        for c in 0..k {
+            if counts[c] > 0 {
+                centres[c] = sums[c].iter().map(|s| s / counts[c] as f64).collect();
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    Ok(labels)
+}
+
+impl MixtureScore {
+    /// Fit `k` components: k-means, then per cluster the mean and covariance (plus
+    /// 1e-5·I, as the reference) keeping the top `rank` eigenpairs (all when `None`).
+    pub fn fit(data: &[f64], d: usize, k: usize, rank: Option<usize>, seed: u64) -> Result<Self> {
+        let labels = kmeans(data, d, k, 50, seed)?;
+        let n = labels.len();
+        let mut weights = Vec::new();
+        let mut components = Vec::new();
+        for c in 0..k {
+            let members: Vec<f64> = labels
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| **l == c)
+                .flat_map(|(i, _)| data[i * d..(i + 1) * d].iter().copied())
+                .collect();
+            if members.is_empty() {
+                continue;
+            }
+            let g = GaussianScore::fit(&members, d, rank)?;
+            let r = g.rank();
+            // Adding 1e-5·I to a full-rank covariance shifts every eigenvalue by 1e-5.
+            let eigvals = if r == d {
+                g.eigvals.iter().map(|l| l + 1e-5).collect()
+            } else {
+                g.eigvals.clone()
+            };
+            weights.push((members.len() / d) as f64 / n as f64);
+            components.push(GaussianScore::new(g.mean, eigvals, g.eigvecs)?);
+        }
+        Ok(Self {
+            weights,
+            components,
+        })
+    }
+
+    /// Dimension d.
+    pub fn dim(&self) -> usize {
+        self.components[0].dim()
+    }
+
+    /// log p_σ(x) of one point, up to the constant −(d/2)·log 2π.
+    fn log_terms(&self, x: &[f64], sigma: f64) -> Vec<f64> {
+        let s2 = sigma * sigma;
+        let d = self.dim() as f64;
+        self.components
+            .iter()
+            .zip(&self.weights)
+            .map(|(g, w)| {
+                let (c, perp) = g.project(x);
+                let r = g.rank() as f64;
+                let logdet: f64 =
+                    g.eigvals.iter().map(|l| (l + s2).ln()).sum::<f64>() + (d - r) * s2.ln();
+                let maha: f64 = c
+                    .iter()
+                    .zip(&g.eigvals)
+                    .map(|(ck, l)| ck * ck / (l + s2))
+                    .sum::<f64>()
+                    + perp / s2;
+                w.ln() - 0.5 * logdet - 0.5 * maha
+            })
+            .collect()
+    }
+
+    /// log p_σ(x) including the normalising constant.
+    pub fn log_prob(&self, x: &[f64], sigma: f64) -> f64 {
+        let t = self.log_terms(x, sigma);
+        score_core::data::mixture::log_sum_exp(&t)
+            - 0.5 * self.dim() as f64 * (2.0 * std::f64::consts::PI).ln()
+    }
+
+    /// The denoiser D(x; σ) = Σ_i w_i(x)·D_i(x; σ) for row-major points.
+    pub fn denoise_f64(&self, x: &[f64], sigma: f64) -> Vec<f64> {
+        let d = self.dim();
+        let mut out = vec![0.0; x.len()];
+        for (xi, oi) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+            let t = self.log_terms(xi, sigma);
+            let m = t.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let z: f64 = t.iter().map(|v| (v - m).exp()).sum();
+            for (g, ti) in self.components.iter().zip(&t) {
+                let w = (ti - m).exp() / z;
+                if w < 1e-300 {
+                    continue;
+                }
+                let di = g.denoise_f64(xi, sigma);
+                oi.iter_mut().zip(di).for_each(|(o, v)| *o += w * v);
+            }
+        }
+        out
+    }
+
+    /// The score (D − x)/σ².
+    pub fn score_f64(&self, x: &[f64], sigma: f64) -> Vec<f64> {
+        self.denoise_f64(x, sigma)
+            .iter()
+            .zip(x)
+            .map(|(d, xi)| (d - xi) / (sigma * sigma))
+            .collect()
+    }
+}
+
+/// The training set's exact score (a mixture of deltas at the training points).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeltaScore {
+    /// Training points, row-major `[n, d]`.
+    pub data: Vec<f64>,
+    /// Dimension d.
+    pub dim: usize,
+    /// Training points per block of the streaming softmax.
+    pub block: usize,
+}
+
+impl DeltaScore {
+    /// The empirical score of row-major `data`.
+    pub fn new(data: Vec<f64>, dim: usize) -> Result<Self> {
+        if dim == 0 || data.is_empty() || data.len() % dim != 0 {
+            return Err(invalid(
+                "data",
+                format!("{} values do not form rows of dimension {dim}", data.len()),
+            ));
+        }
+        Ok(Self {
+            data,
+            dim,
+            block: 1024,
+        })
+    }
+
+    /// D(x; σ) for row-major queries, streaming over blocks of training points: per
+    /// query a running maximum m, normaliser Z and weighted sum S are rescaled by
+    /// exp(m_old − m_new) when a block raises the maximum (the online softmax).
+    pub fn denoise_f64(&self, x: &[f64], sigma: f64) -> Vec<f64> {
+        let d = self.dim;
+        let b = x.len() / d;
+        let n = self.data.len() / d;
+        let q = Mat::from_fn(b, d, |i, j| x[i * d + j]);
+        let qn: Vec<f64> = x
+            .chunks_exact(d)
+            .map(|r| r.iter().map(|v| v * v).sum())
+            .collect();
+        let (mut m, mut z, mut s) = (
+            vec![f64::NEG_INFINITY; b],
+            vec![0.0; b],
+            Mat::<f64>::zeros(b, d),
+        );
+        let inv = 1.0 / (2.0 * sigma * sigma);
+        for start in (0..n).step_by(self.block.max(1)) {
+            let end = (start + self.block.max(1)).min(n);
+            let blk = Mat::from_fn(end - start, d, |i, j| self.data[(start + i) * d + j]);
+            let bn: Vec<f64> = (start..end)
+                .map(|i| self.data[i * d..(i + 1) * d].iter().map(|v| v * v).sum())
+                .collect();
+            let dot = &q * blk.transpose(); // b × block
+            let mut w = Mat::<f64>::zeros(b, end - start);
+            for i in 0..b {
+                let logits: Vec<f64> = (0..end - start)
+                    .map(|j| -(qn[i] - 2.0 * dot[(i, j)] + bn[j]).max(0.0) * inv)
+                    .collect();
+                let bm = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let new_m = m[i].max(bm);
+                let scale = if m[i] == f64::NEG_INFINITY {
+                    0.0
+                } else {
+                    (m[i] - new_m).exp()
+                };
+                z[i] *= scale;
+                for jj in 0..d {
+                    s[(i, jj)] *= scale;
+                }
+                for (j, l) in logits.iter().enumerate() {
+                    let e = (l - new_m).exp();
+                    w[(i, j)] = e;
+                    z[i] += e;
+                }
+                m[i] = new_m;
+            }
+            s += &w * &blk;
+        }
+        let mut out = Vec::with_capacity(b * d);
+        for i in 0..b {
+            for j in 0..d {
+                out.push(s[(i, j)] / z[i]);
+            }
+        }
+        out
+    }
+}
+
+fn host_denoise<const D: usize>(
+    x: Tensor<D>,
+    sigma: Tensor<1>,
+    f: impl Fn(&[f64], f64) -> Vec<f64>,
+) -> Tensor<D> {
+    let shape = x.shape();
+    let dims = x.dims();
+    let (device, dtype) = (x.device(), x.dtype());
+    let b = dims[0];
+    let xs = to_vec_f64(x).expect("float tensor");
+    let ss = to_vec_f64(sigma).expect("float tensor");
+    let d = xs.len() / b.max(1);
+    let mut out = Vec::with_capacity(xs.len());
+    let mut start = 0;
+    while start < b {
+        let mut end = start + 1;
+        while end < b && ss[end] == ss[start] {
+            end += 1;
+        }
+        out.extend(f(&xs[start * d..end * d], ss[start]));
+        start = end;
+    }
+    from_f64_as(&out, [b, d], dtype, &device).reshape(shape)
+}
+
+impl<const D: usize> Denoiser<D> for MixtureScore {
+    fn denoise(&self, x: Tensor<D>, sigma: Tensor<1>, _cond: Option<&Conditioning>) -> Tensor<D> {
+        host_denoise(x, sigma, |x, s| self.denoise_f64(x, s))
+    }
+}
+
+impl<const D: usize> Denoiser<D> for DeltaScore {
+    fn denoise(&self, x: Tensor<D>, sigma: Tensor<1>, _cond: Option<&Conditioning>) -> Tensor<D> {
+        host_denoise(x, sigma, |x, s| self.denoise_f64(x, s))
+    }
+}

@@ -1,0 +1,169 @@
+//! Analytical teleportation (Wang & Vastola 2024, Sec. 5; reference
+//! `benchmark/edm_analytical_massprod_O2.py`): replace the first k steps of any
+//! score-core sampler by the closed-form Gaussian solution from (x_T, σ_0) to σ_k,
+//! then continue with the sampler on the tail σ_k … σ_N of the same grid. Heun then
+//! spends 2(N − k) − 1 network evaluations instead of 2N − 1.
+//!
+//! [`auto_skip`] picks k from the model itself (our addition; the paper sweeps k): run
+//! the model's sampler on a few probe noises, and at every grid level compare the
+//! network's denoiser with the Gaussian's at the model's own states; k is the number of
+//! leading levels where the Gaussian explains at least `threshold` of the variance of
+//! the network's output.
+
+use burn::tensor::Tensor;
+use score_core::samplers::{SampleContext, SampleOutput, Sampler, StepInfo};
+use score_core::tensor::{from_f64_as, sigma_tensor, to_vec_f64};
+use score_core::{Conditioning, Denoiser};
+
+use crate::error::{Result, invalid};
+use crate::gaussian::GaussianScore;
+
+/// Where to teleport to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Skip {
+    /// Skip the first k grid steps.
+    Index(usize),
+    /// Skip to the first grid level at or below this σ.
+    Sigma(f64),
+    /// Choose k with [`auto_skip`] at this explained-variance threshold.
+    Auto {
+        /// Explained-variance threshold (e.g. 0.95).
+        threshold: f64,
+    },
+}
+
+/// The grid index that [`Skip::Sigma`] denotes.
+pub fn index_for_sigma(sigmas: &[f64], sigma: f64) -> usize {
+    sigmas
+        .iter()
+        .position(|&s| s <= sigma)
+        .unwrap_or(sigmas.len() - 1)
+}
+
+/// Move `x_t` (at σ_T) to σ along the Gaussian's exact probability-flow trajectory.
+pub fn teleport_state<const D: usize>(
+    g: &GaussianScore,
+    x_t: Tensor<D>,
+    sigma_t: f64,
+    sigma: f64,
+) -> Result<Tensor<D>> {
+    let shape = x_t.shape();
+    let dims = x_t.dims();
+    let (device, dtype) = (x_t.device(), x_t.dtype());
+    let xs = to_vec_f64(x_t)?;
+    if xs.len() != dims[0] * g.dim() {
+        return Err(invalid(
+            "x",
+            format!(
+                "{:?} does not fit a Gaussian of dimension {}",
+                dims,
+                g.dim()
+            ),
+        ));
+    }
+    let y = g.pf_solution(&xs, sigma_t, sigma);
+    Ok(from_f64_as(&y, [dims[0], g.dim()], dtype, &device).reshape(shape))
+}
+
+/// Sample with teleportation: `x_t` is the start state at `sigmas[0]`; the first `k`
+/// steps are replaced by the closed form and `sampler` runs from index k.
+pub fn teleport_sample<const D: usize, M: Denoiser<D> + ?Sized>(
+    den: &M,
+    g: &GaussianScore,
+    sampler: &Sampler,
+    sigmas: &[f64],
+    x_t: Tensor<D>,
+    k: usize,
+    ctx: &mut SampleContext<'_, D>,
+) -> Result<SampleOutput<D>> {
+    if k + 1 >= sigmas.len() {
+        return Err(invalid(
+            "skip",
+            format!(
+                "k = {k} leaves no step on a grid of {} levels",
+                sigmas.len()
+            ),
+        ));
+    }
+    let x = if k == 0 {
+        x_t
+    } else {
+        teleport_state(g, x_t, sigmas[0], sigmas[k])?
+    };
+    ctx.start_index = k;
+    Ok(sampler.sample(den, sigmas, x, ctx)?)
+}
+
+/// Fraction of the variance of `reference` (over the batch) that `approx` explains:
+/// 1 − Σ‖ref − approx‖² / Σ‖ref − mean(ref)‖².
+pub fn explained_variance(reference: &[f64], approx: &[f64], d: usize) -> f64 {
+    let n = reference.len() / d;
+    let mut mean = vec![0.0; d];
+    for r in reference.chunks_exact(d) {
+        mean.iter_mut().zip(r).for_each(|(m, v)| *m += v / n as f64);
+    }
+    let var: f64 = reference
+        .chunks_exact(d)
+        .map(|r| {
+            r.iter()
+                .zip(&mean)
+                .map(|(v, m)| (v - m).powi(2))
+                .sum::<f64>()
+        })
+        .sum();
+    let err: f64 = reference
+        .iter()
+        .zip(approx)
+        .map(|(a, b)| (a - b).powi(2))
+        .sum();
+    1.0 - err / var.max(1e-300)
+}
+
+/// The automatic skip: returns (k, per-level explained variance of the network's
+/// denoiser by the Gaussian's, on the network's own deterministic Heun trajectories from
+/// `x_t`). k is the number of leading levels with EV ≥ `threshold`, at most N − 2.
+pub fn auto_skip<const D: usize, M: Denoiser<D> + ?Sized>(
+    den: &M,
+    g: &GaussianScore,
+    sigmas: &[f64],
+    x_t: Tensor<D>,
+    threshold: f64,
+    cond: Option<&Conditioning>,
+) -> Result<(usize, Vec<f64>)> {
+    let d = g.dim();
+    let mut evs = Vec::new();
+    let mut state = x_t;
+    // Walk the model's own trajectory with Heun (deterministic), one level at a time,
+    // evaluating the network's denoiser at each level's state.
+    for i in 0..sigmas.len() - 1 {
+        let s = sigmas[i];
+        let b = state.dims()[0];
+        let d_nn = den.denoise(state.clone(), sigma_tensor(s, b, &state.device()), cond);
+        let xs = to_vec_f64(state.clone())?;
+        let nn = to_vec_f64(d_nn)?;
+        evs.push(explained_variance(&nn, &g.denoise_f64(&xs, s), d));
+        let mut ctx = SampleContext::new().start_at(i);
+        ctx.cond = cond;
+        let grid = &sigmas[..i + 2];
+        state =
+            score_core::samplers::heun_sample(den, grid, state, &Default::default(), &mut ctx)?.x;
+        if evs.last().is_some_and(|&e| e < threshold) {
+            break;
+        }
+    }
+    let k = evs
+        .iter()
+        .take_while(|&&e| e >= threshold)
+        .count()
+        .min(sigmas.len().saturating_sub(2));
+    Ok((k, evs))
+}
+
+/// A progress callback adaptor for teleported sampling (steps done, steps in all).
+pub fn progress<'a, const D: usize>(mut f: impl FnMut(usize, usize) + 'a) -> SampleContext<'a, D> {
+    let mut done = 0;
+    SampleContext::new().on_step(move |s: &StepInfo<'_, D>| {
+        done += 1;
+        f(done, s.total_steps)
+    })
+}

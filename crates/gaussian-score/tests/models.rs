@@ -1,0 +1,100 @@
+//! Fitting, saving and the large-scale paths (randomized eigensolver, streamed delta).
+
+use gaussian_score::{DeltaScore, GaussianScore};
+use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
+
+fn randn(n: usize, seed: u64) -> Vec<f64> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n).map(|_| StandardNormal.sample(&mut rng)).collect()
+}
+
+#[test]
+fn randomized_top_r_matches_the_exact_eigensolver() {
+    // Data with a decaying spectrum: coordinate j scaled by 0.8^j.
+    let d = 60;
+    let data: Vec<f64> = randn(2000 * d, 1)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v * 0.8f64.powi((i % d) as i32))
+        .collect();
+    let exact = GaussianScore::fit(&data, d, Some(8)).unwrap();
+    let fast = GaussianScore::fit_randomized(&data, d, 8, 10, 3, 0).unwrap();
+    for k in 0..8 {
+        let rel = (fast.eigvals[k] / exact.eigvals[k] - 1.0).abs();
+        assert!(
+            rel < 1e-6,
+            "eigenvalue {k}: {} vs {}",
+            fast.eigvals[k],
+            exact.eigvals[k]
+        );
+    }
+    // Same denoiser (eigenvector signs do not matter).
+    let x = randn(3 * d, 2);
+    let (a, b) = (exact.denoise_f64(&x, 0.3), fast.denoise_f64(&x, 0.3));
+    assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-6));
+}
+
+#[test]
+fn save_and_load_round_trip_and_bad_files_are_errors() {
+    let data = randn(500 * 7, 3);
+    let g = GaussianScore::fit(&data, 7, Some(4)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("g.safetensors");
+    g.save(&p).unwrap();
+    assert_eq!(GaussianScore::load(&p).unwrap(), g);
+    std::fs::write(&p, b"junk").unwrap();
+    let msg = GaussianScore::load(&p).unwrap_err().to_string();
+    assert!(msg.contains("g.safetensors"), "{msg}");
+}
+
+#[test]
+fn delta_score_streams_and_stays_finite_at_tiny_sigma() {
+    // 3 000 × 100 training set, queries near training points: at σ = 0.002 the softmax
+    // picks the nearest training point; at σ = 1 it equals a direct evaluation.
+    let (n, d) = (3000, 100);
+    let data = randn(n * d, 4);
+    let mut delta = DeltaScore::new(data.clone(), d).unwrap();
+    delta.block = 256;
+    let q: Vec<f64> = data[5 * d..7 * d]
+        .iter()
+        .zip(randn(2 * d, 5))
+        .map(|(a, e)| a + 0.01 * e)
+        .collect();
+    let out = delta.denoise_f64(&q, 0.002);
+    assert!(out.iter().all(|v| v.is_finite()));
+    assert!(
+        out[..d]
+            .iter()
+            .zip(&data[5 * d..6 * d])
+            .all(|(a, b)| (a - b).abs() < 1e-9)
+    );
+    // Direct evaluation at σ = 1 (log-sum-exp over all points at once).
+    let s = 1.0;
+    let logits: Vec<f64> = (0..n)
+        .map(|i| {
+            -data[i * d..(i + 1) * d]
+                .iter()
+                .zip(&q[..d])
+                .map(|(a, b)| (a - b).powi(2))
+                .sum::<f64>()
+                / (2.0 * s * s)
+        })
+        .collect();
+    let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let z: f64 = logits.iter().map(|l| (l - m).exp()).sum();
+    let direct: Vec<f64> = (0..d)
+        .map(|j| {
+            (0..n)
+                .map(|i| (logits[i] - m).exp() / z * data[i * d + j])
+                .sum()
+        })
+        .collect();
+    let streamed = delta.denoise_f64(&q[..d], s);
+    assert!(
+        direct
+            .iter()
+            .zip(&streamed)
+            .all(|(a, b)| (a - b).abs() < 1e-10)
+    );
+}
