@@ -3,6 +3,10 @@
 //! - `cargo xtask train-demo-checkpoint`: train the UNet shipped in
 //!   `data/checkpoints/fashion-mnist-unet.safetensors`, reproducibly (seed 0, 3000 steps
 //!   on the first 9 000 shipped Fashion-MNIST test images), resumable.
+//! - `cargo xtask experiment teleport`: the teleportation sweep (gaussian-score) on the
+//!   demo checkpoint; writes `docs/results/teleport/`.
+//! - `cargo xtask experiment gaussian-ev`: the explained-variance study; writes
+//!   `docs/results/gaussian-ev/`.
 //! - `cargo xtask ci`: what `.ci/run` runs (format check, tests).
 
 use std::path::PathBuf;
@@ -12,6 +16,7 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use clap::{Parser, Subcommand};
 use score_core::pipeline;
+use score_core::samplers::Sampler;
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +44,23 @@ enum Task {
         /// Where the sampling-only checkpoint goes.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Run an experiment and write its report.
+    Experiment {
+        /// teleport or gaussian-ev.
+        name: String,
+        /// Checkpoint (default: the shipped demo checkpoint).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Output folder (default: docs/results/<name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Images per configuration (teleport) or probes per set (gaussian-ev).
+        #[arg(long)]
+        n: Option<usize>,
+        /// Seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// Format check and the test suite, as CI runs them.
     Ci,
@@ -71,6 +93,72 @@ fn main() -> Result<()> {
                 r.seconds,
                 out.display()
             );
+        }
+        Task::Experiment {
+            name,
+            checkpoint,
+            out,
+            n,
+            seed,
+        } => {
+            let device = Device::flex();
+            let ck = checkpoint.unwrap_or_else(pipeline::shipped_checkpoint);
+            let out = out.unwrap_or_else(|| PathBuf::from("docs/results").join(&name));
+            match name.as_str() {
+                "teleport" => {
+                    let samplers = [
+                        (Sampler::Heun(Default::default()), 18usize),
+                        (Sampler::DpmppTwoM, 18usize),
+                    ];
+                    let ks: Vec<usize> = (0..=9).collect();
+                    let report = gaussian_score::study::teleport_sweep(
+                        &ck,
+                        &samplers,
+                        &ks,
+                        n.unwrap_or(256),
+                        64,
+                        gaussian_score::teleport::DEFAULT_AUTO_THRESHOLD,
+                        seed,
+                        &out,
+                        &device,
+                        |r| {
+                            eprintln!(
+                                "{:9} N={} k={:2} σ_k={:7.3} NFE={:2} FD-PCA32={:7.2} SW2={:.4} RMS(k=0)={:.4} {:5.1}s",
+                                r.sampler,
+                                r.steps,
+                                r.k,
+                                r.sigma_k,
+                                r.nfe,
+                                r.fd_pca32,
+                                r.sliced_w2,
+                                r.rms_to_k0,
+                                r.seconds
+                            )
+                        },
+                    )?;
+                    println!("{}", std::fs::read_to_string(out.join("teleport.md"))?);
+                    println!(
+                        "auto skip k = {} (EV per level {:?})",
+                        report.auto_k, report.auto_ev
+                    );
+                }
+                "gaussian-ev" => {
+                    let sigmas = [
+                        0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 80.0,
+                    ];
+                    gaussian_score::study::ev_study(
+                        &ck,
+                        &sigmas,
+                        &[10],
+                        n.unwrap_or(64),
+                        seed,
+                        &out,
+                        &device,
+                    )?;
+                    println!("{}", std::fs::read_to_string(out.join("ev.md"))?);
+                }
+                other => bail!("unknown experiment '{other}': expected teleport or gaussian-ev"),
+            }
         }
         Task::Ci => {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

@@ -3,6 +3,8 @@
 //! Every subcommand takes `--seed`, `--device flex|wgpu|cuda` and `--json` (print the
 //! numbers as one JSON object on stdout; progress goes to stderr).
 
+mod gaussian;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -38,16 +40,16 @@ struct Cli {
 }
 
 #[derive(Args, Clone)]
-struct Common {
+pub(crate) struct Common {
     /// Seed of every random draw (initial noise, training batches, weights).
     #[arg(long, global = true, default_value_t = 0)]
-    seed: u64,
+    pub(crate) seed: u64,
     /// Compute device: flex (CPU, default), wgpu or cuda (builds with `--features wgpu|cuda`).
     #[arg(long, global = true, default_value = "flex")]
-    device: String,
+    pub(crate) device: String,
     /// Print results as one JSON object on stdout.
     #[arg(long, global = true)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Subcommand)]
@@ -58,6 +60,9 @@ enum Command {
     Sample(SampleArgs),
     /// Print a σ grid.
     Sigmas(SigmasArgs),
+    /// Closed-form Gaussian scores: fit, solve, sample, explained variance.
+    #[command(subcommand)]
+    Gaussian(gaussian::GaussianCmd),
     /// The main job: sample the shipped Fashion-MNIST UNet (or train one first), write an
     /// image grid and print metrics.
     Demo(DemoArgs),
@@ -122,6 +127,20 @@ struct SampleArgs {
     /// Which weights: ema (default) or raw.
     #[arg(long, default_value = "ema")]
     weights: String,
+    /// Analytical teleportation: a Gaussian model (`scorelab gaussian fit`) of the
+    /// training data; the first steps are replaced by its closed-form solution.
+    #[arg(long)]
+    teleport: Option<PathBuf>,
+    /// With --teleport: skip k steps, or `auto` (see also --skip-sigma).
+    #[arg(long, default_value = "auto")]
+    skip: String,
+    /// With --teleport: skip to the first grid level at or below this σ.
+    #[arg(long)]
+    skip_sigma: Option<f64>,
+    /// With --skip auto: score explained-variance threshold (0.9975 = 5% relative error
+    /// of the ODE velocity).
+    #[arg(long, default_value_t = gaussian_score::teleport::DEFAULT_AUTO_THRESHOLD)]
+    skip_threshold: f64,
 }
 
 #[derive(Args)]
@@ -163,7 +182,7 @@ struct DemoArgs {
     checkpoint: Option<PathBuf>,
 }
 
-fn device(name: &str) -> Result<Device> {
+pub(crate) fn device(name: &str) -> Result<Device> {
     let dev = match name {
         "flex" | "cpu" => Device::flex(),
         "wgpu" => {
@@ -203,7 +222,7 @@ fn device(name: &str) -> Result<Device> {
     }
 }
 
-fn emit(json: bool, value: serde_json::Value, human: impl FnOnce()) {
+pub(crate) fn emit(json: bool, value: serde_json::Value, human: impl FnOnce()) {
     if json {
         println!("{value}");
     } else {
@@ -211,7 +230,7 @@ fn emit(json: bool, value: serde_json::Value, human: impl FnOnce()) {
     }
 }
 
-fn sampler_from(name: &str, seed: u64) -> Result<Sampler> {
+pub(crate) fn sampler_from(name: &str, seed: u64) -> Result<Sampler> {
     Ok(name.parse::<Sampler>()?.with_seed(seed))
 }
 
@@ -363,16 +382,52 @@ fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let t0 = Instant::now();
     let pb = (!c.json).then(|| bar((sigmas.len() - 1) as u64, "sample"));
+    let mut teleport_k: Option<usize> = None;
     let (values, shape, nfe) = match &model {
         LoadedModel::Unet(net, [ch, h, w]) => {
             let shape = [a.n, *ch, *h, *w];
             let z = initial_noise(a.noise.as_deref(), &shape, c.seed, &dev)?;
             let noise = score_core::tensor::from_f32(z, shape, &dev);
-            let out = pipeline::generate_images(net, precond, &sampler, &sigmas, noise, |i, _| {
-                if let Some(b) = &pb {
-                    b.set_position(i as u64)
+            let out = match &a.teleport {
+                None => {
+                    pipeline::generate_images(net, precond, &sampler, &sigmas, noise, |i, _| {
+                        if let Some(b) = &pb {
+                            b.set_position(i as u64)
+                        }
+                    })?
                 }
-            })?;
+                Some(model) => {
+                    let g = gaussian_score::ScoreModel::load(model)?;
+                    let g = g.gaussian()?;
+                    let den = Preconditioned::new(net, precond);
+                    let x_t = noise.mul_scalar(sigmas[0]);
+                    let k = match (a.skip_sigma, a.skip.as_str()) {
+                        (Some(s), _) => gaussian_score::teleport::index_for_sigma(&sigmas, s),
+                        (None, "auto") => {
+                            let probes = x_t.clone().narrow(0, 0, x_t.dims()[0].min(16));
+                            gaussian_score::auto_skip(
+                                &den,
+                                g,
+                                &sigmas,
+                                probes,
+                                a.skip_threshold,
+                                None,
+                            )?
+                            .0
+                        }
+                        (None, k) => k.parse::<usize>().map_err(|_| {
+                            anyhow::anyhow!("--skip: '{k}' is neither a step count nor 'auto'")
+                        })?,
+                    };
+                    teleport_k = Some(k);
+                    let mut ctx = gaussian_score::teleport::progress(|i, _| {
+                        if let Some(b) = &pb {
+                            b.set_position((k + i) as u64)
+                        }
+                    });
+                    gaussian_score::teleport_sample(&den, g, &sampler, &sigmas, x_t, k, &mut ctx)?
+                }
+            };
             let v = to_vec_f32(out.x)?;
             write_image_grid(
                 &a.out.join("samples.png"),
@@ -383,6 +438,9 @@ fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
             (v, shape.to_vec(), out.nfe)
         }
         LoadedModel::Mlp(net, d) => {
+            if a.teleport.is_some() {
+                bail!("--teleport is implemented for image (UNet) checkpoints");
+            }
             let shape = [a.n, *d];
             let z = initial_noise(a.noise.as_deref(), &shape, c.seed, &dev)?;
             let x = from_f64(
@@ -402,7 +460,7 @@ fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
     let secs = t0.elapsed().as_secs_f64();
     emit(
         c.json,
-        serde_json::json!({"checkpoint": a.checkpoint, "trained_steps": meta.step, "sampler": sampler.name(), "steps": a.steps, "nfe": nfe, "n": a.n, "seconds": secs, "out": a.out}),
+        serde_json::json!({"checkpoint": a.checkpoint, "trained_steps": meta.step, "sampler": sampler.name(), "steps": a.steps, "nfe": nfe, "teleport_skip": teleport_k, "n": a.n, "seconds": secs, "out": a.out}),
         || {
             println!(
                 "{} samples with {} ({} NFE) in {secs:.1} s -> {}",
@@ -536,12 +594,31 @@ fn cmd_demo(c: &Common, a: &DemoArgs) -> Result<()> {
     Ok(())
 }
 
-fn main() -> Result<()> {
+fn run() -> Result<()> {
     let cli = Cli::parse();
     match &cli.command {
         Command::Train(a) => cmd_train(&cli.common, a),
         Command::Sample(a) => cmd_sample(&cli.common, a),
         Command::Sigmas(a) => cmd_sigmas(&cli.common, a),
+        Command::Gaussian(g) => gaussian::run(&cli.common, g),
         Command::Demo(a) => cmd_demo(&cli.common, a),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the error, then any cause it does not already spell out.
+            let mut msg = e.to_string();
+            for cause in e.chain().skip(1) {
+                let c = cause.to_string();
+                if !msg.contains(&c) {
+                    msg = format!("{msg}: {c}");
+                }
+            }
+            eprintln!("error: {msg}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

@@ -10,7 +10,7 @@ use score_core::tensor::{from_f64_as, randn_like, sigma_tensor, stream_rng, to_v
 use score_core::{Conditioning, Denoiser};
 
 use crate::error::Result;
-use crate::teleport::explained_variance;
+use crate::teleport::{explained_variance, score_ev};
 
 /// One row of the EV table: one σ, one approximation.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -48,15 +48,13 @@ pub fn ev_table<const D: usize>(
         let xs = to_vec_f64(x.clone())?;
         let d_nn = to_vec_f64(nn.denoise(x.clone(), sig.clone(), cond))?;
         let d = xs.len() / b;
-        let s_nn_norm: f64 = d_nn.iter().zip(&xs).map(|(a, x)| (a - x).powi(2)).sum();
         for (name, a) in approx {
             let d_a = to_vec_f64(a.denoise(x.clone(), sig.clone(), None))?;
-            let err: f64 = d_nn.iter().zip(&d_a).map(|(p, q)| (p - q).powi(2)).sum();
             rows.push(EvRow {
                 sigma: s,
                 approx: name.clone(),
                 probes: probes.into(),
-                score_ev: 1.0 - err / s_nn_norm.max(1e-300),
+                score_ev: score_ev(&xs, &d_nn, &d_a),
                 denoiser_ev: explained_variance(&d_nn, &d_a, d),
             });
         }

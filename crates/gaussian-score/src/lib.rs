@@ -21,9 +21,12 @@ pub mod error;
 pub mod ev;
 pub mod gaussian;
 pub mod mixture;
+pub mod model;
+pub mod study;
 pub mod teleport;
 
 pub use error::{GaussError, Result};
 pub use gaussian::GaussianScore;
 pub use mixture::{DeltaScore, MixtureScore};
+pub use model::ScoreModel;
 pub use teleport::{Skip, auto_skip, teleport_sample};

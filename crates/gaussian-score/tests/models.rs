@@ -98,3 +98,33 @@ fn delta_score_streams_and_stays_finite_at_tiny_sigma() {
             .all(|(a, b)| (a - b).abs() < 1e-10)
     );
 }
+
+#[test]
+fn auto_skip_on_an_exactly_gaussian_model_skips_to_the_end() {
+    // If the "network" is the Gaussian itself, its score EV is 1 at every level and the
+    // rule skips as far as it may (N − 2); with a different Gaussian it stops earlier.
+    use burn::tensor::{DType, Device};
+    use score_core::sigmas::karras_sigmas;
+    use score_core::tensor::from_f64_as;
+    let d = 8;
+    let g = GaussianScore::fit(&randn(400 * d, 6), d, None).unwrap();
+    let sigmas = karras_sigmas(12, 0.002, 80.0, 7.0).unwrap();
+    let x = from_f64_as(
+        &randn(4 * d, 7).iter().map(|v| 80.0 * v).collect::<Vec<_>>(),
+        [4, d],
+        DType::F64,
+        &Device::flex(),
+    );
+    let (k, evs) = gaussian_score::auto_skip(&g, &g, &sigmas, x.clone(), 0.9975, None).unwrap();
+    assert_eq!(k, sigmas.len() - 2);
+    assert!(evs.iter().all(|e| (e - 1.0).abs() < 1e-12));
+    // A model with 4× the variance along every direction disagrees at low σ.
+    let other = GaussianScore::new(
+        g.mean.clone(),
+        g.eigvals.iter().map(|l| 4.0 * l).collect(),
+        g.eigvecs.clone(),
+    )
+    .unwrap();
+    let (k2, evs2) = gaussian_score::auto_skip(&other, &g, &sigmas, x, 0.9975, None).unwrap();
+    assert!(k2 < k && k2 > 0, "k2 = {k2}, evs {evs2:?}");
+}

@@ -42,6 +42,7 @@ pub mod error;
 pub mod metrics;
 pub mod nn;
 pub mod pipeline;
+pub mod plot;
 pub mod precond;
 pub mod samplers;
 pub mod sigmas;

@@ -1,0 +1,268 @@
+//! `scorelab gaussian …`: fit, solve, sample and the explained-variance analysis.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use gaussian_score::{GaussianScore, MixtureScore, ScoreModel};
+use score_core::data::npy::{read_npy, write_npy_f32};
+use score_core::pipeline;
+use score_core::samplers::SampleContext;
+use score_core::sigmas::GridKind;
+use score_core::tensor::{from_f64, to_vec_f32};
+
+use crate::{Common, device, emit, sampler_from};
+
+#[derive(Subcommand)]
+pub enum GaussianCmd {
+    /// Fit a Gaussian (or, with --components, a Gaussian mixture) to data.
+    Fit(FitArgs),
+    /// The closed-form PF-ODE solution x(σ_end) from x = Z at σ_start.
+    Solve(SolveArgs),
+    /// Numerical sampling with the exact Gaussian / mixture denoiser.
+    Sample(GSampleArgs),
+    /// Explained variance of a trained network's score and denoiser against the Gaussian,
+    /// a K-component mixture and the delta mixture, per σ: table, JSON and SVG plot.
+    Ev(EvArgs),
+}
+
+#[derive(Args)]
+pub struct FitArgs {
+    /// A `.npy` file [n, …] or `fashion-mnist-demo` (the demo's 9 000 training images).
+    #[arg(long)]
+    data: String,
+    /// Keep the top r eigenpairs (default: full rank).
+    #[arg(long)]
+    rank: Option<usize>,
+    /// Fit a mixture of K components (k-means + per-cluster covariance).
+    #[arg(long)]
+    components: Option<usize>,
+    /// Use the randomized top-r eigensolver (needs --rank; for large d).
+    #[arg(long)]
+    randomized: bool,
+    /// Output model file (safetensors).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct SolveArgs {
+    /// A Gaussian model from `scorelab gaussian fit`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Start states x(σ_start), `.npy` [n, …].
+    #[arg(long)]
+    noise: PathBuf,
+    /// σ at which `--noise` is given.
+    #[arg(long)]
+    sigma_start: f64,
+    /// σ to solve to.
+    #[arg(long)]
+    sigma_end: f64,
+    /// Output `.npy`.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct GSampleArgs {
+    /// A model from `scorelab gaussian fit`.
+    #[arg(long)]
+    model: PathBuf,
+    /// euler, heun, dpmpp-2m or euler-ancestral.
+    #[arg(long, default_value = "heun")]
+    sampler: String,
+    /// σ levels.
+    #[arg(long, default_value_t = 18)]
+    steps: usize,
+    /// Unit-Gaussian start noise `.npy` [n, …] (scaled by σ_max = 80).
+    #[arg(long)]
+    noise: PathBuf,
+    /// Output `.npy`.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct EvArgs {
+    /// A UNet checkpoint (default: the shipped demo checkpoint).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Data set: `fashion-mnist-demo` (train = the demo's 9 000 images, held out = 1 000).
+    #[arg(long, default_value = "fashion-mnist-demo")]
+    data: String,
+    /// Noise levels.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.02,0.05,0.1,0.2,0.5,1,2,5,10,20,50,80"
+    )]
+    sigmas: Vec<f64>,
+    /// Mixture sizes to compare (0 = none).
+    #[arg(long, value_delimiter = ',', default_value = "10")]
+    components: Vec<usize>,
+    /// Probe images per probe set.
+    #[arg(long, default_value_t = 64)]
+    probes: usize,
+    /// Output folder: ev.json, ev.md, ev_score.svg, ev_denoiser.svg.
+    #[arg(long, default_value = "out/ev")]
+    out: PathBuf,
+}
+
+fn load_rows(data: &str) -> Result<(Vec<f64>, usize, Vec<usize>)> {
+    if data == "fashion-mnist-demo" {
+        let (train, _) = pipeline::demo_split()?;
+        let [c, h, w] = train.image_shape;
+        return Ok((train.rows_f64(), c * h * w, vec![c, h, w]));
+    }
+    let arr = read_npy(Path::new(data))?;
+    let (n, d) = arr.as_matrix();
+    if n == 0 || d == 0 {
+        bail!("{data}: empty array");
+    }
+    Ok((arr.data, d, arr.shape[1..].to_vec()))
+}
+
+pub fn run(c: &Common, cmd: &GaussianCmd) -> Result<()> {
+    match cmd {
+        GaussianCmd::Fit(a) => {
+            let (rows, d, _) = load_rows(&a.data)?;
+            let t0 = std::time::Instant::now();
+            let model = match (a.components, a.randomized) {
+                (Some(k), _) if k > 1 => {
+                    ScoreModel::Mixture(MixtureScore::fit(&rows, d, k, a.rank, c.seed)?)
+                }
+                (_, true) => {
+                    let r = a.rank.context("--randomized needs --rank")?;
+                    ScoreModel::Gaussian(GaussianScore::fit_randomized(&rows, d, r, 10, 3, c.seed)?)
+                }
+                _ => ScoreModel::Gaussian(GaussianScore::fit(&rows, d, a.rank)?),
+            };
+            model.save(&a.out)?;
+            let secs = t0.elapsed().as_secs_f64();
+            let top: Vec<f64> = match &model {
+                ScoreModel::Gaussian(g) => g.eigvals.iter().take(5).copied().collect(),
+                ScoreModel::Mixture(m) => m.weights.clone(),
+            };
+            emit(
+                c.json,
+                serde_json::json!({"model": a.out, "kind": model.describe(), "n": rows.len() / d, "dim": d, "seconds": secs, "head": top}),
+                || {
+                    println!(
+                        "{} fitted to {} points in {secs:.2} s -> {}",
+                        model.describe(),
+                        rows.len() / d,
+                        a.out.display()
+                    );
+                },
+            );
+        }
+        GaussianCmd::Solve(a) => {
+            let model = ScoreModel::load(&a.model)?;
+            let g = model
+                .gaussian()
+                .with_context(|| format!("--model {}", a.model.display()))?;
+            let arr = read_npy(&a.noise)?;
+            if arr.data.len() % g.dim() != 0 {
+                bail!(
+                    "{}: {} values are not rows of the model's dimension {}",
+                    a.noise.display(),
+                    arr.data.len(),
+                    g.dim()
+                );
+            }
+            let y = g.pf_solution(&arr.data, a.sigma_start, a.sigma_end);
+            let v: Vec<f32> = y.iter().map(|&x| x as f32).collect();
+            write_npy_f32(&a.out, &arr.shape, &v)?;
+            emit(
+                c.json,
+                serde_json::json!({"out": a.out, "n": arr.data.len() / g.dim(), "sigma_start": a.sigma_start, "sigma_end": a.sigma_end}),
+                || {
+                    println!(
+                        "solved {} points from σ = {} to σ = {} -> {}",
+                        arr.data.len() / g.dim(),
+                        a.sigma_start,
+                        a.sigma_end,
+                        a.out.display()
+                    )
+                },
+            );
+        }
+        GaussianCmd::Sample(a) => {
+            let dev = device(&c.device)?;
+            let model = ScoreModel::load(&a.model)?;
+            let arr = read_npy(&a.noise)?;
+            let d = model.dim();
+            if arr.data.len() % d != 0 {
+                bail!(
+                    "{}: {} values are not rows of the model's dimension {d}",
+                    a.noise.display(),
+                    arr.data.len()
+                );
+            }
+            let n = arr.data.len() / d;
+            let sampler = sampler_from(&a.sampler, c.seed)?;
+            let sigmas = GridKind::Karras.build(a.steps, 0.002, 80.0)?;
+            let x = from_f64(
+                &arr.data.iter().map(|v| v * sigmas[0]).collect::<Vec<_>>(),
+                [n, d],
+                &dev,
+            );
+            let out = sampler.sample(&model, &sigmas, x, &mut SampleContext::new())?;
+            let v = to_vec_f32(out.x)?;
+            write_npy_f32(&a.out, &arr.shape, &v)?;
+            emit(
+                c.json,
+                serde_json::json!({"out": a.out, "n": n, "nfe": out.nfe, "sampler": sampler.name()}),
+                || {
+                    println!(
+                        "{n} samples with {} ({} NFE) -> {}",
+                        sampler.name(),
+                        out.nfe,
+                        a.out.display()
+                    )
+                },
+            );
+        }
+        GaussianCmd::Ev(a) => run_ev(c, a)?,
+    }
+    Ok(())
+}
+
+fn run_ev(c: &Common, a: &EvArgs) -> Result<()> {
+    if a.data != "fashion-mnist-demo" {
+        bail!(
+            "--data: only 'fashion-mnist-demo' is supported (the split the demo checkpoint was trained on)"
+        );
+    }
+    let dev = device(&c.device)?;
+    let ck = a
+        .checkpoint
+        .clone()
+        .unwrap_or_else(pipeline::shipped_checkpoint);
+    eprintln!(
+        "fitting the Gaussian, mixtures {:?} and the delta mixture; probing {} noise levels…",
+        a.components,
+        a.sigmas.len()
+    );
+    let rows = gaussian_score::study::ev_study(
+        &ck,
+        &a.sigmas,
+        &a.components,
+        a.probes,
+        c.seed,
+        &a.out,
+        &dev,
+    )?;
+    let md = std::fs::read_to_string(a.out.join("ev.md"))
+        .with_context(|| format!("reading {}", a.out.join("ev.md").display()))?;
+    emit(
+        c.json,
+        serde_json::json!({"checkpoint": ck, "rows": rows, "out": a.out}),
+        || {
+            println!("{md}");
+            println!("written to {}", a.out.display());
+        },
+    );
+    Ok(())
+}

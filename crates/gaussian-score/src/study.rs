@@ -1,0 +1,377 @@
+//! The two studies of the paper on a score-core UNet checkpoint, shared by
+//! `scorelab gaussian ev` and `cargo xtask experiment teleport|gaussian-ev`:
+//! the explained-variance table per σ ([`ev_study`]) and the teleportation sweep over
+//! the skip index k ([`teleport_sweep`]). Both write JSON, a markdown table and SVG plots.
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::tensor::Device;
+use score_core::metrics::{frechet_distance, pca_basis, pca_project, sliced_w2};
+use score_core::nn::Preconditioned;
+use score_core::pipeline::{self, LoadedModel};
+use score_core::plot::{Plot, Series};
+use score_core::samplers::{SampleContext, Sampler};
+use score_core::sigmas::karras_sigmas;
+use score_core::tensor::{from_f32, randn, stream_rng, to_vec_f64};
+use score_core::{Denoiser, ScoreError};
+
+use crate::error::{Result, invalid};
+use crate::ev::{EvRow, ev_table};
+use crate::teleport::{auto_skip, teleport_sample};
+use crate::{DeltaScore, GaussianScore, MixtureScore};
+
+fn io(path: &Path, e: std::io::Error) -> crate::GaussError {
+    ScoreError::io(path, e).into()
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    Ok(score_core::checkpoint::write_atomic(path, text.as_bytes())?)
+}
+
+/// Explained variance of the checkpoint's denoiser and score against the Gaussian, the
+/// K-component mixtures and the delta mixture of the demo's training images, per σ, on
+/// `probes` training and `probes` held-out images. Writes `ev.json`, `ev.md`,
+/// `ev_score.svg`, `ev_denoiser.svg` under `out`.
+pub fn ev_study(
+    checkpoint: &Path,
+    sigmas: &[f64],
+    components: &[usize],
+    probes: usize,
+    seed: u64,
+    out: &Path,
+    device: &Device,
+) -> Result<Vec<EvRow>> {
+    let (model, precond, meta) = pipeline::load_model(checkpoint, device)?;
+    let LoadedModel::Unet(net, [ch, h, w]) = model else {
+        return Err(invalid(
+            "checkpoint",
+            format!("{}: needs an image (UNet) checkpoint", checkpoint.display()),
+        ));
+    };
+    let (train, held) = pipeline::demo_split()?;
+    let d = ch * h * w;
+    let rows = train.rows_f64();
+    let g = GaussianScore::fit(&rows, d, None)?;
+    let mixtures: Vec<(usize, MixtureScore)> = components
+        .iter()
+        .filter(|&&k| k > 1)
+        .map(|&k| Ok((k, MixtureScore::fit(&rows, d, k, None, seed)?)))
+        .collect::<Result<_>>()?;
+    let delta = DeltaScore::new(rows, d)?;
+    let mut approx: Vec<(String, &dyn Denoiser<4>)> = vec![("gaussian".into(), &g)];
+    for (k, m) in &mixtures {
+        approx.push((format!("gmm-{k}"), m));
+    }
+    approx.push(("delta".into(), &delta));
+    let den = Preconditioned::new(&net, precond);
+    let mut all = Vec::new();
+    for (name, set) in [("train", &train), ("heldout", &held)] {
+        let m = probes.min(set.num_images());
+        let idx: Vec<usize> = (0..m).map(|i| i * set.num_images() / m).collect();
+        let (x0, _) = set.batch(&idx, device);
+        all.extend(ev_table(&den, &approx, x0, name, sigmas, seed, None)?);
+    }
+    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
+    let json = serde_json::json!({"checkpoint": checkpoint, "trained_steps": meta.step, "probes": probes, "rows": all});
+    write(
+        &out.join("ev.json"),
+        &serde_json::to_string_pretty(&json).expect("serialises"),
+    )?;
+    let names: Vec<String> = approx.iter().map(|(n, _)| n.clone()).collect();
+    write(&out.join("ev.md"), &ev_markdown(&all, &names, sigmas))?;
+    for (what, pick) in [("score", 0), ("denoiser", 1)] {
+        let mut series = Vec::new();
+        for n in &names {
+            for p in ["train", "heldout"] {
+                series.push(Series {
+                    label: format!("{n} ({p})"),
+                    points: all
+                        .iter()
+                        .filter(|r| &r.approx == n && r.probes == p)
+                        .map(|r| (r.sigma, if pick == 0 { r.score_ev } else { r.denoiser_ev }))
+                        .collect(),
+                    markers_only: false,
+                });
+            }
+        }
+        Plot {
+            title: format!("EV of the network's {what} by closed-form approximations"),
+            x_label: "noise level σ".into(),
+            y_label: format!("explained variance ({what})"),
+            log_x: true,
+            log_y: false,
+            series,
+        }
+        .save(&out.join(format!("ev_{what}.svg")))?;
+    }
+    Ok(all)
+}
+
+/// The EV rows as a markdown table (score EV / denoiser EV per approximation).
+pub fn ev_markdown(rows: &[EvRow], names: &[String], sigmas: &[f64]) -> String {
+    let mut md = String::from("| σ | probes |");
+    for n in names {
+        md += &format!(" {n}: score / denoiser |");
+    }
+    md += "\n|---:|---|";
+    md += &"---|".repeat(names.len());
+    md += "\n";
+    for probes in ["train", "heldout"] {
+        for &s in sigmas {
+            md += &format!("| {s} | {probes} |");
+            for n in names {
+                if let Some(r) = rows
+                    .iter()
+                    .find(|r| r.sigma == s && r.probes == probes && &r.approx == n)
+                {
+                    md += &format!(" {:.4} / {:.4} |", r.score_ev, r.denoiser_ev);
+                }
+            }
+            md += "\n";
+        }
+    }
+    md
+}
+
+/// One row of the teleportation sweep.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TeleportRow {
+    /// Sampler name.
+    pub sampler: String,
+    /// σ levels N of the grid.
+    pub steps: usize,
+    /// Steps skipped.
+    pub k: usize,
+    /// σ teleported to.
+    pub sigma_k: f64,
+    /// Network evaluations per sample.
+    pub nfe: usize,
+    /// Fraction of the un-teleported run's evaluations saved.
+    pub nfe_saved: f64,
+    /// Wall time for all images (seconds).
+    pub seconds: f64,
+    /// Fréchet distance to the held-out images on their top-32 PCA features.
+    pub fd_pca32: f64,
+    /// Sliced W2 to the held-out images (pixel space).
+    pub sliced_w2: f64,
+    /// RMS pixel distance to the same sampler's un-teleported samples from the same noise.
+    pub rms_to_k0: f64,
+}
+
+/// The output of [`teleport_sweep`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TeleportReport {
+    /// All rows.
+    pub rows: Vec<TeleportRow>,
+    /// The skip chosen by [`auto_skip`] per sampler grid, and the EV curve it read.
+    pub auto_k: usize,
+    /// The EV per grid level that the automatic rule read.
+    pub auto_ev: Vec<f64>,
+    /// The threshold of the automatic rule.
+    pub auto_threshold: f64,
+    /// FD-PCA32 between an equally large set of training images and the held-out images.
+    pub fd_pca32_real_floor: f64,
+    /// Sliced W2 between the same two real sets.
+    pub sliced_w2_real_floor: f64,
+}
+
+/// Sweep the skip k for each (sampler, N) with `n` images (fixed noise), measuring NFE,
+/// wall time, FD on PCA-32 features and sliced W2 against the held-out images, and the RMS
+/// distance to k = 0. Writes `teleport.json`, `teleport.md` and `teleport_fd.svg`.
+#[allow(clippy::too_many_arguments)]
+pub fn teleport_sweep(
+    checkpoint: &Path,
+    samplers: &[(Sampler, usize)],
+    ks: &[usize],
+    n: usize,
+    batch: usize,
+    threshold: f64,
+    seed: u64,
+    out: &Path,
+    device: &Device,
+    mut progress: impl FnMut(&TeleportRow),
+) -> Result<TeleportReport> {
+    let (model, precond, _) = pipeline::load_model(checkpoint, device)?;
+    let LoadedModel::Unet(net, [ch, h, w]) = model else {
+        return Err(invalid(
+            "checkpoint",
+            format!("{}: needs an image (UNet) checkpoint", checkpoint.display()),
+        ));
+    };
+    let (train, held) = pipeline::demo_split()?;
+    let d = ch * h * w;
+    let g = GaussianScore::fit(&train.rows_f64(), d, None)?;
+    let held_rows = held.rows_f64();
+    let (pmean, basis) = pca_basis(&held_rows, d, 32)?;
+    let held_f = pca_project(&held_rows, d, &pmean, &basis);
+    let real = &train.rows_f64()[..n.min(train.num_images()) * d];
+    let fd_floor = frechet_distance(&pca_project(real, d, &pmean, &basis), &held_f, 32)?;
+    let sw_floor = sliced_w2(real, &held_rows, d, 128, 0)?;
+    let den = Preconditioned::new(&net, precond);
+    let noise: Vec<f32> = score_core::tensor::to_vec_f32(randn(
+        [n * d],
+        &mut stream_rng(seed, 0x5445_4c45, 0),
+        device,
+    ))?;
+    let mut rows = Vec::new();
+    let (mut auto_k, mut auto_ev) = (0, Vec::new());
+    for (si, (sampler, steps)) in samplers.iter().enumerate() {
+        let sigmas = karras_sigmas(*steps, 0.002, 80.0, 7.0)?;
+        if si == 0 {
+            let probes = from_f32(
+                noise[..16.min(n) * d].to_vec(),
+                [16.min(n), ch, h, w],
+                device,
+            )
+            .mul_scalar(sigmas[0]);
+            (auto_k, auto_ev) = auto_skip(&den, &g, &sigmas, probes, threshold, None)?;
+        }
+        let mut base: Option<Vec<f64>> = None;
+        let full_nfe = sampler.nfe(sigmas.len(), 0);
+        for &k in ks.iter().filter(|&&k| k + 1 < sigmas.len()) {
+            let t0 = Instant::now();
+            let mut samples = Vec::with_capacity(n * d);
+            let mut nfe = 0;
+            for start in (0..n).step_by(batch) {
+                let b = batch.min(n - start);
+                let x_t = from_f32(
+                    noise[start * d..(start + b) * d].to_vec(),
+                    [b, ch, h, w],
+                    device,
+                )
+                .mul_scalar(sigmas[0]);
+                let o = teleport_sample(
+                    &den,
+                    &g,
+                    sampler,
+                    &sigmas,
+                    x_t,
+                    k,
+                    &mut SampleContext::new(),
+                )?;
+                nfe = o.nfe;
+                samples.extend(to_vec_f64(o.x)?);
+            }
+            let seconds = t0.elapsed().as_secs_f64();
+            let feats = pca_project(&samples, d, &pmean, &basis);
+            let rms = base.as_ref().map_or(0.0, |b0| {
+                (b0.iter()
+                    .zip(&samples)
+                    .map(|(a, b)| (a - b).powi(2))
+                    .sum::<f64>()
+                    / samples.len() as f64)
+                    .sqrt()
+            });
+            if k == 0 {
+                base = Some(samples.clone());
+            }
+            let row = TeleportRow {
+                sampler: sampler.name().into(),
+                steps: *steps,
+                k,
+                sigma_k: sigmas[k],
+                nfe,
+                nfe_saved: 1.0 - nfe as f64 / full_nfe as f64,
+                seconds,
+                fd_pca32: frechet_distance(&feats, &held_f, 32)?,
+                sliced_w2: sliced_w2(&samples, &held_rows, d, 128, 0)?,
+                rms_to_k0: rms,
+            };
+            progress(&row);
+            rows.push(row);
+        }
+    }
+    let report = TeleportReport {
+        rows,
+        auto_k,
+        auto_ev,
+        auto_threshold: threshold,
+        fd_pca32_real_floor: fd_floor,
+        sliced_w2_real_floor: sw_floor,
+    };
+    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
+    write(
+        &out.join("teleport.json"),
+        &serde_json::to_string_pretty(&report).expect("serialises"),
+    )?;
+    let mut md = String::from(
+        "| sampler | N | k | σ_k | NFE | NFE saved | FD-PCA32 ↓ | sliced W2 ↓ | RMS to k=0 | time (s) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in &report.rows {
+        md += &format!(
+            "| {} | {} | {} | {:.3} | {} | {:.0}% | {:.2} | {:.4} | {:.4} | {:.1} |\n",
+            r.sampler,
+            r.steps,
+            r.k,
+            r.sigma_k,
+            r.nfe,
+            100.0 * r.nfe_saved,
+            r.fd_pca32,
+            r.sliced_w2,
+            r.rms_to_k0,
+            r.seconds
+        );
+    }
+    md += &format!(
+        "\nReal-vs-real floor ({n} training images vs the held-out images): FD-PCA32 {:.2}, sliced W2 {:.4}. Automatic skip (EV threshold {threshold}): k = {}.\n",
+        fd_floor, sw_floor, report.auto_k
+    );
+    write(&out.join("teleport.md"), &md)?;
+    let mut fd_series = Vec::new();
+    let mut rms_series = Vec::new();
+    for (sampler, steps) in samplers {
+        let pts: Vec<&TeleportRow> = report
+            .rows
+            .iter()
+            .filter(|r| r.sampler == sampler.name() && r.steps == *steps)
+            .collect();
+        fd_series.push(Series {
+            label: format!("{} N={steps}", sampler.name()),
+            points: pts.iter().map(|r| (r.nfe as f64, r.fd_pca32)).collect(),
+            markers_only: false,
+        });
+        rms_series.push(Series {
+            label: format!("{} N={steps}", sampler.name()),
+            points: pts
+                .iter()
+                .filter(|r| r.k > 0)
+                .map(|r| (100.0 * r.nfe_saved, r.rms_to_k0))
+                .collect(),
+            markers_only: false,
+        });
+    }
+    fd_series.push(Series {
+        label: "real floor".into(),
+        points: vec![
+            (
+                report.rows.iter().map(|r| r.nfe).min().unwrap_or(1) as f64,
+                fd_floor,
+            ),
+            (
+                report.rows.iter().map(|r| r.nfe).max().unwrap_or(2) as f64,
+                fd_floor,
+            ),
+        ],
+        markers_only: false,
+    });
+    Plot {
+        title: "Teleportation: sample quality vs network evaluations".into(),
+        x_label: "NFE per sample".into(),
+        y_label: "FD on PCA-32 features (↓)".into(),
+        log_x: false,
+        log_y: false,
+        series: fd_series,
+    }
+    .save(&out.join("teleport_fd.svg"))?;
+    Plot {
+        title: "Teleportation: change of each sample vs steps saved".into(),
+        x_label: "% of network evaluations saved".into(),
+        y_label: "RMS pixel distance to k = 0".into(),
+        log_x: false,
+        log_y: false,
+        series: rms_series,
+    }
+    .save(&out.join("teleport_rms.svg"))?;
+    Ok(report)
+}
