@@ -1,0 +1,163 @@
+//! The `scorelab` binary end to end on tiny settings.
+
+use std::process::Command;
+
+fn scorelab(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_scorelab"))
+        .args(args)
+        .output()
+        .expect("runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+#[test]
+fn sigmas_prints_the_karras_grid() {
+    let (ok, out, _) = scorelab(&["sigmas", "--steps", "18", "--json"]);
+    assert!(ok);
+    let v = json(&out);
+    let s = v["sigmas"].as_array().unwrap();
+    assert_eq!(s.len(), 19);
+    assert!((s[4].as_f64().unwrap() - 19.3525).abs() < 1e-4);
+}
+
+#[test]
+fn train_resume_sample_and_teleport() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run = d.join("run");
+    let run = run.to_str().unwrap();
+    let (ok, out, err) = scorelab(&[
+        "train",
+        "--data",
+        "fashion-mnist-test",
+        "--subset",
+        "64",
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--channels",
+        "8",
+        "--out",
+        run,
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["step"], 2);
+    let (ok, out, err) = scorelab(&[
+        "train",
+        "--data",
+        "fashion-mnist-test",
+        "--subset",
+        "64",
+        "--steps",
+        "3",
+        "--batch-size",
+        "4",
+        "--channels",
+        "8",
+        "--out",
+        run,
+        "--resume",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["step"], 3);
+    assert!(err.contains("resuming"), "{err}");
+    let log = std::fs::read_to_string(d.join("run/train.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 2, "{log}");
+
+    let ck = d.join("run/checkpoint.safetensors");
+    let ck = ck.to_str().unwrap();
+    let s1 = d.join("s1");
+    let (ok, out, err) = scorelab(&[
+        "sample",
+        "--checkpoint",
+        ck,
+        "--n",
+        "2",
+        "--steps",
+        "4",
+        "--sampler",
+        "dpmpp-2m",
+        "--out",
+        s1.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["nfe"], 4);
+    assert!(s1.join("samples.png").exists() && s1.join("samples.npy").exists());
+
+    // A Gaussian of a few real images, then teleported sampling with a fixed skip.
+    let imgs = d.join("imgs.npy");
+    let arr = score_core::data::images::ImageDataset::fashion_mnist(
+        None,
+        score_core::data::images::Split::Test,
+    )
+    .unwrap()
+    .balanced_subset(50);
+    score_core::data::npy::write_npy_f32(&imgs, &[50, 784], &arr.pixels).unwrap();
+    let g = d.join("g.safetensors");
+    let (ok, _, err) = scorelab(&[
+        "gaussian",
+        "fit",
+        "--data",
+        imgs.to_str().unwrap(),
+        "--rank",
+        "20",
+        "--out",
+        g.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = scorelab(&[
+        "sample",
+        "--checkpoint",
+        ck,
+        "--n",
+        "2",
+        "--steps",
+        "6",
+        "--teleport",
+        g.to_str().unwrap(),
+        "--skip",
+        "2",
+        "--out",
+        d.join("s2").to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v = json(&out);
+    assert_eq!(v["teleport_skip"], 2);
+    assert_eq!(v["nfe"], 2 * (6 - 2) - 1);
+}
+
+#[test]
+fn bad_input_is_a_one_line_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.safetensors");
+    std::fs::write(&bad, b"garbage").unwrap();
+    let (ok, _, err) = scorelab(&["sample", "--checkpoint", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.starts_with("error: ") && err.contains("bad.safetensors") && err.lines().count() == 1,
+        "{err}"
+    );
+    let (ok, _, err) = scorelab(&[
+        "sample",
+        "--checkpoint",
+        bad.to_str().unwrap(),
+        "--device",
+        "cuda",
+    ]);
+    assert!(!ok && err.contains("cuda"), "{err}");
+    let (ok, _, err) = scorelab(&["sigmas", "--grid", "nope"]);
+    assert!(!ok && err.contains("unknown grid"), "{err}");
+}
