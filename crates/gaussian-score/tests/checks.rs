@@ -355,3 +355,33 @@ fn heun_via_score_core_on_the_gaussian_denoiser_tensor_path() {
     .unwrap();
     assert_eq!(out.nfe, 19);
 }
+
+#[test]
+fn vp_form_is_the_edm_form_under_the_change_of_variables() {
+    // VP state x_t = α_t·x_edm with σ_edm = σ_t/α_t (edm-core.md). On EDM's VP schedule
+    // α = 1/sqrt(1 + σ_edm²), so the VP solution from (α_T, σ_T) to (α_t, σ_t) must equal
+    // α_t · pf_solution(x_T/α_T, σ_T/α_T → σ_t/α_t).
+    let g = rank8();
+    let d = g.dim();
+    let (s_big, s_small) = (30.0f64, 0.7f64); // EDM σ's
+    let (a_big, a_small) = (
+        1.0 / (1.0 + s_big * s_big).sqrt(),
+        1.0 / (1.0 + s_small * s_small).sqrt(),
+    );
+    let x_vp: Vec<f64> = randn(3 * d, 12)
+        .iter()
+        .map(|v| v * (s_big * a_big))
+        .collect();
+    let vp = g.pf_solution_vp(&x_vp, a_big, s_big * a_big, a_small, s_small * a_small);
+    let x_edm: Vec<f64> = x_vp.iter().map(|v| v / a_big).collect();
+    let edm: Vec<f64> = g
+        .pf_solution(&x_edm, s_big, s_small)
+        .iter()
+        .map(|v| v * a_small)
+        .collect();
+    assert!(
+        max_abs_diff(&vp, &edm) < 1e-12,
+        "{}",
+        max_abs_diff(&vp, &edm)
+    );
+}

@@ -50,12 +50,13 @@ fn save_and_load_round_trip_and_bad_files_are_errors() {
 
 #[test]
 fn delta_score_streams_and_stays_finite_at_tiny_sigma() {
-    // 3 000 × 100 training set, queries near training points: at σ = 0.002 the softmax
-    // picks the nearest training point; at σ = 1 it equals a direct evaluation.
-    let (n, d) = (3000, 100);
+    // The spec's scale: a 10 000 × 784 training set, queries near training points. At
+    // σ = 0.002 the softmax picks the nearest training point (no overflow: logits reach
+    // −‖x − x_i‖²/(2σ²) ≈ −1e8); at σ = 1 it equals a direct evaluation.
+    let (n, d) = (10_000, 784);
     let data = randn(n * d, 4);
     let mut delta = DeltaScore::new(data.clone(), d).unwrap();
-    delta.block = 256;
+    delta.block = 1024;
     let q: Vec<f64> = data[5 * d..7 * d]
         .iter()
         .zip(randn(2 * d, 5))
