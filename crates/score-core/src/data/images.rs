@@ -64,7 +64,8 @@ pub const FASHION_CLASSES: [&str; 10] = [
 
 /// The folder of the data sets shipped with the repository.
 pub fn shipped_data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data")
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.ancestors().nth(2).unwrap_or(manifest).join("data")
 }
 
 /// Debian's `dataset-fashion-mnist` folder.
