@@ -96,12 +96,13 @@ pub fn ev_study(
             }
         }
         Plot {
-            title: format!("EV of the network's {what} by closed-form approximations"),
+            title: format!("EV of the network's {what} (values below −0.2 off-scale)"),
             x_label: "noise level σ".into(),
             y_label: format!("explained variance ({what})"),
             log_x: true,
             log_y: false,
             series,
+            y_range: Some((-0.2, 1.02)),
         }
         .save(&out.join(format!("ev_{what}.svg")))?;
     }
@@ -362,6 +363,7 @@ pub fn teleport_sweep(
         log_x: false,
         log_y: false,
         series: fd_series,
+        y_range: None,
     }
     .save(&out.join("teleport_fd.svg"))?;
     Plot {
@@ -371,6 +373,7 @@ pub fn teleport_sweep(
         log_x: false,
         log_y: false,
         series: rms_series,
+        y_range: None,
     }
     .save(&out.join("teleport_rms.svg"))?;
     Ok(report)

@@ -32,6 +32,8 @@ pub struct Plot {
     pub log_y: bool,
     /// The series.
     pub series: Vec<Series>,
+    /// Show only this y range (points outside are left out; say so in the title).
+    pub y_range: Option<(f64, f64)>,
 }
 
 const COLORS: [&str; 8] = [
@@ -64,6 +66,9 @@ fn nice_ticks(lo: f64, hi: f64, log: bool) -> Vec<f64> {
 }
 
 fn fmt_tick(v: f64) -> String {
+    if v.abs() < 1e-9 {
+        return "0".into();
+    }
     if v != 0.0 && (v.abs() >= 1e4 || v.abs() < 1e-2) {
         format!("{v:.0e}")
     } else {
@@ -76,17 +81,23 @@ impl Plot {
     /// Render as an SVG string.
     pub fn to_svg(&self) -> String {
         let (w, h, ml, mr, mt, mb) = (640.0, 420.0, 70.0, 170.0, 40.0, 55.0);
-        let pts: Vec<(f64, f64)> = self
+        let in_range = |y: f64| self.y_range.is_none_or(|(lo, hi)| y >= lo && y <= hi);
+        let keep = |x: f64, y: f64| {
+            x.is_finite()
+                && y.is_finite()
+                && (!self.log_x || x > 0.0)
+                && (!self.log_y || y > 0.0)
+                && in_range(y)
+        };
+        let mut pts: Vec<(f64, f64)> = self
             .series
             .iter()
             .flat_map(|s| s.points.iter().copied())
-            .filter(|(x, y)| {
-                x.is_finite()
-                    && y.is_finite()
-                    && (!self.log_x || *x > 0.0)
-                    && (!self.log_y || *y > 0.0)
-            })
+            .filter(|&(x, y)| keep(x, y))
             .collect();
+        if let (Some((lo, hi)), Some(&(x, _))) = (self.y_range, pts.first()) {
+            pts.extend([(x, lo), (x, hi)]);
+        }
         let tx = |v: f64| if self.log_x { v.log10() } else { v };
         let ty = |v: f64| if self.log_y { v.log10() } else { v };
         let (mut x0, mut x1) = pts
@@ -173,12 +184,7 @@ impl Plot {
                 .points
                 .iter()
                 .copied()
-                .filter(|(x, y)| {
-                    x.is_finite()
-                        && y.is_finite()
-                        && (!self.log_x || *x > 0.0)
-                        && (!self.log_y || *y > 0.0)
-                })
+                .filter(|&(x, y)| keep(x, y))
                 .collect();
             if !ser.markers_only && p.len() > 1 {
                 let d: Vec<String> = p
@@ -243,6 +249,7 @@ mod tests {
                 points: vec![(0.1, 0.5), (1.0, 0.9), (10.0, 1.0)],
                 markers_only: false,
             }],
+            y_range: None,
         };
         let svg = p.to_svg();
         assert!(
@@ -253,5 +260,30 @@ mod tests {
         );
         // Decade ticks on the log axis.
         assert!(svg.contains(">0.1<") && svg.contains(">10<"));
+    }
+}
+
+#[cfg(test)]
+mod range_tests {
+    use super::*;
+
+    #[test]
+    fn y_range_leaves_out_off_scale_points() {
+        let mut p = Plot {
+            title: String::new(),
+            x_label: String::new(),
+            y_label: String::new(),
+            log_x: false,
+            log_y: false,
+            series: vec![Series {
+                label: "s".into(),
+                points: vec![(1.0, 0.5), (2.0, -400.0), (3.0, 0.9)],
+                markers_only: true,
+            }],
+            y_range: None,
+        };
+        assert_eq!(p.to_svg().matches("<circle").count(), 3);
+        p.y_range = Some((-0.2, 1.0));
+        assert_eq!(p.to_svg().matches("<circle").count(), 2);
     }
 }
