@@ -188,23 +188,22 @@ impl GaussianScore {
         (c, perp)
     }
 
-    /// μ + U·(f ⊙ c) + g·(x − μ − U c) for each row: the shape shared by every formula.
+    /// μ + U·(f ⊙ c) + g·(x − μ − U c) for each row, with c = Uᵀ(x − μ): the shape
+    /// shared by every formula, as two matrix products (faer).
     fn combine(&self, x: &[f64], f: impl Fn(usize) -> f64, g: f64, base: &[f64]) -> Vec<f64> {
         let (d, r) = (self.dim(), self.rank());
-        let mut out = Vec::with_capacity(x.len());
-        for xi in x.chunks_exact(d) {
-            let (c, _) = self.project(xi);
+        let b = x.len() / d;
+        let xc = Mat::from_fn(b, d, |i, j| x[i * d + j] - self.mean[j]);
+        let u = Mat::from_fn(d, r, |j, k| self.eigvecs[j * r + k]);
+        let c = &xc * &u; // b × r
+        let fk: Vec<f64> = (0..r).map(&f).collect();
+        let fc = Mat::from_fn(b, r, |i, k| (fk[k] - g) * c[(i, k)]);
+        // base + U(f ⊙ c) + g(xc − U c) = base + g·xc + U((f − g) ⊙ c)
+        let proj = &fc * u.transpose(); // b × d
+        let mut out = Vec::with_capacity(b * d);
+        for i in 0..b {
             for j in 0..d {
-                let row = &self.eigvecs[j * r..(j + 1) * r];
-                let uc: f64 = row.iter().zip(&c).map(|(u, ck)| u * ck).sum();
-                let fuc: f64 = row
-                    .iter()
-                    .zip(&c)
-                    .enumerate()
-                    .map(|(k, (u, ck))| f(k) * u * ck)
-                    .sum();
-                let resid = xi[j] - self.mean[j] - uc;
-                out.push(base[j] + fuc + g * resid);
+                out.push(base[j] + g * xc[(i, j)] + proj[(i, j)]);
             }
         }
         out
