@@ -38,7 +38,7 @@ pub struct GaussianScore {
 }
 
 fn rows(data: &[f64], d: usize) -> Result<usize> {
-    if d == 0 || data.is_empty() || data.len() % d != 0 {
+    if d == 0 || data.is_empty() || !data.len().is_multiple_of(d) {
         return Err(invalid(
             "data",
             format!("{} values do not form rows of dimension {d}", data.len()),

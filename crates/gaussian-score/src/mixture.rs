@@ -202,7 +202,7 @@ pub struct DeltaScore {
 impl DeltaScore {
     /// The empirical score of row-major `data`.
     pub fn new(data: Vec<f64>, dim: usize) -> Result<Self> {
-        if dim == 0 || data.is_empty() || data.len() % dim != 0 {
+        if dim == 0 || data.is_empty() || !data.len().is_multiple_of(dim) {
             return Err(invalid(
                 "data",
                 format!("{} values do not form rows of dimension {dim}", data.len()),

@@ -9,7 +9,7 @@ use rand_distr::{Distribution, StandardNormal};
 use crate::error::{Result, ScoreError};
 
 fn rows(x: &[f64], d: usize, what: &'static str) -> Result<usize> {
-    if d == 0 || x.is_empty() || x.len() % d != 0 {
+    if d == 0 || x.is_empty() || !x.len().is_multiple_of(d) {
         return Err(ScoreError::invalid(
             what,
             format!("{} values do not form rows of dimension {d}", x.len()),

@@ -98,6 +98,7 @@ pub fn demo_train_config(steps: usize, seed: u64) -> TrainConfig {
 }
 
 /// A network loaded from a checkpoint, with its preconditioning.
+#[allow(clippy::large_enum_variant)] // built once per command; boxing buys nothing
 pub enum LoadedModel {
     /// A UNet and its image shape [c, h, w].
     Unet(UNet, [usize; 3]),

@@ -18,7 +18,7 @@ impl NpyArray {
     /// The array as `[rows, cols]`, flattening every axis after the first.
     pub fn as_matrix(&self) -> (usize, usize) {
         let rows = self.shape.first().copied().unwrap_or(1);
-        (rows, if rows == 0 { 0 } else { self.data.len() / rows })
+        (rows, self.data.len().checked_div(rows).unwrap_or(0))
     }
 }
 

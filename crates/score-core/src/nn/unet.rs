@@ -77,7 +77,7 @@ fn zero_conv(cin: usize, cout: usize, k: usize, device: &Device) -> Conv2d {
 
 fn norm(groups: usize, ch: usize, device: &Device) -> GroupNorm {
     let mut g = groups.min(ch).max(1);
-    while ch % g != 0 {
+    while !ch.is_multiple_of(g) {
         g -= 1;
     }
     GroupNormConfig::new(g, ch).init(device)
@@ -206,7 +206,7 @@ impl UNetConfig {
         if levels == 0 {
             return Err("channel_mult: need at least one level".into());
         }
-        if self.resolution % (1 << (levels - 1)) != 0 {
+        if !self.resolution.is_multiple_of(1 << (levels - 1)) {
             return Err(format!(
                 "resolution: {} is not divisible by 2^{}",
                 self.resolution,
