@@ -222,11 +222,7 @@ impl GaussianScore {
 
     /// The score s(x; σ) = (D − x)/σ² = −(Σ + σ²I)⁻¹(x − μ).
     pub fn score_f64(&self, x: &[f64], sigma: f64) -> Vec<f64> {
-        self.denoise_f64(x, sigma)
-            .iter()
-            .zip(x)
-            .map(|(d, xi)| (d - xi) / (sigma * sigma))
-            .collect()
+        score_core::tensor::score_from_denoised(&self.denoise_f64(x, sigma), x, sigma)
     }
 
     /// The closed-form PF-ODE solution x(σ) from x_T at σ_T (EDM form).

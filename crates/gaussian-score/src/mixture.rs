@@ -14,7 +14,7 @@
 use burn::tensor::Tensor;
 use faer::Mat;
 use rand::{RngExt, SeedableRng};
-use score_core::tensor::{from_f64_as, to_vec_f64};
+use score_core::tensor::{host_denoise, score_from_denoised};
 use score_core::{Conditioning, Denoiser};
 
 use crate::error::{Result, invalid};
@@ -180,11 +180,7 @@ impl MixtureScore {
 
     /// The score (D − x)/σ².
     pub fn score_f64(&self, x: &[f64], sigma: f64) -> Vec<f64> {
-        self.denoise_f64(x, sigma)
-            .iter()
-            .zip(x)
-            .map(|(d, xi)| (d - xi) / (sigma * sigma))
-            .collect()
+        score_from_denoised(&self.denoise_f64(x, sigma), x, sigma)
     }
 }
 
@@ -275,39 +271,14 @@ impl DeltaScore {
     }
 }
 
-fn host_denoise<const D: usize>(
-    x: Tensor<D>,
-    sigma: Tensor<1>,
-    f: impl Fn(&[f64], f64) -> Vec<f64>,
-) -> Tensor<D> {
-    let shape = x.shape();
-    let dims = x.dims();
-    let (device, dtype) = (x.device(), x.dtype());
-    let b = dims[0];
-    let xs = to_vec_f64(x).expect("float tensor");
-    let ss = to_vec_f64(sigma).expect("float tensor");
-    let d = xs.len() / b.max(1);
-    let mut out = Vec::with_capacity(xs.len());
-    let mut start = 0;
-    while start < b {
-        let mut end = start + 1;
-        while end < b && ss[end] == ss[start] {
-            end += 1;
-        }
-        out.extend(f(&xs[start * d..end * d], ss[start]));
-        start = end;
-    }
-    from_f64_as(&out, [b, d], dtype, &device).reshape(shape)
-}
-
 impl<const D: usize> Denoiser<D> for MixtureScore {
     fn denoise(&self, x: Tensor<D>, sigma: Tensor<1>, _cond: Option<&Conditioning>) -> Tensor<D> {
-        host_denoise(x, sigma, |x, s| self.denoise_f64(x, s))
+        host_denoise(x, sigma, |x, s| self.denoise_f64(x, s)).expect("float tensor data")
     }
 }
 
 impl<const D: usize> Denoiser<D> for DeltaScore {
     fn denoise(&self, x: Tensor<D>, sigma: Tensor<1>, _cond: Option<&Conditioning>) -> Tensor<D> {
-        host_denoise(x, sigma, |x, s| self.denoise_f64(x, s))
+        host_denoise(x, sigma, |x, s| self.denoise_f64(x, s)).expect("float tensor data")
     }
 }

@@ -6,6 +6,7 @@ use gaussian_score::teleport::teleport_sample;
 use gaussian_score::{DeltaScore, GaussianScore, MixtureScore};
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
+use score_core::metrics::loglog_slope;
 use score_core::samplers::{HeunOptions, SampleContext, Sampler, heun_sample};
 use score_core::sigmas::karras_sigmas;
 use score_core::tensor::{from_f64_as, to_vec_f64};
@@ -116,13 +117,11 @@ fn check2_heun_error_falls_as_n_to_the_minus_two() {
         .iter()
         .map(|&s| ((s as f64).ln(), heun_error(&g, &x_t, n, s, 0).ln()))
         .collect();
-    let m = pts.len() as f64;
-    let (mx, my) = (
-        pts.iter().map(|p| p.0).sum::<f64>() / m,
-        pts.iter().map(|p| p.1).sum::<f64>() / m,
+    let slope = loglog_slope(
+        &pts.iter()
+            .map(|p| (p.0.exp(), p.1.exp()))
+            .collect::<Vec<_>>(),
     );
-    let slope = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>()
-        / pts.iter().map(|p| (p.0 - mx).powi(2)).sum::<f64>();
     let errs: Vec<f64> = pts.iter().map(|p| p.1.exp()).collect();
     eprintln!("check 2: Heun errors {errs:?}, slope {slope:.3}");
     assert!((slope + 2.0).abs() <= 0.1, "{slope}");
@@ -255,13 +254,11 @@ fn check6_delta_score_approaches_the_gaussian_as_sigma_grows() {
         let norm: f64 = sd.iter().map(|a| a * a).sum();
         pts.push((s.ln(), (err / norm).ln()));
     }
-    let m = pts.len() as f64;
-    let (mx, my) = (
-        pts.iter().map(|p| p.0).sum::<f64>() / m,
-        pts.iter().map(|p| p.1).sum::<f64>() / m,
+    let slope = loglog_slope(
+        &pts.iter()
+            .map(|p| (p.0.exp(), p.1.exp()))
+            .collect::<Vec<_>>(),
     );
-    let slope = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>()
-        / pts.iter().map(|p| (p.0 - mx).powi(2)).sum::<f64>();
     let one_minus_ev: Vec<f64> = pts.iter().map(|p| p.1.exp()).collect();
     eprintln!("check 6: 1 − EV for sigma 2..64: {one_minus_ev:?}; slope {slope:.2}");
     // The spec reports about −5.6 against the leading-order σ⁻⁶; allow ±1.

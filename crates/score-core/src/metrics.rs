@@ -150,6 +150,19 @@ pub fn nearest_neighbour_distances(
         .collect())
 }
 
+/// Least-squares slope of ln y against ln x: the empirical order of a power law
+/// (convergence orders, decay rates).
+pub fn loglog_slope(points: &[(f64, f64)]) -> f64 {
+    let logs: Vec<(f64, f64)> = points.iter().map(|(x, y)| (x.ln(), y.ln())).collect();
+    let m = logs.len() as f64;
+    let (mx, my) = (
+        logs.iter().map(|p| p.0).sum::<f64>() / m,
+        logs.iter().map(|p| p.1).sum::<f64>() / m,
+    );
+    logs.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>()
+        / logs.iter().map(|p| (p.0 - mx).powi(2)).sum::<f64>()
+}
+
 /// Per-coordinate mean and (biased) variance of row-major samples.
 pub fn moments(x: &[f64], d: usize) -> Result<(Vec<f64>, Vec<f64>)> {
     let n = rows(x, d, "samples")?;

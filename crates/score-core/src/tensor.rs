@@ -92,3 +92,45 @@ pub fn randn_like<const D: usize>(like: &Tensor<D>, rng: &mut StdRng) -> Tensor<
     let v: Vec<f64> = (0..n).map(|_| StandardNormal.sample(rng)).collect();
     from_f64_as(&v, shape, like.dtype(), &like.device())
 }
+
+/// Tweedie on host rows: the score (D − x)/σ² from denoised values `d` at states `x`.
+pub fn score_from_denoised(d: &[f64], x: &[f64], sigma: f64) -> Vec<f64> {
+    d.iter()
+        .zip(x)
+        .map(|(d, xi)| (d - xi) / (sigma * sigma))
+        .collect()
+}
+
+/// Evaluate a host (float64) denoiser `f(rows, σ)` on a batch tensor: rows that share a
+/// σ (the samplers' case) go to `f` together, and the result comes back in `x`'s shape,
+/// dtype and device. For closed-form models that compute on the host.
+pub fn host_denoise<const D: usize>(
+    x: Tensor<D>,
+    sigma: Tensor<1>,
+    f: impl Fn(&[f64], f64) -> Vec<f64>,
+) -> Result<Tensor<D>> {
+    let shape = x.shape();
+    let b = x.dims()[0];
+    let (device, dtype) = (x.device(), x.dtype());
+    let xs = to_vec_f64(x)?;
+    let ss = to_vec_f64(sigma)?;
+    if ss.len() != b {
+        return Err(ScoreError::Shape {
+            what: "sigma".into(),
+            expected: format!("[{b}]"),
+            got: format!("[{}]", ss.len()),
+        });
+    }
+    let d = xs.len() / b.max(1);
+    let mut out = Vec::with_capacity(xs.len());
+    let mut start = 0;
+    while start < b {
+        let mut end = start + 1;
+        while end < b && ss[end] == ss[start] {
+            end += 1;
+        }
+        out.extend(f(&xs[start * d..end * d], ss[start]));
+        start = end;
+    }
+    Ok(from_f64_as(&out, [b, d], dtype, &device).reshape(shape))
+}

@@ -2,7 +2,7 @@
 
 use burn::tensor::{DType, Device};
 use score_core::data::mixture::GaussianMixture;
-use score_core::metrics::moments;
+use score_core::metrics::{loglog_slope, moments};
 use score_core::samplers::*;
 use score_core::sigmas::karras_sigmas;
 use score_core::tensor::{from_f64_as, stream_rng, to_vec_f64};
@@ -150,13 +150,12 @@ fn heun_error_falls_as_n_to_the_minus_two() {
             / n as f64;
         logs.push(((steps as f64).ln(), err.ln()));
     }
-    let m = logs.len() as f64;
-    let (mx, my) = (
-        logs.iter().map(|p| p.0).sum::<f64>() / m,
-        logs.iter().map(|p| p.1).sum::<f64>() / m,
+    let slope = loglog_slope(
+        &logs
+            .iter()
+            .map(|p| (p.0.exp(), p.1.exp()))
+            .collect::<Vec<_>>(),
     );
-    let slope = logs.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>()
-        / logs.iter().map(|p| (p.0 - mx).powi(2)).sum::<f64>();
     let errs: Vec<f64> = logs.iter().map(|p| p.1.exp()).collect();
     eprintln!(
         "Heun error at sigma_min for N = 18, 36, 72, 144, 288: {errs:?}; log-log slope {slope:.3}"

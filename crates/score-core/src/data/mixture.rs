@@ -14,7 +14,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 use crate::denoiser::{Conditioning, Denoiser};
 use crate::error::{Result, ScoreError};
-use crate::tensor::{from_f64_as, to_vec_f64};
+use crate::tensor::{host_denoise, score_from_denoised};
 
 /// A mixture of Gaussians with diagonal covariances, in float64.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -234,11 +234,7 @@ impl GaussianMixture {
 
     /// The exact score ∇ log p_σ(x) = (D(x; σ) − x)/σ², row-major.
     pub fn score_f64(&self, x: &[f64], sigma: f64) -> Vec<f64> {
-        self.denoise_f64(x, sigma)
-            .iter()
-            .zip(x)
-            .map(|(d, xi)| (d - xi) / (sigma * sigma))
-            .collect()
+        score_from_denoised(&self.denoise_f64(x, sigma), x, sigma)
     }
 
     /// Index of the component nearest (in Mahalanobis distance at σ = 0, with the
@@ -271,23 +267,7 @@ pub fn log_sum_exp(v: &[f64]) -> f64 {
 impl Denoiser<2> for GaussianMixture {
     /// The exact denoiser, evaluated in float64 on the host and returned as a tensor.
     fn denoise(&self, x: Tensor<2>, sigma: Tensor<1>, _cond: Option<&Conditioning>) -> Tensor<2> {
-        let [n, d] = x.dims();
-        let device = x.device();
-        let dtype = x.dtype();
-        let xs = to_vec_f64(x).expect("float tensor data");
-        let ss = to_vec_f64(sigma).expect("float tensor data");
-        let mut out = Vec::with_capacity(n * d);
-        // Group rows of equal σ (the samplers' case) into one call.
-        let mut start = 0;
-        while start < n {
-            let mut end = start + 1;
-            while end < n && ss[end] == ss[start] {
-                end += 1;
-            }
-            out.extend(self.denoise_f64(&xs[start * d..end * d], ss[start]));
-            start = end;
-        }
-        from_f64_as(&out, [n, d], dtype, &device)
+        host_denoise(x, sigma, |x, s| self.denoise_f64(x, s)).expect("float tensor data")
     }
 }
 

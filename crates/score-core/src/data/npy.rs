@@ -138,14 +138,19 @@ fn write(path: &Path, shape: &[usize], descr: &str, body: Vec<u8>) -> Result<()>
     crate::checkpoint::write_atomic(path, &out)
 }
 
-/// Write a float32 `.npy` file.
-pub fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
-    if shape.iter().product::<usize>() != data.len() {
+fn check_len(shape: &[usize], len: usize) -> Result<()> {
+    if shape.iter().product::<usize>() != len {
         return Err(ScoreError::invalid(
             "shape",
-            format!("{shape:?} does not hold {} values", data.len()),
+            format!("{shape:?} does not hold {len} values"),
         ));
     }
+    Ok(())
+}
+
+/// Write a float32 `.npy` file.
+pub fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
+    check_len(shape, data.len())?;
     write(
         path,
         shape,
@@ -156,12 +161,7 @@ pub fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
 
 /// Write a float64 `.npy` file.
 pub fn write_npy_f64(path: &Path, shape: &[usize], data: &[f64]) -> Result<()> {
-    if shape.iter().product::<usize>() != data.len() {
-        return Err(ScoreError::invalid(
-            "shape",
-            format!("{shape:?} does not hold {} values", data.len()),
-        ));
-    }
+    check_len(shape, data.len())?;
     write(
         path,
         shape,
