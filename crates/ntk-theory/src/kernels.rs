@@ -1,0 +1,123 @@
+//! Kernels of the two-layer ReLU network (`ntk-theory.md`, "The setup").
+//!
+//! With u = zᵀz'/(‖z‖‖z'‖) and θ = arccos u (computed as 2·atan2(‖â − b̂‖, ‖â + b̂‖)):
+//! - [`Kernel::Ntk1`] (first layer trained): κ(z, z') = zᵀz'·(π − θ)/(2π);
+//! - [`Kernel::Ntk2`] (both layers): κ₁ + ‖z‖‖z'‖·(sqrt(1 − u²) + u(π − θ))/(2π);
+//! - [`Kernel::ArcCos0`]: (π − θ)/π; [`Kernel::ArcCos1`]: ‖z‖‖z'‖(sin θ + (π − θ)cos θ)/π
+//!   (Cho & Saul 2009).
+
+use std::f64::consts::PI;
+
+use crate::error::{Result, invalid};
+
+/// A kernel on R^p.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// NTK with the first layer trained.
+    Ntk1,
+    /// NTK with both layers trained.
+    Ntk2,
+    /// Arc-cosine kernel of order 0.
+    ArcCos0,
+    /// Arc-cosine kernel of order 1.
+    ArcCos1,
+}
+
+impl std::str::FromStr for Kernel {
+    type Err = crate::NtkError;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "ntk1" => Self::Ntk1,
+            "ntk2" => Self::Ntk2,
+            "arccos0" => Self::ArcCos0,
+            "arccos1" => Self::ArcCos1,
+            _ => {
+                return Err(invalid(
+                    "kernel",
+                    format!("unknown kernel '{s}', expected ntk1, ntk2, arccos0 or arccos1"),
+                ));
+            }
+        })
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+impl Kernel {
+    /// κ(z, z').
+    pub fn eval(&self, z: &[f64], zp: &[f64]) -> f64 {
+        let (nz, nzp) = (dot(z, z).sqrt(), dot(zp, zp).sqrt());
+        if nz == 0.0 || nzp == 0.0 {
+            return if *self == Self::ArcCos0 { 0.5 } else { 0.0 };
+        }
+        let ip = dot(z, zp);
+        // θ = 2·atan2(‖â − b̂‖, ‖â + b̂‖) is accurate near 0 and π, where arccos(u) loses
+        // half the digits (its slope is infinite at u = ±1).
+        let (mut dm, mut dp) = (0.0, 0.0);
+        for (a, b) in z.iter().zip(zp) {
+            let (x, y) = (a / nz, b / nzp);
+            dm += (x - y) * (x - y);
+            dp += (x + y) * (x + y);
+        }
+        let theta = 2.0 * dm.sqrt().atan2(dp.sqrt());
+        let u = theta.cos();
+        match self {
+            Self::Ntk1 => ip * (PI - theta) / (2.0 * PI),
+            Self::Ntk2 => {
+                ip * (PI - theta) / (2.0 * PI)
+                    + nz * nzp * ((1.0 - u * u).sqrt() + u * (PI - theta)) / (2.0 * PI)
+            }
+            Self::ArcCos0 => (PI - theta) / PI,
+            Self::ArcCos1 => nz * nzp * (theta.sin() + (PI - theta) * u) / PI,
+        }
+    }
+
+    /// The Gram matrix of row-major points `[n, p]` against `[n', p]`, row-major n × n'.
+    pub fn cross_gram(&self, a: &[f64], b: &[f64], p: usize) -> Result<Vec<f64>> {
+        if p == 0 || a.len() % p != 0 || b.len() % p != 0 {
+            return Err(invalid(
+                "points",
+                format!(
+                    "{} and {} values are not rows of dimension {p}",
+                    a.len(),
+                    b.len()
+                ),
+            ));
+        }
+        let (na, nb) = (a.len() / p, b.len() / p);
+        let mut out = vec![0.0; na * nb];
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(na.max(1));
+        let rows_per = na.div_ceil(threads.max(1)).max(1);
+        std::thread::scope(|s| {
+            for (ci, chunk) in out.chunks_mut(rows_per * nb).enumerate() {
+                s.spawn(move || {
+                    for (ri, row) in chunk.chunks_mut(nb).enumerate() {
+                        let i = ci * rows_per + ri;
+                        let zi = &a[i * p..(i + 1) * p];
+                        for (j, v) in row.iter_mut().enumerate() {
+                            *v = self.eval(zi, &b[j * p..(j + 1) * p]);
+                        }
+                    }
+                });
+            }
+        });
+        Ok(out)
+    }
+
+    /// The symmetric Gram matrix H_ij = κ(z_i, z_j), row-major n × n (upper triangle
+    /// computed, mirrored).
+    pub fn gram(&self, z: &[f64], p: usize) -> Result<Vec<f64>> {
+        let mut h = self.cross_gram(z, z, p)?;
+        let n = z.len() / p;
+        for i in 0..n {
+            for j in 0..i {
+                h[i * n + j] = h[j * n + i];
+            }
+        }
+        Ok(h)
+    }
+}
