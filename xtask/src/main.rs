@@ -7,6 +7,8 @@
 //!   demo checkpoint; writes `docs/results/teleport/`.
 //! - `cargo xtask experiment gaussian-ev`: the explained-variance study; writes
 //!   `docs/results/gaussian-ev/`.
+//! - `cargo xtask experiment ntk`: the four NTK studies and the sampling check
+//!   (ntk-theory); writes `docs/results/ntk/`.
 //! - `cargo xtask ci`: what `.ci/run` runs (format check, tests).
 
 use std::path::PathBuf;
@@ -157,7 +159,14 @@ fn main() -> Result<()> {
                     )?;
                     println!("{}", std::fs::read_to_string(out.join("ev.md"))?);
                 }
-                other => bail!("unknown experiment '{other}': expected teleport or gaussian-ev"),
+                "ntk" => {
+                    // --n 1 runs a quick smoke version with small sizes.
+                    let md = ntk_theory::study::run_all(&out, n == Some(1))?;
+                    println!("{md}");
+                }
+                other => {
+                    bail!("unknown experiment '{other}': expected teleport, gaussian-ev or ntk")
+                }
             }
         }
         Task::Ci => {

@@ -4,6 +4,7 @@
 //! numbers as one JSON object on stdout; progress goes to stderr).
 
 mod gaussian;
+mod ntk;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -63,6 +64,9 @@ enum Command {
     /// Closed-form Gaussian scores: fit, solve, sample, explained variance.
     #[command(subcommand)]
     Gaussian(gaussian::GaussianCmd),
+    /// The NTK / kernel-regression score estimator: Gram matrices, fit, sample.
+    #[command(subcommand)]
+    Ntk(ntk::NtkCmd),
     /// The main job: sample the shipped Fashion-MNIST UNet (or train one first), write an
     /// image grid and print metrics.
     Demo(DemoArgs),
@@ -601,6 +605,7 @@ fn run() -> Result<()> {
         Command::Sample(a) => cmd_sample(&cli.common, a),
         Command::Sigmas(a) => cmd_sigmas(&cli.common, a),
         Command::Gaussian(g) => gaussian::run(&cli.common, g),
+        Command::Ntk(n) => ntk::run(&cli.common, n),
         Command::Demo(a) => cmd_demo(&cli.common, a),
     }
 }

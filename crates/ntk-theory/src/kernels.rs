@@ -76,7 +76,7 @@ impl Kernel {
 
     /// The Gram matrix of row-major points `[n, p]` against `[n', p]`, row-major n × n'.
     pub fn cross_gram(&self, a: &[f64], b: &[f64], p: usize) -> Result<Vec<f64>> {
-        if p == 0 || a.len() % p != 0 || b.len() % p != 0 {
+        if p == 0 || !a.len().is_multiple_of(p) || !b.len().is_multiple_of(p) {
             return Err(invalid(
                 "points",
                 format!(

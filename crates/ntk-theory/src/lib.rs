@@ -1,28 +1,35 @@
-//! # ntk-theory: score estimation as kernel regression (in progress, issue 4)
+//! # ntk-theory: score estimation as kernel regression
 //!
 //! Y. Han, M. Razaviyayn & R. Xu, *Neural Network-Based Score Estimation in Diffusion
 //! Models: Optimization and Generalization* (ICLR 2024, arXiv 2401.15604); specification
 //! in `shared/papers/ntk-theory.md`. Everything is float64; linear algebra is faer's.
 //!
-//! Implemented and tested:
 //! - [`kernels`]: the analytic NTK of the two-layer ReLU network κ(z, z') =
 //!   zᵀz'·(π − arccos u)/(2π) (first layer trained) and with both layers trained, the
 //!   arc-cosine kernels of order 0 and 1, symmetric Gram matrices built on all cores.
 //! - [`network`]: the finite-width network f_W(z) = m^{−1/2} Σ_r a_r ReLU(w_rᵀz) with
 //!   fixed a_r ∈ {±1}^d, symmetric initialisation (f₀ ≡ 0), its gradient and empirical
 //!   NTK, and full-batch gradient descent on the squared loss.
-//! - [`kernel_gd`]: kernel gradient descent in function space, as the closed-form
-//!   spectral filter g_k(λ) = (1 − (1 − ηλ/N)^k)/λ and as explicit iteration; gradient
-//!   flow; kernel ridge regression (Cholesky).
-//!
-//! Still to come (issue 4): early-stopping rules (Raskutti–Wainwright–Yu, hold-out),
-//! the Ornstein–Uhlenbeck DSM set-up with exact targets, the fitted estimator as a
-//! `score_core::Denoiser`, the `scorelab ntk` CLI, the four studies in `cargo xtask
-//! experiment ntk`, and the benchmark.
+//! - [`kernel_gd`]: kernel gradient descent as the spectral filter
+//!   g_k(λ) = (1 − (1 − ηλ/N)^k)/λ and as explicit iteration; gradient flow; kernel ridge
+//!   regression (Cholesky).
+//! - [`stopping`]: the Raskutti–Wainwright–Yu rule and a hold-out rule.
+//! - [`dsm`]: the Ornstein–Uhlenbeck set-up (α_t = e^{−t}, h_t = 1 − e^{−2t}), DSM
+//!   triples z = (x_t, t, 1) → X₀, exact f* and scores for a Gaussian and a two-component
+//!   mixture.
+//! - [`estimator`]: the fitted kernel estimator, stopped by a number of steps, RWY,
+//!   hold-out or ridge; saved as safetensors; a `score_core::Denoiser` in EDM form, so
+//!   score-core's samplers sample from it.
+//! - [`study`]: the spec's four studies and the sampling check (`cargo xtask experiment
+//!   ntk`), with tables and plots.
 
+pub mod dsm;
 pub mod error;
+pub mod estimator;
 pub mod kernel_gd;
 pub mod kernels;
 pub mod network;
+pub mod stopping;
+pub mod study;
 
 pub use error::{NtkError, Result};

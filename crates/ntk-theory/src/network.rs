@@ -26,7 +26,7 @@ impl TwoLayerRelu {
     /// Symmetric initialisation: m/2 draws w ~ N(0, I) and random signs a, each neuron
     /// paired with (w, −a). `m` must be even.
     pub fn symmetric(m: usize, p: usize, d: usize, seed: u64) -> Result<Self> {
-        if m == 0 || m % 2 != 0 {
+        if m == 0 || !m.is_multiple_of(2) {
             return Err(invalid(
                 "width",
                 format!("m = {m} must be positive and even for the symmetric initialisation"),

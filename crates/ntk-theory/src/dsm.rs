@@ -1,0 +1,187 @@
+//! The diffusion set-up of the paper (`ntk-theory.md`): the Ornstein–Uhlenbeck forward
+//! process X_t = α_t X₀ + σ_t ξ with α_t = e^{−t}, h_t = σ_t² = 1 − e^{−2t}, t ~ U[t₀, T];
+//! denoising score matching as the regression of X₀ on z = (X_t, t, 1), with regression
+//! function f*(x, t) = E[X₀ | X_t = x]; the score s = (α_t f − x)/h_t (Tweedie). Targets
+//! with exact f*: a Gaussian N(μ·1, v·I) and a two-component mixture at ±c·1.
+
+use rand::{RngExt, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+
+/// OU coefficients at time t: (α_t, h_t).
+pub fn ou(t: f64) -> (f64, f64) {
+    ((-t).exp(), -(-2.0 * t).exp_m1())
+}
+
+/// The data distribution, with exact posterior means.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    /// N(mean·1, var·I) in dimension `dim`.
+    Gaussian {
+        /// Dimension.
+        dim: usize,
+        /// Mean of every coordinate.
+        mean: f64,
+        /// Variance of every coordinate.
+        var: f64,
+    },
+    /// ½N(+c·1, var·I) + ½N(−c·1, var·I).
+    TwoMixture {
+        /// Dimension.
+        dim: usize,
+        /// Centre offset c.
+        c: f64,
+        /// Component variance.
+        var: f64,
+    },
+}
+
+impl Target {
+    /// Dimension d.
+    pub fn dim(&self) -> usize {
+        match *self {
+            Self::Gaussian { dim, .. } | Self::TwoMixture { dim, .. } => dim,
+        }
+    }
+
+    /// Draw one X₀.
+    pub fn sample<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> Vec<f64> {
+        match *self {
+            Self::Gaussian { dim, mean, var } => (0..dim)
+                .map(|_| mean + var.sqrt() * Distribution::<f64>::sample(&StandardNormal, rng))
+                .collect(),
+            Self::TwoMixture { dim, c, var } => {
+                let s = if rng.random::<bool>() { c } else { -c };
+                (0..dim)
+                    .map(|_| s + var.sqrt() * Distribution::<f64>::sample(&StandardNormal, rng))
+                    .collect()
+            }
+        }
+    }
+
+    /// f*(x, t) = E[X₀ | X_t = x].
+    pub fn posterior_mean(&self, x: &[f64], t: f64) -> Vec<f64> {
+        let (a, h) = ou(t);
+        let post = |mu: f64, var: f64| -> Vec<f64> {
+            let g = var * a / (a * a * var + h);
+            x.iter().map(|xi| mu + g * (xi - a * mu)).collect()
+        };
+        match *self {
+            Self::Gaussian { mean, var, .. } => post(mean, var),
+            Self::TwoMixture { c, var, .. } => {
+                let s2 = a * a * var + h;
+                let ll =
+                    |mu: f64| -x.iter().map(|xi| (xi - a * mu).powi(2)).sum::<f64>() / (2.0 * s2);
+                let (lp, lm) = (ll(c), ll(-c));
+                let m = lp.max(lm);
+                let (wp, wm) = ((lp - m).exp(), (lm - m).exp());
+                let (p, q) = (post(c, var), post(-c, var));
+                p.iter()
+                    .zip(&q)
+                    .map(|(u, v)| (wp * u + wm * v) / (wp + wm))
+                    .collect()
+            }
+        }
+    }
+
+    /// The exact score ∇ log p_t(x) = (α_t f*(x, t) − x)/h_t.
+    pub fn score(&self, x: &[f64], t: f64) -> Vec<f64> {
+        let (a, h) = ou(t);
+        self.posterior_mean(x, t)
+            .iter()
+            .zip(x)
+            .map(|(f, xi)| (a * f - xi) / h)
+            .collect()
+    }
+}
+
+/// N denoising triples: inputs z = (x_t, t, 1) (row-major N × (d + 2)) and labels X₀
+/// (N × d), one noise draw per clean sample, t ~ U[t₀, T].
+#[derive(Debug, Clone)]
+pub struct Triples {
+    /// Inputs, row-major N × (d + 2).
+    pub z: Vec<f64>,
+    /// Labels X₀, row-major N × d.
+    pub y: Vec<f64>,
+    /// The exact regression function f*(x_t, t) at each input, N × d.
+    pub f_star: Vec<f64>,
+    /// Data dimension d.
+    pub d: usize,
+}
+
+impl Triples {
+    /// Draw `n` triples.
+    pub fn draw(target: &Target, n: usize, t0: f64, t_max: f64, seed: u64) -> Self {
+        let d = target.dim();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let (mut z, mut y, mut f_star) = (
+            Vec::with_capacity(n * (d + 2)),
+            Vec::with_capacity(n * d),
+            Vec::with_capacity(n * d),
+        );
+        for _ in 0..n {
+            let x0 = target.sample(&mut rng);
+            let t = t0 + (t_max - t0) * rng.random::<f64>();
+            let (a, h) = ou(t);
+            let xt: Vec<f64> = x0
+                .iter()
+                .map(|v| a * v + h.sqrt() * Distribution::<f64>::sample(&StandardNormal, &mut rng))
+                .collect();
+            f_star.extend(target.posterior_mean(&xt, t));
+            z.extend(&xt);
+            z.extend([t, 1.0]);
+            y.extend(x0);
+        }
+        Self { z, y, f_star, d }
+    }
+
+    /// `n` triples from an empirical data set (row-major `[N, d]`, drawn with
+    /// replacement). `f_star` is unknown there and left empty.
+    pub fn from_data(data: &[f64], d: usize, n: usize, t0: f64, t_max: f64, seed: u64) -> Self {
+        let rows = data.len() / d;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let (mut z, mut y) = (Vec::with_capacity(n * (d + 2)), Vec::with_capacity(n * d));
+        for _ in 0..n {
+            let i = rng.random_range(0..rows);
+            let x0 = &data[i * d..(i + 1) * d];
+            let t = t0 + (t_max - t0) * rng.random::<f64>();
+            let (a, h) = ou(t);
+            z.extend(x0.iter().map(|v| {
+                a * v + h.sqrt() * Distribution::<f64>::sample(&StandardNormal, &mut rng)
+            }));
+            z.extend([t, 1.0]);
+            y.extend_from_slice(x0);
+        }
+        Self {
+            z,
+            y,
+            f_star: Vec::new(),
+            d,
+        }
+    }
+
+    /// Number of triples.
+    pub fn len(&self) -> usize {
+        self.y.len() / self.d
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.y.is_empty()
+    }
+
+    /// Input dimension p = d + 2.
+    pub fn p(&self) -> usize {
+        self.d + 2
+    }
+
+    /// Mean squared label noise E‖X₀ − f*‖²/d of these triples (the σ̂² of RWY's rule
+    /// when the target is known).
+    pub fn label_noise_var(&self) -> f64 {
+        self.y
+            .iter()
+            .zip(&self.f_star)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f64>()
+            / self.y.len() as f64
+    }
+}

@@ -1,0 +1,248 @@
+//! The fitted kernel estimator of f*(x, t) = E[X₀ | X_t = x], and its use as a
+//! score-core `Denoiser` (EDM form).
+//!
+//! Fitting: H = κ(Z, Z) on the N training inputs, rescaled by its largest diagonal entry
+//! so that sup κ ≤ 1 (RWY's assumption, and GD with η ≤ 1 is then stable); kernel GD
+//! from 0 with step η, stopped by [`Stop`]. EDM form: for x_edm = x₀ + σn,
+//! t = ½ ln(1 + σ²) and X_t = e^{−t}·x_edm, so D(x_edm; σ) = f(e^{−t}x_edm, t), with t
+//! clamped to the fitted range [t₀, T].
+
+use burn::tensor::Tensor;
+use score_core::tensor::host_denoise;
+use score_core::{Conditioning, Denoiser};
+
+use crate::dsm::Triples;
+use crate::error::{Result, invalid};
+use crate::kernel_gd::{Spectral, alpha_krr, predict};
+use crate::kernels::Kernel;
+use crate::stopping::{holdout_stop, rwy_stop};
+
+/// How to stop (or regularise) the kernel regression.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stop {
+    /// Exactly k GD steps.
+    Steps(usize),
+    /// Raskutti–Wainwright–Yu with noise level σ̂.
+    Rwy {
+        /// Label-noise standard deviation.
+        sigma_hat: f64,
+    },
+    /// Hold out this fraction of the triples and pick the k with the smallest
+    /// validation error against the labels (then refit on all).
+    Holdout {
+        /// Fraction held out.
+        fraction: f64,
+    },
+    /// Kernel ridge regression with this γ (γ → 0: the interpolating estimator).
+    Ridge(f64),
+}
+
+/// A fitted kernel estimator.
+#[derive(Debug, Clone)]
+pub struct KernelEstimator {
+    /// The kernel.
+    pub kernel: Kernel,
+    /// Training inputs, row-major N × p.
+    pub z: Vec<f64>,
+    /// Coefficients, row-major N × d.
+    pub alpha: Vec<f64>,
+    /// The rescaling applied to κ (1 / its largest diagonal entry).
+    pub scale: f64,
+    /// Data dimension d.
+    pub d: usize,
+    /// The fitted time range [t₀, T].
+    pub t_range: (f64, f64),
+    /// The number of GD steps used (0 for ridge).
+    pub steps: usize,
+}
+
+/// The geometric grid of GD step counts the stopping rules search: 1 … `k_max`.
+pub fn k_grid(k_max: usize) -> Vec<usize> {
+    let mut ks: Vec<usize> = (0..=60)
+        .map(|i| (k_max as f64).powf(i as f64 / 60.0).round() as usize)
+        .collect();
+    ks.dedup();
+    ks
+}
+
+impl KernelEstimator {
+    /// Fit to `triples` over times [t₀, T].
+    pub fn fit(
+        triples: &Triples,
+        kernel: Kernel,
+        eta: f64,
+        stop: Stop,
+        k_max: usize,
+        t_range: (f64, f64),
+    ) -> Result<Self> {
+        if triples.is_empty() {
+            return Err(invalid("triples", "no training data"));
+        }
+        let (p, d) = (triples.p(), triples.d);
+        let mut h = kernel.gram(&triples.z, p)?;
+        let n = triples.len();
+        let kmax = (0..n).map(|i| h[i * n + i]).fold(0.0, f64::max).max(1e-300);
+        let scale = 1.0 / kmax;
+        h.iter_mut().for_each(|v| *v *= scale);
+        let (alpha, steps) = match stop {
+            Stop::Ridge(gamma) => (alpha_krr(&h, &triples.y, d, gamma)?, 0),
+            Stop::Steps(k) => (Spectral::new(&h, &triples.y, d)?.alpha_gd(eta, k as u32), k),
+            Stop::Rwy { sigma_hat } => {
+                let sp = Spectral::new(&h, &triples.y, d)?;
+                let k = rwy_stop(&sp.eigvals, 1.0, eta, sigma_hat, k_max)?;
+                (sp.alpha_gd(eta, k as u32), k)
+            }
+            Stop::Holdout { fraction } => {
+                if !(fraction > 0.0 && fraction < 1.0) {
+                    return Err(invalid("fraction", "must lie in (0, 1)"));
+                }
+                let n_val = ((n as f64) * fraction).round().max(1.0) as usize;
+                let n_tr = n - n_val;
+                let h_tr: Vec<f64> = (0..n_tr)
+                    .flat_map(|i| h[i * n..i * n + n_tr].to_vec())
+                    .collect();
+                let cross: Vec<f64> = (n_tr..n)
+                    .flat_map(|i| h[i * n..i * n + n_tr].to_vec())
+                    .collect();
+                let sp = Spectral::new(&h_tr, &triples.y[..n_tr * d], d)?;
+                let yv = &triples.y[n_tr * d..];
+                let (k, _) = holdout_stop(&k_grid(k_max), |k| {
+                    let pred = predict(&cross, &sp.alpha_gd(eta, k as u32), n_tr, d);
+                    pred.iter()
+                        .zip(yv)
+                        .map(|(a, b)| (a - b).powi(2))
+                        .sum::<f64>()
+                });
+                (Spectral::new(&h, &triples.y, d)?.alpha_gd(eta, k as u32), k)
+            }
+        };
+        Ok(Self {
+            kernel,
+            z: triples.z.clone(),
+            alpha,
+            scale,
+            d,
+            t_range,
+            steps,
+        })
+    }
+
+    /// f(z) for row-major inputs z = (x, t, 1), `[m, d + 2]`.
+    pub fn predict(&self, z: &[f64]) -> Result<Vec<f64>> {
+        let p = self.d + 2;
+        let mut cross = self.kernel.cross_gram(z, &self.z, p)?;
+        cross.iter_mut().for_each(|v| *v *= self.scale);
+        Ok(predict(&cross, &self.alpha, self.z.len() / p, self.d))
+    }
+
+    /// Mean squared error per coordinate against the exact f* of test triples.
+    pub fn mse(&self, test: &Triples) -> Result<f64> {
+        let f = self.predict(&test.z)?;
+        Ok(f.iter()
+            .zip(&test.f_star)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f64>()
+            / f.len() as f64)
+    }
+
+    /// The EDM-form denoiser on host rows `[B, d]` at one σ.
+    pub fn denoise_edm(&self, x: &[f64], sigma: f64) -> Result<Vec<f64>> {
+        let t = (0.5 * (sigma * sigma).ln_1p()).clamp(self.t_range.0, self.t_range.1);
+        let a = (-t).exp();
+        let z: Vec<f64> = x
+            .chunks(self.d)
+            .flat_map(|r| r.iter().map(|v| a * v).chain([t, 1.0]).collect::<Vec<_>>())
+            .collect();
+        self.predict(&z)
+    }
+
+    /// Save as safetensors: float64 `z` and `alpha`, the rest as JSON metadata.
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        let meta = serde_json::json!({"kernel": format!("{:?}", self.kernel), "scale": self.scale, "d": self.d, "t0": self.t_range.0, "t1": self.t_range.1, "steps": self.steps});
+        let bytes = |v: &[f64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let (zb, ab) = (bytes(&self.z), bytes(&self.alpha));
+        let n = self.alpha.len() / self.d;
+        let views = vec![
+            ("z".to_string(), view(&zb, n, self.d + 2)?),
+            ("alpha".to_string(), view(&ab, n, self.d)?),
+        ];
+        let info =
+            std::collections::HashMap::from([("scorelab.ntk".to_string(), meta.to_string())]);
+        let out = safetensors::serialize(views, Some(info))
+            .map_err(|e| invalid("model", e.to_string()))?;
+        score_core::checkpoint::write_atomic(path, &out)
+            .map_err(|e| invalid("model", e.to_string()))
+    }
+
+    /// Load a model written by [`KernelEstimator::save`].
+    pub fn load(path: &std::path::Path) -> Result<Self> {
+        let bad = |d: String| invalid("model", format!("{}: {d}", path.display()));
+        let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let (_, md) = safetensors::SafeTensors::read_metadata(&bytes)
+            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let meta: serde_json::Value = md
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("scorelab.ntk"))
+            .and_then(|s| serde_json::from_str(s).ok())
+            .ok_or_else(|| {
+                bad("metadata: no 'scorelab.ntk' entry (not an ntk-theory model)".into())
+            })?;
+        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+        let get = |k: &str| -> Result<Vec<f64>> {
+            let v = st
+                .tensor(k)
+                .map_err(|_| bad(format!("tensor '{k}' is missing")))?;
+            Ok(v.data()
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().expect("8")))
+                .collect())
+        };
+        let field = |k: &str| {
+            meta[k]
+                .as_f64()
+                .ok_or_else(|| bad(format!("metadata field '{k}' is missing")))
+        };
+        let kernel = match meta["kernel"].as_str() {
+            Some("Ntk1") => Kernel::Ntk1,
+            Some("Ntk2") => Kernel::Ntk2,
+            Some("ArcCos0") => Kernel::ArcCos0,
+            Some("ArcCos1") => Kernel::ArcCos1,
+            other => return Err(bad(format!("metadata field 'kernel': {other:?}"))),
+        };
+        let d = field("d")? as usize;
+        let (z, alpha) = (get("z")?, get("alpha")?);
+        if d == 0 || alpha.len() % d != 0 || z.len() != alpha.len() / d * (d + 2) {
+            return Err(bad("tensors 'z' and 'alpha' do not fit each other".into()));
+        }
+        Ok(Self {
+            kernel,
+            z,
+            alpha,
+            scale: field("scale")?,
+            d,
+            t_range: (field("t0")?, field("t1")?),
+            steps: field("steps")? as usize,
+        })
+    }
+
+    /// The EDM σ range the estimator was fitted on: (σ(t₀), σ(T)).
+    pub fn sigma_range(&self) -> (f64, f64) {
+        let s = |t: f64| (2.0 * t).exp_m1().sqrt();
+        (s(self.t_range.0), s(self.t_range.1))
+    }
+}
+
+fn view(b: &[u8], n: usize, cols: usize) -> Result<safetensors::tensor::TensorView<'_>> {
+    safetensors::tensor::TensorView::new(safetensors::Dtype::F64, vec![n, cols], b)
+        .map_err(|e| invalid("model", e.to_string()))
+}
+
+impl<const D: usize> Denoiser<D> for KernelEstimator {
+    fn denoise(&self, x: Tensor<D>, sigma: Tensor<1>, _cond: Option<&Conditioning>) -> Tensor<D> {
+        host_denoise(x, sigma, |rows, s| {
+            self.denoise_edm(rows, s).expect("rows of dimension d")
+        })
+        .expect("float tensor data")
+    }
+}
