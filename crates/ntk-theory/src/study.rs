@@ -47,9 +47,19 @@ fn io(e: score_core::ScoreError) -> NtkError {
     }
 }
 
+/// The result of [`width_study`].
+#[derive(Debug, Clone)]
+pub struct WidthStudy {
+    /// (m, ‖H_m − H‖_op) per width.
+    pub points: Vec<(f64, f64)>,
+    /// ‖H‖_op.
+    pub h_op: f64,
+    /// Log-log slope of the norms in m.
+    pub slope: f64,
+}
+
 /// Study 1: ‖H_m − H‖_op against width (n = 50 points z ~ N(0, I₃), mean over `seeds`).
-/// Returns ((m, norm) per width, ‖H‖_op, log-log slope).
-pub fn width_study(widths: &[usize], seeds: u64) -> Result<(Vec<(f64, f64)>, f64, f64)> {
+pub fn width_study(widths: &[usize], seeds: u64) -> Result<WidthStudy> {
     let n = 50;
     let z = randn(n * 3, 3);
     let h = Kernel::Ntk1.gram(&z, 3)?;
@@ -63,7 +73,11 @@ pub fn width_study(widths: &[usize], seeds: u64) -> Result<(Vec<(f64, f64)>, f64
         }
         pts.push((m as f64, acc / seeds as f64));
     }
-    Ok((pts.clone(), op_norm(&h, n)?, loglog_slope(&pts)))
+    Ok(WidthStudy {
+        slope: loglog_slope(&pts),
+        h_op: op_norm(&h, n)?,
+        points: pts,
+    })
 }
 
 /// Study 2: sup over 200 test points of |f_net − f_kernel| after k GD steps, for each
@@ -239,7 +253,11 @@ pub fn run_all(out: &Path, quick: bool) -> Result<String> {
     } else {
         vec![100, 1_000, 10_000, 100_000]
     };
-    let (wpts, hnorm, wslope) = width_study(&widths, 3)?;
+    let WidthStudy {
+        points: wpts,
+        h_op: hnorm,
+        slope: wslope,
+    } = width_study(&widths, 3)?;
     let _ = writeln!(
         md,
         "## 1. Empirical NTK → analytic NTK\n\nn = 50, z ~ N(0, I₃), mean over 3 initialisations; ‖H‖_op = {hnorm:.2}.\n\n| m | ‖H_m − H‖_op |\n|---:|---:|"
