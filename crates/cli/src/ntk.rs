@@ -48,6 +48,9 @@ pub struct FitArgs {
     /// ntk1, ntk2, arccos0 or arccos1.
     #[arg(long, default_value = "ntk1")]
     kernel: String,
+    /// Train the finite-width network of this width by GD instead (with --stop k=K).
+    #[arg(long)]
+    width: Option<usize>,
     /// holdout, rwy (needs --sigma-hat), k=K, or ridge=γ.
     #[arg(long, default_value = "holdout")]
     stop: String,
@@ -119,6 +122,33 @@ pub fn run(c: &Common, cmd: &NtkCmd) -> Result<()> {
             };
             let tr = Triples::from_data(&arr.data, d, a.n, a.t0, a.t_max, c.seed);
             let t0 = std::time::Instant::now();
+            if let Some(m) = a.width {
+                let Stop::Steps(k) = stop else {
+                    bail!("--width trains by GD: give the step count with --stop k=K")
+                };
+                let est = ntk_theory::estimator::NetworkEstimator::fit(
+                    &tr,
+                    m,
+                    k,
+                    (a.t0, a.t_max),
+                    c.seed,
+                )?;
+                est.save(&a.out)?;
+                let mse = est.mse_to(&tr.z, &tr.y);
+                let secs = t0.elapsed().as_secs_f64();
+                emit(
+                    c.json,
+                    serde_json::json!({"out": a.out, "n": a.n, "dim": d, "width": m, "steps": k, "train_mse": mse, "seconds": secs}),
+                    || {
+                        println!(
+                            "width-{m} network, {k} GD steps on {} triples (train MSE {mse:.4}), {secs:.1} s -> {}",
+                            a.n,
+                            a.out.display()
+                        )
+                    },
+                );
+                return Ok(());
+            }
             let est =
                 KernelEstimator::fit(&tr, a.kernel.parse()?, 1.0, stop, 100_000, (a.t0, a.t_max))?;
             est.save(&a.out)?;

@@ -161,3 +161,76 @@ fn bad_input_is_a_one_line_error_naming_the_file() {
     let (ok, _, err) = scorelab(&["sigmas", "--grid", "nope"]);
     assert!(!ok && err.contains("unknown grid"), "{err}");
 }
+
+#[test]
+fn ntk_gram_fit_and_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 200 points of a 2-D two-component mixture.
+    let pts: Vec<f64> = (0..200)
+        .flat_map(|i| {
+            let c = if i % 2 == 0 { 2.0 } else { -2.0 };
+            let u = (i as f64 * 0.61803).fract() - 0.5;
+            [c + u, c - 0.7 * u]
+        })
+        .collect();
+    let data = d.join("x.npy");
+    score_core::data::npy::write_npy_f64(&data, &[200, 2], &pts).unwrap();
+    let (ok, out, err) = scorelab(&[
+        "ntk",
+        "gram",
+        "--inputs",
+        data.to_str().unwrap(),
+        "--kernel",
+        "arccos1",
+        "--out",
+        d.join("h.npy").to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["n"], 200);
+    let h = score_core::data::npy::read_npy(&d.join("h.npy")).unwrap();
+    assert_eq!(h.shape, vec![200, 200]);
+    let model = d.join("m.safetensors");
+    let (ok, out, err) = scorelab(&[
+        "ntk",
+        "fit",
+        "--data",
+        data.to_str().unwrap(),
+        "--n",
+        "150",
+        "--stop",
+        "k=200",
+        "--out",
+        model.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["steps"], 200);
+    let (ok, out, err) = scorelab(&[
+        "ntk",
+        "sample",
+        "--model",
+        model.to_str().unwrap(),
+        "--n",
+        "20",
+        "--steps",
+        "8",
+        "--out",
+        d.join("s.npy").to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["nfe"], 15);
+    let (ok, _, err) = scorelab(&[
+        "ntk",
+        "fit",
+        "--data",
+        data.to_str().unwrap(),
+        "--stop",
+        "sometimes",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("--stop"), "{err}");
+}

@@ -246,3 +246,88 @@ impl<const D: usize> Denoiser<D> for KernelEstimator {
         .expect("float tensor data")
     }
 }
+
+/// The finite-width network trained by full-batch GD on the DSM regression, as an
+/// estimator of f* (the object the paper's theory is about); a `Denoiser` in EDM form.
+#[derive(Debug, Clone)]
+pub struct NetworkEstimator {
+    /// The trained network (inputs z = (x, t, 1)).
+    pub net: crate::network::TwoLayerRelu,
+    /// The fitted time range [t₀, T].
+    pub t_range: (f64, f64),
+    /// GD steps taken.
+    pub steps: usize,
+}
+
+impl NetworkEstimator {
+    /// Train a width-`m` network (symmetric initialisation) for `steps` GD steps with
+    /// η = 1/max_i κ(z_i, z_i) (so that η·λ_max(H)/N ≤ 1 for its NTK).
+    pub fn fit(
+        triples: &Triples,
+        m: usize,
+        steps: usize,
+        t_range: (f64, f64),
+        seed: u64,
+    ) -> Result<Self> {
+        let (p, d) = (triples.p(), triples.d);
+        let mut net = crate::network::TwoLayerRelu::symmetric(m, p, d, seed)?;
+        let n = triples.len();
+        let kmax = (0..n)
+            .map(|i| {
+                Kernel::Ntk1.eval(
+                    &triples.z[i * p..(i + 1) * p],
+                    &triples.z[i * p..(i + 1) * p],
+                )
+            })
+            .fold(0.0, f64::max);
+        let eta = 1.0 / kmax.max(1e-300);
+        for _ in 0..steps {
+            net.gd_step(&triples.z, &triples.y, eta);
+        }
+        Ok(Self {
+            net,
+            t_range,
+            steps,
+        })
+    }
+
+    /// Mean squared error per coordinate against labels `y` of inputs `z`.
+    pub fn mse_to(&self, z: &[f64], y: &[f64]) -> f64 {
+        let f = self.net.forward(z);
+        f.iter().zip(y).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / f.len() as f64
+    }
+
+    /// The EDM-form denoiser on host rows at one σ.
+    pub fn denoise_edm(&self, x: &[f64], sigma: f64) -> Vec<f64> {
+        let t = (0.5 * (sigma * sigma).ln_1p()).clamp(self.t_range.0, self.t_range.1);
+        let a = (-t).exp();
+        let z: Vec<f64> = x
+            .chunks(self.net.d)
+            .flat_map(|r| r.iter().map(|v| a * v).chain([t, 1.0]).collect::<Vec<_>>())
+            .collect();
+        self.net.forward(&z)
+    }
+
+    /// Save as safetensors (`w`, `a`, metadata).
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        let meta = serde_json::json!({"kind": "network", "m": self.net.m, "p": self.net.p, "d": self.net.d, "t0": self.t_range.0, "t1": self.t_range.1, "steps": self.steps});
+        let bytes = |v: &[f64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let (wb, ab) = (bytes(&self.net.w), bytes(&self.net.a));
+        let views = vec![
+            ("w".to_string(), view(&wb, self.net.m, self.net.p)?),
+            ("a".to_string(), view(&ab, self.net.m, self.net.d)?),
+        ];
+        let info =
+            std::collections::HashMap::from([("scorelab.ntk".to_string(), meta.to_string())]);
+        let out = safetensors::serialize(views, Some(info))
+            .map_err(|e| invalid("model", e.to_string()))?;
+        score_core::checkpoint::write_atomic(path, &out)
+            .map_err(|e| invalid("model", e.to_string()))
+    }
+}
+
+impl<const D: usize> Denoiser<D> for NetworkEstimator {
+    fn denoise(&self, x: Tensor<D>, sigma: Tensor<1>, _cond: Option<&Conditioning>) -> Tensor<D> {
+        host_denoise(x, sigma, |rows, s| self.denoise_edm(rows, s)).expect("float tensor data")
+    }
+}

@@ -36,8 +36,9 @@ pub struct Plot {
     pub y_range: Option<(f64, f64)>,
 }
 
-const COLORS: [&str; 8] = [
+const COLORS: [&str; 10] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+    "#bcbd22", "#7f7f7f",
 ];
 
 fn nice_ticks(lo: f64, hi: f64, log: bool) -> Vec<f64> {
