@@ -111,17 +111,24 @@ fn resume_equals_an_uninterrupted_run() {
     let whole_path = dir.path().join("whole.safetensors");
     let part_path = dir.path().join("part.safetensors");
 
-    // Same initial weights for both runs: seed the device before init.
-    device.seed(42);
-    let net = mlp.init(&device);
+    // Same initial weights for both runs: one initialisation, cloned. (Seeding the device
+    // twice would not do: tests run in parallel threads and share its generator.)
+    let net0 = mlp.init(&device);
     let out = TrainOutput {
         checkpoint: Some(whole_path.clone()),
         ..Default::default()
     };
-    let whole = train(net, &data, &cfg, serde_json::Value::Null, &out, None).unwrap();
+    let whole = train(
+        net0.clone(),
+        &data,
+        &cfg,
+        serde_json::Value::Null,
+        &out,
+        None,
+    )
+    .unwrap();
 
-    device.seed(42);
-    let net = mlp.init(&device);
+    let net = net0;
     let out = TrainOutput {
         checkpoint: Some(part_path.clone()),
         stop_after: Some(7),
@@ -130,7 +137,6 @@ fn resume_equals_an_uninterrupted_run() {
     let first = train(net, &data, &cfg, serde_json::Value::Null, &out, None).unwrap();
     assert_eq!(first.step, 7);
     // A fresh process would rebuild the network from scratch and load the checkpoint.
-    device.seed(999);
     let fresh = mlp.init(&device);
     let ck = CheckpointFile::read(&part_path).unwrap();
     assert_eq!(ck.meta.step, 7);
