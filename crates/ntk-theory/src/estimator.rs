@@ -147,31 +147,21 @@ impl KernelEstimator {
 
     /// The EDM-form denoiser on host rows `[B, d]` at one σ.
     pub fn denoise_edm(&self, x: &[f64], sigma: f64) -> Result<Vec<f64>> {
-        let t = (0.5 * (sigma * sigma).ln_1p()).clamp(self.t_range.0, self.t_range.1);
-        let a = (-t).exp();
-        let z: Vec<f64> = x
-            .chunks(self.d)
-            .flat_map(|r| r.iter().map(|v| a * v).chain([t, 1.0]).collect::<Vec<_>>())
-            .collect();
-        self.predict(&z)
+        self.predict(&edm_inputs(x, self.d, sigma, self.t_range))
     }
 
     /// Save as safetensors: float64 `z` and `alpha`, the rest as JSON metadata.
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
         let meta = serde_json::json!({"kernel": format!("{:?}", self.kernel), "scale": self.scale, "d": self.d, "t0": self.t_range.0, "t1": self.t_range.1, "steps": self.steps});
-        let bytes = |v: &[f64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        let (zb, ab) = (bytes(&self.z), bytes(&self.alpha));
         let n = self.alpha.len() / self.d;
-        let views = vec![
-            ("z".to_string(), view(&zb, n, self.d + 2)?),
-            ("alpha".to_string(), view(&ab, n, self.d)?),
-        ];
-        let info =
-            std::collections::HashMap::from([("scorelab.ntk".to_string(), meta.to_string())]);
-        let out = safetensors::serialize(views, Some(info))
-            .map_err(|e| invalid("model", e.to_string()))?;
-        score_core::checkpoint::write_atomic(path, &out)
-            .map_err(|e| invalid("model", e.to_string()))
+        write_model(
+            path,
+            &meta,
+            &[
+                ("z", n, self.d + 2, &self.z),
+                ("alpha", n, self.d, &self.alpha),
+            ],
+        )
     }
 
     /// Load a model written by [`KernelEstimator::save`].
@@ -233,9 +223,39 @@ impl KernelEstimator {
     }
 }
 
-fn view(b: &[u8], n: usize, cols: usize) -> Result<safetensors::tensor::TensorView<'_>> {
-    safetensors::tensor::TensorView::new(safetensors::Dtype::F64, vec![n, cols], b)
-        .map_err(|e| invalid("model", e.to_string()))
+/// Write float64 matrices (name, rows, cols, values) and JSON metadata as safetensors.
+fn write_model(
+    path: &std::path::Path,
+    meta: &serde_json::Value,
+    items: &[(&str, usize, usize, &[f64])],
+) -> Result<()> {
+    let bytes: Vec<Vec<u8>> = items
+        .iter()
+        .map(|(_, _, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .collect();
+    let views = items
+        .iter()
+        .zip(&bytes)
+        .map(|((name, r, c, _), b)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F64, vec![*r, *c], b)
+                .map(|v| (name.to_string(), v))
+                .map_err(|e| invalid("model", e.to_string()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let info = std::collections::HashMap::from([("scorelab.ntk".to_string(), meta.to_string())]);
+    let out =
+        safetensors::serialize(views, Some(info)).map_err(|e| invalid("model", e.to_string()))?;
+    score_core::checkpoint::write_atomic(path, &out).map_err(|e| invalid("model", e.to_string()))
+}
+
+/// The inputs z = (e^{−t}x, t, 1) for EDM-form rows x at noise σ, with t = ½ ln(1 + σ²)
+/// clamped to the fitted range.
+pub fn edm_inputs(x: &[f64], d: usize, sigma: f64, t_range: (f64, f64)) -> Vec<f64> {
+    let t = (0.5 * (sigma * sigma).ln_1p()).clamp(t_range.0, t_range.1);
+    let a = (-t).exp();
+    x.chunks(d)
+        .flat_map(|r| r.iter().map(|v| a * v).chain([t, 1.0]).collect::<Vec<_>>())
+        .collect()
 }
 
 impl<const D: usize> Denoiser<D> for KernelEstimator {
@@ -299,30 +319,19 @@ impl NetworkEstimator {
 
     /// The EDM-form denoiser on host rows at one σ.
     pub fn denoise_edm(&self, x: &[f64], sigma: f64) -> Vec<f64> {
-        let t = (0.5 * (sigma * sigma).ln_1p()).clamp(self.t_range.0, self.t_range.1);
-        let a = (-t).exp();
-        let z: Vec<f64> = x
-            .chunks(self.net.d)
-            .flat_map(|r| r.iter().map(|v| a * v).chain([t, 1.0]).collect::<Vec<_>>())
-            .collect();
-        self.net.forward(&z)
+        self.net
+            .forward(&edm_inputs(x, self.net.d, sigma, self.t_range))
     }
 
     /// Save as safetensors (`w`, `a`, metadata).
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
         let meta = serde_json::json!({"kind": "network", "m": self.net.m, "p": self.net.p, "d": self.net.d, "t0": self.t_range.0, "t1": self.t_range.1, "steps": self.steps});
-        let bytes = |v: &[f64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        let (wb, ab) = (bytes(&self.net.w), bytes(&self.net.a));
-        let views = vec![
-            ("w".to_string(), view(&wb, self.net.m, self.net.p)?),
-            ("a".to_string(), view(&ab, self.net.m, self.net.d)?),
-        ];
-        let info =
-            std::collections::HashMap::from([("scorelab.ntk".to_string(), meta.to_string())]);
-        let out = safetensors::serialize(views, Some(info))
-            .map_err(|e| invalid("model", e.to_string()))?;
-        score_core::checkpoint::write_atomic(path, &out)
-            .map_err(|e| invalid("model", e.to_string()))
+        let (m, p, d) = (self.net.m, self.net.p, self.net.d);
+        write_model(
+            path,
+            &meta,
+            &[("w", m, p, &self.net.w), ("a", m, d, &self.net.a)],
+        )
     }
 }
 
