@@ -108,9 +108,41 @@ pub struct Triples {
     pub d: usize,
 }
 
+/// How the diffusion time of each triple is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimeSampling {
+    /// t ~ U[t₀, T] (the paper's set-up).
+    #[default]
+    Uniform,
+    /// ln t ~ U[ln t₀, ln T]: more triples at small t, where f* changes fastest.
+    LogUniform,
+}
+
+impl TimeSampling {
+    fn draw<R: rand::Rng + ?Sized>(self, t0: f64, t_max: f64, rng: &mut R) -> f64 {
+        let u = rng.random::<f64>();
+        match self {
+            Self::Uniform => t0 + (t_max - t0) * u,
+            Self::LogUniform => (t0.ln() + (t_max.ln() - t0.ln()) * u).exp(),
+        }
+    }
+}
+
 impl Triples {
-    /// Draw `n` triples.
+    /// Draw `n` triples with t ~ U[t₀, T].
     pub fn draw(target: &Target, n: usize, t0: f64, t_max: f64, seed: u64) -> Self {
+        Self::draw_with(target, n, t0, t_max, seed, TimeSampling::Uniform)
+    }
+
+    /// Draw `n` triples with the given time sampling.
+    pub fn draw_with(
+        target: &Target,
+        n: usize,
+        t0: f64,
+        t_max: f64,
+        seed: u64,
+        times: TimeSampling,
+    ) -> Self {
         let d = target.dim();
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let (mut z, mut y, mut f_star) = (
@@ -120,7 +152,7 @@ impl Triples {
         );
         for _ in 0..n {
             let x0 = target.sample(&mut rng);
-            let t = t0 + (t_max - t0) * rng.random::<f64>();
+            let t = times.draw(t0, t_max, &mut rng);
             let (a, h) = ou(t);
             let xt: Vec<f64> = x0
                 .iter()
