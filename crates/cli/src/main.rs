@@ -514,13 +514,7 @@ fn cmd_demo(c: &Common, a: &DemoArgs) -> Result<()> {
             .clone()
             .unwrap_or_else(pipeline::shipped_checkpoint)
     };
-    let (model, precond, meta) = pipeline::load_model(&ck_path, &dev)?;
-    let LoadedModel::Unet(net, [ch, h, w]) = model else {
-        bail!(
-            "{}: the demo needs an image (UNet) checkpoint",
-            ck_path.display()
-        );
-    };
+    let (net, [ch, h, w], precond, meta) = pipeline::load_unet(&ck_path, &dev)?;
     let sampler = Sampler::Heun(Default::default());
     let sigmas = GridKind::Karras.build(a.steps, 0.002, 80.0)?;
     let shape = [a.n, ch, h, w];

@@ -9,14 +9,14 @@ use std::time::Instant;
 use burn::tensor::Device;
 use score_core::metrics::{frechet_distance, pca_basis, pca_project, sliced_w2};
 use score_core::nn::Preconditioned;
-use score_core::pipeline::{self, LoadedModel};
+use score_core::pipeline;
 use score_core::plot::{Plot, Series};
 use score_core::samplers::{SampleContext, Sampler};
 use score_core::sigmas::karras_sigmas;
 use score_core::tensor::{from_f32, randn, stream_rng, to_vec_f64};
 use score_core::{Denoiser, ScoreError};
 
-use crate::error::{Result, invalid};
+use crate::error::Result;
 use crate::ev::{EvRow, ev_table};
 use crate::teleport::{auto_skip, teleport_sample};
 use crate::{DeltaScore, GaussianScore, MixtureScore};
@@ -42,13 +42,7 @@ pub fn ev_study(
     out: &Path,
     device: &Device,
 ) -> Result<Vec<EvRow>> {
-    let (model, precond, meta) = pipeline::load_model(checkpoint, device)?;
-    let LoadedModel::Unet(net, [ch, h, w]) = model else {
-        return Err(invalid(
-            "checkpoint",
-            format!("{}: needs an image (UNet) checkpoint", checkpoint.display()),
-        ));
-    };
+    let (net, [ch, h, w], precond, meta) = pipeline::load_unet(checkpoint, device)?;
     let (train, held) = pipeline::demo_split()?;
     let d = ch * h * w;
     let rows = train.rows_f64();
@@ -193,13 +187,7 @@ pub fn teleport_sweep(
     device: &Device,
     mut progress: impl FnMut(&TeleportRow),
 ) -> Result<TeleportReport> {
-    let (model, precond, _) = pipeline::load_model(checkpoint, device)?;
-    let LoadedModel::Unet(net, [ch, h, w]) = model else {
-        return Err(invalid(
-            "checkpoint",
-            format!("{}: needs an image (UNet) checkpoint", checkpoint.display()),
-        ));
-    };
+    let (net, [ch, h, w], precond, _) = pipeline::load_unet(checkpoint, device)?;
     let (train, held) = pipeline::demo_split()?;
     let d = ch * h * w;
     let g = GaussianScore::fit(&train.rows_f64(), d, None)?;

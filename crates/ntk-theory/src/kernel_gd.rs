@@ -95,9 +95,8 @@ impl Spectral {
     /// The fitted values at the training inputs, H α, for a given α (row-major n × d).
     pub fn fitted(&self, alpha: &[f64]) -> Vec<f64> {
         let am = Mat::from_fn(self.n, self.d, |i, k| alpha[i * self.d + k]);
-        let lam = Mat::from_fn(self.n, self.d, |i, k| {
-            self.eigvals[i] * (self.vecs.transpose() * &am)[(i, k)]
-        });
+        let vta = self.vecs.transpose() * &am; // once, not per element
+        let lam = Mat::from_fn(self.n, self.d, |i, k| self.eigvals[i] * vta[(i, k)]);
         let f = &self.vecs * &lam;
         (0..self.n * self.d)
             .map(|idx| f[(idx / self.d, idx % self.d)])

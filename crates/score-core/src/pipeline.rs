@@ -166,6 +166,21 @@ pub fn load_model_weights(
     Ok((model, train.precond, ck.meta))
 }
 
+/// Load a checkpoint that must hold a UNet: the network, its image shape [c, h, w],
+/// preconditioning and metadata; an MLP checkpoint is an error naming the file.
+pub fn load_unet(
+    path: &Path,
+    device: &Device,
+) -> Result<(UNet, [usize; 3], Precond, CheckpointMeta)> {
+    match load_model(path, device)? {
+        (LoadedModel::Unet(net, shape), precond, meta) => Ok((net, shape, precond, meta)),
+        _ => Err(ScoreError::Checkpoint {
+            path: path.to_path_buf(),
+            detail: "needs an image (UNet) checkpoint, found an MLP".into(),
+        }),
+    }
+}
+
 /// Generate images from a UNet: `noise` is unit Gaussian `[B, c, h, w]`, scaled by the
 /// grid's first σ here. `on_step` receives (steps done, total steps).
 pub fn generate_images(
