@@ -1,0 +1,310 @@
+//! `{train,val,test}.tar.gz`: streamed reading and a one-pass random-access index.
+//!
+//! [`stream_pages`] walks an archive once, in order, handing each image entry's bytes to
+//! a callback; memory holds one entry at a time, so a 46 GB archive is read in the time
+//! it takes to decompress it and never unpacked. [`ArchiveIndex::build`] makes the same
+//! pass and records, for every entry, its offset and size in the uncompressed tar stream,
+//! plus inflater checkpoints every `checkpoint_every` bytes ([`crate::gz`]); reading entry
+//! `i` afterwards decodes at most `checkpoint_every` bytes before it.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use crate::error::{MusicScoreError, Result, io};
+use crate::gz::{Checkpoint, GzReader};
+use crate::name::has_image_extension;
+
+/// Entries larger than this are skipped as "too large" rather than read into memory
+/// (a 200 dpi A4 page is well under 2 MB).
+pub const DEFAULT_MAX_ENTRY_BYTES: u64 = 256 << 20;
+
+/// Default spacing of inflater checkpoints in the index: 8 MiB of tar stream, i.e. about
+/// 45 KB of memory per 8 MiB (≈ 250 MB of checkpoints for the 46 GB archive).
+pub const DEFAULT_CHECKPOINT_EVERY: u64 = 8 << 20;
+
+fn archive_err(path: &Path, message: String) -> MusicScoreError {
+    MusicScoreError::Archive {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+/// True for `.tar.gz`, `.tgz` and `.tar` file names.
+pub fn is_archive_name(name: &str) -> bool {
+    let l = name.to_ascii_lowercase();
+    l.ends_with(".tar.gz") || l.ends_with(".tgz") || l.ends_with(".tar")
+}
+
+fn open_stream(path: &Path, checkpoint_every: u64) -> Result<Box<dyn ReadPos>> {
+    let file = File::open(path).map_err(io(path))?;
+    let reader = BufReader::with_capacity(1 << 16, file);
+    if path
+        .to_string_lossy()
+        .to_ascii_lowercase()
+        .ends_with(".tar")
+    {
+        Ok(Box::new(Counting {
+            inner: reader,
+            pos: 0,
+        }))
+    } else {
+        Ok(Box::new(
+            GzReader::new(reader).with_checkpoints(checkpoint_every),
+        ))
+    }
+}
+
+/// A reader that knows its position and may hold gzip checkpoints.
+trait ReadPos: Read {
+    fn take_checkpoints(&mut self) -> Vec<Checkpoint> {
+        Vec::new()
+    }
+}
+impl<R: Read> ReadPos for GzReader<R> {
+    fn take_checkpoints(&mut self) -> Vec<Checkpoint> {
+        GzReader::take_checkpoints(self)
+    }
+}
+struct Counting<R> {
+    inner: R,
+    pos: u64,
+}
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+impl<R: Read> ReadPos for Counting<R> {}
+
+/// What the streaming walk met, besides the pages it handed on.
+#[derive(Debug, Clone, Default)]
+pub struct WalkReport {
+    /// Entries that are not image files (folders, text files).
+    pub other_entries: usize,
+    /// Image entries larger than the size limit: `(name, size)`.
+    pub too_large: Vec<(String, u64)>,
+}
+
+/// One image entry of an archive.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Path inside the archive, as stored.
+    pub name: String,
+    /// Offset of its data in the uncompressed tar stream.
+    pub offset: u64,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Walk `path` once, calling `f(entry, bytes)` for every image entry in archive order.
+/// `f` returns `false` to stop early. Errors in the archive (truncation, a bad tar
+/// header, a CRC mismatch) are returned with the archive path and the last good entry;
+/// the entries before them have been handed to `f` already.
+pub fn stream_pages(
+    path: &Path,
+    max_entry_bytes: u64,
+    mut f: impl FnMut(&Entry, Vec<u8>) -> Result<bool>,
+) -> Result<WalkReport> {
+    let w = walk(path, max_entry_bytes, 0, &mut f)?;
+    match w.broken {
+        Some(e) => Err(e),
+        None => Ok(w.report),
+    }
+}
+
+struct Walk {
+    report: WalkReport,
+    checkpoints: Vec<Checkpoint>,
+    broken: Option<MusicScoreError>,
+}
+
+/// The walk; a broken archive ends it with `broken` set, an error from `f` is returned.
+fn walk(
+    path: &Path,
+    max_entry_bytes: u64,
+    checkpoint_every: u64,
+    f: &mut dyn FnMut(&Entry, Vec<u8>) -> Result<bool>,
+) -> Result<Walk> {
+    let stream = open_stream(path, checkpoint_every)?;
+    let mut archive = tar::Archive::new(stream);
+    let mut report = WalkReport::default();
+    let mut last = String::from("(start of archive)");
+    let broken = |last: &str, e: &dyn std::fmt::Display| {
+        archive_err(path, format!("broken archive after entry '{last}': {e}"))
+    };
+    let entries = match archive.entries() {
+        Ok(e) => e,
+        Err(e) => {
+            return Ok(Walk {
+                report,
+                checkpoints: Vec::new(),
+                broken: Some(archive_err(path, format!("cannot read tar stream: {e}"))),
+            });
+        }
+    };
+    for entry in entries {
+        let mut entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                return Ok(Walk {
+                    report,
+                    checkpoints: Vec::new(),
+                    broken: Some(broken(&last, &e)),
+                });
+            }
+        };
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let size = entry.header().entry_size().unwrap_or(0);
+        let is_file = entry.header().entry_type().is_file();
+        if !is_file || !has_image_extension(&name) {
+            report.other_entries += 1;
+            last = name;
+            continue;
+        }
+        if size > max_entry_bytes {
+            report.too_large.push((name.clone(), size));
+            last = name;
+            continue;
+        }
+        let e = Entry {
+            name: name.clone(),
+            offset: entry.raw_file_position(),
+            size,
+        };
+        let mut bytes = Vec::with_capacity(size.min(1 << 24) as usize);
+        let read = entry.read_to_end(&mut bytes);
+        if let Err(err) = read {
+            let msg = format!("entry '{name}': cannot read its data: {err}");
+            return Ok(Walk {
+                report,
+                checkpoints: Vec::new(),
+                broken: Some(archive_err(path, msg)),
+            });
+        }
+        if (bytes.len() as u64) != size {
+            let msg = format!(
+                "entry '{name}': {} of {size} bytes (truncated)",
+                bytes.len()
+            );
+            return Ok(Walk {
+                report,
+                checkpoints: Vec::new(),
+                broken: Some(archive_err(path, msg)),
+            });
+        }
+        if !f(&e, bytes)? {
+            return Ok(Walk {
+                report,
+                checkpoints: Vec::new(),
+                broken: None,
+            });
+        }
+        last = e.name;
+    }
+    // Reach the real end of the stream so that trailing corruption is noticed too.
+    let mut stream = archive.into_inner();
+    let tail = std::io::copy(&mut stream, &mut std::io::sink());
+    let checkpoints = stream.take_checkpoints();
+    Ok(Walk {
+        report,
+        checkpoints,
+        broken: tail.err().map(|e| broken(&last, &e)),
+    })
+}
+
+/// Random access to the image entries of one archive, from one pass over it.
+#[derive(Debug, Clone)]
+pub struct ArchiveIndex {
+    /// The archive.
+    pub path: PathBuf,
+    /// Image entries in archive order.
+    pub entries: Vec<Entry>,
+    /// What the pass met besides images.
+    pub report: WalkReport,
+    checkpoints: Vec<Checkpoint>,
+    gzip: bool,
+    /// Why the pass stopped early, for an index built with `keep_partial`.
+    pub broken: Option<String>,
+}
+
+impl ArchiveIndex {
+    /// One pass over `path`: entry offsets and sizes, and gzip checkpoints every
+    /// `checkpoint_every` bytes (0: no checkpoints; reads then decode from the start).
+    /// `on_entry` sees every image entry's bytes during the pass (for headers, hashes).
+    /// A broken archive is an error, unless `keep_partial`: then the index keeps the
+    /// entries read before the break and [`ArchiveIndex::broken`] says what happened.
+    pub fn build(
+        path: &Path,
+        max_entry_bytes: u64,
+        checkpoint_every: u64,
+        keep_partial: bool,
+        mut on_entry: impl FnMut(&Entry, &[u8]),
+    ) -> Result<ArchiveIndex> {
+        let mut entries = Vec::new();
+        let w = walk(path, max_entry_bytes, checkpoint_every, &mut |e, bytes| {
+            on_entry(e, &bytes);
+            entries.push(e.clone());
+            Ok(true)
+        })?;
+        let broken = match w.broken {
+            Some(e) if !keep_partial => return Err(e),
+            Some(e) => Some(e.to_string()),
+            None => None,
+        };
+        Ok(ArchiveIndex {
+            path: path.to_path_buf(),
+            entries,
+            report: w.report,
+            checkpoints: w.checkpoints,
+            gzip: !path
+                .to_string_lossy()
+                .to_ascii_lowercase()
+                .ends_with(".tar"),
+            broken,
+        })
+    }
+
+    /// Number of inflater checkpoints held.
+    pub fn checkpoints(&self) -> usize {
+        self.checkpoints.len()
+    }
+
+    /// The bytes of entry `i`.
+    pub fn read(&self, i: usize) -> Result<Vec<u8>> {
+        let e = self.entries.get(i).ok_or_else(|| {
+            MusicScoreError::Invalid(format!(
+                "{}: entry {i} of {}",
+                self.path.display(),
+                self.entries.len()
+            ))
+        })?;
+        let mut file = File::open(&self.path).map_err(io(&self.path))?;
+        let err =
+            |what: std::io::Error| archive_err(&self.path, format!("entry '{}': {what}", e.name));
+        let mut bytes = vec![0u8; e.size as usize];
+        if !self.gzip {
+            file.seek(SeekFrom::Start(e.offset)).map_err(err)?;
+            file.read_exact(&mut bytes).map_err(err)?;
+            return Ok(bytes);
+        }
+        let k = self.checkpoints.partition_point(|c| c.out_pos <= e.offset);
+        let mut gz: Box<dyn Read> = if k == 0 {
+            Box::new(GzReader::new(BufReader::new(file)))
+        } else {
+            let cp = &self.checkpoints[k - 1];
+            file.seek(SeekFrom::Start(cp.in_pos)).map_err(err)?;
+            Box::new(GzReader::resume(BufReader::new(file), cp))
+        };
+        let start = if k == 0 {
+            0
+        } else {
+            self.checkpoints[k - 1].out_pos
+        };
+        std::io::copy(&mut (&mut gz).take(e.offset - start), &mut std::io::sink()).map_err(err)?;
+        gz.read_exact(&mut bytes).map_err(err)?;
+        Ok(bytes)
+    }
+}

@@ -1,0 +1,380 @@
+//! Export to the Hugging Face `imagefolder` layout, and contact sheets.
+//!
+//! `imagefolder`: `OUT/<split>/<file>` plus `OUT/<split>/metadata.jsonl`, one JSON object
+//! per line with `file_name` and `text` (the prompt) and the tidy fields as extra
+//! columns; `datasets.load_dataset("imagefolder", data_dir=OUT)` reads it. Pages are
+//! copied byte for byte, or decoded, resized and written as PNG when a resize is given.
+//! The export is written into a temporary sibling folder and renamed into place at the
+//! end, so an interrupted export never leaves a half-written dataset behind.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::corpus::{Corpus, Split};
+use crate::dataset::{ItemOptions, page_items};
+use crate::error::{MusicScoreError, Result, io};
+use crate::image::{ColorMode, DecodeOptions, Raster, Resize, decode_resized};
+use crate::prompt::Captioner;
+
+/// What an export wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportSummary {
+    /// The output folder.
+    pub out: PathBuf,
+    /// Images per split.
+    pub images: BTreeMap<String, usize>,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// Export pages `assign = [(page, split)]` to `out` in the imagefolder layout. `resize`
+/// re-encodes as PNG (tiles give one image per tile); `None` copies the files. Refuses
+/// to replace a non-empty `out` unless `overwrite`.
+pub fn export_imagefolder(
+    corpus: &Corpus,
+    assign: &[(usize, Split)],
+    out: &Path,
+    captioner: &Captioner,
+    resize: Option<(Resize, DecodeOptions)>,
+    overwrite: bool,
+) -> Result<ExportSummary> {
+    if out.exists() {
+        let empty = std::fs::read_dir(out).map_err(io(out))?.next().is_none();
+        if !empty && !overwrite {
+            return Err(MusicScoreError::Invalid(format!(
+                "{}: exists and is not empty (pass overwrite to replace it)",
+                out.display()
+            )));
+        }
+    }
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io(parent))?;
+    let tmp = parent.join(format!(
+        ".{}.partial-{}",
+        out.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+    }
+    let split_of: std::collections::HashMap<usize, Split> = assign.iter().copied().collect();
+    let mut lines: BTreeMap<Split, Vec<String>> = BTreeMap::new();
+    let mut images: BTreeMap<String, usize> = BTreeMap::new();
+    let mut bytes_out = 0u64;
+    let pages: Vec<usize> = assign.iter().map(|a| a.0).collect();
+    let item_opts = resize.map(|(r, d)| ItemOptions {
+        decode: d,
+        resize: r,
+        captioner: captioner.clone(),
+    });
+    let result = corpus.for_each_bytes(&pages, |i, bytes| {
+        let split = split_of[&i];
+        let dir = tmp.join(split.name());
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let page = &corpus.pages[i];
+        let f = corpus.fields(i);
+        let text = captioner.caption(&f, Some(&page.name), i as u64, 0);
+        let mut files: Vec<(String, Vec<u8>, String)> = Vec::new();
+        match &item_opts {
+            None => files.push((page.file_name.clone(), bytes, text)),
+            Some(o) => {
+                let stem = page
+                    .file_name
+                    .rsplit_once('.')
+                    .map_or(page.file_name.as_str(), |s| s.0);
+                let rasters: Vec<(Raster, String)> = match o.resize {
+                    Resize::Tiles { .. } => page_items(corpus, i, &bytes, o, i as u64 * 1000, 0)?
+                        .into_iter()
+                        .map(|it| (item_raster(&it.pixels, it.shape), it.prompt))
+                        .collect(),
+                    r => vec![(
+                        decode_resized(&bytes, &o.decode, &r, &corpus.source_name(i))?,
+                        text,
+                    )],
+                };
+                let tiled = matches!(o.resize, Resize::Tiles { .. });
+                for (k, (r, t)) in rasters.into_iter().enumerate() {
+                    let name = if tiled {
+                        format!("{stem}_t{k}.png")
+                    } else {
+                        format!("{stem}.png")
+                    };
+                    files.push((name, encode_png(&r)?, t));
+                }
+            }
+        }
+        for (name, data, text) in files {
+            let path = dir.join(&name);
+            std::fs::write(&path, &data).map_err(io(&path))?;
+            bytes_out += data.len() as u64;
+            *images.entry(split.name().to_string()).or_default() += 1;
+            let line = json!({
+                "file_name": name,
+                "text": text,
+                "imslp_id": page.name.file_id,
+                "page": page.name.page,
+                "title": f.title,
+                "composer": f.composer,
+                "key": f.key,
+                "instrumentation": f.get("instrumentation"),
+                "style": f.style,
+                "period": f.period,
+                "year": f.year,
+                "genres": f.get("genres"),
+            });
+            lines.entry(split).or_default().push(line.to_string());
+        }
+        Ok(())
+    });
+    let finish = result.and_then(|_| {
+        for (split, ls) in &lines {
+            let p = tmp.join(split.name()).join("metadata.jsonl");
+            let mut fh = std::fs::File::create(&p).map_err(io(&p))?;
+            for l in ls {
+                writeln!(fh, "{l}").map_err(io(&p))?;
+            }
+        }
+        std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+        if out.exists() {
+            std::fs::remove_dir_all(out).map_err(io(out))?;
+        }
+        std::fs::rename(&tmp, out).map_err(io(out))
+    });
+    if let Err(e) = finish {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    Ok(ExportSummary {
+        out: out.to_path_buf(),
+        images,
+        bytes: bytes_out,
+    })
+}
+
+fn item_raster(pixels: &[f32], shape: [usize; 3]) -> Raster {
+    let [c, h, w] = shape;
+    let mut data = vec![0u8; c * h * w];
+    for ch in 0..c {
+        for i in 0..h * w {
+            data[i * c + ch] = ((pixels[ch * h * w + i] + 1.0) * 127.5)
+                .round()
+                .clamp(0.0, 255.0) as u8;
+        }
+    }
+    Raster {
+        width: w,
+        height: h,
+        channels: c,
+        data,
+    }
+}
+
+/// PNG bytes of a raster (8-bit gray or RGB).
+pub fn encode_png(r: &Raster) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, r.width as u32, r.height as u32);
+        enc.set_color(if r.channels == 1 {
+            png::ColorType::Grayscale
+        } else {
+            png::ColorType::Rgb
+        });
+        enc.set_depth(png::BitDepth::Eight);
+        let mut w = enc
+            .write_header()
+            .map_err(|e| MusicScoreError::Invalid(format!("PNG: {e}")))?;
+        w.write_image_data(&r.data)
+            .map_err(|e| MusicScoreError::Invalid(format!("PNG: {e}")))?;
+    }
+    Ok(out)
+}
+
+/// Draw `text` in the 8×8 bitmap font at `(x, y)`, `scale` pixels per font pixel,
+/// wrapping at `max_w` pixels and stopping after `max_lines` lines. Returns the lines
+/// used.
+pub fn draw_text(
+    img: &mut Raster,
+    text: &str,
+    x: usize,
+    y: usize,
+    max_w: usize,
+    max_lines: usize,
+    scale: usize,
+) -> usize {
+    use font8x8::UnicodeFonts;
+    let cw = 8 * scale;
+    let per_line = (max_w / cw).max(1);
+    // Greedy word wrap.
+    let mut lines: Vec<String> = vec![String::new()];
+    for word in text.split_whitespace() {
+        let cur = lines.last_mut().map(|l| l.chars().count()).unwrap_or(0);
+        let wl = word.chars().count();
+        if cur > 0 && cur + 1 + wl > per_line {
+            lines.push(String::new());
+        }
+        if let Some(l) = lines.last_mut() {
+            if !l.is_empty() {
+                l.push(' ');
+            }
+            l.push_str(word);
+        }
+    }
+    let mut used = 0;
+    for (li, line) in lines.iter().take(max_lines).enumerate() {
+        used = li + 1;
+        for (ci, ch) in line.chars().take(per_line).enumerate() {
+            let glyph = font8x8::BASIC_FONTS
+                .get(ch)
+                .or_else(|| font8x8::LATIN_FONTS.get(ch))
+                .or_else(|| font8x8::BASIC_FONTS.get('?'))
+                .unwrap_or([0; 8]);
+            for (gy, row) in glyph.iter().enumerate() {
+                for gx in 0..8 {
+                    if row >> gx & 1 == 1 {
+                        for sy in 0..scale {
+                            for sx in 0..scale {
+                                let px = x + ci * cw + gx * scale + sx;
+                                let py = y + li * 10 * scale + gy * scale + sy;
+                                if px < img.width && py < img.height {
+                                    let i = (py * img.width + px) * img.channels;
+                                    img.data[i..i + img.channels].fill(0);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    used
+}
+
+/// A contact sheet: pages fit-and-padded to `thumb` pixels wide (A4 proportions), in
+/// `cols` columns, each with its file name and prompt printed below. Written as PNG.
+pub fn contact_sheet(
+    corpus: &Corpus,
+    pages: &[usize],
+    captioner: &Captioner,
+    cols: usize,
+    thumb: usize,
+    out: &Path,
+) -> Result<usize> {
+    let cols = cols.max(1);
+    let (tw, th) = (thumb, (thumb as f64 * 297.0 / 210.0).round() as usize);
+    let caption_lines = 5;
+    let cap_h = 10 * caption_lines + 14;
+    let (cell_w, cell_h) = (tw + 16, th + cap_h + 16);
+    let rows = pages.len().div_ceil(cols).max(1);
+    let mut sheet = Raster::white(cols * cell_w, rows * cell_h, 3);
+    let opts = DecodeOptions {
+        color: ColorMode::Rgb,
+        ..Default::default()
+    };
+    let pos: std::collections::HashMap<usize, usize> =
+        pages.iter().enumerate().map(|(k, &p)| (p, k)).collect();
+    let mut drawn = 0;
+    corpus.for_each_bytes(pages, |i, bytes| {
+        let k = pos[&i];
+        let (cx, cy) = ((k % cols) * cell_w + 8, (k / cols) * cell_h + 8);
+        match decode_resized(
+            &bytes,
+            &opts,
+            &Resize::FitPad {
+                width: tw,
+                height: th,
+            },
+            &corpus.source_name(i),
+        ) {
+            Ok(img) => {
+                // A grey frame, then the page.
+                let mut frame = Raster::white(tw + 2, th + 2, 3);
+                frame.data.fill(160);
+                sheet.paste(&frame, cx as isize - 1, cy as isize - 1);
+                sheet.paste(&img, cx as isize, cy as isize);
+            }
+            Err(e) => {
+                draw_text(
+                    &mut sheet,
+                    &format!("unreadable: {e}"),
+                    cx,
+                    cy + th / 2,
+                    tw,
+                    4,
+                    1,
+                );
+            }
+        }
+        let p = &corpus.pages[i];
+        let f = corpus.fields(i);
+        let text = captioner.caption(&f, Some(&p.name), i as u64, 0);
+        draw_text(&mut sheet, &p.file_name, cx, cy + th + 4, tw, 1, 1);
+        draw_text(&mut sheet, &text, cx, cy + th + 14, tw, caption_lines, 1);
+        drawn += 1;
+        Ok(())
+    })?;
+    let png = encode_png(&sheet)?;
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    std::fs::write(out, png).map_err(io(out))?;
+    Ok(drawn)
+}
+
+/// A sheet of staff-system tiles ([`crate::image::decode_tiles`]) of `pages`: the first
+/// `n` tiles in `cols` columns, each labelled with its file and tile number. Written as
+/// PNG; returns the number of tiles drawn.
+#[allow(clippy::too_many_arguments)]
+pub fn tile_sheet(
+    corpus: &Corpus,
+    pages: &[usize],
+    size: usize,
+    scale: f64,
+    n: usize,
+    cols: usize,
+    out: &Path,
+) -> Result<usize> {
+    let opts = DecodeOptions::default();
+    let mut tiles: Vec<(usize, String, Raster)> = Vec::new();
+    corpus.for_each_bytes(pages, |i, bytes| {
+        if tiles.len() < n {
+            let stem = corpus.pages[i].name.to_string();
+            for (k, t) in
+                crate::image::decode_tiles(&bytes, &opts, size, scale, &corpus.source_name(i))?
+                    .into_iter()
+                    .enumerate()
+            {
+                tiles.push((i, format!("{stem} t{k}"), t));
+            }
+        }
+        Ok(())
+    })?;
+    // for_each_bytes visits archives in storage order: restore page order.
+    tiles.sort_by_key(|t| t.0);
+    tiles.truncate(n);
+    let cols = cols.max(1);
+    let (cw, ch) = (size + 12, size + 24);
+    let rows = tiles.len().div_ceil(cols).max(1);
+    let mut sheet = Raster::white(cols * cw, rows * ch, 1);
+    for (k, (_, label, t)) in tiles.iter().enumerate() {
+        let (x, y) = ((k % cols) * cw + 6, (k / cols) * ch + 4);
+        let mut frame = Raster::white(size + 2, size + 2, 1);
+        frame.data.fill(160);
+        sheet.paste(&frame, x as isize - 1, y as isize - 1);
+        sheet.paste(t, x as isize, y as isize);
+        draw_text(&mut sheet, label, x, y + size + 5, size, 1, 1);
+    }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    std::fs::write(out, encode_png(&sheet)?).map_err(io(out))?;
+    Ok(tiles.len())
+}
