@@ -9,7 +9,11 @@
 //!   `docs/results/gaussian-ev/`.
 //! - `cargo xtask experiment ntk`: the four NTK studies and the sampling check
 //!   (ntk-theory); writes `docs/results/ntk/`.
+//! - `cargo xtask fixture musicscore`: render the shipped MusicScore-layout corpus
+//!   (`data/musicscore`) from public-domain works with pinned music21 + verovio.
 //! - `cargo xtask ci`: what `.ci/run` runs (format check, tests).
+
+mod fixture;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -63,6 +67,27 @@ enum Task {
         /// Seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+    },
+    /// Regenerate a data fixture (`musicscore`: the shipped MusicScore-layout corpus).
+    Fixture {
+        /// Which fixture: musicscore.
+        name: String,
+        /// Output folder.
+        #[arg(long, default_value = "data/musicscore")]
+        out: PathBuf,
+        /// Working folder (Python virtual environment, SVG pages).
+        #[arg(long, default_value = "out/xtask/musicscore-fixture")]
+        work: PathBuf,
+        /// Rasterisation resolution (the dataset's pages are 200 dpi; the shipped corpus
+        /// is downscaled to keep the repository small).
+        #[arg(long, default_value_t = 100.0)]
+        dpi: f64,
+        /// JPEG quality.
+        #[arg(long, default_value_t = 75)]
+        quality: u8,
+        /// Python interpreter for the virtual environment.
+        #[arg(long, default_value = "python3")]
+        python: String,
     },
     /// Format check and the test suite, as CI runs them.
     Ci,
@@ -168,6 +193,25 @@ fn main() -> Result<()> {
                     bail!("unknown experiment '{other}': expected teleport, gaussian-ev or ntk")
                 }
             }
+        }
+        Task::Fixture {
+            name,
+            out,
+            work,
+            dpi,
+            quality,
+            python,
+        } => {
+            if name != "musicscore" {
+                bail!("unknown fixture '{name}': expected musicscore");
+            }
+            fixture::musicscore(&fixture::FixtureOptions {
+                out,
+                work,
+                dpi,
+                quality,
+                python,
+            })?;
         }
         Task::Ci => {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
