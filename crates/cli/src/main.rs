@@ -4,6 +4,7 @@
 //! numbers as one JSON object on stdout; progress goes to stderr).
 
 mod gaussian;
+mod musicscore;
 mod ntk;
 
 use std::path::{Path, PathBuf};
@@ -53,6 +54,8 @@ pub(crate) struct Common {
     pub(crate) json: bool,
 }
 
+// Parsed once per run: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Train an EDM-preconditioned denoiser (UNet on images, MLP on vectors).
@@ -67,6 +70,10 @@ enum Command {
     /// The NTK / kernel-regression score estimator: Gram matrices, fit, sample.
     #[command(subcommand)]
     Ntk(ntk::NtkCmd),
+    /// The MusicScore dataset (or the shipped corpus in data/musicscore): stats, verify,
+    /// prompts, export to imagefolder, preview.
+    #[command(subcommand)]
+    Musicscore(musicscore::MusicScoreCmd),
     /// The main job: sample the shipped Fashion-MNIST UNet (or train one first), write an
     /// image grid and print metrics.
     Demo(DemoArgs),
@@ -600,6 +607,7 @@ fn run() -> Result<()> {
         Command::Sigmas(a) => cmd_sigmas(&cli.common, a),
         Command::Gaussian(g) => gaussian::run(&cli.common, g),
         Command::Ntk(n) => ntk::run(&cli.common, n),
+        Command::Musicscore(m) => musicscore::run(m, &cli.common),
         Command::Demo(a) => cmd_demo(&cli.common, a),
     }
 }

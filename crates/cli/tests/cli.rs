@@ -234,3 +234,136 @@ fn ntk_gram_fit_and_sample() {
     ]);
     assert!(!ok && err.contains("--stop"), "{err}");
 }
+
+fn shipped_musicscore() -> String {
+    format!("{}/../../data/musicscore", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn musicscore_stats_prompts_preview_export() {
+    let root = shipped_musicscore();
+    // Stats over both shipped layouts: one JSON line each.
+    let (ok, out, err) = scorelab(&["musicscore", "stats", "--root", &root, "--json"]);
+    assert!(ok, "{err}");
+    let lines: Vec<serde_json::Value> = out.lines().map(json).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["layout"], "MisicScore-400");
+    assert_eq!(lines[0]["pages"], 22);
+    assert_eq!(lines[1]["pages"], 31);
+    assert_eq!(lines[1]["unmatched_pages"], 0);
+
+    let r400 = format!("{root}/MisicScore-400");
+    let (ok, out, err) = scorelab(&[
+        "musicscore",
+        "prompts",
+        "--root",
+        &r400,
+        "--composer",
+        "joplin",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v = json(&out);
+    assert_eq!(v.as_array().unwrap().len(), 3);
+    assert_eq!(
+        v[0]["text"],
+        "a music score, instrumentation is piano, key is A-flat major"
+    );
+
+    // A root with two layouts is ambiguous for single-layout commands.
+    let (ok, _, err) = scorelab(&["musicscore", "prompts", "--root", &root]);
+    assert!(!ok && err.contains("pass one of them as --root"), "{err}");
+    let (ok, _, err) = scorelab(&[
+        "musicscore",
+        "prompts",
+        "--root",
+        &r400,
+        "--template",
+        "{nope}",
+    ]);
+    assert!(!ok && err.contains("unknown field"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("sheet.png");
+    let (ok, _, err) = scorelab(&[
+        "musicscore",
+        "preview",
+        "--root",
+        &format!("{root}/MusicScore-14K"),
+        "--out",
+        png.to_str().unwrap(),
+        "--n",
+        "3",
+        "--thumb",
+        "80",
+    ]);
+    assert!(ok, "{err}");
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+
+    let hf = dir.path().join("hf");
+    let (ok, out, err) = scorelab(&[
+        "musicscore",
+        "export",
+        "--root",
+        &r400,
+        "--out",
+        hf.to_str().unwrap(),
+        "--resplit",
+        "0.6,0.2,0.2",
+        "--resize",
+        "fit:64x64",
+        "--instrument",
+        "piano",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v = json(&out);
+    let total: u64 = v["images"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|x| x.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 21, "21 of the 22 pages list piano");
+    let (ok, _, err) = scorelab(&[
+        "musicscore",
+        "export",
+        "--root",
+        &r400,
+        "--out",
+        hf.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("not empty"), "{err}");
+}
+
+#[test]
+fn musicscore_verify_names_bad_files_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("MisicScore-400");
+    std::fs::create_dir_all(root.join("train")).unwrap();
+    let good = format!(
+        "{}/MisicScore-400/train/IMSLP990101_1.jpg",
+        shipped_musicscore()
+    );
+    std::fs::copy(&good, root.join("train/IMSLP990101_1.jpg")).unwrap();
+    std::fs::write(root.join("train/IMSLP5_1.jpg"), b"\xff\xd8 broken").unwrap();
+    std::fs::write(
+        root.join("metadata.json"),
+        b"{\"IMSLP990101\": {\"Key\": \"A-flat major\"}}",
+    )
+    .unwrap();
+    let r = root.to_str().unwrap();
+    let (ok, out, err) = scorelab(&["musicscore", "verify", "--root", r]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("IMSLP5_1.jpg") && out.contains("unreadable or skipped: 1"),
+        "{out}"
+    );
+    assert!(err.contains("1 item(s) could not be read"), "{err}");
+    let (ok, _, err) = scorelab(&["musicscore", "verify", "--root", r, "--on-error", "fail"]);
+    assert!(!ok && err.contains("IMSLP5_1.jpg"), "{err}");
+    std::fs::remove_file(root.join("train/IMSLP5_1.jpg")).unwrap();
+    let (ok, out, err) = scorelab(&["musicscore", "verify", "--root", r, "--json"]);
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["pages"], 1);
+}

@@ -1,0 +1,542 @@
+//! `scorelab musicscore …`: statistics, verification, prompts, export and previews of a
+//! MusicScore download (or the corpus shipped in `data/musicscore`).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use musicscore_data::corpus::{Corpus, OnError, OpenOptions, Split, find_layouts};
+use musicscore_data::export::{contact_sheet, export_imagefolder, tile_sheet};
+use musicscore_data::image::{ColorMode, DecodeOptions, Resize};
+use musicscore_data::prompt::{Captioner, Template};
+use musicscore_data::select::{Filter, GroupBy, Stats, group_split};
+use serde_json::json;
+
+use crate::{Common, emit};
+
+#[derive(Subcommand)]
+pub enum MusicScoreCmd {
+    /// Page, file, work and metadata counts; composers, instruments, keys; page sizes and
+    /// ink (one line of numbers per layout with --json).
+    Stats(StatsArgs),
+    /// Read every page and the metadata; list what is unreadable or unmatched. Exits
+    /// with an error when something could not be read.
+    Verify(RootArgs),
+    /// Print each page's prompt.
+    Prompts(PromptArgs),
+    /// Export selected pages to the Hugging Face imagefolder layout.
+    Export(ExportArgs),
+    /// A contact sheet (PNG) of pages with their prompts.
+    Preview(PreviewArgs),
+}
+
+#[derive(Args)]
+pub struct RootArgs {
+    /// A layout folder (MisicScore-400, MusicScore-14K, …) or a folder holding several.
+    #[arg(long)]
+    root: PathBuf,
+    /// What to do with unreadable pages: skip (counted and listed) or fail.
+    #[arg(long, default_value = "skip")]
+    on_error: String,
+}
+
+#[derive(Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    root: RootArgs,
+    /// Skip decoding pages (no sizes, ink, blank or duplicate counts; much faster).
+    #[arg(long)]
+    no_facts: bool,
+    #[command(flatten)]
+    filter: FilterArgs,
+}
+
+#[derive(Args, Clone)]
+pub struct FilterArgs {
+    /// Keep composers containing this (case-insensitive).
+    #[arg(long)]
+    composer: Option<String>,
+    /// Keep pages with an instrument containing this ("violin" matches "2 violins").
+    #[arg(long)]
+    instrument: Option<String>,
+    /// Keep keys containing this ("minor", "A-flat").
+    #[arg(long)]
+    key: Option<String>,
+    /// Keep piece styles containing this.
+    #[arg(long)]
+    style: Option<String>,
+    /// Keep composer periods containing this.
+    #[arg(long)]
+    period: Option<String>,
+    /// Keep page numbers A-B (inclusive).
+    #[arg(long)]
+    pages: Option<String>,
+    /// Keep these published splits (comma-separated: train,val,test).
+    #[arg(long)]
+    split: Option<String>,
+    /// Keep pages at least WxH pixels.
+    #[arg(long)]
+    min_size: Option<String>,
+    /// Keep pages at most WxH pixels.
+    #[arg(long)]
+    max_size: Option<String>,
+    /// Keep ink ratios A-B.
+    #[arg(long)]
+    ink: Option<String>,
+    /// Drop blank pages.
+    #[arg(long)]
+    drop_blank: bool,
+    /// Drop exact and visual duplicates.
+    #[arg(long)]
+    drop_duplicates: bool,
+    /// Keep only pages with a metadata record.
+    #[arg(long)]
+    matched_only: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct CaptionArgs {
+    /// Prompt template, or a preset: paper (default), of, full. Placeholders {title}
+    /// {composer} {opus} {key} {instrumentation} {style} {period} {year} {genres}
+    /// {genre} {id} {page} {file_name}; [ … ] marks a clause dropped when a value is
+    /// missing.
+    #[arg(long, default_value = "paper")]
+    template: String,
+    /// Probability of an empty prompt (classifier-free guidance).
+    #[arg(long, default_value_t = 0.0)]
+    dropout: f64,
+}
+
+#[derive(Args)]
+pub struct PromptArgs {
+    #[command(flatten)]
+    root: RootArgs,
+    #[command(flatten)]
+    caption: CaptionArgs,
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Print at most this many.
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    root: RootArgs,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    caption: CaptionArgs,
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// New group-aware split instead of the published one: train,val,test fractions
+    /// (e.g. 0.7,0.15,0.15), seeded with --seed.
+    #[arg(long)]
+    resplit: Option<String>,
+    /// Groups kept together by --resplit: file (PDF) or work.
+    #[arg(long, default_value = "file")]
+    group_by: String,
+    /// Re-encode as PNG at a training size: fit:WxH (fit and pad), crop:WxH (centre
+    /// crop) or tiles:S[@scale] (staff-system tiles). Default: copy the files.
+    #[arg(long)]
+    resize: Option<String>,
+    /// gray or rgb (with --resize).
+    #[arg(long, default_value = "gray")]
+    color: String,
+    /// Replace a non-empty output folder.
+    #[arg(long)]
+    overwrite: bool,
+}
+
+#[derive(Args)]
+pub struct PreviewArgs {
+    #[command(flatten)]
+    root: RootArgs,
+    /// Output PNG.
+    #[arg(long)]
+    out: PathBuf,
+    /// Pages shown (the first N of the selection).
+    #[arg(long, default_value_t = 12)]
+    n: usize,
+    /// Columns.
+    #[arg(long, default_value_t = 4)]
+    cols: usize,
+    /// Thumbnail width in pixels.
+    #[arg(long, default_value_t = 240)]
+    thumb: usize,
+    /// Show staff-system tiles of the selected pages instead of whole pages: S or
+    /// S@scale (tile side, resolution relative to the file); --n counts tiles.
+    #[arg(long)]
+    tiles: Option<String>,
+    #[command(flatten)]
+    caption: CaptionArgs,
+    #[command(flatten)]
+    filter: FilterArgs,
+}
+
+fn on_error(s: &str) -> Result<OnError> {
+    Ok(match s {
+        "skip" => OnError::Skip,
+        "fail" => OnError::Fail,
+        other => bail!("--on-error: '{other}' is not skip or fail"),
+    })
+}
+
+fn pair<T: std::str::FromStr>(s: &str, sep: char, flag: &str) -> Result<(T, T)> {
+    let (a, b) = s
+        .split_once(sep)
+        .with_context(|| format!("{flag}: '{s}' is not A{sep}B"))?;
+    let p = |x: &str| x.trim().parse::<T>().ok();
+    match (p(a), p(b)) {
+        (Some(a), Some(b)) => Ok((a, b)),
+        _ => bail!("{flag}: '{s}' is not two numbers A{sep}B"),
+    }
+}
+
+impl FilterArgs {
+    fn filter(&self) -> Result<Filter> {
+        let splits = match &self.split {
+            None => Vec::new(),
+            Some(s) => s
+                .split(',')
+                .map(|x| {
+                    Split::parse(x.trim()).with_context(|| format!("--split: unknown split '{x}'"))
+                })
+                .collect::<Result<_>>()?,
+        };
+        Ok(Filter {
+            composer: self.composer.clone(),
+            instrument: self.instrument.clone(),
+            key: self.key.clone(),
+            style: self.style.clone(),
+            period: self.period.clone(),
+            pages: self
+                .pages
+                .as_deref()
+                .map(|s| pair(s, '-', "--pages"))
+                .transpose()?,
+            splits,
+            min_size: self
+                .min_size
+                .as_deref()
+                .map(|s| pair(s, 'x', "--min-size"))
+                .transpose()?,
+            max_size: self
+                .max_size
+                .as_deref()
+                .map(|s| pair(s, 'x', "--max-size"))
+                .transpose()?,
+            ink: self
+                .ink
+                .as_deref()
+                .map(|s| pair(s, '-', "--ink"))
+                .transpose()?,
+            drop_blank: self.drop_blank,
+            drop_duplicates: self.drop_duplicates,
+            matched_only: self.matched_only,
+        })
+    }
+}
+
+impl CaptionArgs {
+    fn captioner(&self, seed: u64) -> Result<Captioner> {
+        if !(0.0..=1.0).contains(&self.dropout) {
+            bail!("--dropout: {} is not in [0, 1]", self.dropout);
+        }
+        Ok(Captioner {
+            template: Template::parse(&self.template)?,
+            dropout: self.dropout,
+            seed,
+        })
+    }
+}
+
+fn spinner(json: bool, what: String) -> Option<indicatif::ProgressBar> {
+    if json {
+        return None;
+    }
+    let b = indicatif::ProgressBar::new_spinner();
+    b.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+            .expect("valid template"),
+    );
+    b.set_message(what);
+    b.enable_steady_tick(std::time::Duration::from_millis(200));
+    Some(b)
+}
+
+fn open_all(root: &RootArgs, facts: bool, json: bool) -> Result<Vec<Corpus>> {
+    let opts = OpenOptions {
+        on_error: on_error(&root.on_error)?,
+        facts,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    for dir in find_layouts(&root.root)? {
+        let sp = spinner(json, format!("reading {}", dir.display()));
+        let c = Corpus::open(&dir, &opts);
+        if let Some(sp) = sp {
+            sp.finish_and_clear();
+        }
+        out.push(c?);
+    }
+    Ok(out)
+}
+
+fn open_one(root: &RootArgs, facts: bool, json: bool) -> Result<Corpus> {
+    let layouts = find_layouts(&root.root)?;
+    if layouts.len() > 1 {
+        bail!(
+            "{} holds {} layouts; pass one of them as --root: {}",
+            root.root.display(),
+            layouts.len(),
+            layouts
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(open_all(root, facts, json)?.remove(0))
+}
+
+fn select(c: &Corpus, f: &FilterArgs) -> Result<Vec<usize>> {
+    Ok(f.filter()?.apply(c)?)
+}
+
+pub fn run(cmd: &MusicScoreCmd, c: &Common) -> Result<()> {
+    match cmd {
+        MusicScoreCmd::Stats(a) => {
+            let corpora = open_all(&a.root, !a.no_facts, c.json)?;
+            let mut all = Vec::new();
+            for corpus in &corpora {
+                let keep = select(corpus, &a.filter)?;
+                let s = Stats::compute(corpus, &keep);
+                emit(c.json, serde_json::to_value(&s)?, || {
+                    println!("{}", s.to_markdown());
+                    if let Some(m) = &corpus.metadata {
+                        println!("metadata: {} ({})\n", m.path.display(), m.shape);
+                    }
+                });
+                all.push(s);
+            }
+        }
+        MusicScoreCmd::Verify(a) => {
+            let corpora = open_all(a, true, c.json)?;
+            let mut bad = 0;
+            for corpus in &corpora {
+                let r = &corpus.report;
+                bad += r.skipped.len();
+                let value = json!({
+                    "layout": corpus.root,
+                    "pages": corpus.pages.len(),
+                    "metadata": corpus.metadata.as_ref().map(|m| json!({"path": m.path, "shape": m.shape.to_string(), "records": m.records.len()})),
+                    "report": r,
+                });
+                emit(c.json, value, || {
+                    println!(
+                        "{}: {} readable pages; metadata {}",
+                        corpus.root.display(),
+                        corpus.pages.len(),
+                        corpus
+                            .metadata
+                            .as_ref()
+                            .map(|m| format!(
+                                "{} ({}, {} records)",
+                                m.path.display(),
+                                m.shape,
+                                m.records.len()
+                            ))
+                            .unwrap_or_else(|| "none".into())
+                    );
+                    let list = |title: &str, items: &[String]| {
+                        println!("  {title}: {}", items.len());
+                        for s in items.iter().take(20) {
+                            println!("    {s}");
+                        }
+                        if items.len() > 20 {
+                            println!("    … {} more (--json lists all)", items.len() - 20);
+                        }
+                    };
+                    let skipped: Vec<String> = r
+                        .skipped
+                        .iter()
+                        .map(|s| format!("{}: {}", s.source, s.reason))
+                        .collect();
+                    list("unreadable or skipped", &skipped);
+                    list("pages without a record", &r.unmatched_pages);
+                    list("records without a page", &r.unmatched_records);
+                    list("metadata oddities", &r.metadata_issues);
+                    if r.other_archive_entries > 0 {
+                        println!(
+                            "  non-image archive entries ignored: {}",
+                            r.other_archive_entries
+                        );
+                    }
+                });
+            }
+            if bad > 0 {
+                bail!("{bad} item(s) could not be read (listed above)");
+            }
+        }
+        MusicScoreCmd::Prompts(a) => {
+            let corpus = open_one(&a.root, a.filter.filter()?.needs_facts(), c.json)?;
+            let cap = a.caption.captioner(c.seed)?;
+            let keep = select(&corpus, &a.filter)?;
+            let n = a.limit.unwrap_or(usize::MAX);
+            let rows: Vec<(String, String)> = keep
+                .iter()
+                .take(n)
+                .map(|&i| {
+                    let p = &corpus.pages[i];
+                    (
+                        p.file_name.clone(),
+                        cap.caption(&corpus.fields(i), Some(&p.name), i as u64, 0),
+                    )
+                })
+                .collect();
+            emit(
+                c.json,
+                json!(
+                    rows.iter()
+                        .map(|(f, t)| json!({"file_name": f, "text": t}))
+                        .collect::<Vec<_>>()
+                ),
+                || {
+                    for (f, t) in &rows {
+                        println!("{f}\t{t}");
+                    }
+                },
+            );
+        }
+        MusicScoreCmd::Export(a) => {
+            let filter = a.filter.filter()?;
+            let corpus = open_one(&a.root, filter.needs_facts(), c.json)?;
+            let cap = a.caption.captioner(c.seed)?;
+            let keep = filter.apply(&corpus)?;
+            if keep.is_empty() {
+                bail!("no pages left after the filters");
+            }
+            let assign: Vec<(usize, Split)> = match &a.resplit {
+                None => keep.iter().map(|&i| (i, corpus.pages[i].split)).collect(),
+                Some(s) => {
+                    let f: Vec<f64> = s
+                        .split(',')
+                        .map(|x| x.trim().parse::<f64>())
+                        .collect::<Result<_, _>>()
+                        .with_context(|| format!("--resplit: '{s}' is not three numbers"))?;
+                    let f: [f64; 3] = f
+                        .try_into()
+                        .map_err(|_| anyhow::anyhow!("--resplit: '{s}' is not three numbers"))?;
+                    let by = match a.group_by.as_str() {
+                        "file" => GroupBy::File,
+                        "work" => GroupBy::Work,
+                        other => bail!("--group-by: '{other}' is not file or work"),
+                    };
+                    let parts = group_split(&corpus, &keep, f, c.seed, by)?;
+                    Split::ALL
+                        .iter()
+                        .zip(parts)
+                        .flat_map(|(s, v)| v.into_iter().map(move |i| (i, *s)))
+                        .collect()
+                }
+            };
+            let resize = a
+                .resize
+                .as_deref()
+                .map(|r| parse_resize(r, &a.color))
+                .transpose()?;
+            let sp = spinner(c.json, format!("exporting {} pages", assign.len()));
+            let summary = export_imagefolder(&corpus, &assign, &a.out, &cap, resize, a.overwrite);
+            if let Some(sp) = sp {
+                sp.finish_and_clear();
+            }
+            let summary = summary?;
+            emit(c.json, serde_json::to_value(&summary)?, || {
+                let per: Vec<String> = summary
+                    .images
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect();
+                println!(
+                    "wrote {} ({}; {:.2} MB) with metadata.jsonl per split",
+                    summary.out.display(),
+                    per.join(", "),
+                    summary.bytes as f64 / 1e6
+                );
+            });
+        }
+        MusicScoreCmd::Preview(a) => {
+            let corpus = open_one(&a.root, a.filter.filter()?.needs_facts(), c.json)?;
+            let cap = a.caption.captioner(c.seed)?;
+            let keep: Vec<usize> = select(&corpus, &a.filter)?;
+            if keep.is_empty() {
+                bail!("no pages left after the filters");
+            }
+            if let Some(t) = &a.tiles {
+                let (resize, _) = parse_resize(&format!("tiles:{t}"), "gray")?;
+                let Resize::Tiles { size, scale } = resize else {
+                    bail!("--tiles: '{t}' is not S or S@scale");
+                };
+                let n = tile_sheet(&corpus, &keep, size, scale, a.n, a.cols, &a.out)?;
+                emit(c.json, json!({"out": a.out, "tiles": n}), || {
+                    println!("wrote {} ({n} tiles)", a.out.display())
+                });
+                return Ok(());
+            }
+            let keep: Vec<usize> = keep.into_iter().take(a.n).collect();
+            let n = contact_sheet(&corpus, &keep, &cap, a.cols, a.thumb, &a.out)?;
+            emit(c.json, json!({"out": a.out, "pages": n}), || {
+                println!("wrote {} ({n} pages)", a.out.display())
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `fit:WxH`, `crop:WxH`, `tiles:S[@scale]`.
+pub fn parse_resize(s: &str, color: &str) -> Result<(Resize, DecodeOptions)> {
+    let color = match color {
+        "gray" | "grey" => ColorMode::Gray,
+        "rgb" => ColorMode::Rgb,
+        other => bail!("--color: '{other}' is not gray or rgb"),
+    };
+    let (kind, arg) = s
+        .split_once(':')
+        .with_context(|| format!("--resize: '{s}' is not fit:WxH, crop:WxH or tiles:S[@scale]"))?;
+    let resize = match kind {
+        "fit" | "crop" => {
+            let (width, height): (usize, usize) = pair(arg, 'x', "--resize")?;
+            if width == 0 || height == 0 {
+                bail!("--resize: size {width}x{height} is empty");
+            }
+            if kind == "fit" {
+                Resize::FitPad { width, height }
+            } else {
+                Resize::CentreCrop { width, height }
+            }
+        }
+        "tiles" => {
+            let (size, scale) = match arg.split_once('@') {
+                Some((a, b)) => (a.parse().ok(), b.parse().ok()),
+                None => (arg.parse().ok(), Some(1.0)),
+            };
+            match (size, scale) {
+                (Some(size), Some(scale)) if size > 0 && scale > 0.0 && scale <= 1.0 => {
+                    Resize::Tiles { size, scale }
+                }
+                _ => bail!("--resize: '{s}' is not tiles:S[@scale] with S > 0 and 0 < scale ≤ 1"),
+            }
+        }
+        other => bail!("--resize: unknown mode '{other}' (fit, crop, tiles)"),
+    };
+    Ok((
+        resize,
+        DecodeOptions {
+            color,
+            ..Default::default()
+        },
+    ))
+}
