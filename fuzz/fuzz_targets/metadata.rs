@@ -10,7 +10,15 @@ fuzz_target!(|data: &[u8]| {
         for r in &m.records {
             // Re-derive the fields from the raw map: must agree, must not panic.
             assert_eq!(Fields::from_raw(&r.raw), r.fields);
-            for f in ["title", "composer", "key", "instrumentation", "year", "genres", "genre"] {
+            for f in [
+                "title",
+                "composer",
+                "key",
+                "instrumentation",
+                "year",
+                "genres",
+                "genre",
+            ] {
                 let _ = r.fields.get(f);
             }
         }
