@@ -148,7 +148,7 @@ pub fn run(c: &Common, cmd: &GaussianCmd) -> Result<()> {
                 c.json,
                 serde_json::json!({"model": a.out, "kind": model.describe(), "n": rows.len() / d, "dim": d, "seconds": secs, "head": top}),
                 || {
-                    println!(
+                    outln!(
                         "{} fitted to {} points in {secs:.2} s -> {}",
                         model.describe(),
                         rows.len() / d,
@@ -178,7 +178,7 @@ pub fn run(c: &Common, cmd: &GaussianCmd) -> Result<()> {
                 c.json,
                 serde_json::json!({"out": a.out, "n": arr.data.len() / g.dim(), "sigma_start": a.sigma_start, "sigma_end": a.sigma_end}),
                 || {
-                    println!(
+                    outln!(
                         "solved {} points from σ = {} to σ = {} -> {}",
                         arr.data.len() / g.dim(),
                         a.sigma_start,
@@ -215,7 +215,7 @@ pub fn run(c: &Common, cmd: &GaussianCmd) -> Result<()> {
                 c.json,
                 serde_json::json!({"out": a.out, "n": n, "nfe": out.nfe, "sampler": sampler.name()}),
                 || {
-                    println!(
+                    outln!(
                         "{n} samples with {} ({} NFE) -> {}",
                         sampler.name(),
                         out.nfe,
@@ -260,8 +260,8 @@ fn run_ev(c: &Common, a: &EvArgs) -> Result<()> {
         c.json,
         serde_json::json!({"checkpoint": ck, "rows": rows, "out": a.out}),
         || {
-            println!("{md}");
-            println!("written to {}", a.out.display());
+            outln!("{md}");
+            outln!("written to {}", a.out.display());
         },
     );
     Ok(())

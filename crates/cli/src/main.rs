@@ -3,6 +3,21 @@
 //! Every subcommand takes `--seed`, `--device flex|wgpu|cuda` and `--json` (print the
 //! numbers as one JSON object on stdout; progress goes to stderr).
 
+/// `println!` that ends the program quietly when stdout is closed (`scorelab … | head`)
+/// instead of panicking on the broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("error: writing to stdout: {e}");
+            std::process::exit(1);
+        }
+    }};
+}
+
 mod gaussian;
 mod musicscore;
 mod ntk;
@@ -235,7 +250,7 @@ pub(crate) fn device(name: &str) -> Result<Device> {
 
 pub(crate) fn emit(json: bool, value: serde_json::Value, human: impl FnOnce()) {
     if json {
-        println!("{value}");
+        outln!("{value}");
     } else {
         human();
     }
@@ -343,7 +358,7 @@ fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
         c.json,
         serde_json::json!({"checkpoint": ck_path, "step": step, "loss": loss, "seconds": secs}),
         || {
-            println!(
+            outln!(
                 "trained to step {step} (loss {loss:.4}) in {secs:.1} s; checkpoint {}",
                 ck_path.display()
             )
@@ -473,7 +488,7 @@ fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
         c.json,
         serde_json::json!({"checkpoint": a.checkpoint, "trained_steps": meta.step, "sampler": sampler.name(), "steps": a.steps, "nfe": nfe, "teleport_skip": teleport_k, "n": a.n, "seconds": secs, "out": a.out}),
         || {
-            println!(
+            outln!(
                 "{} samples with {} ({} NFE) in {secs:.1} s -> {}",
                 a.n,
                 sampler.name(),
@@ -495,7 +510,7 @@ fn cmd_sigmas(c: &Common, a: &SigmasArgs) -> Result<()> {
         serde_json::json!({"grid": a.grid, "sigmas": s}),
         || {
             for (i, v) in s.iter().enumerate() {
-                println!("{i:4}  {v:.6}");
+                outln!("{i:4}  {v:.6}");
             }
         },
     );
@@ -561,37 +576,43 @@ fn cmd_demo(c: &Common, a: &DemoArgs) -> Result<()> {
         serde_json::to_string_pretty(&report)?,
     )?;
     emit(c.json, report, || {
-        println!(
+        outln!(
             "checkpoint      {} ({} training steps)",
             ck_path.display(),
             meta.step
         );
-        println!(
+        outln!(
             "sampling        Heun, {} levels, {} network evaluations, {:.1} s for {} images",
-            a.steps, out.nfe, sample_secs, a.n
+            a.steps,
+            out.nfe,
+            sample_secs,
+            a.n
         );
-        println!(
+        outln!(
             "image grid      {}   (real held-out images: {})",
             grid.display(),
             a.out.join("real.png").display()
         );
-        println!(
+        outln!(
             "sliced W2       {:.4} to held-out images (real-vs-real floor at this size: {:.4})",
-            m.sliced_w2_to_heldout, m.sliced_w2_real_floor
+            m.sliced_w2_to_heldout,
+            m.sliced_w2_real_floor
         );
-        println!(
+        outln!(
             "NN distance     generated→train {:.3}, held-out→train {:.3}",
-            m.nn_dist_generated_to_train, m.nn_dist_heldout_to_train
+            m.nn_dist_generated_to_train,
+            m.nn_dist_heldout_to_train
         );
-        println!(
+        outln!(
             "memorisation    {:.3} (fraction of samples nearer than 1/3 of the 2nd neighbour)",
             m.memorization_rate
         );
-        println!(
+        outln!(
             "pixel mean/std  {:.3} / {:.3} (real: about -0.43 / 0.71)",
-            m.pixel_mean, m.pixel_std
+            m.pixel_mean,
+            m.pixel_std
         );
-        println!(
+        outln!(
             "total           {secs:.1} s; report {}",
             a.out.join("report.json").display()
         );

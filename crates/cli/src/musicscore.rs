@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use musicscore_data::corpus::{Corpus, OnError, OpenOptions, Split, find_layouts};
+use musicscore_data::corpus::{Corpus, OnError, OpenOptions, Progress, Split, find_layouts};
 use musicscore_data::export::{contact_sheet, export_imagefolder, tile_sheet};
 use musicscore_data::image::{ColorMode, DecodeOptions, Resize};
 use musicscore_data::prompt::{Captioner, Template};
@@ -268,14 +268,21 @@ fn spinner(json: bool, what: String) -> Option<indicatif::ProgressBar> {
 }
 
 fn open_all(root: &RootArgs, facts: bool, json: bool) -> Result<Vec<Corpus>> {
-    let opts = OpenOptions {
-        on_error: on_error(&root.on_error)?,
-        facts,
-        ..Default::default()
-    };
     let mut out = Vec::new();
     for dir in find_layouts(&root.root)? {
         let sp = spinner(json, format!("reading {}", dir.display()));
+        let progress = sp.clone().map(|b| {
+            let name = dir.display().to_string();
+            Progress(std::sync::Arc::new(move |n: u64| {
+                b.set_message(format!("reading {name}: {n} pages"))
+            }))
+        });
+        let opts = OpenOptions {
+            on_error: on_error(&root.on_error)?,
+            facts,
+            progress,
+            ..Default::default()
+        };
         let c = Corpus::open(&dir, &opts);
         if let Some(sp) = sp {
             sp.finish_and_clear();
@@ -315,9 +322,9 @@ pub fn run(cmd: &MusicScoreCmd, c: &Common) -> Result<()> {
                 let keep = select(corpus, &a.filter)?;
                 let s = Stats::compute(corpus, &keep);
                 emit(c.json, serde_json::to_value(&s)?, || {
-                    println!("{}", s.to_markdown());
+                    outln!("{}", s.to_markdown());
                     if let Some(m) = &corpus.metadata {
-                        println!("metadata: {} ({})\n", m.path.display(), m.shape);
+                        outln!("metadata: {} ({})\n", m.path.display(), m.shape);
                     }
                 });
                 all.push(s);
@@ -336,7 +343,7 @@ pub fn run(cmd: &MusicScoreCmd, c: &Common) -> Result<()> {
                     "report": r,
                 });
                 emit(c.json, value, || {
-                    println!(
+                    outln!(
                         "{}: {} readable pages; metadata {}",
                         corpus.root.display(),
                         corpus.pages.len(),
@@ -352,12 +359,12 @@ pub fn run(cmd: &MusicScoreCmd, c: &Common) -> Result<()> {
                             .unwrap_or_else(|| "none".into())
                     );
                     let list = |title: &str, items: &[String]| {
-                        println!("  {title}: {}", items.len());
+                        outln!("  {title}: {}", items.len());
                         for s in items.iter().take(20) {
-                            println!("    {s}");
+                            outln!("    {s}");
                         }
                         if items.len() > 20 {
-                            println!("    … {} more (--json lists all)", items.len() - 20);
+                            outln!("    … {} more (--json lists all)", items.len() - 20);
                         }
                     };
                     let skipped: Vec<String> = r
@@ -370,7 +377,7 @@ pub fn run(cmd: &MusicScoreCmd, c: &Common) -> Result<()> {
                     list("records without a page", &r.unmatched_records);
                     list("metadata oddities", &r.metadata_issues);
                     if r.other_archive_entries > 0 {
-                        println!(
+                        outln!(
                             "  non-image archive entries ignored: {}",
                             r.other_archive_entries
                         );
@@ -406,7 +413,7 @@ pub fn run(cmd: &MusicScoreCmd, c: &Common) -> Result<()> {
                 ),
                 || {
                     for (f, t) in &rows {
-                        println!("{f}\t{t}");
+                        outln!("{f}\t{t}");
                     }
                 },
             );
@@ -460,7 +467,7 @@ pub fn run(cmd: &MusicScoreCmd, c: &Common) -> Result<()> {
                     .iter()
                     .map(|(k, v)| format!("{k} {v}"))
                     .collect();
-                println!(
+                outln!(
                     "wrote {} ({}; {:.2} MB) with metadata.jsonl per split",
                     summary.out.display(),
                     per.join(", "),
@@ -482,14 +489,14 @@ pub fn run(cmd: &MusicScoreCmd, c: &Common) -> Result<()> {
                 };
                 let n = tile_sheet(&corpus, &keep, size, scale, a.n, a.cols, &a.out)?;
                 emit(c.json, json!({"out": a.out, "tiles": n}), || {
-                    println!("wrote {} ({n} tiles)", a.out.display())
+                    outln!("wrote {} ({n} tiles)", a.out.display())
                 });
                 return Ok(());
             }
             let keep: Vec<usize> = keep.into_iter().take(a.n).collect();
             let n = contact_sheet(&corpus, &keep, &cap, a.cols, a.thumb, &a.out)?;
             emit(c.json, json!({"out": a.out, "pages": n}), || {
-                println!("wrote {} ({n} pages)", a.out.display())
+                outln!("wrote {} ({n} pages)", a.out.display())
             });
         }
     }

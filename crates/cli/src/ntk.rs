@@ -98,7 +98,7 @@ pub fn run(c: &Common, cmd: &NtkCmd) -> Result<()> {
             emit(
                 c.json,
                 serde_json::json!({"out": a.out, "n": n, "p": p}),
-                || println!("{n} × {n} Gram matrix -> {}", a.out.display()),
+                || outln!("{n} × {n} Gram matrix -> {}", a.out.display()),
             );
         }
         NtkCmd::Fit(a) => {
@@ -140,7 +140,7 @@ pub fn run(c: &Common, cmd: &NtkCmd) -> Result<()> {
                     c.json,
                     serde_json::json!({"out": a.out, "n": a.n, "dim": d, "width": m, "steps": k, "train_mse": mse, "seconds": secs}),
                     || {
-                        println!(
+                        outln!(
                             "width-{m} network, {k} GD steps on {} triples (train MSE {mse:.4}), {secs:.1} s -> {}",
                             a.n,
                             a.out.display()
@@ -157,7 +157,7 @@ pub fn run(c: &Common, cmd: &NtkCmd) -> Result<()> {
                 c.json,
                 serde_json::json!({"out": a.out, "n": a.n, "dim": d, "steps": est.steps, "seconds": secs}),
                 || {
-                    println!(
+                    outln!(
                         "kernel estimator on {} triples (d = {d}), {} GD steps, {secs:.1} s -> {}",
                         a.n,
                         est.steps,
@@ -188,7 +188,7 @@ pub fn run(c: &Common, cmd: &NtkCmd) -> Result<()> {
             emit(
                 c.json,
                 serde_json::json!({"out": a.out, "n": a.n, "nfe": out.nfe}),
-                || println!("{} samples ({} NFE) -> {}", a.n, out.nfe, a.out.display()),
+                || outln!("{} samples ({} NFE) -> {}", a.n, out.nfe, a.out.display()),
             );
         }
     }

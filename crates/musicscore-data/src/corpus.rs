@@ -96,7 +96,22 @@ pub struct OpenOptions {
     pub checkpoint_every: u64,
     /// Pages larger than this many pixels are refused.
     pub max_pixels: u64,
+    /// Called with the number of pages read so far (for progress displays).
+    pub progress: Option<Progress>,
 }
+
+/// A progress callback: pages read so far.
+#[derive(Clone)]
+pub struct Progress(pub std::sync::Arc<dyn Fn(u64) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress(..)")
+    }
+}
+
+/// Pages decoded together when measuring facts of archive entries.
+const FACTS_CHUNK: usize = 64;
 
 impl Default for OpenOptions {
     fn default() -> Self {
@@ -106,6 +121,7 @@ impl Default for OpenOptions {
             max_entry_bytes: archive::DEFAULT_MAX_ENTRY_BYTES,
             checkpoint_every: archive::DEFAULT_CHECKPOINT_EVERY,
             max_pixels: crate::image::DecodeOptions::default().max_pixels,
+            progress: None,
         }
     }
 }
@@ -343,9 +359,19 @@ impl Corpus {
             .into_iter()
             .filter(|(p, _)| has_image_extension(&p.to_string_lossy()))
             .collect();
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let tick = || {
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if let Some(Progress(f)) = &opts.progress
+                && n.is_multiple_of(16)
+            {
+                f(n);
+            }
+        };
         let measured: Vec<Result<Found>> = files
             .par_iter()
             .map(|(p, split)| {
+                tick();
                 let meta = std::fs::metadata(p).map_err(io(p))?;
                 let facts = if opts.facts {
                     let bytes = std::fs::read(p).map_err(io(p))?;
@@ -375,7 +401,19 @@ impl Corpus {
 
         let mut archives = Vec::new();
         for (path, split) in archive_paths {
+            // Facts of archive entries are measured in parallel chunks while the single
+            // reading thread goes on.
             let mut entry_facts: Vec<Result<Option<PageFacts>>> = Vec::new();
+            let mut chunk: Vec<(String, Vec<u8>)> = Vec::new();
+            let measure = |chunk: &mut Vec<(String, Vec<u8>)>,
+                           out: &mut Vec<Result<Option<PageFacts>>>| {
+                let r: Vec<Result<Option<PageFacts>>> = chunk
+                    .par_iter()
+                    .map(|(src, b)| page_facts(b, opts.max_pixels, src).map(Some))
+                    .collect();
+                out.extend(r);
+                chunk.clear();
+            };
             let keep_partial = opts.on_error == OnError::Skip;
             let idx = ArchiveIndex::build(
                 path.as_path(),
@@ -383,18 +421,18 @@ impl Corpus {
                 opts.checkpoint_every,
                 keep_partial,
                 |e, bytes| {
-                    entry_facts.push(if opts.facts {
-                        page_facts(
-                            bytes,
-                            opts.max_pixels,
-                            &format!("{}:{}", path.display(), e.name),
-                        )
-                        .map(Some)
+                    tick();
+                    if opts.facts {
+                        chunk.push((format!("{}:{}", path.display(), e.name), bytes.to_vec()));
+                        if chunk.len() == FACTS_CHUNK {
+                            measure(&mut chunk, &mut entry_facts);
+                        }
                     } else {
-                        Ok(None)
-                    });
+                        entry_facts.push(Ok(None));
+                    }
                 },
             );
+            measure(&mut chunk, &mut entry_facts);
             let idx = match idx {
                 Ok(i) => i,
                 Err(e) => {
