@@ -274,10 +274,8 @@ fn decode_jpeg(
     if px.len() < w * h * src_c * bpc {
         return Err(img_err(source, "JPEG: decoder returned too few pixels"));
     }
-    let out_c = opts.color.channels();
-    let mut data = Vec::with_capacity(w * h * out_c);
-    for i in 0..w * h {
-        let (r, g, b) = match info.pixel_format {
+    Ok(build_raster(w, h, opts.color, src_c == 1, |i| {
+        match info.pixel_format {
             P::L8 => (px[i], px[i], px[i]),
             P::L16 => (px[2 * i], px[2 * i], px[2 * i]),
             P::RGB24 => (px[3 * i], px[3 * i + 1], px[3 * i + 2]),
@@ -287,18 +285,34 @@ fn decode_jpeg(
                 let f = |c: u8| ((255 - c as u32) * k / 255) as u8;
                 (f(p[0]), f(p[1]), f(p[2]))
             }
-        };
-        match opts.color {
-            ColorMode::Gray => data.push(if src_c == 1 { r } else { luma(r, g, b) }),
+        }
+    }))
+}
+
+/// A raster in `color` from a source pixel function; a gray source is copied, not
+/// passed through the luma formula.
+fn build_raster(
+    w: usize,
+    h: usize,
+    color: ColorMode,
+    gray_source: bool,
+    px: impl Fn(usize) -> (u8, u8, u8),
+) -> Raster {
+    let channels = color.channels();
+    let mut data = Vec::with_capacity(w * h * channels);
+    for i in 0..w * h {
+        let (r, g, b) = px(i);
+        match color {
+            ColorMode::Gray => data.push(if gray_source { r } else { luma(r, g, b) }),
             ColorMode::Rgb => data.extend_from_slice(&[r, g, b]),
         }
     }
-    Ok(Raster {
+    Raster {
         width: w,
         height: h,
-        channels: out_c,
+        channels,
         data,
-    })
+    }
 }
 
 fn decode_png(bytes: &[u8], opts: &DecodeOptions, source: &str) -> Result<Raster> {
@@ -328,26 +342,14 @@ fn decode_png(bytes: &[u8], opts: &DecodeOptions, source: &str) -> Result<Raster
         png::ColorType::Rgba => 4,
         png::ColorType::Indexed => return Err(img_err(source, "PNG: palette not expanded")),
     };
-    let out_c = opts.color.channels();
-    let mut data = Vec::with_capacity(w * h * out_c);
-    for i in 0..w * h {
+    Ok(build_raster(w, h, opts.color, c < 3, |i| {
         let p = &buf[i * c..i * c + c];
-        let (r, g, b) = if c < 3 {
+        if c < 3 {
             (p[0], p[0], p[0])
         } else {
             (p[0], p[1], p[2])
-        };
-        match opts.color {
-            ColorMode::Gray => data.push(if c < 3 { r } else { luma(r, g, b) }),
-            ColorMode::Rgb => data.extend_from_slice(&[r, g, b]),
         }
-    }
-    Ok(Raster {
-        width: w,
-        height: h,
-        channels: out_c,
-        data,
-    })
+    }))
 }
 
 /// Source pixel weights of each output pixel of an area-average resample of `n` pixels
@@ -682,5 +684,74 @@ mod tests {
             let s: f32 = ws.iter().map(|x| x.1).sum();
             assert!((s - 1.0).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn png_round_trip_and_colour_conversion() {
+        // PNG is lossless: encode → decode gives the same pixels, gray and RGB.
+        let mut rgb = Raster::white(7, 5, 3);
+        for (i, v) in rgb.data.iter_mut().enumerate() {
+            *v = (i * 29 % 256) as u8;
+        }
+        let bytes = crate::export::encode_png(&rgb).unwrap();
+        let rgb_opts = DecodeOptions {
+            color: ColorMode::Rgb,
+            ..Default::default()
+        };
+        assert_eq!(decode(&bytes, &rgb_opts, None, "t.png").unwrap(), rgb);
+        // Gray output of an RGB source is BT.601 luma, rounded.
+        let gray = decode(&bytes, &DecodeOptions::default(), None, "t.png").unwrap();
+        for i in 0..35 {
+            let p = &rgb.data[3 * i..3 * i + 3];
+            let want = (0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64).round();
+            assert!((gray.data[i] as f64 - want).abs() <= 1.0);
+        }
+        // A gray source is copied into all three channels.
+        let g = Raster {
+            width: 7,
+            height: 5,
+            channels: 1,
+            data: gray.data.clone(),
+        };
+        let back = decode(
+            &crate::export::encode_png(&g).unwrap(),
+            &rgb_opts,
+            None,
+            "g.png",
+        )
+        .unwrap();
+        assert!((0..35).all(|i| back.data[3 * i..3 * i + 3] == [g.data[i]; 3]));
+        assert_eq!(image_size(&bytes, "t.png").unwrap(), (7, 5));
+    }
+
+    #[test]
+    fn gray_jpeg_decodes_in_both_modes_and_scales() {
+        let (w, h) = (64u16, 48u16);
+        let px: Vec<u8> = (0..w as usize * h as usize)
+            .map(|i| if (i / 64) % 8 < 4 { 0 } else { 255 })
+            .collect();
+        let mut bytes = Vec::new();
+        jpeg_encoder::Encoder::new(&mut bytes, 95)
+            .encode(&px, w, h, jpeg_encoder::ColorType::Luma)
+            .unwrap();
+        let g = decode(&bytes, &DecodeOptions::default(), None, "g.jpg").unwrap();
+        assert_eq!((g.width, g.height, g.channels), (64, 48, 1));
+        // Bands of 4 black rows, 4 white rows: JPEG at quality 95 keeps them within 32.
+        assert!(g.data[0] < 32 && g.data[5 * 64] > 223);
+        let c = decode(
+            &bytes,
+            &DecodeOptions {
+                color: ColorMode::Rgb,
+                ..Default::default()
+            },
+            None,
+            "g.jpg",
+        )
+        .unwrap();
+        assert_eq!(c.channels, 3);
+        assert!((0..64 * 48).all(|i| c.data[3 * i] == g.data[i] && c.data[3 * i + 2] == g.data[i]));
+        // DCT-domain scaling: asking for at least 16×12 gives 1/4 scale.
+        let s = decode(&bytes, &DecodeOptions::default(), Some((16, 12)), "g.jpg").unwrap();
+        assert_eq!((s.width, s.height), (16, 12));
     }
 }
