@@ -268,8 +268,12 @@ fn spinner(json: bool, what: String) -> Option<indicatif::ProgressBar> {
 }
 
 fn open_all(root: &RootArgs, facts: bool, json: bool) -> Result<Vec<Corpus>> {
+    open_dirs(root, find_layouts(&root.root)?, facts, json)
+}
+
+fn open_dirs(root: &RootArgs, dirs: Vec<PathBuf>, facts: bool, json: bool) -> Result<Vec<Corpus>> {
     let mut out = Vec::new();
-    for dir in find_layouts(&root.root)? {
+    for dir in dirs {
         let sp = spinner(json, format!("reading {}", dir.display()));
         let progress = sp.clone().map(|b| {
             let name = dir.display().to_string();
@@ -306,7 +310,7 @@ fn open_one(root: &RootArgs, facts: bool, json: bool) -> Result<Corpus> {
                 .join(", ")
         );
     }
-    Ok(open_all(root, facts, json)?.remove(0))
+    Ok(open_dirs(root, layouts, facts, json)?.remove(0))
 }
 
 fn select(c: &Corpus, f: &FilterArgs) -> Result<Vec<usize>> {
@@ -317,7 +321,6 @@ pub fn run(cmd: &MusicScoreCmd, c: &Common) -> Result<()> {
     match cmd {
         MusicScoreCmd::Stats(a) => {
             let corpora = open_all(&a.root, !a.no_facts, c.json)?;
-            let mut all = Vec::new();
             for corpus in &corpora {
                 let keep = select(corpus, &a.filter)?;
                 let s = Stats::compute(corpus, &keep);
@@ -327,7 +330,6 @@ pub fn run(cmd: &MusicScoreCmd, c: &Common) -> Result<()> {
                         outln!("metadata: {} ({})\n", m.path.display(), m.shape);
                     }
                 });
-                all.push(s);
             }
         }
         MusicScoreCmd::Verify(a) => {

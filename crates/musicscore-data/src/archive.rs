@@ -36,18 +36,18 @@ pub fn is_archive_name(name: &str) -> bool {
     l.ends_with(".tar.gz") || l.ends_with(".tgz") || l.ends_with(".tar")
 }
 
-fn open_stream(path: &Path, checkpoint_every: u64) -> Result<Box<dyn ReadPos>> {
-    let file = File::open(path).map_err(io(path))?;
-    let reader = BufReader::with_capacity(1 << 16, file);
-    if path
-        .to_string_lossy()
+/// True for an uncompressed `.tar`.
+fn is_plain_tar(path: &Path) -> bool {
+    path.to_string_lossy()
         .to_ascii_lowercase()
         .ends_with(".tar")
-    {
-        Ok(Box::new(Counting {
-            inner: reader,
-            pos: 0,
-        }))
+}
+
+fn open_stream(path: &Path, checkpoint_every: u64) -> Result<Box<dyn Stream>> {
+    let file = File::open(path).map_err(io(path))?;
+    let reader = BufReader::with_capacity(1 << 16, file);
+    if is_plain_tar(path) {
+        Ok(Box::new(reader))
     } else {
         Ok(Box::new(
             GzReader::new(reader).with_checkpoints(checkpoint_every),
@@ -55,29 +55,18 @@ fn open_stream(path: &Path, checkpoint_every: u64) -> Result<Box<dyn ReadPos>> {
     }
 }
 
-/// A reader that knows its position and may hold gzip checkpoints.
-trait ReadPos: Read {
+/// The tar byte stream: gzip-decoded (with checkpoints) or a plain file.
+trait Stream: Read {
     fn take_checkpoints(&mut self) -> Vec<Checkpoint> {
         Vec::new()
     }
 }
-impl<R: Read> ReadPos for GzReader<R> {
+impl<R: Read> Stream for GzReader<R> {
     fn take_checkpoints(&mut self) -> Vec<Checkpoint> {
         GzReader::take_checkpoints(self)
     }
 }
-struct Counting<R> {
-    inner: R,
-    pos: u64,
-}
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-impl<R: Read> ReadPos for Counting<R> {}
+impl Stream for BufReader<File> {}
 
 /// What the streaming walk met, besides the pages it handed on.
 #[derive(Debug, Clone, Default)]
@@ -225,7 +214,6 @@ pub struct ArchiveIndex {
     /// What the pass met besides images.
     pub report: WalkReport,
     checkpoints: Vec<Checkpoint>,
-    gzip: bool,
     /// Why the pass stopped early, for an index built with `keep_partial`.
     pub broken: Option<String>,
 }
@@ -259,10 +247,6 @@ impl ArchiveIndex {
             entries,
             report: w.report,
             checkpoints: w.checkpoints,
-            gzip: !path
-                .to_string_lossy()
-                .to_ascii_lowercase()
-                .ends_with(".tar"),
             broken,
         })
     }
@@ -285,7 +269,7 @@ impl ArchiveIndex {
         let err =
             |what: std::io::Error| archive_err(&self.path, format!("entry '{}': {what}", e.name));
         let mut bytes = vec![0u8; e.size as usize];
-        if !self.gzip {
+        if is_plain_tar(&self.path) {
             file.seek(SeekFrom::Start(e.offset)).map_err(err)?;
             file.read_exact(&mut bytes).map_err(err)?;
             return Ok(bytes);

@@ -265,6 +265,18 @@ pub fn find_layouts(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
+/// `path` or `archive:entry`, for messages.
+fn describe(source: &PageSource, archives: &[ArchiveIndex]) -> String {
+    match source {
+        PageSource::File(p) => p.display().to_string(),
+        PageSource::Archive { archive, entry } => format!(
+            "{}:{}",
+            archives[*archive].path.display(),
+            archives[*archive].entries[*entry].name
+        ),
+    }
+}
+
 struct Found {
     file_name: String,
     split: Split,
@@ -499,17 +511,7 @@ impl Corpus {
                     record: None,
                     facts: f.facts,
                 }),
-                Err(e) => {
-                    let src = match &f.source {
-                        PageSource::File(p) => p.display().to_string(),
-                        PageSource::Archive { archive, entry } => format!(
-                            "{}:{}",
-                            archives[*archive].path.display(),
-                            archives[*archive].entries[*entry].name
-                        ),
-                    };
-                    skip_or_fail(&mut report, src, e)?;
-                }
+                Err(e) => skip_or_fail(&mut report, describe(&f.source, &archives), e)?,
             }
         }
         pages.sort_by_key(|p| (p.split, p.name));
@@ -588,14 +590,7 @@ impl Corpus {
 
     /// Where page `i` comes from, for messages.
     pub fn source_name(&self, i: usize) -> String {
-        match &self.pages[i].source {
-            PageSource::File(p) => p.display().to_string(),
-            PageSource::Archive { archive, entry } => format!(
-                "{}:{}",
-                self.archives[*archive].path.display(),
-                self.archives[*archive].entries[*entry].name
-            ),
-        }
+        describe(&self.pages[i].source, &self.archives)
     }
 
     /// The bytes of page `i` (random access; archive pages go through the index).

@@ -247,7 +247,7 @@ impl BatchStream {
                 if pending.len() == batch_size {
                     let batch = decode(&mut pending, &mut produced)?;
                     if tx.send(Ok(batch)).is_err() {
-                        return Err(MusicScoreError::Invalid("stream closed".into()));
+                        return Err(MusicScoreError::Cancelled);
                     }
                 }
                 Ok(())
@@ -264,7 +264,7 @@ impl BatchStream {
                     let _ = tx.send(Ok(b));
                 }
                 Ok(None) => {}
-                Err(MusicScoreError::Invalid(m)) if m == "stream closed" => {}
+                Err(MusicScoreError::Cancelled) => {}
                 Err(e) => {
                     let _ = tx.send(Err(e));
                 }

@@ -65,6 +65,9 @@ pub enum MusicScoreError {
     /// An invalid option (split fractions, sizes, filters).
     #[error("{0}")]
     Invalid(String),
+    /// The consumer stopped (a dropped `BatchStream`); ends a walk early.
+    #[error("cancelled by the consumer")]
+    Cancelled,
     /// An error from the tensor library.
     #[error("{0}")]
     Core(#[from] score_core::ScoreError),

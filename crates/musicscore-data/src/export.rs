@@ -198,6 +198,22 @@ pub fn encode_png(r: &Raster) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Paste `img` at `(x, y)` inside a one-pixel grey frame.
+fn paste_framed(sheet: &mut Raster, img: &Raster, x: usize, y: usize) {
+    let mut frame = Raster::white(img.width + 2, img.height + 2, sheet.channels);
+    frame.data.fill(160);
+    sheet.paste(&frame, x as isize - 1, y as isize - 1);
+    sheet.paste(img, x as isize, y as isize);
+}
+
+/// Write `r` as a PNG file, creating the folder.
+fn write_png(r: &Raster, out: &Path) -> Result<()> {
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    std::fs::write(out, encode_png(r)?).map_err(io(out))
+}
+
 /// Draw `text` in the 8×8 bitmap font at `(x, y)`, `scale` pixels per font pixel,
 /// wrapping at `max_w` pixels and stopping after `max_lines` lines. Returns the lines
 /// used.
@@ -295,11 +311,7 @@ pub fn contact_sheet(
             &corpus.source_name(i),
         ) {
             Ok(img) => {
-                // A grey frame, then the page.
-                let mut frame = Raster::white(tw + 2, th + 2, 3);
-                frame.data.fill(160);
-                sheet.paste(&frame, cx as isize - 1, cy as isize - 1);
-                sheet.paste(&img, cx as isize, cy as isize);
+                paste_framed(&mut sheet, &img, cx, cy);
             }
             Err(e) => {
                 draw_text(
@@ -321,11 +333,7 @@ pub fn contact_sheet(
         drawn += 1;
         Ok(())
     })?;
-    let png = encode_png(&sheet)?;
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(io(parent))?;
-    }
-    std::fs::write(out, png).map_err(io(out))?;
+    write_png(&sheet, out)?;
     Ok(drawn)
 }
 
@@ -366,15 +374,9 @@ pub fn tile_sheet(
     let mut sheet = Raster::white(cols * cw, rows * ch, 1);
     for (k, (_, label, t)) in tiles.iter().enumerate() {
         let (x, y) = ((k % cols) * cw + 6, (k / cols) * ch + 4);
-        let mut frame = Raster::white(size + 2, size + 2, 1);
-        frame.data.fill(160);
-        sheet.paste(&frame, x as isize - 1, y as isize - 1);
-        sheet.paste(t, x as isize, y as isize);
+        paste_framed(&mut sheet, t, x, y);
         draw_text(&mut sheet, label, x, y + size + 5, size, 1, 1);
     }
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(io(parent))?;
-    }
-    std::fs::write(out, encode_png(&sheet)?).map_err(io(out))?;
+    write_png(&sheet, out)?;
     Ok(tiles.len())
 }

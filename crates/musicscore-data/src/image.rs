@@ -432,7 +432,6 @@ pub fn decode_resized(
     source: &str,
 ) -> Result<Raster> {
     let (w0, h0) = image_size(bytes, source)?;
-    check_size(w0, h0, opts, source)?;
     match *resize {
         Resize::FitPad { width, height } => {
             let s = (width as f64 / w0 as f64).min(height as f64 / h0 as f64);
@@ -582,7 +581,6 @@ pub fn decode_tiles(
         )));
     }
     let (w0, h0) = image_size(bytes, source)?;
-    check_size(w0, h0, opts, source)?;
     let (w, h) = scaled(w0, h0, scale);
     let page = resample(&decode(bytes, opts, Some((w, h)), source)?, w, h);
     let mut tiles = Vec::new();

@@ -74,11 +74,10 @@ impl Template {
         let mut text = String::new();
         let mut chars = s.char_indices().peekable();
         let flush = |text: &mut String, stack: &mut Vec<Vec<Part>>| {
-            if !text.is_empty() {
-                stack
-                    .last_mut()
-                    .unwrap_or(&mut Vec::new())
-                    .push(Part::Text(std::mem::take(text)));
+            if !text.is_empty()
+                && let Some(top) = stack.last_mut()
+            {
+                top.push(Part::Text(std::mem::take(text)));
             }
         };
         while let Some((pos, c)) = chars.next() {
