@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use gaussian_score::{GaussianScore, MixtureScore, ScoreModel};
-use score_core::data::npy::{read_npy, write_npy_f32};
+use score_core::data::npy::{read_npy_finite, write_npy_f32};
+use score_core::limits::ensure_values_fit;
 use score_core::pipeline;
 use score_core::samplers::SampleContext;
 use score_core::sigmas::GridKind;
@@ -115,11 +116,22 @@ fn load_rows(data: &str) -> Result<(Vec<f64>, usize, Vec<usize>)> {
         let [c, h, w] = train.image_shape;
         return Ok((train.rows_f64(), c * h * w, vec![c, h, w]));
     }
-    let arr = read_npy(Path::new(data))?;
+    let path = Path::new(data);
+    let arr = read_npy_finite(path)?;
     let (n, d) = arr.as_matrix();
-    if n == 0 || d == 0 {
-        bail!("{data}: empty array");
+    if arr.shape.len() < 2 || n == 0 || d == 0 {
+        bail!(
+            "{data}: shape {:?} is not [n, …] with n ≥ 1 rows of at least one value",
+            arr.shape
+        );
     }
+    // The fit holds d × d covariances and their eigendecomposition (float64).
+    ensure_values_fit(
+        "--data (d × d covariance)",
+        (d as u128).pow(2),
+        8 * 4,
+        "reduce the dimension",
+    )?;
     Ok((arr.data, d, arr.shape[1..].to_vec()))
 }
 
@@ -130,11 +142,18 @@ pub fn run(c: &Common, cmd: &GaussianCmd) -> Result<()> {
             let t0 = std::time::Instant::now();
             let model = match (a.components, a.randomized) {
                 (Some(k), _) if k > 1 => {
-                    ScoreModel::Mixture(MixtureScore::fit(&rows, d, k, a.rank, c.seed)?)
+                    ScoreModel::Mixture(MixtureScore::fit(&rows, d, k, a.rank, c.seed())?)
                 }
                 (_, true) => {
                     let r = a.rank.context("--randomized needs --rank")?;
-                    ScoreModel::Gaussian(GaussianScore::fit_randomized(&rows, d, r, 10, 3, c.seed)?)
+                    ScoreModel::Gaussian(GaussianScore::fit_randomized(
+                        &rows,
+                        d,
+                        r,
+                        10,
+                        3,
+                        c.seed(),
+                    )?)
                 }
                 _ => ScoreModel::Gaussian(GaussianScore::fit(&rows, d, a.rank)?),
             };
@@ -162,15 +181,8 @@ pub fn run(c: &Common, cmd: &GaussianCmd) -> Result<()> {
             let g = model
                 .gaussian()
                 .with_context(|| format!("--model {}", a.model.display()))?;
-            let arr = read_npy(&a.noise)?;
-            if arr.data.len() % g.dim() != 0 {
-                bail!(
-                    "{}: {} values are not rows of the model's dimension {}",
-                    a.noise.display(),
-                    arr.data.len(),
-                    g.dim()
-                );
-            }
+            let arr = read_npy_finite(&a.noise)?;
+            arr.rows_of(&a.noise, g.dim())?;
             let y = g.pf_solution(&arr.data, a.sigma_start, a.sigma_end);
             let v: Vec<f32> = y.iter().map(|&x| x as f32).collect();
             write_npy_f32(&a.out, &arr.shape, &v)?;
@@ -191,17 +203,10 @@ pub fn run(c: &Common, cmd: &GaussianCmd) -> Result<()> {
         GaussianCmd::Sample(a) => {
             let dev = device(&c.device)?;
             let model = ScoreModel::load(&a.model)?;
-            let arr = read_npy(&a.noise)?;
+            let arr = read_npy_finite(&a.noise)?;
             let d = model.dim();
-            if arr.data.len() % d != 0 {
-                bail!(
-                    "{}: {} values are not rows of the model's dimension {d}",
-                    a.noise.display(),
-                    arr.data.len()
-                );
-            }
-            let n = arr.data.len() / d;
-            let sampler = sampler_from(&a.sampler, c.seed)?;
+            let n = arr.rows_of(&a.noise, d)?;
+            let sampler = sampler_from(&a.sampler, c.seed())?;
             let sigmas = GridKind::Karras.build(a.steps, 0.002, 80.0)?;
             let x = from_f64(
                 &arr.data.iter().map(|v| v * sigmas[0]).collect::<Vec<_>>(),
@@ -250,7 +255,7 @@ fn run_ev(c: &Common, a: &EvArgs) -> Result<()> {
         &a.sigmas,
         &a.components,
         a.probes,
-        c.seed,
+        c.seed(),
         &a.out,
         &dev,
     )?;

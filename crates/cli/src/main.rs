@@ -29,16 +29,17 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use clap::{Args, Parser, Subcommand};
 use score_core::checkpoint::CheckpointFile;
-use score_core::data::image::write_image_grid;
+use score_core::checkpoint::write_atomic_all;
+use score_core::data::image::image_grid_png;
 use score_core::data::images::{ImageDataset, Split};
-use score_core::data::npy::{read_npy, write_npy_f32};
+use score_core::data::npy::{npy_f32_bytes, read_npy_finite};
 use score_core::nn::Preconditioned;
 use score_core::nn::mlp::MlpConfig;
 use score_core::pipeline::{self, LoadedModel, ModelSpec};
 use score_core::samplers::{SampleContext, Sampler};
 use score_core::sigmas::GridKind;
 use score_core::tensor::{from_f64, randn, stream_rng, to_vec_f32};
-use score_core::train::{ImageData, TrainOutput, VectorData, train};
+use score_core::train::{ImageData, TrainConfig, TrainOutput, VectorData, train};
 
 #[derive(Parser)]
 #[command(
@@ -58,9 +59,10 @@ struct Cli {
 
 #[derive(Args, Clone)]
 pub(crate) struct Common {
-    /// Seed of every random draw (initial noise, training batches, weights).
-    #[arg(long, global = true, default_value_t = 0)]
-    pub(crate) seed: u64,
+    /// Seed of every random draw (initial noise, training batches, weights) [default: 0;
+    /// on `train --resume`, the checkpoint's].
+    #[arg(long = "seed", global = true)]
+    pub(crate) seed_arg: Option<u64>,
     /// Compute device: flex (CPU, default), wgpu or cuda (builds with `--features wgpu|cuda`).
     #[arg(long, global = true, default_value = "flex")]
     pub(crate) device: String,
@@ -98,33 +100,52 @@ enum Command {
 struct TrainArgs {
     /// Training data: `fashion-mnist` (train split from --data-dir or Debian's package),
     /// `fashion-mnist-test` (the 10 000 images shipped in data/), or a `.npy` file of
-    /// vectors [n, d] (trains the MLP).
-    #[arg(long, default_value = "fashion-mnist-test")]
-    data: String,
+    /// vectors [n, d] (trains the MLP) [default: fashion-mnist-test; on --resume, the
+    /// checkpoint's].
+    #[arg(long)]
+    data: Option<String>,
     /// Folder with Fashion-MNIST IDX files (overrides the search path).
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Output folder: checkpoint.safetensors, train.jsonl.
     #[arg(long, default_value = "out/train")]
     out: PathBuf,
-    /// Optimisation steps.
-    #[arg(long, default_value_t = 2000)]
-    steps: usize,
-    /// Minibatch size.
-    #[arg(long, default_value_t = 64)]
-    batch_size: usize,
-    /// Peak learning rate.
-    #[arg(long, default_value_t = 2e-3)]
-    lr: f64,
-    /// Continue from <out>/checkpoint.safetensors if it exists.
+    /// Total optimisation steps [default: 2000; on --resume, the checkpoint's total].
     #[arg(long)]
+    steps: Option<usize>,
+    /// Minibatch size [default: 32; fixed by the checkpoint on --resume].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Peak learning rate [default: 2e-3; on --resume, the checkpoint's, or this new one].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Clip the global gradient norm to this value, 0 = off [default: off, as EDM; on
+    /// --resume, the checkpoint's, or this new one].
+    #[arg(long)]
+    grad_clip: Option<f64>,
+    /// Write a checkpoint every this many steps (and at the end) [default: 200].
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
+    /// Continue from <out>/checkpoint.safetensors if it exists. lr, --grad-clip,
+    /// --steps and --checkpoint-every may change; the network, data and seed may not.
+    #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
-    /// UNet base width (images only).
-    #[arg(long, default_value_t = 32)]
-    channels: usize,
-    /// Use only the first N images (class-balanced), 0 = all.
-    #[arg(long, default_value_t = 0)]
-    subset: usize,
+    /// Start again in an <out> that holds a checkpoint (its checkpoint and log are
+    /// replaced); without it, train refuses to overwrite a run.
+    #[arg(long)]
+    overwrite: bool,
+    /// σ_data of the EDM preconditioning [default: the standard deviation of the
+    /// training data; fixed by the checkpoint on --resume].
+    #[arg(long)]
+    sigma_data: Option<f64>,
+    /// UNet base width, even (images only) [default: 32; fixed by the checkpoint on
+    /// --resume].
+    #[arg(long)]
+    channels: Option<usize>,
+    /// Use only the first N images (class-balanced), 0 = all [fixed by the checkpoint
+    /// on --resume].
+    #[arg(long)]
+    subset: Option<usize>,
 }
 
 #[derive(Args)]
@@ -144,6 +165,12 @@ struct SampleArgs {
     /// σ grid: karras, vp, ve, log-uniform or linear.
     #[arg(long, default_value = "karras")]
     grid: String,
+    /// Smallest σ of the grid [default: the grid's own, 0.002 for karras].
+    #[arg(long)]
+    sigma_min: Option<f64>,
+    /// Largest σ of the grid [default: the grid's own, 80 for karras].
+    #[arg(long)]
+    sigma_max: Option<f64>,
     /// Start from this unit-Gaussian noise (.npy, shape [n, …]) instead of drawing it.
     #[arg(long)]
     noise: Option<PathBuf>,
@@ -177,12 +204,13 @@ struct SigmasArgs {
     /// karras, vp, ve, log-uniform or linear.
     #[arg(long, default_value = "karras")]
     grid: String,
-    /// Smallest σ.
-    #[arg(long, default_value_t = 0.002)]
-    sigma_min: f64,
-    /// Largest σ.
-    #[arg(long, default_value_t = 80.0)]
-    sigma_max: f64,
+    /// Smallest σ [default: the grid's own: 0.002 for karras, log-uniform and linear,
+    /// 0.0105 for vp, 0.02 for ve].
+    #[arg(long)]
+    sigma_min: Option<f64>,
+    /// Largest σ [default: the grid's own: 80, 152.2 for vp, 100 for ve].
+    #[arg(long)]
+    sigma_max: Option<f64>,
 }
 
 #[derive(Args)]
@@ -206,6 +234,13 @@ struct DemoArgs {
     /// Checkpoint to sample (default: the one shipped in data/checkpoints).
     #[arg(long)]
     checkpoint: Option<PathBuf>,
+}
+
+impl Common {
+    /// The seed: `--seed`, or 0.
+    pub(crate) fn seed(&self) -> u64 {
+        self.seed_arg.unwrap_or(0)
+    }
 }
 
 pub(crate) fn device(name: &str) -> Result<Device> {
@@ -281,76 +316,206 @@ fn load_images(name: &str, dir: Option<&Path>) -> Result<ImageDataset> {
     })
 }
 
+/// What `train` records of its command line in the checkpoint (`config.extra.cli`), so
+/// that `--resume` can rebuild the run and refuse changes that would break it.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct RunRecord {
+    data: String,
+    subset: usize,
+    channels: usize,
+}
+
+/// A setting that `--resume` cannot change: error when the flag was given with a value
+/// other than the checkpoint's.
+fn fixed_on_resume<T: PartialEq + std::fmt::Display>(
+    flag: &str,
+    given: Option<T>,
+    stored: T,
+    ck: &Path,
+) -> Result<T> {
+    match given {
+        Some(g) if g != stored => bail!(
+            "{flag} {g}: {} was trained with {stored}, and --resume cannot change it (start a new run in another --out, or --overwrite)",
+            ck.display()
+        ),
+        _ => Ok(stored),
+    }
+}
+
+/// The run's settings: from the flags, or on `--resume` from the checkpoint with the
+/// changes the flags may make (lr, clipping, steps, checkpoint interval).
+fn train_settings(
+    c: &Common,
+    a: &TrainArgs,
+    ck_path: &Path,
+    resume: Option<&CheckpointFile>,
+) -> Result<(TrainConfig, RunRecord)> {
+    let Some(ck) = resume else {
+        let mut cfg = pipeline::demo_train_config(a.steps.unwrap_or(2000), c.seed());
+        cfg.batch_size = a.batch_size.unwrap_or(cfg.batch_size);
+        cfg.lr = a.lr.unwrap_or(cfg.lr);
+        cfg.grad_clip = a
+            .grad_clip
+            .map_or(cfg.grad_clip, |g| (g > 0.0).then_some(g));
+        cfg.checkpoint_every = a.checkpoint_every.unwrap_or(cfg.checkpoint_every);
+        let rec = RunRecord {
+            data: a
+                .data
+                .clone()
+                .unwrap_or_else(|| "fashion-mnist-test".into()),
+            subset: a.subset.unwrap_or(0),
+            channels: a.channels.unwrap_or(32),
+        };
+        return Ok((cfg, rec));
+    };
+    let mut cfg: TrainConfig = serde_json::from_value(ck.meta.config["train"].clone())
+        .with_context(|| format!("{}: config.train", ck_path.display()))?;
+    let rec: RunRecord = serde_json::from_value(ck.meta.config["extra"]["cli"].clone())
+        .with_context(|| {
+            format!(
+                "{}: config.extra.cli (written by `scorelab train`; this checkpoint was not, so it cannot be resumed from the CLI)",
+                ck_path.display()
+            )
+        })?;
+    fixed_on_resume("--seed", c.seed_arg, ck.meta.seed, ck_path)?;
+    cfg.batch_size = fixed_on_resume("--batch-size", a.batch_size, cfg.batch_size, ck_path)?;
+    fixed_on_resume(
+        "--sigma-data",
+        a.sigma_data,
+        cfg.precond.sigma_data(),
+        ck_path,
+    )?;
+    let rec = RunRecord {
+        data: fixed_on_resume("--data", a.data.clone(), rec.data, ck_path)?,
+        subset: fixed_on_resume("--subset", a.subset, rec.subset, ck_path)?,
+        channels: fixed_on_resume("--channels", a.channels, rec.channels, ck_path)?,
+    };
+    let mut changes = Vec::new();
+    if let Some(lr) = a.lr.filter(|&lr| lr != cfg.lr) {
+        changes.push(format!("lr {} -> {lr}", cfg.lr));
+        cfg.lr = lr;
+    }
+    if let Some(g) = a.grad_clip.map(|g| (g > 0.0).then_some(g))
+        && g != cfg.grad_clip
+    {
+        changes.push(format!("grad-clip {:?} -> {g:?}", cfg.grad_clip));
+        cfg.grad_clip = g;
+    }
+    if let Some(st) = a.steps.filter(|&st| st != cfg.steps) {
+        changes.push(format!("steps {} -> {st}", cfg.steps));
+        cfg.steps = st;
+    }
+    if let Some(k) = a.checkpoint_every.filter(|&k| k != cfg.checkpoint_every) {
+        changes.push(format!("checkpoint-every {} -> {k}", cfg.checkpoint_every));
+        cfg.checkpoint_every = k;
+    }
+    eprintln!(
+        "resuming {} at step {}{}",
+        ck_path.display(),
+        ck.meta.step,
+        if changes.is_empty() {
+            String::new()
+        } else {
+            format!(" with {}", changes.join(", "))
+        }
+    );
+    Ok((cfg, rec))
+}
+
+/// Refuse to train over an existing run unless --resume or --overwrite says what to do;
+/// with --overwrite, remove the old checkpoint and log first.
+fn guard_existing_run(a: &TrainArgs, ck_path: &Path) -> Result<()> {
+    if a.resume || !ck_path.exists() {
+        return Ok(());
+    }
+    if !a.overwrite {
+        let step = CheckpointFile::read(ck_path)
+            .map(|ck| format!("a checkpoint of step {}", ck.meta.step))
+            .unwrap_or_else(|_| "a checkpoint".into());
+        bail!(
+            "{}: {step} is already there: pass --resume to continue that run or --overwrite to replace it",
+            ck_path.display()
+        );
+    }
+    for p in [ck_path.to_path_buf(), a.out.join("train.jsonl")] {
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", p.display()));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
     let dev = device(&c.device)?.autodiff();
-    dev.seed(c.seed);
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let ck_path = a.out.join("checkpoint.safetensors");
+    guard_existing_run(a, &ck_path)?;
     let resume = if a.resume && ck_path.exists() {
         Some(CheckpointFile::read(&ck_path)?)
     } else {
         None
     };
-    let mut cfg = pipeline::demo_train_config(a.steps, c.seed);
-    cfg.batch_size = a.batch_size;
-    cfg.lr = a.lr;
-    if let Some(ck) = &resume {
-        // Resume with the settings the run started with (a new --steps may extend it).
-        cfg = serde_json::from_value(ck.meta.config["train"].clone())
-            .context("checkpoint config.train")?;
-        cfg.steps = a.steps.max(cfg.steps);
-        eprintln!("resuming {} at step {}", ck_path.display(), ck.meta.step);
-    }
+    let (mut cfg, rec) = train_settings(c, a, &ck_path, resume.as_ref())?;
+    // A new run's EDM preconditioning takes σ_data from --sigma-data or the data.
+    let mut set_sigma_data = |values: &mut dyn Iterator<Item = f64>| -> Result<()> {
+        if resume.is_none() {
+            let sd = a
+                .sigma_data
+                .unwrap_or_else(|| score_core::precond::sigma_data_of(values));
+            if !(sd > 0.0 && sd.is_finite()) {
+                bail!("--sigma-data: must be positive and finite, got {sd} (constant data?)");
+            }
+            cfg.precond = score_core::Precond::edm(sd);
+        }
+        Ok(())
+    };
+    dev.seed(cfg.seed);
     let out = TrainOutput {
         checkpoint: Some(ck_path.clone()),
         log: Some(a.out.join("train.jsonl")),
         progress: !c.json,
         stop_after: None,
     };
+    let with_record = |spec: ModelSpec| -> Result<serde_json::Value> {
+        let mut extra = spec.to_json();
+        extra["cli"] = serde_json::to_value(&rec)?;
+        Ok(extra)
+    };
     let t0 = Instant::now();
-    let (step, loss) = if a.data.ends_with(".npy") {
-        let arr = read_npy(Path::new(&a.data))?;
-        let (n, d) = arr.as_matrix();
-        if n == 0 || d == 0 {
-            bail!("{}: empty array", a.data);
-        }
-        let mlp = MlpConfig::new(d).with_seed(c.seed);
-        let spec = ModelSpec::mlp(&mlp, &a.data);
+    let (step, loss) = if rec.data.ends_with(".npy") {
+        let path = Path::new(&rec.data);
+        let arr = score_core::data::npy::read_npy_finite(path)?;
+        let (_, d) = arr.matrix(path)?;
+        set_sigma_data(&mut arr.data.iter().copied())?;
+        let mlp = MlpConfig::new(d).with_seed(cfg.seed);
+        let extra = with_record(ModelSpec::mlp(&mlp, &rec.data))?;
         let data = VectorData {
             data: arr.data,
             dim: d,
         };
-        let r = train(
-            mlp.init(&dev),
-            &data,
-            &cfg,
-            spec.to_json(),
-            &out,
-            resume.as_ref(),
-        )?;
+        let r = train(mlp.init(&dev), &data, &cfg, extra, &out, resume.as_ref())?;
         (r.step, r.last_loss)
     } else {
-        let mut images = load_images(&a.data, a.data_dir.as_deref())?;
-        if a.subset > 0 {
-            images = images.balanced_subset(a.subset);
+        let mut images = load_images(&rec.data, a.data_dir.as_deref())?;
+        if rec.subset > 0 {
+            images = images.balanced_subset(rec.subset);
+            images.source = format!("{} (balanced subset of {})", images.source, rec.subset);
         }
-        let mut unet = pipeline::demo_unet_config().with_model_channels(a.channels);
+        set_sigma_data(&mut images.pixels.iter().map(|&v| v as f64))?;
+        let mut unet = pipeline::demo_unet_config().with_model_channels(rec.channels);
         unet.resolution = images.image_shape[1];
         unet.in_channels = images.image_shape[0];
-        unet.validate().map_err(anyhow::Error::msg)?;
-        let spec = ModelSpec::unet(&unet, images.image_shape, &images.source);
+        unet.validate()
+            .map_err(|e| anyhow::anyhow!("{} images: {e}", images.source))?;
+        let extra = with_record(ModelSpec::unet(&unet, images.image_shape, &images.source))?;
         let data = ImageData {
             images,
             use_labels: false,
         };
-        let r = train(
-            unet.init(&dev),
-            &data,
-            &cfg,
-            spec.to_json(),
-            &out,
-            resume.as_ref(),
-        )?;
+        let r = train(unet.init(&dev), &data, &cfg, extra, &out, resume.as_ref())?;
         (r.step, r.last_loss)
     };
     let secs = t0.elapsed().as_secs_f64();
@@ -367,16 +532,38 @@ fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// Refuse `--n 0` and a sample count whose working memory exceeds the machine's
+/// (an estimate: the sampler's states, and the network's activations at full
+/// resolution, about 24 maps of the widest level live at once, plus attention).
+fn ensure_sampling_fits(model: &LoadedModel, n: usize) -> Result<()> {
+    if n == 0 {
+        bail!("--n: need at least one sample");
+    }
+    let n = n as u128;
+    let bytes = match model {
+        LoadedModel::Unet(net, [c, h, w]) => {
+            let px = (*h * *w) as u128;
+            let state = 8 * (*c as u128) * px * 4;
+            let acts = 24 * net.widest_channels() as u128 * px * 4;
+            let attn = 3 * (px / 16).pow(2) * 4;
+            n.saturating_mul(state + acts + attn)
+        }
+        LoadedModel::Mlp(_, d) => n.saturating_mul(8 * 4 * (*d as u128).max(256)),
+    };
+    score_core::limits::ensure_fits("--n", bytes, "use a smaller --n")?;
+    Ok(())
+}
+
 fn initial_noise(
     path: Option<&Path>,
     shape: &[usize],
     seed: u64,
     dev: &Device,
 ) -> Result<Vec<f32>> {
-    let n: usize = shape.iter().product();
+    let n = score_core::limits::element_count("--n", shape)?;
     match path {
         Some(p) => {
-            let arr = read_npy(p)?;
+            let arr = read_npy_finite(p)?;
             if arr.data.len() != n {
                 bail!(
                     "{}: noise has shape {:?} ({} values), expected {:?}",
@@ -403,16 +590,22 @@ fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
         other => bail!("--weights: '{other}' is neither ema nor raw"),
     };
     let (model, precond, meta) = pipeline::load_model_weights(&a.checkpoint, &dev, weights)?;
-    let sampler = sampler_from(&a.sampler, c.seed)?;
-    let sigmas = a.grid.parse::<GridKind>()?.build(a.steps, 0.002, 80.0)?;
+    ensure_sampling_fits(&model, a.n)?;
+    let sampler = sampler_from(&a.sampler, c.seed())?;
+    let sigmas = a
+        .grid
+        .parse::<GridKind>()?
+        .build_or_default(a.steps, a.sigma_min, a.sigma_max)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let t0 = Instant::now();
     let pb = (!c.json).then(|| bar((sigmas.len() - 1) as u64, "sample"));
     let mut teleport_k: Option<usize> = None;
+    let mut calibration_nfe = 0;
+    let mut pngs: Option<Vec<u8>> = None;
     let (values, shape, nfe) = match &model {
         LoadedModel::Unet(net, [ch, h, w]) => {
             let shape = [a.n, *ch, *h, *w];
-            let z = initial_noise(a.noise.as_deref(), &shape, c.seed, &dev)?;
+            let z = initial_noise(a.noise.as_deref(), &shape, c.seed(), &dev)?;
             let noise = score_core::tensor::from_f32(z, shape, &dev);
             let out = match &a.teleport {
                 None => {
@@ -431,15 +624,16 @@ fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
                         (Some(s), _) => gaussian_score::teleport::index_for_sigma(&sigmas, s),
                         (None, "auto") => {
                             let probes = x_t.clone().narrow(0, 0, x_t.dims()[0].min(16));
-                            gaussian_score::auto_skip(
+                            let auto = gaussian_score::auto_skip(
                                 &den,
                                 g,
                                 &sigmas,
                                 probes,
                                 a.skip_threshold,
                                 None,
-                            )?
-                            .0
+                            )?;
+                            calibration_nfe = auto.nfe;
+                            auto.k
                         }
                         (None, k) => k.parse::<usize>().map_err(|_| {
                             anyhow::anyhow!("--skip: '{k}' is neither a step count nor 'auto'")
@@ -455,12 +649,8 @@ fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
                 }
             };
             let v = to_vec_f32(out.x)?;
-            write_image_grid(
-                &a.out.join("samples.png"),
-                &v,
-                shape,
-                (a.n as f64).sqrt().ceil() as usize,
-            )?;
+            let png = image_grid_png(&v, shape, (a.n as f64).sqrt().ceil() as usize)?;
+            pngs = Some(png);
             (v, shape.to_vec(), out.nfe)
         }
         LoadedModel::Mlp(net, d) => {
@@ -468,7 +658,7 @@ fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
                 bail!("--teleport is implemented for image (UNet) checkpoints");
             }
             let shape = [a.n, *d];
-            let z = initial_noise(a.noise.as_deref(), &shape, c.seed, &dev)?;
+            let z = initial_noise(a.noise.as_deref(), &shape, c.seed(), &dev)?;
             let x = from_f64(
                 &z.iter().map(|&v| v as f64 * sigmas[0]).collect::<Vec<_>>(),
                 shape,
@@ -482,17 +672,29 @@ fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
     if let Some(b) = pb {
         b.finish_and_clear();
     }
-    write_npy_f32(&a.out.join("samples.npy"), &shape, &values)?;
+    // Both files or neither: a failure never leaves a new one beside an old one.
+    let npy = npy_f32_bytes(&shape, &values)?;
+    let (npy_path, png_path) = (a.out.join("samples.npy"), a.out.join("samples.png"));
+    let mut files: Vec<(&Path, &[u8])> = vec![(&npy_path, &npy)];
+    if let Some(p) = &pngs {
+        files.push((&png_path, p));
+    }
+    write_atomic_all(&files)?;
     let secs = t0.elapsed().as_secs_f64();
     emit(
         c.json,
-        serde_json::json!({"checkpoint": a.checkpoint, "trained_steps": meta.step, "sampler": sampler.name(), "steps": a.steps, "nfe": nfe, "teleport_skip": teleport_k, "n": a.n, "seconds": secs, "out": a.out}),
+        serde_json::json!({"checkpoint": a.checkpoint, "trained_steps": meta.step, "sampler": sampler.name(), "steps": a.steps, "nfe": nfe + calibration_nfe, "calibration_nfe": calibration_nfe, "teleport_skip": teleport_k, "n": a.n, "seconds": secs, "out": a.out}),
         || {
             outln!(
-                "{} samples with {} ({} NFE) in {secs:.1} s -> {}",
+                "{} samples with {} ({} NFE{}) in {secs:.1} s -> {}",
                 a.n,
                 sampler.name(),
-                nfe,
+                nfe + calibration_nfe,
+                if calibration_nfe > 0 {
+                    format!(", of which {calibration_nfe} for the automatic skip")
+                } else {
+                    String::new()
+                },
                 a.out.display()
             )
         },
@@ -504,7 +706,7 @@ fn cmd_sigmas(c: &Common, a: &SigmasArgs) -> Result<()> {
     let s = a
         .grid
         .parse::<GridKind>()?
-        .build(a.steps, a.sigma_min, a.sigma_max)?;
+        .build_or_default(a.steps, a.sigma_min, a.sigma_max)?;
     emit(
         c.json,
         serde_json::json!({"grid": a.grid, "sigmas": s}),
@@ -529,7 +731,7 @@ fn cmd_demo(c: &Common, a: &DemoArgs) -> Result<()> {
             train_set.num_images(),
             a.train_steps
         );
-        pipeline::train_demo_unet(a.train_steps, c.seed, &out, !c.json, &dev, false)?;
+        pipeline::train_demo_unet(a.train_steps, c.seed(), &out, !c.json, &dev, false)?;
         out.join("checkpoint.safetensors")
     } else {
         a.checkpoint
@@ -537,11 +739,12 @@ fn cmd_demo(c: &Common, a: &DemoArgs) -> Result<()> {
             .unwrap_or_else(pipeline::shipped_checkpoint)
     };
     let (net, [ch, h, w], precond, meta) = pipeline::load_unet(&ck_path, &dev)?;
+    ensure_sampling_fits(&LoadedModel::Unet(net.clone(), [ch, h, w]), a.n)?;
     let sampler = Sampler::Heun(Default::default());
     let sigmas = GridKind::Karras.build(a.steps, 0.002, 80.0)?;
     let shape = [a.n, ch, h, w];
     let noise =
-        score_core::tensor::from_f32(initial_noise(None, &shape, c.seed, &dev)?, shape, &dev);
+        score_core::tensor::from_f32(initial_noise(None, &shape, c.seed(), &dev)?, shape, &dev);
     let pb = (!c.json).then(|| bar((sigmas.len() - 1) as u64, "heun"));
     let ts = Instant::now();
     let out = pipeline::generate_images(&net, precond, &sampler, &sigmas, noise, |i, _| {
@@ -555,15 +758,16 @@ fn cmd_demo(c: &Common, a: &DemoArgs) -> Result<()> {
     let sample_secs = ts.elapsed().as_secs_f64();
     let v = to_vec_f32(out.x)?;
     let grid = a.out.join("samples.png");
-    write_image_grid(&grid, &v, shape, 8)?;
-    write_npy_f32(&a.out.join("samples.npy"), &shape, &v)?;
     let real: Vec<f32> = held.pixels[..a.n.min(held.num_images()) * ch * h * w].to_vec();
-    write_image_grid(
-        &a.out.join("real.png"),
-        &real,
-        [a.n.min(held.num_images()), ch, h, w],
-        8,
-    )?;
+    let (npy, real_png) = (a.out.join("samples.npy"), a.out.join("real.png"));
+    write_atomic_all(&[
+        (&grid, &image_grid_png(&v, shape, 8)?),
+        (&npy, &npy_f32_bytes(&shape, &v)?),
+        (
+            &real_png,
+            &image_grid_png(&real, [a.n.min(held.num_images()), ch, h, w], 8)?,
+        ),
+    ])?;
     let gen64: Vec<f64> = v.iter().map(|&x| x as f64).collect();
     let m = pipeline::image_metrics(&gen64, &held.rows_f64(), &train_set.rows_f64(), ch * h * w)?;
     let secs = t0.elapsed().as_secs_f64();
@@ -571,9 +775,9 @@ fn cmd_demo(c: &Common, a: &DemoArgs) -> Result<()> {
         "checkpoint": ck_path, "trained_steps": meta.step, "sampler": "heun", "steps": a.steps, "nfe": out.nfe,
         "sample_seconds": sample_secs, "total_seconds": secs, "grid": grid, "metrics": m,
     });
-    std::fs::write(
-        a.out.join("report.json"),
-        serde_json::to_string_pretty(&report)?,
+    score_core::checkpoint::write_atomic(
+        &a.out.join("report.json"),
+        serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
     emit(c.json, report, || {
         outln!(

@@ -317,6 +317,27 @@ fn select(c: &Corpus, f: &FilterArgs) -> Result<Vec<usize>> {
     Ok(f.filter()?.apply(c)?)
 }
 
+/// An error when nothing is left to work on, blaming the right thing: no readable pages
+/// in the layout, or filters that matched nothing.
+fn ensure_pages(c: &Corpus, keep: &[usize]) -> Result<()> {
+    if c.pages.is_empty() {
+        bail!(
+            "{}: no readable pages ({} skipped; `scorelab musicscore verify --root {}` lists why)",
+            c.root.display(),
+            c.report.skipped.len(),
+            c.root.display()
+        );
+    }
+    if keep.is_empty() {
+        bail!(
+            "{}: none of its {} pages is left after the filters",
+            c.root.display(),
+            c.pages.len()
+        );
+    }
+    Ok(())
+}
+
 pub fn run(cmd: &MusicScoreCmd, c: &Common) -> Result<()> {
     match cmd {
         MusicScoreCmd::Stats(a) => {
@@ -392,7 +413,7 @@ pub fn run(cmd: &MusicScoreCmd, c: &Common) -> Result<()> {
         }
         MusicScoreCmd::Prompts(a) => {
             let corpus = open_one(&a.root, a.filter.filter()?.needs_facts(), c.json)?;
-            let cap = a.caption.captioner(c.seed)?;
+            let cap = a.caption.captioner(c.seed())?;
             let keep = select(&corpus, &a.filter)?;
             let n = a.limit.unwrap_or(usize::MAX);
             let rows: Vec<(String, String)> = keep
@@ -423,11 +444,9 @@ pub fn run(cmd: &MusicScoreCmd, c: &Common) -> Result<()> {
         MusicScoreCmd::Export(a) => {
             let filter = a.filter.filter()?;
             let corpus = open_one(&a.root, filter.needs_facts(), c.json)?;
-            let cap = a.caption.captioner(c.seed)?;
+            let cap = a.caption.captioner(c.seed())?;
             let keep = filter.apply(&corpus)?;
-            if keep.is_empty() {
-                bail!("no pages left after the filters");
-            }
+            ensure_pages(&corpus, &keep)?;
             let assign: Vec<(usize, Split)> = match &a.resplit {
                 None => keep.iter().map(|&i| (i, corpus.pages[i].split)).collect(),
                 Some(s) => {
@@ -444,7 +463,7 @@ pub fn run(cmd: &MusicScoreCmd, c: &Common) -> Result<()> {
                         "work" => GroupBy::Work,
                         other => bail!("--group-by: '{other}' is not file or work"),
                     };
-                    let parts = group_split(&corpus, &keep, f, c.seed, by)?;
+                    let parts = group_split(&corpus, &keep, f, c.seed(), by)?;
                     Split::ALL
                         .iter()
                         .zip(parts)
@@ -479,11 +498,9 @@ pub fn run(cmd: &MusicScoreCmd, c: &Common) -> Result<()> {
         }
         MusicScoreCmd::Preview(a) => {
             let corpus = open_one(&a.root, a.filter.filter()?.needs_facts(), c.json)?;
-            let cap = a.caption.captioner(c.seed)?;
+            let cap = a.caption.captioner(c.seed())?;
             let keep: Vec<usize> = select(&corpus, &a.filter)?;
-            if keep.is_empty() {
-                bail!("no pages left after the filters");
-            }
+            ensure_pages(&corpus, &keep)?;
             if let Some(t) = &a.tiles {
                 let (resize, _) = parse_resize(&format!("tiles:{t}"), "gray")?;
                 let Resize::Tiles { size, scale } = resize else {

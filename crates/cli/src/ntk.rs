@@ -7,7 +7,8 @@ use clap::{Args, Subcommand};
 use ntk_theory::dsm::Triples;
 use ntk_theory::estimator::{KernelEstimator, Stop};
 use ntk_theory::kernels::Kernel;
-use score_core::data::npy::{read_npy, write_npy_f32, write_npy_f64};
+use score_core::data::npy::{read_npy_finite, write_npy_f32, write_npy_f64};
+use score_core::limits::ensure_values_fit;
 use score_core::samplers::SampleContext;
 use score_core::sigmas::karras_sigmas;
 use score_core::tensor::{from_f64, randn, stream_rng, to_vec_f32};
@@ -90,8 +91,9 @@ pub struct SampleArgs {
 pub fn run(c: &Common, cmd: &NtkCmd) -> Result<()> {
     match cmd {
         NtkCmd::Gram(a) => {
-            let arr = read_npy(&a.inputs)?;
-            let (n, p) = arr.as_matrix();
+            let arr = read_npy_finite(&a.inputs)?;
+            let (n, p) = arr.matrix(&a.inputs)?;
+            ensure_values_fit("--inputs (n × n Gram matrix)", (n as u128).pow(2), 8, "")?;
             let k: Kernel = a.kernel.parse()?;
             let h = k.gram(&arr.data, p)?;
             write_npy_f64(&a.out, &[n, n], &h)?;
@@ -102,10 +104,21 @@ pub fn run(c: &Common, cmd: &NtkCmd) -> Result<()> {
             );
         }
         NtkCmd::Fit(a) => {
-            let arr = read_npy(&a.data)?;
-            let (rows, d) = arr.as_matrix();
-            if rows == 0 || d == 0 {
-                bail!("{}: empty array", a.data.display());
+            let arr = read_npy_finite(&a.data)?;
+            let (_, d) = arr.matrix(&a.data)?;
+            if a.n == 0 {
+                bail!("--n: need at least one training triple");
+            }
+            // The kernel fit holds the n × n Gram matrix and its eigendecomposition
+            // (about four n × n float64 arrays); the network fit n × width activations.
+            match a.width {
+                None => ensure_values_fit("--n", (a.n as u128).pow(2), 32, "use a smaller --n")?,
+                Some(m) => ensure_values_fit(
+                    "--n × --width",
+                    a.n as u128 * m.max(d) as u128,
+                    64,
+                    "use a smaller --n or --width",
+                )?,
             }
             let stop = match a.stop.as_str() {
                 "holdout" => Stop::Holdout { fraction: 0.2 },
@@ -120,7 +133,7 @@ pub fn run(c: &Common, cmd: &NtkCmd) -> Result<()> {
                 }
                 s => bail!("--stop: '{s}' is none of holdout, rwy, k=K, ridge=γ"),
             };
-            let tr = Triples::from_data(&arr.data, d, a.n, a.t0, a.t_max, c.seed);
+            let tr = Triples::from_data(&arr.data, d, a.n, a.t0, a.t_max, c.seed());
             let t0 = std::time::Instant::now();
             if let Some(m) = a.width {
                 let Stop::Steps(k) = stop else {
@@ -131,7 +144,7 @@ pub fn run(c: &Common, cmd: &NtkCmd) -> Result<()> {
                     m,
                     k,
                     (a.t0, a.t_max),
-                    c.seed,
+                    c.seed(),
                 )?;
                 est.save(&a.out)?;
                 let mse = est.mse_to(&tr.z, &tr.y);
@@ -171,10 +184,16 @@ pub fn run(c: &Common, cmd: &NtkCmd) -> Result<()> {
             let est = KernelEstimator::load(&a.model)?;
             let (smin, smax) = est.sigma_range();
             let sigmas = karras_sigmas(a.steps, smin, smax, 7.0)?;
-            let sampler = sampler_from(&a.sampler, c.seed)?;
+            let sampler = sampler_from(&a.sampler, c.seed())?;
+            if a.n == 0 {
+                bail!("--n: need at least one sample");
+            }
+            let count = score_core::limits::element_count("--n", &[a.n, est.d])?;
+            // The state, the denoised estimate and the sampler's stages, in float64.
+            ensure_values_fit("--n", count as u128, 8 * 8, "use a smaller --n")?;
             let z = to_vec_f32(randn(
                 [a.n * est.d],
-                &mut stream_rng(c.seed, 0x4e54, 0),
+                &mut stream_rng(c.seed(), 0x4e54, 0),
                 &dev,
             ))?;
             let x = from_f64(

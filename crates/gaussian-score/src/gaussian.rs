@@ -37,7 +37,7 @@ pub struct GaussianScore {
     pub eigvecs: Vec<f64>,
 }
 
-fn rows(data: &[f64], d: usize) -> Result<usize> {
+pub(crate) fn rows(data: &[f64], d: usize) -> Result<usize> {
     if d == 0 || data.is_empty() || !data.len().is_multiple_of(d) {
         return Err(invalid(
             "data",

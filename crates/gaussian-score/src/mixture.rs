@@ -31,7 +31,7 @@ pub struct MixtureScore {
 
 /// k-means with k-means++ seeding (Arthur & Vassilvitskii 2007): returns the labels.
 pub fn kmeans(data: &[f64], d: usize, k: usize, iters: usize, seed: u64) -> Result<Vec<usize>> {
-    let n = data.len() / d;
+    let n = crate::gaussian::rows(data, d)?;
     if k == 0 || k > n {
         return Err(invalid(
             "components",
@@ -55,7 +55,7 @@ pub fn kmeans(data: &[f64], d: usize, k: usize, iters: usize, seed: u64) -> Resu
             u -= b;
         }
         centres.push(row(pick).to_vec());
-        let c = centres.last().expect("just pushed").clone();
+        let c = row(pick).to_vec();
         best.iter_mut()
             .enumerate()
             .for_each(|(i, b)| *b = b.min(dist2(row(i), &c)));
@@ -64,9 +64,10 @@ pub fn kmeans(data: &[f64], d: usize, k: usize, iters: usize, seed: u64) -> Resu
     for _ in 0..iters {
         let mut changed = false;
         for (i, l) in labels.iter_mut().enumerate() {
+            // k ≥ 1 was checked above, so the minimum exists; 0 is never used.
             let nearest = (0..k)
                 .min_by(|&a, &b| dist2(row(i), &centres[a]).total_cmp(&dist2(row(i), &centres[b])))
-                .expect("k ≥ 1");
+                .unwrap_or(0);
             changed |= *l != nearest;
             *l = nearest;
         }
@@ -125,7 +126,7 @@ impl MixtureScore {
 
     /// Dimension d.
     pub fn dim(&self) -> usize {
-        self.components[0].dim()
+        self.components.first().map_or(0, GaussianScore::dim)
     }
 
     /// log p_σ(x) of one point, up to the constant −(d/2)·log 2π.

@@ -214,7 +214,8 @@ pub fn teleport_sweep(
                 device,
             )
             .mul_scalar(sigmas[0]);
-            (auto_k, auto_ev) = auto_skip(&den, &g, &sigmas, probes, threshold, None)?;
+            let a = auto_skip(&den, &g, &sigmas, probes, threshold, None)?;
+            (auto_k, auto_ev) = (a.k, a.evs);
         }
         let mut base: Option<Vec<f64>> = None;
         let full_nfe = sampler.nfe(sigmas.len(), 0);

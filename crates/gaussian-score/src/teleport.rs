@@ -39,7 +39,7 @@ pub fn index_for_sigma(sigmas: &[f64], sigma: f64) -> usize {
     sigmas
         .iter()
         .position(|&s| s <= sigma)
-        .unwrap_or(sigmas.len() - 1)
+        .unwrap_or(sigmas.len().saturating_sub(1))
 }
 
 /// Move `x_t` (at σ_T) to σ along the Gaussian's exact probability-flow trajectory.
@@ -135,9 +135,22 @@ pub fn score_ev(x: &[f64], d_ref: &[f64], d_approx: &[f64]) -> f64 {
     1.0 - err / norm.max(1e-300)
 }
 
-/// The automatic skip: returns (k, per-level score EV of the network by the Gaussian
-/// on the network's own deterministic Heun trajectories from `x_t`). k is the number of
-/// leading levels with EV ≥ `threshold`, at most N − 2.
+/// What [`auto_skip`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoSkip {
+    /// The number of steps to skip: every level from σ_0 down to σ_k passed.
+    pub k: usize,
+    /// The score EV of the network by the Gaussian at each level read.
+    pub evs: Vec<f64>,
+    /// Network evaluations the calibration spent (one per level read, plus the Heun
+    /// steps along the trajectory), on the probe batch.
+    pub nfe: usize,
+}
+
+/// The automatic skip: the per-level score EV of the network by the Gaussian on the
+/// network's own deterministic Heun trajectories from `x_t`. The Gaussian replaces the
+/// network on [σ_k, σ_0], so k is the last level of the leading run of levels with
+/// EV ≥ `threshold` (0 when σ_0 already fails), at most N − 2.
 pub fn auto_skip<const D: usize, M: Denoiser<D> + ?Sized>(
     den: &M,
     g: &GaussianScore,
@@ -145,8 +158,14 @@ pub fn auto_skip<const D: usize, M: Denoiser<D> + ?Sized>(
     x_t: Tensor<D>,
     threshold: f64,
     cond: Option<&Conditioning>,
-) -> Result<(usize, Vec<f64>)> {
-    let mut evs = Vec::new();
+) -> Result<AutoSkip> {
+    if sigmas.len() < 2 {
+        return Err(invalid(
+            "sigmas",
+            format!("need a grid of at least 2 levels, got {}", sigmas.len()),
+        ));
+    }
+    let (mut evs, mut nfe) = (Vec::new(), 0);
     let mut state = x_t;
     // Walk the model's own trajectory with Heun (deterministic), one level at a time,
     // evaluating the network's denoiser at each level's state.
@@ -154,24 +173,25 @@ pub fn auto_skip<const D: usize, M: Denoiser<D> + ?Sized>(
         let s = sigmas[i];
         let b = state.dims()[0];
         let d_nn = den.denoise(state.clone(), sigma_tensor(s, b, &state.device()), cond);
+        nfe += 1;
         let xs = to_vec_f64(state.clone())?;
         let nn = to_vec_f64(d_nn)?;
         evs.push(score_ev(&xs, &nn, &g.denoise_f64(&xs, s)));
+        // Stop at a failing level, and at the last level (no step to σ = 0 is needed).
+        if evs.last().is_some_and(|&e| e < threshold) || i + 2 == sigmas.len() {
+            break;
+        }
         let mut ctx = SampleContext::new().start_at(i);
         ctx.cond = cond;
         let grid = &sigmas[..i + 2];
-        state =
-            score_core::samplers::heun_sample(den, grid, state, &Default::default(), &mut ctx)?.x;
-        if evs.last().is_some_and(|&e| e < threshold) {
-            break;
-        }
+        let out =
+            score_core::samplers::heun_sample(den, grid, state, &Default::default(), &mut ctx)?;
+        nfe += out.nfe;
+        state = out.x;
     }
-    let k = evs
-        .iter()
-        .take_while(|&&e| e >= threshold)
-        .count()
-        .min(sigmas.len().saturating_sub(2));
-    Ok((k, evs))
+    let passed = evs.iter().take_while(|&&e| e >= threshold).count();
+    let k = passed.saturating_sub(1).min(sigmas.len().saturating_sub(2));
+    Ok(AutoSkip { k, evs, nfe })
 }
 
 /// A progress callback adaptor for teleported sampling (steps done, steps in all).

@@ -116,9 +116,13 @@ fn auto_skip_on_an_exactly_gaussian_model_skips_to_the_end() {
         DType::F64,
         &Device::flex(),
     );
-    let (k, evs) = gaussian_score::auto_skip(&g, &g, &sigmas, x.clone(), 0.9975, None).unwrap();
+    let a = gaussian_score::auto_skip(&g, &g, &sigmas, x.clone(), 0.9975, None).unwrap();
+    let (k, evs) = (a.k, a.evs);
     assert_eq!(k, sigmas.len() - 2);
     assert!(evs.iter().all(|e| (e - 1.0).abs() < 1e-12));
+    // Every level is read: 12 denoiser calls, and 11 Heun steps of 2 evaluations
+    // between them (the walk ends at the last level, with no step to σ = 0).
+    assert_eq!(a.nfe, 12 + 2 * 11);
     // A model with 4× the variance along every direction disagrees at low σ.
     let other = GaussianScore::new(
         g.mean.clone(),
@@ -126,6 +130,13 @@ fn auto_skip_on_an_exactly_gaussian_model_skips_to_the_end() {
         g.eigvecs.clone(),
     )
     .unwrap();
-    let (k2, evs2) = gaussian_score::auto_skip(&other, &g, &sigmas, x, 0.9975, None).unwrap();
+    let a2 = gaussian_score::auto_skip(&other, &g, &sigmas, x, 0.9975, None).unwrap();
+    let (k2, evs2) = (a2.k, a2.evs);
     assert!(k2 < k && k2 > 0, "k2 = {k2}, evs {evs2:?}");
+    // The level the network starts from, σ_k, passed the threshold itself (the rule
+    // once returned the first failing level).
+    assert!(
+        evs2[..=k2].iter().all(|&e| e >= 0.9975),
+        "k2 = {k2}, evs {evs2:?}"
+    );
 }

@@ -311,10 +311,12 @@ impl Corpus {
                 }
             };
 
+        let mut broken_metadata: Option<String> = None;
         let metadata = match find_metadata_file(root) {
             Some(p) => match load_metadata(&p) {
                 Ok(m) => Some(m),
                 Err(e) => {
+                    broken_metadata = Some(e.to_string());
                     skip_or_fail(&mut report, p.display().to_string(), e)?;
                     None
                 }
@@ -352,11 +354,15 @@ impl Corpus {
             }
         }
         if files.is_empty() && archive_paths.is_empty() && metadata.is_none() {
+            let meta = match broken_metadata {
+                Some(e) => format!("a metadata file that cannot be read ({e})"),
+                None => "no metadata file".into(),
+            };
             return Err(MusicScoreError::Layout {
                 path: root.to_path_buf(),
-                message: "no train/val/test folders, no {train,val,test}.tar.gz, no images and \
-                          no metadata file"
-                    .into(),
+                message: format!(
+                    "no train/val/test folders, no {{train,val,test}}.tar.gz, no images and {meta}"
+                ),
             });
         }
         let kind = match (files.is_empty(), archive_paths.is_empty()) {
@@ -580,22 +586,41 @@ impl Corpus {
             .unwrap_or_else(|| self.root.display().to_string())
     }
 
-    /// Tidy fields of page `i` (empty when it has no record).
+    /// Page `i`, or an error naming the layout when `i` is past its pages.
+    pub fn page(&self, i: usize) -> Result<&Page> {
+        self.pages.get(i).ok_or_else(|| {
+            MusicScoreError::Invalid(format!(
+                "{}: page index {i} is past its {} pages",
+                self.root.display(),
+                self.pages.len()
+            ))
+        })
+    }
+
+    /// Tidy fields of page `i` (empty when it has no record or does not exist).
     pub fn fields(&self, i: usize) -> Fields {
-        match (self.pages[i].record, &self.metadata) {
-            (Some(r), Some(m)) => m.records[r].fields.clone(),
+        let record = self.pages.get(i).and_then(|p| p.record);
+        match (record, &self.metadata) {
+            (Some(r), Some(m)) => m
+                .records
+                .get(r)
+                .map(|r| r.fields.clone())
+                .unwrap_or_default(),
             _ => Fields::default(),
         }
     }
 
     /// Where page `i` comes from, for messages.
     pub fn source_name(&self, i: usize) -> String {
-        describe(&self.pages[i].source, &self.archives)
+        match self.pages.get(i) {
+            Some(p) => describe(&p.source, &self.archives),
+            None => format!("{}: page {i} (no such page)", self.root.display()),
+        }
     }
 
     /// The bytes of page `i` (random access; archive pages go through the index).
     pub fn read(&self, i: usize) -> Result<Vec<u8>> {
-        match &self.pages[i].source {
+        match &self.page(i)?.source {
             PageSource::File(p) => std::fs::read(p).map_err(io(p)),
             PageSource::Archive { archive, entry } => self.archives[*archive].read(*entry),
         }
@@ -611,7 +636,7 @@ impl Corpus {
     ) -> Result<()> {
         let mut wanted: Vec<HashMap<usize, usize>> = vec![HashMap::new(); self.archives.len()];
         for &i in indices {
-            match &self.pages[i].source {
+            match &self.page(i)?.source {
                 PageSource::File(p) => f(i, std::fs::read(p).map_err(io(p))?)?,
                 PageSource::Archive { archive, entry } => {
                     wanted[*archive].insert(*entry, i);

@@ -103,6 +103,9 @@ impl ScoreDataset {
     /// (in parallel) to count its tiles; pages that fail to decode are an error naming
     /// the file (open the corpus with facts and skip to leave them out beforehand).
     pub fn new(corpus: Arc<Corpus>, pages: &[usize], opts: ItemOptions) -> Result<Self> {
+        for &p in pages {
+            corpus.page(p)?;
+        }
         let items = match opts.resize {
             Resize::Tiles { .. } => {
                 let counts: Vec<Result<usize>> = pages

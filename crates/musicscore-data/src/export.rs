@@ -46,7 +46,7 @@ pub fn export_imagefolder(
         let empty = std::fs::read_dir(out).map_err(io(out))?.next().is_none();
         if !empty && !overwrite {
             return Err(MusicScoreError::Invalid(format!(
-                "{}: exists and is not empty (pass overwrite to replace it)",
+                "{}: exists and is not empty (pass --overwrite to replace it)",
                 out.display()
             )));
         }
@@ -206,12 +206,13 @@ fn paste_framed(sheet: &mut Raster, img: &Raster, x: usize, y: usize) {
     sheet.paste(img, x as isize, y as isize);
 }
 
-/// Write `r` as a PNG file, creating the folder.
+/// Write `r` as a PNG file atomically (a temporary beside it, then a rename), creating
+/// the folder: a full disk leaves the old file, never a truncated one.
 fn write_png(r: &Raster, out: &Path) -> Result<()> {
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(io(parent))?;
-    }
-    std::fs::write(out, encode_png(r)?).map_err(io(out))
+    score_core::checkpoint::write_atomic(out, &encode_png(r)?).map_err(|e| match e {
+        score_core::ScoreError::Io { path, source } => io(path)(source),
+        other => io(out)(std::io::Error::other(other.to_string())),
+    })
 }
 
 /// Draw `text` in the 8×8 bitmap font at `(x, y)`, `scale` pixels per font pixel,

@@ -21,29 +21,92 @@ use crate::error::{Result, ScoreError};
 /// Current checkpoint format version.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// Write `bytes` to `path` atomically: a temporary file in the same folder, flushed and
-/// synced, then renamed over the target. A crash leaves either the old or the new file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+fn temp_path(path: &Path) -> (PathBuf, PathBuf) {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| ScoreError::io(dir, e))?;
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
+    (dir, tmp)
+}
+
+fn write_synced(tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::File::create(tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Write `bytes` to `path` atomically: a temporary file in the same folder, flushed and
+/// synced, then renamed over the target. A crash leaves either the old or the new file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_all(&[(path, bytes)])
+}
+
+/// Write several files as one unit: every temporary is written and synced first, and
+/// only when all succeeded are they renamed over their targets. A failure (a full disk,
+/// a bad folder) leaves every old file as it was and no new one beside them.
+pub fn write_atomic_all(files: &[(&Path, &[u8])]) -> Result<()> {
+    let mut written: Vec<PathBuf> = Vec::new();
+    let cleanup = |written: &[PathBuf]| {
+        for t in written {
+            let _ = std::fs::remove_file(t);
+        }
     };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        ScoreError::io(path, e)
-    })
+    for (path, bytes) in files {
+        let (dir, tmp) = temp_path(path);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            cleanup(&written);
+            return Err(ScoreError::io(dir, e));
+        }
+        written.push(tmp.clone());
+        if let Err(e) = write_synced(&tmp, bytes) {
+            cleanup(&written);
+            return Err(ScoreError::io(*path, e));
+        }
+    }
+    for ((path, _), tmp) in files.iter().zip(&written) {
+        std::fs::rename(tmp, path).map_err(|e| {
+            cleanup(&written);
+            ScoreError::io(*path, e)
+        })?;
+    }
+    Ok(())
+}
+
+/// Remove the temporaries that [`write_atomic`] left in `dir` when a process was killed
+/// mid-write (`.<name>.tmp-<pid>` of a process that no longer runs). Returns the paths
+/// removed. Where `/proc` does not exist, every temporary of another process counts as
+/// stale.
+pub fn clean_stale_temporaries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+        Err(e) => return Err(ScoreError::io(dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| ScoreError::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix('.')
+            .and_then(|n| n.rsplit_once(".tmp-"))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists();
+        if !alive {
+            let p = entry.path();
+            std::fs::remove_file(&p).map_err(|e| ScoreError::io(&p, e))?;
+            removed.push(p);
+        }
+    }
+    Ok(removed)
 }
 
 /// The metadata of a checkpoint.
@@ -59,8 +122,33 @@ pub struct CheckpointMeta {
     pub config: serde_json::Value,
     /// Parameter ids by path, for the optimizer state.
     pub param_ids: BTreeMap<String, u64>,
-    /// Free-form numbers (last loss, elapsed time, ...).
+    /// Free-form numbers (last loss, elapsed time, ...). Non-finite values are left
+    /// out when written (JSON has no NaN); a `null` in an older file reads back as NaN.
+    #[serde(serialize_with = "finite_stats", deserialize_with = "stats_or_null")]
     pub stats: BTreeMap<String, f64>,
+}
+
+fn finite_stats<S: serde::Serializer>(
+    stats: &BTreeMap<String, f64>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let finite: Vec<_> = stats.iter().filter(|(_, v)| v.is_finite()).collect();
+    let mut m = s.serialize_map(Some(finite.len()))?;
+    for (k, v) in finite {
+        m.serialize_entry(k, v)?;
+    }
+    m.end()
+}
+
+fn stats_or_null<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<BTreeMap<String, f64>, D::Error> {
+    let raw: BTreeMap<String, Option<f64>> = serde::Deserialize::deserialize(d)?;
+    Ok(raw
+        .into_iter()
+        .map(|(k, v)| (k, v.unwrap_or(f64::NAN)))
+        .collect())
 }
 
 #[derive(Default)]
@@ -158,6 +246,11 @@ impl CheckpointFile {
     /// Read and validate the header of a checkpoint.
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| ScoreError::io(path, e))?;
+        Self::from_bytes(path, bytes)
+    }
+
+    /// Validate checkpoint `bytes` read from `path` (named in errors).
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self> {
         let (_, md) = SafeTensors::read_metadata(&bytes)
             .map_err(|e| ScoreError::format(path, "safetensors", format!("header: {e}")))?;
         let raw = md
@@ -276,4 +369,55 @@ pub fn save_checkpoint<M: Module>(
     let bytes = safetensors::serialize(views, Some(info))
         .map_err(|e| ScoreError::invalid("checkpoint", e.to_string()))?;
     write_atomic(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_stats_round_trip_and_null_reads_as_nan() {
+        let meta = CheckpointMeta {
+            format: FORMAT_VERSION,
+            step: 1,
+            seed: 0,
+            config: serde_json::json!({}),
+            param_ids: Default::default(),
+            stats: [("loss".to_string(), f64::NAN), ("t".to_string(), 2.0)].into(),
+        };
+        let json = serde_json::to_string(&meta).unwrap();
+        let back: CheckpointMeta = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.stats.get("t"), Some(&2.0));
+        assert!(!back.stats.contains_key("loss"), "{json}");
+        let old = json.replace(r#""stats":{"t":2.0}"#, r#""stats":{"loss":null,"t":2.0}"#);
+        assert_ne!(old, json);
+        let back: CheckpointMeta = serde_json::from_str(&old).unwrap();
+        assert!(back.stats["loss"].is_nan());
+    }
+
+    #[test]
+    fn grouped_atomic_writes_leave_old_files_on_failure_and_stale_temps_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.bin");
+        let b = dir.path().join("sub-is-a-file/b.bin");
+        std::fs::write(&a, b"old").unwrap();
+        std::fs::write(dir.path().join("sub-is-a-file"), b"x").unwrap();
+        assert!(write_atomic_all(&[(&a, b"new"), (&b, b"new")]).is_err());
+        assert_eq!(std::fs::read(&a).unwrap(), b"old");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 2, "a temporary was left behind");
+        // A temporary of a process that no longer exists (pid 0 is never a user
+        // process on Linux; /proc/0 does not exist) is removed, ours is kept.
+        let stale = dir.path().join(".c.bin.tmp-0");
+        let ours = dir
+            .path()
+            .join(format!(".d.bin.tmp-{}", std::process::id()));
+        std::fs::write(&stale, b"x").unwrap();
+        std::fs::write(&ours, b"x").unwrap();
+        assert_eq!(
+            clean_stale_temporaries(dir.path()).unwrap(),
+            vec![stale.clone()]
+        );
+        assert!(!stale.exists() && ours.exists());
+    }
 }

@@ -46,13 +46,45 @@ pub enum ScoreError {
     },
     /// Training produced a NaN or infinite loss.
     #[error(
-        "non-finite loss {loss} at step {step}; the last good checkpoint is kept (lower the learning rate or enable gradient clipping)"
+        "non-finite loss {loss} at step {step}; {} (the data were checked for NaN/inf when read: lower the learning rate or enable gradient clipping)",
+        kept_checkpoint(*checkpoint_step)
     )]
     NonFiniteLoss {
         /// The optimisation step at which it happened.
         step: usize,
         /// The loss value.
         loss: f64,
+        /// The step of the last checkpoint on disk, if one was written.
+        checkpoint_step: Option<usize>,
+    },
+    /// Training diverged: the loss stayed far above its best level (see
+    /// [`crate::train::DivergenceGuard`]).
+    #[error(
+        "training diverged at step {step}: the loss stayed above {factor}x its best running median ({reference:.4e}) for {patience} steps (last {loss:.4e}); {} (lower the learning rate or enable gradient clipping)",
+        kept_checkpoint(*checkpoint_step)
+    )]
+    Diverged {
+        /// The step at which the guard stopped the run.
+        step: usize,
+        /// The last loss.
+        loss: f64,
+        /// The best running median.
+        reference: f64,
+        /// The factor of the rule.
+        factor: f64,
+        /// The number of consecutive steps of the rule.
+        patience: usize,
+        /// The step of the last checkpoint on disk, if one was written.
+        checkpoint_step: Option<usize>,
+    },
+    /// A request that would need more memory than the machine has, or more elements
+    /// than it can address.
+    #[error("{what}: too large: {detail}")]
+    TooLarge {
+        /// The option or array.
+        what: String,
+        /// The estimate and what to do.
+        detail: String,
     },
     /// A checkpoint that does not fit the model it is loaded into.
     #[error("{path}: checkpoint does not fit: {detail}")]
@@ -65,6 +97,13 @@ pub enum ScoreError {
     /// Reading data back from a burn tensor failed.
     #[error("tensor data: {0}")]
     TensorData(String),
+}
+
+fn kept_checkpoint(step: Option<usize>) -> String {
+    match step {
+        Some(s) => format!("the checkpoint of step {s} is kept"),
+        None => "no checkpoint had been written yet".into(),
+    }
 }
 
 /// `Result` with [`ScoreError`].

@@ -308,7 +308,35 @@ mod frechet_tests {
         // Sampling error of the covariance terms at n = 20 000: a few percent of 4.
         assert!((fd - 4.0).abs() < 0.15, "{fd}");
         assert!(frechet_distance(&a, &a, 3).unwrap().abs() < 1e-8);
-        let (mean, basis) = pca_basis(&b, 3, 2).unwrap();
-        assert_eq!(pca_project(&b[..6], 3, &mean, &basis).len(), 4);
+    }
+
+    #[test]
+    fn pca_finds_known_axes_and_projects_onto_them() {
+        // Six points around μ = (1, 2, 3), ±3 along x, ±1 along y, ±0.1 along z: the
+        // covariance is diag(3, 1/3, 1/300), so the top two axes are ±e_x and ±e_y.
+        let mu = [1.0, 2.0, 3.0];
+        let offsets = [
+            [3.0, 0.0, 0.0],
+            [-3.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0],
+            [0.0, -1.0, 0.0],
+            [0.0, 0.0, 0.1],
+            [0.0, 0.0, -0.1],
+        ];
+        let data: Vec<f64> = offsets
+            .iter()
+            .flat_map(|o| (0..3).map(move |j| mu[j] + o[j]))
+            .collect();
+        let (mean, basis) = pca_basis(&data, 3, 2).unwrap();
+        for j in 0..3 {
+            assert!((mean[j] - mu[j]).abs() < 1e-12);
+        }
+        // basis is [d, k] row-major: column 0 = ±e_x, column 1 = ±e_y.
+        assert!((basis[0].abs() - 1.0).abs() < 1e-12 && (basis[3].abs() - 1.0).abs() < 1e-12);
+        assert!(basis[1].abs() < 1e-12 && basis[2].abs() < 1e-12 && basis[5].abs() < 1e-12);
+        // The point μ + (3, −1, 0.1) projects to (±3, ∓1): its offsets on the axes.
+        let p = pca_project(&[4.0, 1.0, 3.1], 3, &mean, &basis);
+        assert!((p[0] - 3.0 * basis[0]).abs() < 1e-12, "{p:?}");
+        assert!((p[1] + basis[3]).abs() < 1e-12, "{p:?}");
     }
 }

@@ -81,15 +81,17 @@ pub fn demo_unet_config() -> UNetConfig {
         .with_groups(8)
 }
 
-/// The demo's optimisation settings for `steps` steps.
+/// The demo's optimisation settings for `steps` steps (σ_data = 0.5 until the caller
+/// sets the preconditioning from its data, see [`crate::precond::sigma_data_of`]).
 pub fn demo_train_config(steps: usize, seed: u64) -> TrainConfig {
     TrainConfig {
         steps,
         batch_size: 32,
         lr: 2e-3,
         warmup_steps: 200.min(steps / 4 + 1),
-        grad_clip: Some(1.0),
-        ema_halflife_steps: (steps as f64 / 10.0).clamp(10.0, 500.0),
+        grad_clip: None,
+        ema_halflife_kimg: 500.0,
+        ema_rampup_ratio: Some(0.05),
         precond: Precond::edm(0.5),
         checkpoint_every: 200,
         log_every: 20,
@@ -279,7 +281,10 @@ pub fn train_demo_unet(
     let tdev = device.clone().autodiff();
     tdev.seed(seed);
     let unet = demo_unet_config();
-    let cfg = demo_train_config(steps, seed);
+    let mut cfg = demo_train_config(steps, seed);
+    cfg.precond = Precond::edm(crate::precond::sigma_data_of(
+        train_set.pixels.iter().map(|&v| v as f64),
+    ));
     let spec = ModelSpec::unet(&unet, train_set.image_shape, "fashion-mnist t10k[0..9000]");
     let ck = out.join("checkpoint.safetensors");
     let resume_from = if resume && ck.exists() {

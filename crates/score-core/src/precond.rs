@@ -155,6 +155,24 @@ impl Precond {
     }
 }
 
+/// σ_data of a training set: the standard deviation of all its values (EDM: "the
+/// standard deviation of the data distribution"; 0.5 is EDM's value for CIFAR-10 in
+/// [−1, 1]). Computed in one pass with Welford's update; NaN for no values.
+pub fn sigma_data_of(values: impl Iterator<Item = f64>) -> f64 {
+    let (mut n, mut mean, mut m2) = (0u64, 0.0f64, 0.0f64);
+    for v in values {
+        n += 1;
+        let d = v - mean;
+        mean += d / n as f64;
+        m2 += d * (v - mean);
+    }
+    if n == 0 {
+        f64::NAN
+    } else {
+        (m2 / n as f64).sqrt()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,14 +201,27 @@ mod tests {
     }
 
     #[test]
+    fn sigma_data_is_the_population_std() {
+        // Values 0, 1, 2, 3: mean 1.5, variance (2.25 + 0.25 + 0.25 + 2.25)/4 = 1.25.
+        let s = sigma_data_of([0.0, 1.0, 2.0, 3.0].into_iter());
+        assert!((s - 1.25f64.sqrt()).abs() < 1e-15);
+        assert!(sigma_data_of(std::iter::empty()).is_nan());
+    }
+
+    #[test]
     fn vp_and_ve_follow_table_1() {
         let vp = Precond::vp();
         let c = vp.coefficients(2.0);
         assert_eq!((c.c_skip, c.c_out), (1.0, -2.0));
         assert!((c.c_in - 1.0 / 5f64.sqrt()).abs() < 1e-15);
-        if let Precond::Vp { schedule, .. } = vp {
-            assert!((c.c_noise - 999.0 * schedule.t_of_sigma(2.0)).abs() < 1e-9);
-        }
+        // EDM's VPPrecond: c_noise = (M − 1)·σ⁻¹(σ), σ⁻¹(σ) = (sqrt(β_min² +
+        // 2β_d ln(1 + σ²)) − β_min)/β_d; at σ = 2 this is 999 · 0.397190992772224 =
+        // 396.7938017794516 (evaluated separately in Python's float64).
+        assert!(
+            (c.c_noise - 396.793_801_779_451_6).abs() < 1e-9,
+            "{}",
+            c.c_noise
+        );
         let ve = Precond::ve().coefficients(4.0);
         assert_eq!((ve.c_skip, ve.c_out, ve.c_in), (1.0, 4.0, 1.0));
         assert!((ve.c_noise - 2f64.ln()).abs() < 1e-15);

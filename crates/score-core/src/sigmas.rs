@@ -63,6 +63,8 @@ fn check_range(n: usize, sigma_min: f64, sigma_max: f64) -> Result<()> {
             format!("need at least 2 noise levels, got {n}"),
         ));
     }
+    // A grid longer than memory holds would abort in the allocator: refuse it here.
+    crate::limits::ensure_values_fit("steps", n as u128 + 1, 8, "use fewer steps")?;
     if !(sigma_min > 0.0 && sigma_max > sigma_min && sigma_max.is_finite()) {
         return Err(ScoreError::invalid(
             "sigma range",
@@ -110,6 +112,26 @@ pub fn vp_sigmas(n: usize, schedule: VpSchedule, eps_t: f64) -> Result<Vec<f64>>
     Ok(with_zero(
         (0..n)
             .map(|i| schedule.sigma(1.0 + i as f64 / (n - 1) as f64 * (eps_t - 1.0)))
+            .collect(),
+    ))
+}
+
+/// A VP grid over a chosen σ range: σ(t_i) with t_i uniform from t(σ_max) down to
+/// t(σ_min). With σ_max = σ(1) and σ_min = σ(ε_t) this is [`vp_sigmas`].
+pub fn vp_sigmas_in(
+    n: usize,
+    schedule: VpSchedule,
+    sigma_min: f64,
+    sigma_max: f64,
+) -> Result<Vec<f64>> {
+    check_range(n, sigma_min, sigma_max)?;
+    let (t0, t1) = (
+        schedule.t_of_sigma(sigma_max),
+        schedule.t_of_sigma(sigma_min),
+    );
+    Ok(with_zero(
+        (0..n)
+            .map(|i| schedule.sigma(t0 + i as f64 / (n - 1) as f64 * (t1 - t0)))
             .collect(),
     ))
 }
@@ -177,16 +199,40 @@ impl std::str::FromStr for GridKind {
 }
 
 impl GridKind {
-    /// Build an `n`-level grid of this kind (σ_min/σ_max are used by Karras, log-uniform
-    /// and linear; VP and VE use EDM's own ranges).
+    /// The σ range this kind uses when none is given: EDM's (0.002, 80) for Karras,
+    /// log-uniform and linear; (σ(10⁻³), σ(1)) ≈ (0.0105, 152.2) for VP and
+    /// (0.02, 100) for VE (EDM Table 1).
+    pub fn default_range(self) -> (f64, f64) {
+        match self {
+            Self::Vp => {
+                let vp = VpSchedule::default();
+                (vp.sigma(1e-3), vp.sigma(1.0))
+            }
+            Self::Ve => (0.02, 100.0),
+            _ => (0.002, 80.0),
+        }
+    }
+
+    /// Build an `n`-level grid of this kind from σ_max down to σ_min (every kind honours
+    /// the range; VP spaces its levels uniformly in t, VE geometrically).
     pub fn build(self, n: usize, sigma_min: f64, sigma_max: f64) -> Result<Vec<f64>> {
         match self {
             Self::Karras => karras_sigmas(n, sigma_min, sigma_max, 7.0),
-            Self::Vp => vp_sigmas(n, VpSchedule::default(), 1e-3),
-            Self::Ve => ve_sigmas(n),
-            Self::LogUniform => loguniform_sigmas(n, sigma_min, sigma_max),
+            Self::Vp => vp_sigmas_in(n, VpSchedule::default(), sigma_min, sigma_max),
+            Self::Ve | Self::LogUniform => loguniform_sigmas(n, sigma_min, sigma_max),
             Self::Linear => linear_sigmas(n, sigma_min, sigma_max),
         }
+    }
+
+    /// [`GridKind::build`] with σ_min/σ_max when given, else [`GridKind::default_range`].
+    pub fn build_or_default(
+        self,
+        n: usize,
+        sigma_min: Option<f64>,
+        sigma_max: Option<f64>,
+    ) -> Result<Vec<f64>> {
+        let (lo, hi) = self.default_range();
+        self.build(n, sigma_min.unwrap_or(lo), sigma_max.unwrap_or(hi))
     }
 }
 
@@ -259,6 +305,22 @@ mod tests {
         }
         let g = loguniform_sigmas(5, 0.01, 100.0).unwrap();
         assert!((g[2] - 1.0).abs() < 1e-12);
+        // Defaults reproduce EDM's VP and VE grids; a given range is honoured by both.
+        let vp = GridKind::Vp.build_or_default(10, None, None).unwrap();
+        let edm_vp = vp_sigmas(10, VpSchedule::default(), 1e-3).unwrap();
+        for (a, b) in vp.iter().zip(&edm_vp) {
+            assert!((a - b).abs() <= 1e-9 * b.max(1.0), "{a} vs {b}");
+        }
+        let ve = GridKind::Ve.build_or_default(10, None, None).unwrap();
+        assert_eq!(ve, ve_sigmas(10).unwrap());
+        for kind in [GridKind::Vp, GridKind::Ve] {
+            let g = kind.build(6, 0.5, 20.0).unwrap();
+            assert!(
+                (g[0] - 20.0).abs() < 1e-9 && (g[5] - 0.5).abs() < 1e-9,
+                "{kind:?} {g:?}"
+            );
+        }
+        assert!(GridKind::Karras.build(usize::MAX - 1, 0.002, 80.0).is_err());
         assert!(karras_sigmas(1, 0.002, 80.0, 7.0).is_err());
         assert!(linear_sigmas(5, 2.0, 1.0).is_err());
     }

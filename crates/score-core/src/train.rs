@@ -11,7 +11,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Bytes, Device, Tensor};
@@ -36,10 +35,16 @@ pub struct TrainConfig {
     pub lr: f64,
     /// Linear warm-up length in steps (EDM: 10 M images ≈ 20 k steps at batch 512).
     pub warmup_steps: usize,
-    /// Clip the global gradient norm to this value (None: no clipping).
+    /// Clip the global gradient norm (over every parameter at once, as PyTorch's
+    /// `clip_grad_norm_`) to this value; None: no clipping (EDM clips nothing).
     pub grad_clip: Option<f64>,
-    /// EMA half-life in steps: β = 0.5^(1/half-life).
-    pub ema_halflife_steps: f64,
+    /// EMA half-life in thousands of training images (EDM's `ema_halflife_kimg`, 500).
+    #[serde(default = "default_ema_halflife_kimg")]
+    pub ema_halflife_kimg: f64,
+    /// EMA ramp-up (EDM's `ema_rampup_ratio`, 0.05): the half-life is at most this
+    /// fraction of the images seen so far; None: no ramp-up.
+    #[serde(default = "default_ema_rampup_ratio")]
+    pub ema_rampup_ratio: Option<f64>,
     /// The preconditioning and its training σ distribution.
     pub precond: Precond,
     /// Write a checkpoint every this many steps (and at the end).
@@ -50,6 +55,14 @@ pub struct TrainConfig {
     pub seed: u64,
 }
 
+fn default_ema_halflife_kimg() -> f64 {
+    500.0
+}
+
+fn default_ema_rampup_ratio() -> Option<f64> {
+    Some(0.05)
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
@@ -57,8 +70,9 @@ impl Default for TrainConfig {
             batch_size: 64,
             lr: 1e-3,
             warmup_steps: 100,
-            grad_clip: Some(1.0),
-            ema_halflife_steps: 100.0,
+            grad_clip: None,
+            ema_halflife_kimg: default_ema_halflife_kimg(),
+            ema_rampup_ratio: default_ema_rampup_ratio(),
             precond: Precond::default(),
             checkpoint_every: 250,
             log_every: 50,
@@ -79,16 +93,41 @@ impl TrainConfig {
                 format!("must be positive and finite, got {}", self.lr),
             ));
         }
-        if !(self.ema_halflife_steps > 0.0) {
+        if !(self.ema_halflife_kimg > 0.0 && self.ema_halflife_kimg.is_finite()) {
             return Err(ScoreError::invalid(
-                "ema_halflife_steps",
-                "must be positive",
+                "ema_halflife_kimg",
+                format!(
+                    "must be positive and finite, got {}",
+                    self.ema_halflife_kimg
+                ),
+            ));
+        }
+        if self
+            .ema_rampup_ratio
+            .is_some_and(|r| !(r > 0.0 && r.is_finite()))
+        {
+            return Err(ScoreError::invalid(
+                "ema_rampup_ratio",
+                "must be positive and finite",
             ));
         }
         if self.grad_clip.is_some_and(|c| !(c > 0.0)) {
             return Err(ScoreError::invalid("grad_clip", "must be positive"));
         }
         Ok(())
+    }
+
+    /// The EMA decay β of the update after `step` steps (EDM's training loop): the
+    /// half-life in images is min(H, ratio · images seen before the step), and
+    /// β = 0.5^(batch / half-life). It depends on images, not steps, so neither the
+    /// batch size nor a longer `steps` changes the EMA's horizon.
+    pub fn ema_beta(&self, step: usize) -> f64 {
+        let seen = (step * self.batch_size) as f64;
+        let mut halflife = self.ema_halflife_kimg * 1000.0;
+        if let Some(r) = self.ema_rampup_ratio {
+            halflife = halflife.min(seen * r);
+        }
+        0.5f64.powf(self.batch_size as f64 / halflife.max(1e-8))
     }
 
     /// The learning rate at `step` (linear warm-up, then constant).
@@ -151,6 +190,127 @@ impl TrainData<4> for ImageData {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn divergence_guard_stops_a_blow_up_but_not_noise() {
+        // Noisy but stable: values within a factor of 20 of the median never trigger.
+        let mut g = DivergenceGuard::new(10, 100.0, 5);
+        for i in 0..1000 {
+            assert!(!g.observe(0.05 * (1.0 + 19.0 * ((i * 7919) % 13) as f64 / 12.0)));
+        }
+        // A blow-up to 1e23 triggers after exactly `patience` steps.
+        let stop = (0..100).position(|_| g.observe(1e23)).unwrap();
+        assert_eq!(stop, 4);
+        // A single spike does not.
+        let mut g = DivergenceGuard::new(10, 100.0, 5);
+        (0..20).for_each(|_| assert!(!g.observe(1.0)));
+        assert!(!g.observe(1e9));
+        (0..20).for_each(|_| assert!(!g.observe(1.0)));
+    }
+
+    #[test]
+    fn ema_horizon_is_in_images_not_steps() {
+        let cfg = |batch_size, steps| TrainConfig {
+            batch_size,
+            steps,
+            ema_halflife_kimg: 10.0,
+            ema_rampup_ratio: None,
+            ..TrainConfig::default()
+        };
+        // The weight left on the initial EMA after 64 000 images: 0.5^(64000/10000),
+        // whatever the batch size and the run length.
+        for (b, total) in [(32, 100), (64, 5000), (128, 500)] {
+            let c = cfg(b, total);
+            let left: f64 = (0..64_000 / b).map(|s| c.ema_beta(s)).product();
+            assert!((left - 0.5f64.powf(6.4)).abs() < 1e-12, "batch {b}: {left}");
+        }
+        // EDM's ramp-up: the first update copies the weights (β = 0), and the half-life
+        // is 5% of the images seen until it reaches H.
+        let c = TrainConfig {
+            batch_size: 100,
+            ema_halflife_kimg: 10.0,
+            ema_rampup_ratio: Some(0.05),
+            ..TrainConfig::default()
+        };
+        assert_eq!(c.ema_beta(0), 0.0);
+        assert!((c.ema_beta(1000) - 0.5f64.powf(100.0 / 5000.0)).abs() < 1e-15);
+        assert!((c.ema_beta(1_000_000) - 0.5f64.powf(100.0 / 10_000.0)).abs() < 1e-15);
+    }
+
+    #[test]
+    fn gradient_clipping_uses_one_global_norm() {
+        use crate::nn::mlp::MlpConfig;
+        let device = Device::flex().autodiff();
+        let net = MlpConfig::new(3)
+            .with_hidden(8)
+            .with_blocks(1)
+            .init(&device);
+        let x = randn([5, 3], &mut stream_rng(1, 0, 0), &device);
+        // The same deterministic loss twice: two identical sets of gradients.
+        let grads = || {
+            let loss = crate::nn::precond::denoising_loss(
+                &net,
+                &Precond::edm(0.5),
+                x.clone(),
+                tensor1(&[0.1, 0.5, 1.0, 3.0, 9.0], &device),
+                x.clone().mul_scalar(0.5),
+                None,
+            )
+            .mean();
+            GradientsParams::from_grads(loss.backward(), &net)
+        };
+        let mut unclipped = grads();
+        let norm = clip_global_norm(&net, &mut unclipped, None).unwrap();
+        assert!(norm > 0.0);
+        let mut clipped = grads();
+        assert_eq!(
+            clip_global_norm(&net, &mut clipped, Some(norm / 4.0)).unwrap(),
+            norm
+        );
+        let after = clip_global_norm(&net, &mut clipped, None).unwrap();
+        // Scaled by (norm/4)/(norm + 1e-6): the global norm is norm/4 to 1e-6 relative,
+        // and every tensor is scaled by the same factor (per-tensor clipping would
+        // leave small tensors untouched).
+        assert!(
+            (after - norm / 4.0).abs() <= 1e-5 * norm,
+            "{after} vs {}",
+            norm / 4.0
+        );
+        let mut ratios = Vec::new();
+        struct Ratio<'a>(&'a GradientsParams, &'a GradientsParams, &'a mut Vec<f64>);
+        impl ModuleVisitor for Ratio<'_> {
+            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+                if let (Some(a), Some(b)) = (self.0.get::<D>(p.id), self.1.get::<D>(p.id)) {
+                    let na = crate::tensor::to_vec_f64(a.powi_scalar(2).sum()).unwrap()[0];
+                    let nb = crate::tensor::to_vec_f64(b.powi_scalar(2).sum()).unwrap()[0];
+                    if nb > 1e-20 {
+                        self.2.push((na / nb).sqrt());
+                    }
+                }
+            }
+        }
+        net.visit(&mut Ratio(&clipped, &unclipped, &mut ratios));
+        assert!(ratios.len() > 2);
+        // float32 gradients: each ratio to about 1e-6 relative.
+        assert!(ratios.iter().all(|r| (r - 0.25).abs() < 1e-5), "{ratios:?}");
+    }
+
+    #[test]
+    fn trim_log_drops_partial_lines_and_steps_after_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("train.jsonl");
+        std::fs::write(&p, "{\"step\":20}\n{\"step\":40}\n{\"step\":60}\n{\"st").unwrap();
+        trim_log(&p, 40).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "{\"step\":20}\n{\"step\":40}\n"
+        );
+    }
+}
+
 /// Where training writes, and how it reports.
 #[derive(Debug, Clone, Default)]
 pub struct TrainOutput {
@@ -179,6 +339,92 @@ pub struct TrainResult<N> {
     pub seconds: f64,
 }
 
+/// The divergence rule: the step losses are cut into windows of `window` steps and the
+/// median of each full window is taken; `best` is the lowest such median so far. A
+/// step whose loss exceeds `factor × best` is high, and `patience` high steps in a row
+/// stop the run with [`ScoreError::Diverged`]. A finite loss that has grown by orders of
+/// magnitude (1e23 where it was 0.05) is thus caught within `patience` steps, while the
+/// noisy but stable losses of EDM training (per-batch values within a factor of a few
+/// of their median) never come near the factor. The reference restarts on resume.
+#[derive(Debug, Clone)]
+pub struct DivergenceGuard {
+    /// Window length in steps.
+    pub window: usize,
+    /// How far above the best median a loss must be to count as high.
+    pub factor: f64,
+    /// Consecutive high steps that stop the run.
+    pub patience: usize,
+    current: Vec<f64>,
+    best: Option<f64>,
+    high: usize,
+}
+
+impl Default for DivergenceGuard {
+    fn default() -> Self {
+        Self::new(50, 100.0, 50)
+    }
+}
+
+impl DivergenceGuard {
+    /// A guard with the given window, factor and patience.
+    pub fn new(window: usize, factor: f64, patience: usize) -> Self {
+        Self {
+            window: window.max(1),
+            factor,
+            patience: patience.max(1),
+            current: Vec::new(),
+            best: None,
+            high: 0,
+        }
+    }
+
+    /// The best window median so far.
+    pub fn reference(&self) -> Option<f64> {
+        self.best
+    }
+
+    /// Record one step's loss; true when the rule says the run diverged.
+    pub fn observe(&mut self, loss: f64) -> bool {
+        self.high = match self.best {
+            Some(b) if loss > self.factor * b => self.high + 1,
+            _ => 0,
+        };
+        self.current.push(loss);
+        if self.current.len() == self.window {
+            self.current.sort_by(f64::total_cmp);
+            let median = self.current[self.window / 2];
+            self.best = Some(self.best.map_or(median, |b| b.min(median)));
+            self.current.clear();
+        }
+        self.high >= self.patience
+    }
+}
+
+/// Keep the lines of a JSON-lines training log whose `step` is at most `step` and drop
+/// any partial line (a kill during a write), so that a resumed run does not repeat the
+/// steps after its checkpoint or append to a broken line. Rewritten atomically.
+pub fn trim_log(path: &std::path::Path, step: usize) -> Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(ScoreError::io(path, e)),
+    };
+    let kept: String = text
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["step"].as_u64())
+                .is_some_and(|s| s as usize <= step)
+        })
+        .collect();
+    if kept != text {
+        crate::checkpoint::write_atomic(path, kept.as_bytes())?;
+    }
+    Ok(())
+}
+
 struct Flatten(Vec<Tensor<1>>);
 
 impl ModuleVisitor for Flatten {
@@ -205,6 +451,62 @@ impl ModuleMapper for EmaUpdate {
             e.mul_scalar(beta) + src.reshape(shape).mul_scalar(1.0 - beta)
         })
     }
+}
+
+struct GradSquares<'a> {
+    grads: &'a GradientsParams,
+    total: Option<Tensor<1>>,
+}
+
+impl ModuleVisitor for GradSquares<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.get::<D>(param.id) {
+            let sq = g.powi_scalar(2).sum();
+            self.total = Some(match self.total.take() {
+                Some(t) => t + sq,
+                None => sq,
+            });
+        }
+    }
+}
+
+struct GradScale<'a> {
+    grads: &'a mut GradientsParams,
+    scale: f64,
+}
+
+impl ModuleVisitor for GradScale<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.remove::<D>(param.id) {
+            self.grads.register(param.id, g.mul_scalar(self.scale));
+        }
+    }
+}
+
+/// The global gradient norm ‖g‖₂ over every parameter of `module`; when `max_norm` is
+/// given and exceeded, every gradient is scaled by max_norm/‖g‖₂ (PyTorch's
+/// `clip_grad_norm_`, one norm for the whole model, not one per tensor). Returns the
+/// norm before clipping.
+pub fn clip_global_norm<M: Module>(
+    module: &M,
+    grads: &mut GradientsParams,
+    max_norm: Option<f64>,
+) -> Result<f64> {
+    let mut sq = GradSquares { grads, total: None };
+    module.visit(&mut sq);
+    let norm = match sq.total {
+        Some(t) => crate::tensor::to_vec_f64(t)?[0].sqrt(),
+        None => 0.0,
+    };
+    if let Some(m) = max_norm
+        && norm > m
+    {
+        module.visit(&mut GradScale {
+            grads,
+            scale: m / (norm + 1e-6),
+        });
+    }
+    Ok(norm)
 }
 
 /// ema ← β·ema + (1 − β)·θ, parameter by parameter.
@@ -242,13 +544,7 @@ where
         .into_iter()
         .next()
         .ok_or_else(|| ScoreError::invalid("net", "the network has no parameters"))?;
-    let mut optim = AdamConfig::new()
-        .with_epsilon(1e-8)
-        .with_grad_clipping(
-            cfg.grad_clip
-                .map(|c| GradientClippingConfig::Norm(c as f32)),
-        )
-        .init();
+    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
     let (mut net, mut ema, start) = match resume {
         Some(ck) => {
             let net = ck.load_into(net, "model.", true)?;
@@ -282,6 +578,12 @@ where
         });
     }
     let config_json = serde_json::json!({ "train": cfg, "extra": extra });
+    if let Some(dir) = out.checkpoint.as_ref().and_then(|p| p.parent()) {
+        crate::checkpoint::clean_stale_temporaries(dir)?;
+    }
+    if let Some(p) = &out.log {
+        trim_log(p, start)?;
+    }
     let mut log = match &out.log {
         Some(p) => Some(
             std::fs::OpenOptions::new()
@@ -306,9 +608,11 @@ where
         );
         b
     });
-    let beta = 0.5f64.powf(1.0 / cfg.ema_halflife_steps);
     let t0 = Instant::now();
     let (mut window_loss, mut window_n, mut last_loss) = (0.0, 0usize, f64::NAN);
+    let mut window_norm = 0.0;
+    let mut guard = DivergenceGuard::default();
+    let mut saved = resume.map(|ck| ck.meta.step);
     let save = |net: &N,
                 ema: &N,
                 optim: &burn::optim::ModuleOptimizer,
@@ -353,15 +657,31 @@ where
         )
         .mean();
         let value: f64 = loss.clone().into_scalar::<f32>() as f64;
-        if !value.is_finite() {
+        if !value.is_finite() || guard.observe(value) {
             if let Some(b) = &bar {
                 b.abandon();
             }
-            return Err(ScoreError::NonFiniteLoss { step, loss: value });
+            return Err(match guard.reference() {
+                Some(reference) if value.is_finite() => ScoreError::Diverged {
+                    step,
+                    loss: value,
+                    reference,
+                    factor: guard.factor,
+                    patience: guard.patience,
+                    checkpoint_step: saved,
+                },
+                _ => ScoreError::NonFiniteLoss {
+                    step,
+                    loss: value,
+                    checkpoint_step: saved,
+                },
+            });
         }
-        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        let mut grads = GradientsParams::from_grads(loss.backward(), &net);
+        let grad_norm = clip_global_norm(&net, &mut grads, cfg.grad_clip)?;
         net = optim.step(lr, net, grads);
-        ema = ema_update(ema, &net, beta);
+        ema = ema_update(ema, &net, cfg.ema_beta(step));
+        window_norm += grad_norm;
         window_loss += value;
         window_n += 1;
         let done = step + 1;
@@ -370,14 +690,18 @@ where
             let secs = t0.elapsed().as_secs_f64();
             let rate = (done - start) as f64 / secs.max(1e-9);
             if let Some(f) = log.as_mut() {
-                let line = serde_json::json!({"step": done, "loss": last_loss, "lr": lr, "steps_per_s": rate, "elapsed_s": secs});
-                writeln!(f, "{line}")
+                let grad_norm = window_norm / window_n as f64;
+                let line = serde_json::json!({"step": done, "loss": last_loss, "grad_norm": grad_norm, "lr": lr, "steps_per_s": rate, "elapsed_s": secs});
+                // One write of the whole line: a kill leaves a whole line or none
+                // (a partial one is dropped by `trim_log` on resume).
+                f.write_all(format!("{line}\n").as_bytes())
                     .map_err(|e| ScoreError::io(out.log.clone().unwrap_or_default(), e))?;
             }
             if let Some(b) = &bar {
                 b.set_message(format!("loss {last_loss:.4}  {rate:.2} steps/s"));
             }
             window_loss = 0.0;
+            window_norm = 0.0;
             window_n = 0;
         }
         if let Some(b) = &bar {
@@ -385,6 +709,7 @@ where
         }
         if done % cfg.checkpoint_every.max(1) == 0 || done == end {
             save(&net, &ema, &optim, done, last_loss)?;
+            saved = out.checkpoint.as_ref().map(|_| done);
         }
     }
     if let Some(b) = &bar {

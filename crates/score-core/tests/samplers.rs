@@ -110,15 +110,10 @@ fn heun_error_falls_as_n_to_the_minus_two() {
         .collect();
     let g = GaussianMixture::gaussian(mean, var).unwrap();
     let n = 16;
-    let x_t: Vec<f64> = g
-        .sample(n, &mut rng)
-        .iter()
-        .map(|_| 0.0)
-        .collect::<Vec<_>>();
     let z = GaussianMixture::gaussian(vec![0.0; d], vec![1.0; d])
         .unwrap()
         .sample(n, &mut rng);
-    let x_t: Vec<f64> = x_t.iter().zip(&z).map(|(_, z)| 80.0 * z).collect();
+    let x_t: Vec<f64> = z.iter().map(|z| 80.0 * z).collect();
     let exact = closed_form(&g, &x_t, 80.0, 0.002);
     let mut logs = Vec::new();
     for steps in [18usize, 36, 72, 144, 288] {
@@ -194,4 +189,53 @@ fn samplers_start_mid_grid_and_report_steps() {
     // A start index past the grid is an error, not a panic.
     let x = from_f64_as(&x_t, [8, 4], DType::F64, &device);
     assert!(euler_sample(&g, &sigmas, x, &mut SampleContext::new().start_at(18)).is_err());
+}
+
+/// The stochastic samplers away from their defaults land on the Gaussian too: Heun
+/// with S_churn > 0 (EDM Algorithm 2 with churn on σ ∈ [0.05, 50]) and Euler-ancestral
+/// with η = 0.5 (half the ancestral noise, k-diffusion's `eta`).
+#[test]
+fn churned_heun_and_partial_ancestral_land_on_the_gaussian() {
+    let device = Device::flex();
+    let g = gaussian4();
+    let (n, d) = (4000usize, 4usize);
+    let steps = 128;
+    let sigmas = karras_sigmas(steps, 0.002, 80.0, 7.0).unwrap();
+    let x_t = g.sample_noisy(n, 80.0, &mut stream_rng(8, 0, 0));
+    let samplers = [
+        Sampler::Heun(HeunOptions {
+            s_churn: 40.0,
+            s_tmin: 0.05,
+            s_tmax: 50.0,
+            s_noise: 1.0,
+            seed: 3,
+        }),
+        Sampler::EulerAncestral(AncestralOptions {
+            eta: 0.5,
+            ..Default::default()
+        }),
+    ];
+    for sampler in samplers {
+        let x = from_f64_as(&x_t, [n, d], DType::F64, &device);
+        let out = sampler
+            .sample(&g, &sigmas, x, &mut SampleContext::new())
+            .unwrap();
+        let xs = to_vec_f64(out.x).unwrap();
+        let (mean, var) = moments(&xs, d).unwrap();
+        for j in 0..d {
+            let (mu, v) = (g.means[0][j], g.variances[0][j]);
+            // As in every_sampler_lands_on_the_gaussian: 5 standard errors plus a
+            // first-order discretisation bias O(h), h = ln(σ_max/σ_min)/N ≈ 0.083.
+            let h = (80.0f64 / 0.002).ln() / steps as f64;
+            let tol_mean = 5.0 * (v / n as f64).sqrt() + h * v.sqrt();
+            let tol_var = 5.0 * (2.0 / n as f64).sqrt() + 2.0 * h;
+            assert!(
+                (mean[j] - mu).abs() < tol_mean && (var[j] / v - 1.0).abs() < tol_var,
+                "{} coordinate {j}: mean {} vs {mu}, var {} vs {v}",
+                sampler.name(),
+                mean[j],
+                var[j]
+            );
+        }
+    }
 }

@@ -99,7 +99,7 @@ pub fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
 
 /// Write an IDX file of unsigned bytes (uncompressed).
 pub fn write_idx(path: &Path, shape: &[usize], data: &[u8]) -> Result<()> {
-    if shape.iter().product::<usize>() != data.len() {
+    if crate::limits::element_count("shape", shape)? != data.len() {
         return Err(ScoreError::invalid(
             "shape",
             format!("{shape:?} does not hold {} values", data.len()),
@@ -110,7 +110,7 @@ pub fn write_idx(path: &Path, shape: &[usize], data: &[u8]) -> Result<()> {
         out.extend((s as u32).to_be_bytes());
     }
     out.extend_from_slice(data);
-    std::fs::write(path, out).map_err(|e| ScoreError::io(path, e))
+    crate::checkpoint::write_atomic(path, &out)
 }
 
 #[cfg(test)]

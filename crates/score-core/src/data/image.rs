@@ -5,8 +5,14 @@ use std::path::Path;
 use crate::error::{Result, ScoreError};
 
 /// Write `n` images `[n, c, h, w]` (values in [−1, 1], c = 1 or 3) as one PNG grid with
-/// `cols` columns and a 2-pixel border.
+/// `cols` columns and a 2-pixel border, atomically.
 pub fn write_image_grid(path: &Path, images: &[f32], shape: [usize; 4], cols: usize) -> Result<()> {
+    let bytes = image_grid_png(images, shape, cols)?;
+    crate::checkpoint::write_atomic(path, &bytes)
+}
+
+/// The PNG bytes of [`write_image_grid`].
+pub fn image_grid_png(images: &[f32], shape: [usize; 4], cols: usize) -> Result<Vec<u8>> {
     let [n, c, h, w] = shape;
     if images.len() != n * c * h * w || n == 0 || !(c == 1 || c == 3) {
         return Err(ScoreError::invalid(
@@ -34,18 +40,19 @@ pub fn write_image_grid(path: &Path, images: &[f32], shape: [usize; 4], cols: us
             }
         }
     }
-    let file = std::fs::File::create(path).map_err(|e| ScoreError::io(path, e))?;
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), gw as u32, gh as u32);
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, gw as u32, gh as u32);
     enc.set_color(if c == 1 {
         png::ColorType::Grayscale
     } else {
         png::ColorType::Rgb
     });
     enc.set_depth(png::BitDepth::Eight);
-    let io = |e: png::EncodingError| ScoreError::io(path, std::io::Error::other(e.to_string()));
-    let mut writer = enc.write_header().map_err(io)?;
-    writer.write_image_data(&buf).map_err(io)?;
-    writer.finish().map_err(io)
+    let enc_err = |e: png::EncodingError| ScoreError::invalid("images", format!("PNG: {e}"));
+    let mut writer = enc.write_header().map_err(enc_err)?;
+    writer.write_image_data(&buf).map_err(enc_err)?;
+    writer.finish().map_err(enc_err)?;
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -90,6 +90,16 @@ impl ImageDataset {
                 format!("dimensions: expected [n, h, w], got {:?}", im.shape),
             ));
         }
+        if im.shape[1] == 0 || im.shape[2] == 0 {
+            return Err(ScoreError::format(
+                images,
+                "IDX",
+                format!(
+                    "dimensions: images of {}×{} pixels (height and width must be at least 1)",
+                    im.shape[1], im.shape[2]
+                ),
+            ));
+        }
         if lb.shape != [im.shape[0]] {
             return Err(ScoreError::format(
                 labels,
@@ -262,6 +272,22 @@ mod tests {
         let item = ds.get(3).unwrap();
         assert_eq!(item.pixels.len(), 784);
         assert!(ds.get(10_000).is_err());
+    }
+
+    #[test]
+    fn zero_sized_images_are_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let im = dir.path().join("t10k-images-idx3-ubyte");
+        crate::data::idx::write_idx(&im, &[2, 0, 0], &[]).unwrap();
+        crate::data::idx::write_idx(&dir.path().join("t10k-labels-idx1-ubyte"), &[2], &[0, 1])
+            .unwrap();
+        let msg = ImageDataset::fashion_mnist(Some(dir.path()), Split::Test)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("t10k-images-idx3-ubyte") && msg.contains("0×0"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -22,6 +22,68 @@ impl NpyArray {
     }
 }
 
+impl NpyArray {
+    /// An error naming `path` and the position of the first NaN or infinite value.
+    pub fn require_finite(&self, path: &Path) -> Result<()> {
+        let Some(i) = self.data.iter().position(|v| !v.is_finite()) else {
+            return Ok(());
+        };
+        let (rows, cols) = self.as_matrix();
+        let place = if self.shape.len() >= 2 && cols > 0 && rows > 0 {
+            format!("row {}, column {}", i / cols, i % cols)
+        } else {
+            format!("index {i}")
+        };
+        Err(ScoreError::format(
+            path,
+            "NPY",
+            format!("data: non-finite value {} at {place}", self.data[i]),
+        ))
+    }
+
+    /// The array as `n` rows of `d` values: the shape must be `[n, …]` with n ≥ 1 and
+    /// the trailing axes holding exactly `d` values (`[n, d]`, or `[n, c, h, w]` with
+    /// c·h·w = d). Returns n.
+    pub fn rows_of(&self, path: &Path, d: usize) -> Result<usize> {
+        let trailing: usize = self.shape.iter().skip(1).product();
+        if self.shape.len() < 2 || trailing != d || self.shape[0] == 0 {
+            return Err(ScoreError::format(
+                path,
+                "NPY",
+                format!(
+                    "shape: {:?} is not [n, …] with n ≥ 1 rows of dimension {d}",
+                    self.shape
+                ),
+            ));
+        }
+        Ok(self.shape[0])
+    }
+
+    /// The array as a matrix `[n, d]` with n, d ≥ 1: any other rank is an error (no
+    /// silent reshaping).
+    pub fn matrix(&self, path: &Path) -> Result<(usize, usize)> {
+        match self.shape[..] {
+            [n, d] if n > 0 && d > 0 => Ok((n, d)),
+            _ => Err(ScoreError::format(
+                path,
+                "NPY",
+                format!(
+                    "shape: expected a matrix [n, d] with n, d ≥ 1, got {:?}",
+                    self.shape
+                ),
+            )),
+        }
+    }
+}
+
+/// Read a `.npy` file of input data: like [`read_npy`], and every value must be finite
+/// (the error names the file, row and column).
+pub fn read_npy_finite(path: &Path) -> Result<NpyArray> {
+    let a = read_npy(path)?;
+    a.require_finite(path)?;
+    Ok(a)
+}
+
 fn field<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     let pos = header.find(&format!("'{key}'"))?;
     let rest = &header[pos + key.len() + 2..];
@@ -32,7 +94,12 @@ fn field<'a>(header: &'a str, key: &str) -> Option<&'a str> {
 /// Read a `.npy` file into float64.
 pub fn read_npy(path: &Path) -> Result<NpyArray> {
     let bytes = std::fs::read(path).map_err(|e| ScoreError::io(path, e))?;
-    let err = |d: String| ScoreError::format(path, "NPY", d);
+    parse_npy(&bytes).map_err(|d| ScoreError::format(path, "NPY", d))
+}
+
+/// Parse `.npy` bytes; the error string names the field that is wrong.
+pub fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
+    let err = |d: String| d;
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(err("magic: file does not start with \\x93NUMPY".into()));
     }
@@ -73,8 +140,7 @@ pub fn read_npy(path: &Path) -> Result<NpyArray> {
             s.parse::<usize>()
                 .map_err(|_| err(format!("shape: '{s}' is not a dimension")))
         })
-        .collect::<Result<_>>()?;
-    let count: usize = shape.iter().product();
+        .collect::<std::result::Result<_, String>>()?;
     let body = &bytes[start + hlen..];
     let width = match descr {
         "<f4" | "<i4" => 4,
@@ -86,10 +152,18 @@ pub fn read_npy(path: &Path) -> Result<NpyArray> {
             )));
         }
     };
-    if body.len() != count * width {
+    // Checked: a header may claim a shape such as (2^32, 2^32) whose size overflows.
+    let needed = shape
+        .iter()
+        .try_fold(width, |a: usize, &b| a.checked_mul(b))
+        .ok_or_else(|| {
+            err(format!(
+                "shape: {shape:?} of {descr} is too large to address"
+            ))
+        })?;
+    if body.len() != needed {
         return Err(err(format!(
-            "data: shape {shape:?} of {descr} needs {} bytes, file has {}",
-            count * width,
+            "data: shape {shape:?} of {descr} needs {needed} bytes, file has {}",
             body.len()
         )));
     }
@@ -115,7 +189,7 @@ pub fn read_npy(path: &Path) -> Result<NpyArray> {
     Ok(NpyArray { shape, data })
 }
 
-fn write(path: &Path, shape: &[usize], descr: &str, body: Vec<u8>) -> Result<()> {
+fn encode(shape: &[usize], descr: &str, body: Vec<u8>) -> Vec<u8> {
     let dims = match shape.len() {
         1 => format!("({},)", shape[0]),
         _ => format!(
@@ -135,11 +209,11 @@ fn write(path: &Path, shape: &[usize], descr: &str, body: Vec<u8>) -> Result<()>
     out.extend((header.len() as u16).to_le_bytes());
     out.extend(header.as_bytes());
     out.extend(body);
-    crate::checkpoint::write_atomic(path, &out)
+    out
 }
 
 fn check_len(shape: &[usize], len: usize) -> Result<()> {
-    if shape.iter().product::<usize>() != len {
+    if crate::limits::element_count("shape", shape)? != len {
         return Err(ScoreError::invalid(
             "shape",
             format!("{shape:?} does not hold {len} values"),
@@ -148,26 +222,26 @@ fn check_len(shape: &[usize], len: usize) -> Result<()> {
     Ok(())
 }
 
-/// Write a float32 `.npy` file.
-pub fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
+/// The bytes of a float32 `.npy` file.
+pub fn npy_f32_bytes(shape: &[usize], data: &[f32]) -> Result<Vec<u8>> {
     check_len(shape, data.len())?;
-    write(
-        path,
+    Ok(encode(
         shape,
         "<f4",
         data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-    )
+    ))
 }
 
-/// Write a float64 `.npy` file.
+/// Write a float32 `.npy` file (atomically).
+pub fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
+    crate::checkpoint::write_atomic(path, &npy_f32_bytes(shape, data)?)
+}
+
+/// Write a float64 `.npy` file (atomically).
 pub fn write_npy_f64(path: &Path, shape: &[usize], data: &[f64]) -> Result<()> {
     check_len(shape, data.len())?;
-    write(
-        path,
-        shape,
-        "<f8",
-        data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-    )
+    let body = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    crate::checkpoint::write_atomic(path, &encode(shape, "<f8", body))
 }
 
 #[cfg(test)]
@@ -190,5 +264,37 @@ mod tests {
         std::fs::write(&p, &bytes[..bytes.len() - 3]).unwrap();
         let msg = read_npy(&p).unwrap_err().to_string();
         assert!(msg.contains("a.npy") && msg.contains("data"), "{msg}");
+    }
+
+    #[test]
+    fn huge_shapes_nan_and_wrong_ranks_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("h.npy");
+        // A header claiming (2^32, 2^32) float64 values: the byte count overflows usize.
+        let header =
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296), }";
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend((header.len() as u16).to_le_bytes());
+        bytes.extend(header.as_bytes());
+        std::fs::write(&p, &bytes).unwrap();
+        let msg = read_npy(&p).unwrap_err().to_string();
+        assert!(msg.contains("h.npy") && msg.contains("shape"), "{msg}");
+
+        write_npy_f64(&p, &[2, 2], &[0.0, 1.0, f64::NAN, 3.0]).unwrap();
+        let msg = read_npy_finite(&p).unwrap_err().to_string();
+        assert!(
+            msg.contains("h.npy") && msg.contains("row 1, column 0"),
+            "{msg}"
+        );
+
+        write_npy_f64(&p, &[2, 2, 2], &[0.0; 8]).unwrap();
+        let a = read_npy(&p).unwrap();
+        assert!(a.matrix(&p).is_err());
+        assert_eq!(a.rows_of(&p, 4).unwrap(), 2);
+        let msg = a.rows_of(&p, 2).unwrap_err().to_string();
+        assert!(
+            msg.contains("[2, 2, 2]") && msg.contains("dimension 2"),
+            "{msg}"
+        );
     }
 }

@@ -6,7 +6,7 @@ use burn::tensor::Tensor;
 
 use crate::denoiser::{Conditioning, Denoiser};
 use crate::precond::Precond;
-use crate::tensor::per_sample;
+use crate::tensor::{per_sample, tensor1};
 
 /// A raw network F(x_in; c_noise, cond) on rank-`D` batches.
 pub trait ScoreNetwork<const D: usize>: Module {
@@ -19,38 +19,29 @@ pub trait ScoreNetwork<const D: usize>: Module {
     ) -> Tensor<D>;
 }
 
-/// The four preconditioning coefficients as per-sample tensors `[B]`.
+/// σ of a `[B]` tensor on the host, as float64 (a tiny read; every dtype converts).
+fn host_sigmas(sigma: &Tensor<1>) -> Vec<f64> {
+    sigma.clone().into_data().iter::<f64>().collect()
+}
+
+/// The four preconditioning coefficients as per-sample tensors `[B]`: the f64 formula
+/// of [`Precond::coefficients`] (the one place they are written) evaluated per sample
+/// and uploaded.
 pub fn coefficient_tensors(p: &Precond, sigma: Tensor<1>) -> [Tensor<1>; 4] {
-    match *p {
-        Precond::Edm { sigma_data: sd, .. } => {
-            let s2 = sigma.clone().powi_scalar(2).add_scalar(sd * sd);
-            let c_skip = s2.clone().recip().mul_scalar(sd * sd);
-            let c_out = sigma.clone().mul_scalar(sd) / s2.clone().sqrt();
-            let c_in = s2.sqrt().recip();
-            let c_noise = sigma.log().mul_scalar(0.25);
-            [c_skip, c_out, c_in, c_noise]
-        }
-        Precond::Vp { schedule, m, .. } => {
-            let s2 = sigma.clone().powi_scalar(2);
-            let c_skip = sigma.ones_like();
-            let c_out = sigma.clone().neg();
-            let c_in = s2.clone().add_scalar(1.0).sqrt().recip();
-            let (bd, bm) = (schedule.beta_d, schedule.beta_min);
-            let t = s2
-                .add_scalar(1.0)
-                .log()
-                .mul_scalar(2.0 * bd)
-                .add_scalar(bm * bm)
-                .sqrt()
-                .sub_scalar(bm)
-                .div_scalar(bd);
-            [c_skip, c_out, c_in, t.mul_scalar(m - 1.0)]
-        }
-        Precond::Ve { .. } => {
-            let c_noise = sigma.clone().mul_scalar(0.5).log();
-            [sigma.ones_like(), sigma.clone(), sigma.ones_like(), c_noise]
-        }
-    }
+    let device = sigma.device();
+    let cs: Vec<_> = host_sigmas(&sigma)
+        .into_iter()
+        .map(|s| p.coefficients(s))
+        .collect();
+    let col = |f: fn(&crate::precond::Coefficients) -> f64| {
+        tensor1(&cs.iter().map(f).collect::<Vec<_>>(), &device)
+    };
+    [
+        col(|c| c.c_skip),
+        col(|c| c.c_out),
+        col(|c| c.c_in),
+        col(|c| c.c_noise),
+    ]
 }
 
 /// EDM Eq. 7 for a network and a preconditioning.
@@ -88,8 +79,9 @@ impl<const D: usize, N: ScoreNetwork<D>> Denoiser<D> for Preconditioned<'_, N> {
     }
 }
 
-/// Per-sample denoising loss λ(σ)·mean‖D(x₀ + σn; σ) − x₀‖² (EDM Eq. 8, averaged over
-/// the elements of each sample): `[B]`. `sigma` is `[B]`, `noise` has the shape of `x0`.
+/// Per-sample denoising loss λ(σ)·‖D(x₀ + σn; σ) − x₀‖² (EDM Eq. 8, summed over the
+/// elements of each sample, as EDM's `loss.sum()`; training takes the mean over the
+/// batch, EDM's division by the batch size): `[B]`. `sigma` is `[B]`, `noise` has the shape of `x0`.
 pub fn denoising_loss<const D: usize, N: ScoreNetwork<D>>(
     net: &N,
     p: &Precond,
@@ -101,13 +93,11 @@ pub fn denoising_loss<const D: usize, N: ScoreNetwork<D>>(
     let b = x0.dims()[0];
     let x = x0.clone() + noise * per_sample::<D>(sigma.clone());
     let d = precond_forward(net, p, x, sigma.clone(), cond);
-    let weight = match *p {
-        Precond::Edm { sigma_data: sd, .. } => {
-            let s2 = sigma.clone().powi_scalar(2);
-            s2.clone().add_scalar(sd * sd) / s2.mul_scalar(sd * sd)
-        }
-        _ => sigma.powi_scalar(2).recip(),
-    };
-    let per: Tensor<2> = (d - x0).powi_scalar(2).reshape([b as i64, -1]).mean_dim(1);
+    let weights: Vec<f64> = host_sigmas(&sigma)
+        .into_iter()
+        .map(|s| p.loss_weight(s))
+        .collect();
+    let weight = tensor1(&weights, &sigma.device());
+    let per: Tensor<2> = (d - x0).powi_scalar(2).reshape([b as i64, -1]).sum_dim(1);
     per.reshape([b]) * weight
 }

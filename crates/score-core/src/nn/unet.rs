@@ -1,4 +1,7 @@
-//! A DDPM++-style UNet (Song et al. 2021; EDM's `SongUNet`, Karras et al. 2022 App. F).
+//! A small UNet in the style of DDPM++ (Song et al. 2021). It is *not* EDM's `SongUNet`
+//! (Karras et al. 2022 App. F): it has no resampling residual blocks, no bottleneck
+//! blocks, one attention head, and maps labels after the first mapping layer.
+//! `docs/score-core.md` ("The UNet against EDM's SongUNet") lists every difference.
 //!
 //! Encoder: a 3×3 input convolution, then per resolution level `blocks_per_level`
 //! residual blocks (GroupNorm → SiLU → conv → + embedding → GroupNorm → SiLU → dropout
@@ -182,6 +185,7 @@ pub struct UNet {
     conv_out: Conv2d,
     emb_channels: usize,
     model_channels: usize,
+    widest_channels: usize,
 }
 
 fn downsample(x: Tensor<4>) -> Tensor<4> {
@@ -205,6 +209,25 @@ impl UNetConfig {
         let levels = self.channel_mult.len();
         if levels == 0 {
             return Err("channel_mult: need at least one level".into());
+        }
+        if self.channel_mult.contains(&0) {
+            return Err(format!(
+                "channel_mult: every level needs a positive multiplier, got {:?}",
+                self.channel_mult
+            ));
+        }
+        // The sinusoidal noise embedding has model_channels/2 cosines and as many sines.
+        if self.model_channels < 2 || !self.model_channels.is_multiple_of(2) {
+            return Err(format!(
+                "model_channels (--channels): must be even and at least 2, got {}",
+                self.model_channels
+            ));
+        }
+        if self.in_channels == 0 || self.resolution == 0 || self.groups == 0 {
+            return Err(format!(
+                "in_channels, resolution and groups must be positive, got {}, {} and {}",
+                self.in_channels, self.resolution, self.groups
+            ));
         }
         if !self.resolution.is_multiple_of(1 << (levels - 1)) {
             return Err(format!(
@@ -283,6 +306,7 @@ impl UNetConfig {
             conv_out: zero_conv(ch, self.in_channels, 3, device),
             emb_channels: emb,
             model_channels: mc,
+            widest_channels: mc * self.channel_mult.iter().copied().max().unwrap_or(1),
         }
     }
 }
@@ -332,6 +356,11 @@ impl UNet {
     /// Width of the noise embedding.
     pub fn emb_channels(&self) -> usize {
         self.emb_channels
+    }
+
+    /// The width of the widest level (model_channels × the largest multiplier).
+    pub fn widest_channels(&self) -> usize {
+        self.widest_channels
     }
 }
 

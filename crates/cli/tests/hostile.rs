@@ -1,0 +1,505 @@
+//! scorelab under hostile but fair input: every case exits with a one-line error that
+//! names the file or flag, never a panic (exit 101) or an abort (134), and never loses
+//! or silently corrupts a run. Each case is one of the review's findings (issue 10).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Run {
+    code: i32,
+    out: String,
+    err: String,
+}
+
+fn scorelab_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scorelab"));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("runs");
+    Run {
+        // A signal (abort) has no code: report it as 128 + signal, as a shell does.
+        code: out.status.code().unwrap_or_else(|| {
+            use std::os::unix::process::ExitStatusExt;
+            128 + out.status.signal().unwrap_or(0)
+        }),
+        out: String::from_utf8_lossy(&out.stdout).into(),
+        err: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+fn scorelab(args: &[&str]) -> Run {
+    scorelab_env(args, &[])
+}
+
+/// The command fails with exit 1 and one error line containing every needle.
+fn fails(args: &[&str], needles: &[&str]) -> String {
+    let r = scorelab(args);
+    assert_eq!(r.code, 1, "{args:?}: exit {} (stderr: {})", r.code, r.err);
+    let line = r
+        .err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("{args:?}: no error line in {}", r.err));
+    for n in needles {
+        assert!(line.contains(n), "{args:?}: '{n}' not in: {line}");
+    }
+    line.to_string()
+}
+
+fn ok(args: &[&str]) -> Run {
+    let r = scorelab(args);
+    assert_eq!(r.code, 0, "{args:?}: exit {} (stderr: {})", r.code, r.err);
+    r
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn shipped_checkpoint() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/checkpoints/fashion-mnist-unet.safetensors")
+}
+
+fn write_npy(path: &Path, shape: &[usize], data: &[f64]) {
+    score_core::data::npy::write_npy_f64(path, shape, data).unwrap();
+}
+
+/// A tiny UNet training run: 16 images, batch 2, width 8.
+fn tiny_train<'a>(out: &'a str, steps: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "train",
+        "--subset",
+        "16",
+        "--batch-size",
+        "2",
+        "--channels",
+        "8",
+        "--steps",
+        steps,
+        "--out",
+        out,
+        "--json",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+#[test]
+fn npy_with_a_huge_shape_is_an_error_not_an_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("huge.npy");
+    let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296), }";
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    std::fs::write(&p, bytes).unwrap();
+    let out = dir.path().join("run");
+    fails(
+        &["train", "--data", s(&p), "--out", s(&out)],
+        &["huge.npy", "shape"],
+    );
+    fails(
+        &["gaussian", "fit", "--data", s(&p), "--out", s(&out)],
+        &["huge.npy", "shape"],
+    );
+}
+
+#[test]
+fn idx_images_of_zero_size_are_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    score_core::data::idx::write_idx(&d.join("t10k-images-idx3-ubyte"), &[2, 0, 0], &[]).unwrap();
+    score_core::data::idx::write_idx(&d.join("t10k-labels-idx1-ubyte"), &[2], &[0, 1]).unwrap();
+    let out = d.join("run");
+    fails(
+        &[
+            "train",
+            "--data-dir",
+            s(d),
+            "--steps",
+            "1",
+            "--out",
+            s(&out),
+        ],
+        &["t10k-images-idx3-ubyte", "0×0"],
+    );
+}
+
+#[test]
+fn unet_widths_that_cannot_work_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for w in ["0", "1", "3", "5", "9"] {
+        let out = dir.path().join(format!("w{w}"));
+        let mut args = tiny_train(s(&out), "1", &[]);
+        let i = args.iter().position(|a| *a == "--channels").unwrap();
+        args[i + 1] = w;
+        fails(&args, &["--channels", "even"]);
+    }
+}
+
+#[test]
+fn zero_and_impossible_sample_counts_are_refused() {
+    let ck = shipped_checkpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s");
+    fails(
+        &[
+            "sample",
+            "--checkpoint",
+            s(&ck),
+            "--n",
+            "0",
+            "--out",
+            s(&out),
+        ],
+        &["--n"],
+    );
+    fails(&["demo", "--n", "0", "--out", s(&out)], &["--n"]);
+    fails(
+        &[
+            "sample",
+            "--checkpoint",
+            s(&ck),
+            "--n",
+            "4611686018427387904",
+            "--out",
+            s(&out),
+        ],
+        &["--n", "too large"],
+    );
+    fails(
+        &[
+            "sample",
+            "--checkpoint",
+            s(&ck),
+            "--n",
+            "1000000000",
+            "--out",
+            s(&out),
+        ],
+        &["--n", "too large", "available"],
+    );
+    // Scientific notation is not an integer: clap refuses it (exit 2) naming the flag.
+    let r = scorelab(&["sample", "--checkpoint", s(&ck), "--n", "1e9"]);
+    assert!(r.code == 2 && r.err.contains("--n"), "{} {}", r.code, r.err);
+    assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none());
+}
+
+#[test]
+fn huge_grids_and_kernel_fits_are_refused_before_allocating() {
+    fails(
+        &["sigmas", "--steps", "1000000000000"],
+        &["steps", "too large"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("pts.npy");
+    write_npy(&p, &[4, 2], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
+    let out = dir.path().join("k.safetensors");
+    fails(
+        &[
+            "ntk",
+            "fit",
+            "--data",
+            s(&p),
+            "--n",
+            "1000000",
+            "--out",
+            s(&out),
+        ],
+        &["--n", "too large"],
+    );
+    // A memory limit set for the process is honoured too.
+    let r = scorelab_env(
+        &["sigmas", "--steps", "100000"],
+        &[("SCORELAB_MEMORY_LIMIT", "1K")],
+    );
+    assert!(
+        r.code == 1 && r.err.contains("steps"),
+        "{} {}",
+        r.code,
+        r.err
+    );
+}
+
+#[test]
+fn a_checkpoint_written_before_the_first_log_line_resumes() {
+    // With a checkpoint every step and a log line every 20, the first checkpoint has no
+    // loss yet (NaN): its metadata must still read back.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    ok(&tiny_train(s(&out), "1", &["--checkpoint-every", "1"]));
+    let r = ok(&tiny_train(s(&out), "2", &["--resume"]));
+    assert!(r.out.contains("\"step\":2"), "{}", r.out);
+}
+
+#[test]
+fn training_over_an_existing_run_needs_resume_or_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    ok(&tiny_train(s(&out), "2", &[]));
+    let before = std::fs::read(out.join("checkpoint.safetensors")).unwrap();
+    fails(
+        &tiny_train(s(&out), "1", &[]),
+        &[
+            "checkpoint.safetensors",
+            "step 2",
+            "--resume",
+            "--overwrite",
+        ],
+    );
+    assert_eq!(
+        std::fs::read(out.join("checkpoint.safetensors")).unwrap(),
+        before
+    );
+    ok(&tiny_train(s(&out), "1", &["--overwrite"]));
+    let log = std::fs::read_to_string(out.join("train.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 1, "the old run's log was kept: {log}");
+}
+
+#[test]
+fn resume_drops_partial_and_later_log_lines_and_stale_temporaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    ok(&tiny_train(s(&out), "2", &[]));
+    // A killed run: it logged step 3 after the checkpoint of step 2, then died in the
+    // middle of a line and of a checkpoint write.
+    let log = out.join("train.jsonl");
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push_str("{\"step\":3,\"loss\":0.5}\n{\"step\":4,\"lo");
+    std::fs::write(&log, text).unwrap();
+    let stale = out.join(".checkpoint.safetensors.tmp-4294967295");
+    std::fs::write(&stale, b"half a checkpoint").unwrap();
+    ok(&tiny_train(s(&out), "4", &["--resume"]));
+    assert!(!stale.exists(), "stale temporary left behind");
+    let steps: Vec<u64> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"))
+                ["step"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(steps, vec![2, 4]);
+}
+
+#[test]
+fn non_finite_data_is_refused_where_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("nan.npy");
+    write_npy(&p, &[3, 2], &[0.0, 1.0, 2.0, 3.0, f64::NAN, 5.0]);
+    let out = dir.path().join("out");
+    fails(
+        &[
+            "gaussian",
+            "fit",
+            "--data",
+            s(&p),
+            "--out",
+            s(&out.join("g.safetensors")),
+        ],
+        &["nan.npy", "row 2, column 0"],
+    );
+    fails(
+        &["train", "--data", s(&p), "--out", s(&out)],
+        &["nan.npy", "row 2, column 0"],
+    );
+    fails(
+        &[
+            "ntk",
+            "fit",
+            "--data",
+            s(&p),
+            "--out",
+            s(&out.join("k.safetensors")),
+        ],
+        &["nan.npy", "row 2"],
+    );
+}
+
+#[test]
+fn arrays_of_the_wrong_shape_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let r1 = d.join("rank1.npy");
+    write_npy(&r1, &[6], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    let r3 = d.join("rank3.npy");
+    write_npy(&r3, &[2, 2, 2], &[0.5; 8]);
+    for p in [&r1, &r3] {
+        fails(
+            &["train", "--data", s(p), "--out", s(&d.join("m"))],
+            &[s(p), "shape"],
+        );
+    }
+    // A d = 2 Gaussian and noise of shape [4, 2, 2]: refused, not "solved 8 points".
+    let pts = d.join("pts.npy");
+    write_npy(&pts, &[4, 2], &[0.0, 1.0, 1.0, 0.0, 2.0, 2.0, -1.0, 0.5]);
+    let g = d.join("g.safetensors");
+    ok(&["gaussian", "fit", "--data", s(&pts), "--out", s(&g)]);
+    let noise = d.join("noise.npy");
+    write_npy(&noise, &[4, 2, 2], &[0.1; 16]);
+    let y = d.join("y.npy");
+    for cmd in ["solve", "sample"] {
+        let mut args = vec!["gaussian", cmd, "--model", s(&g), "--noise", s(&noise)];
+        args.extend(["--out", s(&y)]);
+        if cmd == "solve" {
+            args.extend(["--sigma-start", "80", "--sigma-end", "1"]);
+        }
+        fails(&args, &["noise.npy", "[4, 2, 2]", "dimension 2"]);
+    }
+}
+
+#[test]
+fn resume_applies_new_optimiser_settings_and_refuses_fixed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    ok(&tiny_train(s(&out), "2", &[]));
+    let r = ok(&tiny_train(
+        s(&out),
+        "3",
+        &["--resume", "--lr", "1e-4", "--grad-clip", "0.5"],
+    ));
+    assert!(
+        r.err.contains("lr 0.002 -> 0.0001") && r.err.contains("grad-clip"),
+        "{}",
+        r.err
+    );
+    let log = std::fs::read_to_string(out.join("train.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    // The run's warm-up was 2/4 + 1 = 1 step, so step 3 runs at the new peak lr.
+    assert_eq!(last["step"], 3);
+    assert!(
+        (last["lr"].as_f64().unwrap() - 1e-4).abs() < 1e-12,
+        "{last}"
+    );
+    for (flag, value) in [
+        ("--channels", "16"),
+        ("--batch-size", "4"),
+        ("--subset", "32"),
+        ("--seed", "7"),
+    ] {
+        let mut args = tiny_train(s(&out), "4", &["--resume"]);
+        if let Some(i) = args.iter().position(|a| *a == flag) {
+            args[i + 1] = value;
+        } else {
+            args.extend([flag, value]);
+        }
+        fails(&args, &[flag, value, "--resume cannot change it"]);
+    }
+}
+
+#[test]
+fn a_blow_up_stops_with_a_message_naming_the_checkpoint_state() {
+    // Data of magnitude 1e30 with σ_data forced to 0.5 (the default, σ_data from the
+    // data, would normalise them): the loss overflows float32 at the first step, before
+    // any checkpoint exists.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("big.npy");
+    write_npy(
+        &p,
+        &[4, 2],
+        &[1e30, -1e30, 1e30, 1e30, -1e30, 1e30, 1e30, -1e30],
+    );
+    let out = dir.path().join("run");
+    fails(
+        &[
+            "train",
+            "--data",
+            s(&p),
+            "--steps",
+            "3",
+            "--sigma-data",
+            "0.5",
+            "--out",
+            s(&out),
+        ],
+        &[
+            "non-finite loss",
+            "step 0",
+            "no checkpoint had been written yet",
+        ],
+    );
+}
+
+#[test]
+fn vp_and_ve_grids_honour_the_sigma_range() {
+    for grid in ["vp", "ve"] {
+        let r = ok(&[
+            "sigmas",
+            "--grid",
+            grid,
+            "--steps",
+            "5",
+            "--sigma-min",
+            "0.5",
+            "--sigma-max",
+            "20",
+            "--json",
+        ]);
+        let v: serde_json::Value = serde_json::from_str(r.out.trim()).unwrap();
+        let g: Vec<f64> = v["sigmas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert!(
+            (g[0] - 20.0).abs() < 1e-9 && (g[4] - 0.5).abs() < 1e-9,
+            "{grid}: {g:?}"
+        );
+    }
+    // Without a range, EDM's VP grid starts at σ(1) ≈ 152.17.
+    let r = ok(&["sigmas", "--grid", "vp", "--steps", "5", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(r.out.trim()).unwrap();
+    assert!((v["sigmas"][0].as_f64().unwrap() - 152.17).abs() < 5e-3);
+}
+
+#[test]
+fn musicscore_messages_blame_the_right_thing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let broken = d.join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("metadata.json"), b"{ not json").unwrap();
+    fails(
+        &["musicscore", "stats", "--root", s(&broken)],
+        &["metadata", "cannot be read"],
+    );
+    // A layout whose only page cannot be used (not an IMSLP page name): export blames
+    // the pages, not filters that were never given.
+    let bad = d.join("bad");
+    std::fs::create_dir_all(bad.join("train")).unwrap();
+    std::fs::write(bad.join("train/scan.jpg"), b"x").unwrap();
+    let line = fails(
+        &[
+            "musicscore",
+            "export",
+            "--root",
+            s(&bad),
+            "--out",
+            s(&d.join("hf")),
+        ],
+        &["no readable pages", "verify"],
+    );
+    assert!(!line.contains("filters"), "{line}");
+    let full = d.join("full");
+    std::fs::create_dir_all(&full).unwrap();
+    std::fs::write(full.join("x"), b"x").unwrap();
+    let shipped =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/musicscore/MisicScore-400");
+    fails(
+        &[
+            "musicscore",
+            "export",
+            "--root",
+            s(&shipped),
+            "--out",
+            s(&full),
+        ],
+        &["--overwrite"],
+    );
+}
