@@ -12,7 +12,7 @@ use score_core::samplers::SampleContext;
 use score_core::sigmas::GridKind;
 use score_core::tensor::{from_f64, to_vec_f32};
 
-use crate::{Common, device, emit, sampler_from};
+use crate::{Common, SamplerOpts, device, emit, sampler_from};
 
 #[derive(Subcommand)]
 pub enum GaussianCmd {
@@ -73,6 +73,8 @@ pub struct GSampleArgs {
     /// euler, heun, dpmpp-2m or euler-ancestral.
     #[arg(long, default_value = "heun")]
     sampler: String,
+    #[command(flatten)]
+    sampler_opts: SamplerOpts,
     /// σ levels.
     #[arg(long, default_value_t = 18)]
     steps: usize,
@@ -206,7 +208,7 @@ pub fn run(c: &Common, cmd: &GaussianCmd) -> Result<()> {
             let arr = read_npy_finite(&a.noise)?;
             let d = model.dim();
             let n = arr.rows_of(&a.noise, d)?;
-            let sampler = sampler_from(&a.sampler, c.seed())?;
+            let sampler = sampler_from(&a.sampler, c.seed(), &a.sampler_opts)?;
             let sigmas = GridKind::Karras.build(a.steps, 0.002, 80.0)?;
             let x = from_f64(
                 &arr.data.iter().map(|v| v * sigmas[0]).collect::<Vec<_>>(),

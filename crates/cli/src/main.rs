@@ -126,8 +126,34 @@ struct TrainArgs {
     /// Write a checkpoint every this many steps (and at the end) [default: 200].
     #[arg(long)]
     checkpoint_every: Option<usize>,
-    /// Continue from <out>/checkpoint.safetensors if it exists. lr, --grad-clip,
-    /// --steps and --checkpoint-every may change; the network, data and seed may not.
+    /// Decoupled weight decay; > 0 trains with AdamW [default: 0, Adam].
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Adam's β₁,β₂ [default: 0.9,0.999].
+    #[arg(long)]
+    adam_betas: Option<String>,
+    /// Learning-rate schedule after the warm-up: constant, or inverse-sqrt:REF_STEPS
+    /// (EDM2's lr/sqrt(max(step/REF, 1))) [default: constant].
+    #[arg(long)]
+    lr_schedule: Option<String>,
+    /// Split each batch into K micro-batches and accumulate their gradients (the same
+    /// step in less memory) [default: 1].
+    #[arg(long)]
+    grad_accumulation: Option<usize>,
+    /// How batches are drawn: epochs (shuffled, each image once per epoch) or
+    /// replacement [default: epochs].
+    #[arg(long)]
+    batches: Option<String>,
+    /// Conditioning: none, or class (labels of the image data set, for classifier-free
+    /// guidance with `sample --guidance`) [default: none].
+    #[arg(long)]
+    cond: Option<String>,
+    /// With --cond class: probability of dropping a sample's label [default: 0.1].
+    #[arg(long)]
+    label_dropout: Option<f64>,
+    /// Continue from <out>/checkpoint.safetensors if it exists. --lr, --grad-clip,
+    /// --lr-schedule, --grad-accumulation, --steps and --checkpoint-every may change;
+    /// the network, data, batches, optimiser and seed may not.
     #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
     /// Start again in an <out> that holds a checkpoint (its checkpoint and log are
@@ -165,6 +191,19 @@ struct SampleArgs {
     /// σ grid: karras, vp, ve, log-uniform or linear.
     #[arg(long, default_value = "karras")]
     grid: String,
+    #[command(flatten)]
+    sampler_opts: SamplerOpts,
+    /// karras: the grid's ρ [default: 7, EDM's].
+    #[arg(long)]
+    rho: Option<f64>,
+    /// Class-conditional checkpoints: the class of every sample [default: classes in
+    /// turn, 0, 1, …].
+    #[arg(long)]
+    class: Option<usize>,
+    /// Classifier-free guidance scale w (1 = the conditional model, 0 = the
+    /// unconditional one; class-conditional checkpoints only).
+    #[arg(long, default_value_t = 1.0)]
+    guidance: f64,
     /// Smallest σ of the grid [default: the grid's own, 0.002 for karras].
     #[arg(long)]
     sigma_min: Option<f64>,
@@ -291,8 +330,80 @@ pub(crate) fn emit(json: bool, value: serde_json::Value, human: impl FnOnce()) {
     }
 }
 
-pub(crate) fn sampler_from(name: &str, seed: u64) -> Result<Sampler> {
-    Ok(name.parse::<Sampler>()?.with_seed(seed))
+/// The sampler options every sampling command takes.
+#[derive(Args, Clone, Default)]
+pub(crate) struct SamplerOpts {
+    /// heun: S_churn, the noise injected over the run (EDM Algorithm 2; 0 =
+    /// deterministic).
+    #[arg(long)]
+    churn: Option<f64>,
+    /// heun: churn only where σ ≥ S_tmin [default: 0].
+    #[arg(long)]
+    s_tmin: Option<f64>,
+    /// heun: churn only where σ ≤ S_tmax [default: inf].
+    #[arg(long)]
+    s_tmax: Option<f64>,
+    /// heun and euler-ancestral: scale of the injected noise [default: 1].
+    #[arg(long)]
+    s_noise: Option<f64>,
+    /// euler-ancestral: η, the fraction of the ancestral noise (1 = ancestral, 0 =
+    /// Euler) [default: 1].
+    #[arg(long)]
+    eta: Option<f64>,
+}
+
+impl SamplerOpts {
+    /// The sampler `name` with these options; an option the sampler does not take is
+    /// an error naming it.
+    pub(crate) fn build(&self, name: &str, seed: u64) -> Result<Sampler> {
+        for (flag, v) in [
+            ("--churn", self.churn),
+            ("--s-tmin", self.s_tmin),
+            ("--s-noise", self.s_noise),
+            ("--eta", self.eta),
+        ] {
+            if let Some(v) = v
+                && !(v >= 0.0 && v.is_finite())
+            {
+                bail!("{flag}: must be non-negative and finite, got {v}");
+            }
+        }
+        let heun_only = [self.churn, self.s_tmin, self.s_tmax]
+            .iter()
+            .any(Option::is_some);
+        Ok(match name.parse::<Sampler>()?.with_seed(seed) {
+            Sampler::Heun(mut o) => {
+                if self.eta.is_some() {
+                    bail!("--eta applies to euler-ancestral, not heun");
+                }
+                o.s_churn = self.churn.unwrap_or(o.s_churn);
+                o.s_tmin = self.s_tmin.unwrap_or(o.s_tmin);
+                o.s_tmax = self.s_tmax.unwrap_or(o.s_tmax);
+                o.s_noise = self.s_noise.unwrap_or(o.s_noise);
+                Sampler::Heun(o)
+            }
+            Sampler::EulerAncestral(mut o) => {
+                if heun_only {
+                    bail!("--churn/--s-tmin/--s-tmax apply to heun, not euler-ancestral");
+                }
+                o.eta = self.eta.unwrap_or(o.eta);
+                o.s_noise = self.s_noise.unwrap_or(o.s_noise);
+                Sampler::EulerAncestral(o)
+            }
+            other => {
+                if heun_only || self.eta.is_some() || self.s_noise.is_some() {
+                    bail!(
+                        "--churn, --s-tmin, --s-tmax, --s-noise and --eta apply to heun or euler-ancestral, not {name}"
+                    );
+                }
+                other
+            }
+        })
+    }
+}
+
+pub(crate) fn sampler_from(name: &str, seed: u64, opts: &SamplerOpts) -> Result<Sampler> {
+    opts.build(name, seed)
 }
 
 fn bar(len: u64, what: &str) -> indicatif::ProgressBar {
@@ -323,6 +434,49 @@ struct RunRecord {
     data: String,
     subset: usize,
     channels: usize,
+    #[serde(default = "no_cond")]
+    cond: String,
+}
+
+fn no_cond() -> String {
+    "none".into()
+}
+
+/// `--lr-schedule`: `constant` or `inverse-sqrt:REF_STEPS`.
+fn parse_schedule(s: &str) -> Result<score_core::train::LrSchedule> {
+    use score_core::train::LrSchedule;
+    Ok(match s.split_once(':') {
+        None if s == "constant" => LrSchedule::Constant,
+        Some(("inverse-sqrt", r)) => LrSchedule::InverseSqrt {
+            ref_steps: r
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--lr-schedule: '{r}' is not a step count"))?,
+        },
+        _ => bail!("--lr-schedule: '{s}' is neither constant nor inverse-sqrt:REF_STEPS"),
+    })
+}
+
+/// `--adam-betas b1,b2`.
+fn parse_betas(s: &str) -> Result<[f64; 2]> {
+    let v: Vec<f64> = s
+        .split(',')
+        .map(|x| x.trim().parse::<f64>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| anyhow::anyhow!("--adam-betas: '{s}' is not two numbers b1,b2"))?;
+    match v[..] {
+        [a, b] => Ok([a, b]),
+        _ => bail!("--adam-betas: '{s}' is not two numbers b1,b2"),
+    }
+}
+
+/// `--batches`.
+fn parse_batches(s: &str) -> Result<score_core::train::BatchOrder> {
+    use score_core::train::BatchOrder;
+    Ok(match s {
+        "epochs" => BatchOrder::Epochs,
+        "replacement" => BatchOrder::Replacement,
+        _ => bail!("--batches: '{s}' is neither epochs nor replacement"),
+    })
 }
 
 /// A setting that `--resume` cannot change: error when the flag was given with a value
@@ -358,6 +512,25 @@ fn train_settings(
             .grad_clip
             .map_or(cfg.grad_clip, |g| (g > 0.0).then_some(g));
         cfg.checkpoint_every = a.checkpoint_every.unwrap_or(cfg.checkpoint_every);
+        cfg.weight_decay = a.weight_decay.unwrap_or(cfg.weight_decay);
+        if let Some(b) = &a.adam_betas {
+            cfg.adam_betas = parse_betas(b)?;
+        }
+        if let Some(sch) = &a.lr_schedule {
+            cfg.lr_schedule = parse_schedule(sch)?;
+        }
+        cfg.grad_accumulation = a.grad_accumulation.unwrap_or(cfg.grad_accumulation);
+        if let Some(b) = &a.batches {
+            cfg.batches = parse_batches(b)?;
+        }
+        let cond = a.cond.clone().unwrap_or_else(no_cond);
+        if !matches!(cond.as_str(), "none" | "class") {
+            bail!("--cond: '{cond}' is neither none nor class");
+        }
+        cfg.label_dropout = match (cond.as_str(), a.label_dropout) {
+            ("none", Some(_)) => bail!("--label-dropout needs --cond class"),
+            (_, p) => p.unwrap_or(if cond == "class" { 0.1 } else { 0.0 }),
+        };
         let rec = RunRecord {
             data: a
                 .data
@@ -365,6 +538,7 @@ fn train_settings(
                 .unwrap_or_else(|| "fashion-mnist-test".into()),
             subset: a.subset.unwrap_or(0),
             channels: a.channels.unwrap_or(32),
+            cond,
         };
         return Ok((cfg, rec));
     };
@@ -389,7 +563,21 @@ fn train_settings(
         data: fixed_on_resume("--data", a.data.clone(), rec.data, ck_path)?,
         subset: fixed_on_resume("--subset", a.subset, rec.subset, ck_path)?,
         channels: fixed_on_resume("--channels", a.channels, rec.channels, ck_path)?,
+        cond: fixed_on_resume("--cond", a.cond.clone(), rec.cond, ck_path)?,
     };
+    fixed_on_resume(
+        "--label-dropout",
+        a.label_dropout,
+        cfg.label_dropout,
+        ck_path,
+    )?;
+    fixed_on_resume("--weight-decay", a.weight_decay, cfg.weight_decay, ck_path)?;
+    let betas = a.adam_betas.as_deref().map(parse_betas).transpose()?;
+    let fmt = |b: [f64; 2]| format!("{},{}", b[0], b[1]);
+    fixed_on_resume("--adam-betas", betas.map(fmt), fmt(cfg.adam_betas), ck_path)?;
+    let batches = a.batches.as_deref().map(parse_batches).transpose()?;
+    let name = |b: score_core::train::BatchOrder| format!("{b:?}").to_lowercase();
+    fixed_on_resume("--batches", batches.map(name), name(cfg.batches), ck_path)?;
     let mut changes = Vec::new();
     if let Some(lr) = a.lr.filter(|&lr| lr != cfg.lr) {
         changes.push(format!("lr {} -> {lr}", cfg.lr));
@@ -404,6 +592,19 @@ fn train_settings(
     if let Some(st) = a.steps.filter(|&st| st != cfg.steps) {
         changes.push(format!("steps {} -> {st}", cfg.steps));
         cfg.steps = st;
+    }
+    if let Some(sch) = a.lr_schedule.as_deref().map(parse_schedule).transpose()?
+        && sch != cfg.lr_schedule
+    {
+        changes.push(format!("lr-schedule {:?} -> {sch:?}", cfg.lr_schedule));
+        cfg.lr_schedule = sch;
+    }
+    if let Some(k) = a.grad_accumulation.filter(|&k| k != cfg.grad_accumulation) {
+        changes.push(format!(
+            "grad-accumulation {} -> {k}",
+            cfg.grad_accumulation
+        ));
+        cfg.grad_accumulation = k;
     }
     if let Some(k) = a.checkpoint_every.filter(|&k| k != cfg.checkpoint_every) {
         changes.push(format!("checkpoint-every {} -> {k}", cfg.checkpoint_every));
@@ -489,6 +690,12 @@ fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
         let path = Path::new(&rec.data);
         let arr = score_core::data::npy::read_npy_finite(path)?;
         let (_, d) = arr.matrix(path)?;
+        if rec.cond != "none" {
+            bail!(
+                "--cond class: {} has no labels (class conditioning needs an image data set)",
+                rec.data
+            );
+        }
         set_sigma_data(&mut arr.data.iter().copied())?;
         let mlp = MlpConfig::new(d).with_seed(cfg.seed);
         let extra = with_record(ModelSpec::mlp(&mlp, &rec.data))?;
@@ -508,13 +715,14 @@ fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
         let mut unet = pipeline::demo_unet_config().with_model_channels(rec.channels);
         unet.resolution = images.image_shape[1];
         unet.in_channels = images.image_shape[0];
+        let use_labels = rec.cond == "class";
+        if use_labels {
+            unet.label_dim = images.num_classes;
+        }
         unet.validate()
             .map_err(|e| anyhow::anyhow!("{} images: {e}", images.source))?;
         let extra = with_record(ModelSpec::unet(&unet, images.image_shape, &images.source))?;
-        let data = ImageData {
-            images,
-            use_labels: false,
-        };
+        let data = ImageData { images, use_labels };
         let r = train(unet.init(&dev), &data, &cfg, extra, &out, resume.as_ref())?;
         (r.step, r.last_loss)
     };
@@ -530,6 +738,36 @@ fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
         },
     );
     Ok(())
+}
+
+/// The conditioning `sample` uses: classes (from --class, or in turn) and --guidance for
+/// a class-conditional UNet; none for an unconditional one (where --class and
+/// --guidance are errors).
+fn image_condition(
+    net: &score_core::nn::unet::UNet,
+    a: &SampleArgs,
+    dev: &Device,
+) -> Result<pipeline::ImageCondition> {
+    let k = net.label_dim();
+    if k == 0 {
+        if a.class.is_some() || a.guidance != 1.0 {
+            bail!(
+                "--class/--guidance: {} is not class-conditional",
+                a.checkpoint.display()
+            );
+        }
+        return Ok(pipeline::ImageCondition::none());
+    }
+    if let Some(c) = a.class.filter(|&c| c >= k) {
+        bail!("--class {c}: the checkpoint has classes 0..{}", k - 1);
+    }
+    if !a.guidance.is_finite() {
+        bail!("--guidance: must be finite, got {}", a.guidance);
+    }
+    let classes: Vec<usize> = (0..a.n).map(|i| a.class.unwrap_or(i % k)).collect();
+    Ok(pipeline::ImageCondition::classes(
+        &classes, k, a.guidance, dev,
+    ))
 }
 
 /// Refuse `--n 0` and a sample count whose working memory exceeds the machine's
@@ -591,29 +829,56 @@ fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
     };
     let (model, precond, meta) = pipeline::load_model_weights(&a.checkpoint, &dev, weights)?;
     ensure_sampling_fits(&model, a.n)?;
-    let sampler = sampler_from(&a.sampler, c.seed())?;
-    let sigmas = a
-        .grid
-        .parse::<GridKind>()?
-        .build_or_default(a.steps, a.sigma_min, a.sigma_max)?;
+    let sampler = sampler_from(&a.sampler, c.seed(), &a.sampler_opts)?;
+    let kind = a.grid.parse::<GridKind>()?;
+    let sigmas = match (kind, a.rho) {
+        (GridKind::Karras, Some(rho)) => {
+            let (lo, hi) = kind.default_range();
+            score_core::sigmas::karras_sigmas(
+                a.steps,
+                a.sigma_min.unwrap_or(lo),
+                a.sigma_max.unwrap_or(hi),
+                rho,
+            )?
+        }
+        (_, Some(_)) => bail!("--rho applies to the karras grid, not {}", a.grid),
+        (_, None) => kind.build_or_default(a.steps, a.sigma_min, a.sigma_max)?,
+    };
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let t0 = Instant::now();
     let pb = (!c.json).then(|| bar((sigmas.len() - 1) as u64, "sample"));
     let mut teleport_k: Option<usize> = None;
     let mut calibration_nfe = 0;
+    // Classifier-free guidance costs two network calls per denoiser evaluation.
+    let mut calls_per_eval = 1;
     let mut pngs: Option<Vec<u8>> = None;
     let (values, shape, nfe) = match &model {
         LoadedModel::Unet(net, [ch, h, w]) => {
             let shape = [a.n, *ch, *h, *w];
             let z = initial_noise(a.noise.as_deref(), &shape, c.seed(), &dev)?;
             let noise = score_core::tensor::from_f32(z, shape, &dev);
+            let condition = image_condition(net, a, &dev)?;
+            if condition.cond.is_some() && condition.guidance != 1.0 {
+                calls_per_eval = 2;
+            }
             let out = match &a.teleport {
-                None => {
-                    pipeline::generate_images(net, precond, &sampler, &sigmas, noise, |i, _| {
+                None => pipeline::generate_images(
+                    net,
+                    precond,
+                    &sampler,
+                    &sigmas,
+                    noise,
+                    &condition,
+                    |i, _| {
                         if let Some(b) = &pb {
                             b.set_position(i as u64)
                         }
-                    })?
+                    },
+                )?,
+                Some(_) if condition.cond.is_some() => {
+                    bail!(
+                        "--teleport: the Gaussian model is unconditional; this checkpoint is class-conditional"
+                    )
                 }
                 Some(model) => {
                     let g = gaussian_score::ScoreModel::load(model)?;
@@ -683,7 +948,7 @@ fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
     let secs = t0.elapsed().as_secs_f64();
     emit(
         c.json,
-        serde_json::json!({"checkpoint": a.checkpoint, "trained_steps": meta.step, "sampler": sampler.name(), "steps": a.steps, "nfe": nfe + calibration_nfe, "calibration_nfe": calibration_nfe, "teleport_skip": teleport_k, "n": a.n, "seconds": secs, "out": a.out}),
+        serde_json::json!({"checkpoint": a.checkpoint, "trained_steps": meta.step, "sampler": sampler.name(), "steps": a.steps, "nfe": nfe + calibration_nfe, "calibration_nfe": calibration_nfe, "network_calls": nfe * calls_per_eval + calibration_nfe, "teleport_skip": teleport_k, "n": a.n, "seconds": secs, "out": a.out}),
         || {
             outln!(
                 "{} samples with {} ({} NFE{}) in {secs:.1} s -> {}",
@@ -747,7 +1012,8 @@ fn cmd_demo(c: &Common, a: &DemoArgs) -> Result<()> {
         score_core::tensor::from_f32(initial_noise(None, &shape, c.seed(), &dev)?, shape, &dev);
     let pb = (!c.json).then(|| bar((sigmas.len() - 1) as u64, "heun"));
     let ts = Instant::now();
-    let out = pipeline::generate_images(&net, precond, &sampler, &sigmas, noise, |i, _| {
+    let none = pipeline::ImageCondition::none();
+    let out = pipeline::generate_images(&net, precond, &sampler, &sigmas, noise, &none, |i, _| {
         if let Some(b) = &pb {
             b.set_position(i as u64)
         }

@@ -13,7 +13,7 @@ use score_core::samplers::SampleContext;
 use score_core::sigmas::karras_sigmas;
 use score_core::tensor::{from_f64, randn, stream_rng, to_vec_f32};
 
-use crate::{Common, device, emit, sampler_from};
+use crate::{Common, SamplerOpts, device, emit, sampler_from};
 
 #[derive(Subcommand)]
 pub enum NtkCmd {
@@ -80,6 +80,8 @@ pub struct SampleArgs {
     /// euler, heun, dpmpp-2m or euler-ancestral.
     #[arg(long, default_value = "heun")]
     sampler: String,
+    #[command(flatten)]
+    sampler_opts: SamplerOpts,
     /// σ levels over the model's fitted range.
     #[arg(long, default_value_t = 32)]
     steps: usize,
@@ -184,7 +186,7 @@ pub fn run(c: &Common, cmd: &NtkCmd) -> Result<()> {
             let est = KernelEstimator::load(&a.model)?;
             let (smin, smax) = est.sigma_range();
             let sigmas = karras_sigmas(a.steps, smin, smax, 7.0)?;
-            let sampler = sampler_from(&a.sampler, c.seed())?;
+            let sampler = sampler_from(&a.sampler, c.seed(), &a.sampler_opts)?;
             if a.n == 0 {
                 bail!("--n: need at least one sample");
             }

@@ -367,3 +367,111 @@ fn musicscore_verify_names_bad_files_and_fails() {
     assert!(ok, "{err}");
     assert_eq!(json(&out)["pages"], 1);
 }
+
+#[test]
+fn class_conditional_training_guided_sampling_and_sampler_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("cond");
+    let run = run.to_str().unwrap();
+    let (ok, out, err) = scorelab(&[
+        "train",
+        "--subset",
+        "20",
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--channels",
+        "8",
+        "--cond",
+        "class",
+        "--label-dropout",
+        "0.2",
+        "--grad-accumulation",
+        "2",
+        "--lr-schedule",
+        "inverse-sqrt:1",
+        "--weight-decay",
+        "0.01",
+        "--out",
+        run,
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["step"], 2);
+    let ck = format!("{run}/checkpoint.safetensors");
+    let s = dir.path().join("s");
+    let s = s.to_str().unwrap();
+    let (ok, out, err) = scorelab(&[
+        "sample",
+        "--checkpoint",
+        &ck,
+        "--n",
+        "3",
+        "--steps",
+        "4",
+        "--class",
+        "7",
+        "--guidance",
+        "2",
+        "--sampler",
+        "heun",
+        "--churn",
+        "10",
+        "--rho",
+        "5",
+        "--out",
+        s,
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    // Guidance doubles the network calls of every evaluation, not the sampler's NFE.
+    assert_eq!(json(&out)["nfe"], 7);
+    assert_eq!(json(&out)["network_calls"], 14);
+    let (ok, _, err) = scorelab(&["sample", "--checkpoint", &ck, "--class", "10", "--out", s]);
+    assert!(!ok && err.contains("--class 10"), "{err}");
+    let (ok, _, err) = scorelab(&[
+        "sample",
+        "--checkpoint",
+        &ck,
+        "--sampler",
+        "euler",
+        "--churn",
+        "1",
+        "--out",
+        s,
+    ]);
+    assert!(!ok && err.contains("--churn"), "{err}");
+    let (ok, _, err) = scorelab(&[
+        "sample",
+        "--checkpoint",
+        &ck,
+        "--grid",
+        "vp",
+        "--rho",
+        "3",
+        "--out",
+        s,
+    ]);
+    assert!(!ok && err.contains("--rho"), "{err}");
+    // The shipped checkpoint is unconditional: --class is refused.
+    let shipped = format!(
+        "{}/../../data/checkpoints/fashion-mnist-unet.safetensors",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let (ok, _, err) = scorelab(&[
+        "sample",
+        "--checkpoint",
+        &shipped,
+        "--class",
+        "1",
+        "--out",
+        s,
+    ]);
+    assert!(!ok && err.contains("not class-conditional"), "{err}");
+    // A resumed conditional run cannot drop its conditioning.
+    let (ok, _, err) = scorelab(&[
+        "train", "--steps", "3", "--out", run, "--resume", "--cond", "none",
+    ]);
+    assert!(!ok && err.contains("--cond"), "{err}");
+}

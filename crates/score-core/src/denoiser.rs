@@ -22,6 +22,16 @@ pub struct Conditioning {
 }
 
 impl Conditioning {
+    /// The rows `start..start + len` of every input (for micro-batches).
+    pub fn narrow(&self, start: usize, len: usize) -> Self {
+        let cut = |t: &Option<Tensor<2>>| t.clone().map(|t| t.narrow(0, start, len));
+        Self {
+            class_labels: cut(&self.class_labels),
+            augment: cut(&self.augment),
+            context: cut(&self.context),
+        }
+    }
+
     /// Only class labels.
     pub fn labels(class_labels: Tensor<2>) -> Self {
         Self {

@@ -19,6 +19,7 @@
 //!   resume, progress bar and JSON-lines log.
 //! - [`data`]: Gaussian mixtures and 2-D toys with exact denoisers, IDX and `.npy` I/O,
 //!   Fashion-MNIST as a burn `Dataset`, PNG grids.
+//! - [`guidance`]: classifier-free guidance as a `Denoiser` wrapper.
 //! - [`limits`]: memory and overflow checks before large allocations.
 //! - [`metrics`]: sliced W2, RBF MMD, memorisation rate, NLL under a mixture.
 //!
@@ -40,6 +41,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod denoiser;
 pub mod error;
+pub mod guidance;
 pub mod limits;
 pub mod metrics;
 pub mod nn;

@@ -8,6 +8,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::checkpoint::{CheckpointFile, CheckpointMeta, save_checkpoint};
 use crate::data::images::{ImageDataset, Split};
+use crate::denoiser::Conditioning;
 use crate::error::{Result, ScoreError};
 use crate::metrics;
 use crate::nn::Preconditioned;
@@ -96,6 +97,7 @@ pub fn demo_train_config(steps: usize, seed: u64) -> TrainConfig {
         checkpoint_every: 200,
         log_every: 20,
         seed,
+        ..TrainConfig::default()
     }
 }
 
@@ -183,6 +185,38 @@ pub fn load_unet(
     }
 }
 
+/// How to condition generated images: class labels and a guidance scale.
+#[derive(Debug, Clone, Default)]
+pub struct ImageCondition {
+    /// Conditioning inputs (`None`: an unconditional network).
+    pub cond: Option<Conditioning>,
+    /// Classifier-free guidance scale (1 = none; see [`crate::guidance`]).
+    pub guidance: f64,
+}
+
+impl ImageCondition {
+    /// No conditioning.
+    pub fn none() -> Self {
+        Self {
+            cond: None,
+            guidance: 1.0,
+        }
+    }
+
+    /// Class `class[i]` for image i, as one-hot labels of `num_classes`.
+    pub fn classes(class: &[usize], num_classes: usize, guidance: f64, device: &Device) -> Self {
+        let mut v = vec![0f32; class.len() * num_classes];
+        for (i, &k) in class.iter().enumerate() {
+            v[i * num_classes + k] = 1.0;
+        }
+        let labels = crate::tensor::from_f32(v, [class.len(), num_classes], device);
+        Self {
+            cond: Some(Conditioning::labels(labels)),
+            guidance,
+        }
+    }
+}
+
 /// Generate images from a UNet: `noise` is unit Gaussian `[B, c, h, w]`, scaled by the
 /// grid's first σ here. `on_step` receives (steps done, total steps).
 pub fn generate_images(
@@ -191,14 +225,16 @@ pub fn generate_images(
     sampler: &Sampler,
     sigmas: &[f64],
     noise: Tensor<4>,
+    condition: &ImageCondition,
     mut on_step: impl FnMut(usize, usize),
 ) -> Result<SampleOutput<4>> {
-    let den = Preconditioned::new(net, precond);
+    let den = crate::guidance::Guided::new(Preconditioned::new(net, precond), condition.guidance);
     let mut done = 0;
     let mut ctx = SampleContext::new().on_step(|s: &crate::samplers::StepInfo<'_, 4>| {
         done += 1;
         on_step(done, s.total_steps);
     });
+    ctx.cond = condition.cond.as_ref();
     sampler.sample(&den, sigmas, noise.mul_scalar(sigmas[0]), &mut ctx)
 }
 

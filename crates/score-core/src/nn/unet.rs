@@ -358,6 +358,14 @@ impl UNet {
         self.emb_channels
     }
 
+    /// The class-label dimension the network takes (0: unconditional).
+    pub fn label_dim(&self) -> usize {
+        self.cond
+            .label
+            .as_ref()
+            .map_or(0, |l| l.weight.val().dims()[0])
+    }
+
     /// The width of the widest level (model_channels × the largest multiplier).
     pub fn widest_channels(&self) -> usize {
         self.widest_channels
