@@ -70,7 +70,7 @@ pub struct GSampleArgs {
     /// A model from `scorelab gaussian fit`.
     #[arg(long)]
     model: PathBuf,
-    /// euler, heun, dpmpp-2m or euler-ancestral.
+    /// euler, heun, dpmpp-2m, euler-ancestral, ddim, dpmpp-2m-sde, dpmpp-3m-sde or unipc.
     #[arg(long, default_value = "heun")]
     sampler: String,
     #[command(flatten)]

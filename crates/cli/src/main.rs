@@ -182,7 +182,7 @@ struct SampleArgs {
     /// Number of samples.
     #[arg(long, default_value_t = 64)]
     n: usize,
-    /// euler, heun, dpmpp-2m or euler-ancestral.
+    /// euler, heun, dpmpp-2m, euler-ancestral, ddim, dpmpp-2m-sde, dpmpp-3m-sde or unipc.
     #[arg(long, default_value = "heun")]
     sampler: String,
     /// Number of σ levels (Heun uses 2N − 1 evaluations).
@@ -343,13 +343,28 @@ pub(crate) struct SamplerOpts {
     /// heun: churn only where σ ≤ S_tmax [default: inf].
     #[arg(long)]
     s_tmax: Option<f64>,
-    /// heun and euler-ancestral: scale of the injected noise [default: 1].
+    /// heun, euler-ancestral, ddim and the SDE samplers: scale of the injected noise
+    /// [default: 1].
     #[arg(long)]
     s_noise: Option<f64>,
-    /// euler-ancestral: η, the fraction of the ancestral noise (1 = ancestral, 0 =
-    /// Euler) [default: 1].
+    /// euler-ancestral and ddim: the fraction of the ancestral noise (1 = ancestral, 0 =
+    /// Euler) [default: 1, ddim 0]; dpmpp-2m-sde and dpmpp-3m-sde: the SDE's η (0 =
+    /// the ODE solver) [default: 1].
     #[arg(long)]
     eta: Option<f64>,
+    /// unipc: the predictor order p, 1 to 3 (with the corrector the order is p + 1)
+    /// [default: 2].
+    #[arg(long)]
+    order: Option<usize>,
+    /// unipc: predictor only, without the corrector UniC.
+    #[arg(long)]
+    no_corrector: bool,
+    /// unipc: B(h) = h (bh1) instead of e^h − 1 (bh2).
+    #[arg(long)]
+    bh1: bool,
+    /// dpmpp-3m-sde: the exact third-order coefficient 2φ₃ instead of k-diffusion's φ₃.
+    #[arg(long)]
+    exact_phi3: bool,
 }
 
 impl SamplerOpts {
@@ -368,36 +383,78 @@ impl SamplerOpts {
                 bail!("{flag}: must be non-negative and finite, got {v}");
             }
         }
-        let heun_only = [self.churn, self.s_tmin, self.s_tmax]
-            .iter()
-            .any(Option::is_some);
-        Ok(match name.parse::<Sampler>()?.with_seed(seed) {
+        let sampler = name.parse::<Sampler>()?.with_seed(seed);
+        // Which flags the chosen sampler takes.
+        let takes = |flag: &str| -> bool {
+            matches!(
+                (&sampler, flag),
+                (
+                    Sampler::Heun(_),
+                    "--churn" | "--s-tmin" | "--s-tmax" | "--s-noise"
+                ) | (
+                    Sampler::EulerAncestral(_)
+                        | Sampler::Ddim(_)
+                        | Sampler::DpmppTwoMSde(_)
+                        | Sampler::DpmppThreeMSde(_),
+                    "--eta" | "--s-noise",
+                ) | (Sampler::DpmppThreeMSde(_), "--exact-phi3")
+                    | (Sampler::UniPc(_), "--order" | "--no-corrector" | "--bh1")
+            )
+        };
+        let given = [
+            ("--churn", self.churn.is_some()),
+            ("--s-tmin", self.s_tmin.is_some()),
+            ("--s-tmax", self.s_tmax.is_some()),
+            ("--s-noise", self.s_noise.is_some()),
+            ("--eta", self.eta.is_some()),
+            ("--order", self.order.is_some()),
+            ("--no-corrector", self.no_corrector),
+            ("--bh1", self.bh1),
+            ("--exact-phi3", self.exact_phi3),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(f, g)| *g && !takes(f)) {
+            bail!("{flag} does not apply to the {name} sampler");
+        }
+        Ok(match sampler {
             Sampler::Heun(mut o) => {
-                if self.eta.is_some() {
-                    bail!("--eta applies to euler-ancestral, not heun");
-                }
                 o.s_churn = self.churn.unwrap_or(o.s_churn);
                 o.s_tmin = self.s_tmin.unwrap_or(o.s_tmin);
                 o.s_tmax = self.s_tmax.unwrap_or(o.s_tmax);
                 o.s_noise = self.s_noise.unwrap_or(o.s_noise);
                 Sampler::Heun(o)
             }
-            Sampler::EulerAncestral(mut o) => {
-                if heun_only {
-                    bail!("--churn/--s-tmin/--s-tmax apply to heun, not euler-ancestral");
-                }
+            Sampler::EulerAncestral(mut o) | Sampler::Ddim(mut o) => {
                 o.eta = self.eta.unwrap_or(o.eta);
                 o.s_noise = self.s_noise.unwrap_or(o.s_noise);
-                Sampler::EulerAncestral(o)
+                if name == "ddim" {
+                    Sampler::Ddim(o)
+                } else {
+                    Sampler::EulerAncestral(o)
+                }
             }
-            other => {
-                if heun_only || self.eta.is_some() || self.s_noise.is_some() {
+            Sampler::DpmppTwoMSde(mut o) | Sampler::DpmppThreeMSde(mut o) => {
+                o.eta = self.eta.unwrap_or(o.eta);
+                o.s_noise = self.s_noise.unwrap_or(o.s_noise);
+                o.exact_phi3 = self.exact_phi3;
+                if name == "dpmpp-2m-sde" {
+                    Sampler::DpmppTwoMSde(o)
+                } else {
+                    Sampler::DpmppThreeMSde(o)
+                }
+            }
+            Sampler::UniPc(mut o) => {
+                o.order = self.order.unwrap_or(o.order);
+                if !(1..=3).contains(&o.order) {
                     bail!(
-                        "--churn, --s-tmin, --s-tmax, --s-noise and --eta apply to heun or euler-ancestral, not {name}"
+                        "--order: UniPC's predictor order is 1, 2 or 3, got {}",
+                        o.order
                     );
                 }
-                other
+                o.corrector = !self.no_corrector;
+                o.bh2 = !self.bh1;
+                Sampler::UniPc(o)
             }
+            other => other,
         })
     }
 }

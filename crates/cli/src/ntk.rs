@@ -77,7 +77,7 @@ pub struct SampleArgs {
     /// Number of samples.
     #[arg(long, default_value_t = 1000)]
     n: usize,
-    /// euler, heun, dpmpp-2m or euler-ancestral.
+    /// euler, heun, dpmpp-2m, euler-ancestral, ddim, dpmpp-2m-sde, dpmpp-3m-sde or unipc.
     #[arg(long, default_value = "heun")]
     sampler: String,
     #[command(flatten)]

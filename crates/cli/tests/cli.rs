@@ -442,6 +442,36 @@ fn class_conditional_training_guided_sampling_and_sampler_options() {
         s,
     ]);
     assert!(!ok && err.contains("--churn"), "{err}");
+    let (ok, out, err) = scorelab(&[
+        "sample",
+        "--checkpoint",
+        &ck,
+        "--n",
+        "2",
+        "--steps",
+        "5",
+        "--sampler",
+        "unipc",
+        "--order",
+        "3",
+        "--out",
+        s,
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["nfe"], 5);
+    let (ok, _, err) = scorelab(&[
+        "sample",
+        "--checkpoint",
+        &ck,
+        "--sampler",
+        "unipc",
+        "--order",
+        "4",
+        "--out",
+        s,
+    ]);
+    assert!(!ok && err.contains("--order"), "{err}");
     let (ok, _, err) = scorelab(&[
         "sample",
         "--checkpoint",

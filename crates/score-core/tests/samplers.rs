@@ -239,3 +239,157 @@ fn churned_heun_and_partial_ancestral_land_on_the_gaussian() {
         }
     }
 }
+
+/// The error at σ_min of a deterministic sampler against the closed form, for grids of
+/// N = 18 … 144 Karras levels ending at σ_min (no final step to 0), d = 20, float64.
+fn errors_against_closed_form(sampler: &Sampler, ns: &[usize]) -> Vec<f64> {
+    let device = Device::flex();
+    let mut rng = stream_rng(3, 0, 0);
+    let d = 20;
+    let mean: Vec<f64> = (0..d).map(|i| (i as f64 * 0.7).sin()).collect();
+    let var: Vec<f64> = (0..d)
+        .map(|i| 0.02 + 3.0 * ((i * 7 % 20) as f64 / 19.0))
+        .collect();
+    let g = GaussianMixture::gaussian(mean, var).unwrap();
+    let n = 16;
+    let z = GaussianMixture::gaussian(vec![0.0; d], vec![1.0; d])
+        .unwrap()
+        .sample(n, &mut rng);
+    let x_t: Vec<f64> = z.iter().map(|z| 80.0 * z).collect();
+    let exact = closed_form(&g, &x_t, 80.0, 0.002);
+    ns.iter()
+        .map(|&steps| {
+            let grid = karras_sigmas(steps, 0.002, 80.0, 7.0).unwrap();
+            let x = from_f64_as(&x_t, [n, d], DType::F64, &device);
+            let out = sampler
+                .sample(&g, &grid[..steps], x, &mut SampleContext::new())
+                .unwrap();
+            let xs = to_vec_f64(out.x).unwrap();
+            xs.chunks(d)
+                .zip(exact.chunks(d))
+                .map(|(a, b)| {
+                    a.iter()
+                        .zip(b)
+                        .map(|(p, q)| (p - q).powi(2))
+                        .sum::<f64>()
+                        .sqrt()
+                })
+                .sum::<f64>()
+                / n as f64
+        })
+        .collect()
+}
+
+/// Convergence orders of the deterministic samplers: log-log slope of the error at
+/// σ_min against the number of steps (docs/score-core.md has the table).
+#[test]
+fn deterministic_samplers_converge_at_their_orders() {
+    let ns = [18usize, 36, 72, 144];
+    let unipc = |order, corrector| {
+        Sampler::UniPc(UniPcOptions {
+            order,
+            corrector,
+            bh2: true,
+        })
+    };
+    let sde0 = SdeOptions {
+        eta: 0.0,
+        ..Default::default()
+    };
+    let cases: Vec<(String, Sampler, f64)> = vec![
+        ("euler".into(), Sampler::Euler, 1.0),
+        ("ddim (eta 0)".into(), "ddim".parse().unwrap(), 1.0),
+        ("heun".into(), Sampler::Heun(HeunOptions::default()), 2.0),
+        ("dpmpp-2m".into(), Sampler::DpmppTwoM, 2.0),
+        (
+            "dpmpp-2m-sde (eta 0)".into(),
+            Sampler::DpmppTwoMSde(sde0),
+            2.0,
+        ),
+        // k-diffusion's 3M update (φ₃ where the exponential integrator has 2φ₃) is
+        // second order here; with the exact coefficient it is third order, and then
+        // equal to UniP-3 (the same quadratic through the same three points).
+        (
+            "dpmpp-3m-sde (eta 0, reference)".into(),
+            Sampler::DpmppThreeMSde(sde0),
+            2.0,
+        ),
+        (
+            "dpmpp-3m-sde (eta 0, exact 2φ₃)".into(),
+            Sampler::DpmppThreeMSde(SdeOptions {
+                exact_phi3: true,
+                ..sde0
+            }),
+            3.0,
+        ),
+        ("unipc p=1, no corrector".into(), unipc(1, false), 1.0),
+        ("unipc p=1 + UniC".into(), unipc(1, true), 2.0),
+        ("unipc p=2, no corrector".into(), unipc(2, false), 2.0),
+        ("unipc p=2 + UniC".into(), unipc(2, true), 3.0),
+        ("unipc p=3, no corrector".into(), unipc(3, false), 3.0),
+        ("unipc p=3 + UniC".into(), unipc(3, true), 4.0),
+    ];
+    let mut failures = Vec::new();
+    let mut table = std::collections::BTreeMap::new();
+    for (name, sampler, order) in cases {
+        let errs = errors_against_closed_form(&sampler, &ns);
+        table.insert(name.clone(), errs.clone());
+        let slope = loglog_slope(
+            &ns.iter()
+                .zip(&errs)
+                .map(|(&n, &e)| (n as f64, e))
+                .collect::<Vec<_>>(),
+        );
+        // The slope between the two finest grids is the nearest to the asymptotic
+        // order; the fit over all four still carries the next term of the error
+        // expansion (and the lower-order start-up steps of multistep methods).
+        let fine = (errs[2] / errs[3]).log2();
+        let shown: Vec<String> = errs.iter().map(|e| format!("{e:.2e}")).collect();
+        eprintln!(
+            "| {name} | {order} | {:.2} | {:.2} | {} |",
+            -slope,
+            fine,
+            shown.join(", ")
+        );
+        // Required: the finest-pair order within 0.25 of the method's order.
+        if (fine - order).abs() > 0.25 {
+            failures.push(format!(
+                "{name}: order {fine:.3} between N = 72 and 144, expected {order}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+    // The exact 3M and UniP-3 are both the exponential integrator with the quadratic
+    // through the last three evaluations; only their second-order start-up steps
+    // differ (UniP-2 uses ρ = ½), so their errors agree closely but not to rounding.
+    let (a, b) = (
+        &table["dpmpp-3m-sde (eta 0, exact 2φ₃)"],
+        &table["unipc p=3, no corrector"],
+    );
+    eprintln!("exact 3M {a:?}\nUniP-3   {b:?}");
+}
+
+#[test]
+fn sde_samplers_at_eta_zero_are_their_ode_solvers() {
+    let device = Device::flex();
+    let g = gaussian4();
+    let sigmas = karras_sigmas(12, 0.002, 80.0, 7.0).unwrap();
+    let x_t = g.sample_noisy(8, 80.0, &mut stream_rng(4, 0, 0));
+    let run = |s: Sampler| {
+        let x = from_f64_as(&x_t, [8, 4], DType::F64, &device);
+        to_vec_f64(
+            s.sample(&g, &sigmas, x, &mut SampleContext::new())
+                .unwrap()
+                .x,
+        )
+        .unwrap()
+    };
+    let sde0 = SdeOptions {
+        eta: 0.0,
+        ..Default::default()
+    };
+    let (a, b) = (run(Sampler::DpmppTwoM), run(Sampler::DpmppTwoMSde(sde0)));
+    assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-12));
+    let (a, b) = (run(Sampler::Euler), run("ddim".parse().unwrap()));
+    assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-12));
+}
