@@ -133,9 +133,11 @@ fn main() -> Result<()> {
             let out = out.unwrap_or_else(|| PathBuf::from("docs/results").join(&name));
             match name.as_str() {
                 "teleport" => {
+                    // UniPC at 10 NFE (11 levels), the few-step regime it is made for.
                     let samplers = [
                         (Sampler::Heun(Default::default()), 18usize),
                         (Sampler::DpmppTwoM, 18usize),
+                        (Sampler::UniPc(Default::default()), 11usize),
                     ];
                     let ks: Vec<usize> = (0..=9).collect();
                     let report = gaussian_score::study::teleport_sweep(

@@ -545,6 +545,27 @@ mod tests {
     }
 
     #[test]
+    fn label_dropout_zeroes_whole_rows_with_its_probability() {
+        let device = Device::flex();
+        let ones = || Conditioning::labels(Tensor::<2>::ones([400, 3], &device));
+        let rows_kept = |p: f64| {
+            let mut c = ones();
+            drop_labels(&mut c, p, &mut stream_rng(0, 9, 0), &device);
+            let v = crate::tensor::to_vec_f64(c.class_labels.unwrap()).unwrap();
+            assert!(
+                v.chunks(3).all(|r| r.iter().all(|&x| x == r[0])),
+                "partial row"
+            );
+            v.chunks(3).filter(|r| r[0] == 1.0).count()
+        };
+        assert_eq!(rows_kept(0.0), 400);
+        assert_eq!(rows_kept(1.0), 0);
+        // Binomial(400, 0.75): mean 300, sd 8.7; 5 sd allowed.
+        let kept = rows_kept(0.25);
+        assert!((kept as f64 - 300.0).abs() < 43.5, "{kept}");
+    }
+
+    #[test]
     fn trim_log_drops_partial_lines_and_steps_after_the_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("train.jsonl");
@@ -644,6 +665,61 @@ impl DivergenceGuard {
         }
         self.high >= self.patience
     }
+}
+
+/// One training batch: clean data, per-sample σ, noise and conditioning.
+struct Batch<const D: usize> {
+    x0: Tensor<D>,
+    sigma: Tensor<1>,
+    noise: Tensor<D>,
+    cond: Option<Conditioning>,
+}
+
+/// Zero the class labels of each sample with probability `p` (EDM's label dropout).
+fn drop_labels(c: &mut Conditioning, p: f64, rng: &mut rand::rngs::StdRng, device: &Device) {
+    if p <= 0.0 {
+        return;
+    }
+    let Some(labels) = c.class_labels.take() else {
+        return;
+    };
+    let [b, k] = labels.dims();
+    let keep: Vec<f64> = (0..b)
+        .map(|_| (rng.random::<f64>() >= p) as u8 as f64)
+        .collect();
+    c.class_labels = Some(labels * tensor1(&keep, device).reshape([b, 1]).expand([b, k]));
+}
+
+/// The loss of the batch's mean and its gradients, over `grad_accumulation`
+/// micro-batches: each contributes its summed per-sample losses / batch_size, so the
+/// gradients add up to those of the whole batch at once.
+fn accumulated_gradients<const D: usize, N: ScoreNetwork<D>>(
+    net: &N,
+    cfg: &TrainConfig,
+    batch: &Batch<D>,
+) -> (f64, GradientsParams) {
+    let micro = cfg.batch_size / cfg.grad_accumulation;
+    let mut accum = burn::optim::GradientsAccumulator::<N>::new();
+    let mut value = 0.0;
+    for j in 0..cfg.grad_accumulation {
+        let loss = denoising_loss(
+            net,
+            &cfg.precond,
+            batch.x0.clone().narrow(0, j * micro, micro),
+            batch.sigma.clone().narrow(0, j * micro, micro),
+            batch.noise.clone().narrow(0, j * micro, micro),
+            batch
+                .cond
+                .as_ref()
+                .map(|c| c.narrow(j * micro, micro))
+                .as_ref(),
+        )
+        .sum()
+        .div_scalar(cfg.batch_size as f64);
+        value += loss.clone().into_scalar::<f32>() as f64;
+        accum.accumulate(net, GradientsParams::from_grads(loss.backward(), net));
+    }
+    (value, accum.grads())
 }
 
 /// Keep the lines of a JSON-lines training log whose `step` is at most `step` and drop
@@ -890,49 +966,16 @@ where
             .collect();
         let noise = randn(x0.dims(), &mut rng, &device);
         device.seed(rng.random());
-        if cfg.label_dropout > 0.0
-            && let Some(c) = cond.as_mut()
-            && let Some(labels) = c.class_labels.take()
-        {
-            let keep: Vec<f64> = (0..cfg.batch_size)
-                .map(|_| (rng.random::<f64>() >= cfg.label_dropout) as u8 as f64)
-                .collect();
-            let [b, k] = labels.dims();
-            c.class_labels = Some(labels * tensor1(&keep, &device).reshape([b, 1]).expand([b, k]));
+        if let Some(c) = cond.as_mut() {
+            drop_labels(c, cfg.label_dropout, &mut rng, &device);
         }
-        let sigmas = tensor1(&sigmas, &device);
-        // One optimiser step over `grad_accumulation` micro-batches: each contributes
-        // its summed per-sample losses / batch_size, so the gradients add up to those
-        // of the whole batch's mean loss.
-        let k = cfg.grad_accumulation;
-        let micro = cfg.batch_size / k;
-        let mut accum = burn::optim::GradientsAccumulator::<N>::new();
-        let mut value = 0.0;
-        for j in 0..k {
-            let part = |t: Tensor<D>| {
-                if k == 1 {
-                    t
-                } else {
-                    t.narrow(0, j * micro, micro)
-                }
-            };
-            let loss = denoising_loss(
-                &net,
-                &cfg.precond,
-                part(x0.clone()),
-                if k == 1 {
-                    sigmas.clone()
-                } else {
-                    sigmas.clone().narrow(0, j * micro, micro)
-                },
-                part(noise.clone()),
-                cond.as_ref().map(|c| c.narrow(j * micro, micro)).as_ref(),
-            )
-            .sum()
-            .div_scalar(cfg.batch_size as f64);
-            value += loss.clone().into_scalar::<f32>() as f64;
-            accum.accumulate(&net, GradientsParams::from_grads(loss.backward(), &net));
-        }
+        let batch = Batch {
+            x0,
+            sigma: tensor1(&sigmas, &device),
+            noise,
+            cond,
+        };
+        let (value, mut grads) = accumulated_gradients(&net, cfg, &batch);
         if !value.is_finite() || guard.observe(value) {
             if let Some(b) = &bar {
                 b.abandon();
@@ -953,7 +996,6 @@ where
                 },
             });
         }
-        let mut grads = accum.grads();
         let grad_norm = clip_global_norm(&net, &mut grads, cfg.grad_clip)?;
         net = optim.step(lr, net, grads);
         ema = ema_update(ema, &net, cfg.ema_beta(step));
