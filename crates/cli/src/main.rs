@@ -942,25 +942,14 @@ fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
                     let g = g.gaussian()?;
                     let den = Preconditioned::new(net, precond);
                     let x_t = noise.mul_scalar(sigmas[0]);
-                    let k = match (a.skip_sigma, a.skip.as_str()) {
-                        (Some(s), _) => gaussian_score::teleport::index_for_sigma(&sigmas, s),
-                        (None, "auto") => {
-                            let probes = x_t.clone().narrow(0, 0, x_t.dims()[0].min(16));
-                            let auto = gaussian_score::auto_skip(
-                                &den,
-                                g,
-                                &sigmas,
-                                probes,
-                                a.skip_threshold,
-                                None,
-                            )?;
-                            calibration_nfe = auto.nfe;
-                            auto.k
-                        }
-                        (None, k) => k.parse::<usize>().map_err(|_| {
-                            anyhow::anyhow!("--skip: '{k}' is neither a step count nor 'auto'")
-                        })?,
-                    };
+                    let skip = gaussian_score::Skip::from_options(
+                        &a.skip,
+                        a.skip_sigma,
+                        a.skip_threshold,
+                    )?;
+                    let probes = x_t.clone().narrow(0, 0, x_t.dims()[0].min(16));
+                    let (k, calib) = skip.resolve(&den, g, &sigmas, probes, None)?;
+                    calibration_nfe = calib;
                     teleport_k = Some(k);
                     let mut ctx = gaussian_score::teleport::progress(|i, _| {
                         if let Some(b) = &pb {

@@ -34,6 +34,43 @@ pub enum Skip {
     },
 }
 
+impl Skip {
+    /// From the CLI's options: `skip` is a step count or `auto`; `skip_sigma`, when
+    /// given, wins; `threshold` is the automatic rule's.
+    pub fn from_options(skip: &str, skip_sigma: Option<f64>, threshold: f64) -> Result<Self> {
+        Ok(match (skip_sigma, skip) {
+            (Some(s), _) if s > 0.0 && s.is_finite() => Self::Sigma(s),
+            (Some(s), _) => {
+                return Err(invalid("skip_sigma", format!("must be positive, got {s}")));
+            }
+            (None, "auto") => Self::Auto { threshold },
+            (None, k) => Self::Index(k.parse().map_err(|_| {
+                invalid("skip", format!("'{k}' is neither a step count nor 'auto'"))
+            })?),
+        })
+    }
+
+    /// The grid index k this skip denotes on `sigmas`, and the network evaluations it
+    /// spent finding it (only [`Skip::Auto`] spends any: [`auto_skip`] on `probes`).
+    pub fn resolve<const D: usize, M: Denoiser<D> + ?Sized>(
+        &self,
+        den: &M,
+        g: &GaussianScore,
+        sigmas: &[f64],
+        probes: Tensor<D>,
+        cond: Option<&Conditioning>,
+    ) -> Result<(usize, usize)> {
+        Ok(match *self {
+            Self::Index(k) => (k, 0),
+            Self::Sigma(s) => (index_for_sigma(sigmas, s), 0),
+            Self::Auto { threshold } => {
+                let a = auto_skip(den, g, sigmas, probes, threshold, cond)?;
+                (a.k, a.nfe)
+            }
+        })
+    }
+}
+
 /// The grid index that [`Skip::Sigma`] denotes.
 pub fn index_for_sigma(sigmas: &[f64], sigma: f64) -> usize {
     sigmas

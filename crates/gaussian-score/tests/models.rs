@@ -140,3 +140,39 @@ fn auto_skip_on_an_exactly_gaussian_model_skips_to_the_end() {
         "k2 = {k2}, evs {evs2:?}"
     );
 }
+
+#[test]
+fn skip_options_parse_and_resolve() {
+    use burn::tensor::{DType, Device};
+    use gaussian_score::Skip;
+    use score_core::sigmas::karras_sigmas;
+    use score_core::tensor::from_f64_as;
+    assert_eq!(Skip::from_options("3", None, 0.9).unwrap(), Skip::Index(3));
+    assert_eq!(
+        Skip::from_options("auto", None, 0.9).unwrap(),
+        Skip::Auto { threshold: 0.9 }
+    );
+    assert_eq!(
+        Skip::from_options("auto", Some(10.0), 0.9).unwrap(),
+        Skip::Sigma(10.0)
+    );
+    let msg = Skip::from_options("three", None, 0.9)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("skip") && msg.contains("three"), "{msg}");
+    assert!(Skip::from_options("1", Some(-1.0), 0.9).is_err());
+    let d = 4;
+    let g = GaussianScore::fit(&randn(200 * d, 3), d, None).unwrap();
+    let sigmas = karras_sigmas(18, 0.002, 80.0, 7.0).unwrap();
+    let probes = from_f64_as(&randn(2 * d, 4), [2, d], DType::F64, &Device::flex());
+    // σ_4 = 19.35 is the first level at or below 20.
+    let (k, nfe) = Skip::Sigma(20.0)
+        .resolve(&g, &g, &sigmas, probes.clone(), None)
+        .unwrap();
+    assert_eq!((k, nfe), (4, 0));
+    let (k, nfe) = Skip::Auto { threshold: 0.9975 }
+        .resolve(&g, &g, &sigmas, probes, None)
+        .unwrap();
+    assert_eq!(k, sigmas.len() - 2);
+    assert!(nfe > 0);
+}
