@@ -94,6 +94,104 @@ enum Command {
     /// The main job: sample the shipped Fashion-MNIST UNet (or train one first), write an
     /// image grid and print metrics.
     Demo(DemoArgs),
+    /// Empirical model statistics of a checkpoint for `sample --sampler dpm-solver-v3`.
+    Ems(EmsArgs),
+}
+
+#[derive(Args)]
+struct EmsArgs {
+    /// Checkpoint written by `scorelab train` (EMA weights).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Data the statistics are taken over: `fashion-mnist-test` (a class-balanced
+    /// subset of the shipped images) or a `.npy` file of rows.
+    #[arg(long, default_value = "fashion-mnist-test")]
+    data: String,
+    /// Samples per λ point.
+    #[arg(long, default_value_t = 64)]
+    n: usize,
+    /// λ points between σ_min and σ_max (4 network evaluations each).
+    #[arg(long, default_value_t = 32)]
+    points: usize,
+    /// Smallest σ.
+    #[arg(long, default_value_t = 0.002)]
+    sigma_min: f64,
+    /// Largest σ.
+    #[arg(long, default_value_t = 80.0)]
+    sigma_max: f64,
+    /// Output JSON file.
+    #[arg(long, default_value = "out/ems.json")]
+    out: PathBuf,
+}
+
+fn cmd_ems(c: &Common, a: &EmsArgs) -> Result<()> {
+    let dev = device(&c.device)?;
+    if a.n < 2 || a.points < 2 {
+        bail!("--n and --points: need at least 2 each");
+    }
+    if !(a.sigma_min > 0.0 && a.sigma_max > a.sigma_min && a.sigma_max.is_finite()) {
+        bail!("--sigma-min/--sigma-max: need 0 < min < max < inf");
+    }
+    let (model, precond, _) = pipeline::load_model(&a.checkpoint, &dev)?;
+    let t0 = Instant::now();
+    let est = |stats: Result<
+        score_core::dpm_solver_v3::ModelStatistics,
+        score_core::ScoreError,
+    >| { stats.map_err(anyhow::Error::from) };
+    let stats = match &model {
+        LoadedModel::Unet(net, [ch, h, w]) => {
+            let images = load_images(&a.data, None)?.balanced_subset(a.n);
+            if images.image_shape != [*ch, *h, *w] {
+                bail!(
+                    "--data: images of shape {:?}, the checkpoint's are {:?}",
+                    images.image_shape,
+                    [ch, h, w]
+                );
+            }
+            let n = images.num_images();
+            let x0 = score_core::tensor::from_f32(images.pixels, [n, *ch, *h, *w], &dev);
+            let den = Preconditioned::new(net, precond);
+            est(score_core::dpm_solver_v3::ModelStatistics::estimate(
+                &den,
+                x0,
+                a.sigma_min,
+                a.sigma_max,
+                a.points,
+                c.seed(),
+            ))?
+        }
+        LoadedModel::Mlp(net, d) => {
+            let path = Path::new(&a.data);
+            let arr = read_npy_finite(path)?;
+            let n = arr.rows_of(path, *d)?.min(a.n);
+            let x0 = from_f64(&arr.data[..n * d], [n, *d], &dev);
+            let den = Preconditioned::new(net, precond);
+            est(score_core::dpm_solver_v3::ModelStatistics::estimate(
+                &den,
+                x0,
+                a.sigma_min,
+                a.sigma_max,
+                a.points,
+                c.seed(),
+            ))?
+        }
+    };
+    stats.save(&a.out)?;
+    let secs = t0.elapsed().as_secs_f64();
+    emit(
+        c.json,
+        serde_json::json!({"out": a.out, "points": a.points, "n": a.n, "dim": stats.dim, "network_evaluations": 4 * a.points, "seconds": secs}),
+        || {
+            outln!(
+                "statistics of dimension {} at {} λ points ({} batched network evaluations) in {secs:.1} s -> {}",
+                stats.dim,
+                a.points,
+                4 * a.points,
+                a.out.display()
+            )
+        },
+    );
+    Ok(())
 }
 
 #[derive(Args)]
@@ -182,7 +280,8 @@ struct SampleArgs {
     /// Number of samples.
     #[arg(long, default_value_t = 64)]
     n: usize,
-    /// euler, heun, dpmpp-2m, euler-ancestral, ddim, dpmpp-2m-sde, dpmpp-3m-sde or unipc.
+    /// euler, heun, dpmpp-2m, euler-ancestral, ddim, dpmpp-2m-sde, dpmpp-3m-sde, unipc or
+    /// dpm-solver-v3 (with --ems).
     #[arg(long, default_value = "heun")]
     sampler: String,
     /// Number of σ levels (Heun uses 2N − 1 evaluations).
@@ -365,9 +464,42 @@ pub(crate) struct SamplerOpts {
     /// dpmpp-3m-sde: the exact third-order coefficient 2φ₃ instead of k-diffusion's φ₃.
     #[arg(long)]
     exact_phi3: bool,
+    /// dpm-solver-v3: the model statistics written by `scorelab ems`.
+    #[arg(long)]
+    ems: Option<PathBuf>,
 }
 
 impl SamplerOpts {
+    fn dpm_solver_v3(&self) -> Result<Sampler> {
+        let Some(path) = &self.ems else {
+            bail!(
+                "--sampler dpm-solver-v3 needs --ems FILE: compute the model statistics once with `scorelab ems --checkpoint … --out ems.json`"
+            );
+        };
+        let given = self.churn.is_some()
+            || self.s_tmin.is_some()
+            || self.s_tmax.is_some()
+            || self.s_noise.is_some()
+            || self.eta.is_some()
+            || self.no_corrector
+            || self.bh1
+            || self.exact_phi3;
+        if given {
+            bail!("dpm-solver-v3 takes --ems and --order only");
+        }
+        let order = self.order.unwrap_or(3);
+        if !(1..=3).contains(&order) {
+            bail!("--order: DPM-Solver-v3's order is 1, 2 or 3, got {order}");
+        }
+        let stats = score_core::dpm_solver_v3::ModelStatistics::load(path)?;
+        Ok(Sampler::DpmSolverV3(Box::new(
+            score_core::dpm_solver_v3::V3Sampler {
+                stats,
+                opts: score_core::dpm_solver_v3::V3Options { order },
+            },
+        )))
+    }
+
     /// The sampler `name` with these options; an option the sampler does not take is
     /// an error naming it.
     pub(crate) fn build(&self, name: &str, seed: u64) -> Result<Sampler> {
@@ -382,6 +514,12 @@ impl SamplerOpts {
             {
                 bail!("{flag}: must be non-negative and finite, got {v}");
             }
+        }
+        if name == "dpm-solver-v3" {
+            return self.dpm_solver_v3();
+        }
+        if self.ems.is_some() {
+            bail!("--ems applies to dpm-solver-v3, not {name}");
         }
         let sampler = name.parse::<Sampler>()?.with_seed(seed);
         // Which flags the chosen sampler takes.
@@ -1146,6 +1284,7 @@ fn run() -> Result<()> {
         Command::Ntk(n) => ntk::run(&cli.common, n),
         Command::Musicscore(m) => musicscore::run(m, &cli.common),
         Command::Demo(a) => cmd_demo(&cli.common, a),
+        Command::Ems(a) => cmd_ems(&cli.common, a),
     }
 }
 

@@ -472,6 +472,51 @@ fn class_conditional_training_guided_sampling_and_sampler_options() {
         s,
     ]);
     assert!(!ok && err.contains("--order"), "{err}");
+    // DPM-Solver-v3: statistics once, then sampling with them.
+    let ems = dir.path().join("ems.json");
+    let ems = ems.to_str().unwrap();
+    let (ok, out, err) = scorelab(&[
+        "ems",
+        "--checkpoint",
+        &ck,
+        "--n",
+        "4",
+        "--points",
+        "3",
+        "--out",
+        ems,
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["network_evaluations"], 12);
+    let (ok, out, err) = scorelab(&[
+        "sample",
+        "--checkpoint",
+        &ck,
+        "--n",
+        "2",
+        "--steps",
+        "4",
+        "--sampler",
+        "dpm-solver-v3",
+        "--ems",
+        ems,
+        "--out",
+        s,
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["nfe"], 4);
+    let (ok, _, err) = scorelab(&[
+        "sample",
+        "--checkpoint",
+        &ck,
+        "--sampler",
+        "dpm-solver-v3",
+        "--out",
+        s,
+    ]);
+    assert!(!ok && err.contains("scorelab ems"), "{err}");
     let (ok, _, err) = scorelab(&[
         "sample",
         "--checkpoint",

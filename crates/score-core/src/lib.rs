@@ -13,6 +13,7 @@
 //!   closed-form Gaussian, mixture, empirical, kernel) and every sampler.
 //! - [`samplers`]: Euler, Heun with churn (EDM Algorithm 2), DPM-Solver++(2M) and
 //!   Euler-ancestral, as plain functions that can start at any grid index.
+//! - [`dpm_solver_v3`]: DPM-Solver-v3 with empirical model statistics.
 //! - [`nn`]: an MLP and a DDPM++-style UNet as burn `Module`s, EDM preconditioning
 //!   (Eq. 7) and the loss (Eq. 8).
 //! - [`train`]: Adam with warm-up and clipping, EMA, safetensors checkpoints, exact
@@ -40,6 +41,7 @@
 pub mod checkpoint;
 pub mod data;
 pub mod denoiser;
+pub mod dpm_solver_v3;
 pub mod error;
 pub mod guidance;
 pub mod limits;

@@ -83,7 +83,7 @@ impl<'a, const D: usize> SampleContext<'a, D> {
         self
     }
 
-    fn report(&mut self, info: StepInfo<'_, D>) {
+    pub(crate) fn report(&mut self, info: StepInfo<'_, D>) {
         if let Some(f) = self.on_step.as_mut() {
             f(&info);
         }
@@ -148,7 +148,7 @@ impl Default for AncestralOptions {
     }
 }
 
-fn check_grid(sigmas: &[f64], start: usize) -> Result<()> {
+pub(crate) fn check_grid(sigmas: &[f64], start: usize) -> Result<()> {
     if sigmas.len() < 2 {
         return Err(ScoreError::invalid(
             "sigmas",
@@ -674,7 +674,7 @@ pub fn unipc_sample<const D: usize, M: Denoiser<D> + ?Sized>(
 }
 
 /// A sampler chosen at run time (CLI, configuration files).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Sampler {
     /// [`euler_sample`].
@@ -694,6 +694,9 @@ pub enum Sampler {
     DpmppThreeMSde(SdeOptions),
     /// [`unipc_sample`].
     UniPc(UniPcOptions),
+    /// [`crate::dpm_solver_v3::dpm_solver_v3_sample`] with its model statistics (not
+    /// parsed from a name: it needs statistics, see `scorelab ems`).
+    DpmSolverV3(Box<crate::dpm_solver_v3::V3Sampler>),
 }
 
 impl std::str::FromStr for Sampler {
@@ -756,6 +759,7 @@ impl Sampler {
             Self::DpmppTwoMSde(_) => "dpmpp-2m-sde",
             Self::DpmppThreeMSde(_) => "dpmpp-3m-sde",
             Self::UniPc(_) => "unipc",
+            Self::DpmSolverV3(_) => "dpm-solver-v3",
         }
     }
 
@@ -799,6 +803,9 @@ impl Sampler {
             Self::DpmppTwoMSde(o) => dpmpp_2m_sde_sample(den, sigmas, x, o, ctx),
             Self::DpmppThreeMSde(o) => dpmpp_3m_sde_sample(den, sigmas, x, o, ctx),
             Self::UniPc(o) => unipc_sample(den, sigmas, x, o, ctx),
+            Self::DpmSolverV3(v) => {
+                crate::dpm_solver_v3::dpm_solver_v3_sample(den, &v.stats, sigmas, x, &v.opts, ctx)
+            }
         }
     }
 }
