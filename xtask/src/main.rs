@@ -133,11 +133,23 @@ fn main() -> Result<()> {
             let out = out.unwrap_or_else(|| PathBuf::from("docs/results").join(&name));
             match name.as_str() {
                 "teleport" => {
-                    // UniPC at 10 NFE (11 levels), the few-step regime it is made for.
+                    // UniPC and DPM-Solver-v3 at 10 NFE (11 levels), the few-step regime
+                    // they are made for; v3's statistics from 64 training images at 32 λ
+                    // points (`scorelab ems`'s defaults).
+                    let stats = ems_for(&ck, seed, &device)?;
                     let samplers = [
                         (Sampler::Heun(Default::default()), 18usize),
                         (Sampler::DpmppTwoM, 18usize),
                         (Sampler::UniPc(Default::default()), 11usize),
+                        (
+                            Sampler::DpmSolverV3(Box::new(
+                                score_core::dpm_solver_v3::V3Sampler {
+                                    stats,
+                                    opts: Default::default(),
+                                },
+                            )),
+                            11usize,
+                        ),
                     ];
                     let ks: Vec<usize> = (0..=9).collect();
                     let report = gaussian_score::study::teleport_sweep(
@@ -222,4 +234,21 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// DPM-Solver-v3's statistics of a UNet checkpoint over 64 class-balanced training
+/// images (the first 9 000 shipped test images) at 32 λ points in [0.002, 80].
+fn ems_for(
+    ck: &std::path::Path,
+    seed: u64,
+    device: &Device,
+) -> Result<score_core::dpm_solver_v3::ModelStatistics> {
+    let (net, [c, h, w], precond, _) = pipeline::load_unet(ck, device)?;
+    let (train, _) = pipeline::demo_split()?;
+    let images = train.balanced_subset(64);
+    let x0 = score_core::tensor::from_f32(images.pixels, [64, c, h, w], device);
+    let den = score_core::nn::Preconditioned::new(&net, precond);
+    Ok(score_core::dpm_solver_v3::ModelStatistics::estimate(
+        &den, x0, 0.002, 80.0, 32, seed,
+    )?)
 }
