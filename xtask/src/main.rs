@@ -142,12 +142,10 @@ fn main() -> Result<()> {
                         (Sampler::DpmppTwoM, 18usize),
                         (Sampler::UniPc(Default::default()), 11usize),
                         (
-                            Sampler::DpmSolverV3(Box::new(
-                                score_core::dpm_solver_v3::V3Sampler {
-                                    stats,
-                                    opts: Default::default(),
-                                },
-                            )),
+                            Sampler::DpmSolverV3(Box::new(score_core::dpm_solver_v3::V3Sampler {
+                                stats,
+                                opts: Default::default(),
+                            })),
                             11usize,
                         ),
                     ];

@@ -550,3 +550,40 @@ fn class_conditional_training_guided_sampling_and_sampler_options() {
     ]);
     assert!(!ok && err.contains("--cond"), "{err}");
 }
+
+#[test]
+fn train_takes_sigma_data_from_the_data() {
+    use score_core::data::images::{ImageDataset, Split};
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("sd");
+    let run = run.to_str().unwrap();
+    let (ok, _, err) = scorelab(&[
+        "train",
+        "--subset",
+        "16",
+        "--steps",
+        "1",
+        "--batch-size",
+        "2",
+        "--channels",
+        "8",
+        "--out",
+        run,
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let ck = score_core::checkpoint::CheckpointFile::read(std::path::Path::new(&format!(
+        "{run}/checkpoint.safetensors"
+    )))
+    .unwrap();
+    let stored = ck.meta.config["train"]["precond"]["sigma_data"]
+        .as_f64()
+        .unwrap();
+    let images = ImageDataset::fashion_mnist(None, Split::Test)
+        .unwrap()
+        .balanced_subset(16);
+    let want = score_core::precond::sigma_data_of(images.pixels.iter().map(|&v| v as f64));
+    // The same values through the same one-pass formula: equal up to float rounding.
+    assert!((stored - want).abs() < 1e-12, "{stored} vs {want}");
+    assert!((stored - 0.5).abs() > 0.05, "EDM's fixed 0.5: {stored}");
+}
