@@ -33,7 +33,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::denoiser::Denoiser;
 use crate::error::{Result, ScoreError};
-use crate::samplers::{SampleContext, SampleOutput, StepInfo};
+use crate::samplers::{SampleContext, SampleOutput};
 use crate::tensor::{from_f64_as, randn_like, sigma_tensor, stream_rng, to_vec_f64};
 
 /// Empirical model statistics l, s, b on an increasing grid of λ = −ln σ.
@@ -484,15 +484,7 @@ pub fn dpm_solver_v3_sample<const D: usize, M: Denoiser<D> + ?Sized>(
                 .collect();
         }
         out_x = from_f64_as(&xs, [n * d], dtype, &dev).reshape(dims);
-        ctx.report(StepInfo {
-            index: i,
-            sigma: s,
-            sigma_next: s_next,
-            x: &out_x,
-            denoised: &den_t,
-            nfe,
-            total_steps: total,
-        });
+        ctx.step_done(i, (s, s_next), &out_x, &den_t, nfe, total);
     }
     Ok(SampleOutput { x: out_x, nfe })
 }

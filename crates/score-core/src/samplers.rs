@@ -83,6 +83,27 @@ impl<'a, const D: usize> SampleContext<'a, D> {
         self
     }
 
+    /// Report step `i` from σ = `s.0` to `s.1`.
+    pub(crate) fn step_done(
+        &mut self,
+        index: usize,
+        s: (f64, f64),
+        x: &Tensor<D>,
+        denoised: &Tensor<D>,
+        nfe: usize,
+        total_steps: usize,
+    ) {
+        self.report(StepInfo {
+            index,
+            sigma: s.0,
+            sigma_next: s.1,
+            x,
+            denoised,
+            nfe,
+            total_steps,
+        });
+    }
+
     pub(crate) fn report(&mut self, info: StepInfo<'_, D>) {
         if let Some(f) = self.on_step.as_mut() {
             f(&info);
@@ -202,15 +223,7 @@ pub fn euler_sample<const D: usize, M: Denoiser<D> + ?Sized>(
         let den_x = eval(den, &x, s, ctx.cond, &mut nfe);
         let d = (x.clone() - den_x.clone()).div_scalar(s);
         x = x + d.mul_scalar(s_next - s);
-        ctx.report(StepInfo {
-            index: i,
-            sigma: s,
-            sigma_next: s_next,
-            x: &x,
-            denoised: &den_x,
-            nfe,
-            total_steps: total,
-        });
+        ctx.step_done(i, (s, s_next), &x, &den_x, nfe, total);
     }
     Ok(SampleOutput { x, nfe })
 }
@@ -253,15 +266,7 @@ pub fn heun_sample<const D: usize, M: Denoiser<D> + ?Sized>(
             x_next = x_hat + (d + d_prime).mul_scalar(0.5 * (s_next - s_hat));
         }
         x = x_next;
-        ctx.report(StepInfo {
-            index: i,
-            sigma: s,
-            sigma_next: s_next,
-            x: &x,
-            denoised: &den_hat,
-            nfe,
-            total_steps: total,
-        });
+        ctx.step_done(i, (s, s_next), &x, &den_hat, nfe, total);
     }
     Ok(SampleOutput { x, nfe })
 }
@@ -298,15 +303,7 @@ pub fn dpmpp_2m_sample<const D: usize, M: Denoiser<D> + ?Sized>(
             x = x.mul_scalar(s_next / s) - target.mul_scalar((-h).exp_m1());
             old = Some((den_x.clone(), h));
         }
-        ctx.report(StepInfo {
-            index: i,
-            sigma: s,
-            sigma_next: s_next,
-            x: &x,
-            denoised: &den_x,
-            nfe,
-            total_steps: total,
-        });
+        ctx.step_done(i, (s, s_next), &x, &den_x, nfe, total);
     }
     Ok(SampleOutput { x, nfe })
 }
@@ -338,15 +335,7 @@ pub fn euler_ancestral_sample<const D: usize, M: Denoiser<D> + ?Sized>(
             let eps = randn_like(&x, &mut rng);
             x = x + eps.mul_scalar(s_up * opts.s_noise);
         }
-        ctx.report(StepInfo {
-            index: i,
-            sigma: s,
-            sigma_next: s_next,
-            x: &x,
-            denoised: &den_x,
-            nfe,
-            total_steps: total,
-        });
+        ctx.step_done(i, (s, s_next), &x, &den_x, nfe, total);
     }
     Ok(SampleOutput { x, nfe })
 }
@@ -432,15 +421,7 @@ pub fn dpmpp_2m_sde_sample<const D: usize, M: Denoiser<D> + ?Sized>(
             }
             old = Some((den_x.clone(), h));
         }
-        ctx.report(StepInfo {
-            index: i,
-            sigma: s,
-            sigma_next: s_next,
-            x: &x,
-            denoised: &den_x,
-            nfe,
-            total_steps: total,
-        });
+        ctx.step_done(i, (s, s_next), &x, &den_x, nfe, total);
     }
     Ok(SampleOutput { x, nfe })
 }
@@ -497,15 +478,7 @@ pub fn dpmpp_3m_sde_sample<const D: usize, M: Denoiser<D> + ?Sized>(
             hist.insert(0, (den_x.clone(), h));
             hist.truncate(2);
         }
-        ctx.report(StepInfo {
-            index: i,
-            sigma: s,
-            sigma_next: s_next,
-            x: &x,
-            denoised: &den_x,
-            nfe,
-            total_steps: total,
-        });
+        ctx.step_done(i, (s, s_next), &x, &den_x, nfe, total);
     }
     Ok(SampleOutput { x, nfe })
 }
@@ -660,15 +633,7 @@ pub fn unipc_sample<const D: usize, M: Denoiser<D> + ?Sized>(
             last = Some((x.clone(), p));
             x = pred;
         }
-        ctx.report(StepInfo {
-            index: i,
-            sigma: s,
-            sigma_next: s_next,
-            x: &x,
-            denoised: &den_x,
-            nfe,
-            total_steps: total,
-        });
+        ctx.step_done(i, (s, s_next), &x, &den_x, nfe, total);
     }
     Ok(SampleOutput { x, nfe })
 }

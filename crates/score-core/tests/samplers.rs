@@ -101,57 +101,14 @@ fn every_sampler_lands_on_the_gaussian() {
 fn heun_error_falls_as_n_to_the_minus_two() {
     // d = 20 diagonal Gaussian, EDM start x_T = 80·z, error at σ_min = 0.002 against the
     // closed form (the grid without its final 0, so every step is a Heun step), float64.
-    let device = Device::flex();
-    let mut rng = stream_rng(3, 0, 0);
-    let d = 20;
-    let mean: Vec<f64> = (0..d).map(|i| (i as f64 * 0.7).sin()).collect();
-    let var: Vec<f64> = (0..d)
-        .map(|i| 0.02 + 3.0 * ((i * 7 % 20) as f64 / 19.0))
-        .collect();
-    let g = GaussianMixture::gaussian(mean, var).unwrap();
-    let n = 16;
-    let z = GaussianMixture::gaussian(vec![0.0; d], vec![1.0; d])
-        .unwrap()
-        .sample(n, &mut rng);
-    let x_t: Vec<f64> = z.iter().map(|z| 80.0 * z).collect();
-    let exact = closed_form(&g, &x_t, 80.0, 0.002);
-    let mut logs = Vec::new();
-    for steps in [18usize, 36, 72, 144, 288] {
-        let grid = karras_sigmas(steps, 0.002, 80.0, 7.0).unwrap();
-        let grid = &grid[..steps]; // drop the trailing 0: end at σ_min
-        let x = from_f64_as(&x_t, [n, d], DType::F64, &device);
-        let out = heun_sample(
-            &g,
-            grid,
-            x,
-            &HeunOptions::default(),
-            &mut SampleContext::new(),
-        )
-        .unwrap();
-        assert_eq!(out.nfe, 2 * (steps - 1));
-        let xs = to_vec_f64(out.x).unwrap();
-        // Mean over samples of the Euclidean error.
-        let err = xs
-            .chunks(d)
-            .zip(exact.chunks(d))
-            .map(|(a, b)| {
-                a.iter()
-                    .zip(b)
-                    .map(|(p, q)| (p - q).powi(2))
-                    .sum::<f64>()
-                    .sqrt()
-            })
-            .sum::<f64>()
-            / n as f64;
-        logs.push(((steps as f64).ln(), err.ln()));
-    }
+    let ns = [18usize, 36, 72, 144, 288];
+    let errs = errors_against_closed_form(&Sampler::Heun(HeunOptions::default()), &ns);
     let slope = loglog_slope(
-        &logs
-            .iter()
-            .map(|p| (p.0.exp(), p.1.exp()))
+        &ns.iter()
+            .zip(&errs)
+            .map(|(&n, &e)| (n as f64, e))
             .collect::<Vec<_>>(),
     );
-    let errs: Vec<f64> = logs.iter().map(|p| p.1.exp()).collect();
     eprintln!(
         "Heun error at sigma_min for N = 18, 36, 72, 144, 288: {errs:?}; log-log slope {slope:.3}"
     );
