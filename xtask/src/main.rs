@@ -133,20 +133,20 @@ fn main() -> Result<()> {
             let out = out.unwrap_or_else(|| PathBuf::from("docs/results").join(&name));
             match name.as_str() {
                 "teleport" => {
-                    // UniPC and DPM-Solver-v3 at 10 NFE (11 levels), the few-step regime
+                    // UniPC and DPM-Solver-v3 at 10 NFE (10 levels), the few-step regime
                     // they are made for; v3's statistics from 64 training images at 32 λ
                     // points (`scorelab ems`'s defaults).
                     let stats = ems_for(&ck, seed, &device)?;
                     let samplers = [
                         (Sampler::Heun(Default::default()), 18usize),
                         (Sampler::DpmppTwoM, 18usize),
-                        (Sampler::UniPc(Default::default()), 11usize),
+                        (Sampler::UniPc(Default::default()), 10usize),
                         (
                             Sampler::DpmSolverV3(Box::new(score_core::dpm_solver_v3::V3Sampler {
                                 stats,
                                 opts: Default::default(),
                             })),
-                            11usize,
+                            10usize,
                         ),
                     ];
                     let ks: Vec<usize> = (0..=9).collect();
