@@ -274,38 +274,20 @@ pub fn heun_sample<const D: usize, M: Denoiser<D> + ?Sized>(
 /// DPM-Solver++(2M) (Lu et al. 2022) in k-diffusion's multistep form, with t = −ln σ and
 /// h = t_{i+1} − t_i: the first step (and a step that lands on σ = 0) is first order,
 /// x_{i+1} = (σ_{i+1}/σ_i)·x_i − (e^{−h} − 1)·D_i; later steps use
-/// D̃ = (1 + 1/(2r))·D_i − (1/(2r))·D_{i−1}, r = h_{i−1}/h. NFE = N − k.
+/// D̃ = (1 + 1/(2r))·D_i − (1/(2r))·D_{i−1}, r = h_{i−1}/h (the 2M SDE at η = 0,
+/// [`dpmpp_2m_sde_sample`]). NFE = N − k.
 pub fn dpmpp_2m_sample<const D: usize, M: Denoiser<D> + ?Sized>(
     den: &M,
     sigmas: &[f64],
     x: Tensor<D>,
     ctx: &mut SampleContext<'_, D>,
 ) -> Result<SampleOutput<D>> {
-    check_grid(sigmas, ctx.start_index)?;
-    let total = sigmas.len() - 1 - ctx.start_index;
-    let (mut x, mut nfe) = (x, 0);
-    let mut old: Option<(Tensor<D>, f64)> = None; // (D_{i-1}, h_{i-1})
-    for i in ctx.start_index..sigmas.len() - 1 {
-        let (s, s_next) = (sigmas[i], sigmas[i + 1]);
-        let den_x = eval(den, &x, s, ctx.cond, &mut nfe);
-        if s_next == 0.0 {
-            x = den_x.clone();
-        } else {
-            let h = s.ln() - s_next.ln();
-            let target = match &old {
-                Some((d_prev, h_prev)) => {
-                    let r = h_prev / h;
-                    den_x.clone().mul_scalar(1.0 + 1.0 / (2.0 * r))
-                        - d_prev.clone().mul_scalar(1.0 / (2.0 * r))
-                }
-                None => den_x.clone(),
-            };
-            x = x.mul_scalar(s_next / s) - target.mul_scalar((-h).exp_m1());
-            old = Some((den_x.clone(), h));
-        }
-        ctx.step_done(i, (s, s_next), &x, &den_x, nfe, total);
-    }
-    Ok(SampleOutput { x, nfe })
+    // The same update as the 2M SDE with η = 0 (no noise is drawn then).
+    let ode = SdeOptions {
+        eta: 0.0,
+        ..SdeOptions::default()
+    };
+    dpmpp_2m_sde_sample(den, sigmas, x, &ode, ctx)
 }
 
 /// Euler-ancestral sampling (k-diffusion `sample_euler_ancestral`): an Euler step down
