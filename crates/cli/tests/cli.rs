@@ -587,3 +587,85 @@ fn train_takes_sigma_data_from_the_data() {
     assert!((stored - want).abs() < 1e-12, "{stored} vs {want}");
     assert!((stored - 0.5).abs() > 0.05, "EDM's fixed 0.5: {stored}");
 }
+
+/// Write 8-bit grayscale images `[n, h, w]` as `dir/000.png`, … .
+fn write_pngs(dir: &std::path::Path, bytes: &[u8], n: usize, h: usize, w: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..n {
+        let f = std::fs::File::create(dir.join(format!("{i:03}.png"))).unwrap();
+        let mut enc = png::Encoder::new(f, w as u32, h as u32);
+        enc.set_color(png::ColorType::Grayscale);
+        let mut wr = enc.write_header().unwrap();
+        wr.write_image_data(&bytes[i * h * w..(i + 1) * h * w])
+            .unwrap();
+    }
+}
+
+/// Needs `cargo xtask fid-setup` (the README's test command runs it first).
+#[test]
+fn fid_reads_npy_png_and_statistics_alike() {
+    use score_core::data::images::{ImageDataset, Split};
+    use score_core::data::npy::write_npy_f32;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fm = ImageDataset::fashion_mnist(None, Split::Test).unwrap();
+    let (a, b) = (d.join("a.npy"), d.join("b_png"));
+    write_npy_f32(&a, &[6, 1, 28, 28], &fm.pixels[..6 * 784]).unwrap();
+    let b_bytes = score_core::fid::quantize_signed(&fm.pixels[6 * 784..12 * 784]).unwrap();
+    write_pngs(&b, &b_bytes, 6, 28, 28);
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let stats = d.join("b.npz");
+    let (ok, _, err) = scorelab(&[
+        "fid-stats",
+        "--images",
+        &s(&b),
+        "--out",
+        &s(&stats),
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let fid = |reference: &str, extra: &[&str]| {
+        let mut args = vec!["fid", "--images", a.to_str().unwrap(), "--ref", reference];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--bootstrap", "20", "--json"]);
+        let (ok, out, err) = scorelab(&args);
+        assert!(ok, "{err}");
+        json(&out)
+    };
+    let by_images = fid(&s(&b), &["--kid", "--pr"]);
+    let by_stats = fid(&s(&stats), &[]);
+    let same = fid(&s(&a), &[]);
+    let (f_img, f_stats) = (
+        by_images["fid"].as_f64().unwrap(),
+        by_stats["fid"].as_f64().unwrap(),
+    );
+    // The .npz holds the f64 statistics exactly: the two routes agree to round-off.
+    assert!(
+        (f_img - f_stats).abs() < 1e-9 * f_img,
+        "{f_img} vs {f_stats}"
+    );
+    assert_eq!(by_stats["n_ref"], 6);
+    // A set against itself: 0 up to the √(round-off) of the singular covariance's
+    // eigenvalues, d·√(ε·tr Σ) ≈ 2048·√(2.2e-16·200) ≈ 4e-4, far below FID(a, b).
+    let f_same = same["fid"].as_f64().unwrap();
+    assert!(f_same.abs() < 1e-3 && f_img > 10.0, "{f_same} vs {f_img}");
+    for key in ["precision", "recall"] {
+        let v = by_images[key].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{key} {v}");
+    }
+    assert_eq!(by_images["kid"]["subset_size"], 6);
+    // Errors name what to fix, before any features are computed.
+    let (ok, _, err) = scorelab(&["fid", "--images", &s(&a), "--ref", &s(&stats), "--kid"]);
+    assert!(!ok && err.contains("--kid"), "{err}");
+    let missing = d.join("none.safetensors");
+    let (ok, _, err) = scorelab(&[
+        "fid",
+        "--images",
+        &s(&a),
+        "--ref",
+        &s(&b),
+        "--weights",
+        &s(&missing),
+    ]);
+    assert!(!ok && err.contains("cargo xtask fid-setup"), "{err}");
+}

@@ -302,6 +302,43 @@ pub fn demo_split() -> Result<(ImageDataset, ImageDataset)> {
     Ok((all.select(&train), all.select(&held)))
 }
 
+/// FID statistics cached under `<cache>/fid/stats/<name>.npz`: read when present,
+/// else computed by `features` (rows `[n, 2048]`) and written atomically.
+pub fn cached_fid_stats<E: From<crate::ScoreError>>(
+    name: &str,
+    features: impl FnOnce() -> std::result::Result<Vec<f32>, E>,
+) -> std::result::Result<crate::fid::FeatureStats, E> {
+    let path = crate::fid::cache_dir()
+        .join("fid")
+        .join("stats")
+        .join(format!("{name}.npz"));
+    if path.is_file() {
+        return Ok(crate::fid::FeatureStats::load_npz(&path)?);
+    }
+    let stats = crate::fid::FeatureStats::from_features(&features()?, crate::fid::DIM)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| crate::ScoreError::io(dir, e))?;
+    }
+    stats.save_npz(&path)?;
+    Ok(stats)
+}
+
+/// FID statistics of the 10 000 shipped Fashion-MNIST test images, computed once
+/// (`batch` images at a time, `progress` told how many are done) and cached as
+/// `<cache>/fid/stats/fashion-mnist-test.npz`.
+pub fn test_split_fid_stats(
+    net: &crate::fid::FidInception,
+    batch: usize,
+    progress: impl FnMut(usize),
+) -> Result<crate::fid::FeatureStats> {
+    cached_fid_stats("fashion-mnist-test", || {
+        let d = ImageDataset::fashion_mnist(None, Split::Test)?;
+        let [c, h, w] = d.image_shape;
+        let bytes = crate::fid::quantize_signed(&d.pixels)?;
+        net.features(&bytes, [d.num_images(), c, h, w], batch, progress)
+    })
+}
+
 /// Train the demo UNet on [`demo_split`]'s training part; writes (and with `resume`
 /// continues) `<out>/checkpoint.safetensors` and `<out>/train.jsonl`.
 pub fn train_demo_unet(

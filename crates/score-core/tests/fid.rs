@@ -59,5 +59,8 @@ fn features_and_fid_match_the_torchscript_reference() {
     .unwrap();
     let want = golden_fid();
     eprintln!("FID ours {fid_ours:.6}, reference {want:.6}");
-    assert!((fid_ours - want).abs() <= 1e-3 * want, "{fid_ours} vs {want}");
+    assert!(
+        (fid_ours - want).abs() <= 1e-3 * want,
+        "{fid_ours} vs {want}"
+    );
 }

@@ -72,3 +72,64 @@ mod tests {
         assert!(write_image_grid(&p, &imgs, [3, 2, 4, 5], 2).is_err());
     }
 }
+
+/// Read an 8-bit PNG as `(channels, height, width, planar bytes [c, h, w])`: grayscale
+/// gives 1 channel, RGB 3; an alpha channel is dropped; palette images are expanded;
+/// 16-bit images are reduced to their high byte.
+pub fn read_png_u8(path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
+    let file = std::fs::File::open(path).map_err(|e| ScoreError::io(path, e))?;
+    let mut dec = png::Decoder::new(std::io::BufReader::new(file));
+    dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let bad = |e: png::DecodingError| ScoreError::format(path, "PNG", e.to_string());
+    let mut reader = dec.read_info().map_err(bad)?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| ScoreError::format(path, "PNG", "image too large"))?;
+    crate::limits::ensure_fits(&path.display().to_string(), size as u128, "a smaller image")?;
+    let mut buf = vec![0u8; size];
+    let info = reader.next_frame(&mut buf).map_err(bad)?;
+    let (w, h) = (info.width as usize, info.height as usize);
+    let (stored, keep) = match info.color_type {
+        png::ColorType::Grayscale => (1, 1),
+        png::ColorType::GrayscaleAlpha => (2, 1),
+        png::ColorType::Rgb => (3, 3),
+        png::ColorType::Rgba => (4, 3),
+        other => {
+            return Err(ScoreError::format(
+                path,
+                "PNG",
+                format!("colour type {other:?}"),
+            ));
+        }
+    };
+    let mut out = vec![0u8; keep * h * w];
+    for y in 0..h {
+        let row = &buf[y * info.line_size..];
+        for x in 0..w {
+            for c in 0..keep {
+                out[(c * h + y) * w + x] = row[x * stored + c];
+            }
+        }
+    }
+    Ok((keep, h, w, out))
+}
+
+#[cfg(test)]
+mod png_tests {
+    use super::*;
+
+    #[test]
+    fn a_written_grid_reads_back() {
+        // One 2×3 grayscale image: the grid has a 2-pixel white border around it.
+        let px = [-1.0f32, 0.0, 1.0, 1.0, 0.0, -1.0];
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("g.png");
+        write_image_grid(&p, &px, [1, 1, 2, 3], 1).unwrap();
+        let (c, h, w, data) = read_png_u8(&p).unwrap();
+        assert_eq!((c, h, w), (1, 6, 7));
+        assert_eq!(&data[2 * 7 + 2..2 * 7 + 5], &[0, 128, 255]);
+        assert_eq!(data[0], 255);
+        std::fs::write(&p, b"not a png").unwrap();
+        assert!(read_png_u8(&p).unwrap_err().to_string().contains("g.png"));
+    }
+}

@@ -105,8 +105,7 @@ impl<'a> Archive<'a> {
         if self.bytes.get(at..at + 4) != Some(&[0x50, 0x4b, 0x03, 0x04]) {
             return Err(bad("bad local header signature"));
         }
-        let (Some(n), Some(e)) = (u16_at(self.bytes, at + 26), u16_at(self.bytes, at + 28))
-        else {
+        let (Some(n), Some(e)) = (u16_at(self.bytes, at + 26), u16_at(self.bytes, at + 28)) else {
             return Err(bad("truncated local header"));
         };
         let start = at + 30 + n as usize + e as usize;
@@ -173,7 +172,7 @@ pub fn write_stored(files: &[(&str, &[u8])]) -> Vec<u8> {
         central.extend_from_slice(&[0x50, 0x4b, 0x01, 0x02]);
         central.extend_from_slice(&20u16.to_le_bytes()); // version made by
         common(&mut central);
-        central.extend_from_slice(&[0; 8]); // comment, disk, internal attributes
+        central.extend_from_slice(&[0; 6]); // comment length, disk, internal attributes
         central.extend_from_slice(&0u32.to_le_bytes()); // external attributes
         central.extend_from_slice(&offset.to_le_bytes());
         central.extend_from_slice(name.as_bytes());
@@ -202,7 +201,12 @@ mod tests {
         assert_eq!(z.entries().len(), 2);
         assert_eq!(z.read_named("a.npy").unwrap(), b"hello");
         assert_eq!(z.read(z.find("b.npy").unwrap()).unwrap(), b"");
-        assert!(z.read_named("c").unwrap_err().to_string().contains("no entry c"));
+        assert!(
+            z.read_named("c")
+                .unwrap_err()
+                .to_string()
+                .contains("no entry c")
+        );
         for cut in [0, 10, bytes.len() - 30] {
             let cut_bytes = &bytes[..cut];
             if let Ok(z) = Archive::new(cut_bytes, path) {

@@ -35,7 +35,11 @@ impl ConvBn {
     fn new(l: &ConvLayer, device: &Device) -> Self {
         let [o, i, kh, kw] = l.shape;
         let per_out = i * kh * kw;
-        let scale: Vec<f64> = l.var.iter().map(|&v| 1.0 / (v as f64 + BN_EPS).sqrt()).collect();
+        let scale: Vec<f64> = l
+            .var
+            .iter()
+            .map(|&v| 1.0 / (v as f64 + BN_EPS).sqrt())
+            .collect();
         let weight: Vec<f32> = l
             .weight
             .iter()
@@ -184,7 +188,10 @@ impl Layers<'_> {
     }
 
     fn seq(&mut self, prefix: &str, names: &[&str]) -> Result<Vec<ConvBn>> {
-        names.iter().map(|n| self.take(&format!("{prefix}.{n}"))).collect()
+        names
+            .iter()
+            .map(|n| self.take(&format!("{prefix}.{n}")))
+            .collect()
     }
 
     fn ac(&mut self, p: &str, tower_1_len: usize) -> Result<BlockAc> {
@@ -242,7 +249,10 @@ impl InceptionV3 {
             mixed_d: BlockBd {
                 towers: vec![
                     l.seq("layers.mixed_8.tower", &["conv", "conv_1"])?,
-                    l.seq("layers.mixed_8.tower_1", &["conv", "conv_1", "conv_2", "conv_3"])?,
+                    l.seq(
+                        "layers.mixed_8.tower_1",
+                        &["conv", "conv_1", "conv_2", "conv_3"],
+                    )?,
                 ],
             },
             mixed_e: vec![l.e("layers.mixed_9", false)?, l.e("layers.mixed_10", true)?],

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Tensor, TensorData};
 
 pub use inception::InceptionV3;
-pub use stats::{FeatureStats, fid_from_stats, kid, precision_recall};
+pub use stats::{FeatureStats, FidEstimate, FidReference, fid_from_stats, kid, precision_recall};
 
 use crate::error::{Result, ScoreError};
 

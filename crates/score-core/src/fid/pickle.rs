@@ -125,7 +125,9 @@ impl Machine<'_> {
     }
 
     fn text(&mut self, n: usize) -> Result<Value, String> {
-        Ok(Value::Str(String::from_utf8_lossy(self.take(n)?).into_owned()))
+        Ok(Value::Str(
+            String::from_utf8_lossy(self.take(n)?).into_owned(),
+        ))
     }
 
     fn pop(&mut self) -> Result<Value, String> {
@@ -199,7 +201,7 @@ impl Machine<'_> {
     }
 
     fn set_items(&mut self, items: Vec<Value>) -> Result<(), String> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err("SETITEMS with an odd number of items".into());
         }
         let Value::Dict(d) = self.top()? else {
@@ -449,15 +451,17 @@ mod tests {
     #[test]
     fn reads_a_protocol_2_module_tree() {
         // pickle.dumps({'a': [1, 2.5, 'x'], 'b': (True, None, -3, 70000)}, 2), by hand:
-        let mut p = vec![0x80, 2, b'}', b'q', 0, b'(', b'X', 1, 0, 0, 0, b'a', b']', b'(', b'K', 1];
-        p.extend_from_slice(&[b'G']);
+        let mut p = vec![
+            0x80, 2, b'}', b'q', 0, b'(', b'X', 1, 0, 0, 0, b'a', b']', b'(', b'K', 1,
+        ];
+        p.extend_from_slice(b"G");
         p.extend_from_slice(&2.5f64.to_be_bytes());
         p.extend_from_slice(&[b'X', 1, 0, 0, 0, b'x', b'e', b'X', 1, 0, 0, 0, b'b']);
         p.extend_from_slice(&[0x88, b'N', b'J']);
         p.extend_from_slice(&(-3i32).to_le_bytes());
-        p.extend_from_slice(&[b'J']);
+        p.extend_from_slice(b"J");
         p.extend_from_slice(&70000i32.to_le_bytes());
-        p.extend_from_slice(&[b't', b'u', b'.']);
+        p.extend_from_slice(b"tu.");
         // The tuple's MARK: insert it before NEWTRUE.
         let pos = p.iter().position(|&b| b == 0x88).unwrap();
         p.insert(pos, b'(');

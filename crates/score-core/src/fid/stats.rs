@@ -49,7 +49,7 @@ impl StatsAccumulator {
     /// Add rows `[m, d]`.
     pub fn add(&mut self, rows: &[f32]) -> Result<()> {
         let d = self.d;
-        if rows.len() % d != 0 {
+        if !rows.len().is_multiple_of(d) {
             return Err(ScoreError::Shape {
                 what: "features".into(),
                 expected: format!("rows of {d}"),
@@ -57,7 +57,10 @@ impl StatsAccumulator {
             });
         }
         if let Some(i) = rows.iter().position(|v| !v.is_finite()) {
-            return Err(ScoreError::invalid("features", format!("value at {i} is not finite")));
+            return Err(ScoreError::invalid(
+                "features",
+                format!("value at {i} is not finite"),
+            ));
         }
         let m = rows.len() / d;
         if m == 0 {
@@ -137,11 +140,18 @@ impl FeatureStats {
             return Err(ScoreError::format(
                 path,
                 "NPZ",
-                format!("mu {:?} and sigma {:?}: expected [d] and [d, d]", mu.shape, sigma.shape),
+                format!(
+                    "mu {:?} and sigma {:?}: expected [d] and [d, d]",
+                    mu.shape, sigma.shape
+                ),
             ));
         }
         if let Some(bad) = mu.data.iter().chain(&sigma.data).find(|v| !v.is_finite()) {
-            return Err(ScoreError::format(path, "NPZ", format!("non-finite value {bad}")));
+            return Err(ScoreError::format(
+                path,
+                "NPZ",
+                format!("non-finite value {bad}"),
+            ));
         }
         let n = array("n").map(|a| a.data.first().copied().unwrap_or(0.0) as usize);
         Ok(Self {
@@ -162,6 +172,136 @@ pub fn fid_from_stats(a: &FeatureStats, b: &FeatureStats) -> Result<f64> {
         });
     }
     crate::metrics::frechet_from_moments(&a.mu, &a.sigma, &b.mu, &b.sigma)
+}
+
+/// Reference statistics prepared for many FID evaluations against them: the square
+/// root of Σ_ref is computed once. For a generated set of n ≤ d rows, Σ_gen has rank
+/// ≤ n − 1 and tr(Σ_ref^{½} Σ_gen Σ_ref^{½})^{½} is the sum of square roots of the
+/// eigenvalues of the n × n matrix Y Yᵀ/(n − 1), Y = X_c Σ_ref^{½}, which makes one
+/// evaluation (and a bootstrap of hundreds) cheap.
+#[derive(Debug, Clone)]
+pub struct FidReference {
+    stats: FeatureStats,
+    sqrt_sigma: Mat<f64>,
+    trace: f64,
+}
+
+/// FID with a bootstrap interval over the generated set.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct FidEstimate {
+    /// FID of the whole generated set.
+    pub fid: f64,
+    /// Standard deviation of FID over bootstrap resamples (with replacement) of the
+    /// generated set: the standard error from the generated sample only (the reference
+    /// statistics are held fixed).
+    pub std_error: f64,
+    /// fid ± 1.96·std_error. Not the bootstrap percentiles: a resample repeats rows,
+    /// which lowers its effective size and shifts FID (biased upward at finite n) by
+    /// about as much as its spread, so percentile intervals miss the estimate itself.
+    pub interval: (f64, f64),
+    /// Generated rows.
+    pub n: usize,
+    /// Rows the reference statistics were computed from (0 if the file does not say).
+    pub n_ref: usize,
+    /// Bootstrap resamples.
+    pub resamples: usize,
+}
+
+impl FidReference {
+    /// Prepare `stats` (one eigendecomposition of Σ_ref).
+    pub fn new(stats: FeatureStats) -> Result<Self> {
+        let d = stats.dim();
+        let e = stats
+            .sigma
+            .self_adjoint_eigen(faer::Side::Lower)
+            .map_err(|e| ScoreError::invalid("fid reference", format!("{e:?}")))?;
+        let (u, s) = (e.U(), e.S().column_vector());
+        let scaled = Mat::from_fn(d, d, |i, t| u[(i, t)] * s[t].max(0.0).sqrt());
+        let sqrt_sigma = &scaled * u.transpose();
+        let trace = (0..d).map(|i| stats.sigma[(i, i)]).sum();
+        Ok(Self {
+            stats,
+            sqrt_sigma,
+            trace,
+        })
+    }
+
+    /// The statistics.
+    pub fn stats(&self) -> &FeatureStats {
+        &self.stats
+    }
+
+    /// FID of the rows `idx` of `rows` `[n, d]` against the reference.
+    pub fn fid_of(&self, rows: &[f32], idx: &[usize]) -> Result<f64> {
+        let d = self.stats.dim();
+        let n = idx.len();
+        if n < 2 || !rows.len().is_multiple_of(d) {
+            return Err(ScoreError::invalid(
+                "fid",
+                format!(
+                    "{n} generated rows of {} values: need ≥ 2 rows of {d}",
+                    rows.len()
+                ),
+            ));
+        }
+        let nf = n as f64;
+        let mean: Vec<f64> = (0..d)
+            .map(|j| idx.iter().map(|&i| rows[i * d + j] as f64).sum::<f64>() / nf)
+            .collect();
+        let xc = Mat::from_fn(n, d, |i, j| rows[idx[i] * d + j] as f64 - mean[j]);
+        let trace_gen = (0..d)
+            .map(|j| (0..n).map(|i| xc[(i, j)].powi(2)).sum::<f64>())
+            .sum::<f64>()
+            / (nf - 1.0);
+        let y = &xc * &self.sqrt_sigma;
+        let small = if n <= d {
+            &y * y.transpose()
+        } else {
+            y.transpose() * &y
+        };
+        let small = Mat::from_fn(small.nrows(), small.ncols(), |i, j| {
+            0.5 * (small[(i, j)] + small[(j, i)]) / (nf - 1.0)
+        });
+        let tr_sqrt: f64 = small
+            .self_adjoint_eigenvalues(faer::Side::Lower)
+            .map_err(|e| ScoreError::invalid("fid", format!("{e:?}")))?
+            .iter()
+            .map(|v| v.max(0.0).sqrt())
+            .sum();
+        let mean_term: f64 = mean
+            .iter()
+            .zip(&self.stats.mu)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum();
+        Ok(mean_term + self.trace + trace_gen - 2.0 * tr_sqrt)
+    }
+
+    /// FID of all rows with a bootstrap standard error from `resamples` resamples.
+    pub fn estimate(&self, rows: &[f32], resamples: usize, seed: u64) -> Result<FidEstimate> {
+        use rand::RngExt;
+        let n = rows.len() / self.stats.dim();
+        let all: Vec<usize> = (0..n).collect();
+        let fid = self.fid_of(rows, &all)?;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let boot = (0..resamples)
+            .map(|_| {
+                let idx: Vec<usize> = (0..n).map(|_| rng.random_range(0..n)).collect();
+                self.fid_of(rows, &idx)
+            })
+            .collect::<Result<Vec<f64>>>()?;
+        let b = boot.len().max(1) as f64;
+        let mean = boot.iter().sum::<f64>() / b;
+        let var = boot.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (b - 1.0).max(1.0);
+        let std_error = if boot.len() > 1 { var.sqrt() } else { f64::NAN };
+        Ok(FidEstimate {
+            fid,
+            std_error,
+            interval: (fid - 1.96 * std_error, fid + 1.96 * std_error),
+            n,
+            n_ref: self.stats.n,
+            resamples,
+        })
+    }
 }
 
 fn rows_mat(rows: &[f32], d: usize, idx: &[usize]) -> Mat<f64> {
@@ -191,7 +331,9 @@ pub fn kid(
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let kernel = |x: &Mat<f64>, y: &Mat<f64>| {
         let g = x * y.transpose();
-        Mat::from_fn(g.nrows(), g.ncols(), |i, j| (g[(i, j)] / d as f64 + 1.0).powi(3))
+        Mat::from_fn(g.nrows(), g.ncols(), |i, j| {
+            (g[(i, j)] / d as f64 + 1.0).powi(3)
+        })
     };
     let mf = m as f64;
     let values: Vec<f64> = (0..subsets)
@@ -200,10 +342,16 @@ pub fn kid(
             let y = rows_mat(b, d, &sample(&mut rng, nb, m).into_vec());
             let (kxx, kyy, kxy) = (kernel(&x, &x), kernel(&y, &y), kernel(&x, &y));
             let off_diag = |k: &Mat<f64>| {
-                let total: f64 = (0..m).flat_map(|i| (0..m).map(move |j| (i, j))).map(|p| k[p]).sum();
+                let total: f64 = (0..m)
+                    .flat_map(|i| (0..m).map(move |j| (i, j)))
+                    .map(|p| k[p])
+                    .sum();
                 total - (0..m).map(|i| k[(i, i)]).sum::<f64>()
             };
-            let cross: f64 = (0..m).flat_map(|i| (0..m).map(move |j| (i, j))).map(|p| kxy[p]).sum();
+            let cross: f64 = (0..m)
+                .flat_map(|i| (0..m).map(move |j| (i, j)))
+                .map(|p| kxy[p])
+                .sum();
             (off_diag(&kxx) + off_diag(&kyy)) / (mf * (mf - 1.0)) - 2.0 * cross / (mf * mf)
         })
         .collect();
@@ -220,14 +368,19 @@ fn sq_dists(x: &Mat<f64>, y: &Mat<f64>) -> Mat<f64> {
         (0..x.nrows()).map(|i| norm(x, i)).collect(),
         (0..y.nrows()).map(|i| norm(y, i)).collect(),
     );
-    Mat::from_fn(x.nrows(), y.nrows(), |i, j| (nx[i] + ny[j] - 2.0 * g[(i, j)]).max(0.0))
+    Mat::from_fn(x.nrows(), y.nrows(), |i, j| {
+        (nx[i] + ny[j] - 2.0 * g[(i, j)]).max(0.0)
+    })
 }
 
 /// The squared distance of each row to its k-th nearest other row.
 fn knn_radii(d2: &Mat<f64>, k: usize) -> Vec<f64> {
     (0..d2.nrows())
         .map(|i| {
-            let mut row: Vec<f64> = (0..d2.ncols()).filter(|&j| j != i).map(|j| d2[(i, j)]).collect();
+            let mut row: Vec<f64> = (0..d2.ncols())
+                .filter(|&j| j != i)
+                .map(|j| d2[(i, j)])
+                .collect();
             let kth = (k - 1).min(row.len() - 1);
             *row.select_nth_unstable_by(kth, f64::total_cmp).1
         })
@@ -309,6 +462,34 @@ mod tests {
     }
 
     #[test]
+    fn the_low_rank_fid_equals_the_full_one() {
+        // n < d (low-rank path) and n > d (full path) against the two-covariance formula.
+        let d = 6;
+        let real = gaussian_rows(300, d, 0.0, 8);
+        let reference = FidReference::new(FeatureStats::from_features(&real, d).unwrap()).unwrap();
+        for n in [4, 40] {
+            let fake: Vec<f32> = gaussian_rows(n, d, 0.3, 9)
+                .iter()
+                .map(|v| v * 1.5)
+                .collect();
+            let full = fid_from_stats(
+                reference.stats(),
+                &FeatureStats::from_features(&fake, d).unwrap(),
+            )
+            .unwrap();
+            let fast = reference
+                .fid_of(&fake, &(0..n).collect::<Vec<_>>())
+                .unwrap();
+            // The full path's Σ_gen is singular for n < d: its round-off eigenvalues (size
+            // ε·‖Σ‖) are clipped at 0 but still add up to d·√(ε‖Σ‖) to the trace term.
+            let tol = d as f64 * (f64::EPSILON * full).sqrt();
+            assert!((full - fast).abs() < tol, "n {n}: {full} vs {fast}");
+            let e = reference.estimate(&fake, 50, 0).unwrap();
+            assert!(e.interval.0 < e.fid && e.fid < e.interval.1 && e.std_error > 0.0);
+        }
+    }
+
+    #[test]
     fn kid_is_near_zero_for_one_distribution_and_positive_for_two() {
         // For equal distributions the estimator is unbiased: its mean over subsets is
         // within a few standard errors of 0; a unit mean shift in every coordinate gives
@@ -318,7 +499,10 @@ mod tests {
         let c = gaussian_rows(400, d, 1.0, 4);
         let (same, sd) = kid(&a, &b, d, 20, 100, 0).unwrap();
         let (diff, _) = kid(&a, &c, d, 20, 100, 0).unwrap();
-        assert!(same.abs() < 4.0 * sd / 20f64.sqrt() + 1e-12, "{same} ± {sd}");
+        assert!(
+            same.abs() < 4.0 * sd / 20f64.sqrt() + 1e-12,
+            "{same} ± {sd}"
+        );
         assert!(diff > 10.0 * sd, "{diff} vs {sd}");
     }
 

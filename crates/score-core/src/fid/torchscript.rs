@@ -91,7 +91,10 @@ impl Walk<'_> {
                 format!("{name}: no tensor `{field}`"),
             ));
         };
-        Ok((t.size.clone(), storage_f32(self.zip, &self.prefix, t, self.path)?))
+        Ok((
+            t.size.clone(),
+            storage_f32(self.zip, &self.prefix, t, self.path)?,
+        ))
     }
 
     fn conv(&mut self, v: &Value, name: &str) -> Result<()> {
@@ -175,7 +178,11 @@ pub fn layers_to_safetensors(layers: &[ConvLayer]) -> Result<Vec<u8>> {
     let mut owned = Vec::new();
     for l in layers {
         let c = l.shape[0];
-        owned.push((format!("{}.weight", l.name), l.shape.to_vec(), bytes_of(&l.weight)));
+        owned.push((
+            format!("{}.weight", l.name),
+            l.shape.to_vec(),
+            bytes_of(&l.weight),
+        ));
         owned.push((format!("{}.beta", l.name), vec![c], bytes_of(&l.beta)));
         owned.push((format!("{}.mean", l.name), vec![c], bytes_of(&l.mean)));
         owned.push((format!("{}.var", l.name), vec![c], bytes_of(&l.var)));
@@ -192,7 +199,8 @@ pub fn layers_to_safetensors(layers: &[ConvLayer]) -> Result<Vec<u8>> {
         .iter()
         .map(|l| (l.name.as_str(), (l.stride, l.padding)))
         .collect();
-    let json = serde_json::to_string(&meta).map_err(|e| ScoreError::invalid("meta", e.to_string()))?;
+    let json =
+        serde_json::to_string(&meta).map_err(|e| ScoreError::invalid("meta", e.to_string()))?;
     let metadata = std::collections::HashMap::from([("conv_layers".to_string(), json)]);
     safetensors::serialize(views, Some(metadata))
         .map_err(|e| ScoreError::invalid("safetensors", e.to_string()))
@@ -201,7 +209,8 @@ pub fn layers_to_safetensors(layers: &[ConvLayer]) -> Result<Vec<u8>> {
 /// Read conv layers back from [`layers_to_safetensors`]'s format.
 pub fn layers_from_safetensors(bytes: &[u8], path: &Path) -> Result<Vec<ConvLayer>> {
     let bad = |d: String| ScoreError::format(path, "safetensors", d);
-    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
+    let (_, meta) =
+        safetensors::SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
     let json = meta
         .metadata()
         .as_ref()
@@ -232,7 +241,10 @@ pub fn layers_from_safetensors(bytes: &[u8], path: &Path) -> Result<Vec<ConvLaye
             let vec = |f: &str| -> Result<Vec<f32>> {
                 let (s, v) = read(&format!("{name}.{f}"))?;
                 if s != [shape[0]] {
-                    return Err(bad(format!("{name}.{f}: shape {s:?}, expected [{}]", shape[0])));
+                    return Err(bad(format!(
+                        "{name}.{f}: shape {s:?}, expected [{}]",
+                        shape[0]
+                    )));
                 }
                 Ok(v)
             };

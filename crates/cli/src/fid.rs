@@ -1,0 +1,451 @@
+//! `scorelab fid` and `scorelab fid-stats`: FID (with a bootstrap standard error), KID and
+//! improved precision/recall on the FID Inception-v3 features.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
+use clap::Args;
+use score_core::data::image::read_png_u8;
+use score_core::data::images::{ImageDataset, Split};
+use score_core::data::npy::read_npy_finite;
+use score_core::fid::{self, DIM, FeatureStats, FidInception, FidReference};
+use score_core::samplers::Sampler;
+use score_core::sigmas::GridKind;
+use score_core::tensor::{randn, stream_rng, to_vec_f32};
+
+use crate::{Common, device, emit};
+
+/// Where a set of images comes from, and how to read `.npy` values.
+#[derive(Args, Clone)]
+pub(crate) struct ImageOpts {
+    /// Value range of `.npy` inputs: `signed` ([−1, 1], what `scorelab sample` writes),
+    /// `unit` ([0, 1]) or `byte` ([0, 255]). PNGs are always 8-bit.
+    #[arg(long, default_value = "signed")]
+    range: String,
+    /// Use only the first N images of each set.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Images per network batch.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Converted Inception weights [default: `cargo xtask fid-setup`'s output].
+    #[arg(long)]
+    weights: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct FidArgs {
+    /// Images to score: a `.npy` array `[n, h, w]` or `[n, c, h, w]` (c = 1 or 3), a
+    /// folder of PNGs, or `fashion-mnist-test` (the shipped test split).
+    #[arg(long, required_unless_present = "checkpoint")]
+    images: Option<String>,
+    /// Or sample the images from this checkpoint (Heun, Karras grid, seed `--seed`).
+    #[arg(long, conflicts_with = "images")]
+    checkpoint: Option<PathBuf>,
+    /// Images to sample with `--checkpoint`.
+    #[arg(long, default_value_t = 1000)]
+    n: usize,
+    /// σ levels of the sampler with `--checkpoint`.
+    #[arg(long, default_value_t = 18)]
+    steps: usize,
+    /// Reference: images (as `--images`) or statistics (`.npz` with `mu`, `sigma`).
+    #[arg(long = "ref")]
+    reference: String,
+    /// Also report KID (needs reference images, not statistics).
+    #[arg(long)]
+    kid: bool,
+    /// Also report improved precision and recall, k = 3 (needs reference images).
+    #[arg(long)]
+    pr: bool,
+    /// Bootstrap resamples of the scored set for FID's interval (0: none).
+    #[arg(long, default_value_t = 200)]
+    bootstrap: usize,
+    #[command(flatten)]
+    opts: ImageOpts,
+}
+
+#[derive(Args)]
+pub(crate) struct FidStatsArgs {
+    /// Images (as `scorelab fid --images`).
+    #[arg(long)]
+    images: String,
+    /// Output `.npz` (pytorch-fid's `mu`/`sigma`, float64, plus `n`).
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    opts: ImageOpts,
+}
+
+/// 8-bit images `[n, c, h, w]` and where they came from.
+struct ImageSet {
+    bytes: Vec<u8>,
+    shape: [usize; 4],
+    source: String,
+}
+
+fn limit(mut set: ImageSet, limit: Option<usize>) -> ImageSet {
+    if let Some(l) = limit.filter(|&l| l < set.shape[0]) {
+        let per = set.shape[1] * set.shape[2] * set.shape[3];
+        set.bytes.truncate(l * per);
+        set.shape[0] = l;
+        set.source = format!("{} (first {l})", set.source);
+    }
+    set
+}
+
+fn from_npy(path: &Path, range: &str) -> Result<ImageSet> {
+    let a = read_npy_finite(path)?;
+    let shape = match a.shape[..] {
+        [n, h, w] => [n, 1, h, w],
+        [n, c, h, w] if c == 1 || c == 3 => [n, c, h, w],
+        _ => bail!(
+            "{}: shape {:?}: expected [n, h, w] or [n, c, h, w] with c = 1 or 3",
+            path.display(),
+            a.shape
+        ),
+    };
+    let bytes = match range {
+        "signed" => {
+            let v: Vec<f32> = a.data.iter().map(|&x| x as f32).collect();
+            fid::quantize_signed(&v)?
+        }
+        "unit" => a
+            .data
+            .iter()
+            .map(|&x| (x * 255.0 + 0.5).floor().clamp(0.0, 255.0) as u8)
+            .collect(),
+        "byte" => a
+            .data
+            .iter()
+            .map(|&x| x.round().clamp(0.0, 255.0) as u8)
+            .collect(),
+        other => bail!("--range {other}: expected signed, unit or byte"),
+    };
+    Ok(ImageSet {
+        bytes,
+        shape,
+        source: path.display().to_string(),
+    })
+}
+
+fn from_png_dir(dir: &Path) -> Result<ImageSet> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
+        .collect();
+    files.sort();
+    let Some(first) = files.first() else {
+        bail!("{}: no .png files", dir.display());
+    };
+    let (c, h, w, _) = read_png_u8(first)?;
+    let mut bytes = Vec::with_capacity(files.len() * c * h * w);
+    for f in &files {
+        let (fc, fh, fw, data) = read_png_u8(f)?;
+        if (fc, fh, fw) != (c, h, w) {
+            bail!(
+                "{}: {fc}×{fh}×{fw}, but {} is {c}×{h}×{w}: all images of a set must match",
+                f.display(),
+                first.display()
+            );
+        }
+        bytes.extend(data);
+    }
+    Ok(ImageSet {
+        bytes,
+        shape: [files.len(), c, h, w],
+        source: dir.display().to_string(),
+    })
+}
+
+fn load_set(spec: &str, o: &ImageOpts) -> Result<ImageSet> {
+    let set = if spec == "fashion-mnist-test" {
+        let d = ImageDataset::fashion_mnist(None, Split::Test)?;
+        let [c, h, w] = d.image_shape;
+        ImageSet {
+            bytes: fid::quantize_signed(&d.pixels)?,
+            shape: [d.num_images(), c, h, w],
+            source: "fashion-mnist-test".into(),
+        }
+    } else {
+        let p = Path::new(spec);
+        if p.is_dir() {
+            from_png_dir(p)?
+        } else if p.extension().is_some_and(|e| e == "npy") {
+            from_npy(p, &o.range)?
+        } else {
+            bail!("{spec}: expected a .npy file, a folder of PNGs or fashion-mnist-test");
+        }
+    };
+    Ok(limit(set, o.limit))
+}
+
+fn load_net(o: &ImageOpts, dev: &Device) -> Result<FidInception> {
+    let path = o.weights.clone().unwrap_or_else(fid::weights_path);
+    Ok(FidInception::load(&path, dev)?)
+}
+
+/// Inception features of a set, with a progress bar unless `quiet`.
+fn features(net: &FidInception, set: &ImageSet, batch: usize, quiet: bool) -> Result<Vec<f32>> {
+    if set.shape[0] < 2 {
+        bail!(
+            "{}: {} images; FID needs at least 2",
+            set.source,
+            set.shape[0]
+        );
+    }
+    score_core::limits::ensure_fits(
+        "--batch",
+        (batch as u128) * 3 * 299 * 299 * 4 * 40,
+        "use a smaller --batch",
+    )?;
+    let pb = (!quiet).then(|| crate::bar_of(set.shape[0] as u64, "inception", "images"));
+    let f = net.features(&set.bytes, set.shape, batch, |done| {
+        if let Some(b) = &pb {
+            b.set_position(done as u64)
+        }
+    })?;
+    if let Some(b) = pb {
+        b.finish_and_clear();
+    }
+    Ok(f)
+}
+
+/// Sample `n` images from a UNet checkpoint with Heun on the Karras grid, 64 at a time.
+fn sample_set(
+    ck: &Path,
+    n: usize,
+    steps: usize,
+    seed: u64,
+    quiet: bool,
+    dev: &Device,
+) -> Result<ImageSet> {
+    let (net, [c, h, w], precond, _) = score_core::pipeline::load_unet(ck, dev)?;
+    let sigmas = GridKind::Karras.build(steps, 0.002, 80.0)?;
+    let sampler = Sampler::Heun(Default::default());
+    let none = score_core::pipeline::ImageCondition::none();
+    let pb = (!quiet).then(|| crate::bar_of(n as u64, "sampling", "images"));
+    let mut bytes = Vec::with_capacity(n * c * h * w);
+    for (chunk, start) in (0..n).step_by(64).enumerate() {
+        let m = 64.min(n - start);
+        let mut rng = stream_rng(seed, 0x4649_4453, chunk as u64);
+        let noise = randn([m, c, h, w], &mut rng, dev);
+        let out = score_core::pipeline::generate_images(
+            &net,
+            precond,
+            &sampler,
+            &sigmas,
+            noise,
+            &none,
+            |_, _| {},
+        )?;
+        bytes.extend(fid::quantize_signed(&to_vec_f32(out.x)?)?);
+        if let Some(b) = &pb {
+            b.set_position((start + m) as u64)
+        }
+    }
+    if let Some(b) = pb {
+        b.finish_and_clear();
+    }
+    Ok(ImageSet {
+        bytes,
+        shape: [n, c, h, w],
+        source: format!(
+            "{} ({n} Heun samples, {steps} levels, seed {seed})",
+            ck.display()
+        ),
+    })
+}
+
+pub(crate) fn run_fid(c: &Common, a: &FidArgs) -> Result<()> {
+    let dev = device(&c.device)?;
+    let t0 = Instant::now();
+    let is_stats = a.reference.ends_with(".npz");
+    if is_stats && (a.kid || a.pr) {
+        bail!(
+            "--kid and --pr compare features: give --ref images, not statistics ({})",
+            a.reference
+        );
+    }
+    let net = load_net(&a.opts, &dev)?;
+    // Read the reference first: a bad --ref should fail before minutes of features.
+    let (ref_stats, ref_feats, ref_source) = if is_stats {
+        let s = FeatureStats::load_npz(Path::new(&a.reference))?;
+        (s, None, a.reference.clone())
+    } else if a.reference == "fashion-mnist-test" && a.opts.limit.is_none() && !a.kid && !a.pr {
+        // The full shipped test split: statistics cached (`cargo xtask fid-ref`).
+        let s = test_split_stats(&net, a.opts.batch, c.json)?;
+        (s, None, a.reference.clone())
+    } else {
+        let r = load_set(&a.reference, &a.opts)?;
+        let rf = features(&net, &r, a.opts.batch, c.json)?;
+        (FeatureStats::from_features(&rf, DIM)?, Some(rf), r.source)
+    };
+    let set = match (&a.images, &a.checkpoint) {
+        (Some(spec), _) => load_set(spec, &a.opts)?,
+        (None, Some(ck)) => sample_set(ck, a.n, a.steps, c.seed(), c.json, &dev)?,
+        (None, None) => bail!("give --images or --checkpoint"),
+    };
+    let tf = Instant::now();
+    let f = features(&net, &set, a.opts.batch, c.json)?;
+    let feature_secs = tf.elapsed().as_secs_f64();
+    if ref_stats.dim() != DIM {
+        bail!(
+            "{}: statistics of dimension {}, expected {DIM}",
+            a.reference,
+            ref_stats.dim()
+        );
+    }
+    let est = FidReference::new(ref_stats)?.estimate(&f, a.bootstrap, c.seed())?;
+    let mut report = serde_json::json!({
+        "images": set.source, "ref": ref_source, "fid": est.fid, "n": est.n, "n_ref": est.n_ref,
+        "bootstrap": {"resamples": est.resamples, "std_error": est.std_error, "interval95": [est.interval.0, est.interval.1]},
+        "feature_seconds": feature_secs, "images_per_second": set.shape[0] as f64 / feature_secs,
+    });
+    if let Some(rf) = &ref_feats {
+        if a.kid {
+            let size = 1000.min(est.n).min(est.n_ref);
+            let (m, s) = fid::kid(&f, rf, DIM, 100, size, c.seed())?;
+            report["kid"] =
+                serde_json::json!({"mean": m, "std": s, "subsets": 100, "subset_size": size});
+        }
+        if a.pr {
+            let (p, r) = fid::precision_recall(rf, &f, DIM, 3)?;
+            report["precision"] = p.into();
+            report["recall"] = r.into();
+        }
+    }
+    report["seconds"] = t0.elapsed().as_secs_f64().into();
+    let r = report.clone();
+    emit(c.json, report, || {
+        outln!(
+            "FID        {:.3} ± {:.3} (bootstrap standard error over the scored set, {} resamples)",
+            est.fid,
+            est.std_error,
+            est.resamples
+        );
+        outln!(
+            "images     {} ({} images)",
+            r["images"].as_str().unwrap_or(""),
+            est.n
+        );
+        outln!(
+            "reference  {} ({} images)",
+            r["ref"].as_str().unwrap_or(""),
+            est.n_ref
+        );
+        if let Some(k) = r.get("kid") {
+            outln!(
+                "KID        {:.5} ± {:.5} ({} subsets of {})",
+                k["mean"].as_f64().unwrap_or(f64::NAN),
+                k["std"].as_f64().unwrap_or(f64::NAN),
+                k["subsets"],
+                k["subset_size"]
+            );
+        }
+        if let (Some(p), Some(rc)) = (r.get("precision"), r.get("recall")) {
+            outln!(
+                "precision  {:.4}   recall {:.4}   (k = 3)",
+                p.as_f64().unwrap_or(f64::NAN),
+                rc.as_f64().unwrap_or(f64::NAN)
+            );
+        }
+        outln!(
+            "features   {:.1} images/s",
+            r["images_per_second"].as_f64().unwrap_or(f64::NAN)
+        );
+    });
+    Ok(())
+}
+
+/// FID statistics of the 10 000 shipped Fashion-MNIST test images, cached after the
+/// first call (`cargo xtask fid-ref` makes them ahead of time).
+fn test_split_stats(net: &FidInception, batch: usize, quiet: bool) -> Result<FeatureStats> {
+    let pb = (!quiet).then(|| crate::bar_of(10_000, "inception (test split, once)", "images"));
+    let s = score_core::pipeline::test_split_fid_stats(net, batch, |done| {
+        if let Some(b) = &pb {
+            b.set_position(done as u64)
+        }
+    })?;
+    if let Some(b) = pb {
+        b.finish_and_clear();
+    }
+    Ok(s)
+}
+
+pub(crate) fn run_fid_stats(c: &Common, a: &FidStatsArgs) -> Result<()> {
+    let dev = device(&c.device)?;
+    let net = load_net(&a.opts, &dev)?;
+    let set = load_set(&a.images, &a.opts)?;
+    let f = features(&net, &set, a.opts.batch, c.json)?;
+    let stats = FeatureStats::from_features(&f, DIM)?;
+    stats.save_npz(&a.out)?;
+    emit(
+        c.json,
+        serde_json::json!({"images": set.source, "n": stats.n, "out": a.out}),
+        || {
+            outln!(
+                "wrote {} ({} images of {})",
+                a.out.display(),
+                stats.n,
+                set.source
+            )
+        },
+    );
+    Ok(())
+}
+
+/// The demo's FID: its samples against the 1 000 held-out images (statistics cached
+/// after the first run), beside the same number of real training images against the
+/// same reference (FID's floor at that sample size). `Ok(None)` with a message when the
+/// weights are not set up, so that the rest of the demo still reports.
+pub(crate) fn demo_fid(
+    samples: &[f32],
+    shape: [usize; 4],
+    train: &ImageDataset,
+    held: &ImageDataset,
+    quiet: bool,
+    dev: &Device,
+) -> Result<serde_json::Value> {
+    let net = match FidInception::load_default(dev) {
+        Ok(n) => n,
+        Err(e @ score_core::ScoreError::MissingArtifact { .. }) => {
+            return Ok(serde_json::json!({ "skipped": e.to_string() }));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let batch = 16;
+    let as_set = |d: &ImageDataset, source: &str| -> Result<ImageSet> {
+        let [c, h, w] = d.image_shape;
+        Ok(ImageSet {
+            bytes: fid::quantize_signed(&d.pixels)?,
+            shape: [d.num_images(), c, h, w],
+            source: source.into(),
+        })
+    };
+    let stats = score_core::pipeline::cached_fid_stats(
+        "fashion-mnist-heldout-1000",
+        || -> Result<Vec<f32>> {
+            if !quiet {
+                eprintln!(
+                    "FID reference: Inception features of the 1 000 held-out images, once (cached)"
+                );
+            }
+            let f = features(&net, &as_set(held, "held-out")?, batch, quiet)?;
+            Ok(f)
+        },
+    )?;
+    let reference = FidReference::new(stats)?;
+    let n = shape[0];
+    let generated = ImageSet {
+        bytes: fid::quantize_signed(samples)?,
+        shape,
+        source: "samples".into(),
+    };
+    let est = reference.estimate(&features(&net, &generated, batch, quiet)?, 200, 0)?;
+    let real = as_set(&train.balanced_subset(n), "train")?;
+    let floor = reference.estimate(&features(&net, &real, batch, quiet)?, 200, 0)?;
+    Ok(serde_json::json!({ "fid": est, "real_floor": floor }))
+}
