@@ -116,3 +116,30 @@ pub fn run(python: &str) -> Result<()> {
     );
     Ok(())
 }
+
+/// Seconds per forward pass of one `[batch, 3, 299, 299]` batch, `reps` times after a
+/// warm-up, as one JSON line (the torch twin: `benches/torch/fid_throughput.py`).
+pub fn throughput(batch: usize, reps: usize) -> Result<()> {
+    use burn::tensor::{Tensor, TensorData};
+    let dev = burn::tensor::Device::flex();
+    let net = fid::FidInception::load_default(&dev)?;
+    let n = batch * 3 * fid::SIZE * fid::SIZE;
+    // Values spread over the input range; the time does not depend on them.
+    let x: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
+    let x = Tensor::<4>::from_data(TensorData::new(x, [batch, 3, fid::SIZE, fid::SIZE]), &dev);
+    let _ = net.forward(x.clone()).into_data();
+    let seconds: Vec<f64> = (0..reps)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            let _ = net.forward(x.clone()).into_data();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    println!(
+        "{}",
+        serde_json::json!({"impl": "scorelab burn-flex", "batch": batch, "seconds": seconds})
+    );
+    Ok(())
+}

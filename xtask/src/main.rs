@@ -106,6 +106,16 @@ enum Task {
         #[arg(long, default_value_t = 16)]
         batch: usize,
     },
+    /// Time the FID Inception-v3 forward pass (one JSON line; see
+    /// benches/torch/compare_fid.sh for the side-by-side with torch).
+    FidThroughput {
+        /// Images per batch.
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        /// Timed passes after one warm-up.
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
     /// Format check and the test suite, as CI runs them.
     Ci,
 }
@@ -243,6 +253,7 @@ fn main() -> Result<()> {
             })?;
         }
         Task::FidSetup { python } => fid_setup::run(&python)?,
+        Task::FidThroughput { batch, reps } => fid_setup::throughput(batch, reps)?,
         Task::FidRef { batch } => {
             let net = score_core::fid::FidInception::load_default(&Device::flex())?;
             let t0 = std::time::Instant::now();

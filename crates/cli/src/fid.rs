@@ -397,6 +397,29 @@ pub(crate) fn run_fid_stats(c: &Common, a: &FidStatsArgs) -> Result<()> {
     Ok(())
 }
 
+/// FID statistics of the demo's 1 000 held-out images, computed once and cached as
+/// `<cache>/fid/stats/fashion-mnist-heldout-1000.npz`.
+pub(crate) fn heldout_stats(
+    net: &FidInception,
+    held: &ImageDataset,
+    quiet: bool,
+) -> Result<FeatureStats> {
+    score_core::pipeline::cached_fid_stats("fashion-mnist-heldout-1000", || -> Result<Vec<f32>> {
+        if !quiet {
+            eprintln!(
+                "FID reference: Inception features of the 1 000 held-out images, once (cached)"
+            );
+        }
+        let [c, h, w] = held.image_shape;
+        let set = ImageSet {
+            bytes: fid::quantize_signed(&held.pixels)?,
+            shape: [held.num_images(), c, h, w],
+            source: "held-out".into(),
+        };
+        features(net, &set, 16, quiet)
+    })
+}
+
 /// The demo's FID: its samples against the 1 000 held-out images (statistics cached
 /// after the first run), beside the same number of real training images against the
 /// same reference (FID's floor at that sample size). `Ok(None)` with a message when the

@@ -22,6 +22,7 @@ mod fid;
 mod gaussian;
 mod musicscore;
 mod ntk;
+mod scoreaug_cmd;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -101,6 +102,10 @@ enum Command {
     Fid(fid::FidArgs),
     /// Write the FID statistics (`mu`, `sigma`) of a set of images as `.npz`.
     FidStats(fid::FidStatsArgs),
+    /// ScoreAug: measures of a trained model (equivariance, train vs held-out loss,
+    /// leakage, memorisation, FID).
+    #[command(subcommand)]
+    Scoreaug(scoreaug_cmd::ScoreAugCmd),
 }
 
 #[derive(Args)]
@@ -275,6 +280,20 @@ struct TrainArgs {
     /// on --resume].
     #[arg(long)]
     subset: Option<usize>,
+    /// Augmentation (images): none, nla (EDM's non-leaky augmentation), scoreaug, or
+    /// nla+scoreaug [default: none; fixed by the checkpoint on --resume].
+    #[arg(long)]
+    augment: Option<String>,
+    /// ScoreAug: probability of a non-identity transform [default: 0.5].
+    #[arg(long)]
+    aug_p: Option<f64>,
+    /// ScoreAug: transforms to draw from [default: rot90,flip,translate,cutout,brightness].
+    #[arg(long)]
+    aug_transforms: Option<String>,
+    /// Do not condition the network on the augmentation parameters ω (the leakage
+    /// control of the ScoreAug paper).
+    #[arg(long)]
+    no_aug_cond: bool,
 }
 
 #[derive(Args)]
@@ -626,7 +645,7 @@ pub(crate) fn bar_of(len: u64, what: &str, unit: &str) -> indicatif::ProgressBar
     b
 }
 
-fn load_images(name: &str, dir: Option<&Path>) -> Result<ImageDataset> {
+pub(crate) fn load_images(name: &str, dir: Option<&Path>) -> Result<ImageDataset> {
     Ok(match name {
         "fashion-mnist" => ImageDataset::fashion_mnist(dir, Split::Train)
             .context("the Fashion-MNIST training split is not shipped: `apt-get install dataset-fashion-mnist` or pass --data-dir; `--data fashion-mnist-test` uses the shipped 10 000 images")?,
@@ -644,6 +663,31 @@ struct RunRecord {
     channels: usize,
     #[serde(default = "no_cond")]
     cond: String,
+    /// The augmentation objective, absent for plain denoising.
+    #[serde(default)]
+    augment: Option<scoreaug::Augment>,
+}
+
+/// The augmentation the flags ask for (`None` for plain denoising).
+fn augment_of(a: &TrainArgs) -> Result<Option<scoreaug::Augment>> {
+    let mode = scoreaug::Mode::parse(a.augment.as_deref().unwrap_or("none"))?;
+    let extra = a.aug_p.is_some() || a.aug_transforms.is_some() || a.no_aug_cond;
+    if mode == scoreaug::Mode::None {
+        if extra {
+            bail!("--aug-p, --aug-transforms and --no-aug-cond need --augment");
+        }
+        return Ok(None);
+    }
+    let kinds = match &a.aug_transforms {
+        Some(t) => scoreaug::transforms::Kind::parse_list(t)?,
+        None => scoreaug::transforms::Kind::ALL.to_vec(),
+    };
+    Ok(Some(scoreaug::Augment::new(
+        mode,
+        a.aug_p.unwrap_or(0.5),
+        kinds,
+        !a.no_aug_cond,
+    )?))
 }
 
 fn no_cond() -> String {
@@ -747,6 +791,7 @@ fn train_settings(
             subset: a.subset.unwrap_or(0),
             channels: a.channels.unwrap_or(32),
             cond,
+            augment: augment_of(a)?,
         };
         return Ok((cfg, rec));
     };
@@ -772,7 +817,20 @@ fn train_settings(
         subset: fixed_on_resume("--subset", a.subset, rec.subset, ck_path)?,
         channels: fixed_on_resume("--channels", a.channels, rec.channels, ck_path)?,
         cond: fixed_on_resume("--cond", a.cond.clone(), rec.cond, ck_path)?,
+        augment: rec.augment,
     };
+    let asked =
+        a.augment.is_some() || a.aug_p.is_some() || a.aug_transforms.is_some() || a.no_aug_cond;
+    if asked {
+        let json = |x: &Option<scoreaug::Augment>| serde_json::to_string(x).unwrap_or_default();
+        if json(&augment_of(a)?) != json(&rec.augment) {
+            bail!(
+                "--augment/--aug-*: {} was trained with {}, and --resume cannot change it",
+                ck_path.display(),
+                json(&rec.augment)
+            );
+        }
+    }
     fixed_on_resume(
         "--label-dropout",
         a.label_dropout,
@@ -904,6 +962,12 @@ fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
                 rec.data
             );
         }
+        if rec.augment.is_some() {
+            bail!(
+                "--augment: {} holds vectors; augmentation needs images",
+                rec.data
+            );
+        }
         set_sigma_data(&mut arr.data.iter().copied())?;
         let mlp = MlpConfig::new(d).with_seed(cfg.seed);
         let extra = with_record(ModelSpec::mlp(&mlp, &rec.data))?;
@@ -927,11 +991,26 @@ fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
         if use_labels {
             unet.label_dim = images.num_classes;
         }
+        if rec.augment.is_some() {
+            unet.augment_dim = scoreaug::AUGMENT_DIM;
+        }
         unet.validate()
             .map_err(|e| anyhow::anyhow!("{} images: {e}", images.source))?;
         let extra = with_record(ModelSpec::unet(&unet, images.image_shape, &images.source))?;
         let data = ImageData { images, use_labels };
-        let r = train(unet.init(&dev), &data, &cfg, extra, &out, resume.as_ref())?;
+        let objective: &dyn score_core::train::Objective<4> = match &rec.augment {
+            Some(aug) => aug,
+            None => &score_core::train::Denoising,
+        };
+        let r = score_core::train::train_with(
+            unet.init(&dev),
+            &data,
+            &cfg,
+            objective,
+            extra,
+            &out,
+            resume.as_ref(),
+        )?;
         (r.step, r.last_loss)
     };
     let secs = t0.elapsed().as_secs_f64();
@@ -1324,6 +1403,7 @@ fn run() -> Result<()> {
         Command::Ems(a) => cmd_ems(&cli.common, a),
         Command::Fid(a) => fid::run_fid(&cli.common, a),
         Command::FidStats(a) => fid::run_fid_stats(&cli.common, a),
+        Command::Scoreaug(s) => scoreaug_cmd::run(&cli.common, s),
     }
 }
 

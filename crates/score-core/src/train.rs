@@ -20,7 +20,7 @@ use crate::checkpoint::{CheckpointFile, CheckpointMeta, FORMAT_VERSION, save_che
 use crate::data::images::ImageDataset;
 use crate::denoiser::Conditioning;
 use crate::error::{Result, ScoreError};
-use crate::nn::precond::{ScoreNetwork, denoising_loss};
+use crate::nn::precond::{ScoreNetwork, regression_loss};
 use crate::precond::Precond;
 use crate::tensor::{from_f64, randn, stream_rng, tensor1};
 
@@ -667,12 +667,68 @@ impl DivergenceGuard {
     }
 }
 
-/// One training batch: clean data, per-sample σ, noise and conditioning.
+/// What one training step regresses, as an [`Objective`] builds it: the network input,
+/// its target and the conditioning, for per-sample σ.
+pub struct Regression<const D: usize> {
+    /// The network's (noisy) input y.
+    pub input: Tensor<D>,
+    /// What D(y; σ, cond) should output.
+    pub target: Tensor<D>,
+    /// Conditioning (labels after dropout, augmentation parameters, context).
+    pub cond: Option<Conditioning>,
+}
+
+/// A training objective: turns clean data x₀, per-sample σ and Gaussian noise n into a
+/// [`Regression`], trained with the one loss λ(σ)·‖D(y; σ, cond) − target‖²
+/// ([`crate::nn::regression_loss`]) by the one training loop ([`train_with`]). Plain
+/// denoising is [`Denoising`]; ScoreAug and EDM's non-leaky augmentation (crate
+/// `scoreaug`) are others.
+pub trait Objective<const D: usize> {
+    /// The regression of one batch. `rng` is the step's own stream, so that a resumed
+    /// run draws what an uninterrupted one would have.
+    fn regression(
+        &self,
+        x0: Tensor<D>,
+        sigma: &Tensor<1>,
+        noise: Tensor<D>,
+        cond: Option<Conditioning>,
+        rng: &mut rand::rngs::StdRng,
+    ) -> Result<Regression<D>>;
+
+    /// A description recorded in every checkpoint's config under `objective`.
+    fn describe(&self) -> serde_json::Value;
+}
+
+/// EDM's denoising objective: y = x₀ + σn, target x₀.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Denoising;
+
+impl<const D: usize> Objective<D> for Denoising {
+    fn regression(
+        &self,
+        x0: Tensor<D>,
+        sigma: &Tensor<1>,
+        noise: Tensor<D>,
+        cond: Option<Conditioning>,
+        _rng: &mut rand::rngs::StdRng,
+    ) -> Result<Regression<D>> {
+        let input = x0.clone() + noise * crate::tensor::per_sample::<D>(sigma.clone());
+        Ok(Regression {
+            input,
+            target: x0,
+            cond,
+        })
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({ "name": "denoising" })
+    }
+}
+
+/// One training batch: per-sample σ and the objective's regression.
 struct Batch<const D: usize> {
-    x0: Tensor<D>,
     sigma: Tensor<1>,
-    noise: Tensor<D>,
-    cond: Option<Conditioning>,
+    reg: Regression<D>,
 }
 
 /// Zero the class labels of each sample with probability `p` (EDM's label dropout).
@@ -702,13 +758,14 @@ fn accumulated_gradients<const D: usize, N: ScoreNetwork<D>>(
     let mut accum = burn::optim::GradientsAccumulator::<N>::new();
     let mut value = 0.0;
     for j in 0..cfg.grad_accumulation {
-        let loss = denoising_loss(
+        let loss = regression_loss(
             net,
             &cfg.precond,
-            batch.x0.clone().narrow(0, j * micro, micro),
+            batch.reg.input.clone().narrow(0, j * micro, micro),
             batch.sigma.clone().narrow(0, j * micro, micro),
-            batch.noise.clone().narrow(0, j * micro, micro),
+            batch.reg.target.clone().narrow(0, j * micro, micro),
             batch
+                .reg
                 .cond
                 .as_ref()
                 .map(|c| c.narrow(j * micro, micro))
@@ -857,6 +914,24 @@ where
     N: ScoreNetwork<D>,
     T: TrainData<D> + ?Sized,
 {
+    train_with(net, data, cfg, &Denoising, extra, out, resume)
+}
+
+/// [`train`] with any [`Objective`] (ScoreAug, non-leaky augmentation, …): the same
+/// loop, checkpoints, EMA, resume and guards; only the regression pairs differ.
+pub fn train_with<const D: usize, N, T>(
+    net: N,
+    data: &T,
+    cfg: &TrainConfig,
+    objective: &dyn Objective<D>,
+    extra: serde_json::Value,
+    out: &TrainOutput,
+    resume: Option<&CheckpointFile>,
+) -> Result<TrainResult<N>>
+where
+    N: ScoreNetwork<D>,
+    T: TrainData<D> + ?Sized,
+{
     cfg.validate()?;
     if data.is_empty() {
         return Err(ScoreError::invalid("data", "the training set is empty"));
@@ -899,7 +974,8 @@ where
             seconds: 0.0,
         });
     }
-    let config_json = serde_json::json!({ "train": cfg, "extra": extra });
+    let config_json =
+        serde_json::json!({ "train": cfg, "extra": extra, "objective": objective.describe() });
     if let Some(dir) = out.checkpoint.as_ref().and_then(|p| p.parent()) {
         crate::checkpoint::clean_stale_temporaries(dir)?;
     }
@@ -969,12 +1045,9 @@ where
         if let Some(c) = cond.as_mut() {
             drop_labels(c, cfg.label_dropout, &mut rng, &device);
         }
-        let batch = Batch {
-            x0,
-            sigma: tensor1(&sigmas, &device),
-            noise,
-            cond,
-        };
+        let sigma = tensor1(&sigmas, &device);
+        let reg = objective.regression(x0, &sigma, noise, cond, &mut rng)?;
+        let batch = Batch { sigma, reg };
         let (value, mut grads) = accumulated_gradients(&net, cfg, &batch);
         if !value.is_finite() || guard.observe(value) {
             if let Some(b) = &bar {

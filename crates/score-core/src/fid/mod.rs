@@ -154,6 +154,11 @@ impl FidInception {
         })
     }
 
+    /// The network itself.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.net.forward(x)
+    }
+
     /// Load from [`weights_path`].
     pub fn load_default(device: &Device) -> Result<Self> {
         Self::load(&weights_path(), device)

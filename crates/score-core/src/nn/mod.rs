@@ -13,4 +13,4 @@ pub mod mlp;
 pub mod precond;
 pub mod unet;
 
-pub use precond::{Preconditioned, ScoreNetwork, denoising_loss};
+pub use precond::{Preconditioned, ScoreNetwork, denoising_loss, regression_loss};

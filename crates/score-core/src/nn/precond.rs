@@ -90,15 +90,32 @@ pub fn denoising_loss<const D: usize, N: ScoreNetwork<D>>(
     noise: Tensor<D>,
     cond: Option<&Conditioning>,
 ) -> Tensor<1> {
-    let b = x0.dims()[0];
     let x = x0.clone() + noise * per_sample::<D>(sigma.clone());
-    let d = precond_forward(net, p, x, sigma.clone(), cond);
+    regression_loss(net, p, x, sigma, x0, cond)
+}
+
+/// The loss every objective shares: λ(σ)·‖D(y; σ, cond) − target‖² per sample, summed
+/// over its elements: `[B]`. Plain denoising has y = x₀ + σn and target x₀; ScoreAug
+/// and non-leaky augmentation change y and the target (`train::Objective`).
+pub fn regression_loss<const D: usize, N: ScoreNetwork<D>>(
+    net: &N,
+    p: &Precond,
+    input: Tensor<D>,
+    sigma: Tensor<1>,
+    target: Tensor<D>,
+    cond: Option<&Conditioning>,
+) -> Tensor<1> {
+    let b = input.dims()[0];
+    let d = precond_forward(net, p, input, sigma.clone(), cond);
     let weights: Vec<f64> = host_sigmas(&sigma)
         .into_iter()
         .map(|s| p.loss_weight(s))
         .collect();
     let weight = tensor1(&weights, &sigma.device());
-    let per: Tensor<2> = (d - x0).powi_scalar(2).reshape([b as i64, -1]).sum_dim(1);
+    let per: Tensor<2> = (d - target)
+        .powi_scalar(2)
+        .reshape([b as i64, -1])
+        .sum_dim(1);
     per.reshape([b]) * weight
 }
 
