@@ -72,6 +72,18 @@ enum Task {
         /// Seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// scoreaug: the CI-sized study (one seed, a few steps).
+        #[arg(long)]
+        quick: bool,
+        /// scoreaug: training-set sizes, comma-separated [default: 64].
+        #[arg(long)]
+        sizes: Option<String>,
+        /// scoreaug: seeds, comma-separated [default: 0,1,2].
+        #[arg(long)]
+        seeds: Option<String>,
+        /// scoreaug: optimisation steps per run [default: 800].
+        #[arg(long)]
+        steps: Option<usize>,
     },
     /// Regenerate a data fixture (`musicscore`: the shipped MusicScore-layout corpus).
     Fixture {
@@ -154,6 +166,10 @@ fn main() -> Result<()> {
             out,
             n,
             seed,
+            quick,
+            sizes,
+            seeds,
+            steps,
         } => {
             let device = Device::flex();
             let ck = checkpoint.unwrap_or_else(pipeline::shipped_checkpoint);
@@ -207,6 +223,62 @@ fn main() -> Result<()> {
                         "auto skip k = {} (EV per level {:?})",
                         report.auto_k, report.auto_ev
                     );
+                }
+                "scoreaug" => {
+                    let list = |s: &str| -> Result<Vec<u64>> {
+                        s.split(',').map(|v| Ok(v.trim().parse::<u64>()?)).collect()
+                    };
+                    let mut o = if quick {
+                        scoreaug::study::StudyOptions::quick()
+                    } else {
+                        scoreaug::study::StudyOptions::full()
+                    };
+                    if !quick {
+                        o.sizes = vec![64];
+                        o.steps = 800;
+                    }
+                    if let Some(s) = &sizes {
+                        o.sizes = list(s)?.into_iter().map(|v| v as usize).collect();
+                    }
+                    if let Some(s) = &seeds {
+                        o.seeds = list(s)?;
+                    }
+                    o.steps = steps.unwrap_or(o.steps);
+                    // FID when the weights are set up; the held-out statistics are the demo's.
+                    let fid = match score_core::fid::FidInception::load_default(&device) {
+                        Ok(net) => {
+                            let held = pipeline::demo_split()?.1;
+                            let stats =
+                                pipeline::cached_fid_stats("fashion-mnist-heldout-1000", || {
+                                    let [c, h, w] = held.image_shape;
+                                    let bytes = score_core::fid::quantize_signed(&held.pixels)?;
+                                    net.features(&bytes, [held.num_images(), c, h, w], 16, |_| {})
+                                })?;
+                            Some((net, score_core::fid::FidReference::new(stats)?))
+                        }
+                        Err(e) => {
+                            eprintln!("FID off: {e}");
+                            None
+                        }
+                    };
+                    let t0 = std::time::Instant::now();
+                    scoreaug::study::run_study(&o, &out, fid.as_ref().map(|(n, r)| (n, r)), |r| {
+                        eprintln!(
+                            "{:24} n={:4} seed={} held-out {:.3} train {:.3} gap {:+.3} leak {:.3} mem {:.3} fid {:?} {:.0}s (total {:.0}s)",
+                            r.arm,
+                            r.size,
+                            r.seed,
+                            r.curve.last().map_or(f64::NAN, |c| c.2),
+                            r.curve.last().map_or(f64::NAN, |c| c.1),
+                            r.report.relative_gap,
+                            r.report.leakage_rate,
+                            r.report.memorization_rate,
+                            r.report.fid.map(|f| (f.fid * 10.0).round() / 10.0),
+                            r.seconds,
+                            t0.elapsed().as_secs_f64()
+                        )
+                    })?;
+                    println!("{}", std::fs::read_to_string(out.join("scoreaug.md"))?);
                 }
                 "gaussian-ev" => {
                     let sigmas = [
