@@ -84,6 +84,12 @@ enum Task {
         /// scoreaug: optimisation steps per run [default: 800].
         #[arg(long)]
         steps: Option<usize>,
+        /// teleport: the skip levels k, comma-separated [default: 0–9].
+        #[arg(long)]
+        ks: Option<String>,
+        /// teleport: only these samplers, comma-separated names [default: all four].
+        #[arg(long)]
+        samplers: Option<String>,
     },
     /// Regenerate a data fixture (`musicscore`: the shipped MusicScore-layout corpus).
     Fixture {
@@ -170,6 +176,8 @@ fn main() -> Result<()> {
             sizes,
             seeds,
             steps,
+            ks,
+            samplers: only,
         } => {
             let device = Device::flex();
             let ck = checkpoint.unwrap_or_else(pipeline::shipped_checkpoint);
@@ -192,7 +200,21 @@ fn main() -> Result<()> {
                             10usize,
                         ),
                     ];
-                    let ks: Vec<usize> = (0..=9).collect();
+                    let ks: Vec<usize> = match &ks {
+                        Some(list) => list
+                            .split(',')
+                            .map(|v| v.trim().parse::<usize>())
+                            .collect::<Result<_, _>>()?,
+                        None => (0..=9).collect(),
+                    };
+                    let samplers: Vec<_> = match &only {
+                        Some(names) => samplers
+                            .into_iter()
+                            .filter(|(s, _)| names.split(',').any(|n| n.trim() == s.name()))
+                            .collect(),
+                        None => samplers.to_vec(),
+                    };
+                    let fid = heldout_fid(&device)?;
                     let report = gaussian_score::study::teleport_sweep(
                         &ck,
                         &samplers,
@@ -203,9 +225,10 @@ fn main() -> Result<()> {
                         seed,
                         &out,
                         &device,
+                        fid.as_ref().map(|(n, r)| (n, r)),
                         |r| {
                             eprintln!(
-                                "{:9} N={} k={:2} σ_k={:7.3} NFE={:2} FD-PCA32={:7.2} SW2={:.4} RMS(k=0)={:.4} {:5.1}s",
+                                "{:9} N={} k={:2} σ_k={:7.3} NFE={:2} FD-PCA32={:7.2} SW2={:.4} RMS(k=0)={:.4} FID={:?} {:5.1}s",
                                 r.sampler,
                                 r.steps,
                                 r.k,
@@ -214,6 +237,7 @@ fn main() -> Result<()> {
                                 r.fd_pca32,
                                 r.sliced_w2,
                                 r.rms_to_k0,
+                                r.fid.map(|f| (f.fid * 100.0).round() / 100.0),
                                 r.seconds
                             )
                         },
@@ -244,23 +268,7 @@ fn main() -> Result<()> {
                         o.seeds = list(s)?;
                     }
                     o.steps = steps.unwrap_or(o.steps);
-                    // FID when the weights are set up; the held-out statistics are the demo's.
-                    let fid = match score_core::fid::FidInception::load_default(&device) {
-                        Ok(net) => {
-                            let held = pipeline::demo_split()?.1;
-                            let stats =
-                                pipeline::cached_fid_stats("fashion-mnist-heldout-1000", || {
-                                    let [c, h, w] = held.image_shape;
-                                    let bytes = score_core::fid::quantize_signed(&held.pixels)?;
-                                    net.features(&bytes, [held.num_images(), c, h, w], 16, |_| {})
-                                })?;
-                            Some((net, score_core::fid::FidReference::new(stats)?))
-                        }
-                        Err(e) => {
-                            eprintln!("FID off: {e}");
-                            None
-                        }
-                    };
+                    let fid = heldout_fid(&device)?;
                     let t0 = std::time::Instant::now();
                     scoreaug::study::run_study(&o, &out, fid.as_ref().map(|(n, r)| (n, r)), |r| {
                         eprintln!(
@@ -349,6 +357,27 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The FID network and the demo's held-out reference statistics (cached), or `None`
+/// with a message when `cargo xtask fid-setup` has not been run.
+fn heldout_fid(
+    device: &Device,
+) -> Result<Option<(score_core::fid::FidInception, score_core::fid::FidReference)>> {
+    let net = match score_core::fid::FidInception::load_default(device) {
+        Ok(net) => net,
+        Err(e) => {
+            eprintln!("FID off: {e}");
+            return Ok(None);
+        }
+    };
+    let held = pipeline::demo_split()?.1;
+    let stats = pipeline::cached_fid_stats("fashion-mnist-heldout-1000", || {
+        let [c, h, w] = held.image_shape;
+        let bytes = score_core::fid::quantize_signed(&held.pixels)?;
+        net.features(&bytes, [held.num_images(), c, h, w], 16, |_| {})
+    })?;
+    Ok(Some((net, score_core::fid::FidReference::new(stats)?)))
 }
 
 /// DPM-Solver-v3's statistics of a UNet checkpoint over 64 class-balanced training

@@ -669,3 +669,81 @@ fn fid_reads_npy_png_and_statistics_alike() {
     ]);
     assert!(!ok && err.contains("cargo xtask fid-setup"), "{err}");
 }
+
+#[test]
+fn train_with_scoreaug_samples_and_measures() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("sa");
+    let run = run.to_str().unwrap();
+    let base = [
+        "train",
+        "--data",
+        "fashion-mnist-test",
+        "--subset",
+        "32",
+        "--channels",
+        "8",
+        "--batch-size",
+        "8",
+        "--steps",
+        "4",
+        "--out",
+        run,
+        "--json",
+    ];
+    let mut args = base.to_vec();
+    args.extend([
+        "--augment",
+        "scoreaug",
+        "--aug-transforms",
+        "rot90,brightness",
+    ]);
+    let (ok, out, err) = scorelab(&args);
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["step"], 4);
+    let ck = format!("{run}/checkpoint.safetensors");
+    // The checkpoint records the objective; sampling needs no augmentation flag.
+    let text = String::from_utf8_lossy(&std::fs::read(&ck).unwrap()).to_string();
+    assert!(text.contains("\\\"scoreaug\\\"") || text.contains("scoreaug"));
+    let s = dir.path().join("s");
+    let (ok, _, err) = scorelab(&[
+        "sample",
+        "--checkpoint",
+        &ck,
+        "--n",
+        "2",
+        "--steps",
+        "4",
+        "--out",
+        s.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = scorelab(&[
+        "scoreaug",
+        "measure",
+        "--checkpoint",
+        &ck,
+        "--n-eval",
+        "8",
+        "--n-samples",
+        "4",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v = json(&out);
+    assert_eq!(v["report"]["equivariance"].as_array().unwrap().len(), 6);
+    assert!(v["report"]["leakage_rate"].as_f64().is_some());
+    // --resume cannot change the objective, and augmentation flags need --augment.
+    let mut resume = base.to_vec();
+    resume.extend(["--resume", "--augment", "nla"]);
+    let (ok, _, err) = scorelab(&resume);
+    assert!(!ok && err.contains("--augment"), "{err}");
+    let (ok, _, err) = scorelab(&[
+        "train",
+        "--aug-p",
+        "0.3",
+        "--out",
+        dir.path().join("x").to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("--augment"), "{err}");
+}

@@ -152,7 +152,16 @@ pub struct TeleportRow {
     pub sliced_w2: f64,
     /// RMS pixel distance to the same sampler's un-teleported samples from the same noise.
     pub rms_to_k0: f64,
+    /// FID (FID Inception-v3) against the held-out images with its bootstrap standard
+    /// error, when the sweep was given the network and reference.
+    pub fid: Option<score_core::fid::FidEstimate>,
 }
+
+/// FID network and held-out reference for [`teleport_sweep`].
+pub type FidSetup<'a> = (
+    &'a score_core::fid::FidInception,
+    &'a score_core::fid::FidReference,
+);
 
 /// The output of [`teleport_sweep`].
 #[derive(Debug, Clone, serde::Serialize)]
@@ -185,6 +194,7 @@ pub fn teleport_sweep(
     seed: u64,
     out: &Path,
     device: &Device,
+    fid: Option<FidSetup>,
     mut progress: impl FnMut(&TeleportRow),
 ) -> Result<TeleportReport> {
     let (net, [ch, h, w], precond, _) = pipeline::load_unet(checkpoint, device)?;
@@ -256,7 +266,17 @@ pub fn teleport_sweep(
             if k == 0 {
                 base = Some(samples.clone());
             }
+            let fid = match fid {
+                Some((net, reference)) => {
+                    let v: Vec<f32> = samples.iter().map(|&x| x as f32).collect();
+                    let bytes = score_core::fid::quantize_signed(&v)?;
+                    let f = net.features(&bytes, [n, ch, h, w], 16, |_| {})?;
+                    Some(reference.estimate(&f, 200, seed)?)
+                }
+                None => None,
+            };
             let row = TeleportRow {
+                fid,
                 sampler: sampler.name().into(),
                 steps: *steps,
                 k,
@@ -286,11 +306,14 @@ pub fn teleport_sweep(
         &serde_json::to_string_pretty(&report).expect("serialises"),
     )?;
     let mut md = String::from(
-        "| sampler | N | k | σ_k | NFE | NFE saved | FD-PCA32 ↓ | sliced W2 ↓ | RMS to k=0 | time (s) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| sampler | N | k | σ_k | NFE | NFE saved | FD-PCA32 ↓ | sliced W2 ↓ | RMS to k=0 | FID ± s.e. ↓ | time (s) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in &report.rows {
+        let fid = r.fid.map_or("–".to_string(), |f| {
+            format!("{:.2} ± {:.2}", f.fid, f.std_error)
+        });
         md += &format!(
-            "| {} | {} | {} | {:.3} | {} | {:.0}% | {:.2} | {:.4} | {:.4} | {:.1} |\n",
+            "| {} | {} | {} | {:.3} | {} | {:.0}% | {:.2} | {:.4} | {:.4} | {fid} | {:.1} |\n",
             r.sampler,
             r.steps,
             r.k,
