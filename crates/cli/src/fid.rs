@@ -179,7 +179,15 @@ fn load_set(spec: &str, o: &ImageOpts) -> Result<ImageSet> {
             bail!("{spec}: expected a .npy file, a folder of PNGs or fashion-mnist-test");
         }
     };
-    Ok(limit(set, o.limit))
+    let set = limit(set, o.limit);
+    if set.shape[0] < 2 {
+        bail!(
+            "{}: {} images; FID needs at least 2",
+            set.source,
+            set.shape[0]
+        );
+    }
+    Ok(set)
 }
 
 fn load_net(o: &ImageOpts, dev: &Device) -> Result<FidInception> {
@@ -269,22 +277,41 @@ pub(crate) fn run_fid(c: &Common, a: &FidArgs) -> Result<()> {
             a.reference
         );
     }
-    let net = load_net(&a.opts, &dev)?;
-    // Read the reference first: a bad --ref should fail before minutes of features.
-    let (ref_stats, ref_feats, ref_source) = if is_stats {
-        let s = FeatureStats::load_npz(Path::new(&a.reference))?;
-        (s, None, a.reference.clone())
-    } else if a.reference == "fashion-mnist-test" && a.opts.limit.is_none() && !a.kid && !a.pr {
-        // The full shipped test split: statistics cached (`cargo xtask fid-ref`).
-        let s = test_split_stats(&net, a.opts.batch, c.json)?;
-        (s, None, a.reference.clone())
+    if a.opts.batch == 0 {
+        bail!("--batch: must be at least 1");
+    }
+    // Read every input before the network and before minutes of features, so that a
+    // bad --ref or --images fails at once.
+    let cached_test =
+        a.reference == "fashion-mnist-test" && a.opts.limit.is_none() && !a.kid && !a.pr;
+    let (ref_stats, ref_set) = if is_stats {
+        (Some(FeatureStats::load_npz(Path::new(&a.reference))?), None)
+    } else if cached_test {
+        (None, None)
     } else {
-        let r = load_set(&a.reference, &a.opts)?;
-        let rf = features(&net, &r, a.opts.batch, c.json)?;
-        (FeatureStats::from_features(&rf, DIM)?, Some(rf), r.source)
+        (None, Some(load_set(&a.reference, &a.opts)?))
     };
-    let set = match (&a.images, &a.checkpoint) {
-        (Some(spec), _) => load_set(spec, &a.opts)?,
+    let images = a
+        .images
+        .as_deref()
+        .map(|spec| load_set(spec, &a.opts))
+        .transpose()?;
+    let net = load_net(&a.opts, &dev)?;
+    let (ref_stats, ref_feats, ref_source) = match (ref_stats, ref_set) {
+        (Some(s), _) => (s, None, a.reference.clone()),
+        (None, Some(r)) => {
+            let rf = features(&net, &r, a.opts.batch, c.json)?;
+            (FeatureStats::from_features(&rf, DIM)?, Some(rf), r.source)
+        }
+        // The full shipped test split: statistics cached (`cargo xtask fid-ref`).
+        (None, None) => (
+            test_split_stats(&net, a.opts.batch, c.json)?,
+            None,
+            a.reference.clone(),
+        ),
+    };
+    let set = match (images, &a.checkpoint) {
+        (Some(set), _) => set,
         (None, Some(ck)) => sample_set(ck, a.n, a.steps, c.seed(), c.json, &dev)?,
         (None, None) => bail!("give --images or --checkpoint"),
     };
@@ -377,8 +404,11 @@ fn test_split_stats(net: &FidInception, batch: usize, quiet: bool) -> Result<Fea
 
 pub(crate) fn run_fid_stats(c: &Common, a: &FidStatsArgs) -> Result<()> {
     let dev = device(&c.device)?;
-    let net = load_net(&a.opts, &dev)?;
+    if a.opts.batch == 0 {
+        bail!("--batch: must be at least 1");
+    }
     let set = load_set(&a.images, &a.opts)?;
+    let net = load_net(&a.opts, &dev)?;
     let f = features(&net, &set, a.opts.batch, c.json)?;
     let stats = FeatureStats::from_features(&f, DIM)?;
     stats.save_npz(&a.out)?;

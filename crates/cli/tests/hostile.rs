@@ -503,3 +503,39 @@ fn musicscore_messages_blame_the_right_thing() {
         &["--overwrite"],
     );
 }
+
+#[test]
+fn fid_inputs_fail_cleanly_before_any_network_work() {
+    // All of these are refused while reading the inputs, before the Inception weights
+    // are loaded (so they fail the same with or without `cargo xtask fid-setup`).
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let two = d.join("two.npy");
+    score_core::data::npy::write_npy_f32(&two, &[2, 1, 4, 4], &[0.1; 32]).unwrap();
+    let one = d.join("one.npy");
+    score_core::data::npy::write_npy_f32(&one, &[1, 1, 4, 4], &[0.1; 16]).unwrap();
+    let flat = d.join("flat.npy");
+    score_core::data::npy::write_npy_f32(&flat, &[2, 5], &[0.1; 10]).unwrap();
+    let empty = d.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let bad_npz = d.join("bad.npz");
+    std::fs::write(&bad_npz, b"not a zip").unwrap();
+    let fid = |images: &std::path::Path,
+               reference: &std::path::Path,
+               extra: &[&str],
+               needles: &[&str]| {
+        let (i, r) = (s(images), s(reference));
+        let mut args = vec!["fid", "--images", i.as_str(), "--ref", r.as_str()];
+        args.extend_from_slice(extra);
+        fails(&args, needles);
+    };
+    fid(&empty, &two, &[], &["empty", "no .png"]);
+    fid(&d.join("nope.npy"), &two, &[], &["nope.npy"]);
+    fid(&flat, &two, &[], &["flat.npy", "[n, h, w]"]);
+    fid(&one, &two, &[], &["one.npy", "at least 2"]);
+    fid(&two, &bad_npz, &[], &["bad.npz", "ZIP"]);
+    fid(&two, &bad_npz, &["--kid"], &["--kid"]);
+    fid(&two, &two, &["--batch", "0"], &["--batch"]);
+    fid(&two, &two, &["--range", "percent"], &["--range"]);
+}
