@@ -102,6 +102,16 @@ impl Augment {
     }
 }
 
+/// Where the ω a model conditions on lives in its augmentation vector: slots 0–7 for a
+/// model trained with NLA alone, 8–15 (ScoreAug's) otherwise. The measures put a
+/// transform's ω there.
+pub fn omega_slot(augment: Option<&Augment>) -> usize {
+    match augment.map(|a| a.mode) {
+        Some(Mode::Nla) => 0,
+        _ => OMEGA_DIM,
+    }
+}
+
 /// Input, target and ω of one sample.
 fn one(
     x0: &[f32],

@@ -221,6 +221,7 @@ fn run_one(
             net: &ema,
             precond: cfg.precond,
             kinds: vec![],
+            omega_slot: 0,
         };
         curve.push((
             step,
@@ -238,6 +239,7 @@ fn run_one(
         net: &ema,
         precond: cfg.precond,
         kinds,
+        omega_slot: crate::objective::omega_slot(arm.augment.as_ref()),
     };
     let mut mo = o.measure.clone();
     mo.seed = seed;
