@@ -187,6 +187,15 @@ fn run_one(
         seed
     ));
     let _ = std::fs::remove_file(&ck);
+    // What `scorelab train` records, so that `scorelab sample` and `scorelab scoreaug
+    // measure` read a study checkpoint like any other (the class-balanced subset of the
+    // first 9 000 test images equals that of all 10 000 for these sizes).
+    let mut extra =
+        pipeline::ModelSpec::unet(&unet, train.image_shape, "fashion-mnist-test").to_json();
+    extra["cli"] = serde_json::json!({
+        "data": "fashion-mnist-test", "subset": train.num_images(), "channels": o.channels,
+        "cond": "none", "augment": arm.augment,
+    });
     let data = ImageData {
         images: train.clone(),
         use_labels: false,
@@ -210,7 +219,7 @@ fn run_one(
             &data,
             &cfg,
             objective,
-            serde_json::Value::Null,
+            extra.clone(),
             &out,
             resume.as_ref(),
         )?;
