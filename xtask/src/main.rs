@@ -84,6 +84,10 @@ enum Task {
         /// scoreaug: optimisation steps per run [default: 800].
         #[arg(long)]
         steps: Option<usize>,
+        /// scoreaug: only these arms, comma-separated (none, nla, scoreaug,
+        /// scoreaug-rot90-no-omega, nla+scoreaug) [default: all five].
+        #[arg(long)]
+        arms: Option<String>,
         /// teleport: the skip levels k, comma-separated [default: 0–9].
         #[arg(long)]
         ks: Option<String>,
@@ -178,6 +182,7 @@ fn main() -> Result<()> {
             steps,
             ks,
             samplers: only,
+            arms,
         } => {
             let device = Device::flex();
             let ck = checkpoint.unwrap_or_else(pipeline::shipped_checkpoint);
@@ -268,6 +273,9 @@ fn main() -> Result<()> {
                         o.seeds = list(s)?;
                     }
                     o.steps = steps.unwrap_or(o.steps);
+                    if let Some(a) = &arms {
+                        o.arms = Some(a.split(',').map(|s| s.trim().to_string()).collect());
+                    }
                     let fid = heldout_fid(&device)?;
                     let t0 = std::time::Instant::now();
                     scoreaug::study::run_study(&o, &out, fid.as_ref().map(|(n, r)| (n, r)), |r| {

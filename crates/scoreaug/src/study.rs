@@ -77,6 +77,8 @@ pub struct StudyOptions {
     pub curve_images: usize,
     /// Final measures.
     pub measure: MeasureOptions,
+    /// Run only the arms with these names (all when `None`).
+    pub arms: Option<Vec<String>>,
 }
 
 impl StudyOptions {
@@ -96,6 +98,7 @@ impl StudyOptions {
                 n_samples: 64,
                 ..MeasureOptions::default()
             },
+            arms: None,
         }
     }
 
@@ -389,7 +392,16 @@ pub fn run_study(
     let work = out.join("work");
     std::fs::create_dir_all(&work).map_err(|e| score_core::ScoreError::io(&work, e))?;
     let (all_train, held) = pipeline::demo_split()?;
-    let arms = arms()?;
+    let mut arms = arms()?;
+    if let Some(keep) = &o.arms {
+        if let Some(bad) = keep.iter().find(|k| !arms.iter().any(|a| &a.name == *k)) {
+            return Err(crate::AugError::invalid(
+                "arms",
+                format!("unknown arm '{bad}'"),
+            ));
+        }
+        arms.retain(|a| keep.contains(&a.name));
+    }
     let t0 = Instant::now();
     let mut runs = Vec::new();
     for &n in &o.sizes {
