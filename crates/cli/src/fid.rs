@@ -11,9 +11,6 @@ use score_core::data::image::read_png_u8;
 use score_core::data::images::{ImageDataset, Split};
 use score_core::data::npy::read_npy_finite;
 use score_core::fid::{self, DIM, FeatureStats, FidInception, FidReference};
-use score_core::samplers::Sampler;
-use score_core::sigmas::GridKind;
-use score_core::tensor::{randn, stream_rng, to_vec_f32};
 
 use crate::{Common, device, emit};
 
@@ -231,32 +228,25 @@ fn sample_set(
     dev: &Device,
 ) -> Result<ImageSet> {
     let (net, [c, h, w], precond, _) = score_core::pipeline::load_unet(ck, dev)?;
-    let sigmas = GridKind::Karras.build(steps, 0.002, 80.0)?;
-    let sampler = Sampler::Heun(Default::default());
-    let none = score_core::pipeline::ImageCondition::none();
     let pb = (!quiet).then(|| crate::bar_of(n as u64, "sampling", "images"));
-    let mut bytes = Vec::with_capacity(n * c * h * w);
-    for (chunk, start) in (0..n).step_by(64).enumerate() {
-        let m = 64.min(n - start);
-        let mut rng = stream_rng(seed, 0x4649_4453, chunk as u64);
-        let noise = randn([m, c, h, w], &mut rng, dev);
-        let out = score_core::pipeline::generate_images(
-            &net,
-            precond,
-            &sampler,
-            &sigmas,
-            noise,
-            &none,
-            |_, _| {},
-        )?;
-        bytes.extend(fid::quantize_signed(&to_vec_f32(out.x)?)?);
-        if let Some(b) = &pb {
-            b.set_position((start + m) as u64)
-        }
-    }
+    let x = score_core::pipeline::heun_samples(
+        &net,
+        precond,
+        [c, h, w],
+        n,
+        steps,
+        (seed, 0x4649_4453),
+        dev,
+        |done| {
+            if let Some(b) = &pb {
+                b.set_position(done as u64)
+            }
+        },
+    )?;
     if let Some(b) = pb {
         b.finish_and_clear();
     }
+    let bytes = fid::quantize_signed(&x)?;
     Ok(ImageSet {
         bytes,
         shape: [n, c, h, w],

@@ -302,6 +302,35 @@ pub fn demo_split() -> Result<(ImageDataset, ImageDataset)> {
     Ok((all.select(&train), all.select(&held)))
 }
 
+/// `n` unconditional samples `[n, c, h, w]` of a UNet with Heun on the Karras grid
+/// (`steps` levels, σ ∈ [0.002, 80]), 64 at a time; the noise of chunk k comes from
+/// `stream_rng(seed, stream, k)`. `on_done` is told how many samples are finished.
+#[allow(clippy::too_many_arguments)]
+pub fn heun_samples(
+    net: &UNet,
+    precond: Precond,
+    [c, h, w]: [usize; 3],
+    n: usize,
+    steps: usize,
+    (seed, stream): (u64, u64),
+    device: &Device,
+    mut on_done: impl FnMut(usize),
+) -> Result<Vec<f32>> {
+    let sigmas = crate::sigmas::GridKind::Karras.build(steps, 0.002, 80.0)?;
+    let sampler = Sampler::Heun(Default::default());
+    let none = ImageCondition::none();
+    let mut out = Vec::with_capacity(n * c * h * w);
+    for (k, start) in (0..n).step_by(64).enumerate() {
+        let b = 64.min(n - start);
+        let mut rng = crate::tensor::stream_rng(seed, stream, k as u64);
+        let noise = crate::tensor::randn([b, c, h, w], &mut rng, device);
+        let r = generate_images(net, precond, &sampler, &sigmas, noise, &none, |_, _| {})?;
+        out.extend(crate::tensor::to_vec_f32(r.x)?);
+        on_done(start + b);
+    }
+    Ok(out)
+}
+
 /// FID statistics cached under `<cache>/fid/stats/<name>.npz`: read when present,
 /// else computed by `features` (rows `[n, 2048]`) and written atomically.
 pub fn cached_fid_stats<E: From<crate::ScoreError>>(

@@ -288,30 +288,18 @@ pub fn samples(
     seed: u64,
     device: &Device,
 ) -> Result<Vec<f32>> {
-    let sigmas = score_core::sigmas::GridKind::Karras.build(steps, 0.002, 80.0)?;
-    let sampler = score_core::Sampler::Heun(Default::default());
-    let none = score_core::pipeline::ImageCondition::none();
-    let [c, h, w] = shape;
-    let mut out = Vec::with_capacity(n * c * h * w);
-    for (k, start) in (0..n).step_by(64).enumerate() {
-        let b = 64.min(n - start);
-        let noise = randn(
-            [b, c, h, w],
-            &mut stream_rng(seed, 0x5341_4d50, k as u64),
-            device,
-        );
-        let r = score_core::pipeline::generate_images(
-            m.net,
-            m.precond,
-            &sampler,
-            &sigmas,
-            noise,
-            &none,
-            |_, _| {},
-        )?;
-        out.extend(to_vec_f32(r.x)?);
-    }
-    Ok(out)
+    let stream = (seed, 0x5341_4d50);
+    let x = score_core::pipeline::heun_samples(
+        m.net,
+        m.precond,
+        shape,
+        n,
+        steps,
+        stream,
+        device,
+        |_| {},
+    )?;
+    Ok(x)
 }
 
 /// All the study's measures of one model: equivariance (held-out), train vs held-out
