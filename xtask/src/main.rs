@@ -58,7 +58,7 @@ enum Task {
     },
     /// Run an experiment and write its report.
     Experiment {
-        /// teleport or gaussian-ev.
+        /// teleport, gaussian-ev, scoreaug or disback.
         name: String,
         /// Checkpoint (default: the shipped demo checkpoint).
         #[arg(long)]
@@ -72,16 +72,18 @@ enum Task {
         /// Seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// scoreaug: the CI-sized study (one seed, a few steps).
+        /// scoreaug, disback: the CI-sized study (one or two seeds, a few steps).
         #[arg(long)]
         quick: bool,
         /// scoreaug: training-set sizes, comma-separated [default: 64].
         #[arg(long)]
         sizes: Option<String>,
-        /// scoreaug: seeds, comma-separated [default: 0,1,2].
+        /// scoreaug: seeds, comma-separated [default: 0,1,2]; disback: the main
+        /// comparison's seeds [default: 0–9].
         #[arg(long)]
         seeds: Option<String>,
-        /// scoreaug: optimisation steps per run [default: 800].
+        /// scoreaug: optimisation steps per run [default: 800]; disback: generator steps
+        /// of the mixture runs [default: 800].
         #[arg(long)]
         steps: Option<usize>,
         /// scoreaug: only these arms, comma-separated (none, nla, scoreaug,
@@ -295,6 +297,29 @@ fn main() -> Result<()> {
                         )
                     })?;
                     println!("{}", std::fs::read_to_string(out.join("scoreaug.md"))?);
+                }
+                "disback" => {
+                    let mut o = if quick {
+                        disback::study::StudyOptions::quick()
+                    } else {
+                        disback::study::StudyOptions::full()
+                    };
+                    if let Some(s) = &seeds {
+                        o.seeds = s
+                            .split(',')
+                            .map(|v| v.trim().parse::<u64>())
+                            .collect::<Result<_, _>>()?;
+                    }
+                    if let Some(st) = steps {
+                        o.run.steps = st;
+                        o.run_16d.steps = st;
+                    }
+                    let fid = heldout_fid(&device)?;
+                    let t0 = std::time::Instant::now();
+                    disback::study::run_study(&o, &out, fid.as_ref().map(|(n, r)| (n, r)), |m| {
+                        eprintln!("[{:6.0} s] {m}", t0.elapsed().as_secs_f64())
+                    })?;
+                    println!("{}", std::fs::read_to_string(out.join("disback.md"))?);
                 }
                 "gaussian-ev" => {
                     let sigmas = [

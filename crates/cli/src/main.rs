@@ -18,6 +18,7 @@ macro_rules! outln {
     }};
 }
 
+mod distill_cmd;
 mod fid;
 mod gaussian;
 mod musicscore;
@@ -106,6 +107,9 @@ enum Command {
     /// leakage, memorisation, FID).
     #[command(subcommand)]
     Scoreaug(scoreaug_cmd::ScoreAugCmd),
+    /// Distil a checkpoint into a one-step generator (plain score distillation or
+    /// DisBack); `sample` then draws from OUT/generator.safetensors in one evaluation.
+    Distill(distill_cmd::DistillArgs),
 }
 
 #[derive(Args)]
@@ -1116,6 +1120,9 @@ fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
     };
     let (model, precond, meta) = pipeline::load_model_weights(&a.checkpoint, &dev, weights)?;
     ensure_sampling_fits(&model, a.n)?;
+    if let Some(sigma_gen) = disback::teacher::one_step_sigma(&meta.config) {
+        return distill_cmd::sample_one_step(c, a, &model, &precond, sigma_gen, meta.step, &dev);
+    }
     let sampler = sampler_from(&a.sampler, c.seed(), &a.sampler_opts)?;
     let kind = a.grid.parse::<GridKind>()?;
     let sigmas = match (kind, a.rho) {
@@ -1404,6 +1411,7 @@ fn run() -> Result<()> {
         Command::Fid(a) => fid::run_fid(&cli.common, a),
         Command::FidStats(a) => fid::run_fid_stats(&cli.common, a),
         Command::Scoreaug(s) => scoreaug_cmd::run(&cli.common, s),
+        Command::Distill(a) => distill_cmd::cmd_distill(&cli.common, a),
     }
 }
 

@@ -747,3 +747,95 @@ fn train_with_scoreaug_samples_and_measures() {
     ]);
     assert!(!ok && err.contains("--augment"), "{err}");
 }
+
+/// `scorelab distill` on the shipped UNet (DisBack, tiny settings), resumed as a no-op,
+/// refused with other settings, and one-step `scorelab sample` on its generator.
+#[test]
+fn distill_disback_then_one_step_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("distill");
+    let run = run.to_str().unwrap();
+    let teacher = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/checkpoints/fashion-mnist-unet.safetensors"
+    );
+    let args = |steps: &'static str, batch: &'static str| {
+        vec![
+            "distill",
+            "--teacher",
+            teacher,
+            "--method",
+            "disback",
+            "--steps",
+            steps,
+            "--batch",
+            batch,
+            "--record-steps",
+            "2",
+            "--path-checkpoints",
+            "2",
+            "--switch-every",
+            "1",
+            "--fake-updates",
+            "1",
+            "--out",
+            run,
+            "--json",
+        ]
+    };
+    let (ok, out, err) = scorelab(&args("2", "2"));
+    assert!(ok, "{err}");
+    let v = json(&out);
+    assert_eq!(v["steps"], 2);
+    // Stage 1 (2 updates) + 2 steps × (1 generator + 1 fake update).
+    assert_eq!(v["network_updates"], 6);
+    for f in ["generator", "fake", "path", "recording"] {
+        assert!(
+            dir.path()
+                .join(format!("distill/{f}.safetensors"))
+                .is_file(),
+            "{f}"
+        );
+    }
+    // The same command again: already done, nothing retrained.
+    let (ok, out, err) = scorelab(&args("2", "2"));
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["steps"], 2);
+    // Other settings on the same folder: refused, naming it.
+    let (ok, _, err) = scorelab(&args("2", "4"));
+    assert!(!ok);
+    assert!(err.contains("other settings") && err.contains(run), "{err}");
+    let generator = format!("{run}/generator.safetensors");
+    let samples = dir.path().join("s");
+    let (ok, out, err) = scorelab(&[
+        "sample",
+        "--checkpoint",
+        &generator,
+        "--n",
+        "4",
+        "--out",
+        samples.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v = json(&out);
+    assert_eq!(v["nfe"], 1);
+    assert_eq!(v["sampler"], "one-step");
+    let arr = score_core::data::npy::read_npy_finite(&samples.join("samples.npy")).unwrap();
+    assert_eq!(arr.shape, vec![4, 1, 28, 28]);
+    assert!(samples.join("samples.png").is_file());
+    let (ok, _, err) = scorelab(&[
+        "distill",
+        "--teacher",
+        teacher,
+        "--method",
+        "dmd",
+        "--out",
+        run,
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("--method") && err.contains("baseline, disback"),
+        "{err}"
+    );
+}

@@ -225,7 +225,7 @@ impl ModuleMapper for Loader<'_> {
         let t = Tensor::<D>::from_data(TensorData::new(values, view.shape().to_vec()), &device);
         let id = self
             .ids
-            .and_then(|m| m.get(&path))
+            .and_then(|m| m.get(&key).or_else(|| m.get(&path)))
             .map(|&i| ParamId::from(i))
             .unwrap_or(param.id);
         self.loaded += 1;
@@ -331,12 +331,48 @@ pub fn save_checkpoint<M: Module>(
     optimizer: Option<&[u8]>,
     meta: &CheckpointMeta,
 ) -> Result<()> {
+    write_atomic(path, &checkpoint_bytes(model, ema, optimizer, meta)?)
+}
+
+/// The bytes [`save_checkpoint`] writes, for callers that write several files as one
+/// group ([`write_atomic_all`]).
+pub fn checkpoint_bytes<M: Module>(
+    model: Option<&M>,
+    ema: Option<&M>,
+    optimizer: Option<&[u8]>,
+    meta: &CheckpointMeta,
+) -> Result<Vec<u8>> {
+    let parts: Vec<Part> = [("model.", model), ("ema.", ema)]
+        .into_iter()
+        .filter_map(|(prefix, m)| m.map(|m| (prefix.to_string(), collect_params(m))))
+        .collect();
+    parts_bytes(parts, optimizer, meta)
+}
+
+/// A module's parameters under a prefix: (prefix, [(path, id, data)]).
+pub type Part = (String, Vec<(String, u64, TensorData)>);
+
+/// A checkpoint of several modules, each under its own prefix (`"path.3."`, …), as
+/// bytes: the parameters of every part (from [`collect_params`]), an optional optimizer
+/// record and the metadata. Parameter ids are recorded under the parameter's path for
+/// `model.` and `ema.` (as [`save_checkpoint`] always has) and under prefix + path for
+/// any other prefix.
+pub fn parts_bytes(
+    parts: Vec<Part>,
+    optimizer: Option<&[u8]>,
+    meta: &CheckpointMeta,
+) -> Result<Vec<u8>> {
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>, Dtype)> = Vec::new();
     let mut meta = meta.clone();
-    for (prefix, m) in [("model.", model), ("ema.", ema)] {
-        let Some(m) = m else { continue };
-        for (p, id, data) in collect_params(m) {
-            meta.param_ids.insert(p.clone(), id);
+    for (prefix, params) in parts {
+        let plain = prefix == "model." || prefix == "ema.";
+        for (p, id, data) in params {
+            let key = if plain {
+                p.clone()
+            } else {
+                format!("{prefix}{p}")
+            };
+            meta.param_ids.insert(key, id);
             let shape = data.shape().to_vec();
             owned.push((
                 format!("{prefix}{p}"),
@@ -366,9 +402,8 @@ pub fn save_checkpoint<M: Module>(
         ("format".to_string(), "pt".to_string()),
     ]
     .into();
-    let bytes = safetensors::serialize(views, Some(info))
-        .map_err(|e| ScoreError::invalid("checkpoint", e.to_string()))?;
-    write_atomic(path, &bytes)
+    safetensors::serialize(views, Some(info))
+        .map_err(|e| ScoreError::invalid("checkpoint", e.to_string()))
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Bytes, Device, Tensor};
 use rand::RngExt;
 
-use crate::checkpoint::{CheckpointFile, CheckpointMeta, FORMAT_VERSION, save_checkpoint};
+use crate::checkpoint::{CheckpointFile, CheckpointMeta, FORMAT_VERSION};
 use crate::data::images::ImageDataset;
 use crate::denoiser::Conditioning;
 use crate::error::{Result, ScoreError};
@@ -754,7 +754,8 @@ fn accumulated_gradients<const D: usize, N: ScoreNetwork<D>>(
     cfg: &TrainConfig,
     batch: &Batch<D>,
 ) -> (f64, GradientsParams) {
-    let micro = cfg.batch_size / cfg.grad_accumulation;
+    let rows = batch.sigma.dims()[0];
+    let micro = rows / cfg.grad_accumulation;
     let mut accum = burn::optim::GradientsAccumulator::<N>::new();
     let mut value = 0.0;
     for j in 0..cfg.grad_accumulation {
@@ -772,11 +773,126 @@ fn accumulated_gradients<const D: usize, N: ScoreNetwork<D>>(
                 .as_ref(),
         )
         .sum()
-        .div_scalar(cfg.batch_size as f64);
+        .div_scalar(rows as f64);
         value += loss.clone().into_scalar::<f32>() as f64;
         accum.accumulate(net, GradientsParams::from_grads(loss.backward(), net));
     }
     (value, accum.grads())
+}
+
+/// A network, its EMA and its optimiser: what one optimisation step of any loss
+/// updates. [`train_with`] drives one; distillation (crate `disback`) drives two (the
+/// generator and the fake score) with the same step: global-norm clipping, the
+/// learning-rate schedule, Adam/AdamW and EDM's EMA.
+pub struct Learner<N> {
+    /// The network being optimised (on an autodiff device).
+    pub net: N,
+    /// Its exponential moving average (without autodiff).
+    pub ema: N,
+    optim: burn::optim::ModuleOptimizer,
+}
+
+impl<N: Module> Learner<N> {
+    /// A fresh optimiser for `net` with the EMA at `net`.
+    pub fn new(net: N, cfg: &TrainConfig) -> Self {
+        Self {
+            ema: net.valid(),
+            net,
+            optim: cfg.optimizer(),
+        }
+    }
+
+    /// The network, EMA and optimiser state stored in `ck` under `prefix`/`"ema."`/
+    /// `"optimizer"` (the layout of [`crate::checkpoint::save_checkpoint`]), loaded into `net`'s structure.
+    pub fn restore(net: N, cfg: &TrainConfig, ck: &CheckpointFile) -> Result<Self> {
+        let net = ck.load_into(net, "model.", true)?;
+        let ema = if ck.has("ema.") {
+            ck.load_into(net.valid(), "ema.", true)?
+        } else {
+            net.valid()
+        };
+        let mut optim = cfg.optimizer();
+        if let Some(b) = ck.optimizer_bytes() {
+            optim =
+                optim
+                    .from_bytes(Bytes::from_bytes_vec(b))
+                    .map_err(|e| ScoreError::Checkpoint {
+                        path: ck.path.clone(),
+                        detail: format!("optimizer: {e:?}"),
+                    })?;
+        }
+        Ok(Self { net, ema, optim })
+    }
+
+    /// One optimisation step number `step` with `grads`: clip the global norm to
+    /// `cfg.grad_clip`, step at `cfg.lr_at(step)`, update the EMA with
+    /// `cfg.ema_beta(step)`. Returns the gradient norm before clipping.
+    pub fn step(
+        &mut self,
+        cfg: &TrainConfig,
+        step: usize,
+        mut grads: GradientsParams,
+    ) -> Result<f64> {
+        let norm = clip_global_norm(&self.net, &mut grads, cfg.grad_clip)?;
+        // The optimiser consumes the network; the EMA holds its place meanwhile.
+        let net = std::mem::replace(&mut self.net, self.ema.clone());
+        self.net = self.optim.step(cfg.lr_at(step), net, grads);
+        let ema = std::mem::replace(&mut self.ema, self.net.valid());
+        self.ema = ema_update(ema, &self.net, cfg.ema_beta(step));
+        Ok(norm)
+    }
+
+    /// The optimiser state as bytes (for a checkpoint).
+    pub fn optimizer_bytes(&self) -> Result<Vec<u8>> {
+        Ok(self
+            .optim
+            .into_bytes()
+            .map_err(|e| ScoreError::invalid("optimizer", format!("{e:?}")))?
+            .to_vec())
+    }
+
+    /// The checkpoint of this learner (model, EMA, optimiser) with `meta`, as bytes.
+    pub fn checkpoint_bytes(&self, meta: &CheckpointMeta) -> Result<Vec<u8>> {
+        let opt = self.optimizer_bytes()?;
+        crate::checkpoint::checkpoint_bytes(Some(&self.net), Some(&self.ema), Some(&opt), meta)
+    }
+}
+
+/// The loss and gradients of one denoising-score-matching step of `objective` on the
+/// clean batch `x0` (on `net`'s autodiff device): per-sample σ from `cfg.precond`,
+/// Gaussian noise, the device's dropout seed and label dropout, all drawn from `rng` in
+/// that order, then [`Objective::regression`] and the loss of every objective
+/// ([`regression_loss`]) over `cfg.grad_accumulation` micro-batches.
+pub fn objective_gradients<const D: usize, N: ScoreNetwork<D>>(
+    net: &N,
+    cfg: &TrainConfig,
+    objective: &dyn Objective<D>,
+    x0: Tensor<D>,
+    mut cond: Option<Conditioning>,
+    rng: &mut rand::rngs::StdRng,
+) -> Result<(f64, GradientsParams)> {
+    let device = x0.device();
+    if !x0.dims()[0].is_multiple_of(cfg.grad_accumulation.max(1)) {
+        return Err(ScoreError::invalid(
+            "grad_accumulation",
+            format!(
+                "{} does not divide the batch of {}",
+                cfg.grad_accumulation,
+                x0.dims()[0]
+            ),
+        ));
+    }
+    let sigmas: Vec<f64> = (0..x0.dims()[0])
+        .map(|_| cfg.precond.sample_training_sigma(rng))
+        .collect();
+    let noise = randn(x0.dims(), rng, &device);
+    device.seed(rng.random());
+    if let Some(c) = cond.as_mut() {
+        drop_labels(c, cfg.label_dropout, rng, &device);
+    }
+    let sigma = tensor1(&sigmas, &device);
+    let reg = objective.regression(x0, &sigma, noise, cond, rng)?;
+    Ok(accumulated_gradients(net, cfg, &Batch { sigma, reg }))
 }
 
 /// Keep the lines of a JSON-lines training log whose `step` is at most `step` and drop
@@ -941,34 +1057,14 @@ where
         .into_iter()
         .next()
         .ok_or_else(|| ScoreError::invalid("net", "the network has no parameters"))?;
-    let mut optim = cfg.optimizer();
-    let (mut net, mut ema, start) = match resume {
-        Some(ck) => {
-            let net = ck.load_into(net, "model.", true)?;
-            let ema = if ck.has("ema.") {
-                ck.load_into(net.valid(), "ema.", true)?
-            } else {
-                net.valid()
-            };
-            if let Some(b) = ck.optimizer_bytes() {
-                optim = optim.from_bytes(Bytes::from_bytes_vec(b)).map_err(|e| {
-                    ScoreError::Checkpoint {
-                        path: ck.path.clone(),
-                        detail: format!("optimizer: {e:?}"),
-                    }
-                })?;
-            }
-            (net, ema, ck.meta.step)
-        }
-        None => {
-            let ema = net.valid();
-            (net, ema, 0)
-        }
+    let (mut learner, start) = match resume {
+        Some(ck) => (Learner::restore(net, cfg, ck)?, ck.meta.step),
+        None => (Learner::new(net, cfg), 0),
     };
     if start >= cfg.steps {
         return Ok(TrainResult {
-            net,
-            ema,
+            net: learner.net,
+            ema: learner.ema,
             step: start,
             last_loss: f64::NAN,
             seconds: 0.0,
@@ -1011,18 +1107,10 @@ where
     let mut window_norm = 0.0;
     let mut guard = DivergenceGuard::default();
     let mut saved = resume.map(|ck| ck.meta.step);
-    let save = |net: &N,
-                ema: &N,
-                optim: &burn::optim::ModuleOptimizer,
-                step: usize,
-                loss: f64|
-     -> Result<()> {
+    let save = |learner: &Learner<N>, step: usize, loss: f64| -> Result<()> {
         let Some(path) = &out.checkpoint else {
             return Ok(());
         };
-        let bytes = optim
-            .into_bytes()
-            .map_err(|e| ScoreError::invalid("optimizer", format!("{e:?}")))?;
         let meta = CheckpointMeta {
             format: FORMAT_VERSION,
             step,
@@ -1031,24 +1119,12 @@ where
             param_ids: Default::default(),
             stats: [("loss".to_string(), loss)].into(),
         };
-        save_checkpoint(path, Some(net), Some(ema), Some(&bytes[..]), &meta)
+        crate::checkpoint::write_atomic(path, &learner.checkpoint_bytes(&meta)?)
     };
     for step in start..end {
-        let lr = cfg.lr_at(step);
         let (idx, mut rng) = cfg.batch_indices(step, data.len());
-        let (x0, mut cond) = data.batch(&idx, &device);
-        let sigmas: Vec<f64> = (0..cfg.batch_size)
-            .map(|_| cfg.precond.sample_training_sigma(&mut rng))
-            .collect();
-        let noise = randn(x0.dims(), &mut rng, &device);
-        device.seed(rng.random());
-        if let Some(c) = cond.as_mut() {
-            drop_labels(c, cfg.label_dropout, &mut rng, &device);
-        }
-        let sigma = tensor1(&sigmas, &device);
-        let reg = objective.regression(x0, &sigma, noise, cond, &mut rng)?;
-        let batch = Batch { sigma, reg };
-        let (value, mut grads) = accumulated_gradients(&net, cfg, &batch);
+        let (x0, cond) = data.batch(&idx, &device);
+        let (value, grads) = objective_gradients(&learner.net, cfg, objective, x0, cond, &mut rng)?;
         if !value.is_finite() || guard.observe(value) {
             if let Some(b) = &bar {
                 b.abandon();
@@ -1069,9 +1145,8 @@ where
                 },
             });
         }
-        let grad_norm = clip_global_norm(&net, &mut grads, cfg.grad_clip)?;
-        net = optim.step(lr, net, grads);
-        ema = ema_update(ema, &net, cfg.ema_beta(step));
+        let lr = cfg.lr_at(step);
+        let grad_norm = learner.step(cfg, step, grads)?;
         window_norm += grad_norm;
         window_loss += value;
         window_n += 1;
@@ -1099,7 +1174,7 @@ where
             b.set_position(done as u64);
         }
         if done % cfg.checkpoint_every.max(1) == 0 || done == end {
-            save(&net, &ema, &optim, done, last_loss)?;
+            save(&learner, done, last_loss)?;
             saved = out.checkpoint.as_ref().map(|_| done);
         }
     }
@@ -1107,8 +1182,8 @@ where
         b.finish();
     }
     Ok(TrainResult {
-        net,
-        ema,
+        net: learner.net,
+        ema: learner.ema,
         step: end,
         last_loss,
         seconds: t0.elapsed().as_secs_f64(),

@@ -1,0 +1,235 @@
+//! `scorelab distill`: distil a checkpoint into a one-step generator (plain score
+//! distillation or DisBack), resumable, writing `OUT/generator.safetensors`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use disback::config::{DistillConfig, GradientForm, Method, Order, Spacing};
+use disback::distill::{Distiller, RunOutput};
+use disback::teacher::Teacher;
+use score_core::nn::mlp::MlpConfig;
+use score_core::nn::precond::ScoreNetwork;
+use score_core::nn::unet::UNetConfig;
+use score_core::pipeline::{self, LoadedModel, ModelSpec};
+
+use crate::{Common, device, emit};
+
+#[derive(Args)]
+pub(crate) struct DistillArgs {
+    /// Teacher checkpoint (any `scorelab train` checkpoint or sampling export; the EMA
+    /// weights are used when present).
+    #[arg(long)]
+    teacher: PathBuf,
+    /// baseline (plain score distillation) or disback.
+    #[arg(long, default_value = "disback")]
+    method: String,
+    /// Generator steps (Stage 2 for DisBack).
+    #[arg(long, default_value_t = 1000)]
+    steps: usize,
+    /// DisBack: N, the checkpoints of the degradation path after the teacher.
+    #[arg(long, default_value_t = 8)]
+    path_checkpoints: usize,
+    /// DisBack: M, Stage 1's DSM steps.
+    #[arg(long, default_value_t = 200)]
+    record_steps: usize,
+    /// DisBack: log (default) or linear spacing of the path checkpoints.
+    #[arg(long, default_value = "log")]
+    spacing: String,
+    /// DisBack: generator steps per target on the path (K).
+    #[arg(long, default_value_t = 10)]
+    switch_every: usize,
+    /// DisBack: the target order: backward (DisBack), forward, shuffled,
+    /// warm-start-only or interpolate (the spec's controls).
+    #[arg(long, default_value = "backward")]
+    order: String,
+    /// dmd2 (default) or vsd: the generator gradient's form.
+    #[arg(long, default_value = "dmd2")]
+    gradient: String,
+    /// Fake-score updates per generator update.
+    #[arg(long, default_value_t = 5)]
+    fake_updates: usize,
+    /// Batch of the generator and fake-score updates.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Generator learning rate (AdamW, weight decay 0.01, clipping at 10).
+    #[arg(long, default_value_t = 1e-4)]
+    lr: f64,
+    /// Fake-score learning rate [default: --lr].
+    #[arg(long)]
+    fake_lr: Option<f64>,
+    /// Start the generator from a fresh initialisation instead of the teacher's weights.
+    #[arg(long)]
+    fresh: bool,
+    /// Checkpoint every this many generator steps (and at the end).
+    #[arg(long, default_value_t = 50)]
+    checkpoint_every: usize,
+    /// Output folder; a folder holding a run with the same settings is resumed.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(flag: &str, v: &str, allowed: &str) -> Result<T> {
+    serde_json::from_value(serde_json::Value::String(v.to_string()))
+        .map_err(|_| anyhow::anyhow!("{flag}: '{v}' is not one of {allowed}"))
+}
+
+fn config(a: &DistillArgs, precond: score_core::Precond, seed: u64) -> Result<DistillConfig> {
+    let method: Method = parse("--method", &a.method, "baseline, disback")?;
+    let mut cfg = DistillConfig::new(method, a.steps, precond, seed);
+    cfg.gradient = parse::<GradientForm>("--gradient", &a.gradient, "dmd2, vsd")?;
+    cfg.order = parse::<Order>(
+        "--order",
+        &a.order,
+        "backward, forward, shuffled, warm-start-only, interpolate",
+    )?;
+    cfg.path.spacing = parse::<Spacing>("--spacing", &a.spacing, "log, linear")?;
+    cfg.path.checkpoints = a.path_checkpoints;
+    cfg.path.steps = a.record_steps;
+    cfg.switch_every = a.switch_every;
+    cfg.fake_updates = a.fake_updates;
+    for t in [&mut cfg.generator, &mut cfg.fake] {
+        t.batch_size = a.batch;
+        t.checkpoint_every = a.checkpoint_every;
+        t.log_every = 10.min(a.steps);
+    }
+    cfg.generator.lr = a.lr;
+    cfg.fake.lr = a.fake_lr.unwrap_or(a.lr);
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn run<const D: usize, N: ScoreNetwork<D>>(
+    net: N,
+    fresh: Option<N>,
+    precond: score_core::Precond,
+    shape: &[usize],
+    spec: serde_json::Value,
+    cfg: &DistillConfig,
+    out: &RunOutput,
+) -> Result<(usize, usize)> {
+    let g0 = fresh.unwrap_or_else(|| net.clone());
+    let teacher = Teacher::network(net, precond);
+    let mut d = Distiller::new(&teacher, g0, shape, cfg, spec, out)?;
+    d.run(out, &mut |_, _| Ok(()))?;
+    d.save(out)?;
+    Ok((d.step(), d.updates()))
+}
+
+pub(crate) fn cmd_distill(c: &Common, a: &DistillArgs) -> Result<()> {
+    let dev = device(&c.device)?.autodiff();
+    dev.seed(c.seed());
+    let (model, precond, meta) = pipeline::load_model(&a.teacher, &dev)
+        .with_context(|| format!("loading the teacher {}", a.teacher.display()))?;
+    let cfg = config(a, precond, c.seed())?;
+    let spec = meta.config["extra"].clone();
+    let out = RunOutput {
+        dir: Some(a.out.clone()),
+        progress: !c.json,
+        stop_after: None,
+    };
+    let t0 = Instant::now();
+    // --fresh: the teacher's architecture, initialised from the seed.
+    let bad = |e: serde_json::Error| anyhow::anyhow!("{}: config.extra: {e}", a.teacher.display());
+    let spec_of: ModelSpec = serde_json::from_value(spec.clone()).map_err(bad)?;
+    let (steps, updates) = match (model, spec_of) {
+        (LoadedModel::Unet(net, [ch, h, w]), ModelSpec::Unet { config, .. }) => {
+            let fresh = a
+                .fresh
+                .then(|| serde_json::from_value::<UNetConfig>(config).map(|c| c.init(&dev)));
+            let fresh = fresh.transpose().map_err(bad)?;
+            run(net, fresh, precond, &[ch, h, w], spec, &cfg, &out)?
+        }
+        (LoadedModel::Mlp(net, d), ModelSpec::Mlp { config, .. }) => {
+            let fresh = a
+                .fresh
+                .then(|| serde_json::from_value::<MlpConfig>(config).map(|c| c.init(&dev)));
+            let fresh = fresh.transpose().map_err(bad)?;
+            run(net, fresh, precond, &[d], spec, &cfg, &out)?
+        }
+        _ => bail!(
+            "{}: the network description does not match its weights",
+            a.teacher.display()
+        ),
+    };
+    let secs = t0.elapsed().as_secs_f64();
+    let generator = a.out.join("generator.safetensors");
+    emit(
+        c.json,
+        serde_json::json!({"teacher": a.teacher, "method": cfg.method, "order": cfg.order, "steps": steps, "network_updates": updates, "seconds": secs, "generator": generator}),
+        || {
+            outln!(
+                "{:?} distillation: {steps} generator steps ({updates} network updates) in {secs:.1} s -> {}",
+                cfg.method,
+                generator.display()
+            )
+        },
+    );
+    Ok(())
+}
+
+/// `scorelab sample` on a one-step generator: G(z) = D(σ_gen·z; σ_gen), one network
+/// evaluation per sample; the sampler and grid options do not apply.
+pub(crate) fn sample_one_step(
+    c: &Common,
+    a: &crate::SampleArgs,
+    model: &LoadedModel,
+    precond: &score_core::Precond,
+    sigma_gen: f64,
+    trained_steps: usize,
+    dev: &burn::tensor::Device,
+) -> Result<()> {
+    if a.teleport.is_some() || a.class.is_some() || a.guidance != 1.0 {
+        bail!(
+            "--teleport/--class/--guidance: {} is a one-step generator (one network evaluation, unconditional)",
+            a.checkpoint.display()
+        );
+    }
+    let t0 = Instant::now();
+    let (shape, values): (Vec<usize>, Vec<f32>) = match model {
+        LoadedModel::Unet(net, [ch, h, w]) => {
+            let shape = [a.n, *ch, *h, *w];
+            let z = crate::initial_noise(a.noise.as_deref(), &shape, c.seed(), dev)?;
+            let z = score_core::tensor::from_f32(z, shape, dev);
+            let x = disback::teacher::generate(net, precond, sigma_gen, z);
+            (shape.to_vec(), score_core::tensor::to_vec_f32(x)?)
+        }
+        LoadedModel::Mlp(net, d) => {
+            let shape = [a.n, *d];
+            let z = crate::initial_noise(a.noise.as_deref(), &shape, c.seed(), dev)?;
+            let z = score_core::tensor::from_f32(z, shape, dev);
+            let x = disback::teacher::generate(net, precond, sigma_gen, z);
+            (shape.to_vec(), score_core::tensor::to_vec_f32(x)?)
+        }
+    };
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let npy = score_core::data::npy::npy_f32_bytes(&shape, &values)?;
+    let (npy_path, png_path) = (a.out.join("samples.npy"), a.out.join("samples.png"));
+    let png = match shape.as_slice() {
+        [n, _, _, _] => Some(score_core::data::image::image_grid_png(
+            &values,
+            [shape[0], shape[1], shape[2], shape[3]],
+            (*n as f64).sqrt().ceil() as usize,
+        )?),
+        _ => None,
+    };
+    let mut files: Vec<(&std::path::Path, &[u8])> = vec![(&npy_path, &npy)];
+    if let Some(p) = &png {
+        files.push((&png_path, p));
+    }
+    score_core::checkpoint::write_atomic_all(&files)?;
+    let secs = t0.elapsed().as_secs_f64();
+    emit(
+        c.json,
+        serde_json::json!({"checkpoint": a.checkpoint, "trained_steps": trained_steps, "sampler": "one-step", "sigma_gen": sigma_gen, "nfe": 1, "network_calls": 1, "n": a.n, "seconds": secs, "out": a.out}),
+        || {
+            outln!(
+                "{} samples from a one-step generator (1 NFE, σ_gen = {sigma_gen}) in {secs:.2} s -> {}",
+                a.n,
+                a.out.display()
+            )
+        },
+    );
+    Ok(())
+}

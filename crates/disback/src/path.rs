@@ -1,0 +1,203 @@
+//! Stage 1, degradation recording: a copy s′ of the teacher trained by denoising score
+//! matching on samples of the frozen initial generator G⁰, with checkpoints
+//! s′₀ = teacher, s′₁, …, s′_N on [`DistillConfig::path_steps`]. The path is one
+//! safetensors file: s′_k under `path.k.` and an index (the steps) in its metadata;
+//! s′₀ is the teacher and is not stored again.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::tensor::Device;
+use score_core::checkpoint::{CheckpointFile, CheckpointMeta, FORMAT_VERSION, collect_params};
+use score_core::nn::precond::ScoreNetwork;
+use score_core::tensor::{randn, stream_rng};
+use score_core::train::{Denoising, Learner, objective_gradients};
+
+use crate::config::DistillConfig;
+use crate::distill::{Bar, RunOutput, batch_shape};
+use crate::error::{DisbackError, Result};
+use crate::teacher::{Teacher, generate};
+
+/// Random stream of Stage 1's steps.
+const STREAM_RECORD: u64 = 0xd15b_0001;
+
+/// The recorded path: s′₁ … s′_N (plain networks) and the DSM step of each.
+pub struct DegradationPath<N> {
+    /// The step after which s′_k was saved, k = 1…N.
+    pub steps: Vec<usize>,
+    /// s′_1 … s′_N.
+    pub nets: Vec<N>,
+}
+
+impl<N: Module> DegradationPath<N> {
+    /// Entries including s′₀ = the teacher: N + 1.
+    pub fn len(&self) -> usize {
+        self.nets.len() + 1
+    }
+
+    /// Whether only the teacher is on the path.
+    pub fn is_empty(&self) -> bool {
+        self.nets.is_empty()
+    }
+
+    /// The path file's bytes with `config` in its metadata.
+    pub fn to_bytes(&self, config: &serde_json::Value, step: usize, seed: u64) -> Result<Vec<u8>> {
+        let parts = self
+            .nets
+            .iter()
+            .enumerate()
+            .map(|(k, n)| (format!("path.{}.", k + 1), collect_params(n)))
+            .collect();
+        let meta = CheckpointMeta {
+            format: FORMAT_VERSION,
+            step,
+            seed,
+            config: serde_json::json!({
+                "path": { "steps": self.steps, "entries": self.len(), "entry_0": "the teacher" },
+                "run": config,
+            }),
+            param_ids: Default::default(),
+            stats: Default::default(),
+        };
+        Ok(score_core::checkpoint::parts_bytes(parts, None, &meta)?)
+    }
+
+    /// Read a path file, each entry into a copy of `template`'s structure.
+    pub fn load(file: &Path, template: &N) -> Result<Self> {
+        let ck = CheckpointFile::read(file)?;
+        Self::from_checkpoint(&ck, template)
+    }
+
+    fn from_checkpoint(ck: &CheckpointFile, template: &N) -> Result<Self> {
+        let steps: Vec<usize> = serde_json::from_value(ck.meta.config["path"]["steps"].clone())
+            .map_err(|e| {
+                DisbackError::Core(score_core::ScoreError::Checkpoint {
+                    path: ck.path.clone(),
+                    detail: format!("config.path.steps (the path index): {e}"),
+                })
+            })?;
+        let nets = (1..=steps.len())
+            .map(|k| ck.load_into(template.clone(), &format!("path.{k}."), false))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(Self { steps, nets })
+    }
+}
+
+/// Record the degradation path of `teacher` toward the frozen generator `g0` (a plain
+/// network): Stage 1 of DisBack. With `out.dir`, the path so far and s′'s optimiser
+/// state are written together (`path.safetensors`, `recording.safetensors`) at every
+/// path checkpoint, and a run interrupted there resumes exactly.
+pub fn record_path<const D: usize, N: ScoreNetwork<D>>(
+    teacher: &Teacher<'_, D, N>,
+    g0: &N,
+    sample_shape: &[usize],
+    cfg: &DistillConfig,
+    out: &RunOutput,
+) -> Result<DegradationPath<N>> {
+    let schedule = cfg.path_steps();
+    let files = out
+        .dir
+        .as_ref()
+        .map(|d| (d.join("path.safetensors"), d.join("recording.safetensors")));
+    let (mut learner, mut path, start) = match &files {
+        Some((p, r)) if p.exists() && r.exists() => {
+            let path = DegradationPath::load(p, &teacher.eval)?;
+            let rec = CheckpointFile::read(r)?;
+            let saved: DistillConfig = serde_json::from_value(rec.meta.config["run"].clone())
+                .map_err(|e| {
+                    DisbackError::invalid("resume", format!("{}: config.run: {e}", r.display()))
+                })?;
+            if !crate::distill::same_run(&saved, cfg) {
+                return Err(DisbackError::invalid(
+                    "resume",
+                    format!(
+                        "{} holds a recording with other settings; use a new --out or the same settings",
+                        r.display()
+                    ),
+                ));
+            }
+            if path.steps.as_slice() != &schedule[..path.steps.len()] {
+                return Err(DisbackError::invalid(
+                    "path",
+                    format!("{} was recorded on another schedule", p.display()),
+                ));
+            }
+            let start = rec.meta.step;
+            (
+                Learner::restore(teacher.net.clone(), &cfg.fake, &rec)?,
+                path,
+                start,
+            )
+        }
+        _ => (
+            Learner::new(teacher.net.clone(), &cfg.fake),
+            DegradationPath {
+                steps: Vec::new(),
+                nets: Vec::new(),
+            },
+            0,
+        ),
+    };
+    let plain = teacher
+        .eval
+        .devices()
+        .into_iter()
+        .next()
+        .unwrap_or_else(Device::flex);
+    let bar = Bar::new(out.progress, cfg.path.steps, start, "record");
+    let m = cfg.path.steps;
+    for t in start..m {
+        let mut rng = stream_rng(cfg.fake.seed, STREAM_RECORD, t as u64);
+        let z = randn(
+            batch_shape::<D>(cfg.fake.batch_size, sample_shape)?,
+            &mut rng,
+            &plain,
+        );
+        let x0 = generate(g0, &teacher.precond, cfg.sigma_gen, z).autodiff();
+        let (loss, grads) =
+            objective_gradients(&learner.net, &cfg.fake, &Denoising, x0, None, &mut rng)?;
+        if !loss.is_finite() {
+            return Err(DisbackError::invalid(
+                "stage 1",
+                format!("non-finite DSM loss {loss} at step {t}"),
+            ));
+        }
+        learner.step(&cfg.fake, t, grads)?;
+        bar.tick(t + 1, format!("DSM loss {loss:.4}"));
+        if schedule.contains(&(t + 1)) {
+            path.steps.push(t + 1);
+            path.nets.push(learner.net.valid());
+            if let Some((p, r)) = &files {
+                save_recording(&path, &learner, cfg, t + 1, p, r)?;
+            }
+        }
+    }
+    bar.finish();
+    Ok(path)
+}
+
+fn save_recording<N: Module>(
+    path: &DegradationPath<N>,
+    learner: &Learner<N>,
+    cfg: &DistillConfig,
+    step: usize,
+    path_file: &Path,
+    rec_file: &Path,
+) -> Result<()> {
+    let config =
+        serde_json::to_value(cfg).map_err(|e| DisbackError::invalid("config", e.to_string()))?;
+    let p = path.to_bytes(&config, step, cfg.fake.seed)?;
+    let meta = CheckpointMeta {
+        format: FORMAT_VERSION,
+        step,
+        seed: cfg.fake.seed,
+        config: serde_json::json!({ "stage": "degradation-recording", "run": config }),
+        param_ids: Default::default(),
+        stats: Default::default(),
+    };
+    let r = learner.checkpoint_bytes(&meta)?;
+    Ok(score_core::checkpoint::write_atomic_all(&[
+        (path_file, &p),
+        (rec_file, &r),
+    ])?)
+}

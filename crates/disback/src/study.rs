@@ -1,0 +1,755 @@
+//! The study on data with an exact score (spec, "What a CPU-scale reproduction
+//! measures"): the 2-D 8-mode mixture with unequal weights and a 16-D mixture, teachers
+//! (A) exact and (B) an MLP trained by DSM, the baseline, DisBack and the controls, and
+//! the exact measures along training. `cargo xtask experiment disback` drives it.
+
+use burn::tensor::Device;
+use score_core::Precond;
+use score_core::data::mixture::GaussianMixture;
+use score_core::nn::mlp::{MlpConfig, MlpDenoiser};
+use score_core::precond::sigma_data_of;
+use score_core::tensor::{randn, stream_rng, to_vec_f64};
+use score_core::train::{TrainConfig, TrainOutput, VectorData, train};
+
+use crate::config::{DistillConfig, Method, Order};
+use crate::distill::{Distiller, RunOutput};
+use crate::error::{DisbackError, Result};
+use crate::measures::{MixtureMeasures, mixture_measures, score_mismatch};
+use crate::study_images::ImageReport;
+use crate::teacher::Teacher;
+
+/// The spec's 2-D mixture: 8 modes on a circle of radius 4, standard deviation 0.15,
+/// weights proportional to 1, 2, …, 8 (counter-clockwise from angle 0).
+pub fn ring8() -> GaussianMixture {
+    let means = (0..8)
+        .map(|k| {
+            let a = std::f64::consts::TAU * k as f64 / 8.0;
+            vec![4.0 * a.cos(), 4.0 * a.sin()]
+        })
+        .collect();
+    GaussianMixture::new(
+        (1..=8).map(f64::from).collect(),
+        means,
+        vec![vec![0.0225; 2]; 8],
+    )
+    .expect("valid mixture")
+}
+
+/// The 16-D mixture: 8 components with means drawn from N(0, 3²·I) (seed 16),
+/// standard deviation 0.3, the same unequal weights as [`ring8`].
+pub fn mix16() -> GaussianMixture {
+    let r = GaussianMixture::random(8, 16, 3.0, 0.09, &mut stream_rng(16, 0, 0)).expect("valid");
+    GaussianMixture::new((1..=8).map(f64::from).collect(), r.means, r.variances).expect("valid")
+}
+
+/// The MLP of teachers, generators and fake scores in the study.
+pub fn mlp(dim: usize) -> MlpConfig {
+    MlpConfig::new(dim).with_hidden(128).with_blocks(2)
+}
+
+/// Teacher (B): an MLP trained by DSM on `n` samples of `gm` for `steps` steps, on the
+/// autodiff device, with its preconditioning (σ_data from the samples).
+pub fn fit_teacher(
+    gm: &GaussianMixture,
+    n: usize,
+    steps: usize,
+    seed: u64,
+) -> Result<(MlpDenoiser, Precond)> {
+    let dev = Device::flex().autodiff();
+    let data = gm.sample(n, &mut stream_rng(seed, 0x7eac, 0));
+    let precond = Precond::edm(sigma_data_of(data.iter().copied()));
+    let cfg = TrainConfig {
+        steps,
+        batch_size: 256,
+        lr: 2e-3,
+        warmup_steps: steps / 20 + 1,
+        precond,
+        seed,
+        ema_halflife_kimg: 50.0,
+        checkpoint_every: steps,
+        log_every: steps,
+        ..TrainConfig::default()
+    };
+    dev.seed(seed);
+    let net = mlp(gm.dim()).with_seed(seed).init(&dev);
+    let data = VectorData {
+        data,
+        dim: gm.dim(),
+    };
+    let out = train(
+        net,
+        &data,
+        &cfg,
+        serde_json::Value::Null,
+        &TrainOutput::default(),
+        None,
+    )?;
+    // The EMA weights, back on the training device (the loader keeps their structure).
+    let ema = copy_into(&out.ema, out.net)?;
+    Ok((ema, precond))
+}
+
+fn copy_into(from: &MlpDenoiser, into: MlpDenoiser) -> Result<MlpDenoiser> {
+    let meta = score_core::checkpoint::CheckpointMeta {
+        format: score_core::checkpoint::FORMAT_VERSION,
+        step: 0,
+        seed: 0,
+        config: serde_json::Value::Null,
+        param_ids: Default::default(),
+        stats: Default::default(),
+    };
+    let bytes = score_core::checkpoint::checkpoint_bytes(Some(from), None, None, &meta)?;
+    let ck = score_core::checkpoint::CheckpointFile::from_bytes(
+        std::path::Path::new("<teacher>"),
+        bytes,
+    )?;
+    Ok(ck.load_into(into, "model.", false)?)
+}
+
+/// One arm of the study: a method with its target order and path length.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Arm {
+    /// Name in the report.
+    pub name: &'static str,
+    /// Baseline or DisBack.
+    pub method: Method,
+    /// Stage 2's order.
+    pub order: Order,
+    /// N.
+    pub checkpoints: usize,
+}
+
+/// The baseline, DisBack and the spec's controls.
+pub fn arms() -> Vec<Arm> {
+    let a = |name, method, order, checkpoints| Arm {
+        name,
+        method,
+        order,
+        checkpoints,
+    };
+    vec![
+        a("baseline", Method::Baseline, Order::Backward, 8),
+        a("disback", Method::Disback, Order::Backward, 8),
+        a("warm-start-only", Method::Disback, Order::WarmStartOnly, 8),
+        a("forward", Method::Disback, Order::Forward, 8),
+        a("shuffled", Method::Disback, Order::Shuffled, 8),
+        a("n1", Method::Disback, Order::Backward, 1),
+        a("interpolate", Method::Disback, Order::Interpolate, 8),
+    ]
+}
+
+/// Settings of a mixture run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MixtureRun {
+    /// Generator steps.
+    pub steps: usize,
+    /// Stage 1 DSM steps (M).
+    pub record_steps: usize,
+    /// Generator steps per target (K).
+    pub switch_every: usize,
+    /// Measure every this many generator steps.
+    pub every: usize,
+    /// Samples per measure (generated and fresh data).
+    pub samples: usize,
+    /// Batch of generator and fake updates.
+    pub batch: usize,
+    /// Learning rate of the generator.
+    pub lr: f64,
+    /// Learning rate of the fake score (and Stage 1's s′).
+    pub fake_lr: f64,
+    /// Use the exact score as the target (teacher A) instead of the MLP (teacher B).
+    pub exact_teacher: bool,
+    /// Start the generator from a fresh initialisation instead of the teacher's weights.
+    pub fresh_generator: bool,
+}
+
+/// One measurement along a run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Point {
+    /// Generator steps done.
+    pub step: usize,
+    /// Network updates done, Stage 1 counted.
+    pub updates: usize,
+    /// The measures of the generator's samples.
+    pub measures: MixtureMeasures,
+    /// E‖s_target − s_true‖² of the next step's target on generator samples.
+    pub score_mismatch: f64,
+    /// Path index of the next step's target (0 = teacher).
+    pub target: usize,
+}
+
+/// Distil `teacher` (B; its exact counterpart `gm` serves as teacher A with
+/// `run.exact_teacher`) with `arm` and `seed`, measuring every `run.every` steps.
+pub fn run_mixture(
+    gm: &GaussianMixture,
+    teacher_net: &MlpDenoiser,
+    precond: &Precond,
+    arm: &Arm,
+    run: &MixtureRun,
+    seed: u64,
+) -> Result<Vec<Point>> {
+    let teacher = if run.exact_teacher {
+        Teacher::analytic(gm, teacher_net.clone(), *precond)
+    } else {
+        Teacher::network(teacher_net.clone(), *precond)
+    };
+    let mut cfg = DistillConfig::new(arm.method, run.steps, *precond, seed);
+    for t in [&mut cfg.generator, &mut cfg.fake] {
+        t.batch_size = run.batch;
+    }
+    cfg.generator.lr = run.lr;
+    cfg.fake.lr = run.fake_lr;
+    cfg.order = arm.order;
+    cfg.switch_every = run.switch_every;
+    cfg.path.checkpoints = arm.checkpoints;
+    cfg.path.steps = run.record_steps;
+    let d = gm.dim();
+    let plain = Device::flex();
+    let reference = gm.sample(run.samples, &mut stream_rng(seed, 0xda7a, 0));
+    let z = randn([run.samples, d], &mut stream_rng(seed, 0x2e2e, 0), &plain);
+    let noise = to_vec_f64(randn(
+        [run.samples, d],
+        &mut stream_rng(seed, 0x2e2f, 0),
+        &plain,
+    ))?;
+    let g0 = if run.fresh_generator {
+        let dev = Device::flex().autodiff();
+        dev.seed(seed + 1);
+        mlp(d).with_seed(seed + 1).init(&dev)
+    } else {
+        teacher_net.clone()
+    };
+    let mut distiller = Distiller::new(
+        &teacher,
+        g0,
+        &[d],
+        &cfg,
+        serde_json::Value::Null,
+        &RunOutput::default(),
+    )?;
+    let mut points = Vec::new();
+    let mut observe = |dist: &Distiller<'_, 2, MlpDenoiser>,
+                       _: Option<&crate::distill::StepStats>|
+     -> Result<()> {
+        if !dist.step().is_multiple_of(run.every.max(1)) {
+            return Ok(());
+        }
+        let x = to_vec_f64(dist.sample(z.clone()))?;
+        if x.iter().any(|v| !v.is_finite()) {
+            return Err(DisbackError::invalid(
+                "generator",
+                format!("non-finite sample at step {}", dist.step()),
+            ));
+        }
+        let measures = mixture_measures(gm, &x, &reference, seed)?;
+        let target = dist.target();
+        points.push(Point {
+            step: dist.step(),
+            updates: dist.updates(),
+            measures,
+            score_mismatch: score_mismatch(target.as_ref(), gm, &x, &noise)?,
+            target: dist.target_index(),
+        });
+        Ok(())
+    };
+    distiller.run(&RunOutput::default(), &mut observe)?;
+    Ok(points)
+}
+
+/// The data sets of the study.
+pub fn dataset(name: &str) -> Result<GaussianMixture> {
+    match name {
+        "ring8" => Ok(ring8()),
+        "mix16" => Ok(mix16()),
+        other => Err(DisbackError::invalid(
+            "dataset",
+            format!("'{other}' is neither ring8 nor mix16"),
+        )),
+    }
+}
+
+/// Settings of the image part: distil the shipped Fashion-MNIST UNet.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImageOptions {
+    /// Generator steps per method.
+    pub steps: usize,
+    /// Stage 1 DSM steps.
+    pub record_steps: usize,
+    /// Generator steps per target.
+    pub switch_every: usize,
+    /// Batch of every update.
+    pub batch: usize,
+    /// Learning rate (generator and fake score).
+    pub lr: f64,
+    /// Measure every this many generator steps.
+    pub every: usize,
+    /// Images per measure (one-step samples and the teacher's Heun samples).
+    pub n_eval: usize,
+    /// One-step samples for the final FID (when the FID network is set up).
+    pub n_fid: usize,
+}
+
+/// Settings of the study.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StudyOptions {
+    /// Seeds of the main comparison (baseline vs DisBack, 2-D, both teachers).
+    pub seeds: Vec<u64>,
+    /// Seeds of the controls (2-D, teacher B).
+    pub control_seeds: Vec<u64>,
+    /// Seeds of the 16-D comparison (teacher B).
+    pub seeds_16d: Vec<u64>,
+    /// The 2-D runs.
+    pub run: MixtureRun,
+    /// The 16-D runs.
+    pub run_16d: MixtureRun,
+    /// DSM steps of teacher B (on 10 000 samples).
+    pub teacher_steps: usize,
+    /// Threshold on the cross-entropy: within this many nats of the data's entropy.
+    pub ce_margin: f64,
+    /// Parallel runs.
+    pub jobs: usize,
+    /// The image part (None: skipped).
+    pub image: Option<ImageOptions>,
+}
+
+impl StudyOptions {
+    /// The full study (about an hour on 2 cores).
+    pub fn full() -> Self {
+        let run = MixtureRun {
+            steps: 800,
+            record_steps: 200,
+            switch_every: 10,
+            every: 25,
+            samples: 1000,
+            batch: 128,
+            lr: 1e-3,
+            fake_lr: 3e-3,
+            exact_teacher: false,
+            fresh_generator: false,
+        };
+        Self {
+            seeds: (0..10).collect(),
+            control_seeds: (0..3).collect(),
+            seeds_16d: (0..5).collect(),
+            run_16d: run.clone(),
+            run,
+            teacher_steps: 2000,
+            ce_margin: 10.0,
+            jobs: 2,
+            image: Some(ImageOptions {
+                steps: 150,
+                record_steps: 100,
+                switch_every: 10,
+                batch: 8,
+                lr: 1e-4,
+                every: 25,
+                n_eval: 128,
+                n_fid: 256,
+            }),
+        }
+    }
+
+    /// The CI-sized study: the same code on a few steps, one or two seeds.
+    pub fn quick() -> Self {
+        let mut o = Self::full();
+        o.seeds = vec![0, 1];
+        o.control_seeds = vec![0];
+        o.seeds_16d = vec![0];
+        for r in [&mut o.run, &mut o.run_16d] {
+            r.steps = 20;
+            r.record_steps = 10;
+            r.switch_every = 2;
+            r.every = 5;
+            r.samples = 200;
+            r.batch = 32;
+        }
+        o.teacher_steps = 100;
+        o.image = Some(ImageOptions {
+            steps: 2,
+            record_steps: 2,
+            switch_every: 1,
+            batch: 2,
+            lr: 1e-4,
+            every: 1,
+            n_eval: 16,
+            n_fid: 16,
+        });
+        o
+    }
+}
+
+/// One mixture run's record.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRecord {
+    /// ring8 or mix16.
+    pub dataset: String,
+    /// "A" (exact) or "B" (MLP).
+    pub teacher: String,
+    /// The arm.
+    pub arm: String,
+    /// The seed.
+    pub seed: u64,
+    /// The measurements.
+    pub points: Vec<Point>,
+    /// First generator step at which the cross-entropy reached the threshold.
+    pub reached_step: Option<usize>,
+    /// The network updates at that point (Stage 1 counted).
+    pub reached_updates: Option<usize>,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// One job of the mixture part.
+#[derive(Debug, Clone)]
+struct Job {
+    dataset: &'static str,
+    teacher: &'static str,
+    arm: Arm,
+    seed: u64,
+}
+
+fn jobs(o: &StudyOptions) -> Vec<Job> {
+    let all = arms();
+    let mut out = Vec::new();
+    for seed in &o.seeds {
+        for teacher in ["B", "A"] {
+            for arm in &all[..2] {
+                out.push(Job {
+                    dataset: "ring8",
+                    teacher,
+                    arm: *arm,
+                    seed: *seed,
+                });
+            }
+        }
+    }
+    for seed in &o.control_seeds {
+        for arm in &all[2..] {
+            out.push(Job {
+                dataset: "ring8",
+                teacher: "B",
+                arm: *arm,
+                seed: *seed,
+            });
+        }
+    }
+    for seed in &o.seeds_16d {
+        for arm in &all[..2] {
+            out.push(Job {
+                dataset: "mix16",
+                teacher: "B",
+                arm: *arm,
+                seed: *seed,
+            });
+        }
+    }
+    out
+}
+
+/// The data's entropy H(p) = E_p[−log p], estimated on 20 000 samples.
+pub fn entropy(gm: &GaussianMixture) -> f64 {
+    gm.mean_nll(&gm.sample(20_000, &mut stream_rng(7, 0xe27, 0)))
+}
+
+/// A fitted teacher B as safetensors bytes (so that each worker thread loads its own).
+struct Fitted {
+    bytes: Vec<u8>,
+    precond: Precond,
+    entropy: f64,
+}
+
+fn fitted_teacher(gm: &GaussianMixture, steps: usize) -> Result<Fitted> {
+    let (net, precond) = fit_teacher(gm, 10_000, steps, 0)?;
+    let meta = score_core::checkpoint::CheckpointMeta {
+        format: score_core::checkpoint::FORMAT_VERSION,
+        step: steps,
+        seed: 0,
+        config: serde_json::Value::Null,
+        param_ids: Default::default(),
+        stats: Default::default(),
+    };
+    Ok(Fitted {
+        bytes: score_core::checkpoint::checkpoint_bytes(Some(&net), None, None, &meta)?,
+        precond,
+        entropy: entropy(gm),
+    })
+}
+
+fn load_fitted(f: &Fitted, dim: usize) -> Result<MlpDenoiser> {
+    let ck = score_core::checkpoint::CheckpointFile::from_bytes(
+        std::path::Path::new("<teacher B>"),
+        f.bytes.clone(),
+    )?;
+    Ok(ck.load_into(mlp(dim).init(&Device::flex().autodiff()), "model.", false)?)
+}
+
+fn run_job(job: &Job, o: &StudyOptions, fitted: &Fitted) -> Result<RunRecord> {
+    let gm = dataset(job.dataset)?;
+    let mut run = if job.dataset == "mix16" {
+        o.run_16d.clone()
+    } else {
+        o.run.clone()
+    };
+    run.exact_teacher = job.teacher == "A";
+    let net = load_fitted(fitted, gm.dim())?;
+    let t0 = std::time::Instant::now();
+    let points = run_mixture(&gm, &net, &fitted.precond, &job.arm, &run, job.seed)?;
+    let tau = fitted.entropy + o.ce_margin;
+    let hit = points.iter().find(|p| p.measures.cross_entropy <= tau);
+    Ok(RunRecord {
+        dataset: job.dataset.into(),
+        teacher: job.teacher.into(),
+        arm: job.arm.name.into(),
+        seed: job.seed,
+        reached_step: hit.map(|p| p.step),
+        reached_updates: hit.map(|p| p.updates),
+        seconds: t0.elapsed().as_secs_f64(),
+        points,
+    })
+}
+
+/// Everything the study writes to `disback.json`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    /// The settings.
+    pub options: StudyOptions,
+    /// Entropy of each data set (nats) and the cross-entropy threshold.
+    pub thresholds: serde_json::Value,
+    /// Every mixture run.
+    pub runs: Vec<RunRecord>,
+    /// Summaries per (data set, teacher, arm).
+    pub summary: Vec<Summary>,
+    /// The image part.
+    pub image: Option<ImageReport>,
+    /// Wall time so far.
+    pub seconds: f64,
+}
+
+/// The summary of one (data set, teacher, arm).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    /// ring8 or mix16.
+    pub dataset: String,
+    /// A or B.
+    pub teacher: String,
+    /// The arm.
+    pub arm: String,
+    /// Seeds run.
+    pub seeds: usize,
+    /// Seeds that reached the threshold.
+    pub reached: usize,
+    /// Median generator steps to the threshold (unreached runs count as the run length
+    /// plus one measurement interval).
+    pub median_steps: f64,
+    /// Median network updates to the threshold (Stage 1 counted), same convention.
+    pub median_updates: f64,
+    /// Baseline median steps / this arm's, with a 95 % bootstrap interval over seeds.
+    pub speedup_steps: Option<[f64; 3]>,
+    /// The same in network updates.
+    pub speedup_updates: Option<[f64; 3]>,
+    /// Mean and standard deviation over seeds of the final cross-entropy.
+    pub final_cross_entropy: [f64; 2],
+    /// Mean and standard deviation of the final mode-weight error.
+    pub final_mode_weight_error: [f64; 2],
+    /// Mean modes covered at the end.
+    pub final_modes_covered: f64,
+    /// Mean and standard deviation of the final sliced W2.
+    pub final_sliced_w2: [f64; 2],
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+fn mean_sd(v: &[f64]) -> [f64; 2] {
+    let n = v.len().max(1) as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    [m, var.sqrt()]
+}
+
+/// Ratio of medians a/b with a 95 % percentile bootstrap interval (2 000 resamples of
+/// each group, seeded).
+pub fn ratio_of_medians(a: &[f64], b: &[f64], seed: u64) -> [f64; 3] {
+    use rand::RngExt;
+    let point = median(&mut a.to_vec()) / median(&mut b.to_vec());
+    let mut rng = stream_rng(seed, 0xb007, 0);
+    let mut draws: Vec<f64> = (0..2000)
+        .map(|_| {
+            let mut ra: Vec<f64> = (0..a.len())
+                .map(|_| a[rng.random_range(0..a.len())])
+                .collect();
+            let mut rb: Vec<f64> = (0..b.len())
+                .map(|_| b[rng.random_range(0..b.len())])
+                .collect();
+            median(&mut ra) / median(&mut rb)
+        })
+        .collect();
+    draws.sort_by(f64::total_cmp);
+    [point, draws[49], draws[1949]]
+}
+
+fn steps_to(r: &RunRecord, run: &MixtureRun, updates: bool) -> f64 {
+    match (updates, r.reached_step, r.reached_updates) {
+        (false, Some(s), _) => s as f64,
+        (true, _, Some(u)) => u as f64,
+        _ => {
+            let last = r
+                .points
+                .last()
+                .map_or(0, |p| if updates { p.updates } else { p.step });
+            (last + if updates { run.every * 6 } else { run.every }) as f64
+        }
+    }
+}
+
+fn summarise(o: &StudyOptions, runs: &[RunRecord]) -> Vec<Summary> {
+    let mut keys: Vec<(String, String, String)> = runs
+        .iter()
+        .map(|r| (r.dataset.clone(), r.teacher.clone(), r.arm.clone()))
+        .collect();
+    keys.dedup();
+    keys.sort();
+    keys.dedup();
+    keys.iter()
+        .map(|(ds, t, arm)| {
+            let run = if ds == "mix16" { &o.run_16d } else { &o.run };
+            let group = |a: &str| -> Vec<&RunRecord> {
+                runs.iter()
+                    .filter(|r| &r.dataset == ds && &r.teacher == t && r.arm == a)
+                    .collect()
+            };
+            let mine = group(arm);
+            let base = group("baseline");
+            let col = |g: &[&RunRecord], u: bool| -> Vec<f64> {
+                g.iter().map(|r| steps_to(r, run, u)).collect()
+            };
+            let last = |f: fn(&Point) -> f64| -> Vec<f64> {
+                mine.iter().filter_map(|r| r.points.last().map(f)).collect()
+            };
+            let speed = |u: bool| {
+                (arm != "baseline" && !base.is_empty())
+                    .then(|| ratio_of_medians(&col(&base, u), &col(&mine, u), 1))
+            };
+            Summary {
+                dataset: ds.clone(),
+                teacher: t.clone(),
+                arm: arm.clone(),
+                seeds: mine.len(),
+                reached: mine.iter().filter(|r| r.reached_step.is_some()).count(),
+                median_steps: median(&mut col(&mine, false)),
+                median_updates: median(&mut col(&mine, true)),
+                speedup_steps: speed(false),
+                speedup_updates: speed(true),
+                final_cross_entropy: mean_sd(&last(|p| p.measures.cross_entropy)),
+                final_mode_weight_error: mean_sd(&last(|p| p.measures.mode_weight_error)),
+                final_modes_covered: mean_sd(&last(|p| p.measures.modes_covered as f64))[0],
+                final_sliced_w2: mean_sd(&last(|p| p.measures.sliced_w2)),
+            }
+        })
+        .collect()
+}
+
+/// Run the study, writing `disback.json`, `disback.md` and the SVG plots to `out`
+/// after every run (a stopped study keeps what it finished). `fid`: the FID network
+/// and the held-out reference, when set up. `progress` hears about every run.
+pub fn run_study(
+    o: &StudyOptions,
+    out: &std::path::Path,
+    fid: Option<(
+        &score_core::fid::FidInception,
+        &score_core::fid::FidReference,
+    )>,
+    progress: impl Fn(&str) + Sync,
+) -> Result<Report> {
+    std::fs::create_dir_all(out).map_err(|e| score_core::ScoreError::io(out, e))?;
+    let t0 = std::time::Instant::now();
+    let mut fitted = std::collections::BTreeMap::new();
+    for name in ["ring8", "mix16"] {
+        let gm = dataset(name)?;
+        fitted.insert(name, fitted_teacher(&gm, o.teacher_steps)?);
+        progress(&format!(
+            "teacher B for {name} fitted ({:.0} s)",
+            t0.elapsed().as_secs_f64()
+        ));
+    }
+    let thresholds = serde_json::json!(fitted
+        .iter()
+        .map(|(k, f)| (k.to_string(), serde_json::json!({"entropy": f.entropy, "cross_entropy_threshold": f.entropy + o.ce_margin})))
+        .collect::<serde_json::Map<_, _>>());
+    let mut report = Report {
+        options: o.clone(),
+        thresholds,
+        runs: Vec::new(),
+        summary: Vec::new(),
+        image: None,
+        seconds: 0.0,
+    };
+    let all = jobs(o);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let state = std::sync::Mutex::new((&mut report, None::<DisbackError>));
+    std::thread::scope(|s| {
+        for _ in 0..o.jobs.max(1) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(job) = all.get(i) else { break };
+                    let result = run_job(job, o, &fitted[job.dataset]);
+                    let mut st = state.lock().expect("no panics while held");
+                    match result {
+                        Ok(r) => {
+                            progress(&format!(
+                                "{:5} {} {:16} seed {:2}: reached {:?} (updates {:?}), final CE {:.2} in {:.0} s [{} / {}]",
+                                r.dataset, r.teacher, r.arm, r.seed, r.reached_step, r.reached_updates,
+                                r.points.last().map_or(f64::NAN, |p| p.measures.cross_entropy), r.seconds, i + 1, all.len()
+                            ));
+                            st.0.runs.push(r);
+                            st.0.summary = summarise(o, &st.0.runs);
+                            st.0.seconds = t0.elapsed().as_secs_f64();
+                            if let Err(e) = write_report(st.0, out) {
+                                st.1.get_or_insert(e);
+                            }
+                        }
+                        Err(e) => {
+                            st.1.get_or_insert(e);
+                        }
+                    }
+                    if st.1.is_some() {
+                        next.store(all.len(), std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    let (_, err) = state.into_inner().expect("no panics while held");
+    if let Some(e) = err {
+        return Err(e);
+    }
+    if let Some(io) = &o.image {
+        report.image = Some(crate::study_images::run_images(io, out, fid, &progress)?);
+    }
+    report.seconds = t0.elapsed().as_secs_f64();
+    write_report(&report, out)?;
+    Ok(report)
+}
+
+fn write_report(r: &Report, out: &std::path::Path) -> Result<()> {
+    let json =
+        serde_json::to_vec_pretty(r).map_err(|e| DisbackError::invalid("report", e.to_string()))?;
+    score_core::checkpoint::write_atomic(&out.join("disback.json"), &json)?;
+    score_core::checkpoint::write_atomic(
+        &out.join("disback.md"),
+        crate::study_report::markdown(r).as_bytes(),
+    )?;
+    crate::study_report::plots(r, out)?;
+    Ok(())
+}
