@@ -46,6 +46,34 @@ pub enum Order {
     Interpolate,
 }
 
+/// The σ of the fake score's (and Stage 1's) denoising score matching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FakeSigma {
+    /// The distillation loss's σ ([`SigmaGrid`]), as DMD2 trains its fake score: the
+    /// fake score is accurate where the generator gradient queries it.
+    #[default]
+    Grid,
+    /// The teacher preconditioning's training distribution (EDM's log-normal).
+    Training,
+}
+
+impl FakeSigma {
+    /// Draw one σ: from `grid` (ascending, as [`SigmaGrid::allowed`]) or `precond`'s.
+    pub fn draw(
+        self,
+        grid: &[f64],
+        precond: &score_core::Precond,
+        rng: &mut rand::rngs::StdRng,
+    ) -> f64 {
+        use rand::RngExt;
+        match self {
+            Self::Grid => grid[rng.random_range(0..grid.len())],
+            Self::Training => precond.sample_training_sigma(rng),
+        }
+    }
+}
+
 /// Where Stage 1 saves its checkpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -140,6 +168,9 @@ pub struct DistillConfig {
     pub sigma_gen: f64,
     /// The σ of the distillation loss.
     pub sigma_grid: SigmaGrid,
+    /// The σ of the fake score's DSM (and Stage 1's).
+    #[serde(default)]
+    pub fake_sigma: FakeSigma,
     /// Stage 1 (DisBack only).
     pub path: PathConfig,
     /// Stage 2's target order (DisBack only).
@@ -177,6 +208,7 @@ impl DistillConfig {
             fake: opt,
             sigma_gen: 80.0,
             sigma_grid: SigmaGrid::default(),
+            fake_sigma: FakeSigma::Grid,
             path: PathConfig {
                 checkpoints: 8,
                 steps: 400,

@@ -21,7 +21,7 @@ use score_core::checkpoint::{CheckpointFile, CheckpointMeta, FORMAT_VERSION, wri
 use score_core::nn::Preconditioned;
 use score_core::nn::precond::ScoreNetwork;
 use score_core::tensor::{per_sample, randn, stream_rng, tensor1};
-use score_core::train::{Denoising, Learner, ema_update, objective_gradients};
+use score_core::train::{Denoising, Learner, ema_update, objective_gradients_with};
 
 use crate::config::{DistillConfig, Method, Order};
 use crate::error::{DisbackError, Result};
@@ -351,8 +351,15 @@ impl<'a, const D: usize, N: ScoreNetwork<D>> Distiller<'a, D, N> {
                 &plain,
             );
             let x0 = generate(&current, &self.teacher.precond, cfg.sigma_gen, z).autodiff();
-            let (loss, grads) =
-                objective_gradients(&self.fake.net, &cfg.fake, &Denoising, x0, None, &mut rng)?;
+            let (loss, grads) = objective_gradients_with(
+                &self.fake.net,
+                &cfg.fake,
+                &Denoising,
+                x0,
+                None,
+                &mut rng,
+                &|r| cfg.fake_sigma.draw(&self.sigmas, &cfg.fake.precond, r),
+            )?;
             self.fake.step(&cfg.fake, u, grads)?;
             total += loss;
         }

@@ -61,6 +61,18 @@ pub fn mode_shares(gm: &GaussianMixture, samples: &[f64]) -> (Vec<f64>, f64) {
     )
 }
 
+/// The share of `samples` in each mode's basin (the component of highest
+/// responsibility), whether or not they lie on it: a mode whose basin is empty has
+/// been dropped.
+pub fn basin_shares(gm: &GaussianMixture, samples: &[f64]) -> Vec<f64> {
+    let n = (samples.len() / gm.dim()).max(1) as f64;
+    let mut counts = vec![0usize; gm.len()];
+    for k in gm.assign(samples) {
+        counts[k] += 1;
+    }
+    counts.iter().map(|&c| c as f64 / n).collect()
+}
+
 /// All the measures of `samples` against `reference` (fresh data from `gm`).
 pub fn mixture_measures(
     gm: &GaussianMixture,

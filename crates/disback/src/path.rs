@@ -11,7 +11,7 @@ use burn::tensor::Device;
 use score_core::checkpoint::{CheckpointFile, CheckpointMeta, FORMAT_VERSION, collect_params};
 use score_core::nn::precond::ScoreNetwork;
 use score_core::tensor::{randn, stream_rng};
-use score_core::train::{Denoising, Learner, objective_gradients};
+use score_core::train::{Denoising, Learner, objective_gradients_with};
 
 use crate::config::DistillConfig;
 use crate::distill::{Bar, RunOutput, batch_shape};
@@ -146,6 +146,7 @@ pub fn record_path<const D: usize, N: ScoreNetwork<D>>(
         .unwrap_or_else(Device::flex);
     let bar = Bar::new(out.progress, cfg.path.steps, start, "record");
     let m = cfg.path.steps;
+    let grid = cfg.sigma_grid.allowed()?;
     for t in start..m {
         let mut rng = stream_rng(cfg.fake.seed, STREAM_RECORD, t as u64);
         let z = randn(
@@ -154,8 +155,15 @@ pub fn record_path<const D: usize, N: ScoreNetwork<D>>(
             &plain,
         );
         let x0 = generate(g0, &teacher.precond, cfg.sigma_gen, z).autodiff();
-        let (loss, grads) =
-            objective_gradients(&learner.net, &cfg.fake, &Denoising, x0, None, &mut rng)?;
+        let (loss, grads) = objective_gradients_with(
+            &learner.net,
+            &cfg.fake,
+            &Denoising,
+            x0,
+            None,
+            &mut rng,
+            &|r| cfg.fake_sigma.draw(&grid, &cfg.fake.precond, r),
+        )?;
         if !loss.is_finite() {
             return Err(DisbackError::invalid(
                 "stage 1",

@@ -868,8 +868,26 @@ pub fn objective_gradients<const D: usize, N: ScoreNetwork<D>>(
     cfg: &TrainConfig,
     objective: &dyn Objective<D>,
     x0: Tensor<D>,
+    cond: Option<Conditioning>,
+    rng: &mut rand::rngs::StdRng,
+) -> Result<(f64, GradientsParams)> {
+    let precond = cfg.precond;
+    objective_gradients_with(net, cfg, objective, x0, cond, rng, &|r| {
+        precond.sample_training_sigma(r)
+    })
+}
+
+/// [`objective_gradients`] with per-sample σ drawn by `draw_sigma` instead of the
+/// preconditioning's training distribution (distillation trains its fake score on the
+/// σ its loss queries).
+pub fn objective_gradients_with<const D: usize, N: ScoreNetwork<D>>(
+    net: &N,
+    cfg: &TrainConfig,
+    objective: &dyn Objective<D>,
+    x0: Tensor<D>,
     mut cond: Option<Conditioning>,
     rng: &mut rand::rngs::StdRng,
+    draw_sigma: &dyn Fn(&mut rand::rngs::StdRng) -> f64,
 ) -> Result<(f64, GradientsParams)> {
     let device = x0.device();
     if !x0.dims()[0].is_multiple_of(cfg.grad_accumulation.max(1)) {
@@ -882,9 +900,7 @@ pub fn objective_gradients<const D: usize, N: ScoreNetwork<D>>(
             ),
         ));
     }
-    let sigmas: Vec<f64> = (0..x0.dims()[0])
-        .map(|_| cfg.precond.sample_training_sigma(rng))
-        .collect();
+    let sigmas: Vec<f64> = (0..x0.dims()[0]).map(|_| draw_sigma(rng)).collect();
     let noise = randn(x0.dims(), rng, &device);
     device.seed(rng.random());
     if let Some(c) = cond.as_mut() {
