@@ -239,7 +239,7 @@ fn the_quick_study_writes_its_report() {
     for r in [&mut o.run, &mut o.run_16d] {
         r.steps = 4;
         r.every = 2;
-        r.record_steps = 4;
+        r.record_steps = 8;
         r.samples = 64;
         r.batch = 8;
     }
