@@ -539,3 +539,73 @@ fn fid_inputs_fail_cleanly_before_any_network_work() {
     fid(&two, &two, &["--batch", "0"], &["--batch"]);
     fid(&two, &two, &["--range", "percent"], &["--range"]);
 }
+
+#[test]
+fn distill_refuses_bad_teachers_and_impossible_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("d");
+    let teacher = shipped_checkpoint();
+    let missing = dir.path().join("nope.safetensors");
+    fails(
+        &["distill", "--teacher", s(&missing), "--out", s(&out)],
+        &["nope.safetensors"],
+    );
+    let junk = dir.path().join("junk.safetensors");
+    std::fs::write(&junk, b"not a checkpoint").unwrap();
+    fails(
+        &["distill", "--teacher", s(&junk), "--out", s(&out)],
+        &["junk.safetensors"],
+    );
+    fails(
+        &[
+            "distill",
+            "--teacher",
+            s(&teacher),
+            "--steps",
+            "0",
+            "--out",
+            s(&out),
+        ],
+        &["steps"],
+    );
+    fails(
+        &[
+            "distill",
+            "--teacher",
+            s(&teacher),
+            "--path-checkpoints",
+            "9",
+            "--record-steps",
+            "4",
+            "--out",
+            s(&out),
+        ],
+        &["path", "9 checkpoints over 4 steps"],
+    );
+    fails(
+        &[
+            "distill",
+            "--teacher",
+            s(&teacher),
+            "--order",
+            "sideways",
+            "--out",
+            s(&out),
+        ],
+        &["--order", "sideways"],
+    );
+    fails(
+        &[
+            "distill",
+            "--teacher",
+            s(&teacher),
+            "--lr",
+            "nan",
+            "--out",
+            s(&out),
+        ],
+        &["lr"],
+    );
+    // Nothing was written by the refused runs.
+    assert!(!out.join("generator.safetensors").exists());
+}
