@@ -96,6 +96,10 @@ enum Task {
         /// teleport: only these samplers, comma-separated names [default: all four].
         #[arg(long)]
         samplers: Option<String>,
+        /// disback: rewrite the tables and plots from <out>/disback.json without
+        /// running anything.
+        #[arg(long)]
+        report_only: bool,
     },
     /// Regenerate a data fixture (`musicscore`: the shipped MusicScore-layout corpus).
     Fixture {
@@ -185,6 +189,7 @@ fn main() -> Result<()> {
             ks,
             samplers: only,
             arms,
+            report_only,
         } => {
             let device = Device::flex();
             let ck = checkpoint.unwrap_or_else(pipeline::shipped_checkpoint);
@@ -297,6 +302,10 @@ fn main() -> Result<()> {
                         )
                     })?;
                     println!("{}", std::fs::read_to_string(out.join("scoreaug.md"))?);
+                }
+                "disback" if report_only => {
+                    disback::study::rewrite_report(&out)?;
+                    println!("{}", std::fs::read_to_string(out.join("disback.md"))?);
                 }
                 "disback" => {
                     let mut o = if quick {

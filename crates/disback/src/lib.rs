@@ -18,6 +18,9 @@
 //! - [`distill`]: Stage 2 (and the baseline): the run, its checkpoints and exact resume.
 //! - [`measures`]: the study's exact metrics on mixtures (cross-entropy, mode coverage
 //!   and weights, score mismatch).
+//! - [`study`], [`study_images`], [`study_report`]: `cargo xtask experiment disback`
+//!   (2-D and 16-D mixtures with exact scores, the controls, the shipped Fashion-MNIST
+//!   UNet distilled to one step; `docs/disback.md` holds the results).
 //!
 //! Networks go through score-core's `ScoreNetwork`/`Preconditioned`, and every update
 //! through its `train::Learner` (AdamW, clipping, EMA) and DSM objective.

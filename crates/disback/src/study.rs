@@ -139,7 +139,7 @@ pub fn arms() -> Vec<Arm> {
 }
 
 /// Settings of a mixture run.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct MixtureRun {
     /// Generator steps.
     pub steps: usize,
@@ -164,7 +164,7 @@ pub struct MixtureRun {
 }
 
 /// One measurement along a run.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Point {
     /// Generator steps done.
     pub step: usize,
@@ -269,7 +269,7 @@ pub fn dataset(name: &str) -> Result<GaussianMixture> {
 }
 
 /// Settings of the image part: distil the shipped Fashion-MNIST UNet.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ImageOptions {
     /// Generator steps per method.
     pub steps: usize,
@@ -290,7 +290,7 @@ pub struct ImageOptions {
 }
 
 /// Settings of the study.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StudyOptions {
     /// Seeds of the main comparison (baseline vs DisBack, 2-D, both teachers).
     pub seeds: Vec<u64>,
@@ -379,7 +379,7 @@ impl StudyOptions {
 }
 
 /// One mixture run's record.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RunRecord {
     /// ring8 or mix16.
     pub dataset: String,
@@ -509,7 +509,7 @@ fn run_job(job: &Job, o: &StudyOptions, fitted: &Fitted) -> Result<RunRecord> {
 }
 
 /// Everything the study writes to `disback.json`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Report {
     /// The settings.
     pub options: StudyOptions,
@@ -526,7 +526,7 @@ pub struct Report {
 }
 
 /// The summary of one (data set, teacher, arm).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     /// ring8 or mix16.
     pub dataset: String,
@@ -636,8 +636,13 @@ fn summarise(o: &StudyOptions, runs: &[RunRecord]) -> Vec<Summary> {
             let last = |f: fn(&Point) -> f64| -> Vec<f64> {
                 mine.iter().filter_map(|r| r.points.last().map(f)).collect()
             };
+            // A ratio of two censored medians says nothing: none when neither group
+            // reached the threshold in most of its runs.
+            let most = |g: &[&RunRecord]| {
+                2 * g.iter().filter(|r| r.reached_step.is_some()).count() > g.len()
+            };
             let speed = |u: bool| {
-                (arm != "baseline" && !base.is_empty())
+                (arm != "baseline" && !base.is_empty() && (most(&base) || most(&mine)))
                     .then(|| ratio_of_medians(&col(&base, u), &col(&mine, u), 1))
             };
             Summary {
@@ -752,4 +757,16 @@ fn write_report(r: &Report, out: &std::path::Path) -> Result<()> {
     )?;
     crate::study_report::plots(r, out)?;
     Ok(())
+}
+
+/// Recompute the summary of `out/disback.json` and rewrite `disback.json`,
+/// `disback.md` and the plots from it (the runs are not repeated).
+pub fn rewrite_report(out: &std::path::Path) -> Result<Report> {
+    let p = out.join("disback.json");
+    let bytes = std::fs::read(&p).map_err(|e| score_core::ScoreError::io(&p, e))?;
+    let mut r: Report = serde_json::from_slice(&bytes)
+        .map_err(|e| DisbackError::invalid("report", format!("{}: {e}", p.display())))?;
+    r.summary = summarise(&r.options, &r.runs);
+    write_report(&r, out)?;
+    Ok(r)
 }

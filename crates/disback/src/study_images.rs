@@ -21,7 +21,7 @@ use crate::study::ImageOptions;
 use crate::teacher::Teacher;
 
 /// One measurement of an image run.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ImagePoint {
     /// Generator steps.
     pub step: usize,
@@ -36,7 +36,7 @@ pub struct ImagePoint {
 }
 
 /// One method's image run.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ImageMethod {
     /// baseline or disback.
     pub method: String,
@@ -49,7 +49,7 @@ pub struct ImageMethod {
 }
 
 /// The image part's results.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ImageReport {
     /// FD (PCA-32) of the teacher's Heun samples to the held-out images.
     pub teacher_fd_to_heldout: f64,

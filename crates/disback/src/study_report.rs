@@ -57,6 +57,9 @@ pub fn markdown(r: &Report) -> String {
             m.final_sliced_w2[1],
         );
     }
+    s.push_str(
+        "\nSpeed-up = the baseline's median / the arm's (> 1: the arm is faster), with a 95 % percentile bootstrap interval over seeds (2 000 resamples). A run that never reached the threshold counts as the run length plus one measurement interval, a lower bound; no speed-up is given when most runs of both groups are censored. Teacher A: exact targets; B: the MLP fitted by DSM. `n1` and `warm-start-only` coincide by construction (the same Stage 1 ends at the same s′_N, and neither has an intermediate target).\n\nPlots: `ce_<data>_<teacher>_steps.svg` and `…_updates.svg` (median cross-entropy per arm), `score_mismatch.svg`, `image_fd_vs_time.svg`.\n",
+    );
     if let Some(im) = &r.image {
         let _ = writeln!(
             s,

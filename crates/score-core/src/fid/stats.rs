@@ -187,7 +187,7 @@ pub struct FidReference {
 }
 
 /// FID with a bootstrap interval over the generated set.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct FidEstimate {
     /// FID of the whole generated set.
     pub fid: f64,
