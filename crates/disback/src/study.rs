@@ -748,8 +748,7 @@ pub fn run_study(
 }
 
 fn write_report(r: &Report, out: &std::path::Path) -> Result<()> {
-    let json =
-        serde_json::to_vec_pretty(r).map_err(|e| DisbackError::invalid("report", e.to_string()))?;
+    let json = serde_json::to_vec(r).map_err(|e| DisbackError::invalid("report", e.to_string()))?;
     score_core::checkpoint::write_atomic(&out.join("disback.json"), &json)?;
     score_core::checkpoint::write_atomic(
         &out.join("disback.md"),
