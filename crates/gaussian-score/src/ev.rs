@@ -1,8 +1,10 @@
 //! Explained-variance analysis of a trained network against closed-form scores
-//! (Wang & Vastola 2024, Sec. 4): per σ, on probe points x₀ + σn,
-//! EV_score = 1 − Σ‖s_nn − s_approx‖²/Σ‖s_nn‖² (the paper's measure) and
-//! EV_denoiser = 1 − Σ‖D_nn − D_approx‖²/Σ‖D_nn‖², the same measure applied to the
-//! denoiser as `gaussian-score.md` specifies. (Images are not centred, so at large σ,
+//! (Wang & Vastola 2024, Sec. 4): per σ, on probe points x₀ + σn, per sample
+//! EV_score = 1 − ‖s_nn − s_approx‖²/‖s_nn‖² and EV_denoiser = 1 − ‖D_nn − D_approx‖²/‖D_nn‖²,
+//! averaged over the probes, as the paper's reference code computes them
+//! (`explained_var_vec`, one value per row). The pooled ratio of sums over the batch
+//! (`*_pooled`) is kept beside it under its own name: it weights samples by ‖s_nn‖² and
+//! is what [`crate::auto_skip`]'s threshold is stated in. (Images are not centred, so at large σ,
 //! where D_nn is close to the data mean for every probe, the denoiser EV mostly reflects
 //! how well the mean is matched.) Both follow from denoisers, since s = (D − x)/σ².
 
@@ -11,7 +13,6 @@ use score_core::tensor::{from_f64_as, randn_like, sigma_tensor, stream_rng, to_v
 use score_core::{Conditioning, Denoiser};
 
 use crate::error::Result;
-use crate::teleport::score_ev;
 
 /// One row of the EV table: one σ, one approximation.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -22,10 +23,14 @@ pub struct EvRow {
     pub approx: String,
     /// Probe set ("train" or "heldout").
     pub probes: String,
-    /// EV of the score.
+    /// EV of the score, per sample, averaged over the probes.
     pub score_ev: f64,
-    /// EV of the denoiser.
+    /// EV of the denoiser, per sample, averaged over the probes.
     pub denoiser_ev: f64,
+    /// EV of the score pooled over the probes (ratio of sums).
+    pub score_ev_pooled: f64,
+    /// EV of the denoiser pooled over the probes.
+    pub denoiser_ev_pooled: f64,
 }
 
 /// EV of `approx` against the network `nn` at each σ, on probes x₀ + σn with the rows of
@@ -40,6 +45,7 @@ pub fn ev_table<const D: usize>(
     cond: Option<&Conditioning>,
 ) -> Result<Vec<EvRow>> {
     let b = x0.dims()[0];
+    let d = x0.dims().iter().skip(1).product::<usize>();
     let mut rows = Vec::new();
     for (i, &s) in sigmas.iter().enumerate() {
         let mut rng = stream_rng(seed, 0x4556, i as u64);
@@ -54,23 +60,58 @@ pub fn ev_table<const D: usize>(
                 sigma: s,
                 approx: name.clone(),
                 probes: probes.into(),
-                score_ev: score_ev(&xs, &d_nn, &d_a),
-                denoiser_ev: denoiser_ev(&d_nn, &d_a),
+                score_ev: score_ev(&xs, &d_nn, &d_a, d),
+                denoiser_ev: denoiser_ev(&d_nn, &d_a, d),
+                score_ev_pooled: score_ev_pooled(&xs, &d_nn, &d_a),
+                denoiser_ev_pooled: denoiser_ev_pooled(&d_nn, &d_a),
             });
         }
     }
     Ok(rows)
 }
 
-/// Denoiser EV, 1 − Σ‖D_ref − D_approx‖²/Σ‖D_ref‖².
-pub fn denoiser_ev(d_ref: &[f64], d_approx: &[f64]) -> f64 {
-    let err: f64 = d_ref
-        .iter()
-        .zip(d_approx)
-        .map(|(a, b)| (a - b).powi(2))
-        .sum();
-    let norm: f64 = d_ref.iter().map(|a| a * a).sum();
+/// 1 − Σ‖a − b‖²/Σ‖a − x‖² over all rows at once (`x` = 0 for a plain ratio).
+fn pooled(a: &[f64], b: &[f64], x: Option<&[f64]>) -> f64 {
+    let err: f64 = a.iter().zip(b).map(|(a, b)| (a - b).powi(2)).sum();
+    let norm: f64 = match x {
+        Some(x) => a.iter().zip(x).map(|(a, x)| (a - x).powi(2)).sum(),
+        None => a.iter().map(|a| a * a).sum(),
+    };
     1.0 - err / norm.max(1e-300)
+}
+
+/// Mean over rows of length `d` of [`pooled`] within each row.
+fn per_sample(a: &[f64], b: &[f64], x: Option<&[f64]>, d: usize) -> f64 {
+    let n = a.len() / d.max(1);
+    let sum: f64 = (0..n)
+        .map(|i| {
+            let r = i * d..(i + 1) * d;
+            pooled(&a[r.clone()], &b[r.clone()], x.map(|x| &x[r]))
+        })
+        .sum();
+    sum / n.max(1) as f64
+}
+
+/// Score EV per sample, averaged: mean_i [1 − ‖s_ref,i − s_approx,i‖²/‖s_ref,i‖²], from
+/// denoiser outputs at the states `x` (rows of length `d`; s = (D − x)/σ², and σ cancels
+/// within a row).
+pub fn score_ev(x: &[f64], d_ref: &[f64], d_approx: &[f64], d: usize) -> f64 {
+    per_sample(d_ref, d_approx, Some(x), d)
+}
+
+/// Denoiser EV per sample, averaged: mean_i [1 − ‖D_ref,i − D_approx,i‖²/‖D_ref,i‖²].
+pub fn denoiser_ev(d_ref: &[f64], d_approx: &[f64], d: usize) -> f64 {
+    per_sample(d_ref, d_approx, None, d)
+}
+
+/// Score EV pooled over the batch, 1 − Σ‖s_ref − s_approx‖²/Σ‖s_ref‖².
+pub fn score_ev_pooled(x: &[f64], d_ref: &[f64], d_approx: &[f64]) -> f64 {
+    pooled(d_ref, d_approx, Some(x))
+}
+
+/// Denoiser EV pooled over the batch, 1 − Σ‖D_ref − D_approx‖²/Σ‖D_ref‖².
+pub fn denoiser_ev_pooled(d_ref: &[f64], d_approx: &[f64]) -> f64 {
+    pooled(d_ref, d_approx, None)
 }
 
 /// Host rows `[n, d]` to a tensor of shape `[n, …shape]`.
@@ -80,4 +121,21 @@ pub fn rows_to_tensor<const D: usize>(
     like: &Tensor<D>,
 ) -> Tensor<D> {
     from_f64_as(rows, shape, like.dtype(), &like.device())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two samples by hand: references (1, 0) and (10, 0), approximations (0, 0) and
+    /// (10, 0): per-sample EVs 0 and 1, mean 0.5; pooled 1 − 1/101. Scores from
+    /// denoisers at x = 0 are the same numbers (σ cancels).
+    #[test]
+    fn per_sample_ev_is_the_mean_of_row_evs_and_pooled_is_the_ratio_of_sums() {
+        let (r, a, x) = ([1.0, 0.0, 10.0, 0.0], [0.0, 0.0, 10.0, 0.0], [0.0; 4]);
+        assert_eq!(denoiser_ev(&r, &a, 2), 0.5);
+        assert_eq!(score_ev(&x, &r, &a, 2), 0.5);
+        assert!((denoiser_ev_pooled(&r, &a) - (1.0 - 1.0 / 101.0)).abs() < 1e-15);
+        assert!((score_ev_pooled(&x, &r, &a) - (1.0 - 1.0 / 101.0)).abs() < 1e-15);
+    }
 }

@@ -133,44 +133,8 @@ pub fn teleport_sample<const D: usize, M: Denoiser<D> + ?Sized>(
     Ok(sampler.sample(den, sigmas, x, ctx)?)
 }
 
-/// Fraction of the variance of `reference` (over the batch) that `approx` explains:
-/// 1 − Σ‖ref − approx‖² / Σ‖ref − mean(ref)‖².
-pub fn explained_variance(reference: &[f64], approx: &[f64], d: usize) -> f64 {
-    let n = reference.len() / d;
-    let mut mean = vec![0.0; d];
-    for r in reference.chunks_exact(d) {
-        mean.iter_mut().zip(r).for_each(|(m, v)| *m += v / n as f64);
-    }
-    let var: f64 = reference
-        .chunks_exact(d)
-        .map(|r| {
-            r.iter()
-                .zip(&mean)
-                .map(|(v, m)| (v - m).powi(2))
-                .sum::<f64>()
-        })
-        .sum();
-    let err: f64 = reference
-        .iter()
-        .zip(approx)
-        .map(|(a, b)| (a - b).powi(2))
-        .sum();
-    1.0 - err / var.max(1e-300)
-}
-
 /// Default threshold of [`auto_skip`]: a 5% relative error of the ODE velocity.
 pub const DEFAULT_AUTO_THRESHOLD: f64 = 1.0 - 0.05 * 0.05;
-
-/// Score EV, 1 − Σ‖s_a − s_b‖²/Σ‖s_a‖², from denoiser outputs at states `x`.
-pub fn score_ev(x: &[f64], d_ref: &[f64], d_approx: &[f64]) -> f64 {
-    let err: f64 = d_ref
-        .iter()
-        .zip(d_approx)
-        .map(|(a, b)| (a - b).powi(2))
-        .sum();
-    let norm: f64 = d_ref.iter().zip(x).map(|(a, b)| (a - b).powi(2)).sum();
-    1.0 - err / norm.max(1e-300)
-}
 
 /// What [`auto_skip`] found.
 #[derive(Debug, Clone, PartialEq)]
@@ -213,7 +177,7 @@ pub fn auto_skip<const D: usize, M: Denoiser<D> + ?Sized>(
         nfe += 1;
         let xs = to_vec_f64(state.clone())?;
         let nn = to_vec_f64(d_nn)?;
-        evs.push(score_ev(&xs, &nn, &g.denoise_f64(&xs, s)));
+        evs.push(crate::ev::score_ev_pooled(&xs, &nn, &g.denoise_f64(&xs, s)));
         // Stop at a failing level, and at the last level (no step to σ = 0 is needed).
         if evs.last().is_some_and(|&e| e < threshold) || i + 2 == sigmas.len() {
             break;
