@@ -188,6 +188,28 @@ impl GaussianScore {
         (c, perp)
     }
 
+    /// [`Self::project`] of every row of `x` at once (one matrix product): the
+    /// coefficients `[b, r]` row-major and the residual norms `[b]`.
+    pub fn project_rows(&self, x: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let (d, r) = (self.dim(), self.rank());
+        let b = x.len() / d;
+        let xc = Mat::from_fn(b, d, |i, j| x[i * d + j] - self.mean[j]);
+        let u = Mat::from_fn(d, r, |j, k| self.eigvecs[j * r + k]);
+        let c = &xc * &u;
+        let coeffs: Vec<f64> = (0..b)
+            .flat_map(|i| (0..r).map(move |k| (i, k)))
+            .map(|(i, k)| c[(i, k)])
+            .collect();
+        let perps = (0..b)
+            .map(|i| {
+                let norm2: f64 = (0..d).map(|j| xc[(i, j)].powi(2)).sum();
+                let cn: f64 = (0..r).map(|k| c[(i, k)].powi(2)).sum();
+                (norm2 - cn).max(0.0)
+            })
+            .collect();
+        (coeffs, perps)
+    }
+
     /// μ + U·(f ⊙ c) + g·(x − μ − U c) for each row, with c = Uᵀ(x − μ): the shape
     /// shared by every formula, as two matrix products (faer).
     fn combine(&self, x: &[f64], f: impl Fn(usize) -> f64, g: f64, base: &[f64]) -> Vec<f64> {

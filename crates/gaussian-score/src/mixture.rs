@@ -129,51 +129,67 @@ impl MixtureScore {
         self.components.first().map_or(0, GaussianScore::dim)
     }
 
-    /// log p_σ(x) of one point, up to the constant −(d/2)·log 2π.
-    fn log_terms(&self, x: &[f64], sigma: f64) -> Vec<f64> {
+    /// log(w_k·N(x; μ_k, Σ_k + σ²I)) of every row of `x` for every component, up to the
+    /// constant −(d/2)·log 2π: `[k][b]`. One projection (a matrix product) per
+    /// component for the whole batch.
+    fn log_terms(&self, x: &[f64], sigma: f64) -> Vec<Vec<f64>> {
         let s2 = sigma * sigma;
         let d = self.dim() as f64;
         self.components
             .iter()
             .zip(&self.weights)
             .map(|(g, w)| {
-                let (c, perp) = g.project(x);
-                let r = g.rank() as f64;
+                let r = g.rank();
+                let (c, perp) = g.project_rows(x);
                 let logdet: f64 =
-                    g.eigvals.iter().map(|l| (l + s2).ln()).sum::<f64>() + (d - r) * s2.ln();
-                let maha: f64 = c
-                    .iter()
-                    .zip(&g.eigvals)
-                    .map(|(ck, l)| ck * ck / (l + s2))
-                    .sum::<f64>()
-                    + perp / s2;
-                w.ln() - 0.5 * logdet - 0.5 * maha
+                    g.eigvals.iter().map(|l| (l + s2).ln()).sum::<f64>() + (d - r as f64) * s2.ln();
+                perp.iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        let maha: f64 = c[i * r..(i + 1) * r]
+                            .iter()
+                            .zip(&g.eigvals)
+                            .map(|(ck, l)| ck * ck / (l + s2))
+                            .sum::<f64>()
+                            + p / s2;
+                        w.ln() - 0.5 * logdet - 0.5 * maha
+                    })
+                    .collect()
             })
             .collect()
     }
 
-    /// log p_σ(x) including the normalising constant.
+    /// log p_σ(x) of one point, including the normalising constant.
     pub fn log_prob(&self, x: &[f64], sigma: f64) -> f64 {
-        let t = self.log_terms(x, sigma);
+        let t: Vec<f64> = self.log_terms(x, sigma).into_iter().map(|v| v[0]).collect();
         score_core::data::mixture::log_sum_exp(&t)
             - 0.5 * self.dim() as f64 * (2.0 * std::f64::consts::PI).ln()
     }
 
-    /// The denoiser D(x; σ) = Σ_i w_i(x)·D_i(x; σ) for row-major points.
+    /// The denoiser D(x; σ) = Σ_k w_k(x)·D_k(x; σ) for row-major points, 256 rows at a
+    /// time: per block, every component's responsibilities and denoiser for all rows
+    /// at once (matrix products), then the weighted sum.
     pub fn denoise_f64(&self, x: &[f64], sigma: f64) -> Vec<f64> {
         let d = self.dim();
-        let mut out = vec![0.0; x.len()];
-        for (xi, oi) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-            let t = self.log_terms(xi, sigma);
-            let m = t.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            let z: f64 = t.iter().map(|v| (v - m).exp()).sum();
-            for (g, ti) in self.components.iter().zip(&t) {
-                let w = (ti - m).exp() / z;
-                if w < 1e-300 {
-                    continue;
+        let mut out = Vec::with_capacity(x.len());
+        for block in x.chunks(256 * d.max(1)) {
+            let terms = self.log_terms(block, sigma);
+            let dens: Vec<Vec<f64>> = self
+                .components
+                .iter()
+                .map(|g| g.denoise_f64(block, sigma))
+                .collect();
+            for i in 0..block.len() / d {
+                let m = terms.iter().map(|t| t[i]).fold(f64::NEG_INFINITY, f64::max);
+                let z: f64 = terms.iter().map(|t| (t[i] - m).exp()).sum();
+                let mut row = vec![0.0; d];
+                for (t, den) in terms.iter().zip(&dens) {
+                    let w = (t[i] - m).exp() / z;
+                    row.iter_mut()
+                        .zip(&den[i * d..(i + 1) * d])
+                        .for_each(|(o, v)| *o += w * v);
                 }
-                let di = g.denoise_f64(xi, sigma);
-                oi.iter_mut().zip(di).for_each(|(o, v)| *o += w * v);
+                out.extend(row);
             }
         }
         out

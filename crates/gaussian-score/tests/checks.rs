@@ -382,3 +382,33 @@ fn vp_form_is_the_edm_form_under_the_change_of_variables() {
         max_abs_diff(&vp, &edm)
     );
 }
+
+/// The batched mixture evaluation (256 rows per block, one projection per component per
+/// block): on 300 points, rows on both sides of the block boundary have the score of
+/// the finite-difference gradient of log p_σ, to the tolerance of check 5.
+#[test]
+fn batched_mixture_score_matches_the_gradient_of_log_density_across_blocks() {
+    let mut data = randn(600 * 6, 7);
+    for (i, v) in data.iter_mut().enumerate() {
+        *v += [3.0, -2.0, 0.0][(i / 6) % 3];
+    }
+    let m = MixtureScore::fit(&data, 6, 3, Some(3), 0).unwrap();
+    let x: Vec<f64> = randn(300 * 6, 11).iter().map(|v| 2.0 * v).collect();
+    let s = 0.7;
+    let sc = m.score_f64(&x, s);
+    for i in [0usize, 17, 255, 256, 299] {
+        let p: Vec<f64> = x[i * 6..(i + 1) * 6].to_vec();
+        for j in 0..6 {
+            let h = 1e-5;
+            let (mut a, mut b) = (p.clone(), p.clone());
+            a[j] += h;
+            b[j] -= h;
+            let fd = (m.log_prob(&a, s) - m.log_prob(&b, s)) / (2.0 * h);
+            let got = sc[i * 6 + j];
+            assert!(
+                (fd - got).abs() <= 1e-6 * got.abs().max(1.0),
+                "row {i} coord {j}: fd {fd} vs {got}"
+            );
+        }
+    }
+}
