@@ -337,7 +337,8 @@ fn main() -> Result<()> {
                     gaussian_score::study::ev_study(
                         &ck,
                         &sigmas,
-                        &[10],
+                        // The paper's range of mixture sizes (10 to 200 components).
+                        &[10, 50, 200],
                         n.unwrap_or(64),
                         seed,
                         &out,
