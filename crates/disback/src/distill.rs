@@ -12,12 +12,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use rand::RngExt;
 use score_core::Denoiser;
-use score_core::checkpoint::{CheckpointFile, CheckpointMeta, FORMAT_VERSION, write_atomic_all};
+use score_core::checkpoint::{CheckpointFile, CheckpointMeta, write_atomic_all};
 use score_core::nn::Preconditioned;
 use score_core::nn::precond::ScoreNetwork;
 use score_core::tensor::{per_sample, randn, stream_rng, tensor1};
@@ -417,18 +416,16 @@ impl<'a, const D: usize, N: ScoreNetwork<D>> Distiller<'a, D, N> {
         let Some(dir) = &out.dir else { return Ok(()) };
         let distill = serde_json::to_value(&self.cfg)
             .map_err(|e| DisbackError::invalid("config", e.to_string()))?;
-        let meta =
-            |train: &score_core::train::TrainConfig, objective: serde_json::Value| CheckpointMeta {
-                format: FORMAT_VERSION,
-                step: self.step,
-                seed: train.seed,
-                config: serde_json::json!({
+        let meta = |train: &score_core::train::TrainConfig, objective: serde_json::Value| {
+            CheckpointMeta::new(
+                self.step,
+                train.seed,
+                serde_json::json!({
                     "train": train, "extra": self.spec, "objective": objective,
                     "distill": distill, "teacher": self.teacher.describe(),
                 }),
-                param_ids: Default::default(),
-                stats: Default::default(),
-            };
+            )
+        };
         let g = self.generator.checkpoint_bytes(&meta(
             &self.cfg.generator,
             serde_json::json!({ "name": ONE_STEP_NAME, "sigma_gen": self.cfg.sigma_gen }),
@@ -483,7 +480,7 @@ fn targets_of<const D: usize, N: ScoreNetwork<D>>(
         .nets
         .last()
         .ok_or_else(|| DisbackError::invalid("path", "no checkpoint after the teacher"))?;
-    let fake = trainable_copy(end, teacher.net.clone())?;
+    let fake = score_core::checkpoint::copy_weights(end, teacher.net.clone())?;
     let inner: Vec<usize> = (1..n).collect();
     let pick = |ks: Vec<usize>| {
         ks.into_iter()
@@ -513,20 +510,4 @@ fn targets_of<const D: usize, N: ScoreNetwork<D>>(
             .collect(),
     };
     Ok((fake, targets))
-}
-
-/// `into` (a trainable network on the autodiff device) with the weights of `from`, by
-/// the checkpoint loader (the path every resume takes).
-fn trainable_copy<N: Module>(from: &N, into: N) -> Result<N> {
-    let meta = CheckpointMeta {
-        format: FORMAT_VERSION,
-        step: 0,
-        seed: 0,
-        config: serde_json::Value::Null,
-        param_ids: Default::default(),
-        stats: Default::default(),
-    };
-    let bytes = score_core::checkpoint::checkpoint_bytes(Some(from), None, None, &meta)?;
-    let ck = CheckpointFile::from_bytes(Path::new("<s'_N in memory>"), bytes)?;
-    Ok(ck.load_into(into, "model.", false)?)
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::Device;
-use score_core::checkpoint::{CheckpointFile, CheckpointMeta, FORMAT_VERSION, collect_params};
+use score_core::checkpoint::{CheckpointFile, CheckpointMeta, collect_params};
 use score_core::nn::precond::ScoreNetwork;
 use score_core::tensor::{randn, stream_rng};
 use score_core::train::{Denoising, Learner, objective_gradients_with};
@@ -48,17 +48,14 @@ impl<N: Module> DegradationPath<N> {
             .enumerate()
             .map(|(k, n)| (format!("path.{}.", k + 1), collect_params(n)))
             .collect();
-        let meta = CheckpointMeta {
-            format: FORMAT_VERSION,
+        let meta = CheckpointMeta::new(
             step,
             seed,
-            config: serde_json::json!({
+            serde_json::json!({
                 "path": { "steps": self.steps, "entries": self.len(), "entry_0": "the teacher" },
                 "run": config,
             }),
-            param_ids: Default::default(),
-            stats: Default::default(),
-        };
+        );
         Ok(score_core::checkpoint::parts_bytes(parts, None, &meta)?)
     }
 
@@ -195,14 +192,11 @@ fn save_recording<N: Module>(
     let config =
         serde_json::to_value(cfg).map_err(|e| DisbackError::invalid("config", e.to_string()))?;
     let p = path.to_bytes(&config, step, cfg.fake.seed)?;
-    let meta = CheckpointMeta {
-        format: FORMAT_VERSION,
+    let meta = CheckpointMeta::new(
         step,
-        seed: cfg.fake.seed,
-        config: serde_json::json!({ "stage": "degradation-recording", "run": config }),
-        param_ids: Default::default(),
-        stats: Default::default(),
-    };
+        cfg.fake.seed,
+        serde_json::json!({ "stage": "degradation-recording", "run": config }),
+    );
     let r = learner.checkpoint_bytes(&meta)?;
     Ok(score_core::checkpoint::write_atomic_all(&[
         (path_file, &p),

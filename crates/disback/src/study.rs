@@ -85,25 +85,8 @@ pub fn fit_teacher(
         None,
     )?;
     // The EMA weights, back on the training device (the loader keeps their structure).
-    let ema = copy_into(&out.ema, out.net)?;
+    let ema = score_core::checkpoint::copy_weights(&out.ema, out.net)?;
     Ok((ema, precond))
-}
-
-fn copy_into(from: &MlpDenoiser, into: MlpDenoiser) -> Result<MlpDenoiser> {
-    let meta = score_core::checkpoint::CheckpointMeta {
-        format: score_core::checkpoint::FORMAT_VERSION,
-        step: 0,
-        seed: 0,
-        config: serde_json::Value::Null,
-        param_ids: Default::default(),
-        stats: Default::default(),
-    };
-    let bytes = score_core::checkpoint::checkpoint_bytes(Some(from), None, None, &meta)?;
-    let ck = score_core::checkpoint::CheckpointFile::from_bytes(
-        std::path::Path::new("<teacher>"),
-        bytes,
-    )?;
-    Ok(ck.load_into(into, "model.", false)?)
 }
 
 /// One arm of the study: a method with its target order and path length.
@@ -460,14 +443,7 @@ struct Fitted {
 
 fn fitted_teacher(gm: &GaussianMixture, steps: usize) -> Result<Fitted> {
     let (net, precond) = fit_teacher(gm, 10_000, steps, 0)?;
-    let meta = score_core::checkpoint::CheckpointMeta {
-        format: score_core::checkpoint::FORMAT_VERSION,
-        step: steps,
-        seed: 0,
-        config: serde_json::Value::Null,
-        param_ids: Default::default(),
-        stats: Default::default(),
-    };
+    let meta = score_core::checkpoint::CheckpointMeta::new(steps, 0, serde_json::Value::Null);
     Ok(Fitted {
         bytes: score_core::checkpoint::checkpoint_bytes(Some(&net), None, None, &meta)?,
         precond,

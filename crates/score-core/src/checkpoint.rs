@@ -128,6 +128,35 @@ pub struct CheckpointMeta {
     pub stats: BTreeMap<String, f64>,
 }
 
+impl CheckpointMeta {
+    /// Metadata of the current format with `step`, `seed` and `config`, and no parameter
+    /// ids or statistics yet.
+    pub fn new(step: usize, seed: u64, config: serde_json::Value) -> Self {
+        Self {
+            format: FORMAT_VERSION,
+            step,
+            seed,
+            config,
+            param_ids: Default::default(),
+            stats: Default::default(),
+        }
+    }
+}
+
+/// `into` with the weights of `from` (the same structure), through the checkpoint
+/// loader: `into` keeps its device and whether it is trainable (a plain module's weights
+/// into a module on an autodiff device give a trainable copy).
+pub fn copy_weights<M: Module>(from: &M, into: M) -> Result<M> {
+    let bytes = checkpoint_bytes(
+        Some(from),
+        None,
+        None,
+        &CheckpointMeta::new(0, 0, serde_json::Value::Null),
+    )?;
+    CheckpointFile::from_bytes(Path::new("<weights in memory>"), bytes)?
+        .load_into(into, "model.", false)
+}
+
 fn finite_stats<S: serde::Serializer>(
     stats: &BTreeMap<String, f64>,
     s: S,
