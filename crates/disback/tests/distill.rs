@@ -38,6 +38,16 @@ fn cfg(method: Method, steps: usize) -> DistillConfig {
     c
 }
 
+/// A run of `cfg` on 2-D samples from `g0` with `teacher`.
+fn start<'a>(
+    teacher: &'a Teacher<'a, 2, MlpDenoiser>,
+    g0: MlpDenoiser,
+    cfg: &DistillConfig,
+    out: &RunOutput,
+) -> Distiller<'a, 2, MlpDenoiser> {
+    Distiller::new(teacher, g0, &[2], cfg, serde_json::Value::Null, out).unwrap()
+}
+
 fn params(n: &MlpDenoiser) -> Vec<Vec<f32>> {
     collect_params(n)
         .into_iter()
@@ -56,15 +66,12 @@ fn grad_norm(n: &MlpDenoiser, mut g: GradientsParams) -> f64 {
 fn at_step_zero_with_the_fake_score_at_the_teacher_the_gradient_is_exactly_zero() {
     let t = net(0);
     let teacher = Teacher::network(t.clone(), Precond::edm(1.0));
-    let mut d = Distiller::new(
+    let mut d = start(
         &teacher,
         t,
-        &[2],
         &cfg(Method::Baseline, 3),
-        serde_json::Value::Null,
         &RunOutput::default(),
-    )
-    .unwrap();
+    );
     let (index, g) = d.generator_gradients(0).unwrap();
     assert_eq!(index, 0);
     assert_eq!(grad_norm(&d.generator(), g), 0.0);
@@ -75,15 +82,7 @@ fn at_step_zero_with_the_fake_score_at_the_teacher_the_gradient_is_exactly_zero(
     // DisBack's warm start: s_φ = s'_N ≠ teacher, a gradient from the first step.
     let t = net(0);
     let teacher = Teacher::network(t.clone(), Precond::edm(1.0));
-    let d = Distiller::new(
-        &teacher,
-        t,
-        &[2],
-        &cfg(Method::Disback, 3),
-        serde_json::Value::Null,
-        &RunOutput::default(),
-    )
-    .unwrap();
+    let d = start(&teacher, t, &cfg(Method::Disback, 3), &RunOutput::default());
     let (_, g) = d.generator_gradients(0).unwrap();
     assert!(grad_norm(&d.generator(), g) > 0.0);
 }
@@ -112,15 +111,7 @@ fn the_path_has_n_plus_one_entries_and_each_order_walks_it() {
     for (order, want) in expect {
         let mut c = c.clone();
         c.order = order;
-        let mut d = Distiller::new(
-            &teacher,
-            t.clone(),
-            &[2],
-            &c,
-            serde_json::Value::Null,
-            &RunOutput::default(),
-        )
-        .unwrap();
+        let mut d = start(&teacher, t.clone(), &c, &RunOutput::default());
         // s_φ starts at s'_N (the same recording: every draw is seeded).
         assert_eq!(params(&d.fake()), params(&path.nets[2]), "{order:?}");
         let got: Vec<usize> = (0..8).map(|_| d.train_step().unwrap().target).collect();
@@ -129,15 +120,7 @@ fn the_path_has_n_plus_one_entries_and_each_order_walks_it() {
     // Shuffled visits s'_1 … s'_{N−1} once each, then the teacher.
     let mut c = c.clone();
     c.order = Order::Shuffled;
-    let mut d = Distiller::new(
-        &teacher,
-        t.clone(),
-        &[2],
-        &c,
-        serde_json::Value::Null,
-        &RunOutput::default(),
-    )
-    .unwrap();
+    let mut d = start(&teacher, t.clone(), &c, &RunOutput::default());
     let mut got: Vec<usize> = (0..8).map(|_| d.train_step().unwrap().target).collect();
     assert_eq!(&got[4..], &[0, 0, 0, 0]);
     got.truncate(4);
@@ -159,37 +142,13 @@ fn resume_equals_an_uninterrupted_run() {
         progress: false,
         stop_after: stop,
     };
-    let mut a = Distiller::new(
-        &teacher,
-        t.clone(),
-        &[2],
-        &c,
-        serde_json::Value::Null,
-        &out(&whole, None),
-    )
-    .unwrap();
+    let mut a = start(&teacher, t.clone(), &c, &out(&whole, None));
     a.run(&out(&whole, None), &mut |_, _| Ok(())).unwrap();
-    let mut b = Distiller::new(
-        &teacher,
-        t.clone(),
-        &[2],
-        &c,
-        serde_json::Value::Null,
-        &out(&parts, Some(3)),
-    )
-    .unwrap();
+    let mut b = start(&teacher, t.clone(), &c, &out(&parts, Some(3)));
     b.run(&out(&parts, Some(3)), &mut |_, _| Ok(())).unwrap();
     assert_eq!(b.step(), 3);
     drop(b);
-    let mut b = Distiller::new(
-        &teacher,
-        t.clone(),
-        &[2],
-        &c,
-        serde_json::Value::Null,
-        &out(&parts, None),
-    )
-    .unwrap();
+    let mut b = start(&teacher, t.clone(), &c, &out(&parts, None));
     assert_eq!(
         b.step(),
         3,
