@@ -20,7 +20,7 @@
 mod fid_setup;
 mod fixture;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -79,7 +79,8 @@ enum Task {
         #[arg(long)]
         sizes: Option<String>,
         /// scoreaug: seeds, comma-separated [default: 0,1,2]; disback: the main
-        /// comparison's seeds [default: 0–9].
+        /// comparison's seeds [default: 0–9]; teleport: one sweep per seed and a summary
+        /// over them [default: --seed only].
         #[arg(long)]
         seeds: Option<String>,
         /// scoreaug: optimisation steps per run [default: 800]; disback: generator steps
@@ -156,6 +157,64 @@ fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask experiment ev-training`: train the demo UNet (same configuration and
+/// seed as the shipped checkpoint) for `steps` steps [default 1000; --quick 20] keeping a
+/// checkpoint at geometrically spaced steps, then the EV of the Gaussian, a 10-component
+/// mixture and the delta mixture against each checkpoint (and the shipped 3 000-step
+/// one, unless --quick). The run folder (checkpoints with optimizer state) is
+/// `out/xtask/ev-training[-quick]`, outside `docs/`; rerunning resumes.
+fn ev_training(
+    shipped: &Path,
+    out: &Path,
+    steps: Option<usize>,
+    probes: Option<usize>,
+    seed: u64,
+    quick: bool,
+    device: &Device,
+) -> Result<()> {
+    let steps = steps.unwrap_or(if quick { 20 } else { 1000 });
+    let keep_every = if quick { 10 } else { 50 };
+    let run = PathBuf::from(if quick {
+        "out/xtask/ev-training-quick"
+    } else {
+        "out/xtask/ev-training"
+    });
+    let t0 = std::time::Instant::now();
+    pipeline::train_demo_unet(steps, seed, &run, true, device, true, Some(keep_every))?;
+    eprintln!(
+        "trained {steps} steps in {:.0} s",
+        t0.elapsed().as_secs_f64()
+    );
+    let ck = run.join("checkpoint.safetensors");
+    // Every kept step on 50 · 2^j, and the last.
+    let mut picks: Vec<usize> = (0..)
+        .map(|j| keep_every << j)
+        .take_while(|&s| s < steps)
+        .collect();
+    picks.push(steps);
+    let mut cks: Vec<PathBuf> = picks
+        .iter()
+        .map(|&s| score_core::train::kept_checkpoint_path(&ck, s))
+        .collect();
+    if !quick && seed == 0 {
+        cks.push(shipped.to_path_buf());
+    }
+    let sigmas = [0.05, 0.2, 0.5, 1.0, 2.0, 5.0, 20.0, 80.0];
+    let t1 = std::time::Instant::now();
+    gaussian_score::study::ev_over_training(
+        &cks,
+        &sigmas,
+        &[10],
+        probes.unwrap_or(if quick { 8 } else { 64 }),
+        seed,
+        out,
+        device,
+        |m| eprintln!("[{:5.0} s] {m}", t1.elapsed().as_secs_f64()),
+    )?;
+    println!("{}", std::fs::read_to_string(out.join("ev_training.md"))?);
+    Ok(())
+}
+
 fn main() -> Result<()> {
     match Cli::parse().command {
         Task::TrainDemoCheckpoint {
@@ -165,7 +224,7 @@ fn main() -> Result<()> {
             out,
         } => {
             let device = Device::flex();
-            let r = pipeline::train_demo_unet(steps, seed, &work, true, &device, true)?;
+            let r = pipeline::train_demo_unet(steps, seed, &work, true, &device, true, None)?;
             let out = out.unwrap_or_else(pipeline::shipped_checkpoint);
             pipeline::export_ema(&work.join("checkpoint.safetensors"), &out, &device)?;
             println!(
@@ -227,38 +286,69 @@ fn main() -> Result<()> {
                         None => samplers.to_vec(),
                     };
                     let fid = heldout_fid(&device)?;
-                    let report = gaussian_score::study::teleport_sweep(
-                        &ck,
-                        &samplers,
-                        &ks,
-                        n.unwrap_or(256),
-                        64,
-                        gaussian_score::teleport::DEFAULT_AUTO_THRESHOLD,
-                        seed,
-                        &out,
-                        &device,
-                        fid.as_ref().map(|(n, r)| (n, r)),
-                        |r| {
-                            eprintln!(
-                                "{:9} N={} k={:2} σ_k={:7.3} NFE={:2} FD-PCA32={:7.2} SW2={:.4} RMS(k=0)={:.4} FID={:?} {:5.1}s",
-                                r.sampler,
-                                r.steps,
-                                r.k,
-                                r.sigma_k,
-                                r.nfe,
-                                r.fd_pca32,
-                                r.sliced_w2,
-                                r.rms_to_k0,
-                                r.fid.map(|f| (f.fid * 100.0).round() / 100.0),
-                                r.seconds
-                            )
-                        },
-                    )?;
-                    println!("{}", std::fs::read_to_string(out.join("teleport.md"))?);
-                    println!(
-                        "auto skip k = {} (EV per level {:?})",
-                        report.auto_k, report.auto_ev
-                    );
+                    // --seeds runs the sweep once per seed (into <out>/seed<S>) and writes
+                    // the across-seed summary (teleport_seeds.md/json) in <out>.
+                    let seed_list: Vec<u64> = match &seeds {
+                        Some(list) => list
+                            .split(',')
+                            .map(|v| v.trim().parse::<u64>())
+                            .collect::<Result<_, _>>()?,
+                        None => vec![seed],
+                    };
+                    let n_img = n.unwrap_or(256);
+                    let mut reports = Vec::new();
+                    for &s in &seed_list {
+                        let dir = if seeds.is_some() {
+                            out.join(format!("seed{s}"))
+                        } else {
+                            out.clone()
+                        };
+                        let report = gaussian_score::study::teleport_sweep(
+                            &ck,
+                            &samplers,
+                            &ks,
+                            n_img,
+                            64,
+                            gaussian_score::teleport::DEFAULT_AUTO_THRESHOLD,
+                            s,
+                            &dir,
+                            &device,
+                            fid.as_ref().map(|(n, r)| (n, r)),
+                            |r| {
+                                eprintln!(
+                                    "seed {s} {:9} N={} k={:2} σ_k={:7.3} NFE={:2} FD-PCA32={:7.2} SW2={:.4} FID={:?} {:5.1}s",
+                                    r.sampler,
+                                    r.steps,
+                                    r.k,
+                                    r.sigma_k,
+                                    r.nfe,
+                                    r.fd_pca32,
+                                    r.sliced_w2,
+                                    r.fid.map(|f| (f.fid * 100.0).round() / 100.0),
+                                    r.seconds
+                                )
+                            },
+                        )?;
+                        println!("{}", std::fs::read_to_string(dir.join("teleport.md"))?);
+                        reports.push(report);
+                    }
+                    if seeds.is_some() {
+                        let rows = gaussian_score::study::teleport_seed_summary(&reports);
+                        let md =
+                            gaussian_score::study::teleport_seed_markdown(&rows, &seed_list, n_img);
+                        score_core::checkpoint::write_atomic(
+                            &out.join("teleport_seeds.json"),
+                            serde_json::to_string_pretty(
+                                &serde_json::json!({"seeds": seed_list, "n": n_img, "rows": rows}),
+                            )?
+                            .as_bytes(),
+                        )?;
+                        score_core::checkpoint::write_atomic(
+                            &out.join("teleport_seeds.md"),
+                            md.as_bytes(),
+                        )?;
+                        println!("{md}");
+                    }
                 }
                 "scoreaug" => {
                     let list = |s: &str| -> Result<Vec<u64>> {
@@ -346,13 +436,16 @@ fn main() -> Result<()> {
                     )?;
                     println!("{}", std::fs::read_to_string(out.join("ev.md"))?);
                 }
+                "ev-training" => ev_training(&ck, &out, steps, n, seed, quick, &device)?,
                 "ntk" => {
-                    // --n 1 runs a quick smoke version with small sizes.
-                    let md = ntk_theory::study::run_all(&out, n == Some(1))?;
+                    // --quick (or --n 1) runs a smoke version with small sizes.
+                    let md = ntk_theory::report::run_all(&out, quick || n == Some(1))?;
                     println!("{md}");
                 }
                 other => {
-                    bail!("unknown experiment '{other}': expected teleport, gaussian-ev or ntk")
+                    bail!(
+                        "unknown experiment '{other}': expected teleport, gaussian-ev, ev-training, ntk, scoreaug or disback"
+                    )
                 }
             }
         }

@@ -238,6 +238,10 @@ struct TrainArgs {
     /// Write a checkpoint every this many steps (and at the end) [default: 200].
     #[arg(long)]
     checkpoint_every: Option<usize>,
+    /// Also keep each checkpoint written, as checkpoint.step<N>.safetensors in --out
+    /// (for studies over training).
+    #[arg(long)]
+    keep_checkpoints: bool,
     /// Decoupled weight decay; > 0 trains with AdamW [default: 0, Adam].
     #[arg(long)]
     weight_decay: Option<f64>,
@@ -360,6 +364,11 @@ struct SampleArgs {
     /// of the ODE velocity).
     #[arg(long, default_value_t = gaussian_score::teleport::DEFAULT_AUTO_THRESHOLD)]
     skip_threshold: f64,
+    /// With --teleport: teleport and sample in VP coordinates (x_vp = x/√(1 + σ²); the VP
+    /// closed form, then deterministic DDIM on VP states). Needs --sampler euler or ddim
+    /// with --eta 0, which it reproduces in EDM variables.
+    #[arg(long)]
+    vp: bool,
 }
 
 #[derive(Args)]
@@ -945,6 +954,7 @@ fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
     };
     dev.seed(cfg.seed);
     let out = TrainOutput {
+        keep_checkpoints: a.keep_checkpoints,
         checkpoint: Some(ck_path.clone()),
         log: Some(a.out.join("train.jsonl")),
         progress: !c.json,
@@ -1083,6 +1093,32 @@ fn ensure_sampling_fits(model: &LoadedModel, n: usize) -> Result<()> {
     Ok(())
 }
 
+/// `sample --teleport --vp`: the VP path ([`gaussian_score::teleport_sample_vp`]) from the
+/// EDM state `x_t` at σ₀, returned in EDM variables.
+fn teleport_vp(
+    den: &dyn score_core::Denoiser<4>,
+    g: &gaussian_score::GaussianScore,
+    sampler: &Sampler,
+    sigmas: &[f64],
+    x_t: burn::tensor::Tensor<4>,
+    k: usize,
+    ctx: &mut SampleContext<'_, 4>,
+) -> Result<score_core::samplers::SampleOutput<4>> {
+    let deterministic_ddim = matches!(sampler, Sampler::Ddim(o) if o.eta == 0.0);
+    if !(matches!(sampler, Sampler::Euler) || deterministic_ddim) {
+        bail!(
+            "--vp: runs deterministic DDIM in VP coordinates; use --sampler euler, or ddim with --eta 0 (got {})",
+            sampler.name()
+        );
+    }
+    let vp = score_core::samplers::vp_coefficients;
+    let last = *sigmas.last().context("--steps: empty grid")?;
+    let mut out =
+        gaussian_score::teleport_sample_vp(den, g, sigmas, x_t.mul_scalar(vp(sigmas[0]).0), k, ctx)?;
+    out.x = out.x.div_scalar(vp(last).0);
+    Ok(out)
+}
+
 fn initial_noise(
     path: Option<&Path>,
     shape: &[usize],
@@ -1193,7 +1229,11 @@ fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
                             b.set_position((k + i) as u64)
                         }
                     });
-                    gaussian_score::teleport_sample(&den, g, &sampler, &sigmas, x_t, k, &mut ctx)?
+                    if a.vp {
+                        teleport_vp(&den, g, &sampler, &sigmas, x_t, k, &mut ctx)?
+                    } else {
+                        gaussian_score::teleport_sample(&den, g, &sampler, &sigmas, x_t, k, &mut ctx)?
+                    }
                 }
             };
             let v = to_vec_f32(out.x)?;
@@ -1202,7 +1242,7 @@ fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
             (v, shape.to_vec(), out.nfe)
         }
         LoadedModel::Mlp(net, d) => {
-            if a.teleport.is_some() {
+            if a.teleport.is_some() || a.vp {
                 bail!("--teleport is implemented for image (UNet) checkpoints");
             }
             let shape = [a.n, *d];
@@ -1279,7 +1319,7 @@ fn cmd_demo(c: &Common, a: &DemoArgs) -> Result<()> {
             train_set.num_images(),
             a.train_steps
         );
-        pipeline::train_demo_unet(a.train_steps, c.seed(), &out, !c.json, &dev, false)?;
+        pipeline::train_demo_unet(a.train_steps, c.seed(), &out, !c.json, &dev, false, None)?;
         out.join("checkpoint.safetensors")
     } else {
         a.checkpoint

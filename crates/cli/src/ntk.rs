@@ -52,9 +52,14 @@ pub struct FitArgs {
     /// Train the finite-width network of this width by GD instead (with --stop k=K).
     #[arg(long)]
     width: Option<usize>,
-    /// holdout, rwy (needs --sigma-hat), k=K, or ridge=γ.
+    /// holdout (smallest hold-out score error), sampling (the k whose samples come
+    /// closest to held-out data: for sampling from the fit), rwy (needs --sigma-hat),
+    /// k=K, or ridge=γ.
     #[arg(long, default_value = "holdout")]
     stop: String,
+    /// The largest GD step count the stopping rules search (a geometric grid 1 … K).
+    #[arg(long, default_value_t = 100_000)]
+    k_max: usize,
     /// Label-noise level for --stop rwy.
     #[arg(long)]
     sigma_hat: Option<f64>,
@@ -124,6 +129,7 @@ pub fn run(c: &Common, cmd: &NtkCmd) -> Result<()> {
             }
             let stop = match a.stop.as_str() {
                 "holdout" => Stop::Holdout { fraction: 0.2 },
+                "sampling" => Stop::Sampling { fraction: 0.2 },
                 "rwy" => Stop::Rwy {
                     sigma_hat: a.sigma_hat.context("--stop rwy needs --sigma-hat")?,
                 },
@@ -133,7 +139,7 @@ pub fn run(c: &Common, cmd: &NtkCmd) -> Result<()> {
                 s if s.starts_with("ridge=") => {
                     Stop::Ridge(s[6..].parse().with_context(|| format!("--stop: '{s}'"))?)
                 }
-                s => bail!("--stop: '{s}' is none of holdout, rwy, k=K, ridge=γ"),
+                s => bail!("--stop: '{s}' is none of holdout, sampling, rwy, k=K, ridge=γ"),
             };
             let tr = Triples::from_data(&arr.data, d, a.n, a.t0, a.t_max, c.seed());
             let t0 = std::time::Instant::now();
@@ -165,7 +171,7 @@ pub fn run(c: &Common, cmd: &NtkCmd) -> Result<()> {
                 return Ok(());
             }
             let est =
-                KernelEstimator::fit(&tr, a.kernel.parse()?, 1.0, stop, 100_000, (a.t0, a.t_max))?;
+                KernelEstimator::fit(&tr, a.kernel.parse()?, 1.0, stop, a.k_max, (a.t0, a.t_max))?;
             est.save(&a.out)?;
             let secs = t0.elapsed().as_secs_f64();
             emit(

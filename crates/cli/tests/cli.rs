@@ -137,6 +137,55 @@ fn train_resume_sample_and_teleport() {
     let v = json(&out);
     assert_eq!(v["teleport_skip"], 2);
     assert_eq!(v["nfe"], 2 * (6 - 2) - 1);
+
+    // The VP path (--vp) gives the EDM path's Euler samples from the same noise: the
+    // same arithmetic up to float32 rounding of states of size ≤ 80 (about 1e-5 per
+    // step), far below the 1e-3 allowed.
+    let run = |extra: &[&str], dir: &str| {
+        let mut args = vec![
+            "sample",
+            "--checkpoint",
+            ck,
+            "--n",
+            "2",
+            "--steps",
+            "6",
+            "--teleport",
+            g.to_str().unwrap(),
+            "--skip",
+            "2",
+            "--sampler",
+            "euler",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out_dir = d.join(dir);
+        args.extend_from_slice(&["--out", out_dir.to_str().unwrap()]);
+        let (ok, out, err) = scorelab(&args);
+        assert!(ok, "{err}");
+        assert_eq!(json(&out)["nfe"], 6 - 2);
+        score_core::data::npy::read_npy(&out_dir.join("samples.npy"))
+            .unwrap()
+            .data
+    };
+    let (edm, vp) = (run(&[], "s-edm"), run(&["--vp"], "s-vp"));
+    let diff = edm
+        .iter()
+        .zip(&vp)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(diff < 1e-3, "{diff}");
+    let (ok, _, err) = scorelab(&[
+        "sample",
+        "--checkpoint",
+        ck,
+        "--teleport",
+        g.to_str().unwrap(),
+        "--vp",
+        "--out",
+        d.join("s-bad").to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("--vp"), "{err}");
 }
 
 #[test]
@@ -222,6 +271,25 @@ fn ntk_gram_fit_and_sample() {
     ]);
     assert!(ok, "{err}");
     assert_eq!(json(&out)["nfe"], 15);
+    // The sampling-aware stop searches k on its grid up to --k-max.
+    let (ok, out, err) = scorelab(&[
+        "ntk",
+        "fit",
+        "--data",
+        data.to_str().unwrap(),
+        "--n",
+        "150",
+        "--stop",
+        "sampling",
+        "--k-max",
+        "1000",
+        "--out",
+        model.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let k = json(&out)["steps"].as_u64().unwrap();
+    assert!((1..=1000).contains(&k), "{k}");
     let (ok, _, err) = scorelab(&[
         "ntk",
         "fit",

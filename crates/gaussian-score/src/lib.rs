@@ -29,4 +29,4 @@ pub use error::{GaussError, Result};
 pub use gaussian::GaussianScore;
 pub use mixture::{DeltaScore, MixtureScore};
 pub use model::ScoreModel;
-pub use teleport::{AutoSkip, Skip, auto_skip, teleport_sample};
+pub use teleport::{AutoSkip, Skip, auto_skip, teleport_sample, teleport_sample_vp};

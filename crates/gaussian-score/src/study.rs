@@ -42,30 +42,12 @@ pub fn ev_study(
     out: &Path,
     device: &Device,
 ) -> Result<Vec<EvRow>> {
-    let (net, [ch, h, w], precond, meta) = pipeline::load_unet(checkpoint, device)?;
+    let (net, _, precond, meta) = pipeline::load_unet(checkpoint, device)?;
     let (train, held) = pipeline::demo_split()?;
-    let d = ch * h * w;
-    let rows = train.rows_f64();
-    let g = GaussianScore::fit(&rows, d, None)?;
-    let mixtures: Vec<(usize, MixtureScore)> = components
-        .iter()
-        .filter(|&&k| k > 1)
-        .map(|&k| Ok((k, MixtureScore::fit(&rows, d, k, None, seed)?)))
-        .collect::<Result<_>>()?;
-    let delta = DeltaScore::new(rows, d)?;
-    let mut approx: Vec<(String, &dyn Denoiser<4>)> = vec![("gaussian".into(), &g)];
-    for (k, m) in &mixtures {
-        approx.push((format!("gmm-{k}"), m));
-    }
-    approx.push(("delta".into(), &delta));
+    let fits = Approximations::fit(&train, components, seed)?;
+    let approx = fits.list();
     let den = Preconditioned::new(&net, precond);
-    let mut all = Vec::new();
-    for (name, set) in [("train", &train), ("heldout", &held)] {
-        let m = probes.min(set.num_images());
-        let idx: Vec<usize> = (0..m).map(|i| i * set.num_images() / m).collect();
-        let (x0, _) = set.batch(&idx, device);
-        all.extend(ev_table(&den, &approx, x0, name, sigmas, seed, None)?);
-    }
+    let all = ev_on_probes(&den, &approx, &train, &held, probes, sigmas, seed, device)?;
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     let json = serde_json::json!({"checkpoint": checkpoint, "trained_steps": meta.step, "probes": probes, "rows": all});
     write(
@@ -101,6 +83,179 @@ pub fn ev_study(
         .save(&out.join(format!("ev_{what}.svg")))?;
     }
     Ok(all)
+}
+
+/// The Gaussian, K-component mixtures and delta mixture of a training set, fitted once.
+pub struct Approximations {
+    g: GaussianScore,
+    mixtures: Vec<(usize, MixtureScore)>,
+    delta: DeltaScore,
+}
+
+impl Approximations {
+    /// Fit them to the images of `train` (mixtures of each size in `components` > 1).
+    pub fn fit(
+        train: &score_core::data::images::ImageDataset,
+        components: &[usize],
+        seed: u64,
+    ) -> Result<Self> {
+        let d = train.image_shape.iter().product();
+        let rows = train.rows_f64();
+        let g = GaussianScore::fit(&rows, d, None)?;
+        let mixtures = components
+            .iter()
+            .filter(|&&k| k > 1)
+            .map(|&k| Ok((k, MixtureScore::fit(&rows, d, k, None, seed)?)))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            g,
+            mixtures,
+            delta: DeltaScore::new(rows, d)?,
+        })
+    }
+
+    /// (name, denoiser) pairs: `gaussian`, `gmm-K` …, `delta`.
+    pub fn list(&self) -> Vec<(String, &dyn Denoiser<4>)> {
+        let mut v: Vec<(String, &dyn Denoiser<4>)> = vec![("gaussian".into(), &self.g)];
+        for (k, m) in &self.mixtures {
+            v.push((format!("gmm-{k}"), m));
+        }
+        v.push(("delta".into(), &self.delta));
+        v
+    }
+}
+
+/// [`ev_table`] on `probes` evenly spaced images of the training and the held-out set.
+#[allow(clippy::too_many_arguments)]
+fn ev_on_probes(
+    den: &dyn Denoiser<4>,
+    approx: &[(String, &dyn Denoiser<4>)],
+    train: &score_core::data::images::ImageDataset,
+    held: &score_core::data::images::ImageDataset,
+    probes: usize,
+    sigmas: &[f64],
+    seed: u64,
+    device: &Device,
+) -> Result<Vec<EvRow>> {
+    let mut all = Vec::new();
+    for (name, set) in [("train", train), ("heldout", held)] {
+        let m = probes.min(set.num_images());
+        let idx: Vec<usize> = (0..m).map(|i| i * set.num_images() / m).collect();
+        let (x0, _) = set.batch(&idx, device);
+        all.extend(ev_table(den, approx, x0, name, sigmas, seed, None)?);
+    }
+    Ok(all)
+}
+
+/// One checkpoint's EV rows in [`ev_over_training`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TrainingEv {
+    /// Training step of the checkpoint.
+    pub step: usize,
+    /// Its EV rows.
+    pub rows: Vec<EvRow>,
+}
+
+/// The paper's second claim ("the Gaussian approximation is learned early in training"):
+/// EV of the Gaussian, the mixtures and the delta mixture against each checkpoint of a
+/// training run, on the same probes and noise for every checkpoint. Writes
+/// `ev_training.json`, `ev_training.md` and `ev_training_<approx>.svg` (score EV on
+/// held-out probes against the step, one line per σ) under `out`.
+#[allow(clippy::too_many_arguments)]
+pub fn ev_over_training(
+    checkpoints: &[std::path::PathBuf],
+    sigmas: &[f64],
+    components: &[usize],
+    probes: usize,
+    seed: u64,
+    out: &Path,
+    device: &Device,
+    mut progress: impl FnMut(&str),
+) -> Result<Vec<TrainingEv>> {
+    let (train, held) = pipeline::demo_split()?;
+    let fits = Approximations::fit(&train, components, seed)?;
+    let approx = fits.list();
+    let mut runs = Vec::new();
+    for ck in checkpoints {
+        let (net, _, precond, meta) = pipeline::load_unet(ck, device)?;
+        let den = Preconditioned::new(&net, precond);
+        let rows = ev_on_probes(&den, &approx, &train, &held, probes, sigmas, seed, device)?;
+        progress(&format!("step {}: {} EV rows", meta.step, rows.len()));
+        runs.push(TrainingEv {
+            step: meta.step,
+            rows,
+        });
+    }
+    runs.sort_by_key(|r| r.step);
+    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
+    let json = serde_json::json!({"checkpoints": checkpoints, "probes": probes, "seed": seed, "runs": runs});
+    write(
+        &out.join("ev_training.json"),
+        &serde_json::to_string_pretty(&json).expect("serialises"),
+    )?;
+    let names: Vec<String> = approx.iter().map(|(n, _)| n.clone()).collect();
+    write(
+        &out.join("ev_training.md"),
+        &training_markdown(&runs, &names, sigmas),
+    )?;
+    for n in &names {
+        training_plot(&runs, n, sigmas, &out.join(format!("ev_training_{n}.svg")))?;
+    }
+    Ok(runs)
+}
+
+fn ev_at<'a>(run: &'a TrainingEv, approx: &str, probes: &str, sigma: f64) -> Option<&'a EvRow> {
+    run.rows
+        .iter()
+        .find(|r| r.approx == approx && r.probes == probes && r.sigma == sigma)
+}
+
+/// Score EV on held-out probes: one table per approximation, steps down, σ across.
+fn training_markdown(runs: &[TrainingEv], names: &[String], sigmas: &[f64]) -> String {
+    let mut md = String::new();
+    for n in names {
+        md += &format!("\n**{n}**: score EV (held-out probes) of each checkpoint\n\n| step |");
+        for s in sigmas {
+            md += &format!(" σ = {s} |");
+        }
+        md += "\n|---:|";
+        md += &"---:|".repeat(sigmas.len());
+        md += "\n";
+        for r in runs {
+            md += &format!("| {} |", r.step);
+            for &s in sigmas {
+                md += &ev_at(r, n, "heldout", s)
+                    .map_or(" – |".into(), |e| format!(" {:.4} |", e.score_ev));
+            }
+            md += "\n";
+        }
+    }
+    md
+}
+
+fn training_plot(runs: &[TrainingEv], approx: &str, sigmas: &[f64], path: &Path) -> Result<()> {
+    let series = sigmas
+        .iter()
+        .map(|&s| Series {
+            label: format!("σ = {s}"),
+            points: runs
+                .iter()
+                .filter_map(|r| ev_at(r, approx, "heldout", s).map(|e| (r.step as f64, e.score_ev)))
+                .collect(),
+            markers_only: false,
+        })
+        .collect();
+    Plot {
+        title: format!("Score EV of {approx} against training step (held-out probes)"),
+        x_label: "training step".into(),
+        y_label: "explained variance (score)".into(),
+        log_x: true,
+        log_y: false,
+        series,
+        y_range: Some((-0.2, 1.02)),
+    }
+    .save(path)?;
+    Ok(())
 }
 
 /// The EV rows as a markdown table (score EV / denoiser EV per approximation).
@@ -389,4 +544,97 @@ pub fn teleport_sweep(
     }
     .save(&out.join("teleport_rms.svg"))?;
     Ok(report)
+}
+
+/// One (sampler, k) row of [`teleport_seed_summary`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TeleportSeedRow {
+    /// Sampler name.
+    pub sampler: String,
+    /// Steps skipped.
+    pub k: usize,
+    /// Network evaluations.
+    pub nfe: usize,
+    /// FID per seed (in the order of the reports).
+    pub fid: Vec<f64>,
+    /// Mean FID over seeds with a 95 % bootstrap interval over seeds.
+    pub fid_mean: (f64, f64, f64),
+    /// FID(k) − FID(k = 0) per seed: paired, the same noise for every k of a seed.
+    pub delta: Vec<f64>,
+    /// Mean of the paired differences with a 95 % bootstrap interval over seeds.
+    pub delta_mean: (f64, f64, f64),
+    /// Mean over seeds of FID's own bootstrap standard error (over the scored images).
+    pub fid_std_error: f64,
+    /// Mean FD-PCA32 over seeds.
+    pub fd_pca32: f64,
+}
+
+/// Combine teleport sweeps of several seeds (same samplers, grids and ks; with FID) into
+/// per-(sampler, k) means, paired differences to k = 0, and bootstrap intervals over the
+/// seeds. Rows without FID are skipped.
+pub fn teleport_seed_summary(reports: &[TeleportReport]) -> Vec<TeleportSeedRow> {
+    use score_core::metrics::mean_interval;
+    let Some(first) = reports.first() else {
+        return Vec::new();
+    };
+    let fid_of = |rep: &TeleportReport, sampler: &str, k: usize| {
+        rep.rows
+            .iter()
+            .find(|r| r.sampler == sampler && r.k == k)
+            .and_then(|r| r.fid.as_ref().map(|f| (f.fid, f.std_error, r.fd_pca32)))
+    };
+    first
+        .rows
+        .iter()
+        .filter_map(|row| {
+            let per: Vec<(f64, f64, f64)> = reports
+                .iter()
+                .map(|rep| fid_of(rep, &row.sampler, row.k))
+                .collect::<Option<_>>()?;
+            let base: Vec<f64> = reports
+                .iter()
+                .map(|rep| fid_of(rep, &row.sampler, 0).map(|v| v.0))
+                .collect::<Option<_>>()?;
+            let fid: Vec<f64> = per.iter().map(|v| v.0).collect();
+            let delta: Vec<f64> = fid.iter().zip(&base).map(|(a, b)| a - b).collect();
+            let n = per.len() as f64;
+            Some(TeleportSeedRow {
+                sampler: row.sampler.clone(),
+                k: row.k,
+                nfe: row.nfe,
+                fid_mean: mean_interval(&fid, 2000, 0),
+                delta_mean: mean_interval(&delta, 2000, 0),
+                fid_std_error: per.iter().map(|v| v.1).sum::<f64>() / n,
+                fd_pca32: per.iter().map(|v| v.2).sum::<f64>() / n,
+                fid,
+                delta,
+            })
+        })
+        .collect()
+}
+
+/// [`teleport_seed_summary`] as a markdown table.
+pub fn teleport_seed_markdown(rows: &[TeleportSeedRow], seeds: &[u64], n: usize) -> String {
+    let mut md = format!(
+        "Seeds {seeds:?}, {n} images per row and seed (the same noise for every k of a seed). FID against the 1 000 held-out images; mean over seeds with a 95 % bootstrap interval over seeds (2 000 resamples; with few seeds the interval is close to the range); ΔFID = FID(k) − FID(k = 0), paired within a seed; SE = FID's own bootstrap standard error over the scored images, mean over seeds.\n\n| sampler | k | NFE | FID per seed | mean FID [95 %] | ΔFID vs k = 0 [95 %] | SE | FD-PCA32 |\n|---|---:|---:|---|---|---|---:|---:|\n"
+    );
+    for r in rows {
+        let per: Vec<String> = r.fid.iter().map(|v| format!("{v:.1}")).collect();
+        md += &format!(
+            "| {} | {} | {} | {} | {:.1} [{:.1}, {:.1}] | {:+.1} [{:+.1}, {:+.1}] | {:.1} | {:.2} |\n",
+            r.sampler,
+            r.k,
+            r.nfe,
+            per.join(", "),
+            r.fid_mean.0,
+            r.fid_mean.1,
+            r.fid_mean.2,
+            r.delta_mean.0,
+            r.delta_mean.1,
+            r.delta_mean.2,
+            r.fid_std_error,
+            r.fd_pca32
+        );
+    }
+    md
 }

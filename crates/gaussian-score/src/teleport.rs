@@ -13,7 +13,9 @@
 //! velocity error (1 − 0.05²).
 
 use burn::tensor::Tensor;
-use score_core::samplers::{SampleContext, SampleOutput, Sampler, StepInfo};
+use score_core::samplers::{
+    SampleContext, SampleOutput, Sampler, StepInfo, ddim_vp_sample, vp_coefficients,
+};
 use score_core::tensor::{from_f64_as, sigma_tensor, to_vec_f64};
 use score_core::{Conditioning, Denoiser};
 
@@ -131,6 +133,50 @@ pub fn teleport_sample<const D: usize, M: Denoiser<D> + ?Sized>(
     };
     ctx.start_index = k;
     Ok(sampler.sample(den, sigmas, x, ctx)?)
+}
+
+/// Teleportation in VP coordinates (x_vp = α(σ)·x_edm, α = 1/√(1 + σ²); see
+/// [`score_core::samplers::vp_coefficients`]): the VP state `x_vp` at σ₀ = `sigmas[0]` is
+/// moved to level k by the VP closed form [`GaussianScore::pf_solution_vp`], then
+/// deterministic DDIM in VP coordinates ([`score_core::samplers::ddim_vp_sample`]) takes
+/// the remaining steps. Returns the VP state at the last level (for a grid ending at
+/// σ = 0, α = 1 and it is the EDM sample). The same trajectory as [`teleport_sample`]
+/// with Euler, up to rounding.
+pub fn teleport_sample_vp<const D: usize, M: Denoiser<D> + ?Sized>(
+    den: &M,
+    g: &GaussianScore,
+    sigmas: &[f64],
+    x_vp: Tensor<D>,
+    k: usize,
+    ctx: &mut SampleContext<'_, D>,
+) -> Result<SampleOutput<D>> {
+    if k + 1 >= sigmas.len() {
+        return Err(invalid(
+            "skip",
+            format!(
+                "k = {k} leaves no step on a grid of {} levels",
+                sigmas.len()
+            ),
+        ));
+    }
+    let x = if k == 0 {
+        x_vp
+    } else {
+        let (shape, dims) = (x_vp.shape(), x_vp.dims());
+        let (device, dtype) = (x_vp.device(), x_vp.dtype());
+        let xs = to_vec_f64(x_vp)?;
+        if xs.len() != dims[0] * g.dim() {
+            return Err(invalid(
+                "x",
+                format!("{dims:?} does not fit a Gaussian of dimension {}", g.dim()),
+            ));
+        }
+        let ((a0, v0), (ak, vk)) = (vp_coefficients(sigmas[0]), vp_coefficients(sigmas[k]));
+        let y = g.pf_solution_vp(&xs, a0, v0, ak, vk);
+        from_f64_as(&y, [dims[0], g.dim()], dtype, &device).reshape(shape)
+    };
+    ctx.start_index = k;
+    Ok(ddim_vp_sample(den, sigmas, x, ctx)?)
 }
 
 /// Default threshold of [`auto_skip`]: a 5% relative error of the ODE velocity.

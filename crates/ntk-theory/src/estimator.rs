@@ -35,7 +35,20 @@ pub enum Stop {
     },
     /// Kernel ridge regression with this γ (γ → 0: the interpolating estimator).
     Ridge(f64),
+    /// Stopping aimed at sampling: hold out this fraction of the triples, fit the rest,
+    /// and for each k on a coarse grid sample [`SAMPLING_CHECK`] points from the fit
+    /// (Heun, common noise across k) and measure their sliced W2 to the held-out clean
+    /// samples X₀; keep the k with the smallest distance, then refit on all. No oracle:
+    /// the criterion uses the data only.
+    Sampling {
+        /// Fraction held out.
+        fraction: f64,
+    },
 }
+
+/// The samples drawn, Heun levels used, and grid points tried by [`Stop::Sampling`]:
+/// (samples, levels, every how many points of [`k_grid`]).
+pub const SAMPLING_CHECK: (usize, usize, usize) = (512, 16, 5);
 
 /// A fitted kernel estimator.
 #[derive(Debug, Clone)]
@@ -63,6 +76,45 @@ pub fn k_grid(k_max: usize) -> Vec<usize> {
         .collect();
     ks.dedup();
     ks
+}
+
+/// A held-out split of the rescaled Gram matrix: the last `n_val` triples validate.
+struct Split {
+    sp: Spectral,
+    cross: Vec<f64>,
+    n_tr: usize,
+}
+
+impl Split {
+    fn new(h: &[f64], triples: &Triples, fraction: f64) -> Result<Self> {
+        if !(fraction > 0.0 && fraction < 1.0) {
+            return Err(invalid("fraction", "must lie in (0, 1)"));
+        }
+        let (n, d) = (triples.len(), triples.d);
+        let n_val = ((n as f64) * fraction).round().max(1.0) as usize;
+        let n_tr = n
+            .checked_sub(n_val)
+            .filter(|&v| v > 0)
+            .ok_or_else(|| invalid("fraction", "leaves no training triple; use more data"))?;
+        let h_tr: Vec<f64> = (0..n_tr)
+            .flat_map(|i| h[i * n..i * n + n_tr].to_vec())
+            .collect();
+        let cross: Vec<f64> = (n_tr..n)
+            .flat_map(|i| h[i * n..i * n + n_tr].to_vec())
+            .collect();
+        let sp = Spectral::new(&h_tr, &triples.y[..n_tr * d], d)?;
+        Ok(Self { sp, cross, n_tr })
+    }
+
+    /// Squared validation error after k steps, summed over the held-out triples.
+    fn error(&self, triples: &Triples, eta: f64, k: usize) -> f64 {
+        let d = triples.d;
+        let pred = predict(&self.cross, &self.sp.alpha_gd(eta, k as u32), self.n_tr, d);
+        pred.iter()
+            .zip(&triples.y[self.n_tr * d..])
+            .map(|(a, b)| (a - b).powi(2))
+            .sum()
+    }
 }
 
 impl KernelEstimator {
@@ -93,26 +145,33 @@ impl KernelEstimator {
                 (sp.alpha_gd(eta, k as u32), k)
             }
             Stop::Holdout { fraction } => {
-                if !(fraction > 0.0 && fraction < 1.0) {
-                    return Err(invalid("fraction", "must lie in (0, 1)"));
+                let split = Split::new(&h, triples, fraction)?;
+                let (k, _) = holdout_stop(&k_grid(k_max), |k| split.error(triples, eta, k));
+                (Spectral::new(&h, &triples.y, d)?.alpha_gd(eta, k as u32), k)
+            }
+            Stop::Sampling { fraction } => {
+                let split = Split::new(&h, triples, fraction)?;
+                let part = |alpha, steps| Self {
+                    kernel,
+                    z: triples.z[..split.n_tr * p].to_vec(),
+                    alpha,
+                    scale,
+                    d,
+                    t_range,
+                    steps,
+                };
+                let held_out = &triples.y[split.n_tr * d..];
+                let (n_s, levels, every) = SAMPLING_CHECK;
+                let mut best = (0, f64::INFINITY);
+                for k in k_grid(k_max).into_iter().step_by(every) {
+                    let xs = part(split.sp.alpha_gd(eta, k as u32), k).sample(n_s, levels, 0)?;
+                    let w2 = score_core::metrics::sliced_w2(&xs, held_out, d, 64, 0)
+                        .map_err(|e| invalid("sampling", e.to_string()))?;
+                    if w2 < best.1 {
+                        best = (k, w2);
+                    }
                 }
-                let n_val = ((n as f64) * fraction).round().max(1.0) as usize;
-                let n_tr = n - n_val;
-                let h_tr: Vec<f64> = (0..n_tr)
-                    .flat_map(|i| h[i * n..i * n + n_tr].to_vec())
-                    .collect();
-                let cross: Vec<f64> = (n_tr..n)
-                    .flat_map(|i| h[i * n..i * n + n_tr].to_vec())
-                    .collect();
-                let sp = Spectral::new(&h_tr, &triples.y[..n_tr * d], d)?;
-                let yv = &triples.y[n_tr * d..];
-                let (k, _) = holdout_stop(&k_grid(k_max), |k| {
-                    let pred = predict(&cross, &sp.alpha_gd(eta, k as u32), n_tr, d);
-                    pred.iter()
-                        .zip(yv)
-                        .map(|(a, b)| (a - b).powi(2))
-                        .sum::<f64>()
-                });
+                let k = best.0;
                 (Spectral::new(&h, &triples.y, d)?.alpha_gd(eta, k as u32), k)
             }
         };
@@ -214,6 +273,36 @@ impl KernelEstimator {
             t_range: (field("t0")?, field("t1")?),
             steps: field("steps")? as usize,
         })
+    }
+
+    /// Draw `n` samples with score-core's Heun sampler on `levels` Karras levels (ρ = 7)
+    /// over the fitted σ range, from the seeded initial noise N(0, σ_max² I); host rows
+    /// `[n, d]`.
+    pub fn sample(&self, n: usize, levels: usize, seed: u64) -> Result<Vec<f64>> {
+        use burn::tensor::{DType, Device};
+        use score_core::samplers::{HeunOptions, SampleContext, heun_sample};
+        let fail = |e: score_core::ScoreError| invalid("sampling", e.to_string());
+        let (smin, smax) = self.sigma_range();
+        let sigmas = score_core::sigmas::karras_sigmas(levels, smin, smax, 7.0).map_err(fail)?;
+        let mut rng = score_core::tensor::stream_rng(seed, 0x4e54, 0);
+        let x: Vec<f64> = (0..n * self.d)
+            .map(|_| {
+                smax * rand_distr::Distribution::<f64>::sample(
+                    &rand_distr::StandardNormal,
+                    &mut rng,
+                )
+            })
+            .collect();
+        let device = Device::flex();
+        let out = heun_sample(
+            self,
+            &sigmas,
+            score_core::tensor::from_f64_as(&x, [n, self.d], DType::F64, &device),
+            &HeunOptions::default(),
+            &mut SampleContext::new(),
+        )
+        .map_err(fail)?;
+        score_core::tensor::to_vec_f64(out.x).map_err(fail)
     }
 
     /// The EDM σ range the estimator was fitted on: (σ(t₀), σ(T)).

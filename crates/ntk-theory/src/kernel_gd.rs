@@ -57,6 +57,27 @@ impl Spectral {
         })
     }
 
+    /// The same decomposition with other labels Y' (n × d): no second factorisation.
+    pub fn with_labels(&self, y: &[f64]) -> Result<Self> {
+        if y.len() != self.n * self.d {
+            return Err(crate::error::invalid(
+                "labels",
+                format!("{} values for {} × {}", y.len(), self.n, self.d),
+            ));
+        }
+        let ym = Mat::from_fn(self.n, self.d, |i, k| y[i * self.d + k]);
+        Ok(Self {
+            vty: self.vecs.transpose() * &ym,
+            ..self.clone()
+        })
+    }
+
+    /// Kernel ridge regression (H + NγI)⁻¹Y through the decomposition.
+    pub fn alpha_ridge(&self, gamma: f64) -> Vec<f64> {
+        let ng = self.n as f64 * gamma;
+        self.alpha(|l| 1.0 / (l + ng))
+    }
+
     /// α = V diag(g(λ)) Vᵀ Y for a filter g, row-major n × d.
     pub fn alpha(&self, g: impl Fn(f64) -> f64) -> Vec<f64> {
         let scaled = Mat::from_fn(self.n, self.d, |i, k| g(self.eigvals[i]) * self.vty[(i, k)]);

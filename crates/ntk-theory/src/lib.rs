@@ -18,17 +18,21 @@
 //!   triples z = (x_t, t, 1) → X₀, exact f* and scores for a Gaussian and a two-component
 //!   mixture.
 //! - [`estimator`]: the fitted kernel estimator, stopped by a number of steps, RWY,
-//!   hold-out or ridge; saved as safetensors; a `score_core::Denoiser` in EDM form, so
+//!   hold-out, a sampling-aware hold-out, or ridge; saved as safetensors; a `score_core::Denoiser` in EDM form, so
 //!   score-core's samplers sample from it.
-//! - [`study`]: the spec's four studies and the sampling check (`cargo xtask experiment
-//!   ntk`), with tables and plots.
+//! - [`decomposition`]: the paper's error decomposition (coupling, label mismatch, early
+//!   stopping, approximation) measured term by term.
+//! - [`study`]: the spec's four studies, the sampling check and the stopping sweep.
+//! - [`report`]: all of them as tables and plots (`cargo xtask experiment ntk`).
 
+pub mod decomposition;
 pub mod dsm;
 pub mod error;
 pub mod estimator;
 pub mod kernel_gd;
 pub mod kernels;
 pub mod network;
+pub mod report;
 pub mod stopping;
 pub mod study;
 

@@ -85,6 +85,13 @@ fn stopping_rules() {
         "{k_big_noise} vs {k_small_noise}"
     );
     assert!(rwy_stop(&eig, 1.0, 1.0, 0.0, 10).is_err());
+    // A case computed by hand (RWY 2014, eq. 6: the stop is the step *before* the first
+    // violation). N = 4 eigenvalues of H equal to 2, so λ̂ = 1/2 for H/N; η = 1. For
+    // k ≥ 2, R̂(1/√k) = √(1/k) and the bound 1/(2eσ̂k) is crossed when √k > 1/(2eσ̂):
+    // with σ̂ = 0.05, at k = 14 (√13 = 3.606 < 3.679 < √14 = 3.742), so T̂ = 13.
+    assert_eq!(rwy_stop(&[2.0; 4], 1.0, 1.0, 0.05, 1000).unwrap(), 13);
+    // With σ̂ = 1 already k = 1 violates it (√½ > 1/(2e)): T̂ = 0, no step.
+    assert_eq!(rwy_stop(&[2.0; 4], 1.0, 1.0, 1.0, 1000).unwrap(), 0);
     assert_eq!(
         holdout_stop(&[1, 5, 9], |k| (k as f64 - 5.2).abs()),
         (5, (5.0f64 - 5.2).abs())

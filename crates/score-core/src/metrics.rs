@@ -163,6 +163,25 @@ pub fn loglog_slope(points: &[(f64, f64)]) -> f64 {
         / logs.iter().map(|p| (p.0 - mx).powi(2)).sum::<f64>()
 }
 
+/// Mean of `values` with a 95 % percentile bootstrap interval (`resamples` resamples
+/// with replacement, seeded): (mean, low, high). NaN for an empty slice.
+pub fn mean_interval(values: &[f64], resamples: usize, seed: u64) -> (f64, f64, f64) {
+    use rand::RngExt;
+    let n = values.len();
+    if n == 0 {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    let mean = |v: &mut dyn Iterator<Item = f64>| v.sum::<f64>() / n as f64;
+    let point = mean(&mut values.iter().copied());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut draws: Vec<f64> = (0..resamples.max(1))
+        .map(|_| mean(&mut (0..n).map(|_| values[rng.random_range(0..n)])))
+        .collect();
+    draws.sort_by(f64::total_cmp);
+    let at = |q: f64| draws[((draws.len() - 1) as f64 * q).round() as usize];
+    (point, at(0.025), at(0.975))
+}
+
 /// Per-coordinate mean and (biased) variance of row-major samples.
 pub fn moments(x: &[f64], d: usize) -> Result<(Vec<f64>, Vec<f64>)> {
     let n = rows(x, d, "samples")?;
@@ -183,6 +202,19 @@ pub fn moments(x: &[f64], d: usize) -> Result<(Vec<f64>, Vec<f64>)> {
 mod tests {
     use super::*;
     use crate::data::mixture::GaussianMixture;
+
+    #[test]
+    fn mean_interval_brackets_the_mean_and_is_degenerate_for_constants() {
+        assert_eq!(mean_interval(&[2.0; 5], 500, 1), (2.0, 2.0, 2.0));
+        let v: Vec<f64> = (0..40).map(|i| i as f64).collect();
+        let (m, lo, hi) = mean_interval(&v, 2000, 1);
+        assert_eq!(m, 19.5);
+        // Standard error of the mean of 0..39: sd 11.69 / √40 = 1.85; the 95 % interval
+        // half-width is about 1.96 SE = 3.6. Allow the bootstrap's own ±20 % scatter.
+        assert!(lo < m && m < hi, "{lo} {m} {hi}");
+        assert!(((hi - lo) / 2.0 - 3.63).abs() < 0.75, "{lo} {hi}");
+        assert!(mean_interval(&[], 10, 0).0.is_nan());
+    }
 
     #[test]
     fn sliced_w2_of_shifted_gaussians() {

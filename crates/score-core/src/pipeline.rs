@@ -369,7 +369,9 @@ pub fn test_split_fid_stats(
 }
 
 /// Train the demo UNet on [`demo_split`]'s training part; writes (and with `resume`
-/// continues) `<out>/checkpoint.safetensors` and `<out>/train.jsonl`.
+/// continues) `<out>/checkpoint.safetensors` and `<out>/train.jsonl`. With `keep_every`,
+/// checkpoints are written (and kept, see [`TrainOutput::keep_checkpoints`]) every that
+/// many steps.
 pub fn train_demo_unet(
     steps: usize,
     seed: u64,
@@ -377,6 +379,7 @@ pub fn train_demo_unet(
     progress: bool,
     device: &Device,
     resume: bool,
+    keep_every: Option<usize>,
 ) -> Result<TrainResult<UNet>> {
     std::fs::create_dir_all(out).map_err(|e| ScoreError::io(out, e))?;
     let (train_set, _) = demo_split()?;
@@ -384,6 +387,9 @@ pub fn train_demo_unet(
     tdev.seed(seed);
     let unet = demo_unet_config();
     let mut cfg = demo_train_config(steps, seed);
+    if let Some(k) = keep_every {
+        cfg.checkpoint_every = k;
+    }
     cfg.precond = Precond::edm(crate::precond::sigma_data_of(
         train_set.pixels.iter().map(|&v| v as f64),
     ));
@@ -395,6 +401,7 @@ pub fn train_demo_unet(
         None
     };
     let o = TrainOutput {
+        keep_checkpoints: keep_every.is_some(),
         checkpoint: Some(ck),
         log: Some(out.join("train.jsonl")),
         progress,

@@ -228,6 +228,39 @@ pub fn euler_sample<const D: usize, M: Denoiser<D> + ?Sized>(
     Ok(SampleOutput { x, nfe })
 }
 
+/// VP coordinates of EDM level σ: (α, σ_vp) = (1/√(1 + σ²), σ/√(1 + σ²)), so that
+/// x_vp = α·x_edm and α² + σ_vp² = 1.
+pub fn vp_coefficients(sigma: f64) -> (f64, f64) {
+    let a = 1.0 / (1.0 + sigma * sigma).sqrt();
+    (a, sigma * a)
+}
+
+/// Deterministic DDIM (Song et al. 2021) with the state in VP coordinates,
+/// x_vp = α(σ)·x_edm: x̂₀ = D(x_i/α_i; σ_i), x_{i+1} = α_{i+1}x̂₀ + (σ_vp,{i+1}/σ_vp,i)·(x_i
+/// − α_i x̂₀). Dividing by α_{i+1} shows it is [`euler_sample`] in EDM variables, step for
+/// step; it is here for samplers and closed forms written in VP coordinates (gaussian-score's
+/// VP teleport). `x` and the result are VP states; the step callback sees VP states.
+/// NFE = N − k.
+pub fn ddim_vp_sample<const D: usize, M: Denoiser<D> + ?Sized>(
+    den: &M,
+    sigmas: &[f64],
+    x: Tensor<D>,
+    ctx: &mut SampleContext<'_, D>,
+) -> Result<SampleOutput<D>> {
+    check_grid(sigmas, ctx.start_index)?;
+    let (mut x, mut nfe) = (x, 0);
+    let total = sigmas.len() - 1 - ctx.start_index;
+    for i in ctx.start_index..sigmas.len() - 1 {
+        let (s, s_next) = (sigmas[i], sigmas[i + 1]);
+        let ((a, v), (a_next, v_next)) = (vp_coefficients(s), vp_coefficients(s_next));
+        let x0 = eval(den, &x.clone().div_scalar(a), s, ctx.cond, &mut nfe);
+        let eps_part = (x - x0.clone().mul_scalar(a)).mul_scalar(v_next / v);
+        x = x0.clone().mul_scalar(a_next) + eps_part;
+        ctx.step_done(i, (s, s_next), &x, &x0, nfe, total);
+    }
+    Ok(SampleOutput { x, nfe })
+}
+
 /// EDM's Heun sampler with churn (Karras et al. 2022, Algorithm 2). With
 /// S_churn = 0 it is the deterministic second-order sampler; NFE = 2(N − k) − 1 when the
 /// grid ends at σ = 0 (the last step is a plain Euler step).

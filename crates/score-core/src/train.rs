@@ -8,7 +8,7 @@
 //! (tested in `tests/train.rs`).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
@@ -590,6 +590,18 @@ pub struct TrainOutput {
     /// Stop after this many steps of this call (for tests of interruption); the
     /// checkpoint is written at the stop.
     pub stop_after: Option<usize>,
+    /// Also keep every checkpoint written, as `<stem>.step<N>.safetensors` beside the
+    /// checkpoint (for studies over training, e.g. `cargo xtask experiment ev-training`).
+    pub keep_checkpoints: bool,
+}
+
+/// Where [`TrainOutput::keep_checkpoints`] keeps the checkpoint of `step`:
+/// `<dir>/<stem>.step<step, 7 digits>.safetensors`.
+pub fn kept_checkpoint_path(checkpoint: &Path, step: usize) -> PathBuf {
+    let stem = checkpoint
+        .file_stem()
+        .map_or("checkpoint".into(), |s| s.to_string_lossy().into_owned());
+    checkpoint.with_file_name(format!("{stem}.step{step:07}.safetensors"))
 }
 
 /// The outcome of a training call.
@@ -1135,7 +1147,12 @@ where
             param_ids: Default::default(),
             stats: [("loss".to_string(), loss)].into(),
         };
-        crate::checkpoint::write_atomic(path, &learner.checkpoint_bytes(&meta)?)
+        let bytes = learner.checkpoint_bytes(&meta)?;
+        crate::checkpoint::write_atomic(path, &bytes)?;
+        if out.keep_checkpoints {
+            crate::checkpoint::write_atomic(&kept_checkpoint_path(path, step), &bytes)?;
+        }
+        Ok(())
     };
     for step in start..end {
         let (idx, mut rng) = cfg.batch_indices(step, data.len());

@@ -116,6 +116,7 @@ fn resume_equals_an_uninterrupted_run() {
     // twice would not do: tests run in parallel threads and share its generator.)
     let net0 = mlp.init(&device);
     let out = TrainOutput {
+        keep_checkpoints: true,
         checkpoint: Some(whole_path.clone()),
         ..Default::default()
     };
@@ -129,8 +130,28 @@ fn resume_equals_an_uninterrupted_run() {
     )
     .unwrap();
 
+    // keep_checkpoints: a copy of every checkpoint written (steps 5, 10 and the end, 12),
+    // each with its own step.
+    let mut kept: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("whole.step"))
+        .collect();
+    kept.sort();
+    assert_eq!(
+        kept,
+        [
+            "whole.step0000005.safetensors",
+            "whole.step0000010.safetensors",
+            "whole.step0000012.safetensors"
+        ]
+    );
+    let k10 = score_core::train::kept_checkpoint_path(&whole_path, 10);
+    assert_eq!(CheckpointFile::read(&k10).unwrap().meta.step, 10);
+
     let net = net0;
     let out = TrainOutput {
+        keep_checkpoints: false,
         checkpoint: Some(part_path.clone()),
         stop_after: Some(7),
         ..Default::default()
@@ -142,6 +163,7 @@ fn resume_equals_an_uninterrupted_run() {
     let ck = CheckpointFile::read(&part_path).unwrap();
     assert_eq!(ck.meta.step, 7);
     let out = TrainOutput {
+        keep_checkpoints: false,
         checkpoint: Some(part_path.clone()),
         ..Default::default()
     };

@@ -209,6 +209,7 @@ fn run_one(
     let mut step = 0;
     while step < o.steps {
         let out = TrainOutput {
+            keep_checkpoints: false,
             checkpoint: Some(ck.clone()),
             log: None,
             progress: false,
