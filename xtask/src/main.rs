@@ -17,6 +17,7 @@
 //!   images, cached for `scorelab fid --ref fashion-mnist-test`.
 //! - `cargo xtask ci`: what `.ci/run` runs (format check, tests).
 
+mod bench_vs_torch;
 mod fid_setup;
 mod fixture;
 
@@ -55,6 +56,22 @@ enum Task {
         /// Where the sampling-only checkpoint goes.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// The demo UNet and its hot operations against PyTorch on this CPU, alternating
+    /// rounds; writes docs/results/performance/bench_vs_torch.{md,json} (issue 11).
+    BenchVsTorch {
+        /// Alternating rounds (scorelab, then torch).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Repetitions per operation and round (each side reports their median).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// Python with torch [default: ~/.cache/scorelab/torchvenv, created on first use].
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Output folder.
+        #[arg(long, default_value = "docs/results/performance")]
+        out: PathBuf,
     },
     /// Run an experiment and write its report.
     Experiment {
@@ -234,6 +251,16 @@ fn main() -> Result<()> {
                 r.seconds,
                 out.display()
             );
+        }
+        Task::BenchVsTorch {
+            rounds,
+            reps,
+            python,
+            out,
+        } => {
+            let md =
+                bench_vs_torch::run(&pipeline::shipped_checkpoint(), &out, rounds, reps, python)?;
+            println!("{md}");
         }
         Task::Experiment {
             name,

@@ -1113,8 +1113,14 @@ fn teleport_vp(
     }
     let vp = score_core::samplers::vp_coefficients;
     let last = *sigmas.last().context("--steps: empty grid")?;
-    let mut out =
-        gaussian_score::teleport_sample_vp(den, g, sigmas, x_t.mul_scalar(vp(sigmas[0]).0), k, ctx)?;
+    let mut out = gaussian_score::teleport_sample_vp(
+        den,
+        g,
+        sigmas,
+        x_t.mul_scalar(vp(sigmas[0]).0),
+        k,
+        ctx,
+    )?;
     out.x = out.x.div_scalar(vp(last).0);
     Ok(out)
 }
@@ -1232,7 +1238,9 @@ fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
                     if a.vp {
                         teleport_vp(&den, g, &sampler, &sigmas, x_t, k, &mut ctx)?
                     } else {
-                        gaussian_score::teleport_sample(&den, g, &sampler, &sigmas, x_t, k, &mut ctx)?
+                        gaussian_score::teleport_sample(
+                            &den, g, &sampler, &sigmas, x_t, k, &mut ctx,
+                        )?
                     }
                 }
             };

@@ -52,7 +52,10 @@ fn both_mixture_modes_are_found_by_sampling() {
         })
         .sum::<f64>()
         / 400.0;
-    assert!(dist < 2f64.sqrt(), "mean distance to the nearer centre {dist}");
+    assert!(
+        dist < 2f64.sqrt(),
+        "mean distance to the nearer centre {dist}"
+    );
 }
 
 #[test]

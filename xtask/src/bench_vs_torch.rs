@@ -1,0 +1,314 @@
+//! `cargo xtask bench-vs-torch`: the demo UNet and its hot operations, scorelab against
+//! PyTorch on the same CPU, side by side (issue 11).
+//!
+//! 1. Both sides load the shipped checkpoint's EMA weights (the torch twin is
+//!    `benches/torch/unet_bench.py`); both denoise the same inputs, and the largest
+//!    difference is reported (the check fails above 1e-3).
+//! 2. Rounds alternate: scorelab's timings in this process, then torch's in a
+//!    subprocess (A B A B …); each side reports the median of `reps` repetitions per
+//!    round, and the table gives the median over rounds and the ratio torch/scorelab
+//!    (> 1: scorelab faster).
+//! 3. PyTorch comes from PyPI into a venv outside the clone
+//!    (`~/.cache/scorelab/torchvenv`, created on first use: `python3 -m venv` and
+//!    `pip install torch numpy`). Development-time only: nothing in scorelab uses it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::nn::conv::Conv2dConfig;
+use burn::nn::{GroupNormConfig, PaddingConfig2d};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Tensor};
+use score_core::Denoiser;
+use score_core::nn::Preconditioned;
+use score_core::nn::precond::denoising_loss;
+use score_core::pipeline;
+use score_core::tensor::{randn, stream_rng, tensor1, to_vec_f32};
+
+/// The operations timed, in table order: (key, description).
+pub const OPS: [(&str, &str); 7] = [
+    (
+        "train_step_b32",
+        "UNet training step, batch 32 (fwd + bwd + Adam)",
+    ),
+    ("denoiser_b64", "denoiser evaluation, batch 64"),
+    ("matmul_1024", "matmul 1024³"),
+    ("conv3x3_fwd", "conv 3×3 64→64, 32×32, batch 32, forward"),
+    ("conv3x3_fwd_bwd", "same, forward + backward"),
+    (
+        "groupnorm_fwd",
+        "GroupNorm (8 groups) on [32, 64, 32, 32], forward",
+    ),
+    ("groupnorm_fwd_bwd", "same, forward + backward"),
+];
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn time_median(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    median(
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
+/// Force completion cheaply: one element to the host.
+fn sync<const D: usize>(t: Tensor<D>) {
+    let first = t.flatten::<1>(0, D - 1).narrow(0, 0, 1);
+    let _ = to_vec_f32(first);
+}
+
+/// scorelab's timings (seconds, median of `reps`) for every key of [`OPS`].
+fn ours(checkpoint: &Path, reps: usize) -> Result<Vec<(String, f64)>> {
+    let mut out = Vec::new();
+    let inf = Device::flex();
+    let mut rng = stream_rng(0, 0x4256, 0);
+    let (net, _, precond, _) = pipeline::load_unet(checkpoint, &inf)?;
+    let den = Preconditioned::new(&net, precond);
+    let x = randn([64, 1, 28, 28], &mut rng, &inf);
+    let s = randn([64], &mut rng, &inf)
+        .mul_scalar(1.2)
+        .sub_scalar(1.2)
+        .exp();
+    out.push((
+        "denoiser_b64".into(),
+        time_median(reps, || sync(den.denoise(x.clone(), s.clone(), None))),
+    ));
+    let ad = inf.clone().autodiff();
+    let (mut tnet, _, precond, _) = pipeline::load_unet(checkpoint, &ad)?;
+    let mut optim = AdamConfig::new().init();
+    let x0 = randn([32, 1, 28, 28], &mut rng, &ad);
+    let noise = randn([32, 1, 28, 28], &mut rng, &ad);
+    let sigma = randn([32], &mut rng, &ad)
+        .mul_scalar(1.2)
+        .sub_scalar(1.2)
+        .exp();
+    out.push((
+        "train_step_b32".into(),
+        time_median(reps, || {
+            let loss = denoising_loss(
+                &tnet,
+                &precond,
+                x0.clone(),
+                sigma.clone(),
+                noise.clone(),
+                None,
+            )
+            .mean();
+            let grads = GradientsParams::from_grads(loss.backward(), &tnet);
+            tnet = optim.step(1e-4, tnet.clone(), grads);
+        }),
+    ));
+    let a = randn([1024, 1024], &mut rng, &inf);
+    let b = randn([1024, 1024], &mut rng, &inf);
+    out.push((
+        "matmul_1024".into(),
+        time_median(reps, || sync(a.clone().matmul(b.clone()))),
+    ));
+    let conv =
+        Conv2dConfig::new([64, 64], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1));
+    let gn = GroupNormConfig::new(8, 64);
+    let h = randn([32, 64, 32, 32], &mut rng, &inf);
+    let (c_inf, g_inf) = (conv.init(&inf), gn.init(&inf));
+    out.push((
+        "conv3x3_fwd".into(),
+        time_median(reps, || sync(c_inf.forward(h.clone()))),
+    ));
+    out.push((
+        "groupnorm_fwd".into(),
+        time_median(reps, || sync(g_inf.forward(h.clone()))),
+    ));
+    let (c_ad, g_ad) = (conv.init(&ad), gn.init(&ad));
+    let h_ad = randn([32, 64, 32, 32], &mut rng, &ad).require_grad();
+    out.push((
+        "conv3x3_fwd_bwd".into(),
+        time_median(reps, || {
+            let _ = c_ad.forward(h_ad.clone()).sum().backward();
+        }),
+    ));
+    out.push((
+        "groupnorm_fwd_bwd".into(),
+        time_median(reps, || {
+            let _ = g_ad.forward(h_ad.clone()).sum().backward();
+        }),
+    ));
+    Ok(out)
+}
+
+/// The venv's python, creating the venv on first use.
+pub fn torch_python(explicit: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p);
+    }
+    let home = std::env::var_os("HOME").context("HOME is not set")?;
+    let venv = Path::new(&home).join(".cache/scorelab/torchvenv");
+    let py = venv.join("bin/python");
+    if !py.exists() {
+        eprintln!(
+            "creating {} with torch and numpy from PyPI (once)",
+            venv.display()
+        );
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()?
+            .success()
+            && Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "torch", "numpy"])
+                .status()?
+                .success();
+        if !ok {
+            bail!(
+                "could not create {} (python3 -m venv, then pip install torch numpy)",
+                venv.display()
+            );
+        }
+    }
+    Ok(py)
+}
+
+/// Largest |D_scorelab − D_torch| on 16 inputs over σ ∈ [0.002, 80], and max |D|.
+fn check(python: &Path, script: &Path, checkpoint: &Path, work: &Path) -> Result<(f64, f64)> {
+    let inf = Device::flex();
+    let (net, _, precond, _) = pipeline::load_unet(checkpoint, &inf)?;
+    let mut rng = stream_rng(1, 0x4256, 0);
+    let sig: Vec<f64> = (0..16)
+        .map(|i| 0.002 * (80.0f64 / 0.002).powf(i as f64 / 15.0))
+        .collect();
+    let x = randn([16, 1, 28, 28], &mut rng, &inf)
+        * tensor1(&sig, &inf).reshape([16, 1, 1, 1]).add_scalar(0.5);
+    let xs = to_vec_f32(x.clone())?;
+    let d = to_vec_f32(Preconditioned::new(&net, precond).denoise(x, tensor1(&sig, &inf), None))?;
+    std::fs::create_dir_all(work)?;
+    score_core::data::npy::write_npy_f32(&work.join("x.npy"), &[16, 1, 28, 28], &xs)?;
+    let s32: Vec<f32> = sig.iter().map(|&v| v as f32).collect();
+    score_core::data::npy::write_npy_f32(&work.join("sigma.npy"), &[16], &s32)?;
+    let out = work.join("d_torch.npy");
+    let st = Command::new(python)
+        .arg(script)
+        .arg("--checkpoint")
+        .arg(checkpoint)
+        .arg("--check")
+        .arg(work)
+        .arg(&out)
+        .status()?;
+    if !st.success() {
+        bail!("{} --check failed", script.display());
+    }
+    let theirs = score_core::data::npy::read_npy(&out)?.data;
+    let diff = d
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| (*a as f64 - b).abs())
+        .fold(0.0, f64::max);
+    let scale = d.iter().map(|a| a.abs() as f64).fold(0.0, f64::max);
+    Ok((diff, scale))
+}
+
+/// torch's timings for one round.
+fn theirs(
+    python: &Path,
+    script: &Path,
+    checkpoint: &Path,
+    reps: usize,
+) -> Result<(String, Vec<(String, f64)>)> {
+    let out = Command::new(python)
+        .arg(script)
+        .arg("--checkpoint")
+        .arg(checkpoint)
+        .args(["--time", "--reps", &reps.to_string(), "--threads", "2"])
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "{} --time failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(
+        out.stdout
+            .split(|&b| b == b'\n')
+            .rfind(|l| !l.is_empty())
+            .unwrap_or_default(),
+    )?;
+    let times = OPS
+        .iter()
+        .map(|(k, _)| {
+            let t = v["seconds"][k]
+                .as_f64()
+                .with_context(|| format!("torch timing '{k}' missing"))?;
+            Ok((k.to_string(), t))
+        })
+        .collect::<Result<_>>()?;
+    Ok((v["impl"].as_str().unwrap_or("torch").to_string(), times))
+}
+
+/// Run the check and `rounds` alternating rounds; write `bench_vs_torch.md` and `.json`
+/// under `out`; return the markdown.
+pub fn run(
+    checkpoint: &Path,
+    out: &Path,
+    rounds: usize,
+    reps: usize,
+    python: Option<PathBuf>,
+) -> Result<String> {
+    let python = torch_python(python)?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/torch/unet_bench.py");
+    let work = std::env::temp_dir().join(format!("scorelab-bench-vs-torch-{}", std::process::id()));
+    let (diff, scale) = check(&python, &script, checkpoint, &work)?;
+    let _ = std::fs::remove_dir_all(&work);
+    eprintln!(
+        "same weights, same inputs: max |D_scorelab − D_torch| = {diff:.2e} (max |D| = {scale:.2})"
+    );
+    if diff > 1e-3 {
+        bail!("the two UNets disagree by {diff:.2e}: fix the port before timing");
+    }
+    let (mut a, mut b): (Vec<Vec<(String, f64)>>, Vec<Vec<(String, f64)>>) =
+        (Vec::new(), Vec::new());
+    let mut torch_impl = String::new();
+    for r in 0..rounds {
+        a.push(ours(checkpoint, reps)?);
+        let (name, t) = theirs(&python, &script, checkpoint, reps)?;
+        torch_impl = name;
+        b.push(t);
+        eprintln!("round {}/{rounds} done", r + 1);
+    }
+    let pick = |v: &[Vec<(String, f64)>], k: &str| {
+        median(
+            v.iter()
+                .map(|round| round.iter().find(|(n, _)| n == k).map_or(f64::NAN, |x| x.1))
+                .collect(),
+        )
+    };
+    let mut md = format!(
+        "`cargo xtask bench-vs-torch --rounds {rounds} --reps {reps}`: shipped demo checkpoint (EMA weights) in both; {torch_impl} on CPU with 2 threads; scorelab on burn-flex (dev profile, dependencies at opt-level 3). Same weights and inputs: max |D_scorelab − D_torch| = {diff:.1e} (max |D| = {scale:.2}). Median over {rounds} alternating rounds of each side's median of {reps} repetitions.\n\n| work | scorelab | PyTorch | ratio torch/scorelab |\n|---|---:|---:|---:|\n"
+    );
+    let mut json = Vec::new();
+    for (k, what) in OPS {
+        let (ta, tb) = (pick(&a, k), pick(&b, k));
+        md += &format!(
+            "| {what} | {:.1} ms | {:.1} ms | {:.2} |\n",
+            ta * 1e3,
+            tb * 1e3,
+            tb / ta
+        );
+        json.push(serde_json::json!({"op": k, "scorelab_s": ta, "torch_s": tb, "ratio": tb / ta}));
+    }
+    std::fs::create_dir_all(out)?;
+    score_core::checkpoint::write_atomic(
+        &out.join("bench_vs_torch.json"),
+        serde_json::to_string_pretty(&serde_json::json!({"check_max_abs_diff": diff, "rounds": rounds, "reps": reps, "torch": torch_impl, "ops": json, "scorelab_rounds": a, "torch_rounds": b}))?.as_bytes(),
+    )?;
+    score_core::checkpoint::write_atomic(&out.join("bench_vs_torch.md"), md.as_bytes())?;
+    Ok(md)
+}
