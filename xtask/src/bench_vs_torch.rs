@@ -27,6 +27,9 @@ use score_core::nn::precond::denoising_loss;
 use score_core::pipeline;
 use score_core::tensor::{randn, stream_rng, tensor1, to_vec_f32};
 
+/// One side's timings of one round: (op key, seconds).
+type Round = Vec<(String, f64)>;
+
 /// The operations timed, in table order: (key, description).
 pub const OPS: [(&str, &str); 7] = [
     (
@@ -273,8 +276,7 @@ pub fn run(
     if diff > 1e-3 {
         bail!("the two UNets disagree by {diff:.2e}: fix the port before timing");
     }
-    let (mut a, mut b): (Vec<Vec<(String, f64)>>, Vec<Vec<(String, f64)>>) =
-        (Vec::new(), Vec::new());
+    let (mut a, mut b): (Vec<Round>, Vec<Round>) = (Vec::new(), Vec::new());
     let mut torch_impl = String::new();
     for r in 0..rounds {
         a.push(ours(checkpoint, reps)?);
@@ -283,7 +285,7 @@ pub fn run(
         b.push(t);
         eprintln!("round {}/{rounds} done", r + 1);
     }
-    let pick = |v: &[Vec<(String, f64)>], k: &str| {
+    let pick = |v: &[Round], k: &str| {
         median(
             v.iter()
                 .map(|round| round.iter().find(|(n, _)| n == k).map_or(f64::NAN, |x| x.1))
