@@ -76,3 +76,47 @@ fn the_sampling_stop_undoes_the_variance_collapse() {
     assert!((m - 1.0).abs() < 0.2, "sampling mean {m}");
     assert!(samp.steps > hold.steps, "{} vs {}", samp.steps, hold.steps);
 }
+
+#[test]
+fn oracle_error_falls_with_n_and_rwy_stays_within_the_spec_factor() {
+    // Spec items 3 and 4 at small n, on N(1·1, 0.25 I) in d = 2 (t ~ U[0.01, 2]), seed 0
+    // of `cargo xtask experiment ntk`'s rates study. There, over n = 100 … 800, the five
+    // seeds' slopes of the oracle MSE were −0.52 … −0.66 and RWY / oracle at n = 800 was
+    // 6.55 … 6.98.
+    // - Slope below −0.3: a plateau (the interpolating estimator's slope is −0.08) fails
+    //   it; −0.3 leaves 0.2 below the shallowest seed.
+    // - RWY within a factor 10 of the oracle (the spec's claim), at n = 800.
+    // - The interpolating estimator at least 5× worse than the oracle at n = 800 (the
+    //   spec: it plateaus; measured 10×).
+    let target = Target::Gaussian {
+        dim: 2,
+        mean: 1.0,
+        var: 0.25,
+    };
+    let rows = ntk_theory::study::rates_study(
+        &[("gaussian-2d".into(), target)],
+        &[100, 200, 400, 800],
+        100_000,
+        (0.01, 2.0),
+        &[0],
+    )
+    .unwrap();
+    let pts: Vec<(f64, f64)> = rows.iter().map(|r| (r.n as f64, r.mse_oracle)).collect();
+    let slope = score_core::metrics::loglog_slope(&pts);
+    assert!(slope < -0.3, "oracle slope {slope}: {pts:?}");
+    let last = rows.last().unwrap();
+    let ratio = last.mse_rwy / last.mse_oracle;
+    assert!(ratio < 10.0, "RWY / oracle {ratio}");
+    assert!(
+        last.k_rwy < last.k_oracle,
+        "RWY is conservative: {} vs {}",
+        last.k_rwy,
+        last.k_oracle
+    );
+    assert!(
+        last.mse_interp > 5.0 * last.mse_oracle,
+        "{} vs {}",
+        last.mse_interp,
+        last.mse_oracle
+    );
+}
