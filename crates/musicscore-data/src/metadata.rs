@@ -465,6 +465,49 @@ fn id_field(obj: &serde_json::Map<String, Value>) -> Option<(&String, &Value)> {
         .find_map(|f| obj.iter().find(|(k, _)| label_norm(k) == *f))
 }
 
+/// The target of a keyed record: the key's, or the record's own id field's when the key
+/// names nothing (a title), is a bare number (a running index, or a file id the record
+/// repeats) or names another file (with an issue); of a page key and its own file id,
+/// the page.
+fn keyed_target(
+    key: &str,
+    key_target: RecordTarget,
+    rec: &serde_json::Map<String, Value>,
+    issues: &mut Vec<String>,
+) -> RecordTarget {
+    let own = id_field(rec).map(|(field, v)| {
+        let s = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        (field.clone(), s.clone(), target_of(&s))
+    });
+    match (key_target, own) {
+        (RecordTarget::Unknown, Some((_, _, t))) if t != RecordTarget::Unknown => t,
+        (RecordTarget::Unknown, _) => {
+            issues.push(format!(
+                "key '{key}' is not an IMSLP page or file id, and the record has no id field that is"
+            ));
+            RecordTarget::Unknown
+        }
+        // A bare number key beside the record's own id is most likely a running index.
+        (_, Some((_, _, t)))
+            if t != RecordTarget::Unknown && key.trim().bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            t
+        }
+        (kt, Some((field, s, t))) if t != RecordTarget::Unknown && t.file_id() != kt.file_id() => {
+            issues.push(format!(
+                "key '{key}' and its {field} '{s}' name different IMSLP files; joined by the record's {field}"
+            ));
+            t
+        }
+        (kt @ RecordTarget::Page { .. }, _) => kt,
+        (kt, Some((_, _, t @ RecordTarget::Page { .. }))) if t.file_id() == kt.file_id() => t,
+        (kt, _) => kt,
+    }
+}
+
 fn list_record(
     v: &Value,
     ctx: &str,
@@ -550,6 +593,17 @@ pub fn parse_metadata(bytes: &[u8], path: &Path) -> Result<Metadata> {
                     wrapper: Some(wrapper.clone()),
                     id_field: most_common(id_counts),
                 }
+            } else if objects == 0 && id_field(&obj).is_some() {
+                // One record on one line: JSON Lines with a single record.
+                records.extend(list_record(
+                    &Value::Object(obj.clone()),
+                    "line 1",
+                    &mut issues,
+                    &mut id_counts,
+                ));
+                MetadataShape::JsonLines {
+                    id_field: most_common(id_counts),
+                }
             } else if objects == 0 && !obj.is_empty() {
                 return Err(err(format!(
                     "a JSON object whose values are not records (first key '{}' holds {})",
@@ -566,15 +620,13 @@ pub fn parse_metadata(bytes: &[u8], path: &Path) -> Result<Metadata> {
                         ));
                         continue;
                     };
-                    let target = target_of(k);
-                    match target {
+                    let key_target = target_of(k);
+                    match key_target {
                         RecordTarget::Page { .. } => page_keys += 1,
                         RecordTarget::File { .. } => file_keys += 1,
-                        RecordTarget::Unknown => {
-                            other_keys += 1;
-                            issues.push(format!("key '{k}' is not an IMSLP page or file id"));
-                        }
+                        RecordTarget::Unknown => other_keys += 1,
                     }
+                    let target = keyed_target(k, key_target, rec, &mut issues);
                     let ctx = format!("key '{k}'");
                     records.push(record(k.clone(), target, raw_map(rec, &mut issues, &ctx)));
                 }
@@ -719,6 +771,40 @@ mod tests {
             "list of records under 'data', id field 'file_name'"
         );
         assert_eq!(m.records[0].fields.genres, ["Sonatas", "For piano"]);
+
+        // Keyed by running numbers or titles, each record carrying its own IMSLP id: joined
+        // by that id; a key and an id naming different files: the id, with an issue.
+        let own = br#"{"0": {"imslp_id": "IMSLP913207", "Key": "A major"},
+                        "Sonata": {"file_name": "IMSLP8_3.jpg"},
+                        "IMSLP9": {"imslp_id": "IMSLP10"},
+                        "IMSLP11": {"imslp_id": "IMSLP11_2.png"}}"#;
+        let m = parse_metadata(own, p).unwrap();
+        let target = |key: &str| m.records.iter().find(|r| r.key == key).unwrap().target;
+        assert_eq!(target("0"), RecordTarget::File { file_id: 913207 });
+        assert_eq!(
+            target("Sonata"),
+            RecordTarget::Page {
+                file_id: 8,
+                page: 3
+            }
+        );
+        assert_eq!(target("IMSLP9"), RecordTarget::File { file_id: 10 });
+        assert_eq!(
+            target("IMSLP11"),
+            RecordTarget::Page {
+                file_id: 11,
+                page: 2
+            }
+        );
+        assert_eq!(m.issues.len(), 1, "{:?}", m.issues);
+        assert!(m.issues[0].contains("different IMSLP files"));
+
+        // A JSON Lines file with one record (one line) is JSON Lines, not an error.
+        let one = b"{\"imslp_id\": 4, \"Key\": \"G major\"}\n";
+        let m = parse_metadata(one, p).unwrap();
+        assert!(matches!(m.shape, MetadataShape::JsonLines { .. }));
+        assert_eq!(m.records.len(), 1);
+        assert_eq!(m.records[0].target, RecordTarget::File { file_id: 4 });
 
         let jsonl = b"{\"imslp_id\": 4, \"Key\": \"G major\"}\n\n{\"imslp_id\": \"IMSLP5\"}\n";
         let m = parse_metadata(jsonl, p).unwrap();
