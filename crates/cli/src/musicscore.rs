@@ -444,6 +444,11 @@ pub fn run(cmd: &MusicScoreCmd, c: &Common) -> Result<()> {
         MusicScoreCmd::Export(a) => {
             let filter = a.filter.filter()?;
             let corpus = open_one(&a.root, filter.needs_facts(), c.json)?;
+            if a.caption.dropout > 0.0 {
+                bail!(
+                    "--dropout: export writes the full prompt of every page; caption dropout belongs to training, which draws it afresh every epoch"
+                );
+            }
             let cap = a.caption.captioner(c.seed())?;
             let keep = filter.apply(&corpus)?;
             ensure_pages(&corpus, &keep)?;

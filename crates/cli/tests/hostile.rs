@@ -486,6 +486,22 @@ fn musicscore_messages_blame_the_right_thing() {
         &["no readable pages", "verify"],
     );
     assert!(!line.contains("filters"), "{line}");
+    // Caption dropout is training's: export refuses to freeze it into metadata.jsonl.
+    let shipped400 =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/musicscore/MisicScore-400");
+    fails(
+        &[
+            "musicscore",
+            "export",
+            "--root",
+            s(&shipped400),
+            "--out",
+            s(&d.join("hf-dropout")),
+            "--dropout",
+            "0.1",
+        ],
+        &["--dropout", "training"],
+    );
     let full = d.join("full");
     std::fs::create_dir_all(&full).unwrap();
     std::fs::write(full.join("x"), b"x").unwrap();

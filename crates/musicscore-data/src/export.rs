@@ -6,6 +6,12 @@
 //! copied byte for byte, or decoded, resized and written as PNG when a resize is given.
 //! The export is written into a temporary sibling folder and renamed into place at the
 //! end, so an interrupted export never leaves a half-written dataset behind.
+//!
+//! The `text` column is always the full prompt: caption dropout (the captioner's
+//! `dropout`) is left to training, which draws it afresh every epoch; frozen into
+//! `metadata.jsonl` it would drop the same captions in every epoch. Pages outside the
+//! published splits go to `train/`, a split name Hugging Face recognises (its split
+//! keywords are train, val/validation/dev and test/eval; `unsplit` is not one).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -29,6 +35,14 @@ pub struct ExportSummary {
     pub images: BTreeMap<String, usize>,
     /// Bytes written.
     pub bytes: u64,
+}
+
+/// The folder a split is exported to: its own name, and `train` for unsplit pages.
+pub fn export_split_name(split: Split) -> &'static str {
+    match split {
+        Split::Unsplit => Split::Train.name(),
+        s => s.name(),
+    }
 }
 
 /// Export pages `assign = [(page, split)]` to `out` in the imagefolder layout. `resize`
@@ -66,8 +80,16 @@ pub fn export_imagefolder(
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
     }
-    let split_of: std::collections::HashMap<usize, Split> = assign.iter().copied().collect();
-    let mut lines: BTreeMap<Split, Vec<String>> = BTreeMap::new();
+    let split_of: std::collections::HashMap<usize, &str> = assign
+        .iter()
+        .map(|&(i, s)| (i, export_split_name(s)))
+        .collect();
+    let mut lines: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    // The full prompt in `text`: dropout is training's, drawn per epoch.
+    let captioner = &Captioner {
+        dropout: 0.0,
+        ..captioner.clone()
+    };
     let mut images: BTreeMap<String, usize> = BTreeMap::new();
     let mut bytes_out = 0u64;
     let pages: Vec<usize> = assign.iter().map(|a| a.0).collect();
@@ -78,7 +100,7 @@ pub fn export_imagefolder(
     });
     let result = corpus.for_each_bytes(&pages, |i, bytes| {
         let split = split_of[&i];
-        let dir = tmp.join(split.name());
+        let dir = tmp.join(split);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let page = &corpus.pages[i];
         let f = corpus.fields(i);
@@ -116,7 +138,7 @@ pub fn export_imagefolder(
             let path = dir.join(&name);
             std::fs::write(&path, &data).map_err(io(&path))?;
             bytes_out += data.len() as u64;
-            *images.entry(split.name().to_string()).or_default() += 1;
+            *images.entry(split.to_string()).or_default() += 1;
             let line = json!({
                 "file_name": name,
                 "text": text,
@@ -137,7 +159,7 @@ pub fn export_imagefolder(
     });
     let finish = result.and_then(|_| {
         for (split, ls) in &lines {
-            let p = tmp.join(split.name()).join("metadata.jsonl");
+            let p = tmp.join(split).join("metadata.jsonl");
             let mut fh = std::fs::File::create(&p).map_err(io(&p))?;
             for l in ls {
                 writeln!(fh, "{l}").map_err(io(&p))?;

@@ -334,10 +334,35 @@ fn imagefolder_export_round_trips() {
     let c = open("MisicScore-400", false);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("hf");
-    let assign: Vec<(usize, Split)> = (0..c.pages.len()).map(|i| (i, c.pages[i].split)).collect();
+    // Two pages outside the published splits: they go to train/, a split name Hugging
+    // Face recognises ("unsplit" is not one).
+    let assign: Vec<(usize, Split)> = (0..c.pages.len())
+        .map(|i| {
+            (
+                i,
+                if i < 2 {
+                    Split::Unsplit
+                } else {
+                    c.pages[i].split
+                },
+            )
+        })
+        .collect();
+    // Caption dropout is training's (drawn per epoch): even at dropout 1 the exported
+    // text is the full prompt.
     let cap = Captioner::new(Template::default());
-    let s = export_imagefolder(&c, &assign, &out, &cap, None, false).unwrap();
+    let dropping = Captioner {
+        dropout: 1.0,
+        ..cap.clone()
+    };
+    let s = export_imagefolder(&c, &assign, &out, &dropping, None, false).unwrap();
     assert_eq!(s.images.values().sum::<usize>(), 22);
+    assert!(!out.join("unsplit").exists());
+    assert!(
+        s.images
+            .keys()
+            .all(|k| ["train", "val", "test"].contains(&k.as_str()))
+    );
     let mut lines = 0;
     for split in ["train", "val", "test"] {
         let meta = std::fs::read_to_string(out.join(split).join("metadata.jsonl")).unwrap();
