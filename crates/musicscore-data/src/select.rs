@@ -4,8 +4,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::corpus::{Corpus, Split};
+use crate::corpus::{Corpus, Page, Split};
 use crate::error::{MusicScoreError, Result};
+use crate::metadata::Fields;
 use crate::prompt::unit_hash;
 
 /// Ink ratio under which a page counts as blank. A blank 200 dpi scan measures
@@ -246,12 +247,56 @@ pub struct Stats {
     pub blank: Option<usize>,
     /// Pages whose bytes or dHash repeat an earlier page (needs facts).
     pub duplicates: Option<usize>,
+    /// IMSLP files and works whose pages sit in more than one published split.
+    pub split_leaks: SplitLeaks,
     /// Pages left out while opening, and unmatched counts.
     pub skipped: usize,
     /// Pages without a record.
     pub unmatched_pages: usize,
     /// Records without a page.
     pub unmatched_records: usize,
+}
+
+/// IMSLP files and works whose pages are in two or more of the published splits (train,
+/// val, test): a leak between training and evaluation. Unsplit pages are not counted.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SplitLeaks {
+    /// (IMSLP file id, the splits it appears in), ascending by id.
+    pub files: Vec<(u64, Vec<String>)>,
+    /// (work: "composer|title", or "file:<id>" without both, the splits), ascending.
+    pub works: Vec<(String, Vec<String>)>,
+}
+
+/// The work a page belongs to: composer and title, or its file when either is missing.
+fn work_key(p: &Page, f: &Fields) -> String {
+    match (&f.composer, &f.title) {
+        (Some(c), Some(t)) => format!("{c}|{t}"),
+        _ => format!("file:{}", p.name.file_id),
+    }
+}
+
+impl SplitLeaks {
+    fn compute(pages: &[(&Page, Fields)]) -> Self {
+        fn leaks<K: Ord + Clone>(it: impl Iterator<Item = (K, Split)>) -> Vec<(K, Vec<String>)> {
+            let mut m: BTreeMap<K, std::collections::BTreeSet<Split>> = BTreeMap::new();
+            for (k, s) in it.filter(|(_, s)| *s != Split::Unsplit) {
+                m.entry(k).or_default().insert(s);
+            }
+            m.into_iter()
+                .filter(|(_, s)| s.len() > 1)
+                .map(|(k, s)| (k, s.iter().map(|x| x.name().to_string()).collect()))
+                .collect()
+        }
+        SplitLeaks {
+            files: leaks(pages.iter().map(|(p, _)| (p.name.file_id, p.split))),
+            works: leaks(pages.iter().map(|(p, f)| (work_key(p, f), p.split))),
+        }
+    }
+
+    /// True when nothing leaks.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.works.is_empty()
+    }
 }
 
 fn counts(it: impl Iterator<Item = String>) -> Counts {
@@ -281,13 +326,7 @@ impl Stats {
             *per_file.entry(p.name.file_id).or_default() += 1;
         }
         let pf: Vec<usize> = per_file.values().copied().collect();
-        let works: HashSet<String> = pages
-            .iter()
-            .map(|(p, f)| match (&f.composer, &f.title) {
-                (Some(c), Some(t)) => format!("{c}|{t}"),
-                _ => format!("file:{}", p.name.file_id),
-            })
-            .collect();
+        let works: HashSet<String> = pages.iter().map(|(p, f)| work_key(p, f)).collect();
         let have_facts = pages.iter().all(|(p, _)| p.facts.is_some()) && !pages.is_empty();
         let (mut ink, mut blank, mut duplicates) = (None, None, None);
         if have_facts {
@@ -337,6 +376,7 @@ impl Stats {
             ink,
             blank,
             duplicates,
+            split_leaks: SplitLeaks::compute(&pages),
             skipped: corpus.report.skipped.len(),
             unmatched_pages: corpus.report.unmatched_pages.len(),
             unmatched_records: corpus.report.unmatched_records.len(),
@@ -396,6 +436,17 @@ impl Stats {
         out += &format!(
             "| skipped / unmatched pages / unmatched records | {} / {} / {} |\n",
             self.skipped, self.unmatched_pages, self.unmatched_records
+        );
+        let l = &self.split_leaks;
+        out += &format!(
+            "| files / works in more than one split | {} / {}{} |\n",
+            l.files.len(),
+            l.works.len(),
+            match (l.files.first(), l.works.first()) {
+                (Some((id, s)), _) => format!(" (e.g. IMSLP{id} in {})", s.join(" and ")),
+                (None, Some((w, s))) => format!(" (e.g. {w} in {})", s.join(" and ")),
+                _ => String::new(),
+            }
         );
         out
     }

@@ -263,3 +263,44 @@ fn not_a_layout_is_a_clear_error() {
         .to_string();
     assert!(e.contains("missing") && e.contains("not a folder"), "{e}");
 }
+
+#[test]
+fn a_file_or_work_in_two_published_splits_is_reported() {
+    // IMSLP10 has pages in train and test (a file leak); IMSLP20 (train) and IMSLP21
+    // (val) are two files of one work (a work leak); IMSLP30 is in train and unsplit,
+    // which is not a leak between published splits.
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("musicscore-14K");
+    for p in [
+        "train/IMSLP10_1.jpg",
+        "test/IMSLP10_2.jpg",
+        "train/IMSLP20_1.jpg",
+        "val/IMSLP21_1.jpg",
+        "train/IMSLP30_1.jpg",
+        "IMSLP30_2.jpg",
+    ] {
+        write(&root.join(p), &jpeg(40, 56));
+    }
+    write(
+        &root.join("hd_data_14k.json"),
+        br#"[{"id": "IMSLP20", "Composer": "Haydn, Joseph", "Work Title": "String Quartet"},
+             {"id": "IMSLP21", "Composer": "Haydn, Joseph", "Work Title": "String Quartet"}]"#,
+    );
+    let c = Corpus::open(&root, &opts(OnError::Fail)).unwrap();
+    let all: Vec<usize> = (0..c.pages.len()).collect();
+    let s = musicscore_data::select::Stats::compute(&c, &all);
+    let leaks = &s.split_leaks;
+    assert_eq!(
+        leaks.files,
+        [(10, vec!["train".to_string(), "test".to_string()])]
+    );
+    let works: Vec<&str> = leaks.works.iter().map(|w| w.0.as_str()).collect();
+    assert_eq!(works, ["Joseph Haydn|String Quartet", "file:10"]);
+    let md = s.to_markdown();
+    assert!(
+        md.contains(
+            "| files / works in more than one split | 1 / 2 (e.g. IMSLP10 in train and test) |"
+        ),
+        "{md}"
+    );
+}
