@@ -134,15 +134,16 @@ fn walk(
             });
         }
     };
+    // A break ends the loop with `broken` set; the checkpoints taken up to it are kept,
+    // so that a partial index still reads its entries without decoding from the start.
+    let mut broken_at = None;
+    let mut stopped = false;
     for entry in entries {
         let mut entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                return Ok(Walk {
-                    report,
-                    checkpoints: Vec::new(),
-                    broken: Some(broken(&last, &e)),
-                });
+                broken_at = Some(broken(&last, &e));
+                break;
             }
         };
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -164,43 +165,36 @@ fn walk(
             size,
         };
         let mut bytes = Vec::with_capacity(size.min(1 << 24) as usize);
-        let read = entry.read_to_end(&mut bytes);
-        if let Err(err) = read {
+        if let Err(err) = entry.read_to_end(&mut bytes) {
             let msg = format!("entry '{name}': cannot read its data: {err}");
-            return Ok(Walk {
-                report,
-                checkpoints: Vec::new(),
-                broken: Some(archive_err(path, msg)),
-            });
+            broken_at = Some(archive_err(path, msg));
+            break;
         }
         if (bytes.len() as u64) != size {
             let msg = format!(
                 "entry '{name}': {} of {size} bytes (truncated)",
                 bytes.len()
             );
-            return Ok(Walk {
-                report,
-                checkpoints: Vec::new(),
-                broken: Some(archive_err(path, msg)),
-            });
+            broken_at = Some(archive_err(path, msg));
+            break;
         }
         if !f(&e, bytes)? {
-            return Ok(Walk {
-                report,
-                checkpoints: Vec::new(),
-                broken: None,
-            });
+            stopped = true;
+            break;
         }
         last = e.name;
     }
-    // Reach the real end of the stream so that trailing corruption is noticed too.
     let mut stream = archive.into_inner();
-    let tail = std::io::copy(&mut stream, &mut std::io::sink());
-    let checkpoints = stream.take_checkpoints();
+    if broken_at.is_none() && !stopped {
+        // Reach the real end of the stream so that trailing corruption is noticed too.
+        if let Err(e) = std::io::copy(&mut stream, &mut std::io::sink()) {
+            broken_at = Some(broken(&last, &e));
+        }
+    }
     Ok(Walk {
         report,
-        checkpoints,
-        broken: tail.err().map(|e| broken(&last, &e)),
+        checkpoints: stream.take_checkpoints(),
+        broken: broken_at,
     })
 }
 

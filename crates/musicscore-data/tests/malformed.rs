@@ -304,3 +304,29 @@ fn a_file_or_work_in_two_published_splits_is_reported() {
         "{md}"
     );
 }
+
+#[test]
+fn a_partial_index_keeps_its_checkpoints() {
+    // A truncated archive indexed with keep_partial: the entries before the break are
+    // kept, and so are the inflater checkpoints taken before it (the index used to drop
+    // them, so every read decoded from the start of a possibly 46 GB stream).
+    let d = tempfile::tempdir().unwrap();
+    let files: Vec<(String, Vec<u8>)> = (1..=8)
+        .map(|p| (format!("train/IMSLP7_{p}.jpg"), jpeg(300 + 8 * p as u16, 400)))
+        .collect();
+    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let whole = d.path().join("whole.tar.gz");
+    tar_gz(&whole, &refs);
+    let bytes = std::fs::read(&whole).unwrap();
+    let cut = d.path().join("train.tar.gz");
+    std::fs::write(&cut, &bytes[..bytes.len() * 3 / 4]).unwrap();
+    let idx = musicscore_data::archive::ArchiveIndex::build(&cut, u64::MAX, 2048, true, |_, _| {})
+        .unwrap();
+    assert!(idx.broken.is_some());
+    let n = idx.entries.len();
+    assert!((1..8).contains(&n), "{n} entries kept");
+    assert!(idx.checkpoints() > 0, "no checkpoints kept");
+    for i in 0..n {
+        assert_eq!(idx.read(i).unwrap(), files[i].1, "entry {i}");
+    }
+}
