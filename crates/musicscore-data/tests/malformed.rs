@@ -312,7 +312,12 @@ fn a_partial_index_keeps_its_checkpoints() {
     // them, so every read decoded from the start of a possibly 46 GB stream).
     let d = tempfile::tempdir().unwrap();
     let files: Vec<(String, Vec<u8>)> = (1..=8)
-        .map(|p| (format!("train/IMSLP7_{p}.jpg"), jpeg(300 + 8 * p as u16, 400)))
+        .map(|p| {
+            (
+                format!("train/IMSLP7_{p}.jpg"),
+                jpeg(300 + 8 * p as u16, 400),
+            )
+        })
         .collect();
     let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
     let whole = d.path().join("whole.tar.gz");
