@@ -182,6 +182,24 @@ def median_time(f, reps):
     return sorted(ts)[len(ts) // 2]
 
 
+def train_step_time(net, sigma_data, batch, reps, g):
+    """Median seconds of one EDM training step (fwd + bwd + Adam) at `batch`."""
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    x = torch.randn(batch, 1, 28, 28, generator=g)
+    s = torch.exp(torch.randn(batch, generator=g) * 1.2 - 1.2)
+    n = torch.randn(batch, 1, 28, 28, generator=g)
+    w = (s**2 + sigma_data**2) / (s * sigma_data) ** 2
+
+    def step():
+        opt.zero_grad()
+        d = denoise(net, sigma_data, x + n * s[:, None, None, None], s)
+        loss = (w[:, None, None, None] * (d - x) ** 2).sum() / batch
+        loss.backward()
+        opt.step()
+
+    return median_time(step, reps)
+
+
 def timings(net, sigma_data, reps):
     g = torch.Generator().manual_seed(0)
     out = {}
@@ -189,20 +207,7 @@ def timings(net, sigma_data, reps):
     s64 = torch.exp(torch.randn(64, generator=g) * 1.2 - 1.2)
     with torch.no_grad():
         out["denoiser_b64"] = median_time(lambda: denoise(net, sigma_data, x64, s64), reps)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
-    x32 = torch.randn(32, 1, 28, 28, generator=g)
-    s32 = torch.exp(torch.randn(32, generator=g) * 1.2 - 1.2)
-    n32 = torch.randn(32, 1, 28, 28, generator=g)
-    w = (s32**2 + sigma_data**2) / (s32 * sigma_data) ** 2
-
-    def step():
-        opt.zero_grad()
-        d = denoise(net, sigma_data, x32 + n32 * s32[:, None, None, None], s32)
-        loss = (w[:, None, None, None] * (d - x32) ** 2).sum() / 32
-        loss.backward()
-        opt.step()
-
-    out["train_step_b32"] = median_time(step, reps)
+    out["train_step_b32"] = train_step_time(net, sigma_data, 32, reps, g)
     gn = torch.nn.GroupNorm(8, 64)
     h = torch.randn(32, 64, 32, 32, generator=g, requires_grad=True)
     with torch.no_grad():
@@ -225,6 +230,7 @@ def main():
     p.add_argument("--time", action="store_true")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--scaling", help="comma-separated batch sizes: time only the training step")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     net, sigma_data = load(a.checkpoint)
@@ -234,6 +240,10 @@ def main():
         with torch.no_grad():
             d = denoise(net.eval(), sigma_data, x, s)
         np.save(a.check[1], d.numpy().astype(np.float32))
+    if a.scaling:
+        g = torch.Generator().manual_seed(0)
+        t = {b: train_step_time(net, sigma_data, int(b), a.reps, g) for b in a.scaling.split(",")}
+        print(json.dumps({"impl": "torch " + torch.__version__, "threads": a.threads, "seconds": t}))
     if a.time:
         t = timings(net, sigma_data, a.reps)
         print(json.dumps({"impl": "torch " + torch.__version__, "threads": a.threads, "seconds": t}))

@@ -71,6 +71,131 @@ fn sync<const D: usize>(t: Tensor<D>) {
     let _ = to_vec_f32(first);
 }
 
+/// scorelab's training step at `batch` (seconds, median of `reps`), the shipped weights.
+fn our_train_step(checkpoint: &Path, batch: usize, reps: usize) -> Result<f64> {
+    let ad = Device::flex().autodiff();
+    let mut rng = stream_rng(0, 0x4256, batch as u64);
+    let (mut net, _, precond, _) = pipeline::load_unet(checkpoint, &ad)?;
+    let mut optim = AdamConfig::new().init();
+    let x0 = randn([batch, 1, 28, 28], &mut rng, &ad);
+    let noise = randn([batch, 1, 28, 28], &mut rng, &ad);
+    let sigma = randn([batch], &mut rng, &ad)
+        .mul_scalar(1.2)
+        .sub_scalar(1.2)
+        .exp();
+    Ok(time_median(reps, || {
+        let loss = denoising_loss(
+            &net,
+            &precond,
+            x0.clone(),
+            sigma.clone(),
+            noise.clone(),
+            None,
+        )
+        .mean();
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        net = optim.step(1e-4, net.clone(), grads);
+    }))
+}
+
+/// Training-step time against batch size for both sides, alternating rounds; writes
+/// `scaling.{md,json,svg}` under `out`.
+pub fn scaling(
+    checkpoint: &Path,
+    out: &Path,
+    batches: &[usize],
+    rounds: usize,
+    reps: usize,
+    python: Option<PathBuf>,
+) -> Result<String> {
+    let python = torch_python(python)?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/torch/unet_bench.py");
+    let list: Vec<String> = batches.iter().map(|b| b.to_string()).collect();
+    let (mut a, mut b): (Vec<Vec<f64>>, Vec<Vec<f64>>) = (Vec::new(), Vec::new());
+    for r in 0..rounds {
+        a.push(
+            batches
+                .iter()
+                .map(|&n| our_train_step(checkpoint, n, reps))
+                .collect::<Result<_>>()?,
+        );
+        let o = Command::new(&python)
+            .arg(&script)
+            .arg("--checkpoint")
+            .arg(checkpoint)
+            .args(["--scaling", &list.join(","), "--reps", &reps.to_string()])
+            .output()?;
+        if !o.status.success() {
+            bail!(
+                "{} --scaling failed: {}",
+                script.display(),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+        b.push(
+            list.iter()
+                .map(|k| {
+                    v["seconds"][k]
+                        .as_f64()
+                        .context("torch scaling timing missing")
+                })
+                .collect::<Result<_>>()?,
+        );
+        eprintln!("scaling round {}/{rounds} done", r + 1);
+    }
+    let med = |v: &[Vec<f64>], i: usize| median(v.iter().map(|r| r[i]).collect());
+    let mut md = format!(
+        "`cargo xtask bench-vs-torch --scaling {} --rounds {rounds} --reps {reps}`: the demo UNet's training step (fwd + bwd + Adam, 28×28, shipped weights) against batch size; median over {rounds} alternating rounds of each side's median of {reps}.\n\n| batch | scorelab | PyTorch | ratio torch/scorelab | scorelab ms/image | PyTorch ms/image |\n|---:|---:|---:|---:|---:|---:|\n",
+        list.join(",")
+    );
+    let (mut ours_pts, mut theirs_pts) = (Vec::new(), Vec::new());
+    for (i, &n) in batches.iter().enumerate() {
+        let (ta, tb) = (med(&a, i), med(&b, i));
+        md += &format!(
+            "| {n} | {:.1} ms | {:.1} ms | {:.2} | {:.2} | {:.2} |\n",
+            ta * 1e3,
+            tb * 1e3,
+            tb / ta,
+            ta * 1e3 / n as f64,
+            tb * 1e3 / n as f64
+        );
+        ours_pts.push((n as f64, ta * 1e3));
+        theirs_pts.push((n as f64, tb * 1e3));
+    }
+    std::fs::create_dir_all(out)?;
+    score_core::plot::Plot {
+        title: "Demo UNet training step against batch size (2-core CPU)".into(),
+        x_label: "batch size".into(),
+        y_label: "ms per step".into(),
+        log_x: true,
+        log_y: true,
+        series: vec![
+            score_core::plot::Series {
+                label: "scorelab (burn-flex)".into(),
+                points: ours_pts,
+                markers_only: false,
+            },
+            score_core::plot::Series {
+                label: "PyTorch".into(),
+                points: theirs_pts,
+                markers_only: false,
+            },
+        ],
+        y_range: None,
+    }
+    .save(&out.join("scaling.svg"))?;
+    score_core::checkpoint::write_atomic(
+        &out.join("scaling.json"),
+        serde_json::to_string_pretty(
+            &serde_json::json!({"batches": batches, "scorelab_rounds": a, "torch_rounds": b}),
+        )?
+        .as_bytes(),
+    )?;
+    score_core::checkpoint::write_atomic(&out.join("scaling.md"), md.as_bytes())?;
+    Ok(md)
+}
+
 /// scorelab's timings (seconds, median of `reps`) for every key of [`OPS`].
 fn ours(checkpoint: &Path, reps: usize) -> Result<Vec<(String, f64)>> {
     let mut out = Vec::new();

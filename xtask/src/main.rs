@@ -73,6 +73,10 @@ enum Task {
         /// Output folder.
         #[arg(long, default_value = "docs/results/performance")]
         out: PathBuf,
+        /// Instead: the training step at these batch sizes, comma-separated (a table
+        /// and a plot, scaling.{md,json,svg}).
+        #[arg(long)]
+        scaling: Option<String>,
     },
     /// Run an experiment and write its report.
     Experiment {
@@ -270,9 +274,20 @@ fn main() -> Result<()> {
             reps,
             python,
             out,
+            scaling,
         } => {
-            let md =
-                bench_vs_torch::run(&pipeline::shipped_checkpoint(), &out, rounds, reps, python)?;
+            let ck = pipeline::shipped_checkpoint();
+            let md = match scaling {
+                Some(list) => {
+                    let batches: Vec<usize> = list
+                        .split(',')
+                        .map(|v| v.trim().parse::<usize>())
+                        .collect::<Result<_, _>>()
+                        .context("--scaling: comma-separated batch sizes")?;
+                    bench_vs_torch::scaling(&ck, &out, &batches, rounds, reps, python)?
+                }
+                None => bench_vs_torch::run(&ck, &out, rounds, reps, python)?,
+            };
             println!("{md}");
         }
         Task::Experiment {
