@@ -72,7 +72,17 @@ pub fn kernel_terms(
     seed: u64,
 ) -> Result<Vec<KernelTerms>> {
     let (tr, te) = draws(target, n, t_range, seed);
-    let fit = Fit::new(&tr, &te)?;
+    terms_of(&Fit::new(&tr, &te)?, &tr, &te, ks, seed)
+}
+
+/// The kernel terms of one fitted draw.
+fn terms_of(
+    fit: &Fit,
+    tr: &Triples,
+    te: &Triples,
+    ks: &[usize],
+    seed: u64,
+) -> Result<Vec<KernelTerms>> {
     let clean = fit.sp.with_labels(&tr.f_star)?;
     let d = tr.d;
     let f_inf = fit.at_test(&clean.alpha_ridge(INTERPOLATION_GAMMA), d);
@@ -83,7 +93,7 @@ pub fn kernel_terms(
             let f_y = fit.at_test(&fit.sp.alpha_gd(1.0, k as u32), d);
             let f_f = fit.at_test(&clean.alpha_gd(1.0, k as u32), d);
             KernelTerms {
-                n,
+                n: tr.len(),
                 k,
                 seed,
                 label_mismatch: rms(&f_y, &f_f),
@@ -109,8 +119,8 @@ pub fn network_terms(
         return Err(crate::error::invalid("ks", "step counts must increase"));
     }
     let (tr, te) = draws(target, n, t_range, seed);
-    let kernel = kernel_terms(target, n, ks, t_range, seed)?;
     let fit = Fit::new(&tr, &te)?;
+    let kernel = terms_of(&fit, &tr, &te, ks, seed)?;
     let (p, d) = (tr.p(), tr.d);
     // η = 1/max κ(z_i, z_i) for the network is step 1 on the rescaled kernel.
     let kmax = (0..n)
