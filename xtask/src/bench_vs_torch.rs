@@ -212,31 +212,11 @@ fn ours(checkpoint: &Path, reps: usize) -> Result<Vec<(String, f64)>> {
         "denoiser_b64".into(),
         time_median(reps, || sync(den.denoise(x.clone(), s.clone(), None))),
     ));
-    let ad = inf.clone().autodiff();
-    let (mut tnet, _, precond, _) = pipeline::load_unet(checkpoint, &ad)?;
-    let mut optim = AdamConfig::new().init();
-    let x0 = randn([32, 1, 28, 28], &mut rng, &ad);
-    let noise = randn([32, 1, 28, 28], &mut rng, &ad);
-    let sigma = randn([32], &mut rng, &ad)
-        .mul_scalar(1.2)
-        .sub_scalar(1.2)
-        .exp();
     out.push((
         "train_step_b32".into(),
-        time_median(reps, || {
-            let loss = denoising_loss(
-                &tnet,
-                &precond,
-                x0.clone(),
-                sigma.clone(),
-                noise.clone(),
-                None,
-            )
-            .mean();
-            let grads = GradientsParams::from_grads(loss.backward(), &tnet);
-            tnet = optim.step(1e-4, tnet.clone(), grads);
-        }),
+        our_train_step(checkpoint, 32, reps)?,
     ));
+    let ad = inf.clone().autodiff();
     let a = randn([1024, 1024], &mut rng, &inf);
     let b = randn([1024, 1024], &mut rng, &inf);
     out.push((

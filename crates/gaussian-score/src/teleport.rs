@@ -81,6 +81,25 @@ pub fn index_for_sigma(sigmas: &[f64], sigma: f64) -> usize {
         .unwrap_or(sigmas.len().saturating_sub(1))
 }
 
+/// Apply a closed form `f` to the rows of `x` on the host (float64), back in `x`'s shape,
+/// device and dtype; `x` must have rows of the Gaussian's dimension.
+fn map_rows<const D: usize>(
+    g: &GaussianScore,
+    x: Tensor<D>,
+    f: impl FnOnce(&[f64]) -> Vec<f64>,
+) -> Result<Tensor<D>> {
+    let (shape, dims) = (x.shape(), x.dims());
+    let (device, dtype) = (x.device(), x.dtype());
+    let xs = to_vec_f64(x)?;
+    if xs.len() != dims[0] * g.dim() {
+        return Err(invalid(
+            "x",
+            format!("{dims:?} does not fit a Gaussian of dimension {}", g.dim()),
+        ));
+    }
+    Ok(from_f64_as(&f(&xs), [dims[0], g.dim()], dtype, &device).reshape(shape))
+}
+
 /// Move `x_t` (at σ_T) to σ along the Gaussian's exact probability-flow trajectory.
 pub fn teleport_state<const D: usize>(
     g: &GaussianScore,
@@ -88,22 +107,21 @@ pub fn teleport_state<const D: usize>(
     sigma_t: f64,
     sigma: f64,
 ) -> Result<Tensor<D>> {
-    let shape = x_t.shape();
-    let dims = x_t.dims();
-    let (device, dtype) = (x_t.device(), x_t.dtype());
-    let xs = to_vec_f64(x_t)?;
-    if xs.len() != dims[0] * g.dim() {
+    map_rows(g, x_t, |xs| g.pf_solution(xs, sigma_t, sigma))
+}
+
+/// A skip of `k` levels must leave at least one step on the grid.
+fn check_skip(k: usize, sigmas: &[f64]) -> Result<()> {
+    if k + 1 >= sigmas.len() {
         return Err(invalid(
-            "x",
+            "skip",
             format!(
-                "{:?} does not fit a Gaussian of dimension {}",
-                dims,
-                g.dim()
+                "k = {k} leaves no step on a grid of {} levels",
+                sigmas.len()
             ),
         ));
     }
-    let y = g.pf_solution(&xs, sigma_t, sigma);
-    Ok(from_f64_as(&y, [dims[0], g.dim()], dtype, &device).reshape(shape))
+    Ok(())
 }
 
 /// Sample with teleportation: `x_t` is the start state at `sigmas[0]`; the first `k`
@@ -117,15 +135,7 @@ pub fn teleport_sample<const D: usize, M: Denoiser<D> + ?Sized>(
     k: usize,
     ctx: &mut SampleContext<'_, D>,
 ) -> Result<SampleOutput<D>> {
-    if k + 1 >= sigmas.len() {
-        return Err(invalid(
-            "skip",
-            format!(
-                "k = {k} leaves no step on a grid of {} levels",
-                sigmas.len()
-            ),
-        ));
-    }
+    check_skip(k, sigmas)?;
     let x = if k == 0 {
         x_t
     } else {
@@ -150,30 +160,12 @@ pub fn teleport_sample_vp<const D: usize, M: Denoiser<D> + ?Sized>(
     k: usize,
     ctx: &mut SampleContext<'_, D>,
 ) -> Result<SampleOutput<D>> {
-    if k + 1 >= sigmas.len() {
-        return Err(invalid(
-            "skip",
-            format!(
-                "k = {k} leaves no step on a grid of {} levels",
-                sigmas.len()
-            ),
-        ));
-    }
+    check_skip(k, sigmas)?;
     let x = if k == 0 {
         x_vp
     } else {
-        let (shape, dims) = (x_vp.shape(), x_vp.dims());
-        let (device, dtype) = (x_vp.device(), x_vp.dtype());
-        let xs = to_vec_f64(x_vp)?;
-        if xs.len() != dims[0] * g.dim() {
-            return Err(invalid(
-                "x",
-                format!("{dims:?} does not fit a Gaussian of dimension {}", g.dim()),
-            ));
-        }
         let ((a0, v0), (ak, vk)) = (vp_coefficients(sigmas[0]), vp_coefficients(sigmas[k]));
-        let y = g.pf_solution_vp(&xs, a0, v0, ak, vk);
-        from_f64_as(&y, [dims[0], g.dim()], dtype, &device).reshape(shape)
+        map_rows(g, x_vp, |xs| g.pf_solution_vp(xs, a0, v0, ak, vk))?
     };
     ctx.start_index = k;
     Ok(ddim_vp_sample(den, sigmas, x, ctx)?)
