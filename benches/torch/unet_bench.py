@@ -182,12 +182,13 @@ def median_time(f, reps):
     return sorted(ts)[len(ts) // 2]
 
 
-def train_step_time(net, sigma_data, batch, reps, g):
-    """Median seconds of one EDM training step (fwd + bwd + Adam) at `batch`."""
+def train_step_time(net, sigma_data, batch, reps, g, res=28):
+    """Median seconds of one EDM training step (fwd + bwd + Adam) at `batch`, on
+    `res`×`res` images."""
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
-    x = torch.randn(batch, 1, 28, 28, generator=g)
+    x = torch.randn(batch, 1, res, res, generator=g)
     s = torch.exp(torch.randn(batch, generator=g) * 1.2 - 1.2)
-    n = torch.randn(batch, 1, 28, 28, generator=g)
+    n = torch.randn(batch, 1, res, res, generator=g)
     w = (s**2 + sigma_data**2) / (s * sigma_data) ** 2
 
     def step():
@@ -231,6 +232,12 @@ def main():
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--scaling", help="comma-separated batch sizes: time only the training step")
+    p.add_argument(
+        "--size-scaling",
+        help="comma-separated image sizes: the training step of a randomly initialised UNet "
+        "of that resolution (attention at res/4) at batch --batch",
+    )
+    p.add_argument("--batch", type=int, default=32)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     net, sigma_data = load(a.checkpoint)
@@ -243,6 +250,14 @@ def main():
     if a.scaling:
         g = torch.Generator().manual_seed(0)
         t = {b: train_step_time(net, sigma_data, int(b), a.reps, g) for b in a.scaling.split(",")}
+        print(json.dumps({"impl": "torch " + torch.__version__, "threads": a.threads, "seconds": t}))
+    if a.size_scaling:
+        g = torch.Generator().manual_seed(0)
+        t = {}
+        for r in a.size_scaling.split(","):
+            torch.manual_seed(0)
+            net_r = UNet(res=int(r), attn_res=(int(r) // 4,))
+            t[r] = train_step_time(net_r, 0.5, a.batch, a.reps, g, int(r))
         print(json.dumps({"impl": "torch " + torch.__version__, "threads": a.threads, "seconds": t}))
     if a.time:
         t = timings(net, sigma_data, a.reps)

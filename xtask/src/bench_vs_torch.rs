@@ -71,14 +71,37 @@ fn sync<const D: usize>(t: Tensor<D>) {
     let _ = to_vec_f32(first);
 }
 
-/// scorelab's training step at `batch` (seconds, median of `reps`), the shipped weights.
-fn our_train_step(checkpoint: &Path, batch: usize, reps: usize) -> Result<f64> {
+/// The network a scaling point times: the shipped checkpoint (28×28), or the demo
+/// architecture at another resolution with random weights (attention at res/4).
+#[derive(Clone, Copy)]
+pub enum Net<'a> {
+    /// The shipped checkpoint.
+    Shipped(&'a Path),
+    /// Random initialisation at this resolution.
+    Random(usize),
+}
+
+/// scorelab's training step at `batch` (seconds, median of `reps`).
+fn our_train_step(net: Net<'_>, batch: usize, reps: usize) -> Result<f64> {
     let ad = Device::flex().autodiff();
     let mut rng = stream_rng(0, 0x4256, batch as u64);
-    let (mut net, _, precond, _) = pipeline::load_unet(checkpoint, &ad)?;
+    let (mut net, precond, res) = match net {
+        Net::Shipped(ck) => {
+            let (n, _, p, _) = pipeline::load_unet(ck, &ad)?;
+            (n, p, 28)
+        }
+        Net::Random(r) => {
+            let mut c = pipeline::demo_unet_config();
+            c.resolution = r;
+            c.attn_resolutions = vec![r / 4];
+            c.validate().map_err(anyhow::Error::msg)?;
+            ad.seed(0);
+            (c.init(&ad), score_core::Precond::edm(0.5), r)
+        }
+    };
     let mut optim = AdamConfig::new().init();
-    let x0 = randn([batch, 1, 28, 28], &mut rng, &ad);
-    let noise = randn([batch, 1, 28, 28], &mut rng, &ad);
+    let x0 = randn([batch, 1, res, res], &mut rng, &ad);
+    let noise = randn([batch, 1, res, res], &mut rng, &ad);
     let sigma = randn([batch], &mut rng, &ad)
         .mul_scalar(1.2)
         .sub_scalar(1.2)
@@ -98,32 +121,62 @@ fn our_train_step(checkpoint: &Path, batch: usize, reps: usize) -> Result<f64> {
     }))
 }
 
-/// Training-step time against batch size for both sides, alternating rounds; writes
-/// `scaling.{md,json,svg}` under `out`.
+/// What a scaling run varies.
+pub enum Axis {
+    /// Batch sizes, at 28×28 with the shipped weights.
+    Batch(Vec<usize>),
+    /// Image sizes at this batch, random weights.
+    Size(Vec<usize>, usize),
+}
+
+/// Training-step time against batch size or image size for both sides, alternating
+/// rounds; writes `scaling.{md,json,svg}` (batch) or `scaling_size.{…}` under `out`.
 pub fn scaling(
     checkpoint: &Path,
     out: &Path,
-    batches: &[usize],
+    axis: &Axis,
     rounds: usize,
     reps: usize,
     python: Option<PathBuf>,
 ) -> Result<String> {
     let python = torch_python(python)?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/torch/unet_bench.py");
-    let list: Vec<String> = batches.iter().map(|b| b.to_string()).collect();
+    let (values, stem, what) = match axis {
+        Axis::Batch(v) => (v.clone(), "scaling", "batch"),
+        Axis::Size(v, _) => (v.clone(), "scaling_size", "image size"),
+    };
+    let batches = &values;
+    let list: Vec<String> = values.iter().map(|b| b.to_string()).collect();
+    let point = |v: usize| match axis {
+        Axis::Batch(_) => (Net::Shipped(checkpoint), v),
+        Axis::Size(_, b) => (Net::Random(v), *b),
+    };
+    let torch_args: Vec<String> = match axis {
+        Axis::Batch(_) => vec!["--scaling".into(), list.join(",")],
+        Axis::Size(_, b) => vec![
+            "--size-scaling".into(),
+            list.join(","),
+            "--batch".into(),
+            b.to_string(),
+        ],
+    };
     let (mut a, mut b): (Vec<Vec<f64>>, Vec<Vec<f64>>) = (Vec::new(), Vec::new());
     for r in 0..rounds {
         a.push(
             batches
                 .iter()
-                .map(|&n| our_train_step(checkpoint, n, reps))
+                .map(|&v| {
+                    let (net, batch) = point(v);
+                    our_train_step(net, batch, reps)
+                })
                 .collect::<Result<_>>()?,
         );
         let o = Command::new(&python)
             .arg(&script)
             .arg("--checkpoint")
             .arg(checkpoint)
-            .args(["--scaling", &list.join(","), "--reps", &reps.to_string()])
+            .args(&torch_args)
+            .args(["--reps", &reps.to_string()])
             .output()?;
         if !o.status.success() {
             bail!(
@@ -145,28 +198,38 @@ pub fn scaling(
         eprintln!("scaling round {}/{rounds} done", r + 1);
     }
     let med = |v: &[Vec<f64>], i: usize| median(v.iter().map(|r| r[i]).collect());
+    let header = match axis {
+        Axis::Batch(_) => format!(
+            "`cargo xtask bench-vs-torch --scaling {} --rounds {rounds} --reps {reps}`: the demo UNet's training step (fwd + bwd + Adam, 28×28, shipped weights) against batch size",
+            list.join(",")
+        ),
+        Axis::Size(_, bt) => format!(
+            "`cargo xtask bench-vs-torch --scaling-size {} --scaling-batch {bt} --rounds {rounds} --reps {reps}`: the training step (fwd + bwd + Adam) of the demo architecture at each image size (attention at size/4; random weights, the same on neither side) at batch {bt}",
+            list.join(",")
+        ),
+    };
     let mut md = format!(
-        "`cargo xtask bench-vs-torch --scaling {} --rounds {rounds} --reps {reps}`: the demo UNet's training step (fwd + bwd + Adam, 28×28, shipped weights) against batch size; median over {rounds} alternating rounds of each side's median of {reps}.\n\n| batch | scorelab | PyTorch | ratio torch/scorelab | scorelab ms/image | PyTorch ms/image |\n|---:|---:|---:|---:|---:|---:|\n",
-        list.join(",")
+        "{header}; median over {rounds} alternating rounds of each side's median of {reps}.\n\n| {what} | scorelab | PyTorch | ratio torch/scorelab | scorelab ms/image | PyTorch ms/image |\n|---:|---:|---:|---:|---:|---:|\n"
     );
     let (mut ours_pts, mut theirs_pts) = (Vec::new(), Vec::new());
-    for (i, &n) in batches.iter().enumerate() {
+    for (i, &v) in batches.iter().enumerate() {
         let (ta, tb) = (med(&a, i), med(&b, i));
+        let n = point(v).1;
         md += &format!(
-            "| {n} | {:.1} ms | {:.1} ms | {:.2} | {:.2} | {:.2} |\n",
+            "| {v} | {:.1} ms | {:.1} ms | {:.2} | {:.2} | {:.2} |\n",
             ta * 1e3,
             tb * 1e3,
             tb / ta,
             ta * 1e3 / n as f64,
             tb * 1e3 / n as f64
         );
-        ours_pts.push((n as f64, ta * 1e3));
-        theirs_pts.push((n as f64, tb * 1e3));
+        ours_pts.push((v as f64, ta * 1e3));
+        theirs_pts.push((v as f64, tb * 1e3));
     }
     std::fs::create_dir_all(out)?;
     score_core::plot::Plot {
-        title: "Demo UNet training step against batch size (2-core CPU)".into(),
-        x_label: "batch size".into(),
+        title: format!("Demo UNet training step against {what} (2-core CPU)"),
+        x_label: what.into(),
         y_label: "ms per step".into(),
         log_x: true,
         log_y: true,
@@ -184,15 +247,15 @@ pub fn scaling(
         ],
         y_range: None,
     }
-    .save(&out.join("scaling.svg"))?;
+    .save(&out.join(format!("{stem}.svg")))?;
     score_core::checkpoint::write_atomic(
-        &out.join("scaling.json"),
+        &out.join(format!("{stem}.json")),
         serde_json::to_string_pretty(
-            &serde_json::json!({"batches": batches, "scorelab_rounds": a, "torch_rounds": b}),
+            &serde_json::json!({"axis": what, "values": batches, "scorelab_rounds": a, "torch_rounds": b}),
         )?
         .as_bytes(),
     )?;
-    score_core::checkpoint::write_atomic(&out.join("scaling.md"), md.as_bytes())?;
+    score_core::checkpoint::write_atomic(&out.join(format!("{stem}.md")), md.as_bytes())?;
     Ok(md)
 }
 
@@ -214,7 +277,7 @@ fn ours(checkpoint: &Path, reps: usize) -> Result<Vec<(String, f64)>> {
     ));
     out.push((
         "train_step_b32".into(),
-        our_train_step(checkpoint, 32, reps)?,
+        our_train_step(Net::Shipped(checkpoint), 32, reps)?,
     ));
     let ad = inf.clone().autodiff();
     let a = randn([1024, 1024], &mut rng, &inf);

@@ -78,6 +78,13 @@ enum Task {
         /// and a plot, scaling.{md,json,svg}).
         #[arg(long)]
         scaling: Option<String>,
+        /// Instead: the training step at these image sizes, comma-separated, random
+        /// weights (scaling_size.{md,json,svg}).
+        #[arg(long)]
+        scaling_size: Option<String>,
+        /// Batch size of --scaling-size.
+        #[arg(long, default_value_t = 32)]
+        scaling_batch: usize,
     },
     /// Run an experiment and write its report.
     Experiment {
@@ -276,17 +283,27 @@ fn main() -> Result<()> {
             python,
             out,
             scaling,
+            scaling_size,
+            scaling_batch,
         } => {
             let ck = pipeline::shipped_checkpoint();
-            let md = match scaling {
-                Some(list) => {
-                    let batches: Vec<usize> = list
-                        .split(',')
-                        .map(|v| v.trim().parse::<usize>())
-                        .collect::<Result<_, _>>()
-                        .context("--scaling: comma-separated batch sizes")?;
-                    bench_vs_torch::scaling(&ck, &out, &batches, rounds, reps, python)?
-                }
+            let list = |s: &str, what: &str| -> Result<Vec<usize>> {
+                s.split(',')
+                    .map(|v| v.trim().parse::<usize>())
+                    .collect::<Result<_, _>>()
+                    .with_context(|| format!("{what}: comma-separated numbers"))
+            };
+            let axis = match (scaling, scaling_size) {
+                (Some(b), None) => Some(bench_vs_torch::Axis::Batch(list(&b, "--scaling")?)),
+                (None, Some(s)) => Some(bench_vs_torch::Axis::Size(
+                    list(&s, "--scaling-size")?,
+                    scaling_batch,
+                )),
+                (None, None) => None,
+                (Some(_), Some(_)) => bail!("--scaling and --scaling-size: one at a time"),
+            };
+            let md = match axis {
+                Some(axis) => bench_vs_torch::scaling(&ck, &out, &axis, rounds, reps, python)?,
                 None => bench_vs_torch::run(&ck, &out, rounds, reps, python)?,
             };
             println!("{md}");
