@@ -139,8 +139,7 @@ pub fn scaling(
     reps: usize,
     python: Option<PathBuf>,
 ) -> Result<String> {
-    let python = torch_python(python)?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/torch/unet_bench.py");
+    let torch = Torch::new(python)?;
     let (values, stem, what) = match axis {
         Axis::Batch(v) => (v.clone(), "scaling", "batch"),
         Axis::Size(v, _) => (v.clone(), "scaling_size", "image size"),
@@ -171,21 +170,9 @@ pub fn scaling(
                 })
                 .collect::<Result<_>>()?,
         );
-        let o = Command::new(&python)
-            .arg(&script)
-            .arg("--checkpoint")
-            .arg(checkpoint)
-            .args(&torch_args)
-            .args(["--reps", &reps.to_string()])
-            .output()?;
-        if !o.status.success() {
-            bail!(
-                "{} --scaling failed: {}",
-                script.display(),
-                String::from_utf8_lossy(&o.stderr)
-            );
-        }
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+        let mut args = torch_args.clone();
+        args.extend(["--reps".to_string(), reps.to_string()]);
+        let v = torch.run(checkpoint, &args)?;
         b.push(
             list.iter()
                 .map(|k| {
@@ -348,8 +335,54 @@ pub fn torch_python(explicit: Option<PathBuf>) -> Result<PathBuf> {
     Ok(py)
 }
 
+/// The torch twin: the venv's python and `benches/torch/unet_bench.py`.
+pub struct Torch {
+    python: PathBuf,
+    script: PathBuf,
+}
+
+impl Torch {
+    /// With `python`, or the venv (created on first use).
+    pub fn new(python: Option<PathBuf>) -> Result<Self> {
+        Ok(Self {
+            python: torch_python(python)?,
+            script: Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/torch/unet_bench.py"),
+        })
+    }
+
+    /// Run the script on `checkpoint` with `args`; the last line of its output as JSON
+    /// (`Null` when it prints nothing).
+    fn run<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        checkpoint: &Path,
+        args: &[S],
+    ) -> Result<serde_json::Value> {
+        let out = Command::new(&self.python)
+            .arg(&self.script)
+            .arg("--checkpoint")
+            .arg(checkpoint)
+            .args(args)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "{} {}: {}",
+                self.script.display(),
+                args.iter()
+                    .map(|a| a.as_ref().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        match out.stdout.split(|&b| b == b'\n').rfind(|l| !l.is_empty()) {
+            Some(line) => Ok(serde_json::from_slice(line)?),
+            None => Ok(serde_json::Value::Null),
+        }
+    }
+}
+
 /// Largest |D_scorelab − D_torch| on 16 inputs over σ ∈ [0.002, 80], and max |D|.
-fn check(python: &Path, script: &Path, checkpoint: &Path, work: &Path) -> Result<(f64, f64)> {
+fn check(torch: &Torch, checkpoint: &Path, work: &Path) -> Result<(f64, f64)> {
     let inf = Device::flex();
     let (net, _, precond, _) = pipeline::load_unet(checkpoint, &inf)?;
     let mut rng = stream_rng(1, 0x4256, 0);
@@ -365,17 +398,7 @@ fn check(python: &Path, script: &Path, checkpoint: &Path, work: &Path) -> Result
     let s32: Vec<f32> = sig.iter().map(|&v| v as f32).collect();
     score_core::data::npy::write_npy_f32(&work.join("sigma.npy"), &[16], &s32)?;
     let out = work.join("d_torch.npy");
-    let st = Command::new(python)
-        .arg(script)
-        .arg("--checkpoint")
-        .arg(checkpoint)
-        .arg("--check")
-        .arg(work)
-        .arg(&out)
-        .status()?;
-    if !st.success() {
-        bail!("{} --check failed", script.display());
-    }
+    torch.run(checkpoint, &[Path::new("--check"), work, &out])?;
     let theirs = score_core::data::npy::read_npy(&out)?.data;
     let diff = d
         .iter()
@@ -387,31 +410,9 @@ fn check(python: &Path, script: &Path, checkpoint: &Path, work: &Path) -> Result
 }
 
 /// torch's timings for one round.
-fn theirs(
-    python: &Path,
-    script: &Path,
-    checkpoint: &Path,
-    reps: usize,
-) -> Result<(String, Vec<(String, f64)>)> {
-    let out = Command::new(python)
-        .arg(script)
-        .arg("--checkpoint")
-        .arg(checkpoint)
-        .args(["--time", "--reps", &reps.to_string(), "--threads", "2"])
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "{} --time failed: {}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let v: serde_json::Value = serde_json::from_slice(
-        out.stdout
-            .split(|&b| b == b'\n')
-            .rfind(|l| !l.is_empty())
-            .unwrap_or_default(),
-    )?;
+fn theirs(torch: &Torch, checkpoint: &Path, reps: usize) -> Result<(String, Vec<(String, f64)>)> {
+    let reps = reps.to_string();
+    let v = torch.run(checkpoint, &["--time", "--reps", &reps, "--threads", "2"])?;
     let times = OPS
         .iter()
         .map(|(k, _)| {
@@ -433,10 +434,9 @@ pub fn run(
     reps: usize,
     python: Option<PathBuf>,
 ) -> Result<String> {
-    let python = torch_python(python)?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/torch/unet_bench.py");
+    let torch = Torch::new(python)?;
     let work = std::env::temp_dir().join(format!("scorelab-bench-vs-torch-{}", std::process::id()));
-    let (diff, scale) = check(&python, &script, checkpoint, &work)?;
+    let (diff, scale) = check(&torch, checkpoint, &work)?;
     let _ = std::fs::remove_dir_all(&work);
     eprintln!(
         "same weights, same inputs: max |D_scorelab − D_torch| = {diff:.2e} (max |D| = {scale:.2})"
@@ -448,7 +448,7 @@ pub fn run(
     let mut torch_impl = String::new();
     for r in 0..rounds {
         a.push(ours(checkpoint, reps)?);
-        let (name, t) = theirs(&python, &script, checkpoint, reps)?;
+        let (name, t) = theirs(&torch, checkpoint, reps)?;
         torch_impl = name;
         b.push(t);
         eprintln!("round {}/{rounds} done", r + 1);
