@@ -30,6 +30,8 @@ pub const PINNED: [&str; 2] = ["music21==10.5.1", "verovio==6.4.1"];
 pub struct FixtureOptions {
     /// Output folder (the shipped corpus lives in `data/musicscore`).
     pub out: PathBuf,
+    /// The study corpus (`study_works.py`) instead of the shipped one.
+    pub study: bool,
     /// Working folder (virtual environment, SVG pages).
     pub work: PathBuf,
     /// Rasterisation resolution; the dataset's pages are 200 dpi.
@@ -136,12 +138,21 @@ fn tar_gz(path: &Path, dir_in_archive: &str, files: &[(String, Vec<u8>)]) -> Res
 /// Render, rasterise and write the corpus.
 pub fn musicscore(opts: &FixtureOptions) -> Result<()> {
     let py = ensure_venv(opts)?;
-    let render = opts.work.join("render");
-    if render.exists() {
+    // The study corpus keeps finished works across interrupted runs (each has its
+    // work.json); the shipped one is always rendered afresh.
+    let render = opts
+        .work
+        .join(if opts.study { "render-study" } else { "render" });
+    if render.exists() && !opts.study {
         fs::remove_dir_all(&render)?;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixture/render_musicscore.py");
-    run(Command::new(&py).arg(&script).arg(&render))?;
+    let mut cmd = Command::new(&py);
+    cmd.arg(&script).arg(&render);
+    if opts.study {
+        cmd.arg("--study");
+    }
+    run(&mut cmd)?;
     let manifest: Value = serde_json::from_str(&fs::read_to_string(render.join("manifest.json"))?)?;
 
     let mut fontdb = resvg::usvg::fontdb::Database::new();
@@ -205,11 +216,13 @@ pub fn musicscore(opts: &FixtureOptions) -> Result<()> {
             meta14k.push(Value::Object(rec));
         }
     }
-    fs::create_dir_all(&ms400)?;
-    fs::write(
-        ms400.join("metadata.json"),
-        serde_json::to_string_pretty(&Value::Object(meta400))?,
-    )?;
+    if !meta400.is_empty() {
+        fs::create_dir_all(&ms400)?;
+        fs::write(
+            ms400.join("metadata.json"),
+            serde_json::to_string_pretty(&Value::Object(meta400))?,
+        )?;
+    }
     fs::create_dir_all(&ms14k)?;
     fs::write(
         ms14k.join("metadata.json"),

@@ -59,6 +59,24 @@ enum Task {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Train the text-to-score model on the study corpus (`scorelab musicscore train`;
+    /// rerunning resumes) and export its EMA weights to
+    /// data/checkpoints/musicscore-text.safetensors.
+    TrainMusicscoreCheckpoint {
+        /// Optimisation steps.
+        #[arg(long, default_value_t = 2400)]
+        steps: usize,
+        /// Working folder (full checkpoint with optimizer state, log).
+        #[arg(long, default_value = "out/xtask/musicscore-gen")]
+        work: PathBuf,
+        /// The training corpus [default: the study corpus of `cargo xtask fixture
+        /// musicscore --study`].
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// Where the sampling-only checkpoint goes.
+        #[arg(long, default_value = "data/checkpoints/musicscore-text.safetensors")]
+        out: PathBuf,
+    },
     /// The demo UNet and its hot operations against PyTorch on this CPU, alternating
     /// rounds; writes docs/results/performance/bench_vs_torch.{md,json} (issue 11).
     BenchVsTorch {
@@ -136,9 +154,14 @@ enum Task {
     Fixture {
         /// Which fixture: musicscore.
         name: String,
-        /// Output folder.
-        #[arg(long, default_value = "data/musicscore")]
-        out: PathBuf,
+        /// Output folder (default: data/musicscore, or with --study the study cache
+        /// `~/.cache/scorelab/musicscore-study`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Render the study corpus (hundreds of pages: string quartets, piano, violin;
+        /// `xtask/fixture/study_works.py`) instead of the shipped one.
+        #[arg(long)]
+        study: bool,
         /// Working folder (Python virtual environment, SVG pages).
         #[arg(long, default_value = "out/xtask/musicscore-fixture")]
         work: PathBuf,
@@ -277,6 +300,27 @@ fn main() -> Result<()> {
                 out.display()
             );
         }
+        Task::TrainMusicscoreCheckpoint {
+            steps,
+            work,
+            root,
+            out,
+        } => {
+            let root = study_root(root)?;
+            scorelab(&[
+                "musicscore".as_ref(),
+                "train".as_ref(),
+                "--root".as_ref(),
+                root.as_os_str(),
+                "--steps".as_ref(),
+                steps.to_string().as_ref(),
+                "--out".as_ref(),
+                work.as_os_str(),
+                "--resume".as_ref(),
+            ])?;
+            pipeline::export_ema(&work.join("checkpoint.safetensors"), &out, &Device::flex())?;
+            println!("wrote {}", out.display());
+        }
         Task::BenchVsTorch {
             rounds,
             reps,
@@ -324,6 +368,7 @@ fn main() -> Result<()> {
             report_only,
         } => {
             let device = Device::flex();
+            let given = checkpoint.clone();
             let ck = checkpoint.unwrap_or_else(pipeline::shipped_checkpoint);
             let out = out.unwrap_or_else(|| PathBuf::from("docs/results").join(&name));
             match name.as_str() {
@@ -515,9 +560,36 @@ fn main() -> Result<()> {
                     let md = ntk_theory::report::run_all(&out, quick || n == Some(1))?;
                     println!("{md}");
                 }
+                "musicscore" => {
+                    // The evaluation of the text-to-score checkpoint on the study
+                    // corpus's held-out pages; --quick: 4 images per cell, w ∈ {1, 4}.
+                    let ck = given.unwrap_or_else(|| {
+                        PathBuf::from("data/checkpoints/musicscore-text.safetensors")
+                    });
+                    let root = study_root(None)?;
+                    let n = n.unwrap_or(if quick { 4 } else { 24 }).to_string();
+                    let mut args: Vec<std::ffi::OsString> = vec![
+                        "musicscore".into(),
+                        "evaluate".into(),
+                        "--checkpoint".into(),
+                        ck.into(),
+                        "--root".into(),
+                        root.into(),
+                        "--n".into(),
+                        n.into(),
+                        "--out".into(),
+                        out.into(),
+                        "--seed".into(),
+                        seed.to_string().into(),
+                    ];
+                    if quick {
+                        args.extend(["--guidance", "1,4", "--fid-k", "4,8"].map(Into::into));
+                    }
+                    scorelab(&args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>())?;
+                }
                 other => {
                     bail!(
-                        "unknown experiment '{other}': expected teleport, gaussian-ev, ev-training, ntk, scoreaug or disback"
+                        "unknown experiment '{other}': expected teleport, gaussian-ev, ev-training, ntk, scoreaug, disback or musicscore"
                     )
                 }
             }
@@ -525,6 +597,7 @@ fn main() -> Result<()> {
         Task::Fixture {
             name,
             out,
+            study,
             work,
             dpi,
             quality,
@@ -533,8 +606,16 @@ fn main() -> Result<()> {
             if name != "musicscore" {
                 bail!("unknown fixture '{name}': expected musicscore");
             }
+            let out = out.unwrap_or_else(|| {
+                if study {
+                    musicscore_data::study_corpus_dir()
+                } else {
+                    PathBuf::from("data/musicscore")
+                }
+            });
             fixture::musicscore(&fixture::FixtureOptions {
                 out,
+                study,
                 work,
                 dpi,
                 quality,
@@ -611,4 +692,30 @@ fn ems_for(
     Ok(score_core::dpm_solver_v3::ModelStatistics::estimate(
         &den, x0, 0.002, 80.0, 32, seed,
     )?)
+}
+
+/// The study corpus folder, or an error naming the command that renders it.
+fn study_root(root: Option<PathBuf>) -> Result<PathBuf> {
+    let root = root.unwrap_or_else(musicscore_data::study_corpus_dir);
+    if !root.join("MusicScore-14K").join("metadata.json").exists() {
+        bail!(
+            "{}: no study corpus here; render it with `cargo xtask fixture musicscore --study` (music21 + verovio from PyPI, about 15 minutes)",
+            root.display()
+        );
+    }
+    Ok(root)
+}
+
+/// Run the `scorelab` CLI (built in the same profile as this xtask) with `args`.
+fn scorelab(args: &[&std::ffi::OsStr]) -> Result<()> {
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["run", "-q", "-p", "scorelab", "--"])
+            .args(args)
+            .status()
+            .context("running cargo run -p scorelab")?;
+    if !status.success() {
+        bail!("scorelab {:?} failed with {status}", args);
+    }
+    Ok(())
 }

@@ -24,6 +24,7 @@ mod gaussian;
 mod musicscore;
 mod ntk;
 mod scoreaug_cmd;
+mod textscore_cmd;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -28,13 +28,24 @@ pub enum MusicScoreCmd {
     Export(ExportArgs),
     /// A contact sheet (PNG) of pages with their prompts.
     Preview(PreviewArgs),
+    /// Train the text-to-score model (a text-conditioned UNet on staff-system images,
+    /// MiniLM prompts through cross-attention) on the selected pages (default split:
+    /// train).
+    Train(crate::textscore_cmd::TextTrainArgs),
+    /// Generate staff systems for a prompt with classifier-free guidance; writes
+    /// samples.png and samples.json (detected staves per image).
+    Generate(crate::textscore_cmd::GenerateArgs),
+    /// Readability, prompt adherence against guidance and FID-k of a text-to-score
+    /// checkpoint on held-out pages (default split: test); evaluate.json, evaluate.md
+    /// and image grids.
+    Evaluate(crate::textscore_cmd::EvaluateArgs),
 }
 
 #[derive(Args)]
 pub struct RootArgs {
     /// A layout folder (MisicScore-400, MusicScore-14K, …) or a folder holding several.
     #[arg(long)]
-    root: PathBuf,
+    pub(crate) root: PathBuf,
     /// What to do with unreadable pages: skip (counted and listed) or fail.
     #[arg(long, default_value = "skip")]
     on_error: String,
@@ -73,7 +84,7 @@ pub struct FilterArgs {
     pages: Option<String>,
     /// Keep these published splits (comma-separated: train,val,test).
     #[arg(long)]
-    split: Option<String>,
+    pub(crate) split: Option<String>,
     /// Keep pages at least WxH pixels.
     #[arg(long)]
     min_size: Option<String>,
@@ -267,6 +278,16 @@ fn spinner(json: bool, what: String) -> Option<indicatif::ProgressBar> {
     Some(b)
 }
 
+/// Every layout under --root, opened without page facts.
+pub(crate) fn open_all_pub(root: &RootArgs, json: bool) -> Result<Vec<Corpus>> {
+    open_all(root, false, json)
+}
+
+/// The pages of `c` that the filter keeps.
+pub(crate) fn select_pub(c: &Corpus, f: &FilterArgs) -> Result<Vec<usize>> {
+    select(c, f)
+}
+
 fn open_all(root: &RootArgs, facts: bool, json: bool) -> Result<Vec<Corpus>> {
     open_dirs(root, find_layouts(&root.root)?, facts, json)
 }
@@ -340,6 +361,9 @@ fn ensure_pages(c: &Corpus, keep: &[usize]) -> Result<()> {
 
 pub fn run(cmd: &MusicScoreCmd, c: &Common) -> Result<()> {
     match cmd {
+        MusicScoreCmd::Train(a) => crate::textscore_cmd::cmd_train(c, a)?,
+        MusicScoreCmd::Generate(a) => crate::textscore_cmd::cmd_generate(c, a)?,
+        MusicScoreCmd::Evaluate(a) => crate::textscore_cmd::cmd_evaluate(c, a)?,
         MusicScoreCmd::Stats(a) => {
             let corpora = open_all(&a.root, !a.no_facts, c.json)?;
             for corpus in &corpora {

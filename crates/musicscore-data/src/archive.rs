@@ -6,10 +6,20 @@
 //! pass and records, for every entry, its offset and size in the uncompressed tar stream,
 //! plus inflater checkpoints every `checkpoint_every` bytes ([`crate::gz`]); reading entry
 //! `i` afterwards decodes at most `checkpoint_every` bytes before it.
+//!
+//! The index's entries are saved in a cache ([`ArchiveIndex::save_cached`], keyed by
+//! the archive's path, size and modification time) and reused by the next open
+//! ([`ArchiveIndex::load_cached`]), which then reads nothing of the archive. The
+//! inflater checkpoints are not saved (miniz_oxide's `InflateState` has no stable
+//! serialised form): an index loaded from the cache rebuilds them in one pass at its
+//! first random read, and streaming reads ([`stream_pages`]) never need them.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::{MusicScoreError, Result, io};
 use crate::gz::{Checkpoint, GzReader};
@@ -28,6 +38,12 @@ fn archive_err(path: &Path, message: String) -> MusicScoreError {
         path: path.to_path_buf(),
         message,
     }
+}
+
+/// Where archive indexes are cached by default: `<scorelab cache>/musicscore-index`
+/// (`$SCORELAB_CACHE` or `~/.cache/scorelab`).
+pub fn default_index_cache() -> PathBuf {
+    score_core::fid::cache_dir().join("musicscore-index")
 }
 
 /// True for `.tar.gz`, `.tgz` and `.tar` file names.
@@ -198,6 +214,23 @@ fn walk(
     })
 }
 
+/// Version of the saved index format.
+const SAVED_FORMAT: u32 = 1;
+
+/// An index as saved in the cache.
+#[derive(Serialize, Deserialize)]
+struct SavedIndex {
+    format: u32,
+    archive: String,
+    size: u64,
+    mtime_ns: u128,
+    max_entry_bytes: u64,
+    entries: Vec<(String, u64, u64)>,
+    other_entries: usize,
+    too_large: Vec<(String, u64)>,
+    broken: Option<String>,
+}
+
 /// Random access to the image entries of one archive, from one pass over it.
 #[derive(Debug, Clone)]
 pub struct ArchiveIndex {
@@ -207,7 +240,9 @@ pub struct ArchiveIndex {
     pub entries: Vec<Entry>,
     /// What the pass met besides images.
     pub report: WalkReport,
-    checkpoints: Vec<Checkpoint>,
+    checkpoints: OnceLock<Vec<Checkpoint>>,
+    max_entry_bytes: u64,
+    checkpoint_every: u64,
     /// Why the pass stopped early, for an index built with `keep_partial`.
     pub broken: Option<String>,
 }
@@ -240,14 +275,121 @@ impl ArchiveIndex {
             path: path.to_path_buf(),
             entries,
             report: w.report,
-            checkpoints: w.checkpoints,
+            checkpoints: OnceLock::from(w.checkpoints),
+            max_entry_bytes,
+            checkpoint_every,
             broken,
         })
     }
 
-    /// Number of inflater checkpoints held.
+    /// Number of inflater checkpoints held (0 for an index loaded from the cache until
+    /// its first random read).
     pub fn checkpoints(&self) -> usize {
-        self.checkpoints.len()
+        self.checkpoints.get().map_or(0, Vec::len)
+    }
+
+    /// The checkpoints, rebuilt by one pass when the index came from the cache (none if
+    /// that pass fails: reads then decode from the start, and report the failure).
+    fn checkpoint_list(&self) -> &[Checkpoint] {
+        self.checkpoints.get_or_init(|| {
+            walk(
+                &self.path,
+                self.max_entry_bytes,
+                self.checkpoint_every,
+                &mut |_, _| Ok(true),
+            )
+            .map(|w| w.checkpoints)
+            .unwrap_or_default()
+        })
+    }
+
+    /// The cache file of `path`'s index under `cache`, and the archive's size and
+    /// modification time (what makes a saved index stale).
+    fn cache_key(path: &Path, cache: &Path) -> Option<(PathBuf, u64, u128)> {
+        let meta = std::fs::metadata(path).ok()?;
+        let mtime = meta
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_nanos();
+        let full = std::fs::canonicalize(path).ok()?;
+        // FNV-1a of the full path: one file per archive, stable across runs.
+        let hash = full
+            .to_string_lossy()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+            });
+        let name = path.file_name()?.to_string_lossy();
+        Some((
+            cache.join(format!("{name}.{hash:016x}.json")),
+            meta.len(),
+            mtime,
+        ))
+    }
+
+    /// Save the entries (not the checkpoints) under `cache`, atomically.
+    pub fn save_cached(&self, cache: &Path) -> Result<()> {
+        let Some((file, size, mtime_ns)) = Self::cache_key(&self.path, cache) else {
+            return Ok(());
+        };
+        let saved = SavedIndex {
+            format: SAVED_FORMAT,
+            archive: self.path.display().to_string(),
+            size,
+            mtime_ns,
+            max_entry_bytes: self.max_entry_bytes,
+            entries: self
+                .entries
+                .iter()
+                .map(|e| (e.name.clone(), e.offset, e.size))
+                .collect(),
+            other_entries: self.report.other_entries,
+            too_large: self.report.too_large.clone(),
+            broken: self.broken.clone(),
+        };
+        let json = serde_json::to_vec(&saved)
+            .map_err(|e| MusicScoreError::Invalid(format!("archive index: {e}")))?;
+        std::fs::create_dir_all(cache).map_err(io(cache))?;
+        score_core::checkpoint::write_atomic(&file, &json)?;
+        Ok(())
+    }
+
+    /// The index saved under `cache` for `path`, if there is one for this very file
+    /// (same size and modification time) and entry-size limit.
+    pub fn load_cached(
+        path: &Path,
+        cache: &Path,
+        max_entry_bytes: u64,
+        checkpoint_every: u64,
+    ) -> Option<ArchiveIndex> {
+        let (file, size, mtime_ns) = Self::cache_key(path, cache)?;
+        let saved: SavedIndex = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
+        let fresh = saved.format == SAVED_FORMAT
+            && saved.size == size
+            && saved.mtime_ns == mtime_ns
+            && saved.max_entry_bytes == max_entry_bytes;
+        fresh.then(|| ArchiveIndex {
+            path: path.to_path_buf(),
+            entries: saved
+                .entries
+                .into_iter()
+                .map(|(name, offset, size)| Entry { name, offset, size })
+                .collect(),
+            report: WalkReport {
+                other_entries: saved.other_entries,
+                too_large: saved.too_large,
+            },
+            checkpoints: if checkpoint_every == 0 {
+                OnceLock::from(Vec::new())
+            } else {
+                OnceLock::new()
+            },
+            max_entry_bytes,
+            checkpoint_every,
+            broken: saved.broken,
+        })
     }
 
     /// The bytes of entry `i`.
@@ -268,18 +410,19 @@ impl ArchiveIndex {
             file.read_exact(&mut bytes).map_err(err)?;
             return Ok(bytes);
         }
-        let k = self.checkpoints.partition_point(|c| c.out_pos <= e.offset);
+        let checkpoints = self.checkpoint_list();
+        let k = checkpoints.partition_point(|c| c.out_pos <= e.offset);
         let mut gz: Box<dyn Read> = if k == 0 {
             Box::new(GzReader::new(BufReader::new(file)))
         } else {
-            let cp = &self.checkpoints[k - 1];
+            let cp = &checkpoints[k - 1];
             file.seek(SeekFrom::Start(cp.in_pos)).map_err(err)?;
             Box::new(GzReader::resume(BufReader::new(file), cp))
         };
         let start = if k == 0 {
             0
         } else {
-            self.checkpoints[k - 1].out_pos
+            checkpoints[k - 1].out_pos
         };
         std::io::copy(&mut (&mut gz).take(e.offset - start), &mut std::io::sink()).map_err(err)?;
         gz.read_exact(&mut bytes).map_err(err)?;

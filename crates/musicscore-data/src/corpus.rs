@@ -98,6 +98,9 @@ pub struct OpenOptions {
     pub max_pixels: u64,
     /// Called with the number of pages read so far (for progress displays).
     pub progress: Option<Progress>,
+    /// Where archive indexes are saved and reused ([`ArchiveIndex::save_cached`]);
+    /// `None` builds every index afresh. Default: `<scorelab cache>/musicscore-index`.
+    pub index_cache: Option<PathBuf>,
 }
 
 /// A progress callback: pages read so far.
@@ -122,6 +125,7 @@ impl Default for OpenOptions {
             checkpoint_every: archive::DEFAULT_CHECKPOINT_EVERY,
             max_pixels: crate::image::DecodeOptions::default().max_pixels,
             progress: None,
+            index_cache: Some(archive::default_index_cache()),
         }
     }
 }
@@ -433,23 +437,35 @@ impl Corpus {
                 chunk.clear();
             };
             let keep_partial = opts.on_error == OnError::Skip;
-            let idx = ArchiveIndex::build(
-                path.as_path(),
-                opts.max_entry_bytes,
-                opts.checkpoint_every,
-                keep_partial,
-                |e, bytes| {
-                    tick();
-                    if opts.facts {
-                        chunk.push((format!("{}:{}", path.display(), e.name), bytes.to_vec()));
-                        if chunk.len() == FACTS_CHUNK {
-                            measure(&mut chunk, &mut entry_facts);
+            let cached = match (&opts.index_cache, opts.facts) {
+                (Some(cache), false) => ArchiveIndex::load_cached(
+                    &path,
+                    cache,
+                    opts.max_entry_bytes,
+                    opts.checkpoint_every,
+                ),
+                _ => None,
+            };
+            let built = cached.is_none();
+            let idx = cached.map(Ok).unwrap_or_else(|| {
+                ArchiveIndex::build(
+                    path.as_path(),
+                    opts.max_entry_bytes,
+                    opts.checkpoint_every,
+                    keep_partial,
+                    |e, bytes| {
+                        tick();
+                        if opts.facts {
+                            chunk.push((format!("{}:{}", path.display(), e.name), bytes.to_vec()));
+                            if chunk.len() == FACTS_CHUNK {
+                                measure(&mut chunk, &mut entry_facts);
+                            }
+                        } else {
+                            entry_facts.push(Ok(None));
                         }
-                    } else {
-                        entry_facts.push(Ok(None));
-                    }
-                },
-            );
+                    },
+                )
+            });
             measure(&mut chunk, &mut entry_facts);
             let idx = match idx {
                 Ok(i) => i,
@@ -458,6 +474,14 @@ impl Corpus {
                     continue;
                 }
             };
+            if built {
+                if let Some(cache) = &opts.index_cache {
+                    // A cache that cannot be written only costs the next open a pass.
+                    let _ = idx.save_cached(cache);
+                }
+            } else {
+                entry_facts = idx.entries.iter().map(|_| Ok(None)).collect();
+            }
             if let Some(why) = &idx.broken {
                 let source = path.display().to_string();
                 let why = why.strip_prefix(&format!("{source}: ")).unwrap_or(why);

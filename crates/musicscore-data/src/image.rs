@@ -142,7 +142,7 @@ impl Raster {
     }
 
     /// Luma of pixel `i`.
-    fn luma(&self, i: usize) -> u8 {
+    pub(crate) fn luma(&self, i: usize) -> u8 {
         if self.channels == 1 {
             self.data[i]
         } else {
@@ -463,8 +463,10 @@ pub fn decode_resized(
 ///
 /// 1. Staff lines are where two adjacent rows together hold more than 0.3 of a row of
 ///    ink (mean darkness 1 − luma/255; a thin line drawn between two pixel rows at
-///    100 dpi spreads over both, a thick 200 dpi line fills one or more); adjacent such
-///    rows are one line. The staff space `s` is the median distance between lines.
+///    100 dpi spreads over both, a thick 200 dpi line fills one or more), and at least
+///    0.6 of the columns hold 0.2 of a pixel of ink over the two rows: a line crosses
+///    the system, while on a narrow crop of a system the clefs and signatures that fill
+///    rows between the lines cover only part of them. Adjacent such rows are one line. The staff space `s` is the median distance between lines.
 /// 2. Lines closer than 1.5 `s` form one staff; a staff has 4 to 6 lines (five, with one
 ///    missed or one extra tolerated; hairpins, beams
 ///    and text rows that pass step 1 alone are dropped).
@@ -476,6 +478,42 @@ pub fn decode_resized(
 ///
 /// Pages without detectable staff lines give no bands.
 pub fn staff_systems(page: &Raster) -> Vec<(usize, usize)> {
+    detect_systems(page).iter().map(|s| s.band).collect()
+}
+
+/// A staff system found by [`detect_systems`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct System {
+    /// The band `(top, bottom)` rows, margins included ([`staff_systems`] step 4).
+    pub band: (usize, usize),
+    /// Rows from the top line of its first staff to the bottom line of its last.
+    pub staff_rows: (usize, usize),
+    /// Its number of staves.
+    pub staves: usize,
+    /// The staff space (median line distance on the page), in pixels.
+    pub space: f64,
+}
+
+/// Whether a group of line candidates (indices into `lines`) is a staff: 4 to 6 lines
+/// (five, with one missed or one extra tolerated), evenly spaced (every gap within
+/// 0.6–1.4 of the group's median gap).
+fn is_staff(g: &[usize], centres: &[f64]) -> bool {
+    if !(4..=6).contains(&g.len()) {
+        return false;
+    }
+    let gaps: Vec<f64> = g
+        .windows(2)
+        .map(|p| centres[p[1]] - centres[p[0]])
+        .collect();
+    let mut sorted = gaps.clone();
+    sorted.sort_by(f64::total_cmp);
+    let med = sorted[sorted.len() / 2];
+    gaps.iter().all(|&d| (0.6 * med..=1.4 * med).contains(&d))
+}
+
+/// The staff systems of a page, top to bottom, with their staff counts (the steps of
+/// [`staff_systems`]).
+pub fn detect_systems(page: &Raster) -> Vec<System> {
     let (w, h) = (page.width, page.height);
     if w == 0 || h == 0 {
         return Vec::new();
@@ -485,9 +523,14 @@ pub fn staff_systems(page: &Raster) -> Vec<(usize, usize)> {
         .map(|y| (0..w).map(|x| ink(y * w + x)).sum::<f64>() / w as f64)
         .collect();
     // 1. Staff lines (runs of rows).
+    let pair =
+        |x: usize, y: usize| ink(y * w + x) + if y + 1 < h { ink((y + 1) * w + x) } else { 0.0 };
+    let covered = |y: usize| (0..w).filter(|&x| pair(x, y) >= 0.2).count();
     let mut lines: Vec<(usize, usize)> = Vec::new();
     for y in 0..h {
-        if row[y] + row.get(y + 1).copied().unwrap_or(0.0) > 0.3 {
+        if row[y] + row.get(y + 1).copied().unwrap_or(0.0) > 0.3
+            && covered(y) as f64 >= 0.6 * w as f64
+        {
             match lines.last_mut() {
                 Some((_, b)) if *b == y => *b = y + 1,
                 _ => lines.push((y, y + 1)),
@@ -501,22 +544,18 @@ pub fn staff_systems(page: &Raster) -> Vec<(usize, usize)> {
     let mut gaps: Vec<f64> = centres.windows(2).map(|p| p[1] - p[0]).collect();
     gaps.sort_by(f64::total_cmp);
     let space = gaps[gaps.len() / 2].max(1.0);
-    // 2. Staves as (top row, bottom row, lines).
-    let mut staves: Vec<(usize, usize, usize)> = Vec::new();
-    for (k, &(a, b)) in lines.iter().enumerate() {
-        if k > 0 && centres[k] - centres[k - 1] <= 1.5 * space {
-            if let Some(st) = staves.last_mut() {
-                st.1 = b;
-                st.2 += 1;
-            }
-        } else {
-            staves.push((a, b, 1));
+    // 2. Staves: runs of lines at most 1.5 s apart, kept when they look like a staff.
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for k in 0..lines.len() {
+        match groups.last_mut() {
+            Some(g) if centres[k] - centres[k - 1] <= 1.5 * space => g.push(k),
+            _ => groups.push(vec![k]),
         }
     }
-    let staves: Vec<(usize, usize)> = staves
-        .into_iter()
-        .filter(|s| (4..=6).contains(&s.2))
-        .map(|(a, b, _)| (a, b))
+    let staves: Vec<(usize, usize)> = groups
+        .iter()
+        .filter(|g| is_staff(g, &centres))
+        .map(|g| (lines[g[0]].0, lines[g[g.len() - 1]].1))
         .collect();
     if staves.is_empty() {
         return Vec::new();
@@ -535,21 +574,22 @@ pub fn staff_systems(page: &Raster) -> Vec<(usize, usize)> {
                 >= need
         })
     };
-    let mut systems: Vec<(usize, usize)> = Vec::new();
+    let mut systems: Vec<(usize, usize, usize)> = Vec::new();
     for (k, &st) in staves.iter().enumerate() {
         if k > 0 && joined(staves[k - 1], st) {
             if let Some(sys) = systems.last_mut() {
                 sys.1 = st.1;
+                sys.2 += 1;
             }
         } else {
-            systems.push(st);
+            systems.push((st.0, st.1, 1));
         }
     }
     // 4. Bands with margins.
     let reach = (6.0 * space) as usize;
     (0..systems.len())
         .map(|k| {
-            let (a, b) = systems[k];
+            let (a, b, staves) = systems[k];
             let up = if k == 0 {
                 reach
             } else {
@@ -560,7 +600,12 @@ pub fn staff_systems(page: &Raster) -> Vec<(usize, usize)> {
             } else {
                 ((systems[k + 1].0 - b) / 2).min(reach)
             };
-            (a.saturating_sub(up), (b + down).min(h))
+            System {
+                band: (a.saturating_sub(up), (b + down).min(h)),
+                staff_rows: (a, b),
+                staves,
+                space,
+            }
         })
         .collect()
 }

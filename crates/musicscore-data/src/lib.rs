@@ -49,12 +49,20 @@ pub mod corpus;
 pub mod dataset;
 pub mod error;
 pub mod export;
+pub mod generator;
 pub mod gz;
 pub mod image;
 pub mod metadata;
 pub mod name;
 pub mod prompt;
 pub mod select;
+pub mod textscore;
 
 pub use error::{MusicScoreError, Result};
 pub use score_core::burn;
+
+/// Where `cargo xtask fixture musicscore --study` writes the study corpus:
+/// `$SCORELAB_CACHE/musicscore-study`, else `~/.cache/scorelab/musicscore-study`.
+pub fn study_corpus_dir() -> std::path::PathBuf {
+    score_core::fid::cache_dir().join("musicscore-study")
+}

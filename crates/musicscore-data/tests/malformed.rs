@@ -46,6 +46,7 @@ fn opts(on_error: OnError) -> OpenOptions {
         on_error,
         facts: true,
         checkpoint_every: 4096,
+        index_cache: None,
         ..Default::default()
     }
 }
@@ -334,4 +335,63 @@ fn a_partial_index_keeps_its_checkpoints() {
     for i in 0..n {
         assert_eq!(idx.read(i).unwrap(), files[i].1, "entry {i}");
     }
+}
+
+#[test]
+fn a_second_open_reuses_the_saved_index_without_reading_the_archive() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("MusicScore-14K");
+    std::fs::create_dir_all(&root).unwrap();
+    let pages: Vec<(String, Vec<u8>)> = (1..=5)
+        .map(|k| (format!("train/IMSLP7_{k}.jpg"), jpeg(40 + 8 * k as u16, 56)))
+        .collect();
+    let refs: Vec<(&str, Vec<u8>)> = pages.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let archive = root.join("train.tar.gz");
+    tar_gz(&archive, &refs);
+    let cache = d.path().join("cache");
+    let opts = OpenOptions {
+        on_error: OnError::Fail,
+        checkpoint_every: 4096,
+        index_cache: Some(cache.clone()),
+        ..Default::default()
+    };
+    let first = Corpus::open(&root, &opts).unwrap();
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+    // Overwrite the archive's compressed body with zeros, keeping its size and
+    // modification time: a fresh pass would fail, the saved index does not look.
+    let mtime = std::fs::metadata(&archive).unwrap().modified().unwrap();
+    let good = std::fs::read(&archive).unwrap();
+    let mut bad = good.clone();
+    bad[20..].fill(0);
+    std::fs::write(&archive, &bad).unwrap();
+    let f = std::fs::File::options().write(true).open(&archive).unwrap();
+    f.set_modified(mtime).unwrap();
+    drop(f);
+    let second = Corpus::open(&root, &opts).unwrap();
+    let names = |c: &Corpus| {
+        c.pages
+            .iter()
+            .map(|p| p.file_name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&first), names(&second));
+    assert_eq!(second.pages.len(), 5);
+    // Restore the bytes: random reads through the cached index (checkpoints rebuilt
+    // on the first read) give every page back exactly.
+    std::fs::write(&archive, &good).unwrap();
+    let f = std::fs::File::options().write(true).open(&archive).unwrap();
+    f.set_modified(mtime).unwrap();
+    drop(f);
+    let third = Corpus::open(&root, &opts).unwrap();
+    for (i, p) in third.pages.iter().enumerate() {
+        let want = &pages
+            .iter()
+            .find(|(n, _)| n.ends_with(&p.file_name))
+            .unwrap()
+            .1;
+        assert_eq!(&third.read(i).unwrap(), want, "{}", p.file_name);
+    }
+    // A changed archive (another size) is indexed afresh, not served stale.
+    tar_gz(&archive, &refs[..3]);
+    assert_eq!(Corpus::open(&root, &opts).unwrap().pages.len(), 3);
 }

@@ -27,6 +27,7 @@ fn open(name: &str, facts: bool) -> Corpus {
         on_error: OnError::Fail,
         facts,
         checkpoint_every: 64 << 10,
+        index_cache: None,
         ..Default::default()
     };
     Corpus::open(&data().join(name), &opts).unwrap()

@@ -9,8 +9,11 @@ use burn::tensor::Tensor;
 
 use crate::tensor::per_sample;
 
-/// Optional conditioning inputs, each `[B, dim]`, added to a network's noise embedding
-/// (EDM's `map_label` and `map_augment`; a text/context vector for MusicScore).
+/// Optional conditioning inputs: vectors `[B, dim]` added to a network's noise embedding
+/// (EDM's `map_label` and `map_augment`; a pooled text embedding as `context`), and a
+/// token sequence read by cross-attention (a text encoder's states, as Stable
+/// Diffusion's UNet). A row whose labels, context and token mask are all zero is "no
+/// condition": what label/caption dropout trains and classifier-free guidance asks for.
 #[derive(Debug, Clone, Default)]
 pub struct Conditioning {
     /// Class labels, one-hot (or soft) `[B, num_classes]`.
@@ -19,6 +22,11 @@ pub struct Conditioning {
     pub augment: Option<Tensor<2>>,
     /// A context vector `[B, context_dim]`, e.g. a text embedding.
     pub context: Option<Tensor<2>>,
+    /// A token sequence `[B, L, token_dim]` for cross-attention.
+    pub tokens: Option<Tensor<3>>,
+    /// Which tokens are real, `[B, L]`: 1 for a token, 0 for padding; a row of zeros
+    /// makes cross-attention add nothing.
+    pub token_mask: Option<Tensor<2>>,
 }
 
 impl Conditioning {
@@ -29,6 +37,8 @@ impl Conditioning {
             class_labels: cut(&self.class_labels),
             augment: cut(&self.augment),
             context: cut(&self.context),
+            tokens: self.tokens.clone().map(|t| t.narrow(0, start, len)),
+            token_mask: cut(&self.token_mask),
         }
     }
 

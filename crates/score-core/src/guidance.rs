@@ -5,9 +5,9 @@
 //!
 //! with the guidance scale w in the convention of EDM2 and diffusers: w = 1 is the plain
 //! conditional denoiser, w = 0 the unconditional one, w > 1 guides. The unconditional
-//! input ∅ is the conditioning with its class labels and context set to zero, which is
-//! what label dropout trains the network to read as "no condition" (EDM's
-//! `label_dropout` zeroes the one-hot vector the same way). The augmentation input is
+//! input ∅ is the conditioning with its class labels, context and token mask set to
+//! zero, which is what label (caption) dropout trains the network to read as "no
+//! condition" (EDM's `label_dropout` zeroes the one-hot vector the same way). The augmentation input is
 //! kept. Two network evaluations per call; a caller counting NFE counts calls of the
 //! wrapper.
 
@@ -31,12 +31,15 @@ impl<M> Guided<M> {
     }
 }
 
-/// The conditioning with labels and context replaced by zeros (the "no condition" input).
+/// The conditioning with labels, context and token mask replaced by zeros (the "no
+/// condition" input; a zero token mask makes cross-attention add nothing).
 pub fn unconditional(cond: &Conditioning) -> Conditioning {
     Conditioning {
         class_labels: cond.class_labels.as_ref().map(|t| t.zeros_like()),
         augment: cond.augment.clone(),
         context: cond.context.as_ref().map(|t| t.zeros_like()),
+        tokens: cond.tokens.clone(),
+        token_mask: cond.token_mask.as_ref().map(|t| t.zeros_like()),
     }
 }
 

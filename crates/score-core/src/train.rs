@@ -72,9 +72,10 @@ pub struct TrainConfig {
     /// they resume exactly; new runs use `Epochs`.
     #[serde(default = "legacy_batch_order")]
     pub batches: BatchOrder,
-    /// Probability of zeroing a sample's class labels (EDM's `label_dropout`), so that
-    /// the network also learns the unconditional denoiser that classifier-free
-    /// guidance ([`crate::guidance`]) needs.
+    /// Probability of dropping a sample's condition (EDM's `label_dropout`; caption
+    /// dropout for text: labels, context and token mask zeroed together), so that the
+    /// network also learns the unconditional denoiser that classifier-free guidance
+    /// ([`crate::guidance`]) needs.
     #[serde(default)]
     pub label_dropout: f64,
 }
@@ -566,6 +567,29 @@ mod tests {
     }
 
     #[test]
+    fn caption_dropout_zeroes_context_and_token_mask_of_the_same_rows() {
+        let device = Device::flex();
+        let mut c = Conditioning {
+            context: Some(Tensor::<2>::ones([200, 4], &device)),
+            tokens: Some(Tensor::<3>::ones([200, 3, 4], &device)),
+            token_mask: Some(Tensor::<2>::ones([200, 3], &device)),
+            ..Default::default()
+        };
+        drop_labels(&mut c, 0.5, &mut stream_rng(0, 9, 0), &device);
+        let ctx = crate::tensor::to_vec_f64(c.context.unwrap()).unwrap();
+        let mask = crate::tensor::to_vec_f64(c.token_mask.unwrap()).unwrap();
+        let kept: Vec<bool> = ctx.chunks(4).map(|r| r[0] == 1.0).collect();
+        assert_eq!(
+            kept,
+            mask.chunks(3).map(|r| r[0] == 1.0).collect::<Vec<_>>()
+        );
+        assert!(mask.chunks(3).all(|r| r.iter().all(|&x| x == r[0])));
+        // Binomial(200, 0.5): mean 100, sd 7.1; 5 sd allowed.
+        let n = kept.iter().filter(|&&k| k).count();
+        assert!((n as f64 - 100.0).abs() < 35.5, "{n}");
+    }
+
+    #[test]
     fn trim_log_drops_partial_lines_and_steps_after_the_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("train.jsonl");
@@ -743,19 +767,32 @@ struct Batch<const D: usize> {
     reg: Regression<D>,
 }
 
-/// Zero the class labels of each sample with probability `p` (EDM's label dropout).
+/// Drop the condition of each sample with probability `p` (EDM's label dropout;
+/// caption dropout for text): one draw per sample zeroes its class labels, context
+/// vector and token mask together, the "no condition" input of
+/// [`crate::guidance::unconditional`].
 fn drop_labels(c: &mut Conditioning, p: f64, rng: &mut rand::rngs::StdRng, device: &Device) {
     if p <= 0.0 {
         return;
     }
-    let Some(labels) = c.class_labels.take() else {
+    let rows = [&c.class_labels, &c.context, &c.token_mask]
+        .into_iter()
+        .flatten()
+        .map(|t| t.dims()[0])
+        .next();
+    let Some(b) = rows else {
         return;
     };
-    let [b, k] = labels.dims();
     let keep: Vec<f64> = (0..b)
         .map(|_| (rng.random::<f64>() >= p) as u8 as f64)
         .collect();
-    c.class_labels = Some(labels * tensor1(&keep, device).reshape([b, 1]).expand([b, k]));
+    let keep = tensor1(&keep, device).reshape([b, 1]);
+    for t in [&mut c.class_labels, &mut c.context, &mut c.token_mask] {
+        if let Some(x) = t.take() {
+            let k = x.dims()[1];
+            *t = Some(x * keep.clone().expand([b, k]));
+        }
+    }
 }
 
 /// The loss of the batch's mean and its gradients, over `grad_accumulation`

@@ -14,6 +14,12 @@
 //! Noise embedding: positional(c_noise) (+ `map_augment`(augment)) → Linear → SiLU →
 //! Linear, plus `map_label`(label) and `map_context`(context); each block adds an
 //! affine projection of SiLU(embedding) to its first activation.
+//!
+//! Text conditioning (as Stable Diffusion's UNet, Rombach et al. 2022): with
+//! `token_dim > 0`, the blocks at the heights in `cross_attn_resolutions` end with
+//! cross-attention from the pixels to a token sequence (`Conditioning::tokens`, masked
+//! by `token_mask`); the pooled text embedding goes in as `context`. Images may be
+//! rectangular (`width`); resolutions name heights.
 
 use burn::config::Config;
 use burn::module::{Initializer, Module};
@@ -63,6 +69,15 @@ pub struct UNetConfig {
     /// Context-vector dimension (0 = none).
     #[config(default = 0)]
     pub context_dim: usize,
+    /// Image width when it differs from `resolution` (the height); 0 = square.
+    #[config(default = 0)]
+    pub width: usize,
+    /// Width of the tokens read by cross-attention (0 = no cross-attention).
+    #[config(default = 0)]
+    pub token_dim: usize,
+    /// Heights at which blocks end with cross-attention to the tokens.
+    #[config(default = "vec![]")]
+    pub cross_attn_resolutions: Vec<usize>,
 }
 
 fn conv(cin: usize, cout: usize, k: usize, device: &Device) -> Conv2d {
@@ -118,6 +133,60 @@ impl AttentionBlock {
     }
 }
 
+/// The token sequence and its mask, as cross-attention reads them.
+struct Tokens<'a> {
+    tokens: &'a Tensor<3>,
+    mask: &'a Tensor<2>,
+}
+
+/// Cross-attention from the pixels of a feature map to a token sequence (one head):
+/// queries from the normalised map, keys and values from the tokens, padding masked,
+/// zero-initialised output projection, residual scaled by 1/√2 as the self-attention.
+/// A sample whose mask is all zeros gets nothing added (the "no condition" input).
+#[derive(Module, Debug)]
+pub struct CrossAttention {
+    norm: GroupNorm,
+    q: Conv2d,
+    kv: Linear,
+    proj: Conv2d,
+}
+
+impl CrossAttention {
+    fn new(ch: usize, token_dim: usize, groups: usize, device: &Device) -> Self {
+        Self {
+            norm: norm(groups, ch, device),
+            q: conv(ch, ch, 1, device),
+            kv: LinearConfig::new(token_dim, 2 * ch).init(device),
+            proj: zero_conv(ch, ch, 1, device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>, t: &Tokens) -> Tensor<4> {
+        let [b, c, h, w] = x.dims();
+        let l = t.tokens.dims()[1];
+        let q = self
+            .q
+            .forward(self.norm.forward(x.clone()))
+            .reshape([b, c, h * w])
+            .swap_dims(1, 2); // [b, hw, c]
+        let kv = self.kv.forward(t.tokens.clone()); // [b, l, 2c]
+        let k = kv.clone().narrow(2, 0, c);
+        let v = kv.narrow(2, c, c);
+        // Padding gets a −10⁴ logit: exp(−10⁴) is exactly 0 in f32.
+        let bias = t
+            .mask
+            .clone()
+            .sub_scalar(1.0)
+            .mul_scalar(1e4)
+            .reshape([b, 1, l]);
+        let logits = q.matmul(k.swap_dims(1, 2)).div_scalar((c as f64).sqrt()) + bias;
+        let present = t.mask.clone().max_dim(1).reshape([b, 1, 1]);
+        let out = softmax(logits, 2).matmul(v) * present; // [b, hw, c]
+        let out = out.swap_dims(1, 2).reshape([b, c, h, w]);
+        (x + self.proj.forward(out)).mul_scalar(std::f64::consts::FRAC_1_SQRT_2)
+    }
+}
+
 /// A residual block with noise-embedding injection and optional attention.
 #[derive(Module, Debug)]
 pub struct ResBlock {
@@ -129,6 +198,7 @@ pub struct ResBlock {
     conv1: Conv2d,
     skip: Option<Conv2d>,
     attn: Option<AttentionBlock>,
+    cross: Option<CrossAttention>,
 }
 
 impl ResBlock {
@@ -136,10 +206,12 @@ impl ResBlock {
         cin: usize,
         cout: usize,
         emb: usize,
-        attn: bool,
+        res: usize,
         cfg: &UNetConfig,
         device: &Device,
     ) -> Self {
+        let attn = cfg.attn_resolutions.contains(&res);
+        let cross = cfg.token_dim > 0 && cfg.cross_attn_resolutions.contains(&res);
         Self {
             norm0: norm(cfg.groups, cin, device),
             conv0: conv(cin, cout, 3, device),
@@ -149,10 +221,11 @@ impl ResBlock {
             conv1: zero_conv(cout, cout, 3, device),
             skip: (cin != cout).then(|| conv(cin, cout, 1, device)),
             attn: attn.then(|| AttentionBlock::new(cout, cfg.groups, device)),
+            cross: cross.then(|| CrossAttention::new(cout, cfg.token_dim, cfg.groups, device)),
         }
     }
 
-    fn forward(&self, x: Tensor<4>, emb: &Tensor<2>) -> Tensor<4> {
+    fn forward(&self, x: Tensor<4>, emb: &Tensor<2>, tokens: Option<&Tokens>) -> Tensor<4> {
         let [b, _, _, _] = x.dims();
         let h = self.conv0.forward(silu(self.norm0.forward(x.clone())));
         let cout = h.dims()[1];
@@ -164,10 +237,13 @@ impl ResBlock {
             Some(s) => s.forward(x),
             None => x,
         };
-        let out = (h + skip).mul_scalar(std::f64::consts::FRAC_1_SQRT_2);
-        match &self.attn {
-            Some(a) => a.forward(out),
-            None => out,
+        let mut out = (h + skip).mul_scalar(std::f64::consts::FRAC_1_SQRT_2);
+        if let Some(a) = &self.attn {
+            out = a.forward(out);
+        }
+        match (&self.cross, tokens) {
+            (Some(c), Some(t)) => c.forward(out, t),
+            _ => out,
         }
     }
 }
@@ -229,12 +305,16 @@ impl UNetConfig {
                 self.in_channels, self.resolution, self.groups
             ));
         }
-        if !self.resolution.is_multiple_of(1 << (levels - 1)) {
-            return Err(format!(
-                "resolution: {} is not divisible by 2^{}",
-                self.resolution,
-                levels - 1
-            ));
+        for (name, side) in [("resolution", self.resolution), ("width", self.width)] {
+            if !side.is_multiple_of(1 << (levels - 1)) {
+                return Err(format!(
+                    "{name}: {side} is not divisible by 2^{}",
+                    levels - 1
+                ));
+            }
+        }
+        if self.token_dim == 0 && !self.cross_attn_resolutions.is_empty() {
+            return Err("cross_attn_resolutions: needs token_dim > 0".into());
         }
         Ok(())
     }
@@ -251,14 +331,7 @@ impl UNetConfig {
             let mut blocks = Vec::new();
             for _ in 0..self.blocks_per_level {
                 let cout = mc * mult;
-                blocks.push(ResBlock::new(
-                    ch,
-                    cout,
-                    emb,
-                    self.attn_resolutions.contains(&res),
-                    self,
-                    device,
-                ));
+                blocks.push(ResBlock::new(ch, cout, emb, res, self, device));
                 ch = cout;
                 skips.push(ch);
             }
@@ -274,14 +347,7 @@ impl UNetConfig {
             for _ in 0..=self.blocks_per_level {
                 let cout = mc * mult;
                 let skip = skips.pop().expect("one skip per encoder activation");
-                blocks.push(ResBlock::new(
-                    ch + skip,
-                    cout,
-                    emb,
-                    self.attn_resolutions.contains(&res),
-                    self,
-                    device,
-                ));
+                blocks.push(ResBlock::new(ch + skip, cout, emb, res, self, device));
                 ch = cout;
             }
             dec.push(blocks);
@@ -326,12 +392,19 @@ impl ScoreNetwork<4> for UNet {
             emb = emb + c;
         }
         let emb = silu(emb);
+        let tokens = cond.and_then(|c| {
+            Some(Tokens {
+                tokens: c.tokens.as_ref()?,
+                mask: c.token_mask.as_ref()?,
+            })
+        });
+        let tokens = tokens.as_ref();
         let mut h = self.conv_in.forward(x_in);
         let mut skips = vec![h.clone()];
         let levels = self.enc.len();
         for (level, blocks) in self.enc.iter().enumerate() {
             for b in blocks {
-                h = b.forward(h, &emb);
+                h = b.forward(h, &emb, tokens);
                 skips.push(h.clone());
             }
             if level + 1 < levels {
@@ -342,7 +415,7 @@ impl ScoreNetwork<4> for UNet {
         for (i, blocks) in self.dec.iter().enumerate() {
             for b in blocks {
                 let s = skips.pop().expect("one skip per encoder activation");
-                h = b.forward(Tensor::cat(vec![h, s], 1), &emb);
+                h = b.forward(Tensor::cat(vec![h, s], 1), &emb, tokens);
             }
             if i + 1 < levels {
                 h = upsample(h);
@@ -417,6 +490,106 @@ mod tests {
         assert!(
             UNetConfig::new(6)
                 .with_channel_mult(vec![1, 2, 2])
+                .validate()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn cross_attention_ignores_padding_and_an_empty_mask() {
+        let device = Device::flex();
+        let mut rng = stream_rng(0, 1, 0);
+        let mut ca = CrossAttention::new(8, 5, 4, &device);
+        ca.proj = conv(8, 8, 1, &device); // not zero, so the output depends on the tokens
+        let x = randn([2, 8, 4, 3], &mut rng, &device);
+        let tok = randn([2, 3, 5], &mut rng, &device);
+        let ones = Tensor::<2>::ones([2, 3], &device);
+        let full = ca.forward(
+            x.clone(),
+            &Tokens {
+                tokens: &tok,
+                mask: &ones,
+            },
+        );
+        // Two more padding tokens of any value change nothing.
+        let junk = randn([2, 2, 5], &mut rng, &device).mul_scalar(100.0);
+        let padded_tok = Tensor::cat(vec![tok.clone(), junk], 1);
+        let padded_mask = Tensor::cat(vec![ones.clone(), Tensor::<2>::zeros([2, 2], &device)], 1);
+        let padded = ca.forward(
+            x.clone(),
+            &Tokens {
+                tokens: &padded_tok,
+                mask: &padded_mask,
+            },
+        );
+        // exp(−10⁴) underflows to 0 in f32: the same sums, up to f32 rounding of
+        // O(1) values (a few ulp at 1.0 ≈ 1e-6).
+        let d = to_vec_f32((full.clone() - padded).abs().max()).unwrap()[0];
+        assert!(d < 1e-5, "{d}");
+        // An all-zero mask is "no condition": exactly the residual path alone.
+        let zeros = Tensor::<2>::zeros([2, 3], &device);
+        let none = ca.forward(
+            x.clone(),
+            &Tokens {
+                tokens: &tok,
+                mask: &zeros,
+            },
+        );
+        let plain = (x.clone() + ca.proj.forward(x.zeros_like()))
+            .mul_scalar(std::f64::consts::FRAC_1_SQRT_2);
+        let d0 = to_vec_f32((none - plain).abs().max()).unwrap()[0];
+        assert!(d0 < 1e-6, "{d0}");
+        // And the tokens matter when present.
+        let other = ca.forward(
+            x,
+            &Tokens {
+                tokens: &tok.mul_scalar(-1.0),
+                mask: &ones,
+            },
+        );
+        assert!(to_vec_f32((full - other).abs().max()).unwrap()[0] > 1e-3);
+    }
+
+    #[test]
+    fn text_conditioned_rectangular_unet_runs_with_and_without_tokens() {
+        let device = Device::flex();
+        let cfg = UNetConfig::new(8)
+            .with_width(4)
+            .with_model_channels(8)
+            .with_channel_mult(vec![1, 2])
+            .with_groups(4)
+            .with_context_dim(5)
+            .with_token_dim(5)
+            .with_cross_attn_resolutions(vec![4]);
+        cfg.validate().unwrap();
+        let net = cfg.init(&device);
+        let mut rng = stream_rng(0, 2, 0);
+        let x = randn([2, 1, 8, 4], &mut rng, &device);
+        let c = crate::tensor::tensor1(&[0.1, -0.5], &device);
+        let cond = Conditioning {
+            context: Some(randn([2, 5], &mut rng, &device)),
+            tokens: Some(randn([2, 3, 5], &mut rng, &device)),
+            token_mask: Some(Tensor::<2>::ones([2, 3], &device)),
+            ..Default::default()
+        };
+        assert_eq!(
+            net.forward(x.clone(), c.clone(), Some(&cond)).dims(),
+            [2, 1, 8, 4]
+        );
+        assert_eq!(net.forward(x, c, None).dims(), [2, 1, 8, 4]);
+        let crosses = net
+            .enc
+            .iter()
+            .chain(net.dec.iter())
+            .flatten()
+            .filter(|b| b.cross.is_some())
+            .count();
+        // Height 4 is the second level: one encoder block and two decoder blocks.
+        assert_eq!(crosses, 3);
+        assert!(cfg.clone().with_width(5).validate().is_err());
+        assert!(
+            UNetConfig::new(8)
+                .with_cross_attn_resolutions(vec![4])
                 .validate()
                 .is_err()
         );

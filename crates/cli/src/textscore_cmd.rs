@@ -1,0 +1,696 @@
+//! `scorelab musicscore train | generate | evaluate`: the text-to-score model
+//! (`musicscore_data::textscore`, `musicscore_data::generator`).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use musicscore_data::generator::{ENCODER, TextModel, TextRecord, checkpoint_extra, train_config};
+use musicscore_data::prompt::Template;
+use musicscore_data::textscore::{
+    Adherence, Geometry, PromptBank, SystemItem, TextScoreData, expected_staves, system_items,
+    unet_config,
+};
+use score_core::checkpoint::CheckpointFile;
+use score_core::text::TextEncoder;
+use score_core::train::{TrainOutput, train};
+use serde_json::json;
+
+use crate::musicscore::{FilterArgs, RootArgs, open_all_pub, select_pub};
+use crate::{Common, bar_of, device, emit};
+
+/// The checkpoint `generate` uses when none is given.
+pub const SHIPPED: &str = "data/checkpoints/musicscore-text.safetensors";
+
+#[derive(Args)]
+pub struct TextTrainArgs {
+    #[command(flatten)]
+    root: RootArgs,
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Output folder (checkpoint.safetensors, train.jsonl).
+    #[arg(long, default_value = "out/musicscore-gen")]
+    out: PathBuf,
+    /// Total optimisation steps (on --resume, a larger number continues the run).
+    #[arg(long, default_value_t = 2000)]
+    steps: usize,
+    /// Minibatch size [default: 16; fixed by the checkpoint on --resume].
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Caption dropout probability [default: 0.1; fixed on --resume].
+    #[arg(long)]
+    caption_dropout: Option<f64>,
+    /// Prompt template or preset (paper, of, full) [default: paper; fixed on --resume].
+    #[arg(long)]
+    template: Option<String>,
+    /// Image geometry W×H@scale [default: 32x128@0.5; fixed on --resume].
+    #[arg(long)]
+    geometry: Option<String>,
+    /// Continue the run in --out.
+    #[arg(long)]
+    resume: bool,
+    /// Replace a run in --out.
+    #[arg(long)]
+    overwrite: bool,
+    /// Keep every checkpoint written (checkpoint.stepN.safetensors).
+    #[arg(long)]
+    keep_checkpoints: bool,
+}
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// A checkpoint of `scorelab musicscore train` [default: the shipped one].
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// The prompt; without it, unconditional samples.
+    #[arg(long)]
+    prompt: Option<String>,
+    /// Classifier-free guidance scale (1 = none).
+    #[arg(long, default_value_t = 4.0)]
+    guidance: f64,
+    /// Images.
+    #[arg(long, default_value_t = 8)]
+    n: usize,
+    /// Heun σ levels.
+    #[arg(long, default_value_t = 18)]
+    steps: usize,
+    /// Output folder (samples.png, samples.json).
+    #[arg(long, default_value = "out/musicscore-generate")]
+    out: PathBuf,
+}
+
+pub(crate) fn parse_geometry(s: &str) -> Result<Geometry> {
+    let (size, scale) = s.split_once('@').unwrap_or((s, "0.5"));
+    let (w, h) = size
+        .split_once('x')
+        .with_context(|| format!("--geometry: '{s}' is not W×H@scale, e.g. 64x128@0.5"))?;
+    let g = Geometry {
+        width: w
+            .trim()
+            .parse()
+            .with_context(|| format!("--geometry: width in '{s}'"))?,
+        height: h
+            .trim()
+            .parse()
+            .with_context(|| format!("--geometry: height in '{s}'"))?,
+        scale: scale
+            .trim()
+            .parse()
+            .with_context(|| format!("--geometry: scale in '{s}'"))?,
+    };
+    g.validate()?;
+    Ok(g)
+}
+
+/// The system images of the selected pages of every layout under --root.
+pub(crate) fn load_items(
+    root: &RootArgs,
+    filter: &FilterArgs,
+    g: &Geometry,
+    template: &Template,
+    json: bool,
+) -> Result<(Vec<SystemItem>, usize, String)> {
+    let mut items = Vec::new();
+    let mut tall = 0;
+    let mut names = Vec::new();
+    for corpus in open_all_pub(root, json)? {
+        let keep = select_pub(&corpus, filter)?;
+        let pb = (!json).then(|| bar_of(keep.len() as u64, "systems", "pages"));
+        let tick = || {
+            if let Some(b) = &pb {
+                b.inc(1);
+            }
+        };
+        let (i, t) = system_items(&corpus, &keep, g, template, &tick)?;
+        if let Some(b) = pb {
+            b.finish_and_clear();
+        }
+        names.push(format!("{} ({} pages)", corpus.root.display(), keep.len()));
+        items.extend(i);
+        tall += t;
+    }
+    if items.is_empty() {
+        bail!(
+            "{}: no staff systems found in the selected pages",
+            root.root.display()
+        );
+    }
+    Ok((items, tall, names.join("; ")))
+}
+
+fn guard(a: &TextTrainArgs, ck: &Path) -> Result<()> {
+    if a.resume || !ck.exists() {
+        return Ok(());
+    }
+    if !a.overwrite {
+        bail!(
+            "{}: a checkpoint is already there: pass --resume to continue that run or --overwrite to replace it",
+            ck.display()
+        );
+    }
+    for p in [ck.to_path_buf(), a.out.join("train.jsonl")] {
+        if p.exists() {
+            std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// A setting fixed by the checkpoint: an error when the flag asks for another value.
+fn fixed<T: PartialEq + std::fmt::Debug>(
+    flag: &str,
+    given: Option<T>,
+    stored: T,
+    ck: &Path,
+) -> Result<T> {
+    match given {
+        Some(g) if g != stored => bail!(
+            "{flag} {g:?}: {} was trained with {stored:?}, and --resume cannot change it",
+            ck.display()
+        ),
+        _ => Ok(stored),
+    }
+}
+
+pub fn cmd_train(c: &Common, a: &TextTrainArgs) -> Result<()> {
+    let dev = device(&c.device)?.autodiff();
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let ck_path = a.out.join("checkpoint.safetensors");
+    guard(a, &ck_path)?;
+    let resume = if a.resume && ck_path.exists() {
+        Some(CheckpointFile::read(&ck_path)?)
+    } else {
+        None
+    };
+    let geometry = a.geometry.as_deref().map(parse_geometry).transpose()?;
+    let (g, template, dropout, batch, seed) = match &resume {
+        None => (
+            geometry.unwrap_or_default(),
+            a.template.clone().unwrap_or_else(|| "paper".into()),
+            a.caption_dropout.unwrap_or(0.1),
+            a.batch.unwrap_or(16),
+            c.seed(),
+        ),
+        Some(ck) => {
+            let rec: TextRecord =
+                serde_json::from_value(ck.meta.config["extra"]["text"].clone())
+                    .with_context(|| format!("{}: config.extra.text", ck_path.display()))?;
+            let batch = ck.meta.config["train"]["batch_size"].as_u64().unwrap_or(0) as usize;
+            (
+                fixed("--geometry", geometry, rec.geometry, &ck_path)?,
+                fixed("--template", a.template.clone(), rec.template, &ck_path)?,
+                fixed(
+                    "--caption-dropout",
+                    a.caption_dropout,
+                    rec.caption_dropout,
+                    &ck_path,
+                )?,
+                fixed("--batch", a.batch, batch, &ck_path)?,
+                fixed("--seed", c.seed_arg, ck.meta.seed, &ck_path)?,
+            )
+        }
+    };
+    if !(0.0..=1.0).contains(&dropout) {
+        bail!("--caption-dropout: {dropout} is not in [0, 1]");
+    }
+    let mut filter = a.filter.clone();
+    filter.split.get_or_insert_with(|| "train".into());
+    let tpl = Template::parse(&template)?;
+    let (items, tall, corpus) = load_items(&a.root, &filter, &g, &tpl, c.json)?;
+    let encoder = TextEncoder::load(None, &device(&c.device)?)?;
+    let bank = PromptBank::build(&encoder, items.iter().map(|i| i.prompt.as_str()))?;
+    let record = TextRecord {
+        geometry: g,
+        template,
+        encoder: ENCODER.into(),
+        corpus,
+        systems: items.len(),
+        prompts: bank.len(),
+        caption_dropout: dropout,
+    };
+    if let Some(ck) = &resume {
+        let stored: TextRecord = serde_json::from_value(ck.meta.config["extra"]["text"].clone())?;
+        if stored.systems != record.systems || stored.prompts != record.prompts {
+            bail!(
+                "--root: {} was trained on {} systems with {} prompts, these pages give {} and {}: resume on the same data",
+                ck_path.display(),
+                stored.systems,
+                stored.prompts,
+                record.systems,
+                record.prompts
+            );
+        }
+    }
+    let sd = match &resume {
+        Some(ck) => serde_json::from_value::<score_core::train::TrainConfig>(
+            ck.meta.config["train"].clone(),
+        )?
+        .precond
+        .sigma_data(),
+        None => score_core::precond::sigma_data_of(
+            items
+                .iter()
+                .flat_map(|i| i.pixels.iter().map(|&v| v as f64)),
+        ),
+    };
+    let cfg = train_config(a.steps, batch, seed, sd, dropout);
+    if !c.json {
+        eprintln!(
+            "{} systems ({tall} too tall left out), {} distinct prompts, σ_data {sd:.4}; {}",
+            items.len(),
+            bank.len(),
+            record.corpus
+        );
+    }
+    dev.seed(cfg.seed);
+    let out = TrainOutput {
+        checkpoint: Some(ck_path.clone()),
+        log: Some(a.out.join("train.jsonl")),
+        progress: !c.json,
+        stop_after: None,
+        keep_checkpoints: a.keep_checkpoints,
+    };
+    let data = TextScoreData {
+        items,
+        bank,
+        geometry: g,
+    };
+    let t0 = Instant::now();
+    let net = unet_config(&g).init(&dev);
+    let r = train(
+        net,
+        &data,
+        &cfg,
+        checkpoint_extra(&record),
+        &out,
+        resume.as_ref(),
+    )?;
+    let secs = t0.elapsed().as_secs_f64();
+    emit(
+        c.json,
+        json!({"checkpoint": ck_path, "step": r.step, "loss": r.last_loss, "seconds": secs, "record": record}),
+        || {
+            outln!(
+                "step {} loss {:.4} in {secs:.0} s; checkpoint {}",
+                r.step,
+                r.last_loss,
+                ck_path.display()
+            )
+        },
+    );
+    Ok(())
+}
+
+pub fn cmd_generate(c: &Common, a: &GenerateArgs) -> Result<()> {
+    let dev = device(&c.device)?;
+    let path = a
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(SHIPPED));
+    if !path.exists() {
+        bail!(
+            "{}: no such checkpoint (the shipped one is {SHIPPED}; `cargo xtask train-musicscore-checkpoint` rebuilds it)",
+            path.display()
+        );
+    }
+    if a.n == 0 || a.steps < 2 {
+        bail!("--n must be positive and --steps at least 2");
+    }
+    let model = TextModel::load(&path, &dev)?;
+    let encoder = match &a.prompt {
+        Some(_) => Some(TextEncoder::load(None, &dev)?),
+        None => None,
+    };
+    let g = model.record.geometry;
+    let pb = (!c.json).then(|| bar_of((a.steps - 1) as u64, "heun", "steps"));
+    let px = model.generate(
+        encoder.as_ref(),
+        a.prompt.as_deref(),
+        a.n,
+        a.guidance,
+        a.steps,
+        c.seed(),
+        &dev,
+        |i, _| {
+            if let Some(b) = &pb {
+                b.set_position(i as u64);
+            }
+        },
+    )?;
+    if let Some(b) = pb {
+        b.finish_and_clear();
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let png = a.out.join("samples.png");
+    let cols = a.n.min(8);
+    score_core::data::image::write_image_grid(&png, &px, [a.n, 1, g.height, g.width], cols)?;
+    let per = g.height * g.width;
+    let images: Vec<Vec<f32>> = px.chunks(per).map(<[f32]>::to_vec).collect();
+    let staves: Vec<Option<usize>> = images
+        .iter()
+        .map(|p| {
+            musicscore_data::textscore::detected_staves(&musicscore_data::textscore::raster_of(
+                p, g.width, g.height,
+            ))
+        })
+        .collect();
+    let expected = a.prompt.as_deref().and_then(expected_from_prompt);
+    let m = Adherence::measure(&images, g.width, g.height, expected);
+    let report = json!({
+        "checkpoint": path, "step": model.meta.step, "prompt": a.prompt, "guidance": a.guidance,
+        "n": a.n, "steps": a.steps, "seed": c.seed(), "png": png,
+        "detected_staves": staves, "expected_staves": expected,
+        "readability": m.readability(), "agreement": expected.map(|_| m.agreement()),
+    });
+    score_core::checkpoint::write_atomic(
+        &a.out.join("samples.json"),
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    emit(c.json, report, || {
+        outln!(
+            "{} images → {}; staff systems found in {}/{}{}",
+            a.n,
+            png.display(),
+            m.readable,
+            m.n,
+            expected
+                .map(|e| format!(", {} with the {e} staves the prompt implies", m.agree))
+                .unwrap_or_default()
+        )
+    });
+    Ok(())
+}
+
+/// The staves a prompt's "instrumentation is …" clause implies, if it names one of the
+/// study's instrumentations.
+pub fn expected_from_prompt(prompt: &str) -> Option<usize> {
+    let rest = prompt.split("instrumentation is ").nth(1)?;
+    let instr = rest.split(", key is").next()?;
+    let parts: Vec<String> = instr.split(',').map(|s| s.trim().to_string()).collect();
+    expected_staves(&parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_instrumentation_maps_to_staves() {
+        assert_eq!(
+            expected_from_prompt("a music score, instrumentation is violin, key is A major"),
+            Some(1)
+        );
+        assert_eq!(
+            expected_from_prompt("a music score, instrumentation is 2 violins, viola, cello"),
+            Some(4)
+        );
+        assert_eq!(expected_from_prompt("a music score of piano"), None);
+        assert!(parse_geometry("64x128@0.5").is_ok());
+        assert!(parse_geometry("64x128@1.5").is_err());
+        assert!(parse_geometry("64").is_err());
+    }
+}
+
+#[derive(Args)]
+pub struct EvaluateArgs {
+    /// A checkpoint of `scorelab musicscore train` [default: the shipped one].
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Held-out pages (real baseline, prompts, FID reference).
+    #[command(flatten)]
+    root: RootArgs,
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Images per prompt and guidance scale.
+    #[arg(long, default_value_t = 24)]
+    n: usize,
+    /// Guidance scales.
+    #[arg(long, default_value = "1,2,4,8", value_delimiter = ',')]
+    guidance: Vec<f64>,
+    /// FID-k sizes (generated images, over the three prompts, at --fid-guidance).
+    #[arg(long, default_value = "8,16,32,64", value_delimiter = ',')]
+    fid_k: Vec<usize>,
+    /// The guidance scale whose images FID-k uses.
+    #[arg(long, default_value_t = 4.0)]
+    fid_guidance: f64,
+    /// Skip FID-k (it needs `cargo xtask fid-setup`).
+    #[arg(long)]
+    no_fid: bool,
+    /// Heun σ levels.
+    #[arg(long, default_value_t = 18)]
+    steps: usize,
+    /// Output folder (evaluate.json, evaluate.md, grids).
+    #[arg(long, default_value = "out/musicscore-evaluate")]
+    out: PathBuf,
+}
+
+/// The most frequent held-out prompt of each study instrumentation (1, 2, 4 staves).
+fn eval_prompts(items: &[SystemItem]) -> Vec<(String, usize)> {
+    let mut out = Vec::new();
+    for want in [2usize, 1, 4] {
+        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+        for i in items.iter().filter(|i| i.expected == Some(want)) {
+            *counts.entry(i.prompt.as_str()).or_default() += 1;
+        }
+        if let Some((p, _)) = counts
+            .iter()
+            .max_by_key(|(p, c)| (**c, std::cmp::Reverse(**p)))
+        {
+            out.push((p.to_string(), want));
+        }
+    }
+    out
+}
+
+fn frac(a: &Adherence, agree: bool) -> String {
+    let (k, n) = (if agree { a.agree } else { a.readable }, a.n);
+    let p = k as f64 / n.max(1) as f64;
+    // Wilson 95 % interval.
+    let z = 1.96f64;
+    let nn = n.max(1) as f64;
+    let c = (p + z * z / (2.0 * nn)) / (1.0 + z * z / nn);
+    let h = z * (p * (1.0 - p) / nn + z * z / (4.0 * nn * nn)).sqrt() / (1.0 + z * z / nn);
+    format!(
+        "{k}/{n} = {p:.2} [{:.2}, {:.2}]",
+        (c - h).max(0.0),
+        (c + h).min(1.0)
+    )
+}
+
+pub fn cmd_evaluate(c: &Common, a: &EvaluateArgs) -> Result<()> {
+    let dev = device(&c.device)?;
+    let t0 = Instant::now();
+    let path = a
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(SHIPPED));
+    let model = TextModel::load(&path, &dev)?;
+    let g = model.record.geometry;
+    let tpl = Template::parse(&model.record.template)?;
+    let mut filter = a.filter.clone();
+    filter.split.get_or_insert_with(|| "test".into());
+    let (real, _, corpus) = load_items(&a.root, &filter, &g, &tpl, c.json)?;
+    let prompts = eval_prompts(&real);
+    if prompts.is_empty() {
+        bail!(
+            "{}: no held-out pages of piano, violin or string quartet",
+            corpus
+        );
+    }
+    let encoder = TextEncoder::load(None, &dev)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let per = g.width * g.height;
+    let run = |prompt: Option<&str>, w: f64, seed: u64| -> Result<Vec<f32>> {
+        let pb = (!c.json).then(|| bar_of((a.steps - 1) as u64, &format!("w={w}"), "steps"));
+        let px = model.generate(
+            Some(&encoder),
+            prompt,
+            a.n,
+            w,
+            a.steps,
+            seed,
+            &dev,
+            |i, _| {
+                if let Some(b) = &pb {
+                    b.set_position(i as u64);
+                }
+            },
+        )?;
+        if let Some(b) = pb {
+            b.finish_and_clear();
+        }
+        Ok(px)
+    };
+    let split = |px: &[f32]| px.chunks(per).map(<[f32]>::to_vec).collect::<Vec<_>>();
+    let uncond = split(&run(None, 1.0, c.seed())?);
+    score_core::data::image::write_image_grid(
+        &a.out.join("unconditional.png"),
+        &uncond.iter().take(8).flatten().copied().collect::<Vec<_>>(),
+        [a.n.min(8), 1, g.height, g.width],
+        8,
+    )?;
+    let mut rows = Vec::new();
+    let mut fid_images: Vec<Vec<f32>> = Vec::new();
+    for (k, (prompt, want)) in prompts.iter().enumerate() {
+        let reals: Vec<Vec<f32>> = real
+            .iter()
+            .filter(|i| i.expected == Some(*want))
+            .map(|i| i.pixels.clone())
+            .collect();
+        score_core::data::image::write_image_grid(
+            &a.out.join(format!("staves{want}_real.png")),
+            &reals.iter().take(8).flatten().copied().collect::<Vec<_>>(),
+            [reals.len().min(8), 1, g.height, g.width],
+            8,
+        )?;
+        let mut guided = Vec::new();
+        for &w in &a.guidance {
+            let imgs = split(&run(Some(prompt), w, c.seed() + 1 + k as u64)?);
+            score_core::data::image::write_image_grid(
+                &a.out.join(format!("staves{want}_w{w}.png")),
+                &imgs.iter().take(8).flatten().copied().collect::<Vec<_>>(),
+                [a.n.min(8), 1, g.height, g.width],
+                8,
+            )?;
+            let m = Adherence::measure(&imgs, g.width, g.height, Some(*want));
+            if w == a.fid_guidance {
+                fid_images.push(imgs.concat());
+            }
+            guided.push(json!({"guidance": w, "measure": m}));
+        }
+        rows.push(json!({
+            "prompt": prompt, "expected_staves": want,
+            "real": Adherence::measure(&reals, g.width, g.height, Some(*want)),
+            "unconditional": Adherence::measure(&uncond, g.width, g.height, Some(*want)),
+            "guided": guided,
+        }));
+    }
+    let fid = if a.no_fid {
+        None
+    } else {
+        Some(fid_k(
+            &fid_images,
+            &real,
+            &prompts,
+            &a.fid_k,
+            g,
+            &dev,
+            c.json,
+        )?)
+    };
+    let report = json!({
+        "checkpoint": path, "step": model.meta.step, "record": model.record, "held_out": corpus,
+        "n": a.n, "steps": a.steps, "seed": c.seed(), "fid_guidance": a.fid_guidance,
+        "rows": rows, "fid_k": fid, "seconds": t0.elapsed().as_secs_f64(),
+    });
+    score_core::checkpoint::write_atomic(
+        &a.out.join("evaluate.json"),
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    let md = evaluate_markdown(&report, &a.guidance)?;
+    score_core::checkpoint::write_atomic(&a.out.join("evaluate.md"), md.as_bytes())?;
+    emit(c.json, report, || outln!("{md}"));
+    Ok(())
+}
+
+/// FID-k: the first k generated images (taken round-robin over the prompts) against
+/// every held-out system image of the three instrumentations, with the FID
+/// Inception-v3.
+fn fid_k(
+    generated: &[Vec<f32>],
+    real: &[SystemItem],
+    prompts: &[(String, usize)],
+    ks: &[usize],
+    g: Geometry,
+    dev: &score_core::burn::tensor::Device,
+    json: bool,
+) -> Result<Vec<serde_json::Value>> {
+    let per = g.width * g.height;
+    let net = score_core::fid::FidInception::load_default(dev)?;
+    let feats = |images: &[f32]| -> Result<Vec<f32>> {
+        let n = images.len() / per;
+        let u8s = score_core::fid::quantize_signed(images)?;
+        let pb = (!json).then(|| bar_of(n as u64, "inception", "images"));
+        let f = net.features(&u8s, [n, 1, g.height, g.width], 16, |d| {
+            if let Some(b) = &pb {
+                b.set_position(d as u64);
+            }
+        })?;
+        if let Some(b) = pb {
+            b.finish_and_clear();
+        }
+        Ok(f)
+    };
+    let wanted: Vec<usize> = prompts.iter().map(|p| p.1).collect();
+    let reals: Vec<f32> = real
+        .iter()
+        .filter(|i| i.expected.is_some_and(|e| wanted.contains(&e)))
+        .flat_map(|i| i.pixels.iter().copied())
+        .collect();
+    let real_stats = score_core::fid::stats::FeatureStats::from_features(&feats(&reals)?, 2048)?;
+    let m = generated.iter().map(|v| v.len() / per).min().unwrap_or(0);
+    let mut order = Vec::new();
+    for i in 0..m {
+        for v in generated {
+            order.extend_from_slice(&v[i * per..(i + 1) * per]);
+        }
+    }
+    let fake = feats(&order)?;
+    let mut out = Vec::new();
+    for &k in ks {
+        if k < 2 || k * 2048 > fake.len() {
+            continue;
+        }
+        let s = score_core::fid::stats::FeatureStats::from_features(&fake[..k * 2048], 2048)?;
+        let fid = score_core::fid::stats::fid_from_stats(&s, &real_stats)?;
+        out.push(json!({"k": k, "fid": fid, "real_images": reals.len() / per}));
+    }
+    Ok(out)
+}
+
+fn evaluate_markdown(r: &serde_json::Value, guidance: &[f64]) -> Result<String> {
+    let ad =
+        |v: &serde_json::Value| -> Result<Adherence> { Ok(serde_json::from_value(v.clone())?) };
+    let mut s = String::new();
+    s.push_str("| prompt | staves | real held-out | unconditional |");
+    for w in guidance {
+        s.push_str(&format!(" w = {w} |"));
+    }
+    s.push_str("\n|---|---|---|---|");
+    s.push_str(&"---|".repeat(guidance.len()));
+    s.push('\n');
+    for (title, agree) in [
+        ("Readability (a staff system detected)", false),
+        ("Prompt adherence (detected staves = implied)", true),
+    ] {
+        s.push_str(&format!(
+            "| **{title}** | | | |{}\n",
+            " |".repeat(guidance.len())
+        ));
+        for row in r["rows"].as_array().context("rows")? {
+            s.push_str(&format!(
+                "| {} | {} | {} | {} |",
+                row["prompt"].as_str().unwrap_or(""),
+                row["expected_staves"],
+                frac(&ad(&row["real"])?, agree),
+                frac(&ad(&row["unconditional"])?, agree)
+            ));
+            for gd in row["guided"].as_array().context("guided")? {
+                s.push_str(&format!(" {} |", frac(&ad(&gd["measure"])?, agree)));
+            }
+            s.push('\n');
+        }
+    }
+    if let Some(f) = r["fid_k"].as_array() {
+        s.push_str("\n| k | FID-k |\n|---|---|\n");
+        for x in f {
+            s.push_str(&format!(
+                "| {} | {:.1} |\n",
+                x["k"],
+                x["fid"].as_f64().unwrap_or(f64::NAN)
+            ));
+        }
+    }
+    Ok(s)
+}

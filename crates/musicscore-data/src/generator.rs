@@ -1,0 +1,160 @@
+//! Training and sampling the text-to-score model of [`crate::textscore`] through
+//! score-core: its training loop (checkpoints, EMA, exact resume, caption dropout as
+//! condition dropout), its checkpoint format (the network description in
+//! `config.extra`, as every scorelab UNet, plus a `text` record), and its samplers
+//! with classifier-free guidance.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use score_core::burn::tensor::Device;
+use score_core::checkpoint::CheckpointMeta;
+use score_core::nn::unet::UNet;
+use score_core::pipeline::{ImageCondition, ModelSpec, generate_images, load_unet};
+use score_core::precond::Precond;
+use score_core::samplers::Sampler;
+use score_core::sigmas::GridKind;
+use score_core::text::TextEncoder;
+use score_core::train::TrainConfig;
+
+use crate::error::{MusicScoreError, Result};
+use crate::textscore::{Geometry, PromptBank, unet_config};
+
+/// The text-to-score settings stored beside the network in a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextRecord {
+    /// How pages became images.
+    pub geometry: Geometry,
+    /// The prompt template.
+    pub template: String,
+    /// The text encoder (all-MiniLM-L6-v2, standing in for OpenCLIP).
+    pub encoder: String,
+    /// The training corpus, for the record.
+    pub corpus: String,
+    /// Training images (staff systems).
+    pub systems: usize,
+    /// Distinct training prompts.
+    pub prompts: usize,
+    /// Caption dropout probability.
+    pub caption_dropout: f64,
+}
+
+/// The encoder's name in [`TextRecord::encoder`].
+pub const ENCODER: &str = "sentence-transformers/all-MiniLM-L6-v2";
+
+/// Optimisation settings: batch `batch`, Adam at 1e-3 after a warm-up of up to 200
+/// steps, no gradient clipping (as EDM), EDM's EMA with a ramp-up, EDM preconditioning with the data's σ, caption
+/// dropout `caption_dropout`, a checkpoint every 100 steps.
+pub fn train_config(
+    steps: usize,
+    batch: usize,
+    seed: u64,
+    sigma_data: f64,
+    caption_dropout: f64,
+) -> TrainConfig {
+    TrainConfig {
+        steps,
+        batch_size: batch,
+        lr: 1e-3,
+        warmup_steps: 200.min(steps / 4 + 1),
+        grad_clip: None,
+        ema_halflife_kimg: 500.0,
+        ema_rampup_ratio: Some(0.05),
+        precond: Precond::edm(sigma_data),
+        checkpoint_every: 100,
+        log_every: 10,
+        seed,
+        label_dropout: caption_dropout,
+        ..TrainConfig::default()
+    }
+}
+
+/// The checkpoint's `config.extra`: the network description every scorelab UNet
+/// checkpoint has (so `scorelab sample` loads it too) and the [`TextRecord`].
+pub fn checkpoint_extra(rec: &TextRecord) -> serde_json::Value {
+    let g = &rec.geometry;
+    let mut v = ModelSpec::unet(&unet_config(g), [1, g.height, g.width], &rec.corpus).to_json();
+    v["text"] = serde_json::to_value(rec).expect("record serialises");
+    v
+}
+
+/// A trained text-to-score model.
+pub struct TextModel {
+    /// The network (EMA weights).
+    pub net: UNet,
+    /// Its preconditioning.
+    pub precond: Precond,
+    /// Its settings.
+    pub record: TextRecord,
+    /// The checkpoint's metadata (step, …).
+    pub meta: CheckpointMeta,
+}
+
+impl TextModel {
+    /// Load a checkpoint written by `scorelab musicscore train`.
+    pub fn load(path: &Path, device: &Device) -> Result<Self> {
+        let (net, _, precond, meta) = load_unet(path, device)?;
+        let record: TextRecord = serde_json::from_value(meta.config["extra"]["text"].clone())
+            .map_err(|e| {
+                MusicScoreError::Invalid(format!(
+                    "{}: config.extra.text: {e} (not a text-to-score checkpoint; `scorelab musicscore train` writes them)",
+                    path.display()
+                ))
+            })?;
+        Ok(Self {
+            net,
+            precond,
+            record,
+            meta,
+        })
+    }
+
+    /// `n` images for `prompt` (`None`: unconditional) with guidance `guidance`, EDM's
+    /// Heun sampler on a Karras grid of `steps` levels (σ 80 → 0.002), noise from
+    /// `seed`: `[n, 1, h, w]` values in [−1, 1], row-major. `on_step(done, total)`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn generate(
+        &self,
+        encoder: Option<&TextEncoder>,
+        prompt: Option<&str>,
+        n: usize,
+        guidance: f64,
+        steps: usize,
+        seed: u64,
+        device: &Device,
+        on_step: impl FnMut(usize, usize),
+    ) -> Result<Vec<f32>> {
+        let g = &self.record.geometry;
+        let condition = match (prompt, encoder) {
+            (None, _) => ImageCondition::none(),
+            (Some(p), Some(enc)) => {
+                let bank = PromptBank::build(enc, [p])?;
+                ImageCondition {
+                    cond: Some(bank.conditioning(&vec![p; n], device)?),
+                    guidance,
+                }
+            }
+            (Some(_), None) => {
+                return Err(MusicScoreError::Invalid(
+                    "a prompt needs the text encoder".into(),
+                ));
+            }
+        };
+        let shape = [n, 1, g.height, g.width];
+        let mut rng = score_core::tensor::stream_rng(seed, 0x5445_5854, 0);
+        let noise = score_core::tensor::randn(shape, &mut rng, device);
+        let sigmas = GridKind::Karras.build(steps, 0.002, 80.0)?;
+        let sampler = Sampler::Heun(Default::default());
+        let out = generate_images(
+            &self.net,
+            self.precond,
+            &sampler,
+            &sigmas,
+            noise,
+            &condition,
+            on_step,
+        )?;
+        Ok(score_core::tensor::to_vec_f32(out.x)?)
+    }
+}

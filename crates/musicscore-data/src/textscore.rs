@@ -1,0 +1,496 @@
+//! Text-to-score generation: the MusicScore paper's generator (Dai et al. 2024, §4) at
+//! CPU scale, on score-core's UNet, training loop and samplers.
+//!
+//! - **Images.** One grayscale image per staff system: the page at [`Geometry::scale`]
+//!   × its resolution (0.5 of a 100 dpi page: a staff space of about 3.5 px, the least
+//!   at which [`crate::image::detect_systems`] still separates the five lines), the
+//!   system's first `width` columns from its left edge (the brace or barline that
+//!   joins its staves, clefs, the start of the key signature), centred vertically on a
+//!   white `width × height` canvas, with rows outside the system's band left white. A
+//!   four-staff quartet system is about 122 px tall at that scale, hence `height` 128;
+//!   taller systems are left out (counted). `width` 32 (16 mm of the page) is what a
+//!   2-core CPU trains in about an hour: a training step at batch 16 takes about
+//!   1 s there, 1.7 s at width 48 and 5 s at width 64 with twice the channels
+//!   (`docs/musicscore-generation.md`).
+//! - **Text.** Prompts from a [`Template`] (the paper's "a music score, instrumentation
+//!   is …, key is …"), encoded once per distinct prompt by the MiniLM sentence encoder
+//!   ([`score_core::text`], standing in for the paper's frozen OpenCLIP): the token
+//!   states go to the UNet's cross-attention, the pooled embedding to its noise
+//!   embedding. Caption dropout is score-core's condition dropout: a dropped prompt has
+//!   zero context and an all-zero token mask, the "no condition" input that
+//!   classifier-free guidance ([`score_core::guidance`]) uses.
+//! - **Measures.** Readability is the fraction of images in which the staff detector
+//!   finds a system; adherence compares the staves of the detected system with the
+//!   number the prompt's instrumentation implies ([`expected_staves`]).
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use score_core::burn::tensor::{Device, Tensor};
+use score_core::denoiser::Conditioning;
+use score_core::nn::unet::UNetConfig;
+use score_core::tensor::from_f32;
+use score_core::text::TextEncoder;
+use score_core::train::TrainData;
+
+use crate::corpus::Corpus;
+use crate::error::{MusicScoreError, Result};
+use crate::image::{ColorMode, DecodeOptions, Raster, System, decode, detect_systems, resample};
+use crate::metadata::Fields;
+use crate::prompt::Template;
+
+/// Width of the MiniLM token states and pooled embedding.
+pub const TEXT_DIM: usize = 384;
+
+/// How a staff system becomes a training image.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Geometry {
+    /// Resolution relative to the page file.
+    pub scale: f64,
+    /// Image width in pixels.
+    pub width: usize,
+    /// Image height in pixels.
+    pub height: usize,
+}
+
+impl Default for Geometry {
+    fn default() -> Self {
+        Self {
+            scale: 0.5,
+            width: 32,
+            height: 128,
+        }
+    }
+}
+
+impl Geometry {
+    /// Check the numbers.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.scale > 0.0 && self.scale <= 1.0) || self.width < 8 || self.height < 8 {
+            return Err(MusicScoreError::Invalid(format!(
+                "geometry: scale {} must lie in (0, 1], width {} and height {} be at least 8",
+                self.scale, self.width, self.height
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Dark pixel: luma below half.
+fn dark(page: &Raster, x: usize, y: usize) -> bool {
+    page.luma(y * page.width + x) < 128
+}
+
+/// The first column at which the system's staves begin: the first holding dark pixels
+/// on at least four rows per staff within the staff rows (five staff lines cross it;
+/// a letter of a label to the left rarely does).
+fn left_edge(page: &Raster, sys: &System) -> usize {
+    let (a, b) = sys.staff_rows;
+    let need = 4 * sys.staves;
+    (0..page.width)
+        .find(|&x| (a..b).filter(|&y| dark(page, x, y)).count() >= need)
+        .unwrap_or(0)
+}
+
+/// The training image of one system of a page already at the geometry's scale, or
+/// `None` when the system is taller than the canvas.
+pub fn system_image(page: &Raster, sys: &System, g: &Geometry) -> Option<Raster> {
+    let (a, b) = sys.staff_rows;
+    if b - a + 4 > g.height {
+        return None;
+    }
+    let x0 = left_edge(page, sys).saturating_sub(2);
+    let top = ((a + b) / 2) as isize - (g.height / 2) as isize;
+    let (ba, bb) = sys.band;
+    let from = (top.max(0) as usize).max(ba);
+    let to = ((top + g.height as isize) as usize).min(bb);
+    let piece = page.crop(x0, from, g.width, to.saturating_sub(from));
+    let mut canvas = Raster::white(g.width, g.height, 1);
+    canvas.paste(&piece, 0, from as isize - top);
+    Some(canvas)
+}
+
+/// A page decoded in grayscale at `scale` × its resolution.
+pub fn decode_scaled(bytes: &[u8], scale: f64, source: &str) -> Result<Raster> {
+    let opts = DecodeOptions {
+        color: ColorMode::Gray,
+        ..Default::default()
+    };
+    let (w0, h0) = crate::image::image_size(bytes, source)?;
+    let (w, h) = (
+        ((w0 as f64 * scale).round() as usize).max(1),
+        ((h0 as f64 * scale).round() as usize).max(1),
+    );
+    Ok(resample(&decode(bytes, &opts, Some((w, h)), source)?, w, h))
+}
+
+/// The system images of a page with their detected staff counts, and how many systems
+/// were too tall for the canvas.
+pub fn page_systems(
+    bytes: &[u8],
+    g: &Geometry,
+    source: &str,
+) -> Result<(Vec<(Raster, usize)>, usize)> {
+    let page = decode_scaled(bytes, g.scale, source)?;
+    let systems = detect_systems(&page);
+    let kept: Vec<(Raster, usize)> = systems
+        .iter()
+        .filter_map(|s| Some((system_image(&page, s, g)?, s.staves)))
+        .collect();
+    let tall = systems.len() - kept.len();
+    Ok((kept, tall))
+}
+
+/// The staff count of an image's system: the staves of the detected system with the
+/// most staves, or `None` when the detector finds no staff.
+pub fn detected_staves(image: &Raster) -> Option<usize> {
+    detect_systems(image).iter().map(|s| s.staves).max()
+}
+
+/// The number of staves per system that an instrumentation implies, for the three
+/// instrumentations the study prompts with: piano 2 (a braced grand staff), violin 1,
+/// string quartet (2 violins, viola, cello) 4; `None` for anything else.
+pub fn expected_staves(instrumentation: &[String]) -> Option<usize> {
+    let parts: Vec<String> = instrumentation
+        .iter()
+        .map(|s| s.trim().to_lowercase())
+        .collect();
+    let is =
+        |want: &[&str]| parts.len() == want.len() && parts.iter().zip(want).all(|(a, b)| a == b);
+    if is(&["piano"]) {
+        Some(2)
+    } else if is(&["violin"]) {
+        Some(1)
+    } else if is(&["2 violins", "viola", "cello"]) {
+        Some(4)
+    } else {
+        None
+    }
+}
+
+/// One system image with its prompt.
+#[derive(Debug, Clone)]
+pub struct SystemItem {
+    /// Pixels `[1, height, width]` in [−1, 1] (white = 1).
+    pub pixels: Vec<f32>,
+    /// The prompt of its page.
+    pub prompt: String,
+    /// Staves the detector found in it.
+    pub staves: usize,
+    /// Staves its instrumentation implies ([`expected_staves`]).
+    pub expected: Option<usize>,
+    /// The page it comes from (corpus index).
+    pub page: usize,
+}
+
+/// The system images of `pages` (in parallel), their prompts from `template`, and
+/// how many systems were too tall.
+pub fn system_items(
+    corpus: &Corpus,
+    pages: &[usize],
+    g: &Geometry,
+    template: &Template,
+    on_page: &(dyn Fn() + Sync),
+) -> Result<(Vec<SystemItem>, usize)> {
+    g.validate()?;
+    let per_page: Vec<Result<(Vec<SystemItem>, usize)>> = pages
+        .par_iter()
+        .map(|&p| {
+            let fields: Fields = corpus.fields(p);
+            let prompt = template.render(&fields, Some(&corpus.pages[p].name));
+            let expected = expected_staves(&fields.instrumentation);
+            let (systems, tall) = page_systems(&corpus.read(p)?, g, &corpus.source_name(p))?;
+            on_page();
+            let items = systems
+                .into_iter()
+                .map(|(r, staves)| SystemItem {
+                    pixels: r.to_chw_f32().into_iter().map(|v| 2.0 * v - 1.0).collect(),
+                    prompt: prompt.clone(),
+                    staves,
+                    expected,
+                    page: p,
+                })
+                .collect();
+            Ok((items, tall))
+        })
+        .collect();
+    let mut items = Vec::new();
+    let mut tall = 0;
+    for r in per_page {
+        let (i, t) = r?;
+        items.extend(i);
+        tall += t;
+    }
+    Ok((items, tall))
+}
+
+/// Encoded prompts: each distinct prompt through the text encoder once.
+pub struct PromptBank {
+    /// prompt → (token states `[len × 384]`, len, pooled `[384]`).
+    map: HashMap<String, (Vec<f32>, usize, Vec<f32>)>,
+}
+
+impl PromptBank {
+    /// Encode the distinct prompts among `prompts`, 16 at a time.
+    pub fn build<'a>(
+        encoder: &TextEncoder,
+        prompts: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self> {
+        let mut distinct: Vec<&str> = prompts.into_iter().collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let mut map = HashMap::new();
+        for chunk in distinct.chunks(16) {
+            let enc = encoder.encode(chunk)?;
+            let tokens = score_core::tensor::to_vec_f32(enc.tokens)?;
+            let pooled = score_core::tensor::to_vec_f32(enc.pooled)?;
+            let seq = tokens.len() / chunk.len() / TEXT_DIM;
+            for (i, p) in chunk.iter().enumerate() {
+                let len = enc.ids[i].iter().take_while(|&&id| id != 0).count().max(1);
+                let start = i * seq * TEXT_DIM;
+                map.insert(
+                    p.to_string(),
+                    (
+                        tokens[start..start + len * TEXT_DIM].to_vec(),
+                        len,
+                        pooled[i * TEXT_DIM..(i + 1) * TEXT_DIM].to_vec(),
+                    ),
+                );
+            }
+        }
+        Ok(Self { map })
+    }
+
+    /// Number of distinct prompts.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no prompt is encoded.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The conditioning of a batch of prompts: token states padded with zeros to the
+    /// longest, their mask, and the pooled embeddings as context.
+    pub fn conditioning(&self, prompts: &[&str], device: &Device) -> Result<Conditioning> {
+        let rows: Vec<&(Vec<f32>, usize, Vec<f32>)> = prompts
+            .iter()
+            .map(|p| {
+                self.map.get(*p).ok_or_else(|| {
+                    MusicScoreError::Invalid(format!("prompt '{p}' was not encoded"))
+                })
+            })
+            .collect::<Result<_>>()?;
+        let b = rows.len();
+        let l = rows.iter().map(|r| r.1).max().unwrap_or(1);
+        let mut tokens = vec![0f32; b * l * TEXT_DIM];
+        let mut mask = vec![0f32; b * l];
+        let mut pooled = Vec::with_capacity(b * TEXT_DIM);
+        for (i, (t, len, p)) in rows.iter().enumerate() {
+            tokens[i * l * TEXT_DIM..][..len * TEXT_DIM].copy_from_slice(t);
+            mask[i * l..i * l + len].fill(1.0);
+            pooled.extend_from_slice(p);
+        }
+        Ok(Conditioning {
+            context: Some(from_f32(pooled, [b, TEXT_DIM], device)),
+            tokens: Some(from_f32(tokens, [b, l, TEXT_DIM], device)),
+            token_mask: Some(from_f32(mask, [b, l], device)),
+            ..Default::default()
+        })
+    }
+}
+
+/// System images with encoded prompts: score-core training data.
+pub struct TextScoreData {
+    /// The images and prompts.
+    pub items: Vec<SystemItem>,
+    /// Their encoded prompts.
+    pub bank: PromptBank,
+    /// Their geometry.
+    pub geometry: Geometry,
+}
+
+impl TrainData<4> for TextScoreData {
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn batch(&self, idx: &[usize], device: &Device) -> (Tensor<4>, Option<Conditioning>) {
+        let g = &self.geometry;
+        let mut px = Vec::with_capacity(idx.len() * g.width * g.height);
+        for &i in idx {
+            px.extend_from_slice(&self.items[i].pixels);
+        }
+        let prompts: Vec<&str> = idx.iter().map(|&i| self.items[i].prompt.as_str()).collect();
+        let cond = self
+            .bank
+            .conditioning(&prompts, device)
+            .expect("every training prompt is in the bank");
+        (
+            from_f32(px, [idx.len(), 1, g.height, g.width], device),
+            Some(cond),
+        )
+    }
+}
+
+/// The study's network: a UNet on `height × width` grayscale images, widths
+/// 16/32/32/32 over four levels, self-attention at height/8, cross-attention to the
+/// prompt tokens at height/4 and height/8, and the pooled prompt embedding in the
+/// noise embedding.
+pub fn unet_config(g: &Geometry) -> UNetConfig {
+    UNetConfig::new(g.height)
+        .with_width(g.width)
+        .with_in_channels(1)
+        .with_model_channels(16)
+        .with_channel_mult(vec![1, 2, 2, 2])
+        .with_blocks_per_level(1)
+        .with_attn_resolutions(vec![g.height / 8])
+        .with_groups(8)
+        .with_context_dim(TEXT_DIM)
+        .with_token_dim(TEXT_DIM)
+        .with_cross_attn_resolutions(vec![g.height / 4, g.height / 8])
+}
+
+/// A generated image `[1, h, w]` in [−1, 1] as a grayscale raster.
+pub fn raster_of(pixels: &[f32], width: usize, height: usize) -> Raster {
+    Raster {
+        width,
+        height,
+        channels: 1,
+        data: pixels
+            .iter()
+            .map(|&v| ((v.clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8)
+            .collect(),
+    }
+}
+
+/// Readability and prompt adherence of a set of images for one prompt.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Adherence {
+    /// Images measured.
+    pub n: usize,
+    /// Images in which the detector finds a staff system.
+    pub readable: usize,
+    /// Images whose detected system has the expected number of staves.
+    pub agree: usize,
+}
+
+impl Adherence {
+    /// Measure `images` (each `[1, h, w]` in [−1, 1]) against `expected` staves.
+    pub fn measure(
+        images: &[Vec<f32>],
+        width: usize,
+        height: usize,
+        expected: Option<usize>,
+    ) -> Self {
+        let found: Vec<Option<usize>> = images
+            .par_iter()
+            .map(|px| detected_staves(&raster_of(px, width, height)))
+            .collect();
+        Self {
+            n: images.len(),
+            readable: found.iter().filter(|f| f.is_some()).count(),
+            agree: found
+                .iter()
+                .filter(|f| f.is_some() && **f == expected)
+                .count(),
+        }
+    }
+
+    /// Readable fraction.
+    pub fn readability(&self) -> f64 {
+        self.readable as f64 / self.n.max(1) as f64
+    }
+
+    /// Agreeing fraction.
+    pub fn agreement(&self) -> f64 {
+        self.agree as f64 / self.n.max(1) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A synthetic page: `staves` five-line staves 7 px apart (space 7) joined by a
+    /// barline at x = 40, starting at row `top`, lines from x = 40 to 600.
+    fn page(staves: usize, top: usize) -> Raster {
+        let mut r = Raster::white(700, 400, 1);
+        let mut set = |x: usize, y: usize| r.data[y * 700 + x] = 0;
+        let mut last = top;
+        for s in 0..staves {
+            for l in 0..5 {
+                let y = top + s * 56 + l * 7;
+                for x in 40..600 {
+                    set(x, y);
+                }
+                last = y;
+            }
+        }
+        for y in top..=last {
+            set(40, y);
+            set(41, y);
+        }
+        r
+    }
+
+    #[test]
+    fn system_image_keeps_the_staves_and_their_count() {
+        let g = Geometry {
+            scale: 1.0,
+            width: 64,
+            height: 256,
+        };
+        for staves in [1, 2, 4] {
+            let p = page(staves, 60);
+            let systems = detect_systems(&p);
+            assert_eq!(systems.len(), 1, "{staves}");
+            assert_eq!(systems[0].staves, staves);
+            let img = system_image(&p, &systems[0], &g).unwrap();
+            assert_eq!((img.width, img.height), (64, 256));
+            // The crop starts 2 px left of the barline, so the barline is column 2.
+            assert_eq!(img.data[(img.height / 2) * 64 + 2], 0);
+            assert_eq!(detected_staves(&img), Some(staves));
+        }
+        // Four staves span 3·56 + 28 = 196 rows: too tall for a 128-row canvas.
+        let small = Geometry { height: 128, ..g };
+        let p = page(4, 60);
+        assert!(system_image(&p, &detect_systems(&p)[0], &small).is_none());
+    }
+
+    #[test]
+    fn expected_staves_reads_the_three_study_instrumentations_only() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(expected_staves(&v(&["Piano"])), Some(2));
+        assert_eq!(expected_staves(&v(&["violin"])), Some(1));
+        assert_eq!(
+            expected_staves(&v(&["2 violins", "viola", "cello"])),
+            Some(4)
+        );
+        assert_eq!(expected_staves(&v(&["violin", "piano"])), None);
+        assert_eq!(expected_staves(&v(&[])), None);
+    }
+
+    #[test]
+    fn adherence_counts_blank_and_wrong_images() {
+        let g = Geometry {
+            scale: 1.0,
+            width: 64,
+            height: 256,
+        };
+        let img = |staves| {
+            let p = page(staves, 60);
+            let r = system_image(&p, &detect_systems(&p)[0], &g).unwrap();
+            r.to_chw_f32()
+                .into_iter()
+                .map(|v| 2.0 * v - 1.0)
+                .collect::<Vec<f32>>()
+        };
+        let blank = vec![1.0f32; 64 * 256];
+        let a = Adherence::measure(&[img(2), img(2), img(1), blank], 64, 256, Some(2));
+        assert_eq!((a.n, a.readable, a.agree), (4, 3, 2));
+    }
+}
