@@ -137,7 +137,7 @@ pub(crate) fn cmd_distill(c: &Common, a: &DistillArgs) -> Result<()> {
         (LoadedModel::Unet(net, [ch, h, w]), ModelSpec::Unet { config, .. }) => {
             let fresh = a
                 .fresh
-                .then(|| serde_json::from_value::<UNetConfig>(config).map(|c| c.init(&dev)));
+                .then(|| UNetConfig::from_json(config).map(|c| c.init(&dev)));
             let fresh = fresh.transpose().map_err(bad)?;
             run(net, fresh, precond, &[ch, h, w], spec, &cfg, &out)?
         }

@@ -20,8 +20,11 @@ use serde_json::json;
 use crate::musicscore::{FilterArgs, RootArgs, open_all_pub, select_pub};
 use crate::{Common, bar_of, device, emit};
 
-/// The checkpoint `generate` uses when none is given.
-pub const SHIPPED: &str = "data/checkpoints/musicscore-text.safetensors";
+/// The checkpoint `generate` and `evaluate` use when none is given: the one shipped in
+/// `data/checkpoints`.
+pub fn shipped() -> PathBuf {
+    score_core::data::images::shipped_data_dir().join("checkpoints/musicscore-text.safetensors")
+}
 
 #[derive(Args)]
 pub struct TextTrainArgs {
@@ -291,12 +294,21 @@ pub fn cmd_train(c: &Common, a: &TextTrainArgs) -> Result<()> {
         c.json,
         json!({"checkpoint": ck_path, "step": r.step, "loss": r.last_loss, "seconds": secs, "record": record}),
         || {
-            outln!(
-                "step {} loss {:.4} in {secs:.0} s; checkpoint {}",
-                r.step,
-                r.last_loss,
-                ck_path.display()
-            )
+            if r.last_loss.is_nan() {
+                outln!(
+                    "nothing to train: {} is at step {} of --steps {}",
+                    ck_path.display(),
+                    r.step,
+                    a.steps
+                )
+            } else {
+                outln!(
+                    "step {} loss {:.4} in {secs:.0} s; checkpoint {}",
+                    r.step,
+                    r.last_loss,
+                    ck_path.display()
+                )
+            }
         },
     );
     Ok(())
@@ -304,13 +316,10 @@ pub fn cmd_train(c: &Common, a: &TextTrainArgs) -> Result<()> {
 
 pub fn cmd_generate(c: &Common, a: &GenerateArgs) -> Result<()> {
     let dev = device(&c.device)?;
-    let path = a
-        .checkpoint
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(SHIPPED));
+    let path = a.checkpoint.clone().unwrap_or_else(shipped);
     if !path.exists() {
         bail!(
-            "{}: no such checkpoint (the shipped one is {SHIPPED}; `cargo xtask train-musicscore-checkpoint` rebuilds it)",
+            "{}: no such checkpoint (the shipped one is data/checkpoints/musicscore-text.safetensors; `cargo xtask train-musicscore-checkpoint` rebuilds it)",
             path.display()
         );
     }
@@ -481,10 +490,7 @@ fn frac(a: &Adherence, agree: bool) -> String {
 pub fn cmd_evaluate(c: &Common, a: &EvaluateArgs) -> Result<()> {
     let dev = device(&c.device)?;
     let t0 = Instant::now();
-    let path = a
-        .checkpoint
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(SHIPPED));
+    let path = a.checkpoint.clone().unwrap_or_else(shipped);
     let model = TextModel::load(&path, &dev)?;
     let g = model.record.geometry;
     let tpl = Template::parse(&model.record.template)?;
@@ -566,6 +572,15 @@ pub fn cmd_evaluate(c: &Common, a: &EvaluateArgs) -> Result<()> {
             "guided": guided,
         }));
     }
+    // The detector's false-positive floor: pure N(0, 1) noise, clamped like a sample.
+    let mut rng = score_core::tensor::stream_rng(c.seed(), 0x4e4f_4953, 0);
+    let noise: Vec<Vec<f32>> = (0..a.n.max(64))
+        .map(|_| {
+            let t = score_core::tensor::randn([per], &mut rng, &dev);
+            score_core::tensor::to_vec_f32(t)
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    let noise_floor = Adherence::measure(&noise, g.width, g.height, None);
     let fid = if a.no_fid {
         None
     } else {
@@ -582,7 +597,8 @@ pub fn cmd_evaluate(c: &Common, a: &EvaluateArgs) -> Result<()> {
     let report = json!({
         "checkpoint": path, "step": model.meta.step, "record": model.record, "held_out": corpus,
         "n": a.n, "steps": a.steps, "seed": c.seed(), "fid_guidance": a.fid_guidance,
-        "rows": rows, "fid_k": fid, "seconds": t0.elapsed().as_secs_f64(),
+        "rows": rows, "fid_k": fid, "noise_readability": noise_floor,
+        "seconds": t0.elapsed().as_secs_f64(),
     });
     score_core::checkpoint::write_atomic(
         &a.out.join("evaluate.json"),
@@ -682,6 +698,10 @@ fn evaluate_markdown(r: &serde_json::Value, guidance: &[f64]) -> Result<String> 
             s.push('\n');
         }
     }
+    s.push_str(&format!(
+        "\nThe detector on pure N(0, 1) noise images (its false-positive floor): readable {}.\n",
+        frac(&ad(&r["noise_readability"])?, false)
+    ));
     if let Some(f) = r["fid_k"].as_array() {
         s.push_str("\n| k | FID-k |\n|---|---|\n");
         for x in f {

@@ -907,3 +907,69 @@ fn distill_disback_then_one_step_sample() {
         "{err}"
     );
 }
+
+#[test]
+fn musicscore_text_to_score_train_resume_generate() {
+    // Needs the MiniLM encoder (`cargo xtask minilm-setup`, run by .ci/run).
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("gen");
+    let run = run.to_str().unwrap();
+    let root = shipped_musicscore();
+    let train = |steps: &str, extra: &[&str]| {
+        let mut args = vec![
+            "musicscore",
+            "train",
+            "--root",
+            &root,
+            "--steps",
+            steps,
+            "--batch",
+            "4",
+            "--out",
+            run,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        scorelab(&args)
+    };
+    let (ok, out, err) = train("2", &[]);
+    assert!(ok, "{err}");
+    let v = json(&out);
+    assert_eq!(v["step"], 2);
+    assert!(v["record"]["systems"].as_u64().unwrap() > 50, "{v}");
+    // Resume continues the run; a changed batch size is refused, naming the flag.
+    let (ok, _, err) = train("3", &["--resume", "--batch", "8"]);
+    assert!(!ok && err.contains("--batch"), "{err}");
+    let (ok, out, err) = train("3", &["--resume"]);
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["step"], 3);
+    let ck = format!("{run}/checkpoint.safetensors");
+    let gen_dir = dir.path().join("samples");
+    for ck in [Some(ck.as_str()), None] {
+        // None: the checkpoint shipped in data/checkpoints (what a fresh clone has).
+        let mut args = vec![
+            "musicscore",
+            "generate",
+            "--prompt",
+            "a music score, instrumentation is violin, key is A major",
+            "--guidance",
+            "4",
+            "--n",
+            "2",
+            "--steps",
+            "3",
+            "--out",
+            gen_dir.to_str().unwrap(),
+            "--json",
+        ];
+        if let Some(c) = ck {
+            args.extend(["--checkpoint", c]);
+        }
+        let (ok, out, err) = scorelab(&args);
+        assert!(ok, "{err}");
+        let v = json(&out);
+        assert_eq!(v["detected_staves"].as_array().unwrap().len(), 2);
+        assert_eq!(v["expected_staves"], 1);
+        assert!(gen_dir.join("samples.png").exists());
+    }
+}

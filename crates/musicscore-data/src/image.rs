@@ -707,6 +707,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn five_unevenly_spaced_lines_are_not_a_staff() {
+        // Lines 7 px apart form a staff; move the fourth line 5 px down (gaps 7, 7, 12,
+        // 2) and they do not: 12 > 1.4 × 7 and 2 < 0.6 × 7.
+        let page = |ys: &[usize]| {
+            let mut r = Raster::white(200, 100, 1);
+            for &y in ys {
+                r.data[y * 200..(y + 1) * 200].fill(0);
+            }
+            r
+        };
+        assert_eq!(detect_systems(&page(&[30, 37, 44, 51, 58])).len(), 1);
+        assert!(detect_systems(&page(&[30, 37, 44, 56, 58])).is_empty());
+    }
+
+    #[test]
     fn area_resample_preserves_mean_and_constant() {
         let mut src = Raster::white(10, 7, 1);
         for (i, v) in src.data.iter_mut().enumerate() {

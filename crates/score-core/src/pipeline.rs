@@ -156,8 +156,8 @@ pub fn load_model_weights(
             image_shape,
             ..
         } => {
-            let cfg: UNetConfig =
-                serde_json::from_value(config).map_err(|e| bad(format!("UNet config: {e}")))?;
+            let cfg =
+                UNetConfig::from_json(config).map_err(|e| bad(format!("UNet config: {e}")))?;
             cfg.validate().map_err(bad)?;
             LoadedModel::Unet(ck.load_into(cfg.init(device), prefix, false)?, image_shape)
         }

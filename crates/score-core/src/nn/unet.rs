@@ -280,6 +280,19 @@ fn upsample(x: Tensor<4>) -> Tensor<4> {
 }
 
 impl UNetConfig {
+    /// The configuration stored in a checkpoint. Fields added since a checkpoint was
+    /// written (`width`, `token_dim`, `cross_attn_resolutions`) take their defaults, so
+    /// older checkpoints (the shipped demo UNet) still load.
+    pub fn from_json(mut v: serde_json::Value) -> Result<Self, serde_json::Error> {
+        if let Some(m) = v.as_object_mut() {
+            m.entry("width").or_insert(0.into());
+            m.entry("token_dim").or_insert(0.into());
+            m.entry("cross_attn_resolutions")
+                .or_insert(serde_json::Value::Array(Vec::new()));
+        }
+        serde_json::from_value(v)
+    }
+
     /// Check that the resolution halves cleanly at every level.
     pub fn validate(&self) -> Result<(), String> {
         let levels = self.channel_mult.len();
