@@ -73,6 +73,10 @@ pub(crate) struct Common {
     /// Print results as one JSON object on stdout.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// Worker threads of the CPU backend and data loading (rayon's global pool)
+    /// [default: one per core, or $RAYON_NUM_THREADS].
+    #[arg(long, global = true)]
+    pub(crate) threads: Option<usize>,
 }
 
 // Parsed once per run: the size difference between variants does not matter.
@@ -1448,6 +1452,15 @@ fn print_demo_fid(fid: &serde_json::Value) {
 
 fn run() -> Result<()> {
     let cli = Cli::parse();
+    if let Some(n) = cli.common.threads {
+        if n == 0 {
+            bail!("--threads: must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("--threads: setting up the thread pool")?;
+    }
     match &cli.command {
         Command::Train(a) => cmd_train(&cli.common, a),
         Command::Sample(a) => cmd_sample(&cli.common, a),

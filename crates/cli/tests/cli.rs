@@ -973,3 +973,12 @@ fn musicscore_text_to_score_train_resume_generate() {
         assert!(gen_dir.join("samples.png").exists());
     }
 }
+
+#[test]
+fn threads_sets_the_pool_and_refuses_zero() {
+    let (ok, out, err) = scorelab(&["--threads", "1", "sigmas", "--steps", "4", "--json"]);
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["sigmas"].as_array().unwrap().len(), 5);
+    let (ok, _, err) = scorelab(&["--threads", "0", "sigmas"]);
+    assert!(!ok && err.contains("--threads"), "{err}");
+}
