@@ -307,18 +307,25 @@ fn main() -> Result<()> {
             out,
         } => {
             let root = study_root(root)?;
-            scorelab(&[
-                "musicscore".as_ref(),
-                "train".as_ref(),
-                "--root".as_ref(),
-                root.as_os_str(),
-                "--steps".as_ref(),
-                steps.to_string().as_ref(),
-                "--out".as_ref(),
-                work.as_os_str(),
-                "--resume".as_ref(),
-            ])?;
-            pipeline::export_ema(&work.join("checkpoint.safetensors"), &out, &Device::flex())?;
+            let ck = work.join("checkpoint.safetensors");
+            let done = score_core::checkpoint::CheckpointFile::read(&ck)
+                .map(|c| c.meta.step >= steps)
+                .unwrap_or(false);
+            // A finished run is only exported (training would re-read the corpus).
+            if !done {
+                scorelab(&[
+                    "musicscore".as_ref(),
+                    "train".as_ref(),
+                    "--root".as_ref(),
+                    root.as_os_str(),
+                    "--steps".as_ref(),
+                    steps.to_string().as_ref(),
+                    "--out".as_ref(),
+                    work.as_os_str(),
+                    "--resume".as_ref(),
+                ])?;
+            }
+            pipeline::export_ema(&ck, &out, &Device::flex())?;
             println!("wrote {}", out.display());
         }
         Task::BenchVsTorch {
