@@ -376,6 +376,7 @@ fn main() -> Result<()> {
         } => {
             let device = Device::flex();
             let given = checkpoint.clone();
+            let out_given = out.is_some();
             let ck = checkpoint.unwrap_or_else(pipeline::shipped_checkpoint);
             let out = out.unwrap_or_else(|| PathBuf::from("docs/results").join(&name));
             match name.as_str() {
@@ -574,6 +575,12 @@ fn main() -> Result<()> {
                         PathBuf::from("data/checkpoints/musicscore-text.safetensors")
                     });
                     let root = study_root(None)?;
+                    // --quick never overwrites the study's results in docs/.
+                    let out = if quick && !out_given {
+                        PathBuf::from("out/xtask/musicscore-quick")
+                    } else {
+                        out
+                    };
                     let n = n.unwrap_or(if quick { 4 } else { 24 }).to_string();
                     let mut args: Vec<std::ffi::OsString> = vec![
                         "musicscore".into(),
