@@ -751,7 +751,7 @@ fn parse_batches(s: &str) -> Result<score_core::train::BatchOrder> {
 
 /// A setting that `--resume` cannot change: error when the flag was given with a value
 /// other than the checkpoint's.
-fn fixed_on_resume<T: PartialEq + std::fmt::Display>(
+pub(crate) fn fixed_on_resume<T: PartialEq + std::fmt::Display>(
     flag: &str,
     given: Option<T>,
     stored: T,

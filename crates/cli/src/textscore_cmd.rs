@@ -18,7 +18,7 @@ use score_core::train::{TrainOutput, train};
 use serde_json::json;
 
 use crate::musicscore::{FilterArgs, RootArgs, open_all_pub, select_pub};
-use crate::{Common, bar_of, device, emit};
+use crate::{Common, bar_of, device, emit, fixed_on_resume};
 
 /// The checkpoint `generate` and `evaluate` use when none is given: the one shipped in
 /// `data/checkpoints`.
@@ -160,22 +160,6 @@ fn guard(a: &TextTrainArgs, ck: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A setting fixed by the checkpoint: an error when the flag asks for another value.
-fn fixed<T: PartialEq + std::fmt::Debug>(
-    flag: &str,
-    given: Option<T>,
-    stored: T,
-    ck: &Path,
-) -> Result<T> {
-    match given {
-        Some(g) if g != stored => bail!(
-            "{flag} {g:?}: {} was trained with {stored:?}, and --resume cannot change it",
-            ck.display()
-        ),
-        _ => Ok(stored),
-    }
-}
-
 pub fn cmd_train(c: &Common, a: &TextTrainArgs) -> Result<()> {
     let dev = device(&c.device)?.autodiff();
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
@@ -201,16 +185,16 @@ pub fn cmd_train(c: &Common, a: &TextTrainArgs) -> Result<()> {
                     .with_context(|| format!("{}: config.extra.text", ck_path.display()))?;
             let batch = ck.meta.config["train"]["batch_size"].as_u64().unwrap_or(0) as usize;
             (
-                fixed("--geometry", geometry, rec.geometry, &ck_path)?,
-                fixed("--template", a.template.clone(), rec.template, &ck_path)?,
-                fixed(
+                fixed_on_resume("--geometry", geometry, rec.geometry, &ck_path)?,
+                fixed_on_resume("--template", a.template.clone(), rec.template, &ck_path)?,
+                fixed_on_resume(
                     "--caption-dropout",
                     a.caption_dropout,
                     rec.caption_dropout,
                     &ck_path,
                 )?,
-                fixed("--batch", a.batch, batch, &ck_path)?,
-                fixed("--seed", c.seed_arg, ck.meta.seed, &ck_path)?,
+                fixed_on_resume("--batch", a.batch, batch, &ck_path)?,
+                fixed_on_resume("--seed", c.seed_arg, ck.meta.seed, &ck_path)?,
             )
         }
     };
@@ -314,6 +298,35 @@ pub fn cmd_train(c: &Common, a: &TextTrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// What to sample: `n` images for `prompt` (`None`: unconditional) at guidance `w`.
+struct Draw<'a> {
+    prompt: Option<&'a str>,
+    n: usize,
+    w: f64,
+    steps: usize,
+    seed: u64,
+}
+
+/// [`TextModel::generate`] with a progress bar (none with --json).
+fn sample(
+    model: &TextModel,
+    encoder: Option<&TextEncoder>,
+    d: &Draw,
+    dev: &score_core::burn::tensor::Device,
+    json: bool,
+) -> Result<Vec<f32>> {
+    let pb = (!json).then(|| bar_of((d.steps - 1) as u64, &format!("w={}", d.w), "steps"));
+    let px = model.generate(encoder, d.prompt, d.n, d.w, d.steps, d.seed, dev, |i, _| {
+        if let Some(b) = &pb {
+            b.set_position(i as u64);
+        }
+    })?;
+    if let Some(b) = pb {
+        b.finish_and_clear();
+    }
+    Ok(px)
+}
+
 pub fn cmd_generate(c: &Common, a: &GenerateArgs) -> Result<()> {
     let dev = device(&c.device)?;
     let path = a.checkpoint.clone().unwrap_or_else(shipped);
@@ -332,24 +345,14 @@ pub fn cmd_generate(c: &Common, a: &GenerateArgs) -> Result<()> {
         None => None,
     };
     let g = model.record.geometry;
-    let pb = (!c.json).then(|| bar_of((a.steps - 1) as u64, "heun", "steps"));
-    let px = model.generate(
-        encoder.as_ref(),
-        a.prompt.as_deref(),
-        a.n,
-        a.guidance,
-        a.steps,
-        c.seed(),
-        &dev,
-        |i, _| {
-            if let Some(b) = &pb {
-                b.set_position(i as u64);
-            }
-        },
-    )?;
-    if let Some(b) = pb {
-        b.finish_and_clear();
-    }
+    let draw = Draw {
+        prompt: a.prompt.as_deref(),
+        n: a.n,
+        w: a.guidance,
+        steps: a.steps,
+        seed: c.seed(),
+    };
+    let px = sample(&model, encoder.as_ref(), &draw, &dev, c.json)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let png = a.out.join("samples.png");
     let cols = a.n.min(8);
@@ -508,25 +511,14 @@ pub fn cmd_evaluate(c: &Common, a: &EvaluateArgs) -> Result<()> {
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let per = g.width * g.height;
     let run = |prompt: Option<&str>, w: f64, seed: u64| -> Result<Vec<f32>> {
-        let pb = (!c.json).then(|| bar_of((a.steps - 1) as u64, &format!("w={w}"), "steps"));
-        let px = model.generate(
-            Some(&encoder),
+        let draw = Draw {
             prompt,
-            a.n,
+            n: a.n,
             w,
-            a.steps,
+            steps: a.steps,
             seed,
-            &dev,
-            |i, _| {
-                if let Some(b) = &pb {
-                    b.set_position(i as u64);
-                }
-            },
-        )?;
-        if let Some(b) = pb {
-            b.finish_and_clear();
-        }
-        Ok(px)
+        };
+        sample(&model, Some(&encoder), &draw, &dev, c.json)
     };
     let split = |px: &[f32]| px.chunks(per).map(<[f32]>::to_vec).collect::<Vec<_>>();
     let uncond = split(&run(None, 1.0, c.seed())?);

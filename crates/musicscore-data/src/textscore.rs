@@ -66,6 +66,13 @@ impl Default for Geometry {
     }
 }
 
+impl std::fmt::Display for Geometry {
+    /// As `--geometry` takes it: `W×H@scale`, e.g. `32x128@0.5`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}@{}", self.width, self.height, self.scale)
+    }
+}
+
 impl Geometry {
     /// Check the numbers.
     pub fn validate(&self) -> Result<()> {
