@@ -909,11 +909,16 @@ fn train_settings(
 
 /// Refuse to train over an existing run unless --resume or --overwrite says what to do;
 /// with --overwrite, remove the old checkpoint and log first.
-fn guard_existing_run(a: &TrainArgs, ck_path: &Path) -> Result<()> {
-    if a.resume || !ck_path.exists() {
+pub(crate) fn guard_existing_run(
+    resume: bool,
+    overwrite: bool,
+    out: &Path,
+    ck_path: &Path,
+) -> Result<()> {
+    if resume || !ck_path.exists() {
         return Ok(());
     }
-    if !a.overwrite {
+    if !overwrite {
         let step = CheckpointFile::read(ck_path)
             .map(|ck| format!("a checkpoint of step {}", ck.meta.step))
             .unwrap_or_else(|_| "a checkpoint".into());
@@ -922,7 +927,7 @@ fn guard_existing_run(a: &TrainArgs, ck_path: &Path) -> Result<()> {
             ck_path.display()
         );
     }
-    for p in [ck_path.to_path_buf(), a.out.join("train.jsonl")] {
+    for p in [ck_path.to_path_buf(), out.join("train.jsonl")] {
         match std::fs::remove_file(&p) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(e).with_context(|| format!("removing {}", p.display()));
@@ -937,7 +942,7 @@ fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
     let dev = device(&c.device)?.autodiff();
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let ck_path = a.out.join("checkpoint.safetensors");
-    guard_existing_run(a, &ck_path)?;
+    guard_existing_run(a.resume, a.overwrite, &a.out, &ck_path)?;
     let resume = if a.resume && ck_path.exists() {
         Some(CheckpointFile::read(&ck_path)?)
     } else {

@@ -1,7 +1,7 @@
 //! `scorelab musicscore train | generate | evaluate`: the text-to-score model
 //! (`musicscore_data::textscore`, `musicscore_data::generator`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -18,7 +18,7 @@ use score_core::train::{TrainOutput, train};
 use serde_json::json;
 
 use crate::musicscore::{FilterArgs, RootArgs, open_all_pub, select_pub};
-use crate::{Common, bar_of, device, emit, fixed_on_resume};
+use crate::{Common, bar_of, device, emit, fixed_on_resume, guard_existing_run};
 
 /// The checkpoint `generate` and `evaluate` use when none is given: the one shipped in
 /// `data/checkpoints`.
@@ -142,29 +142,11 @@ pub(crate) fn load_items(
     Ok((items, tall, names.join("; ")))
 }
 
-fn guard(a: &TextTrainArgs, ck: &Path) -> Result<()> {
-    if a.resume || !ck.exists() {
-        return Ok(());
-    }
-    if !a.overwrite {
-        bail!(
-            "{}: a checkpoint is already there: pass --resume to continue that run or --overwrite to replace it",
-            ck.display()
-        );
-    }
-    for p in [ck.to_path_buf(), a.out.join("train.jsonl")] {
-        if p.exists() {
-            std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
-        }
-    }
-    Ok(())
-}
-
 pub fn cmd_train(c: &Common, a: &TextTrainArgs) -> Result<()> {
     let dev = device(&c.device)?.autodiff();
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let ck_path = a.out.join("checkpoint.safetensors");
-    guard(a, &ck_path)?;
+    guard_existing_run(a.resume, a.overwrite, &a.out, &ck_path)?;
     let resume = if a.resume && ck_path.exists() {
         Some(CheckpointFile::read(&ck_path)?)
     } else {
@@ -315,16 +297,35 @@ fn sample(
     dev: &score_core::burn::tensor::Device,
     json: bool,
 ) -> Result<Vec<f32>> {
-    let pb = (!json).then(|| bar_of((d.steps - 1) as u64, &format!("w={}", d.w), "steps"));
-    let px = model.generate(encoder, d.prompt, d.n, d.w, d.steps, d.seed, dev, |i, _| {
+    let what = format!("w={}", d.w);
+    with_bar(json, (d.steps - 1) as u64, &what, "steps", |at| {
+        Ok(
+            model.generate(encoder, d.prompt, d.n, d.w, d.steps, d.seed, dev, |i, _| {
+                at(i)
+            })?,
+        )
+    })
+}
+
+/// Run `f` with a progress bar of `len` `unit`s (none with --json); `f` reports its
+/// position through the callback it is given.
+fn with_bar<T>(
+    json: bool,
+    len: u64,
+    what: &str,
+    unit: &str,
+    f: impl FnOnce(&dyn Fn(usize)) -> Result<T>,
+) -> Result<T> {
+    let pb = (!json).then(|| bar_of(len, what, unit));
+    let out = f(&|i| {
         if let Some(b) = &pb {
             b.set_position(i as u64);
         }
-    })?;
+    });
     if let Some(b) = pb {
         b.finish_and_clear();
     }
-    Ok(px)
+    out
 }
 
 pub fn cmd_generate(c: &Common, a: &GenerateArgs) -> Result<()> {
@@ -619,16 +620,9 @@ fn fid_k(
     let feats = |images: &[f32]| -> Result<Vec<f32>> {
         let n = images.len() / per;
         let u8s = score_core::fid::quantize_signed(images)?;
-        let pb = (!json).then(|| bar_of(n as u64, "inception", "images"));
-        let f = net.features(&u8s, [n, 1, g.height, g.width], 16, |d| {
-            if let Some(b) = &pb {
-                b.set_position(d as u64);
-            }
-        })?;
-        if let Some(b) = pb {
-            b.finish_and_clear();
-        }
-        Ok(f)
+        with_bar(json, n as u64, "inception", "images", |at| {
+            Ok(net.features(&u8s, [n, 1, g.height, g.width], 16, at)?)
+        })
     };
     let wanted: Vec<usize> = prompts.iter().map(|p| p.1).collect();
     let reals: Vec<f32> = real
