@@ -172,12 +172,23 @@ def denoise(net, sigma_data, x, sigma):
     return c_skip * x + c_out * net(c_in * x, c_noise)
 
 
+DEV = torch.device("cpu")
+
+
+def sync():
+    """Wait for the device (CUDA runs asynchronously)."""
+    if DEV.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def median_time(f, reps):
     f()
+    sync()
     ts = []
     for _ in range(reps):
         t = time.perf_counter()
         f()
+        sync()
         ts.append(time.perf_counter() - t)
     return sorted(ts)[len(ts) // 2]
 
@@ -186,9 +197,9 @@ def train_step_time(net, sigma_data, batch, reps, g, res=28):
     """Median seconds of one EDM training step (fwd + bwd + Adam) at `batch`, on
     `res`×`res` images."""
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
-    x = torch.randn(batch, 1, res, res, generator=g)
-    s = torch.exp(torch.randn(batch, generator=g) * 1.2 - 1.2)
-    n = torch.randn(batch, 1, res, res, generator=g)
+    x = torch.randn(batch, 1, res, res, generator=g).to(DEV)
+    s = torch.exp(torch.randn(batch, generator=g) * 1.2 - 1.2).to(DEV)
+    n = torch.randn(batch, 1, res, res, generator=g).to(DEV)
     w = (s**2 + sigma_data**2) / (s * sigma_data) ** 2
 
     def step():
@@ -204,22 +215,22 @@ def train_step_time(net, sigma_data, batch, reps, g, res=28):
 def timings(net, sigma_data, reps):
     g = torch.Generator().manual_seed(0)
     out = {}
-    x64 = torch.randn(64, 1, 28, 28, generator=g)
-    s64 = torch.exp(torch.randn(64, generator=g) * 1.2 - 1.2)
+    x64 = torch.randn(64, 1, 28, 28, generator=g).to(DEV)
+    s64 = torch.exp(torch.randn(64, generator=g) * 1.2 - 1.2).to(DEV)
     with torch.no_grad():
         out["denoiser_b64"] = median_time(lambda: denoise(net, sigma_data, x64, s64), reps)
     out["train_step_b32"] = train_step_time(net, sigma_data, 32, reps, g)
-    gn = torch.nn.GroupNorm(8, 64)
-    h = torch.randn(32, 64, 32, 32, generator=g, requires_grad=True)
+    gn = torch.nn.GroupNorm(8, 64).to(DEV)
+    h = torch.randn(32, 64, 32, 32, generator=g).to(DEV).requires_grad_()
     with torch.no_grad():
         out["groupnorm_fwd"] = median_time(lambda: gn(h), reps)
     out["groupnorm_fwd_bwd"] = median_time(lambda: gn(h).sum().backward(), reps)
-    conv = torch.nn.Conv2d(64, 64, 3, padding=1)
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(DEV)
     with torch.no_grad():
         out["conv3x3_fwd"] = median_time(lambda: conv(h), reps)
     out["conv3x3_fwd_bwd"] = median_time(lambda: conv(h).sum().backward(), reps)
-    a = torch.randn(1024, 1024, generator=g)
-    b = torch.randn(1024, 1024, generator=g)
+    a = torch.randn(1024, 1024, generator=g).to(DEV)
+    b = torch.randn(1024, 1024, generator=g).to(DEV)
     out["matmul_1024"] = median_time(lambda: a @ b, reps)
     return out
 
@@ -238,30 +249,39 @@ def main():
         "of that resolution (attention at res/4) at batch --batch",
     )
     p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     a = p.parse_args()
+    global DEV
+    DEV = torch.device(a.device)
+    if DEV.type == "cuda":
+        # Strict fp32 like scorelab's side: no TF32 in cuDNN's convolutions (on by
+        # default) or in matrix products.
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     torch.set_num_threads(a.threads)
     net, sigma_data = load(a.checkpoint)
+    net = net.to(DEV)
     if a.check:
-        x = torch.from_numpy(np.load(f"{a.check[0]}/x.npy")).float()
-        s = torch.from_numpy(np.load(f"{a.check[0]}/sigma.npy")).float()
+        x = torch.from_numpy(np.load(f"{a.check[0]}/x.npy")).float().to(DEV)
+        s = torch.from_numpy(np.load(f"{a.check[0]}/sigma.npy")).float().to(DEV)
         with torch.no_grad():
             d = denoise(net.eval(), sigma_data, x, s)
-        np.save(a.check[1], d.numpy().astype(np.float32))
+        np.save(a.check[1], d.cpu().numpy().astype(np.float32))
     if a.scaling:
         g = torch.Generator().manual_seed(0)
         t = {b: train_step_time(net, sigma_data, int(b), a.reps, g) for b in a.scaling.split(",")}
-        print(json.dumps({"impl": "torch " + torch.__version__, "threads": a.threads, "seconds": t}))
+        print(json.dumps({"impl": "torch " + torch.__version__, "device": a.device, "threads": a.threads, "seconds": t}))
     if a.size_scaling:
         g = torch.Generator().manual_seed(0)
         t = {}
         for r in a.size_scaling.split(","):
             torch.manual_seed(0)
-            net_r = UNet(res=int(r), attn_res=(int(r) // 4,))
+            net_r = UNet(res=int(r), attn_res=(int(r) // 4,)).to(DEV)
             t[r] = train_step_time(net_r, 0.5, a.batch, a.reps, g, int(r))
-        print(json.dumps({"impl": "torch " + torch.__version__, "threads": a.threads, "seconds": t}))
+        print(json.dumps({"impl": "torch " + torch.__version__, "device": a.device, "threads": a.threads, "seconds": t}))
     if a.time:
         t = timings(net, sigma_data, a.reps)
-        print(json.dumps({"impl": "torch " + torch.__version__, "threads": a.threads, "seconds": t}))
+        print(json.dumps({"impl": "torch " + torch.__version__, "device": a.device, "threads": a.threads, "seconds": t}))
 
 
 if __name__ == "__main__":

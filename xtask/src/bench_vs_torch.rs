@@ -8,7 +8,11 @@
 //!    subprocess (A B A B …); each side reports the median of `reps` repetitions per
 //!    round, and the table gives the median over rounds and the ratio torch/scorelab
 //!    (> 1: scorelab faster).
-//! 3. PyTorch comes from PyPI into a venv outside the clone
+//! 3. `--device wgpu` or `--device cuda` (xtask built with that feature) runs both on
+//!    the first GPU: scorelab on burn's wgpu (Vulkan) or CUDA backend, PyTorch on CUDA;
+//!    every timed repetition ends with a read-back on our side and
+//!    `torch.cuda.synchronize()` on theirs.
+//! 4. PyTorch comes from PyPI into a venv outside the clone
 //!    (`~/.cache/scorelab/torchvenv`, created on first use: `python3 -m venv` and
 //!    `pip install torch numpy`). Development-time only: nothing in scorelab uses it.
 
@@ -17,6 +21,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::{GroupNormConfig, PaddingConfig2d};
 use burn::optim::{AdamConfig, GradientsParams};
@@ -71,6 +76,24 @@ fn sync<const D: usize>(t: Tensor<D>) {
     let _ = to_vec_f32(first);
 }
 
+/// Waits for a module's pending updates: reads back its last float parameter (one
+/// element), which on an in-order device queue follows every earlier update.
+struct LastParam(Option<Tensor<1>>);
+
+impl ModuleVisitor for LastParam {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.0 = Some(param.val().flatten::<1>(0, D - 1));
+    }
+}
+
+fn sync_module<M: Module>(m: &M) {
+    let mut v = LastParam(None);
+    m.visit(&mut v);
+    if let Some(t) = v.0 {
+        sync(t);
+    }
+}
+
 /// The network a scaling point times: the shipped checkpoint (28×28), or the demo
 /// architecture at another resolution with random weights (attention at res/4).
 #[derive(Clone, Copy)]
@@ -82,8 +105,8 @@ pub enum Net<'a> {
 }
 
 /// scorelab's training step at `batch` (seconds, median of `reps`).
-fn our_train_step(net: Net<'_>, batch: usize, reps: usize) -> Result<f64> {
-    let ad = Device::flex().autodiff();
+fn our_train_step(net: Net<'_>, batch: usize, reps: usize, dev: &Device) -> Result<f64> {
+    let ad = dev.clone().autodiff();
     let mut rng = stream_rng(0, 0x4256, batch as u64);
     let (mut net, precond, res) = match net {
         Net::Shipped(ck) => {
@@ -118,6 +141,7 @@ fn our_train_step(net: Net<'_>, batch: usize, reps: usize) -> Result<f64> {
         .mean();
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         net = optim.step(1e-4, net.clone(), grads);
+        sync_module(&net);
     }))
 }
 
@@ -138,8 +162,9 @@ pub fn scaling(
     rounds: usize,
     reps: usize,
     python: Option<PathBuf>,
+    dev: &Named,
 ) -> Result<String> {
-    let torch = Torch::new(python)?;
+    let torch = Torch::new(python, dev)?;
     let (values, stem, what) = match axis {
         Axis::Batch(v) => (v.clone(), "scaling", "batch"),
         Axis::Size(v, _) => (v.clone(), "scaling_size", "image size"),
@@ -166,7 +191,7 @@ pub fn scaling(
                 .iter()
                 .map(|&v| {
                     let (net, batch) = point(v);
-                    our_train_step(net, batch, reps)
+                    our_train_step(net, batch, reps, &dev.device)
                 })
                 .collect::<Result<_>>()?,
         );
@@ -187,11 +212,13 @@ pub fn scaling(
     let med = |v: &[Vec<f64>], i: usize| median(v.iter().map(|r| r[i]).collect());
     let header = match axis {
         Axis::Batch(_) => format!(
-            "`cargo xtask bench-vs-torch --scaling {} --rounds {rounds} --reps {reps}`: the demo UNet's training step (fwd + bwd + Adam, 28×28, shipped weights) against batch size",
+            "`cargo xtask bench-vs-torch{} --scaling {} --rounds {rounds} --reps {reps}`: the demo UNet's training step (fwd + bwd + Adam, 28×28, shipped weights) against batch size",
+            dev.flag(),
             list.join(",")
         ),
         Axis::Size(_, bt) => format!(
-            "`cargo xtask bench-vs-torch --scaling-size {} --scaling-batch {bt} --rounds {rounds} --reps {reps}`: the training step (fwd + bwd + Adam) of the demo architecture at each image size (attention at size/4; random weights, the same on neither side) at batch {bt}",
+            "`cargo xtask bench-vs-torch{} --scaling-size {} --scaling-batch {bt} --rounds {rounds} --reps {reps}`: the training step (fwd + bwd + Adam) of the demo architecture at each image size (attention at size/4; random weights, the same on neither side) at batch {bt}",
+            dev.flag(),
             list.join(",")
         ),
     };
@@ -215,14 +242,14 @@ pub fn scaling(
     }
     std::fs::create_dir_all(out)?;
     score_core::plot::Plot {
-        title: format!("Demo UNet training step against {what} (2-core CPU)"),
+        title: format!("Demo UNet training step against {what} ({})", dev.machine()),
         x_label: what.into(),
         y_label: "ms per step".into(),
         log_x: true,
         log_y: true,
         series: vec![
             score_core::plot::Series {
-                label: "scorelab (burn-flex)".into(),
+                label: format!("scorelab (burn-{})", dev.name),
                 points: ours_pts,
                 markers_only: false,
             },
@@ -234,22 +261,25 @@ pub fn scaling(
         ],
         y_range: None,
     }
-    .save(&out.join(format!("{stem}.svg")))?;
+    .save(&out.join(format!("{stem}{}.svg", dev.suffix())))?;
     score_core::checkpoint::write_atomic(
-        &out.join(format!("{stem}.json")),
+        &out.join(format!("{stem}{}.json", dev.suffix())),
         serde_json::to_string_pretty(
             &serde_json::json!({"axis": what, "values": batches, "scorelab_rounds": a, "torch_rounds": b}),
         )?
         .as_bytes(),
     )?;
-    score_core::checkpoint::write_atomic(&out.join(format!("{stem}.md")), md.as_bytes())?;
+    score_core::checkpoint::write_atomic(
+        &out.join(format!("{stem}{}.md", dev.suffix())),
+        md.as_bytes(),
+    )?;
     Ok(md)
 }
 
 /// scorelab's timings (seconds, median of `reps`) for every key of [`OPS`].
-fn ours(checkpoint: &Path, reps: usize) -> Result<Vec<(String, f64)>> {
+fn ours(checkpoint: &Path, reps: usize, dev: &Device) -> Result<Vec<(String, f64)>> {
     let mut out = Vec::new();
-    let inf = Device::flex();
+    let inf = dev.clone();
     let mut rng = stream_rng(0, 0x4256, 0);
     let (net, _, precond, _) = pipeline::load_unet(checkpoint, &inf)?;
     let den = Preconditioned::new(&net, precond);
@@ -264,7 +294,7 @@ fn ours(checkpoint: &Path, reps: usize) -> Result<Vec<(String, f64)>> {
     ));
     out.push((
         "train_step_b32".into(),
-        our_train_step(Net::Shipped(checkpoint), 32, reps)?,
+        our_train_step(Net::Shipped(checkpoint), 32, reps, dev)?,
     ));
     let ad = inf.clone().autodiff();
     let a = randn([1024, 1024], &mut rng, &inf);
@@ -291,16 +321,74 @@ fn ours(checkpoint: &Path, reps: usize) -> Result<Vec<(String, f64)>> {
     out.push((
         "conv3x3_fwd_bwd".into(),
         time_median(reps, || {
-            let _ = c_ad.forward(h_ad.clone()).sum().backward();
+            let grads = c_ad.forward(h_ad.clone()).sum().backward();
+            if let Some(g) = h_ad.grad(&grads) {
+                sync(g);
+            }
         }),
     ));
     out.push((
         "groupnorm_fwd_bwd".into(),
         time_median(reps, || {
-            let _ = g_ad.forward(h_ad.clone()).sum().backward();
+            let grads = g_ad.forward(h_ad.clone()).sum().backward();
+            if let Some(g) = h_ad.grad(&grads) {
+                sync(g);
+            }
         }),
     ));
     Ok(out)
+}
+
+/// The device both sides run on: `flex` (PyTorch on the CPU), or `wgpu`/`cuda` (both on
+/// the first GPU, PyTorch through CUDA).
+pub struct Named {
+    /// The name given to `--device`.
+    pub name: String,
+    /// scorelab's device.
+    pub device: Device,
+}
+
+impl Named {
+    /// `flex`, `wgpu` or `cuda` (the GPU ones need xtask built with that feature).
+    pub fn new(name: &str) -> Result<Self> {
+        if !matches!(name, "flex" | "wgpu" | "cuda") {
+            bail!("--device: '{name}' is not timed against PyTorch; use flex, wgpu or cuda");
+        }
+        Ok(Self {
+            name: name.into(),
+            device: score_core::device::by_name(name)?,
+        })
+    }
+
+    fn gpu(&self) -> bool {
+        self.name != "flex"
+    }
+
+    /// The flag that reproduces this choice on the command line.
+    fn flag(&self) -> String {
+        if self.gpu() {
+            format!(" --device {}", self.name)
+        } else {
+            String::new()
+        }
+    }
+
+    /// Output file suffix (the CPU tables keep their names).
+    fn suffix(&self) -> String {
+        if self.gpu() {
+            format!("_{}", self.name)
+        } else {
+            String::new()
+        }
+    }
+
+    fn machine(&self) -> &'static str {
+        if self.gpu() { "one GPU" } else { "2-core CPU" }
+    }
+
+    fn torch_device(&self) -> &'static str {
+        if self.gpu() { "cuda" } else { "cpu" }
+    }
 }
 
 /// The venv's python, creating the venv on first use.
@@ -339,14 +427,24 @@ pub fn torch_python(explicit: Option<PathBuf>) -> Result<PathBuf> {
 pub struct Torch {
     python: PathBuf,
     script: PathBuf,
+    device: &'static str,
 }
 
 impl Torch {
     /// With `python`, or the venv (created on first use).
-    pub fn new(python: Option<PathBuf>) -> Result<Self> {
+    /// `benches/torch/unet_bench.py` of the checkout xtask was built from, or under the
+    /// current directory for a binary copied elsewhere (a GPU machine).
+    pub fn new(python: Option<PathBuf>, dev: &Named) -> Result<Self> {
+        let rel = "benches/torch/unet_bench.py";
+        let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel);
+        let script = if built.exists() { built } else { rel.into() };
+        if !script.exists() {
+            bail!("{rel}: not found (run from the repository root)");
+        }
         Ok(Self {
             python: torch_python(python)?,
-            script: Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/torch/unet_bench.py"),
+            script,
+            device: dev.torch_device(),
         })
     }
 
@@ -361,6 +459,7 @@ impl Torch {
             .arg(&self.script)
             .arg("--checkpoint")
             .arg(checkpoint)
+            .args(["--device", self.device])
             .args(args)
             .output()?;
         if !out.status.success() {
@@ -382,8 +481,8 @@ impl Torch {
 }
 
 /// Largest |D_scorelab − D_torch| on 16 inputs over σ ∈ [0.002, 80], and max |D|.
-fn check(torch: &Torch, checkpoint: &Path, work: &Path) -> Result<(f64, f64)> {
-    let inf = Device::flex();
+fn check(torch: &Torch, checkpoint: &Path, work: &Path, dev: &Device) -> Result<(f64, f64)> {
+    let inf = dev.clone();
     let (net, _, precond, _) = pipeline::load_unet(checkpoint, &inf)?;
     let mut rng = stream_rng(1, 0x4256, 0);
     let sig: Vec<f64> = (0..16)
@@ -433,10 +532,11 @@ pub fn run(
     rounds: usize,
     reps: usize,
     python: Option<PathBuf>,
+    dev: &Named,
 ) -> Result<String> {
-    let torch = Torch::new(python)?;
+    let torch = Torch::new(python, dev)?;
     let work = std::env::temp_dir().join(format!("scorelab-bench-vs-torch-{}", std::process::id()));
-    let (diff, scale) = check(&torch, checkpoint, &work)?;
+    let (diff, scale) = check(&torch, checkpoint, &work, &dev.device)?;
     let _ = std::fs::remove_dir_all(&work);
     eprintln!(
         "same weights, same inputs: max |D_scorelab − D_torch| = {diff:.2e} (max |D| = {scale:.2})"
@@ -447,7 +547,7 @@ pub fn run(
     let (mut a, mut b): (Vec<Round>, Vec<Round>) = (Vec::new(), Vec::new());
     let mut torch_impl = String::new();
     for r in 0..rounds {
-        a.push(ours(checkpoint, reps)?);
+        a.push(ours(checkpoint, reps, &dev.device)?);
         let (name, t) = theirs(&torch, checkpoint, reps)?;
         torch_impl = name;
         b.push(t);
@@ -460,8 +560,14 @@ pub fn run(
                 .collect(),
         )
     };
+    let (flag, name) = (dev.flag(), &dev.name);
+    let place = if dev.gpu() {
+        "on the GPU (CUDA, no TF32)"
+    } else {
+        "on CPU with 2 threads"
+    };
     let mut md = format!(
-        "`cargo xtask bench-vs-torch --rounds {rounds} --reps {reps}`: shipped demo checkpoint (EMA weights) in both; {torch_impl} on CPU with 2 threads; scorelab on burn-flex (dev profile, dependencies at opt-level 3). Same weights and inputs: max |D_scorelab − D_torch| = {diff:.1e} (max |D| = {scale:.2}). Median over {rounds} alternating rounds of each side's median of {reps} repetitions.\n\n| work | scorelab | PyTorch | ratio torch/scorelab |\n|---|---:|---:|---:|\n"
+        "`cargo xtask bench-vs-torch{flag} --rounds {rounds} --reps {reps}`: shipped demo checkpoint (EMA weights) in both; {torch_impl} {place}; scorelab on burn-{name} (dev profile, dependencies at opt-level 3). Same weights and inputs: max |D_scorelab − D_torch| = {diff:.1e} (max |D| = {scale:.2}). Median over {rounds} alternating rounds of each side's median of {reps} repetitions.\n\n| work | scorelab | PyTorch | ratio torch/scorelab |\n|---|---:|---:|---:|\n"
     );
     let mut json = Vec::new();
     for (k, what) in OPS {
@@ -476,9 +582,12 @@ pub fn run(
     }
     std::fs::create_dir_all(out)?;
     score_core::checkpoint::write_atomic(
-        &out.join("bench_vs_torch.json"),
+        &out.join(format!("bench_vs_torch{}.json", dev.suffix())),
         serde_json::to_string_pretty(&serde_json::json!({"check_max_abs_diff": diff, "rounds": rounds, "reps": reps, "torch": torch_impl, "ops": json, "scorelab_rounds": a, "torch_rounds": b}))?.as_bytes(),
     )?;
-    score_core::checkpoint::write_atomic(&out.join("bench_vs_torch.md"), md.as_bytes())?;
+    score_core::checkpoint::write_atomic(
+        &out.join(format!("bench_vs_torch{}.md", dev.suffix())),
+        md.as_bytes(),
+    )?;
     Ok(md)
 }

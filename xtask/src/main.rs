@@ -103,6 +103,10 @@ enum Task {
         /// Batch size of --scaling-size.
         #[arg(long, default_value_t = 32)]
         scaling_batch: usize,
+        /// flex (PyTorch on the CPU), or wgpu/cuda (both on the first GPU, PyTorch through
+        /// CUDA; build xtask with that feature). GPU tables are `*_<device>.{md,json,svg}`.
+        #[arg(long, default_value = "flex")]
+        device: String,
     },
     /// Run an experiment and write its report.
     Experiment {
@@ -336,8 +340,10 @@ fn main() -> Result<()> {
             scaling,
             scaling_size,
             scaling_batch,
+            device,
         } => {
             let ck = pipeline::shipped_checkpoint();
+            let dev = bench_vs_torch::Named::new(&device)?;
             let list = |s: &str, what: &str| -> Result<Vec<usize>> {
                 s.split(',')
                     .map(|v| v.trim().parse::<usize>())
@@ -354,8 +360,10 @@ fn main() -> Result<()> {
                 (Some(_), Some(_)) => bail!("--scaling and --scaling-size: one at a time"),
             };
             let md = match axis {
-                Some(axis) => bench_vs_torch::scaling(&ck, &out, &axis, rounds, reps, python)?,
-                None => bench_vs_torch::run(&ck, &out, rounds, reps, python)?,
+                Some(axis) => {
+                    bench_vs_torch::scaling(&ck, &out, &axis, rounds, reps, python, &dev)?
+                }
+                None => bench_vs_torch::run(&ck, &out, rounds, reps, python, &dev)?,
             };
             println!("{md}");
         }

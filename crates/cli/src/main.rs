@@ -427,43 +427,7 @@ impl Common {
 }
 
 pub(crate) fn device(name: &str) -> Result<Device> {
-    let dev = match name {
-        "flex" | "cpu" => Device::flex(),
-        "wgpu" => {
-            #[cfg(feature = "wgpu")]
-            {
-                Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)
-            }
-            #[cfg(not(feature = "wgpu"))]
-            bail!(
-                "--device wgpu: this binary was built without the `wgpu` feature; rebuild with `cargo run -p scorelab --features wgpu -- …`"
-            )
-        }
-        "cuda" => {
-            #[cfg(feature = "cuda")]
-            {
-                Device::cuda(0)
-            }
-            #[cfg(not(feature = "cuda"))]
-            bail!(
-                "--device cuda: this binary was built without the `cuda` feature; rebuild with `cargo run -p scorelab --features cuda -- …`"
-            )
-        }
-        other => bail!("--device: unknown device '{other}', expected flex, wgpu or cuda"),
-    };
-    // Touch the device once so that missing hardware or drivers are an error here, not
-    // a panic in the middle of a run.
-    let probe = dev.clone();
-    let ok = std::panic::catch_unwind(move || {
-        let t = burn::tensor::Tensor::<1>::ones([2], &probe);
-        to_vec_f32(t).is_ok()
-    });
-    match ok {
-        Ok(true) => Ok(dev),
-        _ => bail!(
-            "--device {name}: the device could not be initialised (no such hardware or driver?)"
-        ),
-    }
+    Ok(score_core::device::by_name(name)?)
 }
 
 pub(crate) fn emit(json: bool, value: serde_json::Value, human: impl FnOnce()) {

@@ -21,6 +21,7 @@
 //! - [`data`]: Gaussian mixtures and 2-D toys with exact denoisers, IDX and `.npy` I/O,
 //!   Fashion-MNIST as a burn `Dataset`, PNG grids.
 //! - [`guidance`]: classifier-free guidance as a `Denoiser` wrapper.
+//! - [`device`]: compute devices by name (`flex`, and `wgpu`/`cuda` behind features).
 //! - [`limits`]: memory and overflow checks before large allocations.
 //! - [`metrics`]: sliced W2, RBF MMD, memorisation rate, NLL under a mixture.
 //!
@@ -41,6 +42,7 @@
 pub mod checkpoint;
 pub mod data;
 pub mod denoiser;
+pub mod device;
 pub mod dpm_solver_v3;
 pub mod error;
 pub mod fid;

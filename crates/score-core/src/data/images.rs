@@ -62,10 +62,20 @@ pub const FASHION_CLASSES: [&str; 10] = [
     "Ankle boot",
 ];
 
-/// The folder of the data sets shipped with the repository.
+/// The folder of the data sets shipped with the repository: `$SCORELAB_DATA_DIR` if set;
+/// else the checkout the binary was built from; else, for a binary copied elsewhere
+/// (e.g. to a GPU machine), `data/` under the current directory when that exists.
 pub fn shipped_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SCORELAB_DATA_DIR") {
+        return PathBuf::from(dir);
+    }
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.ancestors().nth(2).unwrap_or(manifest).join("data")
+    let built = manifest.ancestors().nth(2).unwrap_or(manifest).join("data");
+    let here = PathBuf::from("data");
+    if !built.is_dir() && here.is_dir() {
+        return here;
+    }
+    built
 }
 
 /// Debian's `dataset-fashion-mnist` folder.

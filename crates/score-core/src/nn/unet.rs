@@ -28,6 +28,8 @@ use burn::nn::{
     Dropout, DropoutConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d,
 };
 use burn::tensor::activation::{silu, softmax};
+
+use super::norm::group_norm;
 use burn::tensor::{Device, Tensor};
 
 use super::embedding::{ConditioningMaps, positional_embedding};
@@ -122,7 +124,7 @@ impl AttentionBlock {
         let [b, c, h, w] = x.dims();
         let qkv = self
             .qkv
-            .forward(self.norm.forward(x.clone()))
+            .forward(group_norm(&self.norm, x.clone()))
             .reshape([b, 3, c, h * w]);
         let q = qkv.clone().narrow(1, 0, 1).reshape([b, c, h * w]);
         let k = qkv.clone().narrow(1, 1, 1).reshape([b, c, h * w]);
@@ -166,7 +168,7 @@ impl CrossAttention {
         let l = t.tokens.dims()[1];
         let q = self
             .q
-            .forward(self.norm.forward(x.clone()))
+            .forward(group_norm(&self.norm, x.clone()))
             .reshape([b, c, h * w])
             .swap_dims(1, 2); // [b, hw, c]
         let kv = self.kv.forward(t.tokens.clone()); // [b, l, 2c]
@@ -227,12 +229,12 @@ impl ResBlock {
 
     fn forward(&self, x: Tensor<4>, emb: &Tensor<2>, tokens: Option<&Tokens>) -> Tensor<4> {
         let [b, _, _, _] = x.dims();
-        let h = self.conv0.forward(silu(self.norm0.forward(x.clone())));
+        let h = self.conv0.forward(silu(group_norm(&self.norm0, x.clone())));
         let cout = h.dims()[1];
         let h = h + self.affine.forward(emb.clone()).reshape([b, cout, 1, 1]);
         let h = self
             .conv1
-            .forward(self.dropout.forward(silu(self.norm1.forward(h))));
+            .forward(self.dropout.forward(silu(group_norm(&self.norm1, h))));
         let skip = match &self.skip {
             Some(s) => s.forward(x),
             None => x,
@@ -434,7 +436,7 @@ impl ScoreNetwork<4> for UNet {
                 h = upsample(h);
             }
         }
-        self.conv_out.forward(silu(self.norm_out.forward(h)))
+        self.conv_out.forward(silu(group_norm(&self.norm_out, h)))
     }
 }
 

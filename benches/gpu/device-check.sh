@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The GPU rows of docs/performance.md (issue 11), as run on a lent NVIDIA machine that
+# has PyTorch CUDA but no Rust toolchain and no network. scorelab runs on burn's wgpu
+# backend (Vulkan): burn 0.22.1's `cuda` feature cannot be built offline (cubecl-cuda
+# needs cubecl-llvm, whose build script downloads an LLVM bundle).
+#   here:   cargo build -p scorelab -p xtask --features scorelab/wgpu,xtask/wgpu
+#           (CARGO_TARGET_DIR=~/.cache/scorelab/target-gpu), then strip and xz the two
+#           binaries into .gpubin/ (scorelab.xz, xtask.xz); the Vulkan and GL loaders
+#           as Debian packages into .gl/ (`apt-get download libvulkan1 libegl1 libglvnd0
+#           libopengl0 libgl1 libglx0 libgles2`);
+#   there:  bash benches/gpu/device-check.sh   (from the repository root; OUT=results)
+# Each step has its own time limit so that one slow step does not cost the others.
+set -uo pipefail
+BIN=${BIN:-.gpubin}
+OUT=${OUT:-out/gpu}
+mkdir -p "$OUT"
+for f in "$BIN"/*.xz; do xz -dkf "$f"; done
+chmod +x "$BIN/scorelab" "$BIN/xtask"
+for f in .gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
+export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+[ -f "$VK_DRIVER_FILES" ] || unset VK_DRIVER_FILES
+ls /usr/local/nvidia/share/vulkan/icd.d/ /usr/share/vulkan/icd.d/ 2>&1 | head
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv | tee "$OUT/gpu.txt"
+python3 -c 'import torch; print("torch", torch.__version__, torch.version.cuda, torch.cuda.get_device_name(0))' | tee -a "$OUT/gpu.txt"
+nproc | tee -a "$OUT/gpu.txt"
+
+step() { # name, seconds, command...
+    local name=$1 secs=$2; shift 2
+    echo "== $name (limit ${secs}s)"
+    local t0=$(date +%s.%N)
+    timeout "$secs" "$@" >"$OUT/$name.out" 2>"$OUT/$name.err"
+    local rc=$?
+    echo "   rc=$rc in $(echo "$(date +%s.%N) - $t0" | bc) s"
+    tail -n 25 "$OUT/$name.out"; tail -n 8 "$OUT/$name.err"
+}
+
+step bench 240 "$BIN/xtask" bench-vs-torch --device wgpu --python python3 --rounds 3 --reps 10 --out "$OUT"
+step demo 90 "$BIN/scorelab" --device wgpu --json demo --no-fid
+step train 90 "$BIN/scorelab" --device wgpu train --data fashion-mnist-test --subset 2048 \
+    --steps 300 --batch-size 32 --channels 16 --out /tmp/gpu-train
+cp /tmp/gpu-train/train.jsonl "$OUT/train.jsonl" 2>/dev/null
+step scaling 120 "$BIN/xtask" bench-vs-torch --device wgpu --python python3 --scaling 8,32,128 \
+    --rounds 2 --reps 5 --out "$OUT"
+ls -la "$OUT"

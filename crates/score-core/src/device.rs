@@ -1,0 +1,85 @@
+//! Compute devices by name: `flex` (CPU, always built), `wgpu` and `cuda` (opt-in cargo
+//! features of this crate, forwarded by the CLI and xtask as `--features cuda|wgpu`).
+//!
+//! [`by_name`] touches the device once, so that missing hardware or drivers are an
+//! error at start-up rather than a panic in the middle of a run.
+
+use burn::tensor::{Device, Tensor};
+
+use crate::error::{Result, ScoreError};
+use crate::tensor::to_vec_f32;
+
+/// The device names [`by_name`] knows.
+pub const NAMES: &str = "flex, wgpu or cuda";
+
+/// The device called `name`: `flex` (or `cpu`), `wgpu`, `cuda` (first GPU).
+pub fn by_name(name: &str) -> Result<Device> {
+    let dev = match name {
+        "flex" | "cpu" => Device::flex(),
+        "wgpu" => wgpu()?,
+        "cuda" => cuda()?,
+        other => {
+            return Err(ScoreError::InvalidArgument {
+                field: "device",
+                detail: format!("unknown device '{other}', expected {NAMES}"),
+            });
+        }
+    };
+    let probe = dev.clone();
+    let ok = std::panic::catch_unwind(move || to_vec_f32(Tensor::<1>::ones([2], &probe)).is_ok());
+    match ok {
+        Ok(true) => Ok(dev),
+        _ => Err(ScoreError::InvalidArgument {
+            field: "device",
+            detail: format!("'{name}' could not be initialised (no such hardware or driver?)"),
+        }),
+    }
+}
+
+fn not_built(name: &str) -> ScoreError {
+    ScoreError::InvalidArgument {
+        field: "device",
+        detail: format!(
+            "'{name}': this binary was built without the `{name}` feature; rebuild with `--features {name}` (e.g. `cargo run -p scorelab --features {name} -- …`)"
+        ),
+    }
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu() -> Result<Device> {
+    Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice))
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu() -> Result<Device> {
+    Err(not_built("wgpu"))
+}
+
+#[cfg(feature = "cuda")]
+fn cuda() -> Result<Device> {
+    Ok(Device::cuda(0))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda() -> Result<Device> {
+    Err(not_built("cuda"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flex_is_always_there_and_unknown_names_are_errors() {
+        assert!(by_name("flex").is_ok());
+        let e = by_name("tpu").unwrap_err().to_string();
+        assert!(e.contains("device") && e.contains("tpu"), "{e}");
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_the_feature_names_the_feature() {
+        let e = by_name("cuda").unwrap_err().to_string();
+        assert!(e.contains("--features cuda"), "{e}");
+    }
+}
