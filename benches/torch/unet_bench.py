@@ -121,7 +121,9 @@ class UNet(torch.nn.Module):
     def embed(self, c_noise):
         half = self.mc // 2
         freqs = torch.tensor(
-            [1.0 / 10000 ** (i / half) for i in range(half)], dtype=torch.float32
+            [1.0 / 10000 ** (i / half) for i in range(half)],
+            dtype=torch.float32,
+            device=c_noise.device,
         )
         arg = c_noise[:, None] * freqs[None, :]
         return torch.cat([arg.cos(), arg.sin()], 1)
