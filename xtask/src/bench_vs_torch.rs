@@ -52,6 +52,17 @@ pub const OPS: [(&str, &str); 7] = [
     ("groupnorm_fwd_bwd", "same, forward + backward"),
 ];
 
+/// Seconds as milliseconds, with two decimals under 10 ms (GPU timings are fractions
+/// of a millisecond) and one above.
+fn ms(t: f64) -> String {
+    let m = t * 1e3;
+    if m < 10.0 {
+        format!("{m:.2} ms")
+    } else {
+        format!("{m:.1} ms")
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -572,12 +583,7 @@ pub fn run(
     let mut json = Vec::new();
     for (k, what) in OPS {
         let (ta, tb) = (pick(&a, k), pick(&b, k));
-        md += &format!(
-            "| {what} | {:.1} ms | {:.1} ms | {:.2} |\n",
-            ta * 1e3,
-            tb * 1e3,
-            tb / ta
-        );
+        md += &format!("| {what} | {} | {} | {:.2} |\n", ms(ta), ms(tb), tb / ta);
         json.push(serde_json::json!({"op": k, "scorelab_s": ta, "torch_s": tb, "ratio": tb / ta}));
     }
     std::fs::create_dir_all(out)?;

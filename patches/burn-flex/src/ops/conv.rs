@@ -326,26 +326,30 @@ fn conv3d_impl<
         1,
     );
     let mut x_nhwc = vec![zero; batch_size * in_d * in_h * in_w * channels_in];
-    for b in 0..batch_size {
-        for d in 0..in_d {
-            for h in 0..in_h {
-                for w in 0..in_w {
-                    for c in 0..channels_in {
-                        let src_idx = b * channels_in * in_d * in_h * in_w
-                            + c * in_d * in_h * in_w
-                            + d * in_h * in_w
-                            + h * in_w
-                            + w;
-                        let dst_idx = b * nhwc_stride.0
-                            + d * nhwc_stride.1
-                            + h * nhwc_stride.2
-                            + w * nhwc_stride.3
-                            + c;
-                        x_nhwc[dst_idx] = x_data[src_idx];
-                    }
-                }
+    // scorelab patch: one batch item per task (was one serial loop over the batch).
+    let to_nhwc = |b: usize, dst: &mut [T]| {
+        let plane = in_d * in_h * in_w;
+        let src = &x_data[b * channels_in * plane..(b + 1) * channels_in * plane];
+        for p in 0..plane {
+            for c in 0..channels_in {
+                dst[p * channels_in + c] = src[c * plane + p];
             }
         }
+    };
+    if nhwc_stride.0 > 0 {
+        #[cfg(feature = "rayon")]
+        {
+            use rayon::prelude::*;
+            x_nhwc
+                .par_chunks_mut(nhwc_stride.0)
+                .enumerate()
+                .for_each(|(b, dst)| to_nhwc(b, dst));
+        }
+        #[cfg(not(feature = "rayon"))]
+        x_nhwc
+            .chunks_mut(nhwc_stride.0)
+            .enumerate()
+            .for_each(|(b, dst)| to_nhwc(b, dst));
     }
 
     // Use tiled parallel execution
@@ -370,7 +374,9 @@ fn conv3d_impl<
                         let out_c_start = g * out_channels_per_group;
 
                         // Build im2col for this tile and group
-                        let mut col_tile = vec![zero; col_len * tile_size];
+                        // scorelab patch: filled by pushes (im2col_3d_tile), so only
+                        // padding is written as zeros instead of memsetting the tile.
+                        let mut col_tile = Vec::with_capacity(col_len * tile_size);
 
                         im2col_3d_tile(
                             &mut col_tile,
@@ -415,18 +421,21 @@ fn conv3d_impl<
                             tile_size,
                         );
 
-                        // Write results to output for this group's output channels
-                        for (local_idx, global_idx) in (tile_start..tile_end).enumerate() {
-                            for c_out in 0..out_channels_per_group {
-                                let dst_idx = b * channels_out * spatial_out
-                                    + (out_c_start + c_out) * spatial_out
-                                    + global_idx;
-                                let res_idx = c_out * tile_size + local_idx;
+                        // Write results to output for this group's output channels.
+                        // scorelab patch: channel-major, so that both the reads of
+                        // `result` and the writes of `dst` are contiguous runs (the
+                        // position-major order wrote with a stride of `spatial_out`).
+                        for c_out in 0..out_channels_per_group {
+                            let row = b * channels_out * spatial_out
+                                + (out_c_start + c_out) * spatial_out;
+                            let res = &result[c_out * tile_size..(c_out + 1) * tile_size];
+                            for (local_idx, &v) in res.iter().enumerate() {
+                                let dst_idx = row + tile_start + local_idx;
                                 unsafe {
                                     debug_assert!(
                                         dst_idx < batch_size * channels_out * spatial_out
                                     );
-                                    dst_ptr.write(dst_idx, result[res_idx]);
+                                    dst_ptr.write(dst_idx, v);
                                 }
                             }
                         }
@@ -451,7 +460,9 @@ fn conv3d_impl<
                         let in_c_start = g * channels_per_group;
                         let out_c_start = g * out_channels_per_group;
 
-                        let mut col_tile = vec![zero; col_len * tile_size];
+                        // scorelab patch: filled by pushes (im2col_3d_tile), so only
+                        // padding is written as zeros instead of memsetting the tile.
+                        let mut col_tile = Vec::with_capacity(col_len * tile_size);
 
                         im2col_3d_tile(
                             &mut col_tile,
@@ -540,7 +551,7 @@ fn conv3d_impl<
 /// patch from the NHWC input for one output position.
 #[allow(clippy::too_many_arguments)]
 fn im2col_3d_tile<T: bytemuck::Pod + Copy>(
-    col_tile: &mut [T],
+    col_tile: &mut Vec<T>,
     x_nhwc: &[T],
     tile_start: usize,
     tile_end: usize,
@@ -567,13 +578,12 @@ fn im2col_3d_tile<T: bytemuck::Pod + Copy>(
     in_c_start: usize,
     nhwc_stride: (usize, usize, usize, usize, usize),
 ) {
-    for (local_idx, global_idx) in (tile_start..tile_end).enumerate() {
+    for global_idx in tile_start..tile_end {
         let out_d_idx = global_idx / (out_h * out_w);
         let rem = global_idx % (out_h * out_w);
         let out_h_idx = rem / out_w;
         let out_w_idx = rem % out_w;
 
-        let mut col_offset = 0;
         for kd in 0..kernel_d {
             let id = (out_d_idx * stride_d + kd * dilation_d) as isize - pad_d as isize;
             for kh in 0..kernel_h {
@@ -596,18 +606,21 @@ fn im2col_3d_tile<T: bytemuck::Pod + Copy>(
                             + ih * nhwc_stride.2
                             + iw * nhwc_stride.3
                             + in_c_start;
-                        for c in 0..channels_per_group {
-                            col_tile[local_idx * col_len + col_offset] = x_nhwc[inp_base + c];
-                            col_offset += 1;
-                        }
+                        // scorelab patch: one contiguous copy per kernel tap, appended
+                        // (was an indexed store per channel into a zeroed tile).
+                        col_tile.extend_from_slice(&x_nhwc[inp_base..inp_base + channels_per_group]);
                     } else {
-                        // Padding: skip channels_per_group positions (already zero)
-                        col_offset += channels_per_group;
+                        // Padding: zeros for this tap's channels.
+                        col_tile.resize(
+                            col_tile.len() + channels_per_group,
+                            <T as bytemuck::Zeroable>::zeroed(),
+                        );
                     }
                 }
             }
         }
     }
+    debug_assert_eq!(col_tile.len(), (tile_end - tile_start) * col_len);
 }
 
 /// Check if this is a 1x1 convolution that can use the fast path.

@@ -446,6 +446,23 @@ fn conv_transpose3d_impl<
                                         } else {
                                             (iw_start, iw_end)
                                         };
+                                        if stride_w == 1 && iw_start < iw_end {
+                                            // scorelab patch: unit stride, so the
+                                            // row is one contiguous run on both sides;
+                                            // as slices the loop has no bounds checks
+                                            // and vectorises.
+                                            let n = iw_end - iw_start;
+                                            let ow0 = iw_start + kw * dilation_w - pad_w;
+                                            let s0 = col_base + in_h_base + iw_start - tile_start;
+                                            let o0 = out_ch_base + out_h_base + ow0;
+                                            for (o, &v) in channel_output[o0..o0 + n]
+                                                .iter_mut()
+                                                .zip(&columns[s0..s0 + n])
+                                            {
+                                                *o = T::add(*o, v);
+                                            }
+                                            continue;
+                                        }
                                         for iw in iw_start..iw_end {
                                             let ow = iw * stride_w + kw * dilation_w - pad_w;
                                             let s = in_h_base + iw - tile_start;

@@ -104,16 +104,52 @@ fn runs<E: Real>(x: &[E], (b, ch, s): (usize, usize, usize), c: usize) -> impl I
     (0..b).map(move |i| &x[(i * ch + c) * s..(i * ch + c + 1) * s])
 }
 
+/// Σ f(x) over `xs` in f64, in eight independent lanes: one running sum would chain
+/// every addition on the previous one (latency-bound, and it cannot vectorise).
+#[inline]
+fn lane_sum<E: Real>(xs: &[E], f: impl Fn(f64) -> f64) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let mut chunks = xs.chunks_exact(8);
+    for c in &mut chunks {
+        for i in 0..8 {
+            acc[i] += f(c[i].to64());
+        }
+    }
+    let tail: f64 = chunks.remainder().iter().map(|v| f(v.to64())).sum();
+    acc.iter().sum::<f64>() + tail
+}
+
+/// (Σ dy, Σ dy·(x − m)) over paired runs, in eight lanes each (see [`lane_sum`]).
+#[inline]
+fn lane_sums2<E: Real>(xs: &[E], dys: &[E], m: f64) -> (f64, f64) {
+    let (mut a, mut b) = ([0.0f64; 8], [0.0f64; 8]);
+    let (mut cx, mut cd) = (xs.chunks_exact(8), dys.chunks_exact(8));
+    for (x, d) in (&mut cx).zip(&mut cd) {
+        for i in 0..8 {
+            let dv = d[i].to64();
+            a[i] += dv;
+            b[i] += dv * (x[i].to64() - m);
+        }
+    }
+    let (mut sa, mut sb) = (a.iter().sum::<f64>(), b.iter().sum::<f64>());
+    for (x, d) in cx.remainder().iter().zip(cd.remainder()) {
+        sa += d.to64();
+        sb += d.to64() * (x.to64() - m);
+    }
+    (sa, sb)
+}
+
 /// Mean and biased variance of each channel (two passes, f64 accumulation).
 fn stats<E: Real>(x: &[E], g: (usize, usize, usize)) -> Vec<(f64, f64)> {
     let n = (g.0 * g.2) as f64;
     per_channel(g.1, |c| {
-        let mean = runs(x, g, c).flatten().map(|v| v.to64()).sum::<f64>() / n;
+        let mean = runs(x, g, c).map(|r| lane_sum(r, |v| v)).sum::<f64>() / n;
         let var = runs(x, g, c)
-            .flatten()
-            .map(|v| {
-                let d = v.to64() - mean;
-                d * d
+            .map(|r| {
+                lane_sum(r, |v| {
+                    let d = v - mean;
+                    d * d
+                })
             })
             .sum::<f64>()
             / n;
@@ -221,11 +257,8 @@ fn backward_typed<E: Real>(
         let m = ms[c].to64();
         runs(xs, g, c)
             .zip(runs(dys, g, c))
-            .flat_map(|(xr, dr)| xr.iter().zip(dr))
-            .fold((0.0f64, 0.0f64), |(a, b), (xv, dv)| {
-                let d = dv.to64();
-                (a + d, b + d * (xv.to64() - m))
-            })
+            .map(|(xr, dr)| lane_sums2(xr, dr, m))
+            .fold((0.0f64, 0.0f64), |(a, b), (u, v)| (a + u, b + v))
     });
     // dx = γ·inv·(dy − Σdy/n − x̂·Σ(dy·x̂)/n) = k1·dy + k2·(x − mean) + k3.
     let coef: Vec<(E, E, E, E)> = (0..g.1)
