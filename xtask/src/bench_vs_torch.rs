@@ -28,6 +28,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
 use score_core::Denoiser;
 use score_core::nn::Preconditioned;
+use score_core::nn::norm::group_norm;
 use score_core::nn::precond::denoising_loss;
 use score_core::pipeline;
 use score_core::tensor::{randn, stream_rng, tensor1, to_vec_f32};
@@ -47,7 +48,7 @@ pub const OPS: [(&str, &str); 7] = [
     ("conv3x3_fwd_bwd", "same, forward + backward"),
     (
         "groupnorm_fwd",
-        "GroupNorm (8 groups) on [32, 64, 32, 32], forward",
+        "GroupNorm (8 groups) on [32, 64, 32, 32], forward (the UNet's: `nn::norm::group_norm`)",
     ),
     ("groupnorm_fwd_bwd", "same, forward + backward"),
 ];
@@ -325,7 +326,7 @@ fn ours(checkpoint: &Path, reps: usize, dev: &Device) -> Result<Vec<(String, f64
     ));
     out.push((
         "groupnorm_fwd".into(),
-        time_median(reps, || sync(g_inf.forward(h.clone()))),
+        time_median(reps, || sync(group_norm(&g_inf, h.clone()))),
     ));
     let (c_ad, g_ad) = (conv.init(&ad), gn.init(&ad));
     let h_ad = randn([32, 64, 32, 32], &mut rng, &ad).require_grad();
@@ -341,7 +342,7 @@ fn ours(checkpoint: &Path, reps: usize, dev: &Device) -> Result<Vec<(String, f64
     out.push((
         "groupnorm_fwd_bwd".into(),
         time_median(reps, || {
-            let grads = g_ad.forward(h_ad.clone()).sum().backward();
+            let grads = group_norm(&g_ad, h_ad.clone()).sum().backward();
             if let Some(g) = h_ad.grad(&grads) {
                 sync(g);
             }
