@@ -5,7 +5,11 @@
 //!   against burn-nn's `GroupNorm::forward` (composed tensor operations), forward and
 //!   forward + backward;
 //! - SiLU's sigmoid: `activation::sigmoid` (the patched, vectorised kernel) against
-//!   the same function composed from burn's `exp`, `add` and `recip`.
+//!   the same function composed from burn's `exp`, `add` and `recip`;
+//! - the 3×3 convolutions of the UNet (16→16 at 28×28, 32→32 at 14×14 and 7×7, batch
+//!   32): through burn's autodiff (forward; forward + input gradient; forward + weight
+//!   gradient), and on burn-flex directly, each gradient kernel of the patch beside the
+//!   path burn's trait defaults take, and both forward paths.
 
 use burn::nn::GroupNormConfig;
 use burn::tensor::{Device, Tensor, activation::sigmoid};
@@ -57,5 +61,112 @@ fn sigmoids(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, groupnorm, sigmoids);
+criterion_group!(benches, groupnorm, sigmoids, convs, conv_grads);
 criterion_main!(benches);
+
+/// The convolution's gradients on burn-flex directly: the patched kernels
+/// (`conv2d_x_backward`, `conv2d_weight_backward`, `conv2d_bias_backward`) beside what
+/// burn's trait defaults run instead (a transposed convolution; a convolution of the
+/// axis-swapped input and output gradient; swap, copy and sum), at the UNet's shapes.
+fn conv_grads(c: &mut Criterion) {
+    use burn::tensor::TensorData;
+    use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+    use burn_backend::ops::{FloatTensorOps, ModuleOps};
+    use burn_flex::{Flex, FlexTensor};
+    let mut g = c.benchmark_group("conv-grad-unet");
+    g.sample_size(20);
+    let mut rng = stream_rng(5, 0, 0);
+    let mut flex = |shape: [usize; 4]| {
+        let v = to_vec_f32(randn(shape, &mut rng, &Device::flex())).unwrap();
+        FlexTensor::from_data(TensorData::new(v, shape))
+    };
+    for (ci, co, hw) in [(16, 16, 28), (32, 32, 14), (32, 32, 7)] {
+        let (x, w, dy) = (
+            flex([32, ci, hw, hw]),
+            flex([co, ci, 3, 3]),
+            flex([32, co, hw, hw]),
+        );
+        let opts = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+        let bias = flex([1, 1, 1, co]);
+        let id = |what: &str| format!("{ci}to{co}_{hw}_{what}");
+        g.bench_function(id("x_patched"), |b| {
+            b.iter(|| Flex::conv2d_x_backward(x.clone(), w.clone(), dy.clone(), opts.clone()))
+        });
+        g.bench_function(id("x_default"), |b| {
+            let t = ConvTransposeOptions::new([1, 1], [1, 1], [0, 0], [1, 1], 1);
+            b.iter(|| Flex::conv_transpose2d(dy.clone(), w.clone(), None, t.clone()))
+        });
+        g.bench_function(id("w_patched"), |b| {
+            b.iter(|| Flex::conv2d_weight_backward(x.clone(), w.clone(), dy.clone(), opts.clone()))
+        });
+        g.bench_function(id("w_default"), |b| {
+            let o = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+            b.iter(|| {
+                let xs = Flex::float_swap_dims(x.clone(), 0, 1);
+                let ds = Flex::float_swap_dims(dy.clone(), 0, 1);
+                Flex::float_swap_dims(Flex::conv2d(xs, ds, None, o.clone()), 0, 1)
+            })
+        });
+        g.bench_function(id("b_patched"), |b| {
+            b.iter(|| Flex::conv2d_bias_backward(x.clone(), bias.clone(), dy.clone()))
+        });
+        g.bench_function(id("b_default"), |b| {
+            b.iter(|| {
+                let s = Flex::float_swap_dims(dy.clone(), 0, 1);
+                let s = Flex::float_reshape(s, [co, 32 * hw * hw].into());
+                Flex::float_sum_dim(s, 1)
+            })
+        });
+        g.bench_function(id("fwd"), |b| {
+            b.iter(|| Flex::conv2d(x.clone(), w.clone(), None, opts.clone()))
+        });
+        g.bench_function(id("fwd_nchw"), |b| {
+            b.iter(|| burn_flex::ops::conv_grad::conv2d(x.clone(), w.clone(), None, &opts))
+        });
+    }
+    g.finish();
+}
+
+fn convs(c: &mut Criterion) {
+    use burn::module::Module;
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::conv::Conv2dConfig;
+    let mut g = c.benchmark_group("conv3x3-unet");
+    g.sample_size(20);
+    let mut rng = stream_rng(2, 0, 0);
+    for (ci, co, hw) in [(16, 16, 28), (32, 32, 14)] {
+        for mode in ["fwd", "xgrad", "wgrad"] {
+            let dev = if mode == "fwd" {
+                Device::flex()
+            } else {
+                Device::flex().autodiff()
+            };
+            let conv = Conv2dConfig::new([ci, co], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(&dev);
+            let x = randn([32, ci, hw, hw], &mut rng, &dev);
+            let x = if mode == "xgrad" { x.require_grad() } else { x };
+            let conv = if mode == "xgrad" {
+                conv.no_grad()
+            } else {
+                conv
+            };
+            g.bench_function(format!("{ci}to{co}_{hw}_{mode}"), |b| {
+                b.iter(|| {
+                    let y = conv.forward(x.clone());
+                    if mode == "fwd" {
+                        done(y)
+                    } else {
+                        let gr = y.sum().backward();
+                        if mode == "xgrad" {
+                            done(x.grad(&gr).unwrap())
+                        } else {
+                            done(conv.weight.grad(&gr).unwrap())
+                        }
+                    }
+                })
+            });
+        }
+    }
+    g.finish();
+}

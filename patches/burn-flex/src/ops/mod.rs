@@ -97,6 +97,8 @@ pub mod comparison;
 #[macro_use]
 mod conv_common;
 pub mod conv;
+/// scorelab patch: convolution gradients straight from NCHW (see PATCH.md).
+pub mod conv_grad;
 pub mod conv_transpose;
 pub mod cumulative;
 pub mod deform_conv;

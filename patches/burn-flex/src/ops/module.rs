@@ -65,6 +65,11 @@ impl ModuleOps<Flex> for Flex {
         bias: Option<FloatTensor<Flex>>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
+        // scorelab patch: NCHW columns and one GEMM per image on large enough maps
+        // (src/ops/conv_grad.rs); the other shapes keep the paths below.
+        if crate::ops::conv_grad::prefers_nchw(x.dtype(), &x.shape(), &weight.shape(), &options) {
+            return crate::ops::conv_grad::conv2d(x, weight, bias, &options);
+        }
         let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
         match x.dtype() {
             DType::F32 => conv::conv2d_f32(x, weight, bias, &options),
@@ -73,6 +78,35 @@ impl ModuleOps<Flex> for Flex {
             DType::BF16 => conv::conv2d_bf16(x, weight, bias, &options),
             dtype => panic!("conv2d: unsupported dtype {:?}", dtype),
         }
+    }
+
+    // scorelab patch: convolution gradients straight from NCHW (src/ops/conv_grad.rs)
+    // instead of the trait's defaults (a swapped-axes convolution for the weight, a
+    // transposed convolution for the input, a swap-copy-sum for the bias).
+    fn conv2d_x_backward(
+        x: FloatTensor<Flex>,
+        weight: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Flex> {
+        crate::ops::conv_grad::conv2d_x_backward(x.shape(), weight, output_grad, &options)
+    }
+
+    fn conv2d_weight_backward(
+        x: FloatTensor<Flex>,
+        weight: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Flex> {
+        crate::ops::conv_grad::conv2d_weight_backward(x, weight.shape(), output_grad, &options)
+    }
+
+    fn conv2d_bias_backward(
+        _x: FloatTensor<Flex>,
+        _bias: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+    ) -> FloatTensor<Flex> {
+        crate::ops::conv_grad::conv2d_bias_backward(output_grad)
     }
 
     fn deform_conv2d(

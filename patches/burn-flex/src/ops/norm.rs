@@ -287,7 +287,7 @@ fn backward_typed<E: Real>(
     )
 }
 
-fn to_f32(t: FlexTensor) -> FlexTensor {
+pub(crate) fn to_f32(t: FlexTensor) -> FlexTensor {
     match t.dtype() {
         DType::F16 => cast_to_f32::<f16>(t, f16::to_f32),
         DType::BF16 => cast_to_f32::<bf16>(t, bf16::to_f32),
@@ -295,7 +295,7 @@ fn to_f32(t: FlexTensor) -> FlexTensor {
     }
 }
 
-fn from_f32(t: FlexTensor, dtype: DType) -> FlexTensor {
+pub(crate) fn from_f32(t: FlexTensor, dtype: DType) -> FlexTensor {
     match dtype {
         DType::F16 => cast_from_f32::<f16>(t, f16::from_f32),
         DType::BF16 => cast_from_f32::<bf16>(t, bf16::from_f32),
