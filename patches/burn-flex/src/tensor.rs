@@ -391,6 +391,13 @@ impl FlexTensor {
             // the contiguous inner run for each outer index.
             unsafe { dst.set_len(n) };
             copy_inner_contiguous_run(&mut dst, src, offset, shape, strides);
+        } else if all_positive {
+            // scorelab patch: non-negative strides whose innermost is not 1
+            // (e.g. an expanded, broadcast axis: stride 0): walk the outer
+            // dims once per inner run and fill, copy or gather the run,
+            // instead of the per-element odometer below.
+            unsafe { dst.set_len(n) };
+            copy_inner_strided_run(&mut dst, src, offset, shape, strides);
         } else {
             // General fallback: covers negative strides (flipped
             // tensors) and ND layouts that can't collapse to ≤2D.
@@ -702,6 +709,50 @@ fn copy_2d_negative<E: Copy + Send + Sync>(
 ///
 /// Precondition: strides are all positive and the innermost stride is 1
 #[inline]
+/// scorelab patch: copy a layout with non-negative strides into `dst` in
+/// row-major order, one innermost run at a time: a fill when the inner
+/// stride is 0 (a broadcast axis), a slice copy when it is 1, a strided
+/// gather otherwise. The outer dims are walked by an odometer.
+fn copy_inner_strided_run<E: Copy>(
+    dst: &mut [E],
+    src: &[E],
+    offset: isize,
+    shape: &[usize],
+    strides: &[isize],
+) {
+    let d = shape.len();
+    debug_assert!(d >= 1);
+    let (len, st) = (shape[d - 1], strides[d - 1]);
+    if len == 0 || shape.contains(&0) {
+        return;
+    }
+    let mut idx = alloc::vec![0usize; d - 1];
+    let mut base = offset;
+    for run in dst.chunks_exact_mut(len) {
+        let b = base as usize;
+        match st {
+            0 => run.fill(src[b]),
+            1 => run.copy_from_slice(&src[b..b + len]),
+            _ => {
+                for (i, v) in run.iter_mut().enumerate() {
+                    *v = src[b + i * st as usize];
+                }
+            }
+        }
+        let mut k = d - 1;
+        while k > 0 {
+            k -= 1;
+            idx[k] += 1;
+            base += strides[k];
+            if idx[k] < shape[k] {
+                break;
+            }
+            idx[k] = 0;
+            base -= shape[k] as isize * strides[k];
+        }
+    }
+}
+
 fn copy_inner_contiguous_run<E: Copy>(
     dst: &mut [E],
     src: &[E],

@@ -1,5 +1,5 @@
-//! GroupNorm as one operation: the statistics of each (item, group) through burn's
-//! `batch_norm_train`, then the per-channel affine.
+//! GroupNorm as two operations: the statistics of each (item, group) through burn's
+//! `batch_norm_train`, then the per-channel affine as a depthwise 1×1 convolution.
 //!
 //! burn-nn's `GroupNorm::forward` composes about seven whole-tensor operations (mean,
 //! centre, square, mean, divide, scale, shift), and autodiff records each. Reshaping
@@ -12,7 +12,8 @@
 
 use burn::nn::GroupNorm;
 use burn::tensor::Tensor;
-use burn::tensor::module::batch_norm_train;
+use burn::tensor::module::{batch_norm_train, conv2d};
+use burn::tensor::ops::ConvOptions;
 
 /// `norm.forward(x)`, computed as described in the module docs. Same parameters
 /// (`gamma`, `beta`, `epsilon`, `affine`), same result up to f32 rounding.
@@ -27,14 +28,27 @@ pub fn group_norm<const D: usize>(norm: &GroupNorm, x: Tensor<D>) -> Tensor<D> {
     let y = batch_norm_train(flat, unit, zero, norm.epsilon)
         .output
         .reshape(dims);
-    let mut per_channel = [1usize; D];
-    per_channel[1] = dims[1];
     match (&norm.gamma, &norm.beta) {
-        (Some(g), Some(b)) if norm.affine => {
-            y * g.val().reshape(per_channel) + b.val().reshape(per_channel)
-        }
+        (Some(g), Some(b)) if norm.affine => channel_affine(y, g.val(), b.val()),
         _ => y,
     }
+}
+
+/// `γ[c]·x[n, c, …] + β[c]` as a depthwise 1×1 convolution (groups = channels), which
+/// autodiff records as one node: one pass forward, and one pass for each of the
+/// input, γ and β gradients on burn-flex (the patch's per-channel affine), instead of
+/// a broadcast multiply and add forward and their broadcasts and reductions backward.
+pub fn channel_affine<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+) -> Tensor<D> {
+    let dims = x.dims();
+    let c = dims[1];
+    let rest = dims.iter().skip(2).product::<usize>();
+    let planes = x.reshape([dims[0], c, rest, 1]);
+    let options = ConvOptions::new([1, 1], [0, 0], [1, 1], c);
+    conv2d(planes, gamma.reshape([c, 1, 1, 1]), Some(beta), options).reshape(dims)
 }
 
 #[cfg(test)]
@@ -96,6 +110,64 @@ mod tests {
             ("d gamma", &a.2, &b.2),
             ("d beta", &a.3, &b.3),
         ] {
+            let e = max_rel(u, v);
+            assert!(e < 2e-5, "{what}: max relative difference {e:.2e}");
+        }
+    }
+
+    /// The per-channel affine (a depthwise 1×1 convolution) against the broadcast
+    /// multiply and add it replaces, on a rank-3 input (so the reshape to planes
+    /// matters): output and the gradients of input, γ and β. The output and the input
+    /// gradient are one product (and one sum) per element on both sides; γ's and β's
+    /// gradients sum n = 2·9 = 18 terms, in f64 here and in f32 there, so they differ
+    /// by at most about n·2⁻²⁴ ≈ 1.1e−6 relative to the sum of |terms|, below 2e−5
+    /// of the largest value; a wrong channel or a missing term is off by O(1).
+    #[test]
+    fn channel_affine_matches_the_broadcast_affine() {
+        let dev = Device::flex().autodiff();
+        let mut rng = stream_rng(5, 0x6e, 0);
+        let x = randn([2, 6, 9], &mut rng, &dev).require_grad();
+        let gamma = randn([6], &mut rng, &dev).require_grad();
+        let beta = randn([6], &mut rng, &dev).require_grad();
+        let w = randn([2, 6, 9], &mut rng, &dev);
+        let run = |conv: bool| {
+            let y = if conv {
+                channel_affine(x.clone(), gamma.clone(), beta.clone())
+            } else {
+                x.clone() * gamma.clone().reshape([1, 6, 1]) + beta.clone().reshape([1, 6, 1])
+            };
+            let grads = (y.clone() * w.clone()).sum().backward();
+            [
+                to_vec_f32(y.inner()).unwrap(),
+                to_vec_f32(x.grad(&grads).unwrap()).unwrap(),
+                to_vec_f32(gamma.grad(&grads).unwrap()).unwrap(),
+                to_vec_f32(beta.grad(&grads).unwrap()).unwrap(),
+            ]
+        };
+        // Inference (no autodiff): the normalised input is not shared, so the patch
+        // writes the affine over it; same values.
+        let inf = Device::flex();
+        let xi = Tensor::<3>::from_data(x.to_data(), &inf);
+        let (gi, bi) = (
+            Tensor::<1>::from_data(gamma.to_data(), &inf),
+            Tensor::<1>::from_data(beta.to_data(), &inf),
+        );
+        let broadcast = xi.clone() * gi.clone().reshape([1, 6, 1]) + bi.clone().reshape([1, 6, 1]);
+        let e = max_rel(
+            &to_vec_f32(channel_affine(xi, gi, bi)).unwrap(),
+            &to_vec_f32(broadcast).unwrap(),
+        );
+        assert!(
+            e < 2e-5,
+            "inference output: max relative difference {e:.2e}"
+        );
+        let (a, b) = (run(true), run(false));
+        for (what, u, v) in ["output", "d input", "d gamma", "d beta"]
+            .iter()
+            .zip(&a)
+            .zip(&b)
+            .map(|((w, u), v)| (w, u, v))
+        {
             let e = max_rel(u, v);
             assert!(e < 2e-5, "{what}: max relative difference {e:.2e}");
         }

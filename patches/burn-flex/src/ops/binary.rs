@@ -325,6 +325,13 @@ where
         return tensor;
     }
 
+    // scorelab patch: a strided view is first copied by `to_contiguous`
+    // (whose loops handle transposes, broadcasts and runs), then updated in
+    // place, instead of one odometer step per element.
+    if tensor.layout().contiguous_offsets().is_none() {
+        return scalar_op_typed(tensor.to_contiguous(), scalar, op);
+    }
+
     // Allocating path
     let shape = tensor.layout().shape().clone();
     let dtype = tensor.dtype();
