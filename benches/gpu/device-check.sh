@@ -8,7 +8,8 @@
 #           binaries into .gpubin/ (scorelab.xz, xtask.xz); the Vulkan and GL loaders
 #           as Debian packages into .gl/ (`apt-get download libvulkan1 libegl1 libglvnd0
 #           libopengl0 libgl1 libglx0 libgles2`);
-#   there:  bash benches/gpu/device-check.sh   (from the repository root; OUT=results)
+#   there:  bash benches/gpu/device-check.sh   (from the repository root; OUT=results;
+#           STEPS="bench demo" runs only those of bench, demo, train, scaling)
 # Each step has its own time limit so that one slow step does not cost the others.
 set -uo pipefail
 BIN=${BIN:-.gpubin}
@@ -26,8 +27,10 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv |
 python3 -c 'import torch; print("torch", torch.__version__, torch.version.cuda, torch.cuda.get_device_name(0))' | tee -a "$OUT/gpu.txt"
 nproc | tee -a "$OUT/gpu.txt"
 
+STEPS=${STEPS:-bench demo train scaling}  # the steps to run, by name
 step() { # name, seconds, command...
     local name=$1 secs=$2; shift 2
+    case " $STEPS " in *" $name "*) ;; *) echo "== $name skipped"; return ;; esac
     echo "== $name (limit ${secs}s)"
     local t0=$(date +%s%N)
     timeout "$secs" "$@" >"/tmp/$name.out" 2>"/tmp/$name.err"

@@ -11,7 +11,7 @@
 //! which computes the same function.
 
 use burn::nn::GroupNorm;
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor};
 use burn::tensor::module::{batch_norm_train, conv2d};
 use burn::tensor::ops::ConvOptions;
 
@@ -29,7 +29,17 @@ pub fn group_norm<const D: usize>(norm: &GroupNorm, x: Tensor<D>) -> Tensor<D> {
         .output
         .reshape(dims);
     match (&norm.gamma, &norm.beta) {
-        (Some(g), Some(b)) if norm.affine => channel_affine(y, g.val(), b.val()),
+        // On burn-flex the patch runs the depthwise 1×1 convolution as one pass per
+        // plane; other backends would take burn's generic grouped-convolution
+        // gradients (one product per group), so they keep the broadcast affine.
+        (Some(g), Some(b)) if norm.affine && device.clone().inner() == Device::flex() => {
+            channel_affine(y, g.val(), b.val())
+        }
+        (Some(g), Some(b)) if norm.affine => {
+            let mut per_channel = [1usize; D];
+            per_channel[1] = dims[1];
+            y * g.val().reshape(per_channel) + b.val().reshape(per_channel)
+        }
         _ => y,
     }
 }

@@ -31,57 +31,8 @@ use burn_backend::tensor::FloatTensor;
 use burn_backend::{DType, TensorMetadata};
 use burn_std::{Bytes, Shape};
 
-use crate::ops::norm::{from_f32, to_f32};
+use crate::ops::norm::{Real, from_f32, lane_sum, lane_sums2, per_channel, runs, to_f32};
 use crate::{Flex, FlexTensor, Layout};
-
-/// The float types computed natively.
-trait Real:
-    'static
-    + burn_backend::Element
-    + bytemuck::Pod
-    + Copy
-    + Send
-    + Sync
-    + Default
-    + core::ops::Mul<Output = Self>
-{
-    const ONE: Self;
-    fn add(self, other: Self) -> Self;
-    fn to64(self) -> f64;
-    fn from64(v: f64) -> Self;
-}
-
-impl Real for f32 {
-    const ONE: Self = 1.0;
-    #[inline]
-    fn add(self, other: Self) -> Self {
-        self + other
-    }
-    #[inline]
-    fn to64(self) -> f64 {
-        self as f64
-    }
-    #[inline]
-    fn from64(v: f64) -> Self {
-        v as f32
-    }
-}
-
-impl Real for f64 {
-    const ONE: Self = 1.0;
-    #[inline]
-    fn add(self, other: Self) -> Self {
-        self + other
-    }
-    #[inline]
-    fn to64(self) -> f64 {
-        self
-    }
-    #[inline]
-    fn from64(v: f64) -> Self {
-        v
-    }
-}
 
 /// Shapes and options of one 2-D convolution. Only the padding before each axis
 /// matters: the output size (from the output gradient) fixes the rest.
@@ -236,12 +187,12 @@ fn col2im<T: Real>(g: &Geometry, cols: &[T], dx: &mut [T]) {
                     if g.stride[1] == 1 {
                         let start = lo + j * g.dilation[1] - g.pad[1];
                         for (d, s) in dr[start..start + hi - lo].iter_mut().zip(&src[lo..hi]) {
-                            *d = d.add(*s);
+                            *d = *d + *s;
                         }
                     } else {
                         for (q, s) in src[lo..hi].iter().enumerate() {
                             let d = &mut dr[(lo + q) * g.stride[1] + j * g.dilation[1] - g.pad[1]];
-                            *d = d.add(*s);
+                            *d = *d + *s;
                         }
                     }
                 }
@@ -367,7 +318,7 @@ fn weight_grad_typed<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
     let mut parts = partial.into_iter();
     let mut total = parts.next().expect("at least one run");
     for part in parts {
-        total.iter_mut().zip(part).for_each(|(t, v)| *t = t.add(v));
+        total.iter_mut().zip(part).for_each(|(t, v)| *t = *t + v);
     }
     // Each group's block from [kg][cog] to the weight's [cog][kg].
     let mut dw = vec![T::default(); total.len()];
@@ -535,36 +486,6 @@ fn x_grad_as_conv<T: Real>(g: &Geometry, w: &[T], dy: &[T]) -> Option<Vec<T>> {
     Some(forward_typed(&t, dy, &flipped(g, w), None))
 }
 
-/// `f(c)` for each channel, in parallel under `rayon`.
-fn per_channel<R: Send>(channels: usize, f: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
-    #[cfg(feature = "rayon")]
-    {
-        use rayon::prelude::*;
-        (0..channels).into_par_iter().map(f).collect()
-    }
-    #[cfg(not(feature = "rayon"))]
-    (0..channels).map(f).collect()
-}
-
-/// Σ of a run in f64, over eight independent lanes.
-fn run_sum<T: Real>(run: &[T], mut term: impl FnMut(usize, T) -> f64) -> f64 {
-    let mut lanes = [0.0f64; 8];
-    let mut chunks = run.chunks_exact(8);
-    let mut k = 0;
-    for ch in &mut chunks {
-        for (l, v) in lanes.iter_mut().zip(ch) {
-            *l += term(k, *v);
-            k += 1;
-        }
-    }
-    let mut tail = 0.0;
-    for v in chunks.remainder() {
-        tail += term(k, *v);
-        k += 1;
-    }
-    lanes.iter().sum::<f64>() + tail
-}
-
 // ---------------------------------------------------------------------------
 // Per-channel affine: the depthwise 1×1 convolution (groups = C_in = C_out,
 // stride 1, no padding), y[n, c] = w[c]·x[n, c] + b[c]. GroupNorm's γ and β
@@ -612,7 +533,7 @@ fn affine_forward<T: Real>(g: &Geometry, x: &[T], w: &[T], bias: Option<&[f64]>)
     map_planes(g, x, |c, xs, out| {
         let (a, b) = (w[c], T::from64(bias.map_or(0.0, |b| b[c])));
         for (o, v) in out.iter_mut().zip(xs) {
-            *o = (a * *v).add(b);
+            *o = a * *v + b;
         }
     })
 }
@@ -633,7 +554,7 @@ fn affine_in_place<T: Real>(
         let c = i % g.c_out;
         let (a, b) = (w[c], T::from64(bias.map_or(0.0, |b| b[c])));
         for v in plane.iter_mut() {
-            *v = (a * *v).add(b);
+            *v = a * *v + b;
         }
     };
     #[cfg(feature = "rayon")]
@@ -664,14 +585,11 @@ fn affine_x_grad<T: Real>(g: &Geometry, w: &[T], dy: &[T]) -> Vec<T> {
 
 /// The affine's weight gradient: `Σ dy·x` per channel, in f64.
 fn affine_w_grad<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
-    let p = g.p();
+    let shape = (g.batch, g.c_out, g.p());
     per_channel(g.c_out, |c| {
-        let sum: f64 = (0..g.batch)
-            .map(|n| {
-                let at = (n * g.c_out + c) * p;
-                let xs = &x[at..at + p];
-                run_sum(&dy[at..at + p], |k, d| d.to64() * xs[k].to64())
-            })
+        let sum: f64 = runs(x, shape, c)
+            .zip(runs(dy, shape, c))
+            .map(|(xs, ds)| lane_sums2(xs, ds, 0.0).1)
             .sum();
         T::from64(sum)
     })
@@ -679,12 +597,13 @@ fn affine_w_grad<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
 
 fn bias_grad_typed<T: Real>(batch: usize, channels: usize, p: usize, dy: &[T]) -> Vec<T> {
     per_channel(channels, |c| {
-        let sum: f64 = (0..batch)
-            .map(|n| run_sum(&dy[(n * channels + c) * p..][..p], |_, v| v.to64()))
+        let sum: f64 = runs(dy, (batch, channels, p), c)
+            .map(|run| lane_sum(run, |v| v))
             .sum();
         T::from64(sum)
     })
 }
+
 /// A raw pointer that tasks writing disjoint ranges may share.
 #[derive(Clone, Copy)]
 struct SendPtr<T>(*mut T);

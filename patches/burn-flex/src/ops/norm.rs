@@ -21,9 +21,11 @@ use burn_std::{Bytes, Shape, bf16, f16};
 use crate::ops::module::{cast_from_f32, cast_to_f32};
 use crate::{Flex, FlexTensor, Layout};
 
-/// The float types computed natively.
-trait Real:
-    Element
+/// The float types computed natively (here and in `conv_grad.rs`).
+pub(crate) trait Real:
+    'static
+    + Element
+    + Default
     + bytemuck::Pod
     + Copy
     + Send
@@ -32,11 +34,13 @@ trait Real:
     + core::ops::Sub<Output = Self>
     + core::ops::Mul<Output = Self>
 {
+    const ONE: Self;
     fn to64(self) -> f64;
     fn from64(v: f64) -> Self;
 }
 
 impl Real for f32 {
+    const ONE: Self = 1.0;
     #[inline]
     fn to64(self) -> f64 {
         self as f64
@@ -48,6 +52,7 @@ impl Real for f32 {
 }
 
 impl Real for f64 {
+    const ONE: Self = 1.0;
     #[inline]
     fn to64(self) -> f64 {
         self
@@ -71,7 +76,10 @@ fn geometry(shape: &Shape) -> (usize, usize, usize) {
 }
 
 /// `f(c)` for every channel, in parallel under `rayon`.
-fn per_channel<T: Send>(channels: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
+pub(crate) fn per_channel<T: Send>(
+    channels: usize,
+    f: impl Fn(usize) -> T + Sync + Send,
+) -> Vec<T> {
     #[cfg(feature = "rayon")]
     {
         use rayon::prelude::*;
@@ -100,14 +108,18 @@ fn per_row<E: Real>(out: &mut [E], s: usize, f: impl Fn(usize, &mut [E]) + Sync 
 }
 
 /// The runs of channel `c`.
-fn runs<E: Real>(x: &[E], (b, ch, s): (usize, usize, usize), c: usize) -> impl Iterator<Item = &[E]> {
+pub(crate) fn runs<E: Real>(
+    x: &[E],
+    (b, ch, s): (usize, usize, usize),
+    c: usize,
+) -> impl Iterator<Item = &[E]> {
     (0..b).map(move |i| &x[(i * ch + c) * s..(i * ch + c + 1) * s])
 }
 
 /// Σ f(x) over `xs` in f64, in eight independent lanes: one running sum would chain
 /// every addition on the previous one (latency-bound, and it cannot vectorise).
 #[inline]
-fn lane_sum<E: Real>(xs: &[E], f: impl Fn(f64) -> f64) -> f64 {
+pub(crate) fn lane_sum<E: Real>(xs: &[E], f: impl Fn(f64) -> f64) -> f64 {
     let mut acc = [0.0f64; 8];
     let mut chunks = xs.chunks_exact(8);
     for c in &mut chunks {
@@ -121,7 +133,7 @@ fn lane_sum<E: Real>(xs: &[E], f: impl Fn(f64) -> f64) -> f64 {
 
 /// (Σ dy, Σ dy·(x − m)) over paired runs, in eight lanes each (see [`lane_sum`]).
 #[inline]
-fn lane_sums2<E: Real>(xs: &[E], dys: &[E], m: f64) -> (f64, f64) {
+pub(crate) fn lane_sums2<E: Real>(xs: &[E], dys: &[E], m: f64) -> (f64, f64) {
     let (mut a, mut b) = ([0.0f64; 8], [0.0f64; 8]);
     let (mut cx, mut cd) = (xs.chunks_exact(8), dys.chunks_exact(8));
     for (x, d) in (&mut cx).zip(&mut cd) {
@@ -184,7 +196,11 @@ fn normalise<E: Real>(
 }
 
 fn tensor_of<E: Real>(data: Vec<E>, shape: Shape) -> FlexTensor {
-    FlexTensor::new(Bytes::from_elems(data), Layout::contiguous(shape), E::dtype())
+    FlexTensor::new(
+        Bytes::from_elems(data),
+        Layout::contiguous(shape),
+        E::dtype(),
+    )
 }
 
 fn channel_tensor<E: Real>(v: impl Iterator<Item = f64>, channels: usize) -> FlexTensor {
@@ -199,9 +215,20 @@ fn train_typed<E: Real>(
 ) -> BatchNormTrain<Flex> {
     let shape = x.shape();
     let g = geometry(&shape);
-    let (x, gamma, beta) = (x.into_contiguous(), gamma.into_contiguous(), beta.into_contiguous());
+    let (x, gamma, beta) = (
+        x.into_contiguous(),
+        gamma.into_contiguous(),
+        beta.into_contiguous(),
+    );
     let st = stats::<E>(x.storage(), g);
-    let out = normalise::<E>(x.storage(), g, &st, gamma.storage(), beta.storage(), epsilon);
+    let out = normalise::<E>(
+        x.storage(),
+        g,
+        &st,
+        gamma.storage(),
+        beta.storage(),
+        epsilon,
+    );
     BatchNormTrain::new(
         tensor_of(out, shape),
         channel_tensor::<E>(st.iter().map(|s| s.0), g.1),
@@ -226,9 +253,20 @@ fn apply_typed<E: Real>(
         .zip(variance.storage::<E>())
         .map(|(m, v)| (m.to64(), v.to64()))
         .collect();
-    let (x, gamma, beta) = (x.into_contiguous(), gamma.into_contiguous(), beta.into_contiguous());
+    let (x, gamma, beta) = (
+        x.into_contiguous(),
+        gamma.into_contiguous(),
+        beta.into_contiguous(),
+    );
     tensor_of(
-        normalise::<E>(x.storage(), g, &st, gamma.storage(), beta.storage(), epsilon),
+        normalise::<E>(
+            x.storage(),
+            g,
+            &st,
+            gamma.storage(),
+            beta.storage(),
+            epsilon,
+        ),
         shape,
     )
 }
@@ -379,6 +417,9 @@ pub fn batch_norm_train_backward(
                 from_f32(r.beta_grad, dtype),
             )
         }
-        dtype => panic!("burn_flex::batch_norm_train_backward: unsupported dtype {:?}", dtype),
+        dtype => panic!(
+            "burn_flex::batch_norm_train_backward: unsupported dtype {:?}",
+            dtype
+        ),
     }
 }
