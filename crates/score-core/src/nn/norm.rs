@@ -11,9 +11,9 @@
 //! which computes the same function.
 
 use burn::nn::GroupNorm;
-use burn::tensor::{Device, Tensor};
 use burn::tensor::module::{batch_norm_train, conv2d};
 use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Tensor};
 
 /// `norm.forward(x)`, computed as described in the module docs. Same parameters
 /// (`gamma`, `beta`, `epsilon`, `affine`), same result up to f32 rounding.
