@@ -1,5 +1,6 @@
 //! GroupNorm as two operations: the statistics of each (item, group) through burn's
-//! `batch_norm_train`, then the per-channel affine as a depthwise 1×1 convolution.
+//! `batch_norm_train`, then the per-channel affine (on burn-flex as a depthwise 1×1
+//! convolution, see [`channel_affine`]; elsewhere as a broadcast multiply and add).
 //!
 //! burn-nn's `GroupNorm::forward` composes about seven whole-tensor operations (mean,
 //! centre, square, mean, divide, scale, shift), and autodiff records each. Reshaping
