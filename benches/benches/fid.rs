@@ -4,7 +4,7 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 use criterion::{Criterion, criterion_group, criterion_main};
-use score_core::fid::{self, FidInception, SIZE};
+use score_eval::fid::{self, FidInception, SIZE};
 
 fn inception(c: &mut Criterion) {
     let dev = Device::flex();

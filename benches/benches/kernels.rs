@@ -1,7 +1,7 @@
 //! The kernels of the burn-flex patch (`patches/burn-flex/PATCH.md`, issue 11), each
 //! beside the generic path it replaces, at the shape of the issue's table
 //! ([32, 64, 32, 32], 8 groups):
-//! - GroupNorm: `score_core::nn::norm::group_norm` (one fused `batch_norm_train`)
+//! - GroupNorm: `score_nn::norm::group_norm` (one fused `batch_norm_train`)
 //!   against burn-nn's `GroupNorm::forward` (composed tensor operations), forward and
 //!   forward + backward;
 //! - SiLU's sigmoid: `activation::sigmoid` (the patched, vectorised kernel) against
@@ -14,8 +14,8 @@
 use burn::nn::GroupNormConfig;
 use burn::tensor::{Device, Tensor, activation::sigmoid};
 use criterion::{Criterion, criterion_group, criterion_main};
-use score_core::nn::norm::group_norm;
 use score_core::tensor::{randn, stream_rng, to_vec_f32};
+use score_nn::norm::group_norm;
 
 fn done<const D: usize>(t: Tensor<D>) {
     let _ = to_vec_f32(t.flatten::<1>(0, D - 1).narrow(0, 0, 1)).unwrap();

@@ -7,11 +7,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use gaussian_score::GaussianScore;
 use gaussian_score::teleport::teleport_state;
 use score_core::Precond;
-use score_core::nn::Preconditioned;
-use score_core::pipeline::{demo_split, demo_unet_config};
 use score_core::samplers::{HeunOptions, SampleContext, heun_sample};
 use score_core::sigmas::karras_sigmas;
 use score_core::tensor::{randn, stream_rng};
+use score_nn::Preconditioned;
+use score_train::pipeline::{demo_split, demo_unet_config};
 
 fn teleport(c: &mut Criterion) {
     let mut g = c.benchmark_group("teleport-vs-heun");

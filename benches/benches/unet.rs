@@ -4,11 +4,11 @@
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::Device;
 use criterion::{Criterion, criterion_group, criterion_main};
-use score_core::nn::Preconditioned;
-use score_core::nn::precond::denoising_loss;
-use score_core::pipeline::demo_unet_config;
 use score_core::tensor::{randn, stream_rng, tensor1};
 use score_core::{Denoiser, Precond};
+use score_nn::Preconditioned;
+use score_nn::precond::denoising_loss;
+use score_train::pipeline::demo_unet_config;
 
 fn unet(c: &mut Criterion) {
     let mut g = c.benchmark_group("unet-demo");

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use score_core::checkpoint::CheckpointFile;
+use score_train::checkpoint::CheckpointFile;
 
 fuzz_target!(|data: &[u8]| {
     let path = std::path::Path::new("fuzz.safetensors");
@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = ck.has("model.");
         let _ = ck.optimizer_bytes();
         let device = score_core::burn::tensor::Device::flex();
-        let net = score_core::nn::mlp::MlpConfig::new(2)
+        let net = score_nn::mlp::MlpConfig::new(2)
             .with_hidden(4)
             .with_blocks(1)
             .init(&device);

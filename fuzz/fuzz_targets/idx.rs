@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use score_core::data::idx::parse_idx;
+use score_io::idx::parse_idx;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(a) = parse_idx(data) {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use score_core::data::npy::parse_npy;
+use score_io::npy::parse_npy;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(a) = parse_npy(data) {

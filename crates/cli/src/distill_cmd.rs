@@ -9,10 +9,10 @@ use clap::Args;
 use disback::config::{DistillConfig, GradientForm, Method, Order, Spacing};
 use disback::distill::{Distiller, RunOutput};
 use disback::teacher::Teacher;
-use score_core::nn::mlp::MlpConfig;
-use score_core::nn::precond::ScoreNetwork;
-use score_core::nn::unet::UNetConfig;
-use score_core::pipeline::{self, LoadedModel, ModelSpec};
+use score_nn::mlp::MlpConfig;
+use score_nn::precond::ScoreNetwork;
+use score_nn::unet::UNetConfig;
+use score_train::pipeline::{self, LoadedModel, ModelSpec};
 
 use crate::{Common, device, emit};
 
@@ -204,10 +204,10 @@ pub(crate) fn sample_one_step(
         }
     };
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let npy = score_core::data::npy::npy_f32_bytes(&shape, &values)?;
+    let npy = score_io::npy::npy_f32_bytes(&shape, &values)?;
     let (npy_path, png_path) = (a.out.join("samples.npy"), a.out.join("samples.png"));
     let png = match shape.as_slice() {
-        [n, _, _, _] => Some(score_core::data::image::image_grid_png(
+        [n, _, _, _] => Some(score_io::image::image_grid_png(
             &values,
             [shape[0], shape[1], shape[2], shape[3]],
             (*n as f64).sqrt().ceil() as usize,
@@ -218,7 +218,7 @@ pub(crate) fn sample_one_step(
     if let Some(p) = &png {
         files.push((&png_path, p));
     }
-    score_core::checkpoint::write_atomic_all(&files)?;
+    score_core::fs::write_atomic_all(&files)?;
     let secs = t0.elapsed().as_secs_f64();
     emit(
         c.json,

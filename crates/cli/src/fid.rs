@@ -7,10 +7,10 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use clap::Args;
-use score_core::data::image::read_png_u8;
-use score_core::data::images::{ImageDataset, Split};
-use score_core::data::npy::read_npy_finite;
-use score_core::fid::{self, DIM, FeatureStats, FidInception, FidReference};
+use score_eval::fid::{self, DIM, FeatureStats, FidInception, FidReference};
+use score_io::image::read_png_u8;
+use score_io::images::{ImageDataset, Split};
+use score_io::npy::read_npy_finite;
 
 use crate::{Common, device, emit};
 
@@ -227,9 +227,9 @@ fn sample_set(
     quiet: bool,
     dev: &Device,
 ) -> Result<ImageSet> {
-    let (net, [c, h, w], precond, _) = score_core::pipeline::load_unet(ck, dev)?;
+    let (net, [c, h, w], precond, _) = score_train::pipeline::load_unet(ck, dev)?;
     let pb = (!quiet).then(|| crate::bar_of(n as u64, "sampling", "images"));
-    let x = score_core::pipeline::heun_samples(
+    let x = score_train::pipeline::heun_samples(
         &net,
         precond,
         [c, h, w],
@@ -381,7 +381,7 @@ pub(crate) fn run_fid(c: &Common, a: &FidArgs) -> Result<()> {
 /// first call (`cargo xtask fid-ref` makes them ahead of time).
 fn test_split_stats(net: &FidInception, batch: usize, quiet: bool) -> Result<FeatureStats> {
     let pb = (!quiet).then(|| crate::bar_of(10_000, "inception (test split, once)", "images"));
-    let s = score_core::pipeline::test_split_fid_stats(net, batch, |done| {
+    let s = score_train::pipeline::test_split_fid_stats(net, batch, |done| {
         if let Some(b) = &pb {
             b.set_position(done as u64)
         }
@@ -424,7 +424,7 @@ pub(crate) fn heldout_stats(
     held: &ImageDataset,
     quiet: bool,
 ) -> Result<FeatureStats> {
-    score_core::pipeline::cached_fid_stats("fashion-mnist-heldout-1000", || -> Result<Vec<f32>> {
+    score_train::pipeline::cached_fid_stats("fashion-mnist-heldout-1000", || -> Result<Vec<f32>> {
         if !quiet {
             eprintln!(
                 "FID reference: Inception features of the 1 000 held-out images, once (cached)"
@@ -468,7 +468,7 @@ pub(crate) fn demo_fid(
             source: source.into(),
         })
     };
-    let stats = score_core::pipeline::cached_fid_stats(
+    let stats = score_train::pipeline::cached_fid_stats(
         "fashion-mnist-heldout-1000",
         || -> Result<Vec<f32>> {
             if !quiet {

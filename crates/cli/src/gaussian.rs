@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use gaussian_score::{GaussianScore, MixtureScore, ScoreModel};
-use score_core::data::npy::{read_npy_finite, write_npy_f32};
 use score_core::limits::ensure_values_fit;
-use score_core::pipeline;
 use score_core::samplers::SampleContext;
 use score_core::sigmas::GridKind;
 use score_core::tensor::{from_f64, to_vec_f32};
+use score_io::npy::{read_npy_finite, write_npy_f32};
+use score_train::pipeline;
 
 use crate::{Common, SamplerOpts, device, emit, sampler_from};
 
@@ -252,7 +252,7 @@ fn run_ev(c: &Common, a: &EvArgs) -> Result<()> {
         a.components,
         a.sigmas.len()
     );
-    let rows = gaussian_score::study::ev_study(
+    let rows = scorelab_experiments::gaussian::ev_study(
         &ck,
         &a.sigmas,
         &a.components,

@@ -32,18 +32,18 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use clap::{Args, Parser, Subcommand};
-use score_core::checkpoint::CheckpointFile;
-use score_core::checkpoint::write_atomic_all;
-use score_core::data::image::image_grid_png;
-use score_core::data::images::{ImageDataset, Split};
-use score_core::data::npy::{npy_f32_bytes, read_npy_finite};
-use score_core::nn::Preconditioned;
-use score_core::nn::mlp::MlpConfig;
-use score_core::pipeline::{self, LoadedModel, ModelSpec};
+use score_core::fs::write_atomic_all;
 use score_core::samplers::{SampleContext, Sampler};
 use score_core::sigmas::GridKind;
 use score_core::tensor::{from_f64, randn, stream_rng, to_vec_f32};
-use score_core::train::{ImageData, TrainConfig, TrainOutput, VectorData, train};
+use score_io::image::image_grid_png;
+use score_io::images::{ImageDataset, Split};
+use score_io::npy::{npy_f32_bytes, read_npy_finite};
+use score_nn::Preconditioned;
+use score_nn::mlp::MlpConfig;
+use score_train::checkpoint::CheckpointFile;
+use score_train::pipeline::{self, LoadedModel, ModelSpec};
+use score_train::train::{ImageData, TrainConfig, TrainOutput, VectorData, train};
 
 #[derive(Parser)]
 #[command(
@@ -677,8 +677,8 @@ fn no_cond() -> String {
 }
 
 /// `--lr-schedule`: `constant` or `inverse-sqrt:REF_STEPS`.
-fn parse_schedule(s: &str) -> Result<score_core::train::LrSchedule> {
-    use score_core::train::LrSchedule;
+fn parse_schedule(s: &str) -> Result<score_train::train::LrSchedule> {
+    use score_train::train::LrSchedule;
     Ok(match s.split_once(':') {
         None if s == "constant" => LrSchedule::Constant,
         Some(("inverse-sqrt", r)) => LrSchedule::InverseSqrt {
@@ -704,8 +704,8 @@ fn parse_betas(s: &str) -> Result<[f64; 2]> {
 }
 
 /// `--batches`.
-fn parse_batches(s: &str) -> Result<score_core::train::BatchOrder> {
-    use score_core::train::BatchOrder;
+fn parse_batches(s: &str) -> Result<score_train::train::BatchOrder> {
+    use score_train::train::BatchOrder;
     Ok(match s {
         "epochs" => BatchOrder::Epochs,
         "replacement" => BatchOrder::Replacement,
@@ -824,7 +824,7 @@ fn train_settings(
     let fmt = |b: [f64; 2]| format!("{},{}", b[0], b[1]);
     fixed_on_resume("--adam-betas", betas.map(fmt), fmt(cfg.adam_betas), ck_path)?;
     let batches = a.batches.as_deref().map(parse_batches).transpose()?;
-    let name = |b: score_core::train::BatchOrder| format!("{b:?}").to_lowercase();
+    let name = |b: score_train::train::BatchOrder| format!("{b:?}").to_lowercase();
     fixed_on_resume("--batches", batches.map(name), name(cfg.batches), ck_path)?;
     let mut changes = Vec::new();
     if let Some(lr) = a.lr.filter(|&lr| lr != cfg.lr) {
@@ -942,7 +942,7 @@ fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
     let t0 = Instant::now();
     let (step, loss) = if rec.data.ends_with(".npy") {
         let path = Path::new(&rec.data);
-        let arr = score_core::data::npy::read_npy_finite(path)?;
+        let arr = score_io::npy::read_npy_finite(path)?;
         let (_, d) = arr.matrix(path)?;
         if rec.cond != "none" {
             bail!(
@@ -986,11 +986,11 @@ fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("{} images: {e}", images.source))?;
         let extra = with_record(ModelSpec::unet(&unet, images.image_shape, &images.source))?;
         let data = ImageData { images, use_labels };
-        let objective: &dyn score_core::train::Objective<4> = match &rec.augment {
+        let objective: &dyn score_train::train::Objective<4> = match &rec.augment {
             Some(aug) => aug,
-            None => &score_core::train::Denoising,
+            None => &score_train::train::Denoising,
         };
-        let r = score_core::train::train_with(
+        let r = score_train::train::train_with(
             unet.init(&dev),
             &data,
             &cfg,
@@ -1019,7 +1019,7 @@ fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
 /// a class-conditional UNet; none for an unconditional one (where --class and
 /// --guidance are errors).
 fn image_condition(
-    net: &score_core::nn::unet::UNet,
+    net: &score_nn::unet::UNet,
     a: &SampleArgs,
     dev: &Device,
 ) -> Result<pipeline::ImageCondition> {
@@ -1351,7 +1351,7 @@ fn cmd_demo(c: &Common, a: &DemoArgs) -> Result<()> {
         "checkpoint": ck_path, "trained_steps": meta.step, "sampler": "heun", "steps": a.steps, "nfe": out.nfe,
         "sample_seconds": sample_secs, "total_seconds": secs, "grid": grid, "metrics": m, "fid": fid,
     });
-    score_core::checkpoint::write_atomic(
+    score_core::fs::write_atomic(
         &a.out.join("report.json"),
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;

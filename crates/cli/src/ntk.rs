@@ -7,11 +7,11 @@ use clap::{Args, Subcommand};
 use ntk_theory::dsm::Triples;
 use ntk_theory::estimator::{KernelEstimator, Stop};
 use ntk_theory::kernels::Kernel;
-use score_core::data::npy::{read_npy_finite, write_npy_f32, write_npy_f64};
 use score_core::limits::ensure_values_fit;
 use score_core::samplers::SampleContext;
 use score_core::sigmas::karras_sigmas;
 use score_core::tensor::{from_f64, randn, stream_rng, to_vec_f32};
+use score_io::npy::{read_npy_finite, write_npy_f32, write_npy_f64};
 
 use crate::{Common, SamplerOpts, device, emit, sampler_from};
 

@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use score_core::data::images::ImageDataset;
-use score_core::fid::{FidInception, FidReference};
-use score_core::pipeline;
+use score_eval::fid::{FidInception, FidReference};
+use score_io::images::ImageDataset;
+use score_train::pipeline;
 use scoreaug::measures::{self, MeasureOptions, Model};
 use scoreaug::transforms::Kind;
 
@@ -59,7 +59,7 @@ pub(crate) fn run(c: &Common, cmd: &ScoreAugCmd) -> Result<()> {
     let ScoreAugCmd::Measure(a) = cmd;
     let dev = device(&c.device)?;
     let t0 = Instant::now();
-    let ck = score_core::checkpoint::CheckpointFile::read(&a.checkpoint)?;
+    let ck = score_train::checkpoint::CheckpointFile::read(&a.checkpoint)?;
     let train = training_images(&ck.meta.config)?;
     let held = match a.data.as_str() {
         "fashion-mnist-heldout" => pipeline::demo_split()?.1,

@@ -12,9 +12,9 @@ use musicscore_data::textscore::{
     Adherence, Geometry, PromptBank, SystemItem, TextScoreData, expected_staves, system_items,
     unet_config,
 };
-use score_core::checkpoint::CheckpointFile;
-use score_core::text::TextEncoder;
-use score_core::train::{TrainOutput, train};
+use score_nn::text::TextEncoder;
+use score_train::checkpoint::CheckpointFile;
+use score_train::train::{TrainOutput, train};
 use serde_json::json;
 
 use crate::musicscore::{FilterArgs, RootArgs, open_all_pub, select_pub};
@@ -23,7 +23,7 @@ use crate::{Common, bar_of, device, emit, fixed_on_resume, guard_existing_run};
 /// The checkpoint `generate` and `evaluate` use when none is given: the one shipped in
 /// `data/checkpoints`.
 pub fn shipped() -> PathBuf {
-    score_core::data::images::shipped_data_dir().join("checkpoints/musicscore-text.safetensors")
+    score_io::images::shipped_data_dir().join("checkpoints/musicscore-text.safetensors")
 }
 
 #[derive(Args)]
@@ -212,7 +212,7 @@ pub fn cmd_train(c: &Common, a: &TextTrainArgs) -> Result<()> {
         }
     }
     let sd = match &resume {
-        Some(ck) => serde_json::from_value::<score_core::train::TrainConfig>(
+        Some(ck) => serde_json::from_value::<score_train::train::TrainConfig>(
             ck.meta.config["train"].clone(),
         )?
         .precond
@@ -357,7 +357,7 @@ pub fn cmd_generate(c: &Common, a: &GenerateArgs) -> Result<()> {
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let png = a.out.join("samples.png");
     let cols = a.n.min(8);
-    score_core::data::image::write_image_grid(&png, &px, [a.n, 1, g.height, g.width], cols)?;
+    score_io::image::write_image_grid(&png, &px, [a.n, 1, g.height, g.width], cols)?;
     let per = g.height * g.width;
     let images: Vec<Vec<f32>> = px.chunks(per).map(<[f32]>::to_vec).collect();
     let staves: Vec<Option<usize>> = images
@@ -376,7 +376,7 @@ pub fn cmd_generate(c: &Common, a: &GenerateArgs) -> Result<()> {
         "detected_staves": staves, "expected_staves": expected,
         "readability": m.readability(), "agreement": expected.map(|_| m.agreement()),
     });
-    score_core::checkpoint::write_atomic(
+    score_core::fs::write_atomic(
         &a.out.join("samples.json"),
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
@@ -523,7 +523,7 @@ pub fn cmd_evaluate(c: &Common, a: &EvaluateArgs) -> Result<()> {
     };
     let split = |px: &[f32]| px.chunks(per).map(<[f32]>::to_vec).collect::<Vec<_>>();
     let uncond = split(&run(None, 1.0, c.seed())?);
-    score_core::data::image::write_image_grid(
+    score_io::image::write_image_grid(
         &a.out.join("unconditional.png"),
         &uncond.iter().take(8).flatten().copied().collect::<Vec<_>>(),
         [a.n.min(8), 1, g.height, g.width],
@@ -537,7 +537,7 @@ pub fn cmd_evaluate(c: &Common, a: &EvaluateArgs) -> Result<()> {
             .filter(|i| i.expected == Some(*want))
             .map(|i| i.pixels.clone())
             .collect();
-        score_core::data::image::write_image_grid(
+        score_io::image::write_image_grid(
             &a.out.join(format!("staves{want}_real.png")),
             &reals.iter().take(8).flatten().copied().collect::<Vec<_>>(),
             [reals.len().min(8), 1, g.height, g.width],
@@ -546,7 +546,7 @@ pub fn cmd_evaluate(c: &Common, a: &EvaluateArgs) -> Result<()> {
         let mut guided = Vec::new();
         for &w in &a.guidance {
             let imgs = split(&run(Some(prompt), w, c.seed() + 1 + k as u64)?);
-            score_core::data::image::write_image_grid(
+            score_io::image::write_image_grid(
                 &a.out.join(format!("staves{want}_w{w}.png")),
                 &imgs.iter().take(8).flatten().copied().collect::<Vec<_>>(),
                 [a.n.min(8), 1, g.height, g.width],
@@ -593,12 +593,12 @@ pub fn cmd_evaluate(c: &Common, a: &EvaluateArgs) -> Result<()> {
         "rows": rows, "fid_k": fid, "noise_readability": noise_floor,
         "seconds": t0.elapsed().as_secs_f64(),
     });
-    score_core::checkpoint::write_atomic(
+    score_core::fs::write_atomic(
         &a.out.join("evaluate.json"),
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
     let md = evaluate_markdown(&report, &a.guidance)?;
-    score_core::checkpoint::write_atomic(&a.out.join("evaluate.md"), md.as_bytes())?;
+    score_core::fs::write_atomic(&a.out.join("evaluate.md"), md.as_bytes())?;
     emit(c.json, report, || outln!("{md}"));
     Ok(())
 }
@@ -616,10 +616,10 @@ fn fid_k(
     json: bool,
 ) -> Result<Vec<serde_json::Value>> {
     let per = g.width * g.height;
-    let net = score_core::fid::FidInception::load_default(dev)?;
+    let net = score_eval::fid::FidInception::load_default(dev)?;
     let feats = |images: &[f32]| -> Result<Vec<f32>> {
         let n = images.len() / per;
-        let u8s = score_core::fid::quantize_signed(images)?;
+        let u8s = score_eval::fid::quantize_signed(images)?;
         with_bar(json, n as u64, "inception", "images", |at| {
             Ok(net.features(&u8s, [n, 1, g.height, g.width], 16, at)?)
         })
@@ -630,7 +630,7 @@ fn fid_k(
         .filter(|i| i.expected.is_some_and(|e| wanted.contains(&e)))
         .flat_map(|i| i.pixels.iter().copied())
         .collect();
-    let real_stats = score_core::fid::stats::FeatureStats::from_features(&feats(&reals)?, 2048)?;
+    let real_stats = score_eval::fid::stats::FeatureStats::from_features(&feats(&reals)?, 2048)?;
     let m = generated.iter().map(|v| v.len() / per).min().unwrap_or(0);
     let mut order = Vec::new();
     for i in 0..m {
@@ -644,8 +644,8 @@ fn fid_k(
         if k < 2 || k * 2048 > fake.len() {
             continue;
         }
-        let s = score_core::fid::stats::FeatureStats::from_features(&fake[..k * 2048], 2048)?;
-        let fid = score_core::fid::stats::fid_from_stats(&s, &real_stats)?;
+        let s = score_eval::fid::stats::FeatureStats::from_features(&fake[..k * 2048], 2048)?;
+        let fid = score_eval::fid::stats::fid_from_stats(&s, &real_stats)?;
         out.push(json!({"k": k, "fid": fid, "real_images": reals.len() / per}));
     }
     Ok(out)

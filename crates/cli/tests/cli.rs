@@ -98,13 +98,10 @@ fn train_resume_sample_and_teleport() {
 
     // A Gaussian of a few real images, then teleported sampling with a fixed skip.
     let imgs = d.join("imgs.npy");
-    let arr = score_core::data::images::ImageDataset::fashion_mnist(
-        None,
-        score_core::data::images::Split::Test,
-    )
-    .unwrap()
-    .balanced_subset(50);
-    score_core::data::npy::write_npy_f32(&imgs, &[50, 784], &arr.pixels).unwrap();
+    let arr = score_io::images::ImageDataset::fashion_mnist(None, score_io::images::Split::Test)
+        .unwrap()
+        .balanced_subset(50);
+    score_io::npy::write_npy_f32(&imgs, &[50, 784], &arr.pixels).unwrap();
     let g = d.join("g.safetensors");
     let (ok, _, err) = scorelab(&[
         "gaussian",
@@ -164,7 +161,7 @@ fn train_resume_sample_and_teleport() {
         let (ok, out, err) = scorelab(&args);
         assert!(ok, "{err}");
         assert_eq!(json(&out)["nfe"], 6 - 2);
-        score_core::data::npy::read_npy(&out_dir.join("samples.npy"))
+        score_io::npy::read_npy(&out_dir.join("samples.npy"))
             .unwrap()
             .data
     };
@@ -224,7 +221,7 @@ fn ntk_gram_fit_and_sample() {
         })
         .collect();
     let data = d.join("x.npy");
-    score_core::data::npy::write_npy_f64(&data, &[200, 2], &pts).unwrap();
+    score_io::npy::write_npy_f64(&data, &[200, 2], &pts).unwrap();
     let (ok, out, err) = scorelab(&[
         "ntk",
         "gram",
@@ -238,7 +235,7 @@ fn ntk_gram_fit_and_sample() {
     ]);
     assert!(ok, "{err}");
     assert_eq!(json(&out)["n"], 200);
-    let h = score_core::data::npy::read_npy(&d.join("h.npy")).unwrap();
+    let h = score_io::npy::read_npy(&d.join("h.npy")).unwrap();
     assert_eq!(h.shape, vec![200, 200]);
     let model = d.join("m.safetensors");
     let (ok, out, err) = scorelab(&[
@@ -621,7 +618,7 @@ fn class_conditional_training_guided_sampling_and_sampler_options() {
 
 #[test]
 fn train_takes_sigma_data_from_the_data() {
-    use score_core::data::images::{ImageDataset, Split};
+    use score_io::images::{ImageDataset, Split};
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("sd");
     let run = run.to_str().unwrap();
@@ -640,7 +637,7 @@ fn train_takes_sigma_data_from_the_data() {
         "--json",
     ]);
     assert!(ok, "{err}");
-    let ck = score_core::checkpoint::CheckpointFile::read(std::path::Path::new(&format!(
+    let ck = score_train::checkpoint::CheckpointFile::read(std::path::Path::new(&format!(
         "{run}/checkpoint.safetensors"
     )))
     .unwrap();
@@ -672,14 +669,14 @@ fn write_pngs(dir: &std::path::Path, bytes: &[u8], n: usize, h: usize, w: usize)
 /// Needs `cargo xtask fid-setup` (the README's test command runs it first).
 #[test]
 fn fid_reads_npy_png_and_statistics_alike() {
-    use score_core::data::images::{ImageDataset, Split};
-    use score_core::data::npy::write_npy_f32;
+    use score_io::images::{ImageDataset, Split};
+    use score_io::npy::write_npy_f32;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let fm = ImageDataset::fashion_mnist(None, Split::Test).unwrap();
     let (a, b) = (d.join("a.npy"), d.join("b_png"));
     write_npy_f32(&a, &[6, 1, 28, 28], &fm.pixels[..6 * 784]).unwrap();
-    let b_bytes = score_core::fid::quantize_signed(&fm.pixels[6 * 784..12 * 784]).unwrap();
+    let b_bytes = score_eval::fid::quantize_signed(&fm.pixels[6 * 784..12 * 784]).unwrap();
     write_pngs(&b, &b_bytes, 6, 28, 28);
     let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
     let stats = d.join("b.npz");
@@ -889,7 +886,7 @@ fn distill_disback_then_one_step_sample() {
     let v = json(&out);
     assert_eq!(v["nfe"], 1);
     assert_eq!(v["sampler"], "one-step");
-    let arr = score_core::data::npy::read_npy_finite(&samples.join("samples.npy")).unwrap();
+    let arr = score_io::npy::read_npy_finite(&samples.join("samples.npy")).unwrap();
     assert_eq!(arr.shape, vec![4, 1, 28, 28]);
     assert!(samples.join("samples.png").is_file());
     let (ok, _, err) = scorelab(&[

@@ -64,7 +64,7 @@ fn shipped_checkpoint() -> PathBuf {
 }
 
 fn write_npy(path: &Path, shape: &[usize], data: &[f64]) {
-    score_core::data::npy::write_npy_f64(path, shape, data).unwrap();
+    score_io::npy::write_npy_f64(path, shape, data).unwrap();
 }
 
 /// A tiny UNet training run: 16 images, batch 2, width 8.
@@ -111,8 +111,8 @@ fn npy_with_a_huge_shape_is_an_error_not_an_overflow() {
 fn idx_images_of_zero_size_are_an_error_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    score_core::data::idx::write_idx(&d.join("t10k-images-idx3-ubyte"), &[2, 0, 0], &[]).unwrap();
-    score_core::data::idx::write_idx(&d.join("t10k-labels-idx1-ubyte"), &[2], &[0, 1]).unwrap();
+    score_io::idx::write_idx(&d.join("t10k-images-idx3-ubyte"), &[2, 0, 0], &[]).unwrap();
+    score_io::idx::write_idx(&d.join("t10k-labels-idx1-ubyte"), &[2], &[0, 1]).unwrap();
     let out = d.join("run");
     fails(
         &[
@@ -528,11 +528,11 @@ fn fid_inputs_fail_cleanly_before_any_network_work() {
     let d = dir.path();
     let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
     let two = d.join("two.npy");
-    score_core::data::npy::write_npy_f32(&two, &[2, 1, 4, 4], &[0.1; 32]).unwrap();
+    score_io::npy::write_npy_f32(&two, &[2, 1, 4, 4], &[0.1; 32]).unwrap();
     let one = d.join("one.npy");
-    score_core::data::npy::write_npy_f32(&one, &[1, 1, 4, 4], &[0.1; 16]).unwrap();
+    score_io::npy::write_npy_f32(&one, &[1, 1, 4, 4], &[0.1; 16]).unwrap();
     let flat = d.join("flat.npy");
-    score_core::data::npy::write_npy_f32(&flat, &[2, 5], &[0.1; 10]).unwrap();
+    score_io::npy::write_npy_f32(&flat, &[2, 5], &[0.1; 10]).unwrap();
     let empty = d.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let bad_npz = d.join("bad.npz");

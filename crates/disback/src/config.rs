@@ -2,7 +2,7 @@
 //! σ of the distillation loss, Stage 1's path and Stage 2's target schedule (with the
 //! controls of the spec as orders of the same schedule).
 
-use score_core::train::TrainConfig;
+use score_train::train::TrainConfig;
 
 use crate::error::{DisbackError, Result};
 

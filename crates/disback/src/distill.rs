@@ -16,11 +16,12 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use rand::RngExt;
 use score_core::Denoiser;
-use score_core::checkpoint::{CheckpointFile, CheckpointMeta, write_atomic_all};
-use score_core::nn::Preconditioned;
-use score_core::nn::precond::ScoreNetwork;
+use score_core::fs::write_atomic_all;
 use score_core::tensor::{per_sample, randn, stream_rng, tensor1};
-use score_core::train::{Denoising, Learner, ema_update, objective_gradients_with};
+use score_nn::Preconditioned;
+use score_nn::precond::ScoreNetwork;
+use score_train::checkpoint::{CheckpointFile, CheckpointMeta};
+use score_train::train::{Denoising, Learner, ema_update, objective_gradients_with};
 
 use crate::config::{DistillConfig, Method, Order};
 use crate::error::{DisbackError, Result};
@@ -135,7 +136,7 @@ impl<'a, const D: usize, N: ScoreNetwork<D>> Distiller<'a, D, N> {
         batch_shape::<D>(1, sample_shape)?;
         if let Some(dir) = &out.dir {
             std::fs::create_dir_all(dir).map_err(|e| score_core::ScoreError::io(dir, e))?;
-            score_core::checkpoint::clean_stale_temporaries(dir)?;
+            score_core::fs::clean_stale_temporaries(dir)?;
         }
         let path = match cfg.method {
             Method::Baseline => None,
@@ -379,7 +380,7 @@ impl<'a, const D: usize, N: ScoreNetwork<D>> Distiller<'a, D, N> {
             .map_or(self.cfg.steps, |k| (self.step + k).min(self.cfg.steps));
         let log = out.dir.as_ref().map(|d| d.join("distill.jsonl"));
         if let Some(p) = &log {
-            score_core::train::trim_log(p, self.step)?;
+            score_train::train::trim_log(p, self.step)?;
         }
         let bar = Bar::new(out.progress, self.cfg.steps, self.step, "distill");
         let t0 = Instant::now();
@@ -416,7 +417,7 @@ impl<'a, const D: usize, N: ScoreNetwork<D>> Distiller<'a, D, N> {
         let Some(dir) = &out.dir else { return Ok(()) };
         let distill = serde_json::to_value(&self.cfg)
             .map_err(|e| DisbackError::invalid("config", e.to_string()))?;
-        let meta = |train: &score_core::train::TrainConfig, objective: serde_json::Value| {
+        let meta = |train: &score_train::train::TrainConfig, objective: serde_json::Value| {
             CheckpointMeta::new(
                 self.step,
                 train.seed,
@@ -480,7 +481,7 @@ fn targets_of<const D: usize, N: ScoreNetwork<D>>(
         .nets
         .last()
         .ok_or_else(|| DisbackError::invalid("path", "no checkpoint after the teacher"))?;
-    let fake = score_core::checkpoint::copy_weights(end, teacher.net.clone())?;
+    let fake = score_train::checkpoint::copy_weights(end, teacher.net.clone())?;
     let inner: Vec<usize> = (1..n).collect();
     let pick = |ks: Vec<usize>| {
         ks.into_iter()

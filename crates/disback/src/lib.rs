@@ -22,13 +22,14 @@
 //!   (2-D and 16-D mixtures with exact scores, the controls, the shipped Fashion-MNIST
 //!   UNet distilled to one step; `docs/disback.md` holds the results).
 //!
-//! Networks go through score-core's `ScoreNetwork`/`Preconditioned`, and every update
-//! through its `train::Learner` (AdamW, clipping, EMA) and DSM objective.
+//! Networks go through score-nn's `ScoreNetwork`/`Preconditioned`, and every update
+//! through score-train's `train::Learner` (AdamW, clipping, EMA) and DSM objective.
 //!
 //! ```
 //! use burn::tensor::Device;
 //! use disback::{config::*, distill::*, teacher::*};
-//! use score_core::{Precond, nn::mlp::MlpConfig};
+//! use score_core::Precond;
+//! use score_nn::mlp::MlpConfig;
 //!
 //! let dev = Device::flex().autodiff();
 //! let net = MlpConfig::new(2).with_hidden(16).with_blocks(1).init(&dev);

@@ -4,8 +4,8 @@
 
 use burn::tensor::Device;
 use score_core::Denoiser;
-use score_core::data::mixture::GaussianMixture;
 use score_core::metrics::{rbf_mmd2, sliced_w2};
+use score_core::mixture::GaussianMixture;
 use score_core::tensor::{from_f64, to_vec_f64};
 
 use crate::error::Result;

@@ -8,10 +8,10 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::Device;
-use score_core::checkpoint::{CheckpointFile, CheckpointMeta, collect_params};
-use score_core::nn::precond::ScoreNetwork;
 use score_core::tensor::{randn, stream_rng};
-use score_core::train::{Denoising, Learner, objective_gradients_with};
+use score_nn::precond::ScoreNetwork;
+use score_train::checkpoint::{CheckpointFile, CheckpointMeta, collect_params};
+use score_train::train::{Denoising, Learner, objective_gradients_with};
 
 use crate::config::DistillConfig;
 use crate::distill::{Bar, RunOutput, batch_shape};
@@ -56,7 +56,7 @@ impl<N: Module> DegradationPath<N> {
                 "run": config,
             }),
         );
-        Ok(score_core::checkpoint::parts_bytes(parts, None, &meta)?)
+        Ok(score_train::checkpoint::parts_bytes(parts, None, &meta)?)
     }
 
     /// Read a path file, each entry into a copy of `template`'s structure.
@@ -198,7 +198,7 @@ fn save_recording<N: Module>(
         serde_json::json!({ "stage": "degradation-recording", "run": config }),
     );
     let r = learner.checkpoint_bytes(&meta)?;
-    Ok(score_core::checkpoint::write_atomic_all(&[
+    Ok(score_core::fs::write_atomic_all(&[
         (path_file, &p),
         (rec_file, &r),
     ])?)

@@ -5,11 +5,11 @@
 
 use burn::tensor::Device;
 use score_core::Precond;
-use score_core::data::mixture::GaussianMixture;
-use score_core::nn::mlp::{MlpConfig, MlpDenoiser};
+use score_core::mixture::GaussianMixture;
 use score_core::precond::sigma_data_of;
 use score_core::tensor::{randn, stream_rng, to_vec_f64};
-use score_core::train::{TrainConfig, TrainOutput, VectorData, train};
+use score_nn::mlp::{MlpConfig, MlpDenoiser};
+use score_train::train::{TrainConfig, TrainOutput, VectorData, train};
 
 use crate::config::{DistillConfig, Method, Order};
 use crate::distill::{Distiller, RunOutput};
@@ -85,7 +85,7 @@ pub fn fit_teacher(
         None,
     )?;
     // The EMA weights, back on the training device (the loader keeps their structure).
-    let ema = score_core::checkpoint::copy_weights(&out.ema, out.net)?;
+    let ema = score_train::checkpoint::copy_weights(&out.ema, out.net)?;
     Ok((ema, precond))
 }
 
@@ -443,16 +443,16 @@ struct Fitted {
 
 fn fitted_teacher(gm: &GaussianMixture, steps: usize) -> Result<Fitted> {
     let (net, precond) = fit_teacher(gm, 10_000, steps, 0)?;
-    let meta = score_core::checkpoint::CheckpointMeta::new(steps, 0, serde_json::Value::Null);
+    let meta = score_train::checkpoint::CheckpointMeta::new(steps, 0, serde_json::Value::Null);
     Ok(Fitted {
-        bytes: score_core::checkpoint::checkpoint_bytes(Some(&net), None, None, &meta)?,
+        bytes: score_train::checkpoint::checkpoint_bytes(Some(&net), None, None, &meta)?,
         precond,
         entropy: entropy(gm),
     })
 }
 
 fn load_fitted(f: &Fitted, dim: usize) -> Result<MlpDenoiser> {
-    let ck = score_core::checkpoint::CheckpointFile::from_bytes(
+    let ck = score_train::checkpoint::CheckpointFile::from_bytes(
         std::path::Path::new("<teacher B>"),
         f.bytes.clone(),
     )?;
@@ -647,8 +647,8 @@ pub fn run_study(
     o: &StudyOptions,
     out: &std::path::Path,
     fid: Option<(
-        &score_core::fid::FidInception,
-        &score_core::fid::FidReference,
+        &score_eval::fid::FidInception,
+        &score_eval::fid::FidReference,
     )>,
     progress: impl Fn(&str) + Sync,
 ) -> Result<Report> {
@@ -725,8 +725,8 @@ pub fn run_study(
 
 fn write_report(r: &Report, out: &std::path::Path) -> Result<()> {
     let json = serde_json::to_vec(r).map_err(|e| DisbackError::invalid("report", e.to_string()))?;
-    score_core::checkpoint::write_atomic(&out.join("disback.json"), &json)?;
-    score_core::checkpoint::write_atomic(
+    score_core::fs::write_atomic(&out.join("disback.json"), &json)?;
+    score_core::fs::write_atomic(
         &out.join("disback.md"),
         crate::study_report::markdown(r).as_bytes(),
     )?;

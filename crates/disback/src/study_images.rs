@@ -8,11 +8,11 @@ use std::path::Path;
 use std::time::Instant;
 
 use burn::tensor::Device;
-use score_core::fid::{FidEstimate, FidInception, FidReference, quantize_signed};
 use score_core::metrics::{frechet_distance, pca_basis, pca_project};
-use score_core::nn::unet::UNet;
-use score_core::pipeline;
 use score_core::tensor::{randn, stream_rng, to_vec_f32};
+use score_eval::fid::{FidEstimate, FidInception, FidReference, quantize_signed};
+use score_nn::unet::UNet;
+use score_train::pipeline;
 
 use crate::config::{DistillConfig, Method};
 use crate::distill::{Distiller, RunOutput};
@@ -125,13 +125,13 @@ pub fn run_images(
     let heun_eval = &heun[..o.n_eval * d];
     let held_eval = &held.pixels[..o.n_eval.min(held.num_images()) * d];
     let grid = |x: &[f32]| {
-        score_core::data::image::image_grid_png(
+        score_io::image::image_grid_png(
             &x[..64.min(x.len() / d) * d],
             [64.min(x.len() / d), c, h, w],
             8,
         )
     };
-    score_core::checkpoint::write_atomic(&out.join("image-teacher.png"), &grid(&heun)?)?;
+    score_core::fs::write_atomic(&out.join("image-teacher.png"), &grid(&heun)?)?;
     let mut report = ImageReport {
         teacher_fd_to_heldout: pca.fd(heun_eval, held_eval)?,
         teacher_fid: fid_of(fid, &heun, [n_heun, c, h, w])?,
@@ -183,10 +183,7 @@ pub fn run_images(
             };
         dist.run(&RunOutput::default(), &mut observe)?;
         let samples = to_vec_f32(dist.sample(z_fid.clone()))?;
-        score_core::checkpoint::write_atomic(
-            &out.join(format!("image-{name}.png")),
-            &grid(&samples)?,
-        )?;
+        score_core::fs::write_atomic(&out.join(format!("image-{name}.png")), &grid(&samples)?)?;
         dist.save(&RunOutput {
             dir: Some(out.join(format!("image-{name}"))),
             ..RunOutput::default()

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use score_core::plot::{Plot, Series};
+use score_eval::plot::{Plot, Series};
 
 use crate::error::Result;
 use crate::study::{Report, RunRecord};

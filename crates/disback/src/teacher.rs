@@ -1,9 +1,9 @@
 //! Teachers and the one-step generator.
 
 use burn::tensor::Tensor;
-use score_core::nn::Preconditioned;
-use score_core::nn::precond::{ScoreNetwork, precond_forward};
 use score_core::{Denoiser, Precond};
+use score_nn::Preconditioned;
+use score_nn::precond::{ScoreNetwork, precond_forward};
 
 /// The teacher of a distillation: the denoiser the generator is distilled from, and
 /// the network whose weights seed the generator, the fake score s_φ and Stage 1's s′.

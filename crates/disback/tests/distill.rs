@@ -9,9 +9,9 @@ use disback::distill::{Distiller, RunOutput};
 use disback::path::record_path;
 use disback::teacher::Teacher;
 use score_core::Precond;
-use score_core::checkpoint::collect_params;
-use score_core::nn::mlp::{MlpConfig, MlpDenoiser};
-use score_core::train::clip_global_norm;
+use score_nn::mlp::{MlpConfig, MlpDenoiser};
+use score_train::checkpoint::collect_params;
+use score_train::train::clip_global_norm;
 
 fn net(seed: u64) -> MlpDenoiser {
     let dev = Device::flex().autodiff();

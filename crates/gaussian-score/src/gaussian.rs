@@ -387,7 +387,7 @@ pub(crate) fn save_tensors(
         [("scorelab.gaussian-score".to_string(), kind.to_string())].into();
     let out =
         safetensors::serialize(views, Some(meta)).map_err(|e| invalid("model", e.to_string()))?;
-    score_core::checkpoint::write_atomic(path, &out)?;
+    score_core::fs::write_atomic(path, &out)?;
     Ok(())
 }
 

@@ -22,7 +22,6 @@ pub mod ev;
 pub mod gaussian;
 pub mod mixture;
 pub mod model;
-pub mod study;
 pub mod teleport;
 
 pub use error::{GaussError, Result};

@@ -162,7 +162,7 @@ impl MixtureScore {
     /// log p_σ(x) of one point, including the normalising constant.
     pub fn log_prob(&self, x: &[f64], sigma: f64) -> f64 {
         let t: Vec<f64> = self.log_terms(x, sigma).into_iter().map(|v| v[0]).collect();
-        score_core::data::mixture::log_sum_exp(&t)
+        score_core::mixture::log_sum_exp(&t)
             - 0.5 * self.dim() as f64 * (2.0 * std::f64::consts::PI).ln()
     }
 

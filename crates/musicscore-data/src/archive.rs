@@ -43,7 +43,7 @@ fn archive_err(path: &Path, message: String) -> MusicScoreError {
 /// Where archive indexes are cached by default: `<scorelab cache>/musicscore-index`
 /// (`$SCORELAB_CACHE` or `~/.cache/scorelab`).
 pub fn default_index_cache() -> PathBuf {
-    score_core::fid::cache_dir().join("musicscore-index")
+    score_core::fs::cache_dir().join("musicscore-index")
 }
 
 /// True for `.tar.gz`, `.tgz` and `.tar` file names.
@@ -352,7 +352,7 @@ impl ArchiveIndex {
         let json = serde_json::to_vec(&saved)
             .map_err(|e| MusicScoreError::Invalid(format!("archive index: {e}")))?;
         std::fs::create_dir_all(cache).map_err(io(cache))?;
-        score_core::checkpoint::write_atomic(&file, &json)?;
+        score_core::fs::write_atomic(&file, &json)?;
         Ok(())
     }
 

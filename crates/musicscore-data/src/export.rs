@@ -231,7 +231,7 @@ fn paste_framed(sheet: &mut Raster, img: &Raster, x: usize, y: usize) {
 /// Write `r` as a PNG file atomically (a temporary beside it, then a rename), creating
 /// the folder: a full disk leaves the old file, never a truncated one.
 fn write_png(r: &Raster, out: &Path) -> Result<()> {
-    score_core::checkpoint::write_atomic(out, &encode_png(r)?).map_err(|e| match e {
+    score_core::fs::write_atomic(out, &encode_png(r)?).map_err(|e| match e {
         score_core::ScoreError::Io { path, source } => io(path)(source),
         other => io(out)(std::io::Error::other(other.to_string())),
     })

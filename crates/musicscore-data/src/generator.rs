@@ -9,14 +9,14 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use score_core::burn::tensor::Device;
-use score_core::checkpoint::CheckpointMeta;
-use score_core::nn::unet::UNet;
-use score_core::pipeline::{ImageCondition, ModelSpec, generate_images, load_unet};
 use score_core::precond::Precond;
 use score_core::samplers::Sampler;
 use score_core::sigmas::GridKind;
-use score_core::text::TextEncoder;
-use score_core::train::TrainConfig;
+use score_nn::text::TextEncoder;
+use score_nn::unet::UNet;
+use score_train::checkpoint::CheckpointMeta;
+use score_train::pipeline::{ImageCondition, ModelSpec, generate_images, load_unet};
+use score_train::train::TrainConfig;
 
 use crate::error::{MusicScoreError, Result};
 use crate::textscore::{Geometry, PromptBank, unet_config};

@@ -64,5 +64,5 @@ pub use score_core::burn;
 /// Where `cargo xtask fixture musicscore --study` writes the study corpus:
 /// `$SCORELAB_CACHE/musicscore-study`, else `~/.cache/scorelab/musicscore-study`.
 pub fn study_corpus_dir() -> std::path::PathBuf {
-    score_core::fid::cache_dir().join("musicscore-study")
+    score_core::fs::cache_dir().join("musicscore-study")
 }

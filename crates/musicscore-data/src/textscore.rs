@@ -14,7 +14,7 @@
 //!   (`docs/musicscore-generation.md`).
 //! - **Text.** Prompts from a [`Template`] (the paper's "a music score, instrumentation
 //!   is …, key is …"), encoded once per distinct prompt by the MiniLM sentence encoder
-//!   ([`score_core::text`], standing in for the paper's frozen OpenCLIP): the token
+//!   ([`score_nn::text`], standing in for the paper's frozen OpenCLIP): the token
 //!   states go to the UNet's cross-attention, the pooled embedding to its noise
 //!   embedding. Caption dropout is score-core's condition dropout: a dropped prompt has
 //!   zero context and an all-zero token mask, the "no condition" input that
@@ -31,10 +31,10 @@ use serde::{Deserialize, Serialize};
 
 use score_core::burn::tensor::{Device, Tensor};
 use score_core::denoiser::Conditioning;
-use score_core::nn::unet::UNetConfig;
 use score_core::tensor::from_f32;
-use score_core::text::TextEncoder;
-use score_core::train::TrainData;
+use score_nn::text::TextEncoder;
+use score_nn::unet::UNetConfig;
+use score_train::train::TrainData;
 
 use crate::corpus::Corpus;
 use crate::error::{MusicScoreError, Result};

@@ -336,7 +336,7 @@ fn write_model(
     let info = std::collections::HashMap::from([("scorelab.ntk".to_string(), meta.to_string())]);
     let out =
         safetensors::serialize(views, Some(info)).map_err(|e| invalid("model", e.to_string()))?;
-    score_core::checkpoint::write_atomic(path, &out).map_err(|e| invalid("model", e.to_string()))
+    score_core::fs::write_atomic(path, &out).map_err(|e| invalid("model", e.to_string()))
 }
 
 /// The inputs z = (e^{−t}x, t, 1) for EDM-form rows x at noise σ, with t = ½ ln(1 + σ²)

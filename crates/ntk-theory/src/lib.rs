@@ -32,7 +32,6 @@ pub mod estimator;
 pub mod kernel_gd;
 pub mod kernels;
 pub mod network;
-pub mod report;
 pub mod stopping;
 pub mod study;
 

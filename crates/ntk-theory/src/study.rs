@@ -3,8 +3,8 @@
 
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
-use score_core::data::mixture::GaussianMixture;
 use score_core::metrics::{loglog_slope, mean_interval, sliced_w2};
+use score_core::mixture::GaussianMixture;
 use score_core::tensor::stream_rng;
 
 use crate::dsm::{Target, TimeSampling, Triples};
@@ -33,7 +33,8 @@ fn op_norm(a: &[f64], n: usize) -> Result<f64> {
     Ok(ev.iter().fold(0.0f64, |acc, v| acc.max(v.abs())))
 }
 
-pub(crate) fn io(e: score_core::ScoreError) -> NtkError {
+/// A score-core error as an NTK error (for the studies).
+pub fn io(e: score_core::ScoreError) -> NtkError {
     NtkError::Invalid {
         field: "output",
         detail: e.to_string(),

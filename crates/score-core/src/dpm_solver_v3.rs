@@ -305,7 +305,7 @@ impl ModelStatistics {
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
         let json = serde_json::to_vec(self)
             .map_err(|e| ScoreError::invalid("statistics", e.to_string()))?;
-        crate::checkpoint::write_atomic(path, &json)
+        crate::fs::write_atomic(path, &json)
     }
 
     /// Load from [`ModelStatistics::save`]'s JSON, checking its shape.

@@ -58,7 +58,7 @@ pub enum ScoreError {
         checkpoint_step: Option<usize>,
     },
     /// Training diverged: the loss stayed far above its best level (see
-    /// [`crate::train::DivergenceGuard`]).
+    /// `score_train::train::DivergenceGuard`).
     #[error(
         "training diverged at step {step}: the loss stayed above {factor}x its best running median ({reference:.4e}) for {patience} steps (last {loss:.4e}); {} (lower the learning rate or enable gradient clipping)",
         kept_checkpoint(*checkpoint_step)

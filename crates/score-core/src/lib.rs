@@ -11,23 +11,24 @@
 //!   σ distributions.
 //! - [`denoiser`]: the [`Denoiser`] trait, the seam between every score model (neural,
 //!   closed-form Gaussian, mixture, empirical, kernel) and every sampler.
-//! - [`samplers`]: Euler, Heun with churn (EDM Algorithm 2), DPM-Solver++(2M) and
-//!   Euler-ancestral, as plain functions that can start at any grid index.
+//! - [`samplers`]: Euler, Heun with churn (EDM Algorithm 2), DPM-Solver++(2M), (2M) SDE
+//!   and (3M) SDE, Euler-ancestral / DDIM with η, UniPC, as plain functions that can
+//!   start at any grid index, and the [`Sampler`] registry.
 //! - [`dpm_solver_v3`]: DPM-Solver-v3 with empirical model statistics.
-//! - [`nn`]: an MLP and a DDPM++-style UNet as burn `Module`s, EDM preconditioning
-//!   (Eq. 7) and the loss (Eq. 8).
-//! - [`train`]: Adam with warm-up and clipping, EMA, safetensors checkpoints, exact
-//!   resume, progress bar and JSON-lines log.
-//! - [`data`]: Gaussian mixtures and 2-D toys with exact denoisers, IDX and `.npy` I/O,
-//!   Fashion-MNIST as a burn `Dataset`, PNG grids.
+//! - [`mixture`]: Gaussian mixtures and 2-D toys with their exact denoisers.
 //! - [`guidance`]: classifier-free guidance as a `Denoiser` wrapper.
 //! - [`device`]: compute devices by name (`flex`, and `wgpu`/`cuda` behind features).
 //! - [`limits`]: memory and overflow checks before large allocations.
-//! - [`metrics`]: sliced W2, RBF MMD, memorisation rate, NLL under a mixture.
+//! - [`metrics`]: sliced W2, RBF MMD, memorisation rate, moments, Fréchet distance on
+//!   f64 samples (faer for the decompositions).
+//! - [`fs`]: atomic file writes and the cache folder, the only file code here.
+//!
+//! Networks, data files, evaluation and training live in the crates beside this one:
+//! `score-nn`, `score-io`, `score-eval` and `score-train` (see `docs/architecture.md`).
 //!
 //! ```
 //! use burn::tensor::Device;
-//! use score_core::{data::mixture::GaussianMixture, samplers::*, sigmas::karras_sigmas, tensor::*};
+//! use score_core::{mixture::GaussianMixture, samplers::*, sigmas::karras_sigmas, tensor::*};
 //!
 //! // Sample a 2-D Gaussian mixture with its exact denoiser and EDM's Heun sampler.
 //! let device = Device::flex();
@@ -39,25 +40,19 @@
 //! assert_eq!(out.nfe, 35);
 //! ```
 
-pub mod checkpoint;
-pub mod data;
 pub mod denoiser;
 pub mod device;
 pub mod dpm_solver_v3;
 pub mod error;
-pub mod fid;
+pub mod fs;
 pub mod guidance;
 pub mod limits;
 pub mod metrics;
-pub mod nn;
-pub mod pipeline;
-pub mod plot;
+pub mod mixture;
 pub mod precond;
 pub mod samplers;
 pub mod sigmas;
 pub mod tensor;
-pub mod text;
-pub mod train;
 
 pub use denoiser::{Conditioning, Denoiser};
 pub use error::{Result, ScoreError};

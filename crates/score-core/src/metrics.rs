@@ -201,7 +201,7 @@ pub fn moments(x: &[f64], d: usize) -> Result<(Vec<f64>, Vec<f64>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::mixture::GaussianMixture;
+    use crate::mixture::GaussianMixture;
 
     #[test]
     fn mean_interval_brackets_the_mean_and_is_degenerate_for_constants() {
@@ -336,7 +336,7 @@ pub fn frechet_from_moments(
 #[cfg(test)]
 mod frechet_tests {
     use super::*;
-    use crate::data::mixture::GaussianMixture;
+    use crate::mixture::GaussianMixture;
 
     #[test]
     fn frechet_distance_of_known_gaussians() {

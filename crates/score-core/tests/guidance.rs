@@ -3,8 +3,8 @@
 //! whole mixture.
 
 use burn::tensor::{DType, Device, Tensor};
-use score_core::data::mixture::GaussianMixture;
 use score_core::guidance::Guided;
+use score_core::mixture::GaussianMixture;
 use score_core::samplers::{HeunOptions, SampleContext, heun_sample};
 use score_core::sigmas::karras_sigmas;
 use score_core::tensor::{from_f64_as, stream_rng, to_vec_f64};

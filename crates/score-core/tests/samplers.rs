@@ -1,8 +1,8 @@
 //! Samplers against closed forms on Gaussian data (edm-core.md, "Exact references").
 
 use burn::tensor::{DType, Device};
-use score_core::data::mixture::GaussianMixture;
 use score_core::metrics::{loglog_slope, moments};
+use score_core::mixture::GaussianMixture;
 use score_core::samplers::*;
 use score_core::sigmas::karras_sigmas;
 use score_core::tensor::{from_f64_as, stream_rng, to_vec_f64};

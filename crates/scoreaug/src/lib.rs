@@ -7,7 +7,7 @@
 //! - [`transforms`]: rot90, flips, zero-padded integer translation, cutout and
 //!   brightness on `[B, C, H, W]` batches, each with its parameter vector ω (identity
 //!   ω = 0) and, where one exists, its exact inverse; random samplers.
-//! - [`objective`]: ScoreAug, NLA and NLA + ScoreAug as `score_core::train::Objective`s
+//! - [`objective`]: ScoreAug, NLA and NLA + ScoreAug as `score_train::train::Objective`s
 //!   (the one training loop of score-core runs them), with the ω-conditioning switch.
 //! - [`theory`]: the optimal ScoreAug denoiser of a known distribution as a wrapper
 //!   T·D(T⁻¹y; σ), and the noise statistic that tells visible transforms from hidden ones.
@@ -16,11 +16,11 @@
 //! ```no_run
 //! use scoreaug::objective::{Augment, Mode};
 //! use scoreaug::transforms::Kind;
-//! # fn f(net: score_core::nn::unet::UNet, data: &score_core::train::ImageData, cfg: &score_core::train::TrainConfig) -> score_core::Result<()> {
+//! # fn f(net: score_nn::unet::UNet, data: &score_train::train::ImageData, cfg: &score_train::train::TrainConfig) -> score_core::Result<()> {
 //! // The UNet needs `augment_dim = scoreaug::objective::AUGMENT_DIM` (16).
 //! let objective = Augment::new(Mode::ScoreAug, 0.5, Kind::ALL.to_vec(), true)?;
-//! let out = score_core::train::TrainOutput::default();
-//! let result = score_core::train::train_with(net, data, cfg, &objective,
+//! let out = score_train::train::TrainOutput::default();
+//! let result = score_train::train::train_with(net, data, cfg, &objective,
 //!                                            serde_json::Value::Null, &out, None)?;
 //! # Ok(()) }
 //! ```

@@ -250,7 +250,7 @@ pub struct Report {
     /// Memorisation rate (Yoon et al., ratio 1/3) of the samples against training images.
     pub memorization_rate: f64,
     /// FID of the samples against the reference, when one was given.
-    pub fid: Option<score_core::fid::FidEstimate>,
+    pub fid: Option<score_eval::fid::FidEstimate>,
     /// Samples drawn.
     pub n_samples: usize,
 }
@@ -258,7 +258,7 @@ pub struct Report {
 /// Everything [`measure`] needs about a trained UNet.
 pub struct Model<'a> {
     /// The network (EMA weights).
-    pub net: &'a score_core::nn::unet::UNet,
+    pub net: &'a score_nn::unet::UNet,
     /// Its preconditioning.
     pub precond: Precond,
     /// The kinds its ScoreAug objective used (for the equivariance table).
@@ -269,11 +269,11 @@ pub struct Model<'a> {
 
 /// FID against a fixed reference: the network and the reference statistics.
 pub type FidSetup<'a> = (
-    &'a score_core::fid::FidInception,
-    &'a score_core::fid::FidReference,
+    &'a score_eval::fid::FidInception,
+    &'a score_eval::fid::FidReference,
 );
 
-fn first(d: &score_core::data::images::ImageDataset, n: usize) -> (Vec<f32>, [usize; 4]) {
+fn first(d: &score_io::images::ImageDataset, n: usize) -> (Vec<f32>, [usize; 4]) {
     let n = n.min(d.num_images());
     let [c, h, w] = d.image_shape;
     (d.pixels[..n * c * h * w].to_vec(), [n, c, h, w])
@@ -289,7 +289,7 @@ pub fn samples(
     device: &Device,
 ) -> Result<Vec<f32>> {
     let stream = (seed, 0x5341_4d50);
-    let x = score_core::pipeline::heun_samples(
+    let x = score_train::pipeline::heun_samples(
         m.net,
         m.precond,
         shape,
@@ -306,13 +306,13 @@ pub fn samples(
 /// loss, leakage, memorisation and (with `fid`) FID of its samples.
 pub fn measure(
     m: &Model,
-    train: &score_core::data::images::ImageDataset,
-    held: &score_core::data::images::ImageDataset,
+    train: &score_io::images::ImageDataset,
+    held: &score_io::images::ImageDataset,
     o: &MeasureOptions,
     fid: Option<FidSetup>,
     device: &Device,
 ) -> Result<Report> {
-    let den = score_core::nn::Preconditioned::new(m.net, m.precond);
+    let den = score_nn::Preconditioned::new(m.net, m.precond);
     let (hx, hshape) = first(held, o.n_eval);
     let (tx, tshape) = first(train, o.n_eval.min(held.num_images()));
     let [_, c, h, w] = hshape;
@@ -359,7 +359,7 @@ pub fn measure(
     let memorization_rate = score_core::metrics::memorization_rate(&g64, &t64, per, 1.0 / 3.0)?;
     let fid = match fid {
         Some((net, reference)) => {
-            let bytes = score_core::fid::quantize_signed(&generated)?;
+            let bytes = score_eval::fid::quantize_signed(&generated)?;
             let f = net.features(&bytes, [o.n_samples, c, h, w], 16, |_| {})?;
             Some(reference.estimate(&f, 200, o.seed)?)
         }

@@ -1,5 +1,5 @@
 //! ScoreAug, EDM's non-leaky augmentation and their combination as
-//! `score_core::train::Objective`s: the one training loop of score-core trains them.
+//! `score_train::train::Objective`s: the one training loop of score-core trains them.
 //!
 //! Per sample, with x₀ the clean image, σ its noise level and n its noise:
 //! - NLA (Karras et al. 2022): x' = T₁(x₀), input x' + σn, target x'.
@@ -13,7 +13,7 @@ use burn::tensor::{Device, Tensor};
 use rand::rngs::StdRng;
 use score_core::Conditioning;
 use score_core::tensor::{from_f32, to_vec_f32};
-use score_core::train::{Objective, Regression};
+use score_train::train::{Objective, Regression};
 
 use crate::error::{AugError, Result};
 use crate::transforms::{Kind, Nla, OMEGA_DIM, OneOf, Params};

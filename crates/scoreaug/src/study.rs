@@ -8,11 +8,11 @@ use std::path::Path;
 use std::time::Instant;
 
 use burn::tensor::Device;
-use score_core::data::images::ImageDataset;
-use score_core::nn::unet::UNetConfig;
-use score_core::pipeline;
-use score_core::plot::{Plot, Series};
-use score_core::train::{ImageData, Objective, TrainOutput, train_with};
+use score_eval::plot::{Plot, Series};
+use score_io::images::ImageDataset;
+use score_nn::unet::UNetConfig;
+use score_train::pipeline;
+use score_train::train::{ImageData, Objective, TrainOutput, train_with};
 
 use crate::error::Result;
 use crate::measures::{self, MeasureOptions, Model, Report};
@@ -141,7 +141,7 @@ pub struct Run {
 }
 
 fn mean_loss(m: &Model, x: &ImageDataset, o: &StudyOptions, device: &Device) -> Result<f64> {
-    let den = score_core::nn::Preconditioned::new(m.net, m.precond);
+    let den = score_nn::Preconditioned::new(m.net, m.precond);
     let n = o.curve_images.min(x.num_images());
     let [c, h, w] = x.image_shape;
     let curve = measures::loss_curve(
@@ -181,7 +181,7 @@ fn run_one(
     }
     let objective: &dyn Objective<4> = match &arm.augment {
         Some(a) => a,
-        None => &score_core::train::Denoising,
+        None => &score_train::train::Denoising,
     };
     let ck = work.join(format!(
         "{}-{}-{}.safetensors",
@@ -216,7 +216,7 @@ fn run_one(
             stop_after: Some(o.eval_every),
         };
         let resume = (step > 0)
-            .then(|| score_core::checkpoint::CheckpointFile::read(&ck))
+            .then(|| score_train::checkpoint::CheckpointFile::read(&ck))
             .transpose()?;
         let r = train_with(
             net,
@@ -242,7 +242,7 @@ fn run_one(
             mean_loss(&m, held, o, &inf)?,
         ));
     }
-    let ck_file = score_core::checkpoint::CheckpointFile::read(&ck)?;
+    let ck_file = score_train::checkpoint::CheckpointFile::read(&ck)?;
     let ema = ck_file.load_into(unet.init(&inf), "ema.", true)?;
     let kinds = arm
         .augment
@@ -421,7 +421,7 @@ pub fn run_study(
             }
             let [c, h, w] = train.image_shape;
             let k = grid.len() / (c * h * w);
-            score_core::data::image::write_image_grid(
+            score_io::image::write_image_grid(
                 &out.join(format!("grid_{}_{n}.png", a.name)),
                 &grid,
                 [k, c, h, w],
@@ -437,7 +437,7 @@ pub fn run_study(
 
 fn write_report(o: &StudyOptions, arms: &[Arm], runs: &[Run], secs: f64, out: &Path) -> Result<()> {
     let json = serde_json::json!({ "options": o, "arms": arms, "runs": runs, "seconds": secs });
-    score_core::checkpoint::write_atomic(
+    score_core::fs::write_atomic(
         &out.join("scoreaug.json"),
         serde_json::to_string_pretty(&json)
             .unwrap_or_default()
@@ -452,7 +452,7 @@ fn write_report(o: &StudyOptions, arms: &[Arm], runs: &[Run], secs: f64, out: &P
         o.channels,
         secs
     );
-    score_core::checkpoint::write_atomic(&out.join("scoreaug.md"), md.as_bytes())?;
+    score_core::fs::write_atomic(&out.join("scoreaug.md"), md.as_bytes())?;
     Ok(())
 }
 

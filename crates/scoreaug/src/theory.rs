@@ -107,7 +107,7 @@ mod tests {
     use rand::SeedableRng;
     use rand::rngs::StdRng;
     use rand_distr::{Distribution, StandardNormal};
-    use score_core::data::mixture::GaussianMixture;
+    use score_core::mixture::GaussianMixture;
 
     /// A Gaussian mixture on 1×2×2 images.
     fn mixture() -> GaussianMixture {

@@ -1,0 +1,15 @@
+//! # scorelab-experiments: the papers' studies
+//!
+//! Each study is a library runner that `cargo xtask experiment NAME` (and, for the
+//! explained-variance table, `scorelab gaussian ev`) calls; it writes its numbers and
+//! figures and returns them. The paper crates hold the methods; this crate holds what
+//! the docs report about them.
+//!
+//! - [`gaussian`]: the Gaussian-score studies (Wang & Vastola 2024): explained variance
+//!   of the Gaussian, mixture and empirical scores against a network, teleportation
+//!   sweeps over the skip, and the explained variance over training.
+//! - [`ntk`]: the NTK studies (Han et al. 2024): every study of `ntk_theory::study` and
+//!   `ntk_theory::decomposition`, written as `ntk.md`, `ntk.json` and SVG plots.
+
+pub mod gaussian;
+pub mod ntk;

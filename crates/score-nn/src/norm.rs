@@ -1,0 +1,254 @@
+//! GroupNorm as two operations: the statistics of each (item, group) through burn's
+//! `batch_norm_train`, then the per-channel affine (on burn-flex as a depthwise 1×1
+//! convolution, see [`channel_affine`]; elsewhere as a broadcast multiply and add).
+//!
+//! burn-nn's `GroupNorm::forward` composes about seven whole-tensor operations (mean,
+//! centre, square, mean, divide, scale, shift), and autodiff records each. Reshaping
+//! `[N, C, …]` to `[1, N·G, C/G·…]` makes each (item, group) a batch-norm channel, so
+//! `batch_norm_train` computes exactly GroupNorm's statistics (biased variance, ε inside
+//! the square root) and autodiff differentiates it as one node. On burn-flex that
+//! operation is the fused kernel of the repository's burn-flex patch
+//! (`patches/burn-flex/PATCH.md`); on other backends it is burn's default composition,
+//! which computes the same function.
+
+use burn::nn::GroupNorm;
+use burn::tensor::module::{batch_norm_train, conv2d};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Tensor};
+
+/// `norm.forward(x)`, computed as described in the module docs. Same parameters
+/// (`gamma`, `beta`, `epsilon`, `affine`), same result up to f32 rounding.
+pub fn group_norm<const D: usize>(norm: &GroupNorm, x: Tensor<D>) -> Tensor<D> {
+    let dims = x.dims();
+    let rows = dims[0] * norm.num_groups;
+    let per_row = dims.iter().product::<usize>() / rows.max(1);
+    let device = x.device();
+    let flat = x.reshape([1, rows, per_row]);
+    let unit = Tensor::<1>::ones([rows], &device);
+    let zero = Tensor::<1>::zeros([rows], &device);
+    let y = batch_norm_train(flat, unit, zero, norm.epsilon)
+        .output
+        .reshape(dims);
+    match (&norm.gamma, &norm.beta) {
+        // On burn-flex the patch runs the depthwise 1×1 convolution as one pass per
+        // plane; other backends would take burn's generic grouped-convolution
+        // gradients (one product per group), so they keep the broadcast affine.
+        (Some(g), Some(b)) if norm.affine && device.clone().inner() == Device::flex() => {
+            channel_affine(y, g.val(), b.val())
+        }
+        (Some(g), Some(b)) if norm.affine => {
+            let mut per_channel = [1usize; D];
+            per_channel[1] = dims[1];
+            y * g.val().reshape(per_channel) + b.val().reshape(per_channel)
+        }
+        _ => y,
+    }
+}
+
+/// `γ[c]·x[n, c, …] + β[c]` as a depthwise 1×1 convolution (groups = channels), which
+/// autodiff records as one node: one pass forward, and one pass for each of the
+/// input, γ and β gradients on burn-flex (the patch's per-channel affine), instead of
+/// a broadcast multiply and add forward and their broadcasts and reductions backward.
+pub fn channel_affine<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+) -> Tensor<D> {
+    let dims = x.dims();
+    let c = dims[1];
+    let rest = dims.iter().skip(2).product::<usize>();
+    let planes = x.reshape([dims[0], c, rest, 1]);
+    let options = ConvOptions::new([1, 1], [0, 0], [1, 1], c);
+    conv2d(planes, gamma.reshape([c, 1, 1, 1]), Some(beta), options).reshape(dims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::GroupNormConfig;
+    use burn::tensor::Device;
+    use score_core::tensor::{randn, stream_rng, to_vec_f32};
+
+    fn max_rel(a: &[f32], b: &[f32]) -> f64 {
+        let scale = b
+            .iter()
+            .fold(0.0f64, |m, v| m.max(v.abs() as f64))
+            .max(1e-30);
+        a.iter()
+            .zip(b)
+            .fold(0.0f64, |m, (x, y)| m.max((*x as f64 - *y as f64).abs()))
+            / scale
+    }
+
+    /// Forward and gradients (input, γ, β) against burn-nn's composed GroupNorm, on a
+    /// shape with two items, 4 groups of 3 channels and an offset mean (so centring
+    /// matters). Both sides are f32 with different summation orders: the statistics
+    /// of n = 3·5·7 = 105 values differ by at most about n·2^−24 ≈ 6e−6 relative in the
+    /// worst case (and the fused side accumulates in f64), so 2e−5 of the largest
+    /// value bounds every output and gradient; a wrong formula is off by O(1).
+    #[test]
+    fn matches_burn_group_norm_forward_and_backward() {
+        let dev = Device::flex().autodiff();
+        let mut rng = stream_rng(3, 0x6e, 0);
+        let mut gn = GroupNormConfig::new(4, 12).init(&dev);
+        let gamma = randn([12], &mut rng, &dev).add_scalar(1.0);
+        let beta = randn([12], &mut rng, &dev);
+        gn.gamma = Some(burn::module::Param::from_tensor(gamma));
+        gn.beta = Some(burn::module::Param::from_tensor(beta));
+        let x = randn([2, 12, 5, 7], &mut rng, &dev)
+            .add_scalar(3.0)
+            .require_grad();
+        let w = randn([2, 12, 5, 7], &mut rng, &dev);
+        let run = |fused: bool| {
+            let y = if fused {
+                group_norm(&gn, x.clone())
+            } else {
+                gn.forward(x.clone())
+            };
+            let grads = (y.clone() * w.clone()).sum().backward();
+            let g = |t: Option<Tensor<1>>| to_vec_f32(t.unwrap()).unwrap();
+            (
+                to_vec_f32(y.inner()).unwrap(),
+                to_vec_f32(x.grad(&grads).unwrap()).unwrap(),
+                g(gn.gamma.as_ref().unwrap().grad(&grads)),
+                g(gn.beta.as_ref().unwrap().grad(&grads)),
+            )
+        };
+        let (a, b) = (run(true), run(false));
+        for (what, u, v) in [
+            ("output", &a.0, &b.0),
+            ("d input", &a.1, &b.1),
+            ("d gamma", &a.2, &b.2),
+            ("d beta", &a.3, &b.3),
+        ] {
+            let e = max_rel(u, v);
+            assert!(e < 2e-5, "{what}: max relative difference {e:.2e}");
+        }
+    }
+
+    /// The per-channel affine (a depthwise 1×1 convolution) against the broadcast
+    /// multiply and add it replaces, on a rank-3 input (so the reshape to planes
+    /// matters): output and the gradients of input, γ and β. The output and the input
+    /// gradient are one product (and one sum) per element on both sides; γ's and β's
+    /// gradients sum n = 2·9 = 18 terms, in f64 here and in f32 there, so they differ
+    /// by at most about n·2⁻²⁴ ≈ 1.1e−6 relative to the sum of |terms|, below 2e−5
+    /// of the largest value; a wrong channel or a missing term is off by O(1).
+    #[test]
+    fn channel_affine_matches_the_broadcast_affine() {
+        let dev = Device::flex().autodiff();
+        let mut rng = stream_rng(5, 0x6e, 0);
+        let x = randn([2, 6, 9], &mut rng, &dev).require_grad();
+        let gamma = randn([6], &mut rng, &dev).require_grad();
+        let beta = randn([6], &mut rng, &dev).require_grad();
+        let w = randn([2, 6, 9], &mut rng, &dev);
+        let run = |conv: bool| {
+            let y = if conv {
+                channel_affine(x.clone(), gamma.clone(), beta.clone())
+            } else {
+                x.clone() * gamma.clone().reshape([1, 6, 1]) + beta.clone().reshape([1, 6, 1])
+            };
+            let grads = (y.clone() * w.clone()).sum().backward();
+            [
+                to_vec_f32(y.inner()).unwrap(),
+                to_vec_f32(x.grad(&grads).unwrap()).unwrap(),
+                to_vec_f32(gamma.grad(&grads).unwrap()).unwrap(),
+                to_vec_f32(beta.grad(&grads).unwrap()).unwrap(),
+            ]
+        };
+        // Inference (no autodiff): the normalised input is not shared, so the patch
+        // writes the affine over it; same values.
+        let inf = Device::flex();
+        let xi = Tensor::<3>::from_data(x.to_data(), &inf);
+        let (gi, bi) = (
+            Tensor::<1>::from_data(gamma.to_data(), &inf),
+            Tensor::<1>::from_data(beta.to_data(), &inf),
+        );
+        let broadcast = xi.clone() * gi.clone().reshape([1, 6, 1]) + bi.clone().reshape([1, 6, 1]);
+        let e = max_rel(
+            &to_vec_f32(channel_affine(xi, gi, bi)).unwrap(),
+            &to_vec_f32(broadcast).unwrap(),
+        );
+        assert!(
+            e < 2e-5,
+            "inference output: max relative difference {e:.2e}"
+        );
+        let (a, b) = (run(true), run(false));
+        for (what, u, v) in ["output", "d input", "d gamma", "d beta"]
+            .iter()
+            .zip(&a)
+            .zip(&b)
+            .map(|((w, u), v)| (w, u, v))
+        {
+            let e = max_rel(u, v);
+            assert!(e < 2e-5, "{what}: max relative difference {e:.2e}");
+        }
+    }
+
+    /// Batch norm proper (batch > 1, channels spread across items) against the closed
+    /// form in f64: mean and biased variance over (batch, spatial) per channel.
+    #[test]
+    fn batch_norm_train_matches_the_closed_form() {
+        let dev = Device::flex();
+        let mut rng = stream_rng(4, 0x6e, 0);
+        let x = randn([3, 2, 4], &mut rng, &dev)
+            .mul_scalar(2.0)
+            .add_scalar(-1.0);
+        let gamma = randn([2], &mut rng, &dev);
+        let beta = randn([2], &mut rng, &dev);
+        let out = batch_norm_train(x.clone(), gamma.clone(), beta.clone(), 1e-5);
+        let (xs, gs, bs) = (
+            to_vec_f32(x).unwrap(),
+            to_vec_f32(gamma).unwrap(),
+            to_vec_f32(beta).unwrap(),
+        );
+        let ys = to_vec_f32(out.output).unwrap();
+        let (ms, vs) = (
+            to_vec_f32(out.mean).unwrap(),
+            to_vec_f32(out.variance).unwrap(),
+        );
+        for c in 0..2 {
+            let vals: Vec<f64> = (0..3)
+                .flat_map(|b| (0..4).map(move |s| (b * 2 + c) * 4 + s))
+                .map(|i| xs[i] as f64)
+                .collect();
+            let m = vals.iter().sum::<f64>() / 12.0;
+            let v = vals.iter().map(|x| (x - m).powi(2)).sum::<f64>() / 12.0;
+            assert!((ms[c] as f64 - m).abs() < 1e-6 && (vs[c] as f64 - v).abs() < 1e-5);
+            for b in 0..3 {
+                for s in 0..4 {
+                    let i = (b * 2 + c) * 4 + s;
+                    let want = (xs[i] as f64 - m) / (v + 1e-5).sqrt() * gs[c] as f64 + bs[c] as f64;
+                    assert!(
+                        (ys[i] as f64 - want).abs() < 1e-5,
+                        "y[{i}] {} vs {want}",
+                        ys[i]
+                    );
+                }
+            }
+        }
+    }
+
+    /// The sigmoid of the burn-flex patch (vectorisable exp) against f64 on a dense
+    /// grid of [−30, 30]: Cephes' polynomial is within about 1 ulp of e^r and the rest
+    /// adds a few roundings, so 8 ulp of 1 (4.8e−7) relative is the bound; NaN stays
+    /// NaN, and far tails saturate to 0 and 1.
+    #[test]
+    fn flex_sigmoid_is_accurate_to_a_few_ulp() {
+        let dev = Device::flex();
+        let xs: Vec<f64> = (0..=60_000).map(|i| -30.0 + i as f64 * 1e-3).collect();
+        let t = score_core::tensor::tensor1(&xs, &dev);
+        let got = to_vec_f32(burn::tensor::activation::sigmoid(t)).unwrap();
+        for (x, g) in xs.iter().zip(&got) {
+            let x32 = *x as f32 as f64;
+            let want = 1.0 / (1.0 + (-x32).exp());
+            let rel = (*g as f64 - want).abs() / want;
+            assert!(
+                rel < 4.8e-7,
+                "sigmoid({x32}) = {g}, want {want} (rel {rel:.1e})"
+            );
+        }
+        let tails = score_core::tensor::tensor1(&[f64::NAN, -200.0, 200.0], &dev);
+        let v = to_vec_f32(burn::tensor::activation::sigmoid(tails)).unwrap();
+        assert!(v[0].is_nan() && v[1] < 1e-37 && v[2] == 1.0, "{v:?}");
+    }
+}

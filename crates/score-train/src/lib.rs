@@ -1,0 +1,20 @@
+//! # score-train: training score networks
+//!
+//! - [`train`]: the training loop (EDM's denoising score matching, Eq. 8, and any
+//!   [`Objective`]) with Adam, warm-up, clipping, EMA, a divergence guard, atomic
+//!   checkpoints and exact resume.
+//! - [`checkpoint`]: safetensors checkpoints (model, EMA, optimizer state, metadata).
+//! - [`pipeline`]: the end-to-end recipes the CLI, `xtask` and the benches share: the
+//!   demo's network and settings, loading any scorelab checkpoint back into its network,
+//!   generating images and measuring them.
+
+pub mod checkpoint;
+pub mod pipeline;
+pub mod train;
+
+pub use checkpoint::{CheckpointFile, CheckpointMeta, save_checkpoint};
+pub use pipeline::{LoadedModel, ModelSpec, load_model};
+pub use train::{
+    Denoising, Learner, Objective, TrainConfig, TrainData, TrainOutput, TrainResult, train,
+    train_with,
+};

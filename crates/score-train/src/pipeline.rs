@@ -1,0 +1,438 @@
+//! End-to-end recipes shared by the `scorelab` CLI, `cargo xtask` and the benches:
+//! the demo's network and training settings, loading any scorelab checkpoint back into
+//! its network, generating images, and the image metrics the demo reports.
+
+use std::path::Path;
+
+use burn::tensor::{Device, Tensor};
+
+use crate::checkpoint::{CheckpointFile, CheckpointMeta, save_checkpoint};
+use crate::train::TrainConfig;
+use crate::train::{ImageData, TrainOutput, TrainResult, train};
+use score_core::denoiser::Conditioning;
+use score_core::error::{Result, ScoreError};
+use score_core::metrics;
+use score_core::precond::Precond;
+use score_core::samplers::{SampleContext, SampleOutput, Sampler};
+use score_io::images::{ImageDataset, Split};
+use score_nn::Preconditioned;
+use score_nn::mlp::{MlpConfig, MlpDenoiser};
+use score_nn::unet::{UNet, UNetConfig};
+
+/// The network description stored in a checkpoint's configuration (`extra`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ModelSpec {
+    /// A UNet on images of `image_shape` = [c, h, w].
+    Unet {
+        /// The network configuration.
+        config: serde_json::Value,
+        /// [c, h, w].
+        image_shape: [usize; 3],
+        /// Where the training data came from.
+        dataset: String,
+    },
+    /// An MLP on vectors of dimension `dim`.
+    Mlp {
+        /// The network configuration.
+        config: serde_json::Value,
+        /// The data dimension.
+        dim: usize,
+        /// Where the training data came from.
+        dataset: String,
+    },
+}
+
+impl ModelSpec {
+    /// A UNet spec.
+    pub fn unet(cfg: &UNetConfig, image_shape: [usize; 3], dataset: &str) -> Self {
+        Self::Unet {
+            config: serde_json::to_value(cfg).expect("config serialises"),
+            image_shape,
+            dataset: dataset.into(),
+        }
+    }
+
+    /// An MLP spec.
+    pub fn mlp(cfg: &MlpConfig, dataset: &str) -> Self {
+        Self::Mlp {
+            config: serde_json::to_value(cfg).expect("config serialises"),
+            dim: cfg.dim,
+            dataset: dataset.into(),
+        }
+    }
+
+    /// As JSON, for [`crate::train::train`]'s `extra`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("spec serialises")
+    }
+}
+
+/// The demo's UNet: 28×28 grayscale, widths 16/32/32, one residual block per level
+/// in the encoder (two in the decoder), attention at 7×7. Sized for a 2-core CPU: a
+/// training step at batch 32 takes about 0.7 s there.
+pub fn demo_unet_config() -> UNetConfig {
+    UNetConfig::new(28)
+        .with_in_channels(1)
+        .with_model_channels(16)
+        .with_channel_mult(vec![1, 2, 2])
+        .with_blocks_per_level(1)
+        .with_attn_resolutions(vec![7])
+        .with_dropout(0.0)
+        .with_groups(8)
+}
+
+/// The demo's optimisation settings for `steps` steps (σ_data = 0.5 until the caller
+/// sets the preconditioning from its data, see [`score_core::precond::sigma_data_of`]).
+pub fn demo_train_config(steps: usize, seed: u64) -> TrainConfig {
+    TrainConfig {
+        steps,
+        batch_size: 32,
+        lr: 2e-3,
+        warmup_steps: 200.min(steps / 4 + 1),
+        grad_clip: None,
+        ema_halflife_kimg: 500.0,
+        ema_rampup_ratio: Some(0.05),
+        precond: Precond::edm(0.5),
+        checkpoint_every: 200,
+        log_every: 20,
+        seed,
+        ..TrainConfig::default()
+    }
+}
+
+/// A network loaded from a checkpoint, with its preconditioning.
+#[allow(clippy::large_enum_variant)] // built once per command; boxing buys nothing
+pub enum LoadedModel {
+    /// A UNet and its image shape [c, h, w].
+    Unet(UNet, [usize; 3]),
+    /// An MLP and its dimension.
+    Mlp(MlpDenoiser, usize),
+}
+
+/// Which weights of a checkpoint to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Weights {
+    /// The EMA weights when present, else the raw ones.
+    #[default]
+    Ema,
+    /// The raw (last optimiser step) weights.
+    Raw,
+}
+
+/// Load a checkpoint's network (the EMA weights when present, else the trained ones).
+pub fn load_model(path: &Path, device: &Device) -> Result<(LoadedModel, Precond, CheckpointMeta)> {
+    load_model_weights(path, device, Weights::Ema)
+}
+
+/// Load a checkpoint's network with the chosen weights.
+pub fn load_model_weights(
+    path: &Path,
+    device: &Device,
+    weights: Weights,
+) -> Result<(LoadedModel, Precond, CheckpointMeta)> {
+    let ck = CheckpointFile::read(path)?;
+    let bad = |detail: String| ScoreError::Checkpoint {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let train: TrainConfig = serde_json::from_value(ck.meta.config["train"].clone())
+        .map_err(|e| bad(format!("config.train: {e}")))?;
+    let spec: ModelSpec = serde_json::from_value(ck.meta.config["extra"].clone())
+        .map_err(|e| bad(format!("config.extra (network description): {e}")))?;
+    let prefix = match weights {
+        Weights::Ema if ck.has("ema.") => "ema.",
+        Weights::Raw if !ck.has("model.") => {
+            return Err(bad(
+                "no raw weights (model.*): this is a sampling-only export; use the EMA weights"
+                    .into(),
+            ));
+        }
+        _ => "model.",
+    };
+    let model = match spec {
+        ModelSpec::Unet {
+            config,
+            image_shape,
+            ..
+        } => {
+            let cfg =
+                UNetConfig::from_json(config).map_err(|e| bad(format!("UNet config: {e}")))?;
+            cfg.validate().map_err(bad)?;
+            LoadedModel::Unet(ck.load_into(cfg.init(device), prefix, false)?, image_shape)
+        }
+        ModelSpec::Mlp { config, dim, .. } => {
+            let cfg: MlpConfig =
+                serde_json::from_value(config).map_err(|e| bad(format!("MLP config: {e}")))?;
+            LoadedModel::Mlp(ck.load_into(cfg.init(device), prefix, false)?, dim)
+        }
+    };
+    Ok((model, train.precond, ck.meta))
+}
+
+/// Load a checkpoint that must hold a UNet: the network, its image shape [c, h, w],
+/// preconditioning and metadata; an MLP checkpoint is an error naming the file.
+pub fn load_unet(
+    path: &Path,
+    device: &Device,
+) -> Result<(UNet, [usize; 3], Precond, CheckpointMeta)> {
+    match load_model(path, device)? {
+        (LoadedModel::Unet(net, shape), precond, meta) => Ok((net, shape, precond, meta)),
+        _ => Err(ScoreError::Checkpoint {
+            path: path.to_path_buf(),
+            detail: "needs an image (UNet) checkpoint, found an MLP".into(),
+        }),
+    }
+}
+
+/// How to condition generated images: class labels and a guidance scale.
+#[derive(Debug, Clone, Default)]
+pub struct ImageCondition {
+    /// Conditioning inputs (`None`: an unconditional network).
+    pub cond: Option<Conditioning>,
+    /// Classifier-free guidance scale (1 = none; see [`score_core::guidance`]).
+    pub guidance: f64,
+}
+
+impl ImageCondition {
+    /// No conditioning.
+    pub fn none() -> Self {
+        Self {
+            cond: None,
+            guidance: 1.0,
+        }
+    }
+
+    /// Class `class[i]` for image i, as one-hot labels of `num_classes`.
+    pub fn classes(class: &[usize], num_classes: usize, guidance: f64, device: &Device) -> Self {
+        let mut v = vec![0f32; class.len() * num_classes];
+        for (i, &k) in class.iter().enumerate() {
+            v[i * num_classes + k] = 1.0;
+        }
+        let labels = score_core::tensor::from_f32(v, [class.len(), num_classes], device);
+        Self {
+            cond: Some(Conditioning::labels(labels)),
+            guidance,
+        }
+    }
+}
+
+/// Generate images from a UNet: `noise` is unit Gaussian `[B, c, h, w]`, scaled by the
+/// grid's first σ here. `on_step` receives (steps done, total steps).
+pub fn generate_images(
+    net: &UNet,
+    precond: Precond,
+    sampler: &Sampler,
+    sigmas: &[f64],
+    noise: Tensor<4>,
+    condition: &ImageCondition,
+    mut on_step: impl FnMut(usize, usize),
+) -> Result<SampleOutput<4>> {
+    let den =
+        score_core::guidance::Guided::new(Preconditioned::new(net, precond), condition.guidance);
+    let mut done = 0;
+    let mut ctx = SampleContext::new().on_step(|s: &score_core::samplers::StepInfo<'_, 4>| {
+        done += 1;
+        on_step(done, s.total_steps);
+    });
+    ctx.cond = condition.cond.as_ref();
+    sampler.sample(&den, sigmas, noise.mul_scalar(sigmas[0]), &mut ctx)
+}
+
+/// The numbers the demo reports for generated images.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImageMetrics {
+    /// Number of generated images.
+    pub n_generated: usize,
+    /// Sliced W2 (pixel space, 256 projections) from generated to held-out real images.
+    pub sliced_w2_to_heldout: f64,
+    /// The same between an equally large real sample (from the training images) and the
+    /// held-out images: the floor the generated images are compared against.
+    pub sliced_w2_real_floor: f64,
+    /// Mean nearest-neighbour distance from generated images to the training images.
+    pub nn_dist_generated_to_train: f64,
+    /// Mean nearest-neighbour distance from held-out images to the training images.
+    pub nn_dist_heldout_to_train: f64,
+    /// Yoon et al. memorisation rate (ratio 1/3) of generated images against training.
+    pub memorization_rate: f64,
+    /// Mean and standard deviation of generated pixels (real Fashion-MNIST in [−1, 1]:
+    /// about −0.43 and 0.71).
+    pub pixel_mean: f64,
+    /// See `pixel_mean`.
+    pub pixel_std: f64,
+}
+
+/// Compare generated images with held-out and training images (all `[n, d]` rows).
+pub fn image_metrics(
+    generated: &[f64],
+    heldout: &[f64],
+    train: &[f64],
+    d: usize,
+) -> Result<ImageMetrics> {
+    let n = generated.len() / d;
+    let real = &train[..(n * d).min(train.len())];
+    let mean_of = |v: Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let pm = generated.iter().sum::<f64>() / generated.len() as f64;
+    let ps =
+        (generated.iter().map(|v| (v - pm).powi(2)).sum::<f64>() / generated.len() as f64).sqrt();
+    let held_n = heldout.len() / d;
+    Ok(ImageMetrics {
+        n_generated: n,
+        sliced_w2_to_heldout: metrics::sliced_w2(generated, heldout, d, 256, 0)?,
+        sliced_w2_real_floor: metrics::sliced_w2(real, heldout, d, 256, 0)?,
+        nn_dist_generated_to_train: mean_of(metrics::nearest_neighbour_distances(
+            generated, train, d,
+        )?),
+        nn_dist_heldout_to_train: mean_of(metrics::nearest_neighbour_distances(
+            &heldout[..held_n.min(n) * d],
+            train,
+            d,
+        )?),
+        memorization_rate: metrics::memorization_rate(generated, train, d, 1.0 / 3.0)?,
+        pixel_mean: pm,
+        pixel_std: ps,
+    })
+}
+
+/// The demo's split of the shipped Fashion-MNIST test images: the first 9 000 for
+/// training, the last 1 000 held out for metrics.
+pub fn demo_split() -> Result<(ImageDataset, ImageDataset)> {
+    let all = ImageDataset::fashion_mnist(None, Split::Test)?;
+    let train: Vec<usize> = (0..9000).collect();
+    let held: Vec<usize> = (9000..all.num_images()).collect();
+    Ok((all.select(&train), all.select(&held)))
+}
+
+/// `n` unconditional samples `[n, c, h, w]` of a UNet with Heun on the Karras grid
+/// (`steps` levels, σ ∈ [0.002, 80]), 64 at a time; the noise of chunk k comes from
+/// `stream_rng(seed, stream, k)`. `on_done` is told how many samples are finished.
+#[allow(clippy::too_many_arguments)]
+pub fn heun_samples(
+    net: &UNet,
+    precond: Precond,
+    [c, h, w]: [usize; 3],
+    n: usize,
+    steps: usize,
+    (seed, stream): (u64, u64),
+    device: &Device,
+    mut on_done: impl FnMut(usize),
+) -> Result<Vec<f32>> {
+    let sigmas = score_core::sigmas::GridKind::Karras.build(steps, 0.002, 80.0)?;
+    let sampler = Sampler::Heun(Default::default());
+    let none = ImageCondition::none();
+    let mut out = Vec::with_capacity(n * c * h * w);
+    for (k, start) in (0..n).step_by(64).enumerate() {
+        let b = 64.min(n - start);
+        let mut rng = score_core::tensor::stream_rng(seed, stream, k as u64);
+        let noise = score_core::tensor::randn([b, c, h, w], &mut rng, device);
+        let r = generate_images(net, precond, &sampler, &sigmas, noise, &none, |_, _| {})?;
+        out.extend(score_core::tensor::to_vec_f32(r.x)?);
+        on_done(start + b);
+    }
+    Ok(out)
+}
+
+/// FID statistics cached under `<cache>/fid/stats/<name>.npz`: read when present,
+/// else computed by `features` (rows `[n, 2048]`) and written atomically.
+pub fn cached_fid_stats<E: From<score_core::ScoreError>>(
+    name: &str,
+    features: impl FnOnce() -> std::result::Result<Vec<f32>, E>,
+) -> std::result::Result<score_eval::fid::FeatureStats, E> {
+    let path = score_core::fs::cache_dir()
+        .join("fid")
+        .join("stats")
+        .join(format!("{name}.npz"));
+    if path.is_file() {
+        return Ok(score_eval::fid::FeatureStats::load_npz(&path)?);
+    }
+    let stats = score_eval::fid::FeatureStats::from_features(&features()?, score_eval::fid::DIM)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| score_core::ScoreError::io(dir, e))?;
+    }
+    stats.save_npz(&path)?;
+    Ok(stats)
+}
+
+/// FID statistics of the 10 000 shipped Fashion-MNIST test images, computed once
+/// (`batch` images at a time, `progress` told how many are done) and cached as
+/// `<cache>/fid/stats/fashion-mnist-test.npz`.
+pub fn test_split_fid_stats(
+    net: &score_eval::fid::FidInception,
+    batch: usize,
+    progress: impl FnMut(usize),
+) -> Result<score_eval::fid::FeatureStats> {
+    cached_fid_stats("fashion-mnist-test", || {
+        let d = ImageDataset::fashion_mnist(None, Split::Test)?;
+        let [c, h, w] = d.image_shape;
+        let bytes = score_eval::fid::quantize_signed(&d.pixels)?;
+        net.features(&bytes, [d.num_images(), c, h, w], batch, progress)
+    })
+}
+
+/// Train the demo UNet on [`demo_split`]'s training part; writes (and with `resume`
+/// continues) `<out>/checkpoint.safetensors` and `<out>/train.jsonl`. With `keep_every`,
+/// checkpoints are written (and kept, see [`TrainOutput::keep_checkpoints`]) every that
+/// many steps.
+pub fn train_demo_unet(
+    steps: usize,
+    seed: u64,
+    out: &Path,
+    progress: bool,
+    device: &Device,
+    resume: bool,
+    keep_every: Option<usize>,
+) -> Result<TrainResult<UNet>> {
+    std::fs::create_dir_all(out).map_err(|e| ScoreError::io(out, e))?;
+    let (train_set, _) = demo_split()?;
+    let tdev = device.clone().autodiff();
+    tdev.seed(seed);
+    let unet = demo_unet_config();
+    let mut cfg = demo_train_config(steps, seed);
+    if let Some(k) = keep_every {
+        cfg.checkpoint_every = k;
+    }
+    cfg.precond = Precond::edm(score_core::precond::sigma_data_of(
+        train_set.pixels.iter().map(|&v| v as f64),
+    ));
+    let spec = ModelSpec::unet(&unet, train_set.image_shape, "fashion-mnist t10k[0..9000]");
+    let ck = out.join("checkpoint.safetensors");
+    let resume_from = if resume && ck.exists() {
+        Some(CheckpointFile::read(&ck)?)
+    } else {
+        None
+    };
+    let o = TrainOutput {
+        keep_checkpoints: keep_every.is_some(),
+        checkpoint: Some(ck),
+        log: Some(out.join("train.jsonl")),
+        progress,
+        stop_after: None,
+    };
+    let data = ImageData {
+        images: train_set,
+        use_labels: false,
+    };
+    train(
+        unet.init(&tdev),
+        &data,
+        &cfg,
+        spec.to_json(),
+        &o,
+        resume_from.as_ref(),
+    )
+}
+
+/// Write a sampling-only copy of a checkpoint: the EMA weights and the metadata, without
+/// the raw weights and optimizer state (a third of the size).
+pub fn export_ema(checkpoint: &Path, out: &Path, device: &Device) -> Result<()> {
+    let (model, _, meta) = load_model(checkpoint, device)?;
+    match model {
+        LoadedModel::Unet(net, _) => save_checkpoint::<UNet>(out, None, Some(&net), None, &meta),
+        LoadedModel::Mlp(net, _) => save_checkpoint(out, None, Some(&net), None, &meta),
+    }
+}
+
+/// The shipped demo checkpoint.
+pub fn shipped_checkpoint() -> std::path::PathBuf {
+    score_io::images::shipped_data_dir().join("checkpoints/fashion-mnist-unet.safetensors")
+}
