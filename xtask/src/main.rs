@@ -398,10 +398,12 @@ fn main() -> Result<()> {
                         (Sampler::DpmppTwoM, 18usize),
                         (Sampler::UniPc(Default::default()), 10usize),
                         (
-                            Sampler::DpmSolverV3(Box::new(score_core::dpm_solver_v3::V3Sampler {
-                                stats,
-                                opts: Default::default(),
-                            })),
+                            Sampler::DpmSolverV3(Box::new(
+                                score_core::samplers::dpm_solver_v3::V3Sampler {
+                                    stats,
+                                    opts: Default::default(),
+                                },
+                            )),
                             10usize,
                         ),
                     ];
@@ -706,15 +708,17 @@ fn ems_for(
     ck: &std::path::Path,
     seed: u64,
     device: &Device,
-) -> Result<score_core::dpm_solver_v3::ModelStatistics> {
+) -> Result<score_core::samplers::dpm_solver_v3::ModelStatistics> {
     let (net, [c, h, w], precond, _) = pipeline::load_unet(ck, device)?;
     let (train, _) = pipeline::demo_split()?;
     let images = train.balanced_subset(64);
     let x0 = score_core::tensor::from_f32(images.pixels, [64, c, h, w], device);
     let den = score_nn::Preconditioned::new(&net, precond);
-    Ok(score_core::dpm_solver_v3::ModelStatistics::estimate(
-        &den, x0, 0.002, 80.0, 32, seed,
-    )?)
+    Ok(
+        score_core::samplers::dpm_solver_v3::ModelStatistics::estimate(
+            &den, x0, 0.002, 80.0, 32, seed,
+        )?,
+    )
 }
 
 /// The study corpus folder, or an error naming the command that renders it.

@@ -154,7 +154,7 @@ fn cmd_ems(c: &Common, a: &EmsArgs) -> Result<()> {
     let (model, precond, _) = pipeline::load_model(&a.checkpoint, &dev)?;
     let t0 = Instant::now();
     let est = |stats: Result<
-        score_core::dpm_solver_v3::ModelStatistics,
+        score_core::samplers::dpm_solver_v3::ModelStatistics,
         score_core::ScoreError,
     >| { stats.map_err(anyhow::Error::from) };
     let stats = match &model {
@@ -170,14 +170,16 @@ fn cmd_ems(c: &Common, a: &EmsArgs) -> Result<()> {
             let n = images.num_images();
             let x0 = score_core::tensor::from_f32(images.pixels, [n, *ch, *h, *w], &dev);
             let den = Preconditioned::new(net, precond);
-            est(score_core::dpm_solver_v3::ModelStatistics::estimate(
-                &den,
-                x0,
-                a.sigma_min,
-                a.sigma_max,
-                a.points,
-                c.seed(),
-            ))?
+            est(
+                score_core::samplers::dpm_solver_v3::ModelStatistics::estimate(
+                    &den,
+                    x0,
+                    a.sigma_min,
+                    a.sigma_max,
+                    a.points,
+                    c.seed(),
+                ),
+            )?
         }
         LoadedModel::Mlp(net, d) => {
             let path = Path::new(&a.data);
@@ -185,14 +187,16 @@ fn cmd_ems(c: &Common, a: &EmsArgs) -> Result<()> {
             let n = arr.rows_of(path, *d)?.min(a.n);
             let x0 = from_f64(&arr.data[..n * d], [n, *d], &dev);
             let den = Preconditioned::new(net, precond);
-            est(score_core::dpm_solver_v3::ModelStatistics::estimate(
-                &den,
-                x0,
-                a.sigma_min,
-                a.sigma_max,
-                a.points,
-                c.seed(),
-            ))?
+            est(
+                score_core::samplers::dpm_solver_v3::ModelStatistics::estimate(
+                    &den,
+                    x0,
+                    a.sigma_min,
+                    a.sigma_max,
+                    a.points,
+                    c.seed(),
+                ),
+            )?
         }
     };
     stats.save(&a.out)?;
@@ -500,11 +504,11 @@ impl SamplerOpts {
         if !(1..=3).contains(&order) {
             bail!("--order: DPM-Solver-v3's order is 1, 2 or 3, got {order}");
         }
-        let stats = score_core::dpm_solver_v3::ModelStatistics::load(path)?;
+        let stats = score_core::samplers::dpm_solver_v3::ModelStatistics::load(path)?;
         Ok(Sampler::DpmSolverV3(Box::new(
-            score_core::dpm_solver_v3::V3Sampler {
+            score_core::samplers::dpm_solver_v3::V3Sampler {
                 stats,
-                opts: score_core::dpm_solver_v3::V3Options { order },
+                opts: score_core::samplers::dpm_solver_v3::V3Options { order },
             },
         )))
     }

@@ -278,6 +278,21 @@ impl DistillConfig {
     }
 }
 
+/// Settings that may differ on resume: where it stops and how often it reports.
+pub(crate) fn same_run(a: &DistillConfig, b: &DistillConfig) -> bool {
+    let norm = |c: &DistillConfig| {
+        let mut c = c.clone();
+        c.steps = 0;
+        for t in [&mut c.generator, &mut c.fake] {
+            t.steps = 0;
+            t.log_every = 0;
+            t.checkpoint_every = 0;
+        }
+        c
+    };
+    norm(a) == norm(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

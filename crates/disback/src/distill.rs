@@ -9,7 +9,7 @@
 //! Every draw of generator step s comes from generators seeded by (seed, s), so a run
 //! resumed from its checkpoint continues exactly (tested).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use burn::optim::GradientsParams;
@@ -23,71 +23,17 @@ use score_nn::precond::ScoreNetwork;
 use score_train::checkpoint::{CheckpointFile, CheckpointMeta};
 use score_train::train::{Denoising, Learner, ema_update, objective_gradients_with};
 
-use crate::config::{DistillConfig, Method, Order};
+use crate::config::{DistillConfig, Method, Order, same_run};
 use crate::error::{DisbackError, Result};
 use crate::gradient::{pseudo_gradient, surrogate_loss};
 use crate::path::{DegradationPath, record_path};
+pub use crate::run::RunOutput;
+use crate::run::{Bar, batch_shape};
 use crate::teacher::{ONE_STEP_NAME, Teacher, generate};
 
 const STREAM_GEN: u64 = 0xd15b_0002;
 const STREAM_FAKE: u64 = 0xd15b_0003;
 const STREAM_ORDER: u64 = 0xd15b_0004;
-
-/// Where a run writes and how it reports.
-#[derive(Debug, Clone, Default)]
-pub struct RunOutput {
-    /// The run folder: `generator.safetensors` (a one-step generator `scorelab sample`
-    /// reads), `fake.safetensors`, `path.safetensors` and `recording.safetensors`
-    /// (DisBack), `distill.jsonl`. None: nothing is written.
-    pub dir: Option<PathBuf>,
-    /// Progress bars on stderr.
-    pub progress: bool,
-    /// Stop after this many generator steps of this call (tests of interruption).
-    pub stop_after: Option<usize>,
-}
-
-/// `[batch, sample_shape…]` as a rank-`D` shape.
-pub(crate) fn batch_shape<const D: usize>(batch: usize, sample: &[usize]) -> Result<[usize; D]> {
-    let v: Vec<usize> = std::iter::once(batch)
-        .chain(sample.iter().copied())
-        .collect();
-    v.try_into().map_err(|v: Vec<usize>| {
-        DisbackError::invalid(
-            "sample_shape",
-            format!("{} dimensions for a rank-{D} network", v.len() - 1),
-        )
-    })
-}
-
-/// A progress bar that may be off.
-pub(crate) struct Bar(Option<indicatif::ProgressBar>);
-
-impl Bar {
-    pub(crate) fn new(on: bool, len: usize, pos: usize, what: &str) -> Self {
-        Self(on.then(|| {
-            let b = indicatif::ProgressBar::new(len as u64).with_position(pos as u64);
-            b.set_style(
-                indicatif::ProgressStyle::with_template(&format!(
-                    "{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} steps  {{msg}}  ETA {{eta}}"
-                ))
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
-            b
-        }))
-    }
-    pub(crate) fn tick(&self, pos: usize, msg: String) {
-        if let Some(b) = &self.0 {
-            b.set_position(pos as u64);
-            b.set_message(msg);
-        }
-    }
-    pub(crate) fn finish(&self) {
-        if let Some(b) = &self.0 {
-            b.finish();
-        }
-    }
-}
 
 /// One generator step's numbers.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -441,21 +387,6 @@ impl<'a, const D: usize, N: ScoreNetwork<D>> Distiller<'a, D, N> {
         );
         Ok(write_atomic_all(&[(&gp, &g), (&fp, &f)])?)
     }
-}
-
-/// Settings that may differ on resume: where it stops and how often it reports.
-pub(crate) fn same_run(a: &DistillConfig, b: &DistillConfig) -> bool {
-    let norm = |c: &DistillConfig| {
-        let mut c = c.clone();
-        c.steps = 0;
-        for t in [&mut c.generator, &mut c.fake] {
-            t.steps = 0;
-            t.log_every = 0;
-            t.checkpoint_every = 0;
-        }
-        c
-    };
-    norm(a) == norm(b)
 }
 
 fn append_line(p: &Path, line: &serde_json::Value) -> Result<()> {

@@ -50,8 +50,10 @@ pub mod error;
 pub mod gradient;
 pub mod measures;
 pub mod path;
+pub mod run;
 pub mod study;
 pub mod study_images;
+pub mod study_records;
 pub mod study_report;
 pub mod teacher;
 

@@ -14,8 +14,8 @@ use score_train::checkpoint::{CheckpointFile, CheckpointMeta, collect_params};
 use score_train::train::{Denoising, Learner, objective_gradients_with};
 
 use crate::config::DistillConfig;
-use crate::distill::{Bar, RunOutput, batch_shape};
 use crate::error::{DisbackError, Result};
+use crate::run::{Bar, RunOutput, batch_shape};
 use crate::teacher::{Teacher, generate};
 
 /// Random stream of Stage 1's steps.
@@ -104,7 +104,7 @@ pub fn record_path<const D: usize, N: ScoreNetwork<D>>(
                 .map_err(|e| {
                     DisbackError::invalid("resume", format!("{}: config.run: {e}", r.display()))
                 })?;
-            if !crate::distill::same_run(&saved, cfg) {
+            if !crate::config::same_run(&saved, cfg) {
                 return Err(DisbackError::invalid(
                     "resume",
                     format!(

@@ -17,8 +17,28 @@ use score_train::pipeline;
 use crate::config::{DistillConfig, Method};
 use crate::distill::{Distiller, RunOutput};
 use crate::error::Result;
-use crate::study::ImageOptions;
 use crate::teacher::Teacher;
+
+/// Settings of the image part: distil the shipped Fashion-MNIST UNet.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ImageOptions {
+    /// Generator steps per method.
+    pub steps: usize,
+    /// Stage 1 DSM steps.
+    pub record_steps: usize,
+    /// Generator steps per target.
+    pub switch_every: usize,
+    /// Batch of every update.
+    pub batch: usize,
+    /// Learning rate (generator and fake score).
+    pub lr: f64,
+    /// Measure every this many generator steps.
+    pub every: usize,
+    /// Images per measure (one-step samples and the teacher's Heun samples).
+    pub n_eval: usize,
+    /// One-step samples for the final FID (when the FID network is set up).
+    pub n_fid: usize,
+}
 
 /// One measurement of an image run.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

@@ -14,7 +14,7 @@
 //! - [`samplers`]: Euler, Heun with churn (EDM Algorithm 2), DPM-Solver++(2M), (2M) SDE
 //!   and (3M) SDE, Euler-ancestral / DDIM with η, UniPC, as plain functions that can
 //!   start at any grid index, and the [`Sampler`] registry.
-//! - [`dpm_solver_v3`]: DPM-Solver-v3 with empirical model statistics.
+//!   DPM-Solver-v3 with empirical model statistics is [`samplers::dpm_solver_v3`].
 //! - [`mixture`]: Gaussian mixtures and 2-D toys with their exact denoisers.
 //! - [`guidance`]: classifier-free guidance as a `Denoiser` wrapper.
 //! - [`device`]: compute devices by name (`flex`, and `wgpu`/`cuda` behind features).
@@ -42,7 +42,6 @@
 
 pub mod denoiser;
 pub mod device;
-pub mod dpm_solver_v3;
 pub mod error;
 pub mod fs;
 pub mod guidance;

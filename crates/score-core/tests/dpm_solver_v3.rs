@@ -3,8 +3,8 @@
 //! Gaussian make its first-order step exact; estimated statistics match the closed form.
 
 use burn::tensor::{DType, Device};
-use score_core::dpm_solver_v3::{ModelStatistics, V3Options, dpm_solver_v3_sample};
 use score_core::mixture::GaussianMixture;
+use score_core::samplers::dpm_solver_v3::{ModelStatistics, V3Options, dpm_solver_v3_sample};
 use score_core::samplers::{SampleContext, Sampler, SdeOptions};
 use score_core::sigmas::karras_sigmas;
 use score_core::tensor::{from_f64_as, stream_rng, to_vec_f64};

@@ -21,7 +21,7 @@
 //! probes for the Jacobian diagonal, a finite difference along the ODE for f'); the
 //! authors' code for this is not released, so this is our derivation from the paper.
 //! With l = s = b = 0 the solver is DPM-Solver++ with exact Taylor integrals (tested
-//! against [`crate::samplers::dpmpp_3m_sde_sample`] at η = 0 with the exact
+//! against [`super::dpmpp_3m_sde_sample`] at η = 0 with the exact
 //! coefficient); for a diagonal Gaussian the statistics have a closed form
 //! ([`ModelStatistics::diagonal_gaussian`]) under which g is constant and the
 //! first-order solver is exact (tested).
@@ -31,9 +31,9 @@
 
 use burn::tensor::{Device, Tensor};
 
+use super::context::{SampleContext, SampleOutput, check_grid};
 use crate::denoiser::Denoiser;
 use crate::error::{Result, ScoreError};
-use crate::samplers::{SampleContext, SampleOutput};
 use crate::tensor::{from_f64_as, randn_like, sigma_tensor, stream_rng, to_vec_f64};
 
 /// Empirical model statistics l, s, b on an increasing grid of λ = −ln σ.
@@ -291,7 +291,7 @@ impl Tables {
     }
 }
 
-/// DPM-Solver-v3 as a [`crate::samplers::Sampler`]: its statistics and options.
+/// DPM-Solver-v3 as a [`super::Sampler`]: its statistics and options.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct V3Sampler {
     /// The model statistics.
@@ -405,7 +405,7 @@ pub fn dpm_solver_v3_sample<const D: usize, M: Denoiser<D> + ?Sized>(
     opts: &V3Options,
     ctx: &mut SampleContext<'_, D>,
 ) -> Result<SampleOutput<D>> {
-    crate::samplers::check_grid(sigmas, ctx.start_index)?;
+    check_grid(sigmas, ctx.start_index)?;
     let dims = x.dims();
     let (n, d) = (dims[0], dims.iter().skip(1).product::<usize>());
     if d != ms.dim || !(1..=3).contains(&opts.order) {
