@@ -14,7 +14,7 @@ use score_nn::precond::ScoreNetwork;
 use score_nn::unet::UNetConfig;
 use score_train::pipeline::{self, LoadedModel, ModelSpec};
 
-use crate::{Common, device, emit};
+use crate::common::{Common, device, emit};
 
 #[derive(Args)]
 pub(crate) struct DistillArgs {
@@ -173,7 +173,7 @@ pub(crate) fn cmd_distill(c: &Common, a: &DistillArgs) -> Result<()> {
 /// evaluation per sample; the sampler and grid options do not apply.
 pub(crate) fn sample_one_step(
     c: &Common,
-    a: &crate::SampleArgs,
+    a: &crate::args::SampleArgs,
     model: &LoadedModel,
     precond: &score_core::Precond,
     sigma_gen: f64,
@@ -190,14 +190,14 @@ pub(crate) fn sample_one_step(
     let (shape, values): (Vec<usize>, Vec<f32>) = match model {
         LoadedModel::Unet(net, [ch, h, w]) => {
             let shape = [a.n, *ch, *h, *w];
-            let z = crate::initial_noise(a.noise.as_deref(), &shape, c.seed(), dev)?;
+            let z = crate::common::initial_noise(a.noise.as_deref(), &shape, c.seed(), dev)?;
             let z = score_core::tensor::from_f32(z, shape, dev);
             let x = disback::teacher::generate(net, precond, sigma_gen, z);
             (shape.to_vec(), score_core::tensor::to_vec_f32(x)?)
         }
         LoadedModel::Mlp(net, d) => {
             let shape = [a.n, *d];
-            let z = crate::initial_noise(a.noise.as_deref(), &shape, c.seed(), dev)?;
+            let z = crate::common::initial_noise(a.noise.as_deref(), &shape, c.seed(), dev)?;
             let z = score_core::tensor::from_f32(z, shape, dev);
             let x = disback::teacher::generate(net, precond, sigma_gen, z);
             (shape.to_vec(), score_core::tensor::to_vec_f32(x)?)

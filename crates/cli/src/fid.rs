@@ -12,7 +12,7 @@ use score_io::image::read_png_u8;
 use score_io::images::{ImageDataset, Split};
 use score_io::npy::read_npy_finite;
 
-use crate::{Common, device, emit};
+use crate::common::{Common, device, emit};
 
 /// Where a set of images comes from, and how to read `.npy` values.
 #[derive(Args, Clone)]
@@ -206,7 +206,7 @@ fn features(net: &FidInception, set: &ImageSet, batch: usize, quiet: bool) -> Re
         (batch as u128) * 3 * 299 * 299 * 4 * 40,
         "use a smaller --batch",
     )?;
-    let pb = (!quiet).then(|| crate::bar_of(set.shape[0] as u64, "inception", "images"));
+    let pb = (!quiet).then(|| crate::common::bar_of(set.shape[0] as u64, "inception", "images"));
     let f = net.features(&set.bytes, set.shape, batch, |done| {
         if let Some(b) = &pb {
             b.set_position(done as u64)
@@ -228,7 +228,7 @@ fn sample_set(
     dev: &Device,
 ) -> Result<ImageSet> {
     let (net, [c, h, w], precond, _) = score_train::pipeline::load_unet(ck, dev)?;
-    let pb = (!quiet).then(|| crate::bar_of(n as u64, "sampling", "images"));
+    let pb = (!quiet).then(|| crate::common::bar_of(n as u64, "sampling", "images"));
     let x = score_train::pipeline::heun_samples(
         &net,
         precond,
@@ -380,7 +380,8 @@ pub(crate) fn run_fid(c: &Common, a: &FidArgs) -> Result<()> {
 /// FID statistics of the 10 000 shipped Fashion-MNIST test images, cached after the
 /// first call (`cargo xtask fid-ref` makes them ahead of time).
 fn test_split_stats(net: &FidInception, batch: usize, quiet: bool) -> Result<FeatureStats> {
-    let pb = (!quiet).then(|| crate::bar_of(10_000, "inception (test split, once)", "images"));
+    let pb =
+        (!quiet).then(|| crate::common::bar_of(10_000, "inception (test split, once)", "images"));
     let s = score_train::pipeline::test_split_fid_stats(net, batch, |done| {
         if let Some(b) = &pb {
             b.set_position(done as u64)

@@ -12,7 +12,7 @@ use score_core::tensor::{from_f64, to_vec_f32};
 use score_io::npy::{read_npy_finite, write_npy_f32};
 use score_train::pipeline;
 
-use crate::{Common, SamplerOpts, device, emit, sampler_from};
+use crate::common::{Common, SamplerOpts, device, emit, sampler_from};
 
 #[derive(Subcommand)]
 pub enum GaussianCmd {

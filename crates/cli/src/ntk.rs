@@ -13,7 +13,7 @@ use score_core::sigmas::karras_sigmas;
 use score_core::tensor::{from_f64, randn, stream_rng, to_vec_f32};
 use score_io::npy::{read_npy_finite, write_npy_f32, write_npy_f64};
 
-use crate::{Common, SamplerOpts, device, emit, sampler_from};
+use crate::common::{Common, SamplerOpts, device, emit, sampler_from};
 
 #[derive(Subcommand)]
 pub enum NtkCmd {

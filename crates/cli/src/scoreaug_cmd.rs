@@ -11,7 +11,7 @@ use score_train::pipeline;
 use scoreaug::measures::{self, MeasureOptions, Model};
 use scoreaug::transforms::Kind;
 
-use crate::{Common, device, emit};
+use crate::common::{Common, device, emit};
 
 #[derive(Subcommand)]
 pub(crate) enum ScoreAugCmd {
@@ -47,7 +47,7 @@ pub(crate) fn training_images(config: &serde_json::Value) -> Result<ImageDataset
     let data = cli["data"]
         .as_str()
         .context("config.extra.cli.data: not written by `scorelab train`")?;
-    let mut images = crate::load_images(data, None)?;
+    let mut images = crate::common::load_images(data, None)?;
     let subset = cli["subset"].as_u64().unwrap_or(0) as usize;
     if subset > 0 {
         images = images.balanced_subset(subset);
@@ -63,7 +63,7 @@ pub(crate) fn run(c: &Common, cmd: &ScoreAugCmd) -> Result<()> {
     let train = training_images(&ck.meta.config)?;
     let held = match a.data.as_str() {
         "fashion-mnist-heldout" => pipeline::demo_split()?.1,
-        other => crate::load_images(other, None)?,
+        other => crate::common::load_images(other, None)?,
     };
     let (net, _, precond, _) = pipeline::load_unet(&a.checkpoint, &dev)?;
     let augment = scoreaug::Augment::from_config(&ck.meta.config);

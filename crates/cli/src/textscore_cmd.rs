@@ -17,8 +17,8 @@ use score_train::checkpoint::CheckpointFile;
 use score_train::train::{TrainOutput, train};
 use serde_json::json;
 
-use crate::musicscore::{FilterArgs, RootArgs, open_all_pub, select_pub};
-use crate::{Common, bar_of, device, emit, fixed_on_resume, guard_existing_run};
+use crate::common::{Common, bar_of, device, emit, fixed_on_resume, guard_existing_run};
+use crate::corpus_args::{FilterArgs, RootArgs, open_all_pub, select_pub};
 
 /// The checkpoint `generate` and `evaluate` use when none is given: the one shipped in
 /// `data/checkpoints`.

@@ -1,0 +1,337 @@
+//! `scorelab sample`, `sigmas` and `ems`.
+
+use crate::args::*;
+use crate::common::*;
+use crate::distill_cmd;
+use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
+use score_core::fs::write_atomic_all;
+use score_core::samplers::{SampleContext, Sampler};
+use score_core::sigmas::GridKind;
+use score_core::tensor::{from_f64, to_vec_f32};
+use score_io::image::image_grid_png;
+use score_io::npy::{npy_f32_bytes, read_npy_finite};
+use score_nn::Preconditioned;
+use score_train::pipeline::{self, LoadedModel};
+use std::path::Path;
+use std::time::Instant;
+
+pub(crate) fn cmd_ems(c: &Common, a: &EmsArgs) -> Result<()> {
+    let dev = device(&c.device)?;
+    if a.n < 2 || a.points < 2 {
+        bail!("--n and --points: need at least 2 each");
+    }
+    if !(a.sigma_min > 0.0 && a.sigma_max > a.sigma_min && a.sigma_max.is_finite()) {
+        bail!("--sigma-min/--sigma-max: need 0 < min < max < inf");
+    }
+    let (model, precond, _) = pipeline::load_model(&a.checkpoint, &dev)?;
+    let t0 = Instant::now();
+    let est = |stats: Result<
+        score_core::samplers::dpm_solver_v3::ModelStatistics,
+        score_core::ScoreError,
+    >| { stats.map_err(anyhow::Error::from) };
+    let stats = match &model {
+        LoadedModel::Unet(net, [ch, h, w]) => {
+            let images = load_images(&a.data, None)?.balanced_subset(a.n);
+            if images.image_shape != [*ch, *h, *w] {
+                bail!(
+                    "--data: images of shape {:?}, the checkpoint's are {:?}",
+                    images.image_shape,
+                    [ch, h, w]
+                );
+            }
+            let n = images.num_images();
+            let x0 = score_core::tensor::from_f32(images.pixels, [n, *ch, *h, *w], &dev);
+            let den = Preconditioned::new(net, precond);
+            est(
+                score_core::samplers::dpm_solver_v3::ModelStatistics::estimate(
+                    &den,
+                    x0,
+                    a.sigma_min,
+                    a.sigma_max,
+                    a.points,
+                    c.seed(),
+                ),
+            )?
+        }
+        LoadedModel::Mlp(net, d) => {
+            let path = Path::new(&a.data);
+            let arr = read_npy_finite(path)?;
+            let n = arr.rows_of(path, *d)?.min(a.n);
+            let x0 = from_f64(&arr.data[..n * d], [n, *d], &dev);
+            let den = Preconditioned::new(net, precond);
+            est(
+                score_core::samplers::dpm_solver_v3::ModelStatistics::estimate(
+                    &den,
+                    x0,
+                    a.sigma_min,
+                    a.sigma_max,
+                    a.points,
+                    c.seed(),
+                ),
+            )?
+        }
+    };
+    stats.save(&a.out)?;
+    let secs = t0.elapsed().as_secs_f64();
+    emit(
+        c.json,
+        serde_json::json!({"out": a.out, "points": a.points, "n": a.n, "dim": stats.dim, "network_evaluations": 4 * a.points, "seconds": secs}),
+        || {
+            outln!(
+                "statistics of dimension {} at {} λ points ({} batched network evaluations) in {secs:.1} s -> {}",
+                stats.dim,
+                a.points,
+                4 * a.points,
+                a.out.display()
+            )
+        },
+    );
+    Ok(())
+}
+
+/// The conditioning `sample` uses: classes (from --class, or in turn) and --guidance for
+/// a class-conditional UNet; none for an unconditional one (where --class and
+/// --guidance are errors).
+pub(crate) fn image_condition(
+    net: &score_nn::unet::UNet,
+    a: &SampleArgs,
+    dev: &Device,
+) -> Result<pipeline::ImageCondition> {
+    let k = net.label_dim();
+    if k == 0 {
+        if a.class.is_some() || a.guidance != 1.0 {
+            bail!(
+                "--class/--guidance: {} is not class-conditional",
+                a.checkpoint.display()
+            );
+        }
+        return Ok(pipeline::ImageCondition::none());
+    }
+    if let Some(c) = a.class.filter(|&c| c >= k) {
+        bail!("--class {c}: the checkpoint has classes 0..{}", k - 1);
+    }
+    if !a.guidance.is_finite() {
+        bail!("--guidance: must be finite, got {}", a.guidance);
+    }
+    let classes: Vec<usize> = (0..a.n).map(|i| a.class.unwrap_or(i % k)).collect();
+    Ok(pipeline::ImageCondition::classes(
+        &classes, k, a.guidance, dev,
+    ))
+}
+
+/// Refuse `--n 0` and a sample count whose working memory exceeds the machine's
+/// (an estimate: the sampler's states, and the network's activations at full
+/// resolution, about 24 maps of the widest level live at once, plus attention).
+pub(crate) fn ensure_sampling_fits(model: &LoadedModel, n: usize) -> Result<()> {
+    if n == 0 {
+        bail!("--n: need at least one sample");
+    }
+    let n = n as u128;
+    let bytes = match model {
+        LoadedModel::Unet(net, [c, h, w]) => {
+            let px = (*h * *w) as u128;
+            let state = 8 * (*c as u128) * px * 4;
+            let acts = 24 * net.widest_channels() as u128 * px * 4;
+            let attn = 3 * (px / 16).pow(2) * 4;
+            n.saturating_mul(state + acts + attn)
+        }
+        LoadedModel::Mlp(_, d) => n.saturating_mul(8 * 4 * (*d as u128).max(256)),
+    };
+    score_core::limits::ensure_fits("--n", bytes, "use a smaller --n")?;
+    Ok(())
+}
+
+/// `sample --teleport --vp`: the VP path ([`gaussian_score::teleport_sample_vp`]) from the
+/// EDM state `x_t` at σ₀, returned in EDM variables.
+pub(crate) fn teleport_vp(
+    den: &dyn score_core::Denoiser<4>,
+    g: &gaussian_score::GaussianScore,
+    sampler: &Sampler,
+    sigmas: &[f64],
+    x_t: burn::tensor::Tensor<4>,
+    k: usize,
+    ctx: &mut SampleContext<'_, 4>,
+) -> Result<score_core::samplers::SampleOutput<4>> {
+    let deterministic_ddim = matches!(sampler, Sampler::Ddim(o) if o.eta == 0.0);
+    if !(matches!(sampler, Sampler::Euler) || deterministic_ddim) {
+        bail!(
+            "--vp: runs deterministic DDIM in VP coordinates; use --sampler euler, or ddim with --eta 0 (got {})",
+            sampler.name()
+        );
+    }
+    let vp = score_core::samplers::vp_coefficients;
+    let last = *sigmas.last().context("--steps: empty grid")?;
+    let mut out = gaussian_score::teleport_sample_vp(
+        den,
+        g,
+        sigmas,
+        x_t.mul_scalar(vp(sigmas[0]).0),
+        k,
+        ctx,
+    )?;
+    out.x = out.x.div_scalar(vp(last).0);
+    Ok(out)
+}
+
+pub(crate) fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
+    let dev = device(&c.device)?;
+    let weights = match a.weights.as_str() {
+        "ema" => pipeline::Weights::Ema,
+        "raw" => pipeline::Weights::Raw,
+        other => bail!("--weights: '{other}' is neither ema nor raw"),
+    };
+    let (model, precond, meta) = pipeline::load_model_weights(&a.checkpoint, &dev, weights)?;
+    ensure_sampling_fits(&model, a.n)?;
+    if let Some(sigma_gen) = disback::teacher::one_step_sigma(&meta.config) {
+        return distill_cmd::sample_one_step(c, a, &model, &precond, sigma_gen, meta.step, &dev);
+    }
+    let sampler = sampler_from(&a.sampler, c.seed(), &a.sampler_opts)?;
+    let kind = a.grid.parse::<GridKind>()?;
+    let sigmas = match (kind, a.rho) {
+        (GridKind::Karras, Some(rho)) => {
+            let (lo, hi) = kind.default_range();
+            score_core::sigmas::karras_sigmas(
+                a.steps,
+                a.sigma_min.unwrap_or(lo),
+                a.sigma_max.unwrap_or(hi),
+                rho,
+            )?
+        }
+        (_, Some(_)) => bail!("--rho applies to the karras grid, not {}", a.grid),
+        (_, None) => kind.build_or_default(a.steps, a.sigma_min, a.sigma_max)?,
+    };
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let t0 = Instant::now();
+    let pb = (!c.json).then(|| bar((sigmas.len() - 1) as u64, "sample"));
+    let mut teleport_k: Option<usize> = None;
+    let mut calibration_nfe = 0;
+    // Classifier-free guidance costs two network calls per denoiser evaluation.
+    let mut calls_per_eval = 1;
+    let mut pngs: Option<Vec<u8>> = None;
+    let (values, shape, nfe) = match &model {
+        LoadedModel::Unet(net, [ch, h, w]) => {
+            let shape = [a.n, *ch, *h, *w];
+            let z = initial_noise(a.noise.as_deref(), &shape, c.seed(), &dev)?;
+            let noise = score_core::tensor::from_f32(z, shape, &dev);
+            let condition = image_condition(net, a, &dev)?;
+            if condition.cond.is_some() && condition.guidance != 1.0 {
+                calls_per_eval = 2;
+            }
+            let out = match &a.teleport {
+                None => pipeline::generate_images(
+                    net,
+                    precond,
+                    &sampler,
+                    &sigmas,
+                    noise,
+                    &condition,
+                    |i, _| {
+                        if let Some(b) = &pb {
+                            b.set_position(i as u64)
+                        }
+                    },
+                )?,
+                Some(_) if condition.cond.is_some() => {
+                    bail!(
+                        "--teleport: the Gaussian model is unconditional; this checkpoint is class-conditional"
+                    )
+                }
+                Some(model) => {
+                    let g = gaussian_score::ScoreModel::load(model)?;
+                    let g = g.gaussian()?;
+                    let den = Preconditioned::new(net, precond);
+                    let x_t = noise.mul_scalar(sigmas[0]);
+                    let skip = gaussian_score::Skip::from_options(
+                        &a.skip,
+                        a.skip_sigma,
+                        a.skip_threshold,
+                    )?;
+                    let probes = x_t.clone().narrow(0, 0, x_t.dims()[0].min(16));
+                    let (k, calib) = skip.resolve(&den, g, &sigmas, probes, None)?;
+                    calibration_nfe = calib;
+                    teleport_k = Some(k);
+                    let mut ctx = gaussian_score::teleport::progress(|i, _| {
+                        if let Some(b) = &pb {
+                            b.set_position((k + i) as u64)
+                        }
+                    });
+                    if a.vp {
+                        teleport_vp(&den, g, &sampler, &sigmas, x_t, k, &mut ctx)?
+                    } else {
+                        gaussian_score::teleport_sample(
+                            &den, g, &sampler, &sigmas, x_t, k, &mut ctx,
+                        )?
+                    }
+                }
+            };
+            let v = to_vec_f32(out.x)?;
+            let png = image_grid_png(&v, shape, (a.n as f64).sqrt().ceil() as usize)?;
+            pngs = Some(png);
+            (v, shape.to_vec(), out.nfe)
+        }
+        LoadedModel::Mlp(net, d) => {
+            if a.teleport.is_some() || a.vp {
+                bail!("--teleport is implemented for image (UNet) checkpoints");
+            }
+            let shape = [a.n, *d];
+            let z = initial_noise(a.noise.as_deref(), &shape, c.seed(), &dev)?;
+            let x = from_f64(
+                &z.iter().map(|&v| v as f64 * sigmas[0]).collect::<Vec<_>>(),
+                shape,
+                &dev,
+            );
+            let den = Preconditioned::new(net, precond);
+            let out = sampler.sample(&den, &sigmas, x, &mut SampleContext::new())?;
+            (to_vec_f32(out.x)?, shape.to_vec(), out.nfe)
+        }
+    };
+    if let Some(b) = pb {
+        b.finish_and_clear();
+    }
+    // Both files or neither: a failure never leaves a new one beside an old one.
+    let npy = npy_f32_bytes(&shape, &values)?;
+    let (npy_path, png_path) = (a.out.join("samples.npy"), a.out.join("samples.png"));
+    let mut files: Vec<(&Path, &[u8])> = vec![(&npy_path, &npy)];
+    if let Some(p) = &pngs {
+        files.push((&png_path, p));
+    }
+    write_atomic_all(&files)?;
+    let secs = t0.elapsed().as_secs_f64();
+    emit(
+        c.json,
+        serde_json::json!({"checkpoint": a.checkpoint, "trained_steps": meta.step, "sampler": sampler.name(), "steps": a.steps, "nfe": nfe + calibration_nfe, "calibration_nfe": calibration_nfe, "network_calls": nfe * calls_per_eval + calibration_nfe, "teleport_skip": teleport_k, "n": a.n, "seconds": secs, "out": a.out}),
+        || {
+            outln!(
+                "{} samples with {} ({} NFE{}) in {secs:.1} s -> {}",
+                a.n,
+                sampler.name(),
+                nfe + calibration_nfe,
+                if calibration_nfe > 0 {
+                    format!(", of which {calibration_nfe} for the automatic skip")
+                } else {
+                    String::new()
+                },
+                a.out.display()
+            )
+        },
+    );
+    Ok(())
+}
+
+pub(crate) fn cmd_sigmas(c: &Common, a: &SigmasArgs) -> Result<()> {
+    let s = a
+        .grid
+        .parse::<GridKind>()?
+        .build_or_default(a.steps, a.sigma_min, a.sigma_max)?;
+    emit(
+        c.json,
+        serde_json::json!({"grid": a.grid, "sigmas": s}),
+        || {
+            for (i, v) in s.iter().enumerate() {
+                outln!("{i:4}  {v:.6}");
+            }
+        },
+    );
+    Ok(())
+}

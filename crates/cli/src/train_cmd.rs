@@ -1,0 +1,343 @@
+//! `scorelab train`: the run's settings from flags or, on `--resume`, from the
+//! checkpoint; then the library's training loop.
+
+use crate::args::*;
+use crate::common::*;
+use anyhow::{Context, Result, bail};
+use score_nn::mlp::MlpConfig;
+use score_train::checkpoint::CheckpointFile;
+use score_train::pipeline::{self, ModelSpec};
+use score_train::train::{ImageData, TrainConfig, TrainOutput, VectorData, train};
+use std::path::Path;
+use std::time::Instant;
+
+/// What `train` records of its command line in the checkpoint (`config.extra.cli`), so
+/// that `--resume` can rebuild the run and refuse changes that would break it.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+pub(crate) struct RunRecord {
+    pub(crate) data: String,
+    pub(crate) subset: usize,
+    pub(crate) channels: usize,
+    #[serde(default = "no_cond")]
+    pub(crate) cond: String,
+    /// The augmentation objective, absent for plain denoising.
+    #[serde(default)]
+    pub(crate) augment: Option<scoreaug::Augment>,
+}
+
+/// The augmentation the flags ask for (`None` for plain denoising).
+pub(crate) fn augment_of(a: &TrainArgs) -> Result<Option<scoreaug::Augment>> {
+    let mode = scoreaug::Mode::parse(a.augment.as_deref().unwrap_or("none"))?;
+    let extra = a.aug_p.is_some() || a.aug_transforms.is_some() || a.no_aug_cond;
+    if mode == scoreaug::Mode::None {
+        if extra {
+            bail!("--aug-p, --aug-transforms and --no-aug-cond need --augment");
+        }
+        return Ok(None);
+    }
+    let kinds = match &a.aug_transforms {
+        Some(t) => scoreaug::transforms::Kind::parse_list(t)?,
+        None => scoreaug::transforms::Kind::ALL.to_vec(),
+    };
+    Ok(Some(scoreaug::Augment::new(
+        mode,
+        a.aug_p.unwrap_or(0.5),
+        kinds,
+        !a.no_aug_cond,
+    )?))
+}
+
+pub(crate) fn no_cond() -> String {
+    "none".into()
+}
+
+/// `--lr-schedule`: `constant` or `inverse-sqrt:REF_STEPS`.
+pub(crate) fn parse_schedule(s: &str) -> Result<score_train::train::LrSchedule> {
+    use score_train::train::LrSchedule;
+    Ok(match s.split_once(':') {
+        None if s == "constant" => LrSchedule::Constant,
+        Some(("inverse-sqrt", r)) => LrSchedule::InverseSqrt {
+            ref_steps: r
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--lr-schedule: '{r}' is not a step count"))?,
+        },
+        _ => bail!("--lr-schedule: '{s}' is neither constant nor inverse-sqrt:REF_STEPS"),
+    })
+}
+
+/// `--adam-betas b1,b2`.
+pub(crate) fn parse_betas(s: &str) -> Result<[f64; 2]> {
+    let v: Vec<f64> = s
+        .split(',')
+        .map(|x| x.trim().parse::<f64>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| anyhow::anyhow!("--adam-betas: '{s}' is not two numbers b1,b2"))?;
+    match v[..] {
+        [a, b] => Ok([a, b]),
+        _ => bail!("--adam-betas: '{s}' is not two numbers b1,b2"),
+    }
+}
+
+/// `--batches`.
+pub(crate) fn parse_batches(s: &str) -> Result<score_train::train::BatchOrder> {
+    use score_train::train::BatchOrder;
+    Ok(match s {
+        "epochs" => BatchOrder::Epochs,
+        "replacement" => BatchOrder::Replacement,
+        _ => bail!("--batches: '{s}' is neither epochs nor replacement"),
+    })
+}
+
+/// The run's settings: from the flags, or on `--resume` from the checkpoint with the
+/// changes the flags may make (lr, clipping, steps, checkpoint interval).
+pub(crate) fn train_settings(
+    c: &Common,
+    a: &TrainArgs,
+    ck_path: &Path,
+    resume: Option<&CheckpointFile>,
+) -> Result<(TrainConfig, RunRecord)> {
+    let Some(ck) = resume else {
+        let mut cfg = pipeline::demo_train_config(a.steps.unwrap_or(2000), c.seed());
+        cfg.batch_size = a.batch_size.unwrap_or(cfg.batch_size);
+        cfg.lr = a.lr.unwrap_or(cfg.lr);
+        cfg.grad_clip = a
+            .grad_clip
+            .map_or(cfg.grad_clip, |g| (g > 0.0).then_some(g));
+        cfg.checkpoint_every = a.checkpoint_every.unwrap_or(cfg.checkpoint_every);
+        cfg.weight_decay = a.weight_decay.unwrap_or(cfg.weight_decay);
+        if let Some(b) = &a.adam_betas {
+            cfg.adam_betas = parse_betas(b)?;
+        }
+        if let Some(sch) = &a.lr_schedule {
+            cfg.lr_schedule = parse_schedule(sch)?;
+        }
+        cfg.grad_accumulation = a.grad_accumulation.unwrap_or(cfg.grad_accumulation);
+        if let Some(b) = &a.batches {
+            cfg.batches = parse_batches(b)?;
+        }
+        let cond = a.cond.clone().unwrap_or_else(no_cond);
+        if !matches!(cond.as_str(), "none" | "class") {
+            bail!("--cond: '{cond}' is neither none nor class");
+        }
+        cfg.label_dropout = match (cond.as_str(), a.label_dropout) {
+            ("none", Some(_)) => bail!("--label-dropout needs --cond class"),
+            (_, p) => p.unwrap_or(if cond == "class" { 0.1 } else { 0.0 }),
+        };
+        let rec = RunRecord {
+            data: a
+                .data
+                .clone()
+                .unwrap_or_else(|| "fashion-mnist-test".into()),
+            subset: a.subset.unwrap_or(0),
+            channels: a.channels.unwrap_or(32),
+            cond,
+            augment: augment_of(a)?,
+        };
+        return Ok((cfg, rec));
+    };
+    let mut cfg: TrainConfig = serde_json::from_value(ck.meta.config["train"].clone())
+        .with_context(|| format!("{}: config.train", ck_path.display()))?;
+    let rec: RunRecord = serde_json::from_value(ck.meta.config["extra"]["cli"].clone())
+        .with_context(|| {
+            format!(
+                "{}: config.extra.cli (written by `scorelab train`; this checkpoint was not, so it cannot be resumed from the CLI)",
+                ck_path.display()
+            )
+        })?;
+    fixed_on_resume("--seed", c.seed_arg, ck.meta.seed, ck_path)?;
+    cfg.batch_size = fixed_on_resume("--batch-size", a.batch_size, cfg.batch_size, ck_path)?;
+    fixed_on_resume(
+        "--sigma-data",
+        a.sigma_data,
+        cfg.precond.sigma_data(),
+        ck_path,
+    )?;
+    let rec = RunRecord {
+        data: fixed_on_resume("--data", a.data.clone(), rec.data, ck_path)?,
+        subset: fixed_on_resume("--subset", a.subset, rec.subset, ck_path)?,
+        channels: fixed_on_resume("--channels", a.channels, rec.channels, ck_path)?,
+        cond: fixed_on_resume("--cond", a.cond.clone(), rec.cond, ck_path)?,
+        augment: rec.augment,
+    };
+    let asked =
+        a.augment.is_some() || a.aug_p.is_some() || a.aug_transforms.is_some() || a.no_aug_cond;
+    if asked {
+        let json = |x: &Option<scoreaug::Augment>| serde_json::to_string(x).unwrap_or_default();
+        if json(&augment_of(a)?) != json(&rec.augment) {
+            bail!(
+                "--augment/--aug-*: {} was trained with {}, and --resume cannot change it",
+                ck_path.display(),
+                json(&rec.augment)
+            );
+        }
+    }
+    fixed_on_resume(
+        "--label-dropout",
+        a.label_dropout,
+        cfg.label_dropout,
+        ck_path,
+    )?;
+    fixed_on_resume("--weight-decay", a.weight_decay, cfg.weight_decay, ck_path)?;
+    let betas = a.adam_betas.as_deref().map(parse_betas).transpose()?;
+    let fmt = |b: [f64; 2]| format!("{},{}", b[0], b[1]);
+    fixed_on_resume("--adam-betas", betas.map(fmt), fmt(cfg.adam_betas), ck_path)?;
+    let batches = a.batches.as_deref().map(parse_batches).transpose()?;
+    let name = |b: score_train::train::BatchOrder| format!("{b:?}").to_lowercase();
+    fixed_on_resume("--batches", batches.map(name), name(cfg.batches), ck_path)?;
+    let mut changes = Vec::new();
+    if let Some(lr) = a.lr.filter(|&lr| lr != cfg.lr) {
+        changes.push(format!("lr {} -> {lr}", cfg.lr));
+        cfg.lr = lr;
+    }
+    if let Some(g) = a.grad_clip.map(|g| (g > 0.0).then_some(g))
+        && g != cfg.grad_clip
+    {
+        changes.push(format!("grad-clip {:?} -> {g:?}", cfg.grad_clip));
+        cfg.grad_clip = g;
+    }
+    if let Some(st) = a.steps.filter(|&st| st != cfg.steps) {
+        changes.push(format!("steps {} -> {st}", cfg.steps));
+        cfg.steps = st;
+    }
+    if let Some(sch) = a.lr_schedule.as_deref().map(parse_schedule).transpose()?
+        && sch != cfg.lr_schedule
+    {
+        changes.push(format!("lr-schedule {:?} -> {sch:?}", cfg.lr_schedule));
+        cfg.lr_schedule = sch;
+    }
+    if let Some(k) = a.grad_accumulation.filter(|&k| k != cfg.grad_accumulation) {
+        changes.push(format!(
+            "grad-accumulation {} -> {k}",
+            cfg.grad_accumulation
+        ));
+        cfg.grad_accumulation = k;
+    }
+    if let Some(k) = a.checkpoint_every.filter(|&k| k != cfg.checkpoint_every) {
+        changes.push(format!("checkpoint-every {} -> {k}", cfg.checkpoint_every));
+        cfg.checkpoint_every = k;
+    }
+    eprintln!(
+        "resuming {} at step {}{}",
+        ck_path.display(),
+        ck.meta.step,
+        if changes.is_empty() {
+            String::new()
+        } else {
+            format!(" with {}", changes.join(", "))
+        }
+    );
+    Ok((cfg, rec))
+}
+
+pub(crate) fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
+    let dev = device(&c.device)?.autodiff();
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let ck_path = a.out.join("checkpoint.safetensors");
+    guard_existing_run(a.resume, a.overwrite, &a.out, &ck_path)?;
+    let resume = if a.resume && ck_path.exists() {
+        Some(CheckpointFile::read(&ck_path)?)
+    } else {
+        None
+    };
+    let (mut cfg, rec) = train_settings(c, a, &ck_path, resume.as_ref())?;
+    // A new run's EDM preconditioning takes σ_data from --sigma-data or the data.
+    let mut set_sigma_data = |values: &mut dyn Iterator<Item = f64>| -> Result<()> {
+        if resume.is_none() {
+            let sd = a
+                .sigma_data
+                .unwrap_or_else(|| score_core::precond::sigma_data_of(values));
+            if !(sd > 0.0 && sd.is_finite()) {
+                bail!("--sigma-data: must be positive and finite, got {sd} (constant data?)");
+            }
+            cfg.precond = score_core::Precond::edm(sd);
+        }
+        Ok(())
+    };
+    dev.seed(cfg.seed);
+    let out = TrainOutput {
+        keep_checkpoints: a.keep_checkpoints,
+        checkpoint: Some(ck_path.clone()),
+        log: Some(a.out.join("train.jsonl")),
+        progress: !c.json,
+        stop_after: None,
+    };
+    let with_record = |spec: ModelSpec| -> Result<serde_json::Value> {
+        let mut extra = spec.to_json();
+        extra["cli"] = serde_json::to_value(&rec)?;
+        Ok(extra)
+    };
+    let t0 = Instant::now();
+    let (step, loss) = if rec.data.ends_with(".npy") {
+        let path = Path::new(&rec.data);
+        let arr = score_io::npy::read_npy_finite(path)?;
+        let (_, d) = arr.matrix(path)?;
+        if rec.cond != "none" {
+            bail!(
+                "--cond class: {} has no labels (class conditioning needs an image data set)",
+                rec.data
+            );
+        }
+        if rec.augment.is_some() {
+            bail!(
+                "--augment: {} holds vectors; augmentation needs images",
+                rec.data
+            );
+        }
+        set_sigma_data(&mut arr.data.iter().copied())?;
+        let mlp = MlpConfig::new(d).with_seed(cfg.seed);
+        let extra = with_record(ModelSpec::mlp(&mlp, &rec.data))?;
+        let data = VectorData {
+            data: arr.data,
+            dim: d,
+        };
+        let r = train(mlp.init(&dev), &data, &cfg, extra, &out, resume.as_ref())?;
+        (r.step, r.last_loss)
+    } else {
+        let mut images = load_images(&rec.data, a.data_dir.as_deref())?;
+        if rec.subset > 0 {
+            images = images.balanced_subset(rec.subset);
+            images.source = format!("{} (balanced subset of {})", images.source, rec.subset);
+        }
+        set_sigma_data(&mut images.pixels.iter().map(|&v| v as f64))?;
+        let mut unet = pipeline::demo_unet_config().with_model_channels(rec.channels);
+        unet.resolution = images.image_shape[1];
+        unet.in_channels = images.image_shape[0];
+        let use_labels = rec.cond == "class";
+        if use_labels {
+            unet.label_dim = images.num_classes;
+        }
+        if rec.augment.is_some() {
+            unet.augment_dim = scoreaug::AUGMENT_DIM;
+        }
+        unet.validate()
+            .map_err(|e| anyhow::anyhow!("{} images: {e}", images.source))?;
+        let extra = with_record(ModelSpec::unet(&unet, images.image_shape, &images.source))?;
+        let data = ImageData { images, use_labels };
+        let objective: &dyn score_train::train::Objective<4> = match &rec.augment {
+            Some(aug) => aug,
+            None => &score_train::train::Denoising,
+        };
+        let r = score_train::train::train_with(
+            unet.init(&dev),
+            &data,
+            &cfg,
+            objective,
+            extra,
+            &out,
+            resume.as_ref(),
+        )?;
+        (r.step, r.last_loss)
+    };
+    let secs = t0.elapsed().as_secs_f64();
+    emit(
+        c.json,
+        serde_json::json!({"checkpoint": ck_path, "step": step, "loss": loss, "seconds": secs}),
+        || {
+            outln!(
+                "trained to step {step} (loss {loss:.4}) in {secs:.1} s; checkpoint {}",
+                ck_path.display()
+            )
+        },
+    );
+    Ok(())
+}
