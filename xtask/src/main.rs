@@ -110,7 +110,7 @@ enum Task {
     },
     /// Run an experiment and write its report.
     Experiment {
-        /// teleport, gaussian-ev, scoreaug or disback.
+        /// teleport, gaussian-ev, ev-training, ntk, scoreaug, disback or musicscore.
         name: String,
         /// Checkpoint (default: the shipped demo checkpoint).
         #[arg(long)]

@@ -355,7 +355,7 @@ fn heun_via_score_core_on_the_gaussian_denoiser_tensor_path() {
 
 #[test]
 fn vp_form_is_the_edm_form_under_the_change_of_variables() {
-    // VP state x_t = α_t·x_edm with σ_edm = σ_t/α_t (edm-core.md). On EDM's VP schedule
+    // VP state x_t = α_t·x_edm with σ_edm = σ_t/α_t (EDM Table 1, VP column). On EDM's VP schedule
     // α = 1/sqrt(1 + σ_edm²), so the VP solution from (α_T, σ_T) to (α_t, σ_t) must equal
     // α_t · pf_solution(x_T/α_T, σ_T/α_T → σ_t/α_t).
     let g = rank8();

@@ -1,4 +1,4 @@
-//! Sample-quality metrics that need no downloaded network (edm-core.md, "Metrics").
+//! Sample-quality metrics that need no downloaded network (the sample metrics of docs/score-core.md).
 //!
 //! All take row-major `f64` arrays `[n, d]`. Sample-based metrics are estimates: report
 //! them with the sample sizes used.

@@ -2,7 +2,7 @@
 //! 2-D toy sets, and their exact denoisers (the references samplers are tested against).
 //!
 //! For p = Σ_k π_k N(μ_k, diag(v_k)), the noisy marginal is p_σ = Σ_k π_k N(μ_k,
-//! diag(v_k + σ²)) and (edm-core.md, "Exact references")
+//! diag(v_k + σ²)) and (Tweedie's formula, E[x₀ | x_σ], per component)
 //! D(x; σ) = Σ_k w_k(x)·[μ_k + v_k/(v_k + σ²)·(x − μ_k)],
 //! w_k = softmax_k(log π_k − ½ Σ_j log(v_kj + σ²) − ½ Σ_j (x_j − μ_kj)²/(v_kj + σ²)),
 //! computed in log space so that it stays finite from σ = 0.002 to σ = 80. Full

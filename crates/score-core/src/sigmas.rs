@@ -242,7 +242,7 @@ mod tests {
 
     #[test]
     fn karras_matches_edm_reference_values() {
-        // Reference values of the spec (edm-core.md), N = 18, given to 4 decimals (or
+        // EDM Eq. 5 at its defaults (σ 0.002–80, ρ = 7), N = 18, given to 4 decimals (or
         // 5 significant digits); we check each to 1e-4 absolute or 5e-5 relative.
         let reference = [
             80.0, 57.586, 40.7856, 28.3746, 19.3525, 12.9101, 8.4009, 5.3152, 3.2568, 1.9233,

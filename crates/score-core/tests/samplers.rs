@@ -1,4 +1,4 @@
-//! Samplers against closed forms on Gaussian data (edm-core.md, "Exact references").
+//! Samplers against closed forms on Gaussian data (Gaussian data, where the PF-ODE has a closed form).
 
 use burn::tensor::{DType, Device};
 use score_core::metrics::{loglog_slope, moments};
