@@ -492,9 +492,9 @@ fn main() -> Result<()> {
                         s.split(',').map(|v| Ok(v.trim().parse::<u64>()?)).collect()
                     };
                     let mut o = if quick {
-                        scoreaug::study::StudyOptions::quick()
+                        scorelab_experiments::scoreaug::StudyOptions::quick()
                     } else {
-                        scoreaug::study::StudyOptions::full()
+                        scorelab_experiments::scoreaug::StudyOptions::full()
                     };
                     if !quick {
                         o.sizes = vec![64];
@@ -512,33 +512,38 @@ fn main() -> Result<()> {
                     }
                     let fid = heldout_fid(&device)?;
                     let t0 = std::time::Instant::now();
-                    scoreaug::study::run_study(&o, &out, fid.as_ref().map(|(n, r)| (n, r)), |r| {
-                        eprintln!(
-                            "{:24} n={:4} seed={} held-out {:.3} train {:.3} gap {:+.3} leak {:.3} mem {:.3} fid {:?} {:.0}s (total {:.0}s)",
-                            r.arm,
-                            r.size,
-                            r.seed,
-                            r.curve.last().map_or(f64::NAN, |c| c.2),
-                            r.curve.last().map_or(f64::NAN, |c| c.1),
-                            r.report.relative_gap,
-                            r.report.leakage_rate,
-                            r.report.memorization_rate,
-                            r.report.fid.map(|f| (f.fid * 10.0).round() / 10.0),
-                            r.seconds,
-                            t0.elapsed().as_secs_f64()
-                        )
-                    })?;
+                    scorelab_experiments::scoreaug::run_study(
+                        &o,
+                        &out,
+                        fid.as_ref().map(|(n, r)| (n, r)),
+                        |r| {
+                            eprintln!(
+                                "{:24} n={:4} seed={} held-out {:.3} train {:.3} gap {:+.3} leak {:.3} mem {:.3} fid {:?} {:.0}s (total {:.0}s)",
+                                r.arm,
+                                r.size,
+                                r.seed,
+                                r.curve.last().map_or(f64::NAN, |c| c.2),
+                                r.curve.last().map_or(f64::NAN, |c| c.1),
+                                r.report.relative_gap,
+                                r.report.leakage_rate,
+                                r.report.memorization_rate,
+                                r.report.fid.map(|f| (f.fid * 10.0).round() / 10.0),
+                                r.seconds,
+                                t0.elapsed().as_secs_f64()
+                            )
+                        },
+                    )?;
                     println!("{}", std::fs::read_to_string(out.join("scoreaug.md"))?);
                 }
                 "disback" if report_only => {
-                    disback::study::rewrite_report(&out)?;
+                    scorelab_experiments::disback::rewrite_report(&out)?;
                     println!("{}", std::fs::read_to_string(out.join("disback.md"))?);
                 }
                 "disback" => {
                     let mut o = if quick {
-                        disback::study::StudyOptions::quick()
+                        scorelab_experiments::disback::StudyOptions::quick()
                     } else {
-                        disback::study::StudyOptions::full()
+                        scorelab_experiments::disback::StudyOptions::full()
                     };
                     if let Some(s) = &seeds {
                         o.seeds = s
@@ -552,9 +557,12 @@ fn main() -> Result<()> {
                     }
                     let fid = heldout_fid(&device)?;
                     let t0 = std::time::Instant::now();
-                    disback::study::run_study(&o, &out, fid.as_ref().map(|(n, r)| (n, r)), |m| {
-                        eprintln!("[{:6.0} s] {m}", t0.elapsed().as_secs_f64())
-                    })?;
+                    scorelab_experiments::disback::run_study(
+                        &o,
+                        &out,
+                        fid.as_ref().map(|(n, r)| (n, r)),
+                        |m| eprintln!("[{:6.0} s] {m}", t0.elapsed().as_secs_f64()),
+                    )?;
                     println!("{}", std::fs::read_to_string(out.join("disback.md"))?);
                 }
                 "gaussian-ev" => {

@@ -18,9 +18,12 @@
 //! - [`distill`]: Stage 2 (and the baseline): the run, its checkpoints and exact resume.
 //! - [`measures`]: the study's exact metrics on mixtures (cross-entropy, mode coverage
 //!   and weights, score mismatch).
-//! - [`study`], [`study_images`], [`study_report`]: `cargo xtask experiment disback`
-//!   (2-D and 16-D mixtures with exact scores, the controls, the shipped Fashion-MNIST
-//!   UNet distilled to one step; `docs/disback.md` holds the results).
+//! - [`run`]: where a run writes and how it reports; [`targets`]: the spec's mixtures
+//!   and the study's MLP.
+//!
+//! The study (`cargo xtask experiment disback`: 2-D and 16-D mixtures with exact
+//! scores, the controls, the shipped Fashion-MNIST UNet distilled to one step;
+//! `docs/disback.md` holds the results) is `scorelab_experiments::disback`.
 //!
 //! Networks go through score-nn's `ScoreNetwork`/`Preconditioned`, and every update
 //! through score-train's `train::Learner` (AdamW, clipping, EMA) and DSM objective.
@@ -51,10 +54,7 @@ pub mod gradient;
 pub mod measures;
 pub mod path;
 pub mod run;
-pub mod study;
-pub mod study_images;
-pub mod study_records;
-pub mod study_report;
+pub mod targets;
 pub mod teacher;
 
 pub use error::{DisbackError, Result};

@@ -5,7 +5,7 @@ use burn::tensor::Device;
 use disback::config::{DistillConfig, Method};
 use disback::distill::{Distiller, RunOutput};
 use disback::measures::basin_shares;
-use disback::study::{mlp, ring8};
+use disback::targets::{mlp, ring8};
 use disback::teacher::Teacher;
 use score_core::Precond;
 use score_core::tensor::{randn, stream_rng, to_vec_f64};

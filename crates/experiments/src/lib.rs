@@ -10,6 +10,13 @@
 //!   sweeps over the skip, and the explained variance over training.
 //! - [`ntk`]: the NTK studies (Han et al. 2024): every study of `ntk_theory::study` and
 //!   `ntk_theory::decomposition`, written as `ntk.md`, `ntk.json` and SVG plots.
+//! - [`scoreaug`]: the ScoreAug overfitting study (Hou et al. 2025): arms × training-set
+//!   sizes × seeds, train and held-out loss over training, the measures.
+//! - [`disback`]: the DisBack study (Zhang et al. 2024): DisBack against plain score
+//!   distillation and the controls on the mixtures, and the image part on the shipped
+//!   UNet; `records` holds its serde records, `report` the markdown and plots.
 
+pub mod disback;
 pub mod gaussian;
 pub mod ntk;
+pub mod scoreaug;

@@ -28,7 +28,6 @@
 pub mod error;
 pub mod measures;
 pub mod objective;
-pub mod study;
 pub mod theory;
 pub mod transforms;
 

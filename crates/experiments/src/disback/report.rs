@@ -5,8 +5,8 @@ use std::path::Path;
 
 use score_eval::plot::{Plot, Series};
 
-use crate::error::Result;
-use crate::study_records::{Report, RunRecord};
+use crate::disback::records::{Report, RunRecord};
+use disback::error::Result;
 
 fn interval(v: &Option<[f64; 3]>) -> String {
     match v {
@@ -98,8 +98,8 @@ pub fn markdown(r: &Report) -> String {
 /// Median over the runs of `f` at each measurement index.
 fn median_curve(
     runs: &[&RunRecord],
-    x: fn(&crate::study_records::Point) -> f64,
-    f: fn(&crate::study_records::Point) -> f64,
+    x: fn(&crate::disback::records::Point) -> f64,
+    f: fn(&crate::disback::records::Point) -> f64,
 ) -> Vec<(f64, f64)> {
     let n = runs.iter().map(|r| r.points.len()).min().unwrap_or(0);
     (0..n)
@@ -131,12 +131,12 @@ pub fn plots(r: &Report, out: &Path) -> Result<()> {
         for (xname, x, file) in [
             (
                 "generator steps",
-                (|p: &crate::study_records::Point| p.step as f64) as fn(&_) -> f64,
+                (|p: &crate::disback::records::Point| p.step as f64) as fn(&_) -> f64,
                 "steps",
             ),
             (
                 "network updates (Stage 1 counted)",
-                |p: &crate::study_records::Point| p.updates as f64,
+                |p: &crate::disback::records::Point| p.updates as f64,
                 "updates",
             ),
         ] {

@@ -14,10 +14,10 @@ use score_eval::fid::{FidEstimate, FidInception, FidReference, quantize_signed};
 use score_nn::unet::UNet;
 use score_train::pipeline;
 
-use crate::config::{DistillConfig, Method};
-use crate::distill::{Distiller, RunOutput};
-use crate::error::Result;
-use crate::teacher::Teacher;
+use disback::config::{DistillConfig, Method};
+use disback::distill::{Distiller, RunOutput};
+use disback::error::Result;
+use disback::teacher::Teacher;
 
 /// Settings of the image part: distil the shipped Fashion-MNIST UNet.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -184,23 +184,24 @@ pub fn run_images(
         let stage1 = t1.elapsed().as_secs_f64();
         let mut points = Vec::new();
         let mut measuring = 0.0;
-        let mut observe =
-            |dist: &Distiller<'_, 4, UNet>, _: Option<&crate::distill::StepStats>| -> Result<()> {
-                if !dist.step().is_multiple_of(o.every.max(1)) && dist.step() != o.steps {
-                    return Ok(());
-                }
-                let tm = Instant::now();
-                let x = to_vec_f32(dist.sample(z_eval.clone()))?;
-                points.push(ImagePoint {
-                    step: dist.step(),
-                    updates: dist.updates(),
-                    seconds: t1.elapsed().as_secs_f64() - measuring,
-                    fd_to_teacher: pca.fd(&x, heun_eval)?,
-                    fd_to_heldout: pca.fd(&x, held_eval)?,
-                });
-                measuring += tm.elapsed().as_secs_f64();
-                Ok(())
-            };
+        let mut observe = |dist: &Distiller<'_, 4, UNet>,
+                           _: Option<&disback::distill::StepStats>|
+         -> Result<()> {
+            if !dist.step().is_multiple_of(o.every.max(1)) && dist.step() != o.steps {
+                return Ok(());
+            }
+            let tm = Instant::now();
+            let x = to_vec_f32(dist.sample(z_eval.clone()))?;
+            points.push(ImagePoint {
+                step: dist.step(),
+                updates: dist.updates(),
+                seconds: t1.elapsed().as_secs_f64() - measuring,
+                fd_to_teacher: pca.fd(&x, heun_eval)?,
+                fd_to_heldout: pca.fd(&x, held_eval)?,
+            });
+            measuring += tm.elapsed().as_secs_f64();
+            Ok(())
+        };
         dist.run(&RunOutput::default(), &mut observe)?;
         let samples = to_vec_f32(dist.sample(z_fid.clone()))?;
         score_core::fs::write_atomic(&out.join(format!("image-{name}.png")), &grid(&samples)?)?;

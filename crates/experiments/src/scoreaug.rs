@@ -1,6 +1,6 @@
 //! The CPU-scale overfitting study (`cargo xtask experiment scoreaug`): arms × seeds ×
 //! training-set sizes, each trained by score-core's one loop with its objective, the
-//! train and held-out loss recorded over training, and the [`crate::measures`] of the
+//! train and held-out loss recorded over training, and the [`scoreaug::measures`] of the
 //! final EMA model. Writes `scoreaug.json`, `scoreaug.md`, `heldout_loss_<n>.svg` and a
 //! sample grid per arm.
 
@@ -14,10 +14,10 @@ use score_nn::unet::UNetConfig;
 use score_train::pipeline;
 use score_train::train::{ImageData, Objective, TrainOutput, train_with};
 
-use crate::error::Result;
-use crate::measures::{self, MeasureOptions, Model, Report};
-use crate::objective::{AUGMENT_DIM, Augment, Mode};
-use crate::transforms::Kind;
+use scoreaug::error::Result;
+use scoreaug::measures::{self, MeasureOptions, Model, Report};
+use scoreaug::objective::{AUGMENT_DIM, Augment, Mode};
+use scoreaug::transforms::Kind;
 
 /// One arm of the study.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -252,7 +252,7 @@ fn run_one(
         net: &ema,
         precond: cfg.precond,
         kinds,
-        omega_slot: crate::objective::omega_slot(arm.augment.as_ref()),
+        omega_slot: scoreaug::objective::omega_slot(arm.augment.as_ref()),
     };
     let mut mo = o.measure.clone();
     mo.seed = seed;
@@ -396,7 +396,7 @@ pub fn run_study(
     let mut arms = arms()?;
     if let Some(keep) = &o.arms {
         if let Some(bad) = keep.iter().find(|k| !arms.iter().any(|a| &a.name == *k)) {
-            return Err(crate::AugError::invalid(
+            return Err(scoreaug::AugError::invalid(
                 "arms",
                 format!("unknown arm '{bad}'"),
             ));

@@ -3,50 +3,26 @@
 //! (A) exact and (B) an MLP trained by DSM, the baseline, DisBack and the controls, and
 //! the exact measures along training. `cargo xtask experiment disback` drives it.
 
+pub mod images;
+pub mod records;
+pub mod report;
+
 use burn::tensor::Device;
 use score_core::Precond;
 use score_core::mixture::GaussianMixture;
 use score_core::precond::sigma_data_of;
 use score_core::tensor::{randn, stream_rng, to_vec_f64};
-use score_nn::mlp::{MlpConfig, MlpDenoiser};
+use score_nn::mlp::MlpDenoiser;
 use score_train::train::{TrainConfig, TrainOutput, VectorData, train};
 
-use crate::config::{DistillConfig, Method, Order};
-use crate::distill::{Distiller, RunOutput};
-use crate::error::{DisbackError, Result};
-use crate::measures::{mixture_measures, score_mismatch};
-pub use crate::study_images::ImageOptions;
-pub use crate::study_records::{MixtureRun, Point, Report, RunRecord, StudyOptions, Summary};
-use crate::teacher::Teacher;
-
-/// The spec's 2-D mixture: 8 modes on a circle of radius 4, standard deviation 0.15,
-/// weights proportional to 1, 2, …, 8 (counter-clockwise from angle 0).
-pub fn ring8() -> GaussianMixture {
-    let means = (0..8)
-        .map(|k| {
-            let a = std::f64::consts::TAU * k as f64 / 8.0;
-            vec![4.0 * a.cos(), 4.0 * a.sin()]
-        })
-        .collect();
-    GaussianMixture::new(
-        (1..=8).map(f64::from).collect(),
-        means,
-        vec![vec![0.0225; 2]; 8],
-    )
-    .expect("valid mixture")
-}
-
-/// The 16-D mixture: 8 components with means drawn from N(0, 3²·I) (seed 16),
-/// standard deviation 0.3, the same unequal weights as [`ring8`].
-pub fn mix16() -> GaussianMixture {
-    let r = GaussianMixture::random(8, 16, 3.0, 0.09, &mut stream_rng(16, 0, 0)).expect("valid");
-    GaussianMixture::new((1..=8).map(f64::from).collect(), r.means, r.variances).expect("valid")
-}
-
-/// The MLP of teachers, generators and fake scores in the study.
-pub fn mlp(dim: usize) -> MlpConfig {
-    MlpConfig::new(dim).with_hidden(128).with_blocks(2)
-}
+pub use crate::disback::images::ImageOptions;
+pub use crate::disback::records::{MixtureRun, Point, Report, RunRecord, StudyOptions, Summary};
+use disback::config::{DistillConfig, Method, Order};
+use disback::distill::{Distiller, RunOutput};
+use disback::error::{DisbackError, Result};
+use disback::measures::{mixture_measures, score_mismatch};
+pub use disback::targets::{mix16, mlp, ring8};
+use disback::teacher::Teacher;
 
 /// Teacher (B): an MLP trained by DSM on `n` samples of `gm` for `steps` steps, on the
 /// autodiff device, with its preconditioning (σ_data from the samples).
@@ -173,7 +149,7 @@ pub fn run_mixture(
     )?;
     let mut points = Vec::new();
     let mut observe = |dist: &Distiller<'_, 2, MlpDenoiser>,
-                       _: Option<&crate::distill::StepStats>|
+                       _: Option<&disback::distill::StepStats>|
      -> Result<()> {
         if !dist.step().is_multiple_of(run.every.max(1)) {
             return Ok(());
@@ -497,7 +473,7 @@ pub fn run_study(
         return Err(e);
     }
     if let Some(io) = &o.image {
-        report.image = Some(crate::study_images::run_images(io, out, fid, &progress)?);
+        report.image = Some(crate::disback::images::run_images(io, out, fid, &progress)?);
     }
     report.seconds = t0.elapsed().as_secs_f64();
     write_report(&report, out)?;
@@ -509,9 +485,9 @@ fn write_report(r: &Report, out: &std::path::Path) -> Result<()> {
     score_core::fs::write_atomic(&out.join("disback.json"), &json)?;
     score_core::fs::write_atomic(
         &out.join("disback.md"),
-        crate::study_report::markdown(r).as_bytes(),
+        crate::disback::report::markdown(r).as_bytes(),
     )?;
-    crate::study_report::plots(r, out)?;
+    crate::disback::report::plots(r, out)?;
     Ok(())
 }
 

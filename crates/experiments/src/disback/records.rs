@@ -2,8 +2,8 @@
 //! per-method summaries and the whole report, as serde data that the runner fills,
 //! the report writer reads and `disback.json` stores.
 
-use crate::measures::MixtureMeasures;
-use crate::study_images::{ImageOptions, ImageReport};
+use crate::disback::images::{ImageOptions, ImageReport};
+use disback::measures::MixtureMeasures;
 
 /// Settings of a mixture run.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
