@@ -1,14 +1,14 @@
 //! `scorelab musicscore train | generate | evaluate`: the text-to-score model
-//! (`musicscore_data::textscore`, `musicscore_data::generator`).
+//! (`musicscore_gen::textscore`, `musicscore_gen::generator`).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use musicscore_data::generator::{ENCODER, TextModel, TextRecord, checkpoint_extra, train_config};
 use musicscore_data::prompt::Template;
-use musicscore_data::textscore::{
+use musicscore_gen::generator::{ENCODER, TextModel, TextRecord, checkpoint_extra, train_config};
+use musicscore_gen::textscore::{
     Adherence, Geometry, PromptBank, SystemItem, TextScoreData, expected_staves, system_items,
     unet_config,
 };
@@ -363,7 +363,7 @@ pub fn cmd_generate(c: &Common, a: &GenerateArgs) -> Result<()> {
     let staves: Vec<Option<usize>> = images
         .iter()
         .map(|p| {
-            musicscore_data::textscore::detected_staves(&musicscore_data::textscore::raster_of(
+            musicscore_gen::textscore::detected_staves(&musicscore_gen::textscore::raster_of(
                 p, g.width, g.height,
             ))
         })

@@ -142,7 +142,7 @@ impl Raster {
     }
 
     /// Luma of pixel `i`.
-    pub(crate) fn luma(&self, i: usize) -> u8 {
+    pub fn luma(&self, i: usize) -> u8 {
         if self.channels == 1 {
             self.data[i]
         } else {

@@ -18,6 +18,9 @@
 //! | [`dataset`] | the burn `Dataset` of image tensors and prompts, parallel batches, a prefetching stream |
 //! | [`export`] | Hugging Face `imagefolder` export, contact sheets |
 //!
+//! Text-to-score generation on this data (the model, its training and sampling) is the
+//! `musicscore-gen` crate.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use musicscore_data::corpus::{Corpus, OpenOptions};
@@ -49,14 +52,12 @@ pub mod corpus;
 pub mod dataset;
 pub mod error;
 pub mod export;
-pub mod generator;
 pub mod gz;
 pub mod image;
 pub mod metadata;
 pub mod name;
 pub mod prompt;
 pub mod select;
-pub mod textscore;
 
 pub use error::{MusicScoreError, Result};
 pub use score_core::burn;

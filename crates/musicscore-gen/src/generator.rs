@@ -18,8 +18,8 @@ use score_train::checkpoint::CheckpointMeta;
 use score_train::pipeline::{ImageCondition, ModelSpec, generate_images, load_unet};
 use score_train::train::TrainConfig;
 
-use crate::error::{MusicScoreError, Result};
 use crate::textscore::{Geometry, PromptBank, unet_config};
+use musicscore_data::error::{MusicScoreError, Result};
 
 /// The text-to-score settings stored beside the network in a checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

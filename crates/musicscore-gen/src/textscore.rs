@@ -3,7 +3,7 @@
 //!
 //! - **Images.** One grayscale image per staff system: the page at [`Geometry::scale`]
 //!   × its resolution (0.5 of a 100 dpi page: a staff space of about 3.5 px, the least
-//!   at which [`crate::image::detect_systems`] still separates the five lines), the
+//!   at which [`musicscore_data::image::detect_systems`] still separates the five lines), the
 //!   system's first `width` columns from its left edge (the brace or barline that
 //!   joins its staves, clefs, the start of the key signature), centred vertically on a
 //!   white `width × height` canvas, with rows outside the system's band left white. A
@@ -36,11 +36,13 @@ use score_nn::text::TextEncoder;
 use score_nn::unet::UNetConfig;
 use score_train::train::TrainData;
 
-use crate::corpus::Corpus;
-use crate::error::{MusicScoreError, Result};
-use crate::image::{ColorMode, DecodeOptions, Raster, System, decode, detect_systems, resample};
-use crate::metadata::Fields;
-use crate::prompt::Template;
+use musicscore_data::corpus::Corpus;
+use musicscore_data::error::{MusicScoreError, Result};
+use musicscore_data::image::{
+    ColorMode, DecodeOptions, Raster, System, decode, detect_systems, resample,
+};
+use musicscore_data::metadata::Fields;
+use musicscore_data::prompt::Template;
 
 /// Width of the MiniLM token states and pooled embedding.
 pub const TEXT_DIM: usize = 384;
@@ -126,7 +128,7 @@ pub fn decode_scaled(bytes: &[u8], scale: f64, source: &str) -> Result<Raster> {
         color: ColorMode::Gray,
         ..Default::default()
     };
-    let (w0, h0) = crate::image::image_size(bytes, source)?;
+    let (w0, h0) = musicscore_data::image::image_size(bytes, source)?;
     let (w, h) = (
         ((w0 as f64 * scale).round() as usize).max(1),
         ((h0 as f64 * scale).round() as usize).max(1),
@@ -155,7 +157,7 @@ pub fn page_systems(
 /// image holds one system, so this is that system's staff count; the staves are counted
 /// whether or not the detector also sees the barline or brace that joins them (at a
 /// staff space of 3.5 px the thin opening barline of a quartet is often too faint for
-/// step 3 of [`crate::image::staff_systems`]).
+/// step 3 of [`musicscore_data::image::staff_systems`]).
 pub fn detected_staves(image: &Raster) -> Option<usize> {
     let systems = detect_systems(image);
     (!systems.is_empty()).then(|| systems.iter().map(|s| s.staves).sum())

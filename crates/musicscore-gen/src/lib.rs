@@ -1,0 +1,17 @@
+//! # musicscore-gen: text-to-score generation
+//!
+//! The MusicScore paper's generator (Dai et al. 2024, §4) at CPU scale, on the
+//! MusicScore data of `musicscore-data` and on score-core's samplers, score-nn's UNet
+//! and MiniLM encoder, and score-train's loop:
+//!
+//! - [`textscore`]: staff-system images cut from the rendered pages, the prompt bank
+//!   encoded by MiniLM, the data set the training loop reads, and the readability and
+//!   staff-count adherence measures.
+//! - [`generator`]: the training set-up, loading a text-to-score checkpoint, and guided
+//!   sampling from prompts.
+//!
+//! Errors are `musicscore_data::MusicScoreError`: every failure here is one of the
+//! corpus, its images or a score-core call.
+
+pub mod generator;
+pub mod textscore;
