@@ -5,6 +5,7 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use clap::Args;
 use score_core::samplers::Sampler;
+use score_core::samplers::{GivenOptions, OPTIONS, OptionKind, OptionValue};
 use score_core::tensor::{randn, stream_rng, to_vec_f32};
 use score_io::images::{ImageDataset, Split};
 use score_io::npy::read_npy_finite;
@@ -48,176 +49,60 @@ pub(crate) fn emit(json: bool, value: serde_json::Value, human: impl FnOnce()) {
     }
 }
 
-/// The sampler options every sampling command takes.
-#[derive(Args, Clone, Default)]
-pub(crate) struct SamplerOpts {
-    /// heun: S_churn, the noise injected over the run (EDM Algorithm 2; 0 =
-    /// deterministic).
-    #[arg(long)]
-    pub(crate) churn: Option<f64>,
-    /// heun: churn only where σ ≥ S_tmin [default: 0].
-    #[arg(long)]
-    pub(crate) s_tmin: Option<f64>,
-    /// heun: churn only where σ ≤ S_tmax [default: inf].
-    #[arg(long)]
-    pub(crate) s_tmax: Option<f64>,
-    /// heun, euler-ancestral, ddim and the SDE samplers: scale of the injected noise
-    /// [default: 1].
-    #[arg(long)]
-    pub(crate) s_noise: Option<f64>,
-    /// euler-ancestral and ddim: the fraction of the ancestral noise (1 = ancestral, 0 =
-    /// Euler) [default: 1, ddim 0]; dpmpp-2m-sde and dpmpp-3m-sde: the SDE's η (0 =
-    /// the ODE solver) [default: 1].
-    #[arg(long)]
-    pub(crate) eta: Option<f64>,
-    /// unipc: the predictor order p, 1 to 3 (with the corrector the order is p + 1)
-    /// [default: 2].
-    #[arg(long)]
-    pub(crate) order: Option<usize>,
-    /// unipc: predictor only, without the corrector UniC.
-    #[arg(long)]
-    pub(crate) no_corrector: bool,
-    /// unipc: B(h) = h (bh1) instead of e^h − 1 (bh2).
-    #[arg(long)]
-    pub(crate) bh1: bool,
-    /// dpmpp-3m-sde: the exact third-order coefficient 2φ₃ instead of k-diffusion's φ₃.
-    #[arg(long)]
-    pub(crate) exact_phi3: bool,
-    /// dpm-solver-v3: the model statistics written by `scorelab ems`.
-    #[arg(long)]
-    pub(crate) ems: Option<PathBuf>,
-}
+/// The sampler options, as flags generated from score-core's option table
+/// ([`score_core::samplers::OPTIONS`]): each flag, its kind and help come from there,
+/// and [`Sampler::build`] checks which sampler takes which.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SamplerOpts(GivenOptions);
 
-impl SamplerOpts {
-    fn dpm_solver_v3(&self) -> Result<Sampler> {
-        let Some(path) = &self.ems else {
-            bail!(
-                "--sampler dpm-solver-v3 needs --ems FILE: compute the model statistics once with `scorelab ems --checkpoint … --out ems.json`"
-            );
-        };
-        let given = self.churn.is_some()
-            || self.s_tmin.is_some()
-            || self.s_tmax.is_some()
-            || self.s_noise.is_some()
-            || self.eta.is_some()
-            || self.no_corrector
-            || self.bh1
-            || self.exact_phi3;
-        if given {
-            bail!("dpm-solver-v3 takes --ems and --order only");
+impl clap::FromArgMatches for SamplerOpts {
+    fn from_arg_matches(m: &clap::ArgMatches) -> std::result::Result<Self, clap::Error> {
+        let mut given = Vec::new();
+        for o in OPTIONS {
+            let id = o.name();
+            let value = match o.kind {
+                OptionKind::Number => m.get_one::<f64>(id).map(|v| OptionValue::Number(*v)),
+                OptionKind::Count => m.get_one::<usize>(id).map(|v| OptionValue::Count(*v)),
+                OptionKind::Switch => m.get_flag(id).then_some(OptionValue::Switch),
+                OptionKind::File => m
+                    .get_one::<PathBuf>(id)
+                    .map(|p| OptionValue::File(p.clone())),
+            };
+            given.extend(value.map(|v| (o.flag, v)));
         }
-        let order = self.order.unwrap_or(3);
-        if !(1..=3).contains(&order) {
-            bail!("--order: DPM-Solver-v3's order is 1, 2 or 3, got {order}");
-        }
-        let stats = score_core::samplers::dpm_solver_v3::ModelStatistics::load(path)?;
-        Ok(Sampler::DpmSolverV3(Box::new(
-            score_core::samplers::dpm_solver_v3::V3Sampler {
-                stats,
-                opts: score_core::samplers::dpm_solver_v3::V3Options { order },
-            },
-        )))
+        Ok(Self(GivenOptions(given)))
     }
 
-    /// The sampler `name` with these options; an option the sampler does not take is
-    /// an error naming it.
-    pub(crate) fn build(&self, name: &str, seed: u64) -> Result<Sampler> {
-        for (flag, v) in [
-            ("--churn", self.churn),
-            ("--s-tmin", self.s_tmin),
-            ("--s-noise", self.s_noise),
-            ("--eta", self.eta),
-        ] {
-            if let Some(v) = v
-                && !(v >= 0.0 && v.is_finite())
-            {
-                bail!("{flag}: must be non-negative and finite, got {v}");
-            }
-        }
-        if name == "dpm-solver-v3" {
-            return self.dpm_solver_v3();
-        }
-        if self.ems.is_some() {
-            bail!("--ems applies to dpm-solver-v3, not {name}");
-        }
-        let sampler = name.parse::<Sampler>()?.with_seed(seed);
-        // Which flags the chosen sampler takes.
-        let takes = |flag: &str| -> bool {
-            matches!(
-                (&sampler, flag),
-                (
-                    Sampler::Heun(_),
-                    "--churn" | "--s-tmin" | "--s-tmax" | "--s-noise"
-                ) | (
-                    Sampler::EulerAncestral(_)
-                        | Sampler::Ddim(_)
-                        | Sampler::DpmppTwoMSde(_)
-                        | Sampler::DpmppThreeMSde(_),
-                    "--eta" | "--s-noise",
-                ) | (Sampler::DpmppThreeMSde(_), "--exact-phi3")
-                    | (Sampler::UniPc(_), "--order" | "--no-corrector" | "--bh1")
-            )
-        };
-        let given = [
-            ("--churn", self.churn.is_some()),
-            ("--s-tmin", self.s_tmin.is_some()),
-            ("--s-tmax", self.s_tmax.is_some()),
-            ("--s-noise", self.s_noise.is_some()),
-            ("--eta", self.eta.is_some()),
-            ("--order", self.order.is_some()),
-            ("--no-corrector", self.no_corrector),
-            ("--bh1", self.bh1),
-            ("--exact-phi3", self.exact_phi3),
-        ];
-        if let Some((flag, _)) = given.iter().find(|(f, g)| *g && !takes(f)) {
-            bail!("{flag} does not apply to the {name} sampler");
-        }
-        Ok(match sampler {
-            Sampler::Heun(mut o) => {
-                o.s_churn = self.churn.unwrap_or(o.s_churn);
-                o.s_tmin = self.s_tmin.unwrap_or(o.s_tmin);
-                o.s_tmax = self.s_tmax.unwrap_or(o.s_tmax);
-                o.s_noise = self.s_noise.unwrap_or(o.s_noise);
-                Sampler::Heun(o)
-            }
-            Sampler::EulerAncestral(mut o) | Sampler::Ddim(mut o) => {
-                o.eta = self.eta.unwrap_or(o.eta);
-                o.s_noise = self.s_noise.unwrap_or(o.s_noise);
-                if name == "ddim" {
-                    Sampler::Ddim(o)
-                } else {
-                    Sampler::EulerAncestral(o)
-                }
-            }
-            Sampler::DpmppTwoMSde(mut o) | Sampler::DpmppThreeMSde(mut o) => {
-                o.eta = self.eta.unwrap_or(o.eta);
-                o.s_noise = self.s_noise.unwrap_or(o.s_noise);
-                o.exact_phi3 = self.exact_phi3;
-                if name == "dpmpp-2m-sde" {
-                    Sampler::DpmppTwoMSde(o)
-                } else {
-                    Sampler::DpmppThreeMSde(o)
-                }
-            }
-            Sampler::UniPc(mut o) => {
-                o.order = self.order.unwrap_or(o.order);
-                if !(1..=3).contains(&o.order) {
-                    bail!(
-                        "--order: UniPC's predictor order is 1, 2 or 3, got {}",
-                        o.order
-                    );
-                }
-                o.corrector = !self.no_corrector;
-                o.bh2 = !self.bh1;
-                Sampler::UniPc(o)
-            }
-            other => other,
+    fn update_from_arg_matches(
+        &mut self,
+        m: &clap::ArgMatches,
+    ) -> std::result::Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for SamplerOpts {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        OPTIONS.iter().fold(cmd, |cmd, o| {
+            let arg = clap::Arg::new(o.name()).long(o.name()).help(o.help);
+            cmd.arg(match o.kind {
+                OptionKind::Number => arg.value_parser(clap::value_parser!(f64)),
+                OptionKind::Count => arg.value_parser(clap::value_parser!(usize)),
+                OptionKind::Switch => arg.action(clap::ArgAction::SetTrue),
+                OptionKind::File => arg.value_parser(clap::value_parser!(PathBuf)),
+            })
         })
     }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
 }
 
+/// The sampler `name` with the options given on the command line and `seed`.
 pub(crate) fn sampler_from(name: &str, seed: u64, opts: &SamplerOpts) -> Result<Sampler> {
-    opts.build(name, seed)
+    Ok(Sampler::build(name, seed, &opts.0)?)
 }
 
 pub(crate) fn bar(len: u64, what: &str) -> indicatif::ProgressBar {

@@ -39,5 +39,5 @@ pub use euler::{
     AncestralOptions, ddim_vp_sample, euler_ancestral_sample, euler_sample, vp_coefficients,
 };
 pub use heun::{HeunOptions, heun_sample};
-pub use registry::Sampler;
+pub use registry::{GivenOptions, OPTIONS, OptionKind, OptionValue, Sampler, SamplerOption};
 pub use unipc::{UniPcOptions, unipc_sample};

@@ -1,5 +1,8 @@
 //! The sampler registry: one enum naming every sampler with its options, parsed from
-//! its name and dispatched to its function.
+//! its name and dispatched to its function, and the table of every option a sampler
+//! takes ([`OPTIONS`]): its flag, kind of value, samplers and help. Front ends (the
+//! CLI's flags) are generated from the table and hand the values back to
+//! [`Sampler::build`], so adding a sampler or an option touches this file only.
 
 use super::context::{SampleContext, SampleOutput};
 use super::dpmpp::*;
@@ -8,6 +11,8 @@ use super::heun::*;
 use super::unipc::*;
 use crate::denoiser::Denoiser;
 use crate::error::{Result, ScoreError};
+use std::path::PathBuf;
+
 use burn::tensor::Tensor;
 
 /// A sampler chosen at run time (CLI, configuration files).
@@ -144,5 +149,335 @@ impl Sampler {
                 super::dpm_solver_v3::dpm_solver_v3_sample(den, &v.stats, sigmas, x, &v.opts, ctx)
             }
         }
+    }
+}
+
+/// The kind of value a sampler option takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionKind {
+    /// A real number (checked finite and non-negative where the option says so).
+    Number,
+    /// A whole number.
+    Count,
+    /// A switch: present or not.
+    Switch,
+    /// A file.
+    File,
+}
+
+/// One option of one or more samplers.
+#[derive(Debug, Clone, Copy)]
+pub struct SamplerOption {
+    /// The flag, with its dashes (`--churn`); also the name errors use.
+    pub flag: &'static str,
+    /// The kind of value.
+    pub kind: OptionKind,
+    /// The samplers (by [`Sampler::name`]) that take it.
+    pub samplers: &'static [&'static str],
+    /// What it does, with its default.
+    pub help: &'static str,
+}
+
+impl SamplerOption {
+    /// The flag without its dashes (`churn`).
+    pub fn name(&self) -> &'static str {
+        self.flag.trim_start_matches('-')
+    }
+}
+
+const NOISY: &[&str] = &["euler-ancestral", "ddim", "dpmpp-2m-sde", "dpmpp-3m-sde"];
+
+/// Every option a sampler takes.
+pub const OPTIONS: &[SamplerOption] = &[
+    SamplerOption {
+        flag: "--churn",
+        kind: OptionKind::Number,
+        samplers: &["heun"],
+        help: "heun: S_churn, the noise injected over the run (EDM Algorithm 2; 0 = deterministic) [default: 0]",
+    },
+    SamplerOption {
+        flag: "--s-tmin",
+        kind: OptionKind::Number,
+        samplers: &["heun"],
+        help: "heun: churn only where σ ≥ S_tmin [default: 0]",
+    },
+    SamplerOption {
+        flag: "--s-tmax",
+        kind: OptionKind::Number,
+        samplers: &["heun"],
+        help: "heun: churn only where σ ≤ S_tmax [default: inf]",
+    },
+    SamplerOption {
+        flag: "--s-noise",
+        kind: OptionKind::Number,
+        samplers: &[
+            "heun",
+            "euler-ancestral",
+            "ddim",
+            "dpmpp-2m-sde",
+            "dpmpp-3m-sde",
+        ],
+        help: "heun, euler-ancestral, ddim and the SDE samplers: scale of the injected noise [default: 1]",
+    },
+    SamplerOption {
+        flag: "--eta",
+        kind: OptionKind::Number,
+        samplers: NOISY,
+        help: "euler-ancestral and ddim: the fraction of the ancestral noise (1 = ancestral, 0 = Euler) [default: 1, ddim 0]; dpmpp-2m-sde and dpmpp-3m-sde: the SDE's η (0 = the ODE solver) [default: 1]",
+    },
+    SamplerOption {
+        flag: "--order",
+        kind: OptionKind::Count,
+        samplers: &["unipc", "dpm-solver-v3"],
+        help: "unipc: the predictor order p, 1 to 3 (with the corrector the order is p + 1) [default: 2]; dpm-solver-v3: its order, 1 to 3 [default: 3]",
+    },
+    SamplerOption {
+        flag: "--no-corrector",
+        kind: OptionKind::Switch,
+        samplers: &["unipc"],
+        help: "unipc: predictor only, without the corrector UniC",
+    },
+    SamplerOption {
+        flag: "--bh1",
+        kind: OptionKind::Switch,
+        samplers: &["unipc"],
+        help: "unipc: B(h) = h (bh1) instead of e^h − 1 (bh2)",
+    },
+    SamplerOption {
+        flag: "--exact-phi3",
+        kind: OptionKind::Switch,
+        samplers: &["dpmpp-3m-sde"],
+        help: "dpmpp-3m-sde: the exact third-order coefficient 2φ₃ instead of k-diffusion's φ₃",
+    },
+    SamplerOption {
+        flag: "--ems",
+        kind: OptionKind::File,
+        samplers: &["dpm-solver-v3"],
+        help: "dpm-solver-v3: the model statistics written by `scorelab ems`",
+    },
+];
+
+/// A value given for a sampler option.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OptionValue {
+    /// For [`OptionKind::Number`].
+    Number(f64),
+    /// For [`OptionKind::Count`].
+    Count(usize),
+    /// For [`OptionKind::Switch`] (present).
+    Switch,
+    /// For [`OptionKind::File`].
+    File(PathBuf),
+}
+
+/// The options given, by flag, as [`Sampler::build`] reads them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GivenOptions(pub Vec<(&'static str, OptionValue)>);
+
+impl GivenOptions {
+    fn get(&self, flag: &str) -> Option<&OptionValue> {
+        self.0.iter().find(|(f, _)| *f == flag).map(|(_, v)| v)
+    }
+    fn number(&self, flag: &str) -> Option<f64> {
+        match self.get(flag) {
+            Some(OptionValue::Number(v)) => Some(*v),
+            _ => None,
+        }
+    }
+    fn count(&self, flag: &str) -> Option<usize> {
+        match self.get(flag) {
+            Some(OptionValue::Count(v)) => Some(*v),
+            _ => None,
+        }
+    }
+    fn switch(&self, flag: &str) -> bool {
+        self.get(flag).is_some()
+    }
+}
+
+fn check_order(order: usize, what: &str) -> Result<usize> {
+    if (1..=3).contains(&order) {
+        Ok(order)
+    } else {
+        Err(ScoreError::invalid(
+            "--order",
+            format!("{what} is 1, 2 or 3, got {order}"),
+        ))
+    }
+}
+
+impl Sampler {
+    /// The sampler `name` (one of [`Sampler::NAMES`] or `dpm-solver-v3`) with the
+    /// options `given` and `seed` for its noise. A number that is negative or not
+    /// finite, an option the sampler does not take, or an order outside 1–3 is an
+    /// error naming the flag; dpm-solver-v3 needs `--ems`.
+    pub fn build(name: &str, seed: u64, given: &GivenOptions) -> Result<Sampler> {
+        for (flag, v) in &given.0 {
+            if let OptionValue::Number(v) = v
+                && !(*v >= 0.0 && v.is_finite())
+            {
+                return Err(ScoreError::invalid(
+                    "sampler option",
+                    format!("{flag}: must be non-negative and finite, got {v}"),
+                ));
+            }
+        }
+        if name != "dpm-solver-v3" {
+            // Parse first, so that an unknown name is reported before its options.
+            name.parse::<Sampler>()?;
+        }
+        if let Some((flag, _)) = given.0.iter().find(|(f, _)| {
+            !OPTIONS
+                .iter()
+                .any(|o| o.flag == *f && o.samplers.contains(&name))
+        }) {
+            return Err(ScoreError::invalid(
+                "sampler option",
+                format!("{flag} does not apply to the {name} sampler"),
+            ));
+        }
+        Ok(match name {
+            "dpm-solver-v3" => Self::dpm_solver_v3(given)?,
+            _ => Self::with_options(name.parse::<Sampler>()?.with_seed(seed), given)?,
+        })
+    }
+
+    fn dpm_solver_v3(given: &GivenOptions) -> Result<Sampler> {
+        let Some(OptionValue::File(path)) = given.get("--ems") else {
+            return Err(ScoreError::invalid(
+                "--ems",
+                "dpm-solver-v3 needs --ems FILE: compute the model statistics once with `scorelab ems --checkpoint … --out ems.json`",
+            ));
+        };
+        let order = check_order(given.count("--order").unwrap_or(3), "DPM-Solver-v3's order")?;
+        let stats = super::dpm_solver_v3::ModelStatistics::load(path)?;
+        Ok(Sampler::DpmSolverV3(Box::new(
+            super::dpm_solver_v3::V3Sampler {
+                stats,
+                opts: super::dpm_solver_v3::V3Options { order },
+            },
+        )))
+    }
+
+    fn with_options(self, given: &GivenOptions) -> Result<Sampler> {
+        Ok(match self {
+            Sampler::Heun(mut o) => {
+                o.s_churn = given.number("--churn").unwrap_or(o.s_churn);
+                o.s_tmin = given.number("--s-tmin").unwrap_or(o.s_tmin);
+                o.s_tmax = given.number("--s-tmax").unwrap_or(o.s_tmax);
+                o.s_noise = given.number("--s-noise").unwrap_or(o.s_noise);
+                Sampler::Heun(o)
+            }
+            Sampler::EulerAncestral(o) => Sampler::EulerAncestral(noisy(o, given)),
+            Sampler::Ddim(o) => Sampler::Ddim(noisy(o, given)),
+            Sampler::DpmppTwoMSde(o) => Sampler::DpmppTwoMSde(sde(o, given)),
+            Sampler::DpmppThreeMSde(o) => Sampler::DpmppThreeMSde(sde(o, given)),
+            Sampler::UniPc(mut o) => {
+                o.order = check_order(
+                    given.count("--order").unwrap_or(o.order),
+                    "UniPC's predictor order",
+                )?;
+                o.corrector = !given.switch("--no-corrector");
+                o.bh2 = !given.switch("--bh1");
+                Sampler::UniPc(o)
+            }
+            other => other,
+        })
+    }
+}
+
+fn noisy(mut o: AncestralOptions, given: &GivenOptions) -> AncestralOptions {
+    o.eta = given.number("--eta").unwrap_or(o.eta);
+    o.s_noise = given.number("--s-noise").unwrap_or(o.s_noise);
+    o
+}
+
+fn sde(mut o: SdeOptions, given: &GivenOptions) -> SdeOptions {
+    o.eta = given.number("--eta").unwrap_or(o.eta);
+    o.s_noise = given.number("--s-noise").unwrap_or(o.s_noise);
+    o.exact_phi3 = given.switch("--exact-phi3");
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn given(v: &[(&'static str, OptionValue)]) -> GivenOptions {
+        GivenOptions(v.to_vec())
+    }
+
+    #[test]
+    fn the_option_table_names_only_real_samplers_and_each_sampler_option_is_applied() {
+        for o in OPTIONS {
+            assert!(o.flag.starts_with("--"), "{}", o.flag);
+            for s in o.samplers {
+                assert!(
+                    Sampler::NAMES.contains(s) || *s == "dpm-solver-v3",
+                    "{} names unknown sampler {s}",
+                    o.flag
+                );
+            }
+        }
+        let h = Sampler::build(
+            "heun",
+            7,
+            &given(&[
+                ("--churn", OptionValue::Number(40.0)),
+                ("--s-noise", OptionValue::Number(1.003)),
+            ]),
+        )
+        .unwrap();
+        let Sampler::Heun(o) = h else { panic!("{h:?}") };
+        assert_eq!((o.s_churn, o.s_noise, o.seed), (40.0, 1.003, 7));
+        let u = Sampler::build(
+            "unipc",
+            0,
+            &given(&[
+                ("--order", OptionValue::Count(3)),
+                ("--bh1", OptionValue::Switch),
+            ]),
+        )
+        .unwrap();
+        let Sampler::UniPc(o) = u else {
+            panic!("{u:?}")
+        };
+        assert_eq!((o.order, o.bh2, o.corrector), (3, false, true));
+        let d = Sampler::build("ddim", 0, &GivenOptions::default()).unwrap();
+        assert!(matches!(d, Sampler::Ddim(o) if o.eta == 0.0));
+        let s = Sampler::build(
+            "dpmpp-3m-sde",
+            0,
+            &given(&[("--exact-phi3", OptionValue::Switch)]),
+        )
+        .unwrap();
+        assert!(matches!(s, Sampler::DpmppThreeMSde(o) if o.exact_phi3));
+    }
+
+    #[test]
+    fn options_a_sampler_does_not_take_and_bad_values_are_refused_by_flag() {
+        let err = |name: &str, v: &[(&'static str, OptionValue)]| {
+            Sampler::build(name, 0, &given(v)).unwrap_err().to_string()
+        };
+        let e = err("dpmpp-2m", &[("--churn", OptionValue::Number(1.0))]);
+        assert!(
+            e.contains("--churn does not apply to the dpmpp-2m sampler"),
+            "{e}"
+        );
+        let e = err("dpmpp-2m-sde", &[("--exact-phi3", OptionValue::Switch)]);
+        assert!(e.contains("--exact-phi3 does not apply"), "{e}");
+        let e = err("heun", &[("--eta", OptionValue::Number(f64::NAN))]);
+        assert!(e.contains("--eta: must be non-negative and finite"), "{e}");
+        let e = err("unipc", &[("--order", OptionValue::Count(4))]);
+        assert!(e.contains("--order") && e.contains("got 4"), "{e}");
+        let e = err("dpm-solver-v3", &[]);
+        assert!(e.contains("needs --ems"), "{e}");
+        let e = err("heun", &[("--ems", OptionValue::File("x.json".into()))]);
+        assert!(
+            e.contains("--ems does not apply to the heun sampler"),
+            "{e}"
+        );
+        let e = err("bogus", &[]);
+        assert!(e.contains("unknown sampler 'bogus'"), "{e}");
     }
 }
