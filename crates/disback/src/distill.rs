@@ -10,7 +10,6 @@
 //! resumed from its checkpoint continues exactly (tested).
 
 use std::path::Path;
-use std::time::Instant;
 
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
@@ -21,6 +20,7 @@ use score_core::tensor::{per_sample, randn, stream_rng, tensor1};
 use score_nn::Preconditioned;
 use score_nn::precond::ScoreNetwork;
 use score_train::checkpoint::{CheckpointFile, CheckpointMeta};
+use score_train::fit::{Clock, JsonLinesLog, Observer, ProgressBar, Schedule, TrainStep, fit};
 use score_train::train::{Denoising, Learner, ema_update, objective_gradients_with};
 
 use crate::config::{DistillConfig, Method, Order, same_run};
@@ -28,7 +28,7 @@ use crate::error::{DisbackError, Result};
 use crate::gradient::{pseudo_gradient, surrogate_loss};
 use crate::path::{DegradationPath, record_path};
 pub use crate::run::RunOutput;
-use crate::run::{Bar, batch_shape};
+use crate::run::batch_shape;
 use crate::teacher::{ONE_STEP_NAME, Teacher, generate};
 
 const STREAM_GEN: u64 = 0xd15b_0002;
@@ -321,40 +321,32 @@ impl<'a, const D: usize, N: ScoreNetwork<D>> Distiller<'a, D, N> {
         out: &RunOutput,
         observe: &mut dyn FnMut(&Self, Option<&StepStats>) -> Result<()>,
     ) -> Result<()> {
-        let end = out
-            .stop_after
-            .map_or(self.cfg.steps, |k| (self.step + k).min(self.cfg.steps));
-        let log = out.dir.as_ref().map(|d| d.join("distill.jsonl"));
-        if let Some(p) = &log {
-            score_train::train::trim_log(p, self.step)?;
-        }
-        let bar = Bar::new(out.progress, self.cfg.steps, self.step, "distill");
-        let t0 = Instant::now();
+        let schedule = Schedule {
+            start: self.step,
+            end: out
+                .stop_after
+                .map_or(self.cfg.steps, |k| (self.step + k).min(self.cfg.steps)),
+            total: self.cfg.steps,
+            log_every: self.cfg.generator.log_every,
+            checkpoint_every: self.cfg.generator.checkpoint_every,
+            saved: None,
+        };
         observe(self, None)?;
-        while self.step < end {
-            let st = self.train_step()?;
-            observe(self, Some(&st))?;
-            bar.tick(
-                st.step,
-                format!(
-                    "|g| {:.3}  fake {:.4}  target s'{}",
-                    st.generator_grad_norm, st.fake_loss, st.target
-                ),
-            );
-            let every = |n: usize| st.step % n.max(1) == 0 || st.step == end;
-            if every(self.cfg.generator.log_every)
-                && let Some(p) = &log
-            {
-                let mut line = serde_json::to_value(st)
-                    .map_err(|e| DisbackError::invalid("log", e.to_string()))?;
-                line["elapsed_s"] = t0.elapsed().as_secs_f64().into();
-                append_line(p, &line)?;
-            }
-            if every(self.cfg.generator.checkpoint_every) {
-                self.save(out)?;
-            }
-        }
-        bar.finish();
+        let mut log = out
+            .dir
+            .as_ref()
+            .map(|d| JsonLinesLog::new(&d.join("distill.jsonl")));
+        let mut bar = out.progress.then(|| ProgressBar::new("distill"));
+        let mut observers: Vec<&mut dyn Observer> = Vec::new();
+        observers.extend(log.as_mut().map(|o| o as &mut dyn Observer));
+        observers.extend(bar.as_mut().map(|o| o as &mut dyn Observer));
+        let mut run = DistillRun {
+            dist: self,
+            out,
+            observe,
+            last: None,
+        };
+        fit(&mut run, &schedule, &mut observers)?;
         Ok(())
     }
 
@@ -387,18 +379,6 @@ impl<'a, const D: usize, N: ScoreNetwork<D>> Distiller<'a, D, N> {
         );
         Ok(write_atomic_all(&[(&gp, &g), (&fp, &f)])?)
     }
-}
-
-fn append_line(p: &Path, line: &serde_json::Value) -> Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(p)
-        .map_err(|e| score_core::ScoreError::io(p, e))?;
-    f.write_all(format!("{line}\n").as_bytes())
-        .map_err(|e| score_core::ScoreError::io(p, e))?;
-    Ok(())
 }
 
 /// s_φ's start (s′_N, on the training device) and the intermediate targets of `order`.
@@ -442,4 +422,48 @@ fn targets_of<const D: usize, N: ScoreNetwork<D>>(
             .collect(),
     };
     Ok((fake, targets))
+}
+
+/// What [`Distiller::run`] calls before the first step and after every step.
+pub type StepObserver<'o, 't, const D: usize, N> =
+    dyn FnMut(&Distiller<'t, D, N>, Option<&StepStats>) -> Result<()> + 'o;
+
+/// A distillation run as score-train's [`TrainStep`]: one generator step (and its fake
+/// score updates) per step, the caller's `observe` after each, both networks saved
+/// together.
+struct DistillRun<'r, 't, const D: usize, N: ScoreNetwork<D>> {
+    dist: &'r mut Distiller<'t, D, N>,
+    out: &'r RunOutput,
+    observe: &'r mut StepObserver<'r, 't, D, N>,
+    last: Option<StepStats>,
+}
+
+impl<const D: usize, N: ScoreNetwork<D>> TrainStep for DistillRun<'_, '_, D, N> {
+    fn step(&mut self, _step: usize) -> score_core::Result<()> {
+        let st = self.dist.train_step()?;
+        (self.observe)(self.dist, Some(&st))?;
+        self.last = Some(st);
+        Ok(())
+    }
+
+    fn log_record(&mut self, _done: usize, clock: &Clock) -> score_core::Result<serde_json::Value> {
+        let mut line = serde_json::to_value(self.last)
+            .map_err(|e| DisbackError::invalid("log", e.to_string()))?;
+        line["elapsed_s"] = clock.elapsed_s().into();
+        Ok(line)
+    }
+
+    fn status(&self) -> String {
+        self.last.map_or_else(String::new, |st| {
+            format!(
+                "|g| {:.3}  fake {:.4}  target s'{}",
+                st.generator_grad_norm, st.fake_loss, st.target
+            )
+        })
+    }
+
+    fn save(&mut self, _done: usize) -> score_core::Result<bool> {
+        self.dist.save(self.out)?;
+        Ok(self.out.dir.is_some())
+    }
 }

@@ -4,7 +4,7 @@
 //! safetensors file: s′_k under `path.k.` and an index (the steps) in its metadata;
 //! s′₀ is the teacher and is not stored again.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::tensor::Device;
@@ -15,8 +15,9 @@ use score_train::train::{Denoising, Learner, objective_gradients_with};
 
 use crate::config::DistillConfig;
 use crate::error::{DisbackError, Result};
-use crate::run::{Bar, RunOutput, batch_shape};
+use crate::run::{RunOutput, batch_shape};
 use crate::teacher::{Teacher, generate};
+use score_train::fit::{Clock, Observer, ProgressBar, Schedule, TrainStep, fit};
 
 /// Random stream of Stage 1's steps.
 const STREAM_RECORD: u64 = 0xd15b_0001;
@@ -96,7 +97,7 @@ pub fn record_path<const D: usize, N: ScoreNetwork<D>>(
         .dir
         .as_ref()
         .map(|d| (d.join("path.safetensors"), d.join("recording.safetensors")));
-    let (mut learner, mut path, start) = match &files {
+    let (learner, path, start) = match &files {
         Some((p, r)) if p.exists() && r.exists() => {
             let path = DegradationPath::load(p, &teacher.eval)?;
             let rec = CheckpointFile::read(r)?;
@@ -141,44 +142,105 @@ pub fn record_path<const D: usize, N: ScoreNetwork<D>>(
         .into_iter()
         .next()
         .unwrap_or_else(Device::flex);
-    let bar = Bar::new(out.progress, cfg.path.steps, start, "record");
-    let m = cfg.path.steps;
-    let grid = cfg.sigma_grid.allowed()?;
-    for t in start..m {
+    let mut run = RecordRun {
+        teacher,
+        g0,
+        sample_shape,
+        cfg,
+        files,
+        schedule,
+        grid: cfg.sigma_grid.allowed()?,
+        plain,
+        learner,
+        path,
+        loss: f64::NAN,
+    };
+    let steps = Schedule {
+        start,
+        end: cfg.path.steps.max(start),
+        total: cfg.path.steps,
+        // No log of its own; the path is saved where it gains a checkpoint.
+        log_every: usize::MAX,
+        checkpoint_every: 1,
+        saved: None,
+    };
+    let mut bar = out.progress.then(|| ProgressBar::new("record"));
+    let mut observers: Vec<&mut dyn Observer> = Vec::new();
+    observers.extend(bar.as_mut().map(|o| o as &mut dyn Observer));
+    fit(&mut run, &steps, &mut observers)?;
+    Ok(run.path)
+}
+
+/// Stage 1 as score-train's [`TrainStep`]: one DSM step of s′ on the frozen
+/// generator's samples per step; at the steps of the recording schedule the path gains
+/// s′ and, with an output folder, the path and s′'s state are written together.
+struct RecordRun<'a, 't, const D: usize, N: ScoreNetwork<D>> {
+    teacher: &'a Teacher<'t, D, N>,
+    g0: &'a N,
+    sample_shape: &'a [usize],
+    cfg: &'a DistillConfig,
+    files: Option<(PathBuf, PathBuf)>,
+    schedule: Vec<usize>,
+    grid: Vec<f64>,
+    plain: Device,
+    learner: Learner<N>,
+    path: DegradationPath<N>,
+    loss: f64,
+}
+
+impl<const D: usize, N: ScoreNetwork<D>> TrainStep for RecordRun<'_, '_, D, N> {
+    fn step(&mut self, t: usize) -> score_core::Result<()> {
+        let cfg = self.cfg;
         let mut rng = stream_rng(cfg.fake.seed, STREAM_RECORD, t as u64);
         let z = randn(
-            batch_shape::<D>(cfg.fake.batch_size, sample_shape)?,
+            batch_shape::<D>(cfg.fake.batch_size, self.sample_shape)?,
             &mut rng,
-            &plain,
+            &self.plain,
         );
-        let x0 = generate(g0, &teacher.precond, cfg.sigma_gen, z).autodiff();
+        let x0 = generate(self.g0, &self.teacher.precond, cfg.sigma_gen, z).autodiff();
+        let grid = &self.grid;
         let (loss, grads) = objective_gradients_with(
-            &learner.net,
+            &self.learner.net,
             &cfg.fake,
             &Denoising,
             x0,
             None,
             &mut rng,
-            &|r| cfg.fake_sigma.draw(&grid, &cfg.fake.precond, r),
+            &|r| cfg.fake_sigma.draw(grid, &cfg.fake.precond, r),
         )?;
         if !loss.is_finite() {
             return Err(DisbackError::invalid(
                 "stage 1",
                 format!("non-finite DSM loss {loss} at step {t}"),
-            ));
+            )
+            .into());
         }
-        learner.step(&cfg.fake, t, grads)?;
-        bar.tick(t + 1, format!("DSM loss {loss:.4}"));
-        if schedule.contains(&(t + 1)) {
-            path.steps.push(t + 1);
-            path.nets.push(learner.net.valid());
-            if let Some((p, r)) = &files {
-                save_recording(&path, &learner, cfg, t + 1, p, r)?;
+        self.learner.step(&cfg.fake, t, grads)?;
+        self.loss = loss;
+        if self.schedule.contains(&(t + 1)) {
+            self.path.steps.push(t + 1);
+            self.path.nets.push(self.learner.net.valid());
+        }
+        Ok(())
+    }
+
+    fn log_record(&mut self, done: usize, _clock: &Clock) -> score_core::Result<serde_json::Value> {
+        Ok(serde_json::json!({ "step": done, "loss": self.loss }))
+    }
+
+    fn status(&self) -> String {
+        format!("DSM loss {:.4}", self.loss)
+    }
+
+    fn save(&mut self, done: usize) -> score_core::Result<bool> {
+        match &self.files {
+            Some((p, r)) if self.schedule.contains(&done) => {
+                save_recording(&self.path, &self.learner, self.cfg, done, p, r)?;
+                Ok(true)
             }
+            _ => Ok(false),
         }
     }
-    bar.finish();
-    Ok(path)
 }
 
 fn save_recording<N: Module>(

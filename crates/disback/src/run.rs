@@ -1,5 +1,5 @@
 //! What a run shares between its stages: where it writes and how it reports (the
-//! output folder, progress bars), and the batch shape of a generator step.
+//! output folder, whether to show progress), and the batch shape of a generator step.
 
 use std::path::PathBuf;
 
@@ -29,34 +29,4 @@ pub(crate) fn batch_shape<const D: usize>(batch: usize, sample: &[usize]) -> Res
             format!("{} dimensions for a rank-{D} network", v.len() - 1),
         )
     })
-}
-
-/// A progress bar that may be off.
-pub(crate) struct Bar(Option<indicatif::ProgressBar>);
-
-impl Bar {
-    pub(crate) fn new(on: bool, len: usize, pos: usize, what: &str) -> Self {
-        Self(on.then(|| {
-            let b = indicatif::ProgressBar::new(len as u64).with_position(pos as u64);
-            b.set_style(
-                indicatif::ProgressStyle::with_template(&format!(
-                    "{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} steps  {{msg}}  ETA {{eta}}"
-                ))
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
-            b
-        }))
-    }
-    pub(crate) fn tick(&self, pos: usize, msg: String) {
-        if let Some(b) = &self.0 {
-            b.set_position(pos as u64);
-            b.set_message(msg);
-        }
-    }
-    pub(crate) fn finish(&self) {
-        if let Some(b) = &self.0 {
-            b.finish();
-        }
-    }
 }

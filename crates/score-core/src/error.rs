@@ -142,6 +142,35 @@ impl ScoreError {
         }
     }
 
+    /// A loss failure ([`ScoreError::NonFiniteLoss`], [`ScoreError::Diverged`]) naming
+    /// `saved` as the last checkpoint on disk; any other error unchanged. The training
+    /// loop knows what it saved, the step that failed does not.
+    pub fn with_checkpoint(self, saved: Option<usize>) -> Self {
+        match self {
+            Self::NonFiniteLoss { step, loss, .. } => Self::NonFiniteLoss {
+                step,
+                loss,
+                checkpoint_step: saved,
+            },
+            Self::Diverged {
+                step,
+                loss,
+                reference,
+                factor,
+                patience,
+                ..
+            } => Self::Diverged {
+                step,
+                loss,
+                reference,
+                factor,
+                patience,
+                checkpoint_step: saved,
+            },
+            other => other,
+        }
+    }
+
     /// An invalid argument.
     pub fn invalid(field: &'static str, detail: impl Into<String>) -> Self {
         Self::InvalidArgument {

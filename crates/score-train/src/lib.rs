@@ -3,12 +3,16 @@
 //! - [`train`]: the training loop (EDM's denoising score matching, Eq. 8, and any
 //!   [`Objective`]) with Adam, warm-up, clipping, EMA, a divergence guard, atomic
 //!   checkpoints and exact resume.
+//! - [`fit`]: the one training loop: a [`fit::TrainStep`] driven over a schedule, with
+//!   [`fit::Observer`]s for progress and the log (the library prints nothing unless the
+//!   caller adds [`fit::ProgressBar`]).
 //! - [`checkpoint`]: safetensors checkpoints (model, EMA, optimizer state, metadata).
 //! - [`pipeline`]: the end-to-end recipes the CLI, `xtask` and the benches share: the
 //!   demo's network and settings, loading any scorelab checkpoint back into its network,
 //!   generating images and measuring them.
 
 pub mod checkpoint;
+pub mod fit;
 pub mod pipeline;
 pub mod train;
 

@@ -7,9 +7,7 @@
 //! checkpoint and resumed therefore continues exactly as if it had never stopped
 //! (tested in `tests/train.rs`).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams};
@@ -17,6 +15,7 @@ use burn::tensor::{Bytes, Device, Tensor};
 use rand::RngExt;
 
 use crate::checkpoint::{CheckpointFile, CheckpointMeta, FORMAT_VERSION};
+use crate::fit::{Clock, JsonLinesLog, Observer, ProgressBar, Schedule, TrainStep, fit};
 use score_core::denoiser::Conditioning;
 use score_core::error::{Result, ScoreError};
 use score_core::precond::Precond;
@@ -1122,7 +1121,7 @@ where
         .into_iter()
         .next()
         .ok_or_else(|| ScoreError::invalid("net", "the network has no parameters"))?;
-    let (mut learner, start) = match resume {
+    let (learner, start) = match resume {
         Some(ck) => (Learner::restore(net, cfg, ck)?, ck.meta.step),
         None => (Learner::new(net, cfg), 0),
     };
@@ -1135,127 +1134,159 @@ where
             seconds: 0.0,
         });
     }
-    let config_json =
-        serde_json::json!({ "train": cfg, "extra": extra, "objective": objective.describe() });
     if let Some(dir) = out.checkpoint.as_ref().and_then(|p| p.parent()) {
         score_core::fs::clean_stale_temporaries(dir)?;
     }
-    if let Some(p) = &out.log {
-        trim_log(p, start)?;
-    }
-    let mut log = match &out.log {
-        Some(p) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| ScoreError::io(p, e))?,
-        ),
-        None => None,
+    let schedule = Schedule {
+        start,
+        end: out
+            .stop_after
+            .map_or(cfg.steps, |k| (start + k).min(cfg.steps)),
+        total: cfg.steps,
+        log_every: cfg.log_every,
+        checkpoint_every: cfg.checkpoint_every,
+        saved: resume.map(|ck| ck.meta.step),
     };
-    let end = out
-        .stop_after
-        .map_or(cfg.steps, |k| (start + k).min(cfg.steps));
-    let bar = out.progress.then(|| {
-        let b = indicatif::ProgressBar::new((cfg.steps) as u64).with_position(start as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} train [{bar:30}] {pos}/{len} steps  {msg}  ETA {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        b
-    });
-    let t0 = Instant::now();
-    let (mut window_loss, mut window_n, mut last_loss) = (0.0, 0usize, f64::NAN);
-    let mut window_norm = 0.0;
-    let mut guard = DivergenceGuard::default();
-    let mut saved = resume.map(|ck| ck.meta.step);
-    let save = |learner: &Learner<N>, step: usize, loss: f64| -> Result<()> {
-        let Some(path) = &out.checkpoint else {
-            return Ok(());
+    let mut run = DsmRun {
+        config: serde_json::json!({ "train": cfg, "extra": extra, "objective": objective.describe() }),
+        learner,
+        data,
+        cfg,
+        objective,
+        device,
+        out,
+        guard: DivergenceGuard::default(),
+        window: Window::default(),
+        last_loss: f64::NAN,
+        rate: f64::NAN,
+    };
+    let mut log = out.log.as_deref().map(JsonLinesLog::new);
+    let mut bar = out.progress.then(|| ProgressBar::new("train"));
+    let mut observers: Vec<&mut dyn Observer> = Vec::new();
+    observers.extend(log.as_mut().map(|o| o as &mut dyn Observer));
+    observers.extend(bar.as_mut().map(|o| o as &mut dyn Observer));
+    let fitted = fit(&mut run, &schedule, &mut observers)?;
+    Ok(TrainResult {
+        net: run.learner.net,
+        ema: run.learner.ema,
+        step: schedule.end,
+        last_loss: run.last_loss,
+        seconds: fitted.seconds,
+    })
+}
+
+/// Sums over the steps since the last log point.
+#[derive(Debug, Default)]
+struct Window {
+    loss: f64,
+    grad_norm: f64,
+    lr: f64,
+    n: usize,
+}
+
+/// Denoising score matching (or any [`Objective`]) of one network as a [`TrainStep`].
+struct DsmRun<'a, const D: usize, N, T: ?Sized> {
+    learner: Learner<N>,
+    data: &'a T,
+    cfg: &'a TrainConfig,
+    objective: &'a dyn Objective<D>,
+    device: Device,
+    out: &'a TrainOutput,
+    config: serde_json::Value,
+    guard: DivergenceGuard,
+    window: Window,
+    last_loss: f64,
+    rate: f64,
+}
+
+impl<const D: usize, N, T> DsmRun<'_, D, N, T>
+where
+    N: ScoreNetwork<D>,
+    T: TrainData<D> + ?Sized,
+{
+    /// The loss failure at `step`: diverged when the guard has a reference and the
+    /// loss is finite, non-finite otherwise (the loop names the last checkpoint).
+    fn loss_failure(&self, step: usize, loss: f64) -> ScoreError {
+        match self.guard.reference() {
+            Some(reference) if loss.is_finite() => ScoreError::Diverged {
+                step,
+                loss,
+                reference,
+                factor: self.guard.factor,
+                patience: self.guard.patience,
+                checkpoint_step: None,
+            },
+            _ => ScoreError::NonFiniteLoss {
+                step,
+                loss,
+                checkpoint_step: None,
+            },
+        }
+    }
+}
+
+impl<const D: usize, N, T> TrainStep for DsmRun<'_, D, N, T>
+where
+    N: ScoreNetwork<D>,
+    T: TrainData<D> + ?Sized,
+{
+    fn step(&mut self, step: usize) -> Result<()> {
+        let (idx, mut rng) = self.cfg.batch_indices(step, self.data.len());
+        let (x0, cond) = self.data.batch(&idx, &self.device);
+        let (value, grads) = objective_gradients(
+            &self.learner.net,
+            self.cfg,
+            self.objective,
+            x0,
+            cond,
+            &mut rng,
+        )?;
+        if !value.is_finite() || self.guard.observe(value) {
+            return Err(self.loss_failure(step, value));
+        }
+        self.window.lr = self.cfg.lr_at(step);
+        let grad_norm = self.learner.step(self.cfg, step, grads)?;
+        self.window.grad_norm += grad_norm;
+        self.window.loss += value;
+        self.window.n += 1;
+        Ok(())
+    }
+
+    fn log_record(&mut self, done: usize, clock: &Clock) -> Result<serde_json::Value> {
+        let w = std::mem::take(&mut self.window);
+        self.last_loss = w.loss / w.n as f64;
+        let secs = clock.elapsed_s();
+        self.rate = clock.rate(done);
+        let grad_norm = w.grad_norm / w.n as f64;
+        Ok(
+            serde_json::json!({"step": done, "loss": self.last_loss, "grad_norm": grad_norm, "lr": w.lr, "steps_per_s": self.rate, "elapsed_s": secs}),
+        )
+    }
+
+    fn status(&self) -> String {
+        if self.rate.is_nan() {
+            return String::new();
+        }
+        format!("loss {:.4}  {:.2} steps/s", self.last_loss, self.rate)
+    }
+
+    fn save(&mut self, done: usize) -> Result<bool> {
+        let Some(path) = &self.out.checkpoint else {
+            return Ok(false);
         };
         let meta = CheckpointMeta {
             format: FORMAT_VERSION,
-            step,
-            seed: cfg.seed,
-            config: config_json.clone(),
+            step: done,
+            seed: self.cfg.seed,
+            config: self.config.clone(),
             param_ids: Default::default(),
-            stats: [("loss".to_string(), loss)].into(),
+            stats: [("loss".to_string(), self.last_loss)].into(),
         };
-        let bytes = learner.checkpoint_bytes(&meta)?;
+        let bytes = self.learner.checkpoint_bytes(&meta)?;
         score_core::fs::write_atomic(path, &bytes)?;
-        if out.keep_checkpoints {
-            score_core::fs::write_atomic(&kept_checkpoint_path(path, step), &bytes)?;
+        if self.out.keep_checkpoints {
+            score_core::fs::write_atomic(&kept_checkpoint_path(path, done), &bytes)?;
         }
-        Ok(())
-    };
-    for step in start..end {
-        let (idx, mut rng) = cfg.batch_indices(step, data.len());
-        let (x0, cond) = data.batch(&idx, &device);
-        let (value, grads) = objective_gradients(&learner.net, cfg, objective, x0, cond, &mut rng)?;
-        if !value.is_finite() || guard.observe(value) {
-            if let Some(b) = &bar {
-                b.abandon();
-            }
-            return Err(match guard.reference() {
-                Some(reference) if value.is_finite() => ScoreError::Diverged {
-                    step,
-                    loss: value,
-                    reference,
-                    factor: guard.factor,
-                    patience: guard.patience,
-                    checkpoint_step: saved,
-                },
-                _ => ScoreError::NonFiniteLoss {
-                    step,
-                    loss: value,
-                    checkpoint_step: saved,
-                },
-            });
-        }
-        let lr = cfg.lr_at(step);
-        let grad_norm = learner.step(cfg, step, grads)?;
-        window_norm += grad_norm;
-        window_loss += value;
-        window_n += 1;
-        let done = step + 1;
-        if done % cfg.log_every.max(1) == 0 || done == end {
-            last_loss = window_loss / window_n as f64;
-            let secs = t0.elapsed().as_secs_f64();
-            let rate = (done - start) as f64 / secs.max(1e-9);
-            if let Some(f) = log.as_mut() {
-                let grad_norm = window_norm / window_n as f64;
-                let line = serde_json::json!({"step": done, "loss": last_loss, "grad_norm": grad_norm, "lr": lr, "steps_per_s": rate, "elapsed_s": secs});
-                // One write of the whole line: a kill leaves a whole line or none
-                // (a partial one is dropped by `trim_log` on resume).
-                f.write_all(format!("{line}\n").as_bytes())
-                    .map_err(|e| ScoreError::io(out.log.clone().unwrap_or_default(), e))?;
-            }
-            if let Some(b) = &bar {
-                b.set_message(format!("loss {last_loss:.4}  {rate:.2} steps/s"));
-            }
-            window_loss = 0.0;
-            window_norm = 0.0;
-            window_n = 0;
-        }
-        if let Some(b) = &bar {
-            b.set_position(done as u64);
-        }
-        if done % cfg.checkpoint_every.max(1) == 0 || done == end {
-            save(&learner, done, last_loss)?;
-            saved = out.checkpoint.as_ref().map(|_| done);
-        }
+        Ok(true)
     }
-    if let Some(b) = &bar {
-        b.finish();
-    }
-    Ok(TrainResult {
-        net: learner.net,
-        ema: learner.ema,
-        step: end,
-        last_loss,
-        seconds: t0.elapsed().as_secs_f64(),
-    })
 }

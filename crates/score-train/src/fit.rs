@@ -1,0 +1,226 @@
+//! The one training loop. A run is a [`TrainStep`] (what one optimisation step does
+//! and how the run's state is saved: DSM training of one network, distillation's
+//! generator-and-fake-score step, …) driven by [`fit`] over a [`Schedule`]; progress,
+//! the JSON-lines log and anything else that watches a run are [`Observer`]s.
+//!
+//! The loop owns the cadence (log every `log_every` steps and at the end, save every
+//! `checkpoint_every` steps and at the end) and the bookkeeping of the last saved
+//! step, which a failure names ([`ScoreError::NonFiniteLoss`],
+//! [`ScoreError::Diverged`]). It writes nothing of its own: the observers do, and the
+//! caller chooses them ([`ProgressBar`] for a terminal, [`JsonLinesLog`] for a file).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use score_core::error::{Result, ScoreError};
+
+/// One optimisation step of a run and how the run is saved.
+pub trait TrainStep {
+    /// Run the optimisation step with index `step` (0-based).
+    fn step(&mut self, step: usize) -> Result<()>;
+    /// The log record after `done` steps, at a log point (a JSON object; the loop
+    /// adds nothing). `clock` says how long the run has taken since this call began.
+    fn log_record(&mut self, done: usize, clock: &Clock) -> Result<serde_json::Value>;
+    /// A one-line status for a progress display.
+    fn status(&self) -> String;
+    /// Save the run's state after `done` steps (atomically); false when the run
+    /// writes nothing (no output folder).
+    fn save(&mut self, done: usize) -> Result<bool>;
+}
+
+/// Watches a run. Every method has a default that does nothing.
+pub trait Observer {
+    /// Before the first step: the run goes from `start` to `end` of `total` steps.
+    fn started(&mut self, _start: usize, _end: usize, _total: usize) -> Result<()> {
+        Ok(())
+    }
+    /// After each step, with the step's status line.
+    fn stepped(&mut self, _done: usize, _status: &str) -> Result<()> {
+        Ok(())
+    }
+    /// At each log point, with the step's log record.
+    fn logged(&mut self, _done: usize, _record: &serde_json::Value) -> Result<()> {
+        Ok(())
+    }
+    /// After the state was saved at `done` steps.
+    fn saved(&mut self, _done: usize) -> Result<()> {
+        Ok(())
+    }
+    /// When the run ends, `ok` or not.
+    fn finished(&mut self, _ok: bool) {}
+}
+
+/// Where a run starts and stops and how often it logs and saves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    /// Steps already done (0, or the resumed checkpoint's step).
+    pub start: usize,
+    /// Stop after this many steps in all (`total`, or earlier for a partial call).
+    pub end: usize,
+    /// The run's whole length.
+    pub total: usize,
+    /// Log every this many steps (and at `end`).
+    pub log_every: usize,
+    /// Save every this many steps (and at `end`).
+    pub checkpoint_every: usize,
+    /// The step of the last state on disk before this call, if any.
+    pub saved: Option<usize>,
+}
+
+/// The run's clock: time since [`fit`] began and the steps done since.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    t0: Instant,
+    start: usize,
+}
+
+impl Clock {
+    /// Seconds since the loop began.
+    pub fn elapsed_s(&self) -> f64 {
+        self.t0.elapsed().as_secs_f64()
+    }
+    /// Steps per second since the loop began, with `done` steps done in all.
+    pub fn rate(&self, done: usize) -> f64 {
+        (done - self.start) as f64 / self.elapsed_s().max(1e-9)
+    }
+}
+
+/// What [`fit`] returns.
+#[derive(Debug, Clone, Copy)]
+pub struct FitResult {
+    /// Seconds the loop took.
+    pub seconds: f64,
+    /// The last step saved, if any.
+    pub saved: Option<usize>,
+}
+
+/// Drive `run` from `schedule.start` to `schedule.end`. A loss failure
+/// (non-finite, divergence) comes back naming the last step saved.
+pub fn fit(
+    run: &mut dyn TrainStep,
+    schedule: &Schedule,
+    observers: &mut [&mut dyn Observer],
+) -> Result<FitResult> {
+    let clock = Clock {
+        t0: Instant::now(),
+        start: schedule.start,
+    };
+    let mut saved = schedule.saved;
+    let out = (|| -> Result<()> {
+        for o in observers.iter_mut() {
+            o.started(schedule.start, schedule.end, schedule.total)?;
+        }
+        for step in schedule.start..schedule.end {
+            run.step(step).map_err(|e| e.with_checkpoint(saved))?;
+            let done = step + 1;
+            let due = |every: usize| done % every.max(1) == 0 || done == schedule.end;
+            if due(schedule.log_every) {
+                let record = run.log_record(done, &clock)?;
+                for o in observers.iter_mut() {
+                    o.logged(done, &record)?;
+                }
+            }
+            let status = run.status();
+            for o in observers.iter_mut() {
+                o.stepped(done, &status)?;
+            }
+            if due(schedule.checkpoint_every) && run.save(done)? {
+                saved = Some(done);
+                for o in observers.iter_mut() {
+                    o.saved(done)?;
+                }
+            }
+        }
+        Ok(())
+    })();
+    for o in observers.iter_mut() {
+        o.finished(out.is_ok());
+    }
+    out.map(|()| FitResult {
+        seconds: clock.elapsed_s(),
+        saved,
+    })
+}
+
+/// A progress bar on the terminal (indicatif): position, the step's status, ETA.
+pub struct ProgressBar {
+    what: String,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl ProgressBar {
+    /// A bar labelled `what` ("train", "distill", …).
+    pub fn new(what: &str) -> Self {
+        Self {
+            what: what.into(),
+            bar: None,
+        }
+    }
+}
+
+impl Observer for ProgressBar {
+    fn started(&mut self, start: usize, _end: usize, total: usize) -> Result<()> {
+        let b = indicatif::ProgressBar::new(total as u64).with_position(start as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(&format!(
+                "{{spinner}} {} [{{bar:30}}] {{pos}}/{{len}} steps  {{msg}}  ETA {{eta}}",
+                self.what
+            ))
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        self.bar = Some(b);
+        Ok(())
+    }
+    fn stepped(&mut self, done: usize, status: &str) -> Result<()> {
+        if let Some(b) = &self.bar {
+            b.set_message(status.to_string());
+            b.set_position(done as u64);
+        }
+        Ok(())
+    }
+    fn finished(&mut self, ok: bool) {
+        if let Some(b) = self.bar.take() {
+            if ok { b.finish() } else { b.abandon() }
+        }
+    }
+}
+
+/// The JSON-lines log: one record per log point, appended as one write (a kill leaves
+/// a whole line or none). On start, records past the start step (and a partial last
+/// line) are dropped, so that a resumed run's log reads as one run.
+pub struct JsonLinesLog {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl JsonLinesLog {
+    /// A log at `path`.
+    pub fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            file: None,
+        }
+    }
+}
+
+impl Observer for JsonLinesLog {
+    fn started(&mut self, start: usize, _end: usize, _total: usize) -> Result<()> {
+        crate::train::trim_log(&self.path, start)?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| ScoreError::io(&self.path, e))?;
+        self.file = Some(f);
+        Ok(())
+    }
+    fn logged(&mut self, _done: usize, record: &serde_json::Value) -> Result<()> {
+        if let Some(f) = self.file.as_mut() {
+            f.write_all(format!("{record}\n").as_bytes())
+                .map_err(|e| ScoreError::io(&self.path, e))?;
+        }
+        Ok(())
+    }
+}
