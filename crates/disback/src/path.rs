@@ -99,33 +99,7 @@ pub fn record_path<const D: usize, N: ScoreNetwork<D>>(
         .map(|d| (d.join("path.safetensors"), d.join("recording.safetensors")));
     let (learner, path, start) = match &files {
         Some((p, r)) if p.exists() && r.exists() => {
-            let path = DegradationPath::load(p, &teacher.eval)?;
-            let rec = CheckpointFile::read(r)?;
-            let saved: DistillConfig = serde_json::from_value(rec.meta.config["run"].clone())
-                .map_err(|e| {
-                    DisbackError::invalid("resume", format!("{}: config.run: {e}", r.display()))
-                })?;
-            if !crate::config::same_run(&saved, cfg) {
-                return Err(DisbackError::invalid(
-                    "resume",
-                    format!(
-                        "{} holds a recording with other settings; use a new --out or the same settings",
-                        r.display()
-                    ),
-                ));
-            }
-            if path.steps.as_slice() != &schedule[..path.steps.len()] {
-                return Err(DisbackError::invalid(
-                    "path",
-                    format!("{} was recorded on another schedule", p.display()),
-                ));
-            }
-            let start = rec.meta.step;
-            (
-                Learner::restore(teacher.net.clone(), &cfg.fake, &rec)?,
-                path,
-                start,
-            )
+            resume_recording(teacher, cfg, &schedule, p, r)?
         }
         _ => (
             Learner::new(teacher.net.clone(), &cfg.fake),
@@ -169,6 +143,44 @@ pub fn record_path<const D: usize, N: ScoreNetwork<D>>(
     observers.extend(bar.as_mut().map(|o| o as &mut dyn Observer));
     fit(&mut run, &steps, &mut observers)?;
     Ok(run.path)
+}
+
+/// The recording so far (s′'s learner, the path, the step) from `path_file` and
+/// `rec_file`, refused when it was made with other settings or on another schedule.
+fn resume_recording<const D: usize, N: ScoreNetwork<D>>(
+    teacher: &Teacher<'_, D, N>,
+    cfg: &DistillConfig,
+    schedule: &[usize],
+    path_file: &Path,
+    rec_file: &Path,
+) -> Result<(Learner<N>, DegradationPath<N>, usize)> {
+    let path = DegradationPath::load(path_file, &teacher.eval)?;
+    let rec = CheckpointFile::read(rec_file)?;
+    let saved: DistillConfig =
+        serde_json::from_value(rec.meta.config["run"].clone()).map_err(|e| {
+            DisbackError::invalid("resume", format!("{}: config.run: {e}", rec_file.display()))
+        })?;
+    if !crate::config::same_run(&saved, cfg) {
+        return Err(DisbackError::invalid(
+            "resume",
+            format!(
+                "{} holds a recording with other settings; use a new --out or the same settings",
+                rec_file.display()
+            ),
+        ));
+    }
+    if path.steps.as_slice() != &schedule[..path.steps.len()] {
+        return Err(DisbackError::invalid(
+            "path",
+            format!("{} was recorded on another schedule", path_file.display()),
+        ));
+    }
+    let start = rec.meta.step;
+    Ok((
+        Learner::restore(teacher.net.clone(), &cfg.fake, &rec)?,
+        path,
+        start,
+    ))
 }
 
 /// Stage 1 as score-train's [`TrainStep`]: one DSM step of s′ on the frozen

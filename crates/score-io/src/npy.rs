@@ -99,9 +99,48 @@ pub fn read_npy(path: &Path) -> Result<NpyArray> {
 
 /// Parse `.npy` bytes; the error string names the field that is wrong.
 pub fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
-    let err = |d: String| d;
+    let (header, body) = split_header(bytes)?;
+    let descr = field(header, "descr").ok_or("header: no 'descr'")?;
+    let descr = descr
+        .trim_start_matches(['\'', '"'])
+        .split(['\'', '"'])
+        .next()
+        .unwrap_or("");
+    if field(header, "fortran_order").is_some_and(|v| v.starts_with("True")) {
+        return Err("fortran_order: Fortran-ordered arrays are not supported; save with np.ascontiguousarray".into());
+    }
+    let shape = parse_shape(field(header, "shape").ok_or("header: no 'shape'")?)?;
+    let width = match descr {
+        "<f4" | "<i4" => 4,
+        "<f8" | "<i8" => 8,
+        "|u1" | "<u1" => 1,
+        other => {
+            return Err(format!(
+                "descr: dtype '{other}' is not one of <f4, <f8, <i4, <i8, |u1"
+            ));
+        }
+    };
+    // Checked: a header may claim a shape such as (2^32, 2^32) whose size overflows.
+    let needed = shape
+        .iter()
+        .try_fold(width, |a: usize, &b| a.checked_mul(b))
+        .ok_or_else(|| format!("shape: {shape:?} of {descr} is too large to address"))?;
+    if body.len() != needed {
+        return Err(format!(
+            "data: shape {shape:?} of {descr} needs {needed} bytes, file has {}",
+            body.len()
+        ));
+    }
+    Ok(NpyArray {
+        shape,
+        data: decode_body(descr, body),
+    })
+}
+
+/// The header text and the data bytes after it (format versions 1, 2 and 3).
+fn split_header(bytes: &[u8]) -> std::result::Result<(&str, &[u8]), String> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err(err("magic: file does not start with \\x93NUMPY".into()));
+        return Err("magic: file does not start with \\x93NUMPY".into());
     }
     let (hlen, start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
@@ -109,65 +148,34 @@ pub fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
             u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize,
             12,
         ),
-        v => return Err(err(format!("version: unsupported format version {v}"))),
+        v => return Err(format!("version: unsupported format version {v}")),
     };
-    let header = std::str::from_utf8(
-        bytes
-            .get(start..start + hlen)
-            .ok_or_else(|| err("header: truncated".into()))?,
-    )
-    .map_err(|_| err("header: not UTF-8".into()))?;
-    let descr = field(header, "descr").ok_or_else(|| err("header: no 'descr'".into()))?;
-    let descr = descr
-        .trim_start_matches(['\'', '"'])
-        .split(['\'', '"'])
-        .next()
-        .unwrap_or("");
-    if field(header, "fortran_order").is_some_and(|v| v.starts_with("True")) {
-        return Err(err("fortran_order: Fortran-ordered arrays are not supported; save with np.ascontiguousarray".into()));
-    }
-    let shape_str = field(header, "shape").ok_or_else(|| err("header: no 'shape'".into()))?;
-    let inner = shape_str
+    let header = std::str::from_utf8(bytes.get(start..start + hlen).ok_or("header: truncated")?)
+        .map_err(|_| "header: not UTF-8".to_string())?;
+    Ok((header, &bytes[start + hlen..]))
+}
+
+/// The dimensions of a header's `shape` tuple, `(2, 3)` or `(5,)` or `()`.
+fn parse_shape(shape: &str) -> std::result::Result<Vec<usize>, String> {
+    let inner = shape
         .trim_start_matches('(')
         .split(')')
         .next()
         .unwrap_or("");
-    let shape: Vec<usize> = inner
+    inner
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
             s.parse::<usize>()
-                .map_err(|_| err(format!("shape: '{s}' is not a dimension")))
+                .map_err(|_| format!("shape: '{s}' is not a dimension"))
         })
-        .collect::<std::result::Result<_, String>>()?;
-    let body = &bytes[start + hlen..];
-    let width = match descr {
-        "<f4" | "<i4" => 4,
-        "<f8" | "<i8" => 8,
-        "|u1" | "<u1" => 1,
-        other => {
-            return Err(err(format!(
-                "descr: dtype '{other}' is not one of <f4, <f8, <i4, <i8, |u1"
-            )));
-        }
-    };
-    // Checked: a header may claim a shape such as (2^32, 2^32) whose size overflows.
-    let needed = shape
-        .iter()
-        .try_fold(width, |a: usize, &b| a.checked_mul(b))
-        .ok_or_else(|| {
-            err(format!(
-                "shape: {shape:?} of {descr} is too large to address"
-            ))
-        })?;
-    if body.len() != needed {
-        return Err(err(format!(
-            "data: shape {shape:?} of {descr} needs {needed} bytes, file has {}",
-            body.len()
-        )));
-    }
-    let data = match descr {
+        .collect()
+}
+
+/// The values of a checked body as f64.
+fn decode_body(descr: &str, body: &[u8]) -> Vec<f64> {
+    match descr {
         "<f4" => body
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().expect("4")) as f64)
@@ -185,8 +193,7 @@ pub fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
             .map(|c| i64::from_le_bytes(c.try_into().expect("8")) as f64)
             .collect(),
         _ => body.iter().map(|&b| b as f64).collect(),
-    };
-    Ok(NpyArray { shape, data })
+    }
 }
 
 fn encode(shape: &[usize], descr: &str, body: Vec<u8>) -> Vec<u8> {
