@@ -178,26 +178,18 @@ impl ModelStatistics {
             let lp: Vec<f64> = (0..d)
                 .map(|j| (ls[c][j] - ls[a][j]) / (lambdas[c] - lambdas[a]))
                 .collect();
-            let (mut s, mut b) = (vec![0.0; d], vec![0.0; d]);
-            for j in 0..d {
-                let pairs: Vec<(f64, f64)> = (0..n)
-                    .map(|r| {
-                        let q = r * d + j;
-                        let f0 = den_x[q] - ls[i][j] * xs[q];
-                        let f1 = den_next[q] - ls[i][j] * x_next[q];
-                        (f0, (f1 - f0) / delta - lp[j] * xs[q])
-                    })
-                    .collect();
-                let mf = pairs.iter().map(|p| p.0).sum::<f64>() / n as f64;
-                let mg = pairs.iter().map(|p| p.1).sum::<f64>() / n as f64;
-                let var = pairs.iter().map(|p| (p.0 - mf).powi(2)).sum::<f64>() / n as f64;
-                let cov = pairs.iter().map(|p| (p.0 - mf) * (p.1 - mg)).sum::<f64>() / n as f64;
-                // f's spread across samples is only signal when it exceeds what an
-                // error of 1e-5 in l makes of E x²: below that s is noise and set to 0.
-                let x2 = (0..n).map(|r| xs[r * d + j].powi(2)).sum::<f64>() / n as f64;
-                s[j] = if var > 1e-10 * x2 { cov / var } else { 0.0 };
-                b[j] = mg - s[j] * mf;
-            }
+            let (s, b) = least_squares_s_b(
+                &Pass2 {
+                    den_x: &den_x,
+                    xs: &xs,
+                    den_next: &den_next,
+                    x_next: &x_next,
+                },
+                &ls[i],
+                &lp,
+                d,
+                delta,
+            );
             ss.push(s);
             bs.push(b);
         }
@@ -220,6 +212,106 @@ struct Tables {
     big_l: Vec<Vec<f64>>,
     big_s: Vec<Vec<f64>>,
     big_c: Vec<Vec<f64>>,
+}
+
+/// One step of [`dpm_solver_v3_sample`] from σ = `s` to `s_next` > 0: pushes f_s onto the
+/// history (newest first, at most 3) and returns the new state, row-major `[n, d]`.
+fn v3_update(
+    tab: &Tables,
+    hist: &mut Vec<(f64, Vec<f64>)>,
+    xs: &[f64],
+    den_x: &[f64],
+    (s, s_next): (f64, f64),
+    order: usize,
+    d: usize,
+) -> Vec<f64> {
+    let n = xs.len() / d;
+    let (ls, lt) = (-s.ln(), -s_next.ln());
+    let [l_s, _, big_s_s, big_c_s] = tab.at(ls);
+    let f: Vec<f64> = (0..n * d).map(|q| den_x[q] - l_s[q % d] * xs[q]).collect();
+    hist.insert(0, (ls, f));
+    hist.truncate(3);
+    let p = order.min(hist.len());
+    // g at the history points (g_s = f_s), then its Taylor coefficients.
+    let gs: Vec<Vec<f64>> = hist[..p]
+        .iter()
+        .map(|(li, fi)| {
+            let [_, _, big_s_i, big_c_i] = tab.at(*li);
+            (0..n * d)
+                .map(|q| {
+                    let j = q % d;
+                    (-(big_s_i[j] - big_s_s[j])).exp() * fi[q]
+                        - big_s_s[j].exp() * (big_c_i[j] - big_c_s[j])
+                })
+                .collect()
+        })
+        .collect();
+    let lam: Vec<f64> = hist[..p].iter().map(|(l, _)| *l).collect();
+    let (e_st, w_b, w_k) = step_weights(tab, ls, lt, p);
+    (0..n * d)
+        .map(|q| {
+            let j = q % d;
+            let g0 = gs[0][q];
+            let mut acc = e_st[j] * xs[q] + w_b[j] + w_k[0][j] * g0;
+            if p >= 2 {
+                let d01 = (g0 - gs[1][q]) / (lam[0] - lam[1]);
+                let (mut d1, mut d2) = (d01, 0.0);
+                if p == 3 {
+                    let d12 = (gs[1][q] - gs[2][q]) / (lam[1] - lam[2]);
+                    let d012 = (d01 - d12) / (lam[0] - lam[2]);
+                    d1 += d012 * (lam[0] - lam[1]);
+                    d2 = 2.0 * d012;
+                }
+                acc += w_k[1][j] * d1;
+                if p == 3 {
+                    acc += w_k[2][j] * d2;
+                }
+            }
+            acc
+        })
+        .collect()
+}
+
+/// The points of one λ of [`ModelStatistics::estimate`]'s second pass, row-major
+/// `[n, d]`: D at x, x, and both after a step δ along the ODE.
+struct Pass2<'a> {
+    den_x: &'a [f64],
+    xs: &'a [f64],
+    den_next: &'a [f64],
+    x_next: &'a [f64],
+}
+
+/// Per dimension j, the least-squares fit f' ≈ s·f + b over the n samples, where
+/// f = D − l⊙x and f' = (f(x_next) − f(x))/δ − l'⊙x.
+fn least_squares_s_b(
+    p: &Pass2<'_>,
+    l: &[f64],
+    lp: &[f64],
+    d: usize,
+    delta: f64,
+) -> (Vec<f64>, Vec<f64>) {
+    let n = p.xs.len() / d;
+    let (mut s, mut b) = (vec![0.0; d], vec![0.0; d]);
+    for j in 0..d {
+        let pairs: Vec<(f64, f64)> = (0..n)
+            .map(|r| {
+                let q = r * d + j;
+                let f0 = p.den_x[q] - l[j] * p.xs[q];
+                let f1 = p.den_next[q] - l[j] * p.x_next[q];
+                (f0, (f1 - f0) / delta - lp[j] * p.xs[q])
+            })
+            .collect();
+        let mf = pairs.iter().map(|p| p.0).sum::<f64>() / n as f64;
+        let mg = pairs.iter().map(|p| p.1).sum::<f64>() / n as f64;
+        let var = pairs.iter().map(|p| (p.0 - mf).powi(2)).sum::<f64>() / n as f64;
+        let cov = pairs.iter().map(|p| (p.0 - mf) * (p.1 - mg)).sum::<f64>() / n as f64;
+        // f's spread across samples is only signal when it exceeds what an
+        // error of 1e-5 in l makes of E x²: below that s is noise and set to 0.
+        let x2 = (0..n).map(|r| p.xs[r * d + j].powi(2)).sum::<f64>() / n as f64;
+        s[j] = if var > 1e-10 * x2 { cov / var } else { 0.0 };
+        b[j] = mg - s[j] * mf;
+    }
+    (s, b)
 }
 
 fn interp(xs: &[f64], ys: &[Vec<f64>], x: f64) -> Vec<f64> {
@@ -438,50 +530,7 @@ pub fn dpm_solver_v3_sample<const D: usize, M: Denoiser<D> + ?Sized>(
         if s_next == 0.0 {
             xs = den_x;
         } else {
-            let (ls, lt) = (-s.ln(), -s_next.ln());
-            let [l_s, _, big_s_s, big_c_s] = tab.at(ls);
-            let f: Vec<f64> = (0..n * d).map(|q| den_x[q] - l_s[q % d] * xs[q]).collect();
-            hist.insert(0, (ls, f));
-            hist.truncate(3);
-            let p = opts.order.min(hist.len());
-            // g at the history points (g_s = f_s), then its Taylor coefficients.
-            let gs: Vec<Vec<f64>> = hist[..p]
-                .iter()
-                .map(|(li, fi)| {
-                    let [_, _, big_s_i, big_c_i] = tab.at(*li);
-                    (0..n * d)
-                        .map(|q| {
-                            let j = q % d;
-                            (-(big_s_i[j] - big_s_s[j])).exp() * fi[q]
-                                - big_s_s[j].exp() * (big_c_i[j] - big_c_s[j])
-                        })
-                        .collect()
-                })
-                .collect();
-            let lam: Vec<f64> = hist[..p].iter().map(|(l, _)| *l).collect();
-            let (e_st, w_b, w_k) = step_weights(&tab, ls, lt, p);
-            xs = (0..n * d)
-                .map(|q| {
-                    let j = q % d;
-                    let g0 = gs[0][q];
-                    let mut acc = e_st[j] * xs[q] + w_b[j] + w_k[0][j] * g0;
-                    if p >= 2 {
-                        let d01 = (g0 - gs[1][q]) / (lam[0] - lam[1]);
-                        let (mut d1, mut d2) = (d01, 0.0);
-                        if p == 3 {
-                            let d12 = (gs[1][q] - gs[2][q]) / (lam[1] - lam[2]);
-                            let d012 = (d01 - d12) / (lam[0] - lam[2]);
-                            d1 += d012 * (lam[0] - lam[1]);
-                            d2 = 2.0 * d012;
-                        }
-                        acc += w_k[1][j] * d1;
-                        if p == 3 {
-                            acc += w_k[2][j] * d2;
-                        }
-                    }
-                    acc
-                })
-                .collect();
+            xs = v3_update(&tab, &mut hist, &xs, &den_x, (s, s_next), opts.order, d);
         }
         out_x = from_f64_as(&xs, [n * d], dtype, &dev).reshape(dims);
         ctx.step_done(i, (s, s_next), &out_x, &den_t, nfe, total);
