@@ -41,6 +41,40 @@ const COLORS: [&str; 10] = [
     "#bcbd22", "#7f7f7f",
 ];
 
+/// Figure width and height, in pixels.
+const W: f64 = 640.0;
+const H: f64 = 420.0;
+/// Margins: left, right (the legend), top, bottom.
+const ML: f64 = 70.0;
+const MR: f64 = 170.0;
+const MT: f64 = 40.0;
+const MB: f64 = 55.0;
+
+/// The map from data to pixels: axis units (log10 on a log axis) over the padded
+/// ranges `px`, `py` onto the plot box.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    log_x: bool,
+    log_y: bool,
+    px: (f64, f64),
+    py: (f64, f64),
+}
+
+impl Frame {
+    fn tx(&self, v: f64) -> f64 {
+        if self.log_x { v.log10() } else { v }
+    }
+    fn ty(&self, v: f64) -> f64 {
+        if self.log_y { v.log10() } else { v }
+    }
+    fn sx(&self, v: f64) -> f64 {
+        ML + (self.tx(v) - self.px.0) / (self.px.1 - self.px.0) * (W - ML - MR)
+    }
+    fn sy(&self, v: f64) -> f64 {
+        H - MB - (self.ty(v) - self.py.0) / (self.py.1 - self.py.0) * (H - MT - MB)
+    }
+}
+
 fn nice_ticks(lo: f64, hi: f64, log: bool) -> Vec<f64> {
     if log {
         let (a, b) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
@@ -81,36 +115,55 @@ fn fmt_tick(v: f64) -> String {
 impl Plot {
     /// Render as an SVG string.
     pub fn to_svg(&self) -> String {
-        let (w, h, ml, mr, mt, mb) = (640.0, 420.0, 70.0, 170.0, 40.0, 55.0);
-        let in_range = |y: f64| self.y_range.is_none_or(|(lo, hi)| y >= lo && y <= hi);
-        let keep = |x: f64, y: f64| {
-            x.is_finite()
-                && y.is_finite()
-                && (!self.log_x || x > 0.0)
-                && (!self.log_y || y > 0.0)
-                && in_range(y)
-        };
+        let f = self.frame();
+        let mut s = String::new();
+        let _ = write!(
+            s,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
+        );
+        let _ = write!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="22" text-anchor="middle" font-size="14">{}</text>"#,
+            (ML + W - MR) / 2.0,
+            esc(&self.title)
+        );
+        self.write_axes(&mut s, &f);
+        for (i, ser) in self.series.iter().enumerate() {
+            self.write_series(&mut s, &f, i, ser);
+        }
+        s.push_str("</svg>\n");
+        s
+    }
+
+    /// Whether a point is drawn: finite, positive on a log axis, inside `y_range`.
+    fn keep(&self, x: f64, y: f64) -> bool {
+        let in_range = self.y_range.is_none_or(|(lo, hi)| y >= lo && y <= hi);
+        x.is_finite()
+            && y.is_finite()
+            && (!self.log_x || x > 0.0)
+            && (!self.log_y || y > 0.0)
+            && in_range
+    }
+
+    /// The data range of the kept points (and `y_range`), padded, in axis units.
+    fn frame(&self) -> Frame {
         let mut pts: Vec<(f64, f64)> = self
             .series
             .iter()
             .flat_map(|s| s.points.iter().copied())
-            .filter(|&(x, y)| keep(x, y))
+            .filter(|&(x, y)| self.keep(x, y))
             .collect();
         if let (Some((lo, hi)), Some(&(x, _))) = (self.y_range, pts.first()) {
             pts.extend([(x, lo), (x, hi)]);
         }
-        let tx = |v: f64| if self.log_x { v.log10() } else { v };
-        let ty = |v: f64| if self.log_y { v.log10() } else { v };
-        let (mut x0, mut x1) = pts
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
-                (a.min(p.0), b.max(p.0))
-            });
-        let (mut y0, mut y1) = pts
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
-                (a.min(p.1), b.max(p.1))
-            });
+        let span = |v: &dyn Fn(&(f64, f64)) -> f64| {
+            pts.iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+                    (a.min(v(p)), b.max(v(p)))
+                })
+        };
+        let ((mut x0, mut x1), (mut y0, mut y1)) = (span(&|p| p.0), span(&|p| p.1));
         if !x0.is_finite() {
             (x0, x1, y0, y1) = (1.0, 2.0, 1.0, 2.0);
         }
@@ -120,48 +173,48 @@ impl Plot {
         if y0 == y1 {
             y1 = y0 + 1.0;
         }
-        let (px0, px1, py0, py1) = (tx(x0), tx(x1), ty(y0), ty(y1));
+        let f = Frame {
+            log_x: self.log_x,
+            log_y: self.log_y,
+            px: (0.0, 1.0),
+            py: (0.0, 1.0),
+        };
+        let (px0, px1, py0, py1) = (f.tx(x0), f.tx(x1), f.ty(y0), f.ty(y1));
         let padx = 0.03 * (px1 - px0);
         let pady = 0.05 * (py1 - py0);
-        let (px0, px1, py0, py1) = (px0 - padx, px1 + padx, py0 - pady, py1 + pady);
-        let sx = |v: f64| ml + (tx(v) - px0) / (px1 - px0) * (w - ml - mr);
-        let sy = |v: f64| h - mb - (ty(v) - py0) / (py1 - py0) * (h - mt - mb);
-        let mut s = String::new();
+        Frame {
+            px: (px0 - padx, px1 + padx),
+            py: (py0 - pady, py1 + pady),
+            ..f
+        }
+    }
+
+    /// The plot box, grid lines with tick labels, and the axis labels.
+    fn write_axes(&self, s: &mut String, f: &Frame) {
         let _ = write!(
             s,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
-        );
-        let _ = write!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-        let _ = write!(
-            s,
-            r#"<text x="{}" y="22" text-anchor="middle" font-size="14">{}</text>"#,
-            (ml + w - mr) / 2.0,
-            esc(&self.title)
-        );
-        let _ = write!(
-            s,
-            r#"<rect x="{ml}" y="{mt}" width="{}" height="{}" fill="none" stroke="black"/>"#,
-            w - ml - mr,
-            h - mt - mb
+            r#"<rect x="{ML}" y="{MT}" width="{}" height="{}" fill="none" stroke="black"/>"#,
+            W - ML - MR,
+            H - MT - MB
         );
         let unt = |v: f64, log: bool| if log { 10f64.powf(v) } else { v };
-        for t in nice_ticks(unt(px0, self.log_x), unt(px1, self.log_x), self.log_x) {
-            let x = sx(t);
+        for t in nice_ticks(unt(f.px.0, self.log_x), unt(f.px.1, self.log_x), self.log_x) {
+            let x = f.sx(t);
             let _ = write!(
                 s,
-                r##"<line x1="{x}" y1="{mt}" x2="{x}" y2="{}" stroke="#ddd"/><text x="{x}" y="{}" text-anchor="middle">{}</text>"##,
-                h - mb,
-                h - mb + 16.0,
+                r##"<line x1="{x}" y1="{MT}" x2="{x}" y2="{}" stroke="#ddd"/><text x="{x}" y="{}" text-anchor="middle">{}</text>"##,
+                H - MB,
+                H - MB + 16.0,
                 fmt_tick(t)
             );
         }
-        for t in nice_ticks(unt(py0, self.log_y), unt(py1, self.log_y), self.log_y) {
-            let y = sy(t);
+        for t in nice_ticks(unt(f.py.0, self.log_y), unt(f.py.1, self.log_y), self.log_y) {
+            let y = f.sy(t);
             let _ = write!(
                 s,
-                r##"<line x1="{ml}" y1="{y}" x2="{}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
-                w - mr,
-                ml - 6.0,
+                r##"<line x1="{ML}" y1="{y}" x2="{}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
+                W - MR,
+                ML - 6.0,
                 y + 4.0,
                 fmt_tick(t)
             );
@@ -169,56 +222,56 @@ impl Plot {
         let _ = write!(
             s,
             r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
-            (ml + w - mr) / 2.0,
-            h - 12.0,
+            (ML + W - MR) / 2.0,
+            H - 12.0,
             esc(&self.x_label)
         );
         let _ = write!(
             s,
             r#"<text transform="translate(16 {}) rotate(-90)" text-anchor="middle">{}</text>"#,
-            (mt + h - mb) / 2.0,
+            (MT + H - MB) / 2.0,
             esc(&self.y_label)
         );
-        for (i, ser) in self.series.iter().enumerate() {
-            let c = COLORS[i % COLORS.len()];
-            let p: Vec<(f64, f64)> = ser
-                .points
+    }
+
+    /// Series `i`: its line (unless markers only), markers and legend entry.
+    fn write_series(&self, s: &mut String, f: &Frame, i: usize, ser: &Series) {
+        let c = COLORS[i % COLORS.len()];
+        let p: Vec<(f64, f64)> = ser
+            .points
+            .iter()
+            .copied()
+            .filter(|&(x, y)| self.keep(x, y))
+            .collect();
+        if !ser.markers_only && p.len() > 1 {
+            let d: Vec<String> = p
                 .iter()
-                .copied()
-                .filter(|&(x, y)| keep(x, y))
+                .map(|(x, y)| format!("{:.1},{:.1}", f.sx(*x), f.sy(*y)))
                 .collect();
-            if !ser.markers_only && p.len() > 1 {
-                let d: Vec<String> = p
-                    .iter()
-                    .map(|(x, y)| format!("{:.1},{:.1}", sx(*x), sy(*y)))
-                    .collect();
-                let _ = write!(
-                    s,
-                    r#"<polyline fill="none" stroke="{c}" stroke-width="2" points="{}"/>"#,
-                    d.join(" ")
-                );
-            }
-            for (x, y) in &p {
-                let _ = write!(
-                    s,
-                    r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{c}"/>"#,
-                    sx(*x),
-                    sy(*y)
-                );
-            }
-            let ly = mt + 10.0 + 18.0 * i as f64;
             let _ = write!(
                 s,
-                r#"<line x1="{}" y1="{ly}" x2="{}" y2="{ly}" stroke="{c}" stroke-width="2"/><text x="{}" y="{}">{}</text>"#,
-                w - mr + 10.0,
-                w - mr + 30.0,
-                w - mr + 35.0,
-                ly + 4.0,
-                esc(&ser.label)
+                r#"<polyline fill="none" stroke="{c}" stroke-width="2" points="{}"/>"#,
+                d.join(" ")
             );
         }
-        s.push_str("</svg>\n");
-        s
+        for (x, y) in &p {
+            let _ = write!(
+                s,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{c}"/>"#,
+                f.sx(*x),
+                f.sy(*y)
+            );
+        }
+        let ly = MT + 10.0 + 18.0 * i as f64;
+        let _ = write!(
+            s,
+            r#"<line x1="{}" y1="{ly}" x2="{}" y2="{ly}" stroke="{c}" stroke-width="2"/><text x="{}" y="{}">{}</text>"#,
+            W - MR + 10.0,
+            W - MR + 30.0,
+            W - MR + 35.0,
+            ly + 4.0,
+            esc(&ser.label)
+        );
     }
 
     /// Write the SVG to `path` (atomically).
