@@ -262,6 +262,18 @@ impl Machine<'_> {
                 self.take(8)?; // FRAME
             }
             b'.' => return Ok(false),
+            _ => {
+                if !(self.scalar_op(op)? || self.container_op(op)? || self.reference_op(op)?) {
+                    return Err(format!("unsupported opcode 0x{op:02x}"));
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Marks, constants, integers, floats and strings; `Ok(false)` when `op` is not one of them.
+    fn scalar_op(&mut self, op: u8) -> Result<bool, String> {
+        match op {
             b'(' => self.stack.push(Slot::Mark),
             b'N' => self.push(Value::None),
             0x88 => self.push(Value::Bool(true)),
@@ -309,6 +321,14 @@ impl Machine<'_> {
                 let v = self.text(n)?;
                 self.push(v)
             }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Tuples, lists and dicts; `Ok(false)` when `op` is not one of them.
+    fn container_op(&mut self, op: u8) -> Result<bool, String> {
+        match op {
             b')' => self.push(Value::Tuple(Vec::new())),
             b't' => {
                 let items = self.pop_mark()?;
@@ -343,6 +363,14 @@ impl Machine<'_> {
                 let items = self.pop_mark()?;
                 self.set_items(items)?
             }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The memo, globals, objects and persistent ids; `Ok(false)` when `op` is not one of them.
+    fn reference_op(&mut self, op: u8) -> Result<bool, String> {
+        match op {
             b'q' => {
                 let k = self.uint(1)? as u32;
                 self.put(k)?
@@ -391,7 +419,8 @@ impl Machine<'_> {
                 let pid = self.pop()?;
                 self.push(Value::Persistent(Box::new(pid)))
             }
-            other => return Err(format!("unsupported opcode 0x{other:02x}")),
+
+            _ => return Ok(false),
         }
         Ok(true)
     }
