@@ -386,28 +386,17 @@ pub fn teleport_sweep(
         let full_nfe = sampler.nfe(sigmas.len(), 0);
         for &k in ks.iter().filter(|&&k| k + 1 < sigmas.len()) {
             let t0 = Instant::now();
-            let mut samples = Vec::with_capacity(n * d);
-            let mut nfe = 0;
-            for start in (0..n).step_by(batch) {
-                let b = batch.min(n - start);
-                let x_t = from_f32(
-                    noise[start * d..(start + b) * d].to_vec(),
-                    [b, ch, h, w],
-                    device,
-                )
-                .mul_scalar(sigmas[0]);
-                let o = teleport_sample(
-                    &den,
-                    &g,
-                    sampler,
-                    &sigmas,
-                    x_t,
-                    k,
-                    &mut SampleContext::new(),
-                )?;
-                nfe = o.nfe;
-                samples.extend(to_vec_f64(o.x)?);
-            }
+            let (samples, nfe) = teleport_batches(
+                &den,
+                &g,
+                sampler,
+                &sigmas,
+                &noise,
+                k,
+                batch,
+                [ch, h, w],
+                device,
+            )?;
             let seconds = t0.elapsed().as_secs_f64();
             let feats = pca_project(&samples, d, &pmean, &basis);
             let rms = base.as_ref().map_or(0.0, |b0| {
@@ -455,10 +444,60 @@ pub fn teleport_sweep(
         fd_pca32_real_floor: fd_floor,
         sliced_w2_real_floor: sw_floor,
     };
+    write_teleport_report(&report, samplers, n, out)?;
+    Ok(report)
+}
+
+/// Sample `noise` (row-major `[n, c, h, w]`, unit variance) in batches of `batch`
+/// with teleportation to index `k`; returns the samples and the NFE per sample.
+#[allow(clippy::too_many_arguments)]
+fn teleport_batches<M: Denoiser<4>>(
+    den: &M,
+    g: &GaussianScore,
+    sampler: &Sampler,
+    sigmas: &[f64],
+    noise: &[f32],
+    k: usize,
+    batch: usize,
+    [ch, h, w]: [usize; 3],
+    device: &Device,
+) -> Result<(Vec<f64>, usize)> {
+    let d = ch * h * w;
+    let n = noise.len() / d;
+    let mut samples = Vec::with_capacity(n * d);
+    let mut nfe = 0;
+    for start in (0..n).step_by(batch) {
+        let b = batch.min(n - start);
+        let x_t = from_f32(
+            noise[start * d..(start + b) * d].to_vec(),
+            [b, ch, h, w],
+            device,
+        )
+        .mul_scalar(sigmas[0]);
+        let o = teleport_sample(den, g, sampler, sigmas, x_t, k, &mut SampleContext::new())?;
+        nfe = o.nfe;
+        samples.extend(to_vec_f64(o.x)?);
+    }
+    Ok((samples, nfe))
+}
+
+/// `teleport.json`, `teleport.md` and the two figures of a sweep over `samplers`
+/// (`n` images per configuration).
+fn write_teleport_report(
+    report: &TeleportReport,
+    samplers: &[(Sampler, usize)],
+    n: usize,
+    out: &Path,
+) -> Result<()> {
+    let (fd_floor, sw_floor, threshold) = (
+        report.fd_pca32_real_floor,
+        report.sliced_w2_real_floor,
+        report.auto_threshold,
+    );
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     write(
         &out.join("teleport.json"),
-        &serde_json::to_string_pretty(&report).expect("serialises"),
+        &serde_json::to_string_pretty(report).expect("serialises"),
     )?;
     let mut md = String::from(
         "| sampler | N | k | σ_k | NFE | NFE saved | FD-PCA32 ↓ | sliced W2 ↓ | RMS to k=0 | FID ± s.e. ↓ | time (s) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
@@ -486,6 +525,16 @@ pub fn teleport_sweep(
         fd_floor, sw_floor, report.auto_k
     );
     write(&out.join("teleport.md"), &md)?;
+    teleport_plots(report, samplers, out)
+}
+
+/// The sweep's figures: FD against NFE, and each sample's change against steps saved.
+fn teleport_plots(
+    report: &TeleportReport,
+    samplers: &[(Sampler, usize)],
+    out: &Path,
+) -> Result<()> {
+    let fd_floor = report.fd_pca32_real_floor;
     let mut fd_series = Vec::new();
     let mut rms_series = Vec::new();
     for (sampler, steps) in samplers {
@@ -543,7 +592,7 @@ pub fn teleport_sweep(
         y_range: None,
     }
     .save(&out.join("teleport_rms.svg"))?;
-    Ok(report)
+    Ok(())
 }
 
 /// One (sampler, k) row of [`teleport_seed_summary`].
