@@ -144,19 +144,7 @@ impl ModelStatistics {
             (x, v)
         };
         // Pass 1: l, the Jacobian diagonal, by Hutchinson probes.
-        let mut ls = Vec::with_capacity(k);
-        for (i, &lam) in lambdas.iter().enumerate() {
-            let (x, v) = noisy(i);
-            let eps = 1e-3 * (-lam).exp().max(1e-3);
-            let dp = eval(&(x.clone() + v.clone().mul_scalar(eps)), lam)?;
-            let dm = eval(&(x - v.clone().mul_scalar(eps)), lam)?;
-            let vs = to_vec_f64(v)?;
-            let mut l = vec![0.0; d];
-            for q in 0..n * d {
-                l[q % d] += vs[q] * (dp[q] - dm[q]) / (2.0 * eps) / n as f64;
-            }
-            ls.push(l);
-        }
+        let ls = jacobian_diagonals(&lambdas, d, &eval, &noisy)?;
         // Pass 2: f = D − l⊙x and its derivative along the ODE,
         // f' = dD/dλ − l⊙dx/dλ − l'⊙x: the first two by a step δ along the ODE with l
         // held, l' from central differences of pass 1's grid; then the per-dimension
@@ -270,6 +258,32 @@ fn v3_update(
             acc
         })
         .collect()
+}
+
+/// Pass 1 of [`ModelStatistics::estimate`]: at each λ, the diagonal of D's Jacobian
+/// per dimension, by Hutchinson probes (`noisy(i)`: the points and ±1 probes of λ
+/// point i) and central differences of `eval`.
+fn jacobian_diagonals<const D: usize>(
+    lambdas: &[f64],
+    d: usize,
+    eval: &dyn Fn(&Tensor<D>, f64) -> Result<Vec<f64>>,
+    noisy: &dyn Fn(usize) -> (Tensor<D>, Tensor<D>),
+) -> Result<Vec<Vec<f64>>> {
+    let mut ls = Vec::with_capacity(lambdas.len());
+    for (i, &lam) in lambdas.iter().enumerate() {
+        let (x, v) = noisy(i);
+        let n = x.dims()[0];
+        let eps = 1e-3 * (-lam).exp().max(1e-3);
+        let dp = eval(&(x.clone() + v.clone().mul_scalar(eps)), lam)?;
+        let dm = eval(&(x - v.clone().mul_scalar(eps)), lam)?;
+        let vs = to_vec_f64(v)?;
+        let mut l = vec![0.0; d];
+        for q in 0..n * d {
+            l[q % d] += vs[q] * (dp[q] - dm[q]) / (2.0 * eps) / n as f64;
+        }
+        ls.push(l);
+    }
+    Ok(ls)
 }
 
 /// The points of one λ of [`ModelStatistics::estimate`]'s second pass, row-major
