@@ -356,82 +356,47 @@ pub fn teleport_sweep(
     let (train, held) = pipeline::demo_split()?;
     let d = ch * h * w;
     let g = GaussianScore::fit(&train.rows_f64(), d, None)?;
-    let held_rows = held.rows_f64();
-    let (pmean, basis) = pca_basis(&held_rows, d, 32)?;
-    let held_f = pca_project(&held_rows, d, &pmean, &basis);
-    let real = &train.rows_f64()[..n.min(train.num_images()) * d];
-    let fd_floor = frechet_distance(&pca_project(real, d, &pmean, &basis), &held_f, 32)?;
-    let sw_floor = sliced_w2(real, &held_rows, d, 128, 0)?;
+    let held = HeldOut::new(held.rows_f64(), d)?;
+    let (fd_floor, sw_floor) =
+        held.distances(&train.rows_f64()[..n.min(train.num_images()) * d])?;
     let den = Preconditioned::new(&net, precond);
     let noise: Vec<f32> = score_core::tensor::to_vec_f32(randn(
         [n * d],
         &mut stream_rng(seed, 0x5445_4c45, 0),
         device,
     ))?;
+    let sweep = Sweep {
+        den: &den,
+        g: &g,
+        noise: &noise,
+        batch,
+        shape: [ch, h, w],
+        device,
+        held: &held,
+        fid,
+        seed,
+    };
     let mut rows = Vec::new();
     let (mut auto_k, mut auto_ev) = (0, Vec::new());
     for (si, (sampler, steps)) in samplers.iter().enumerate() {
         let sigmas = karras_sigmas(*steps, 0.002, 80.0, 7.0)?;
         if si == 0 {
-            let probes = from_f32(
-                noise[..16.min(n) * d].to_vec(),
-                [16.min(n), ch, h, w],
-                device,
-            )
-            .mul_scalar(sigmas[0]);
-            let a = auto_skip(&den, &g, &sigmas, probes, threshold, None)?;
+            // The automatic skip, calibrated on the first 16 noises at the first grid.
+            let m = 16.min(n);
+            let probes = from_f32(noise[..m * d].to_vec(), [m, ch, h, w], device);
+            let a = auto_skip(
+                &den,
+                &g,
+                &sigmas,
+                probes.mul_scalar(sigmas[0]),
+                threshold,
+                None,
+            )?;
             (auto_k, auto_ev) = (a.k, a.evs);
         }
         let mut base: Option<Vec<f64>> = None;
-        let full_nfe = sampler.nfe(sigmas.len(), 0);
         for &k in ks.iter().filter(|&&k| k + 1 < sigmas.len()) {
-            let t0 = Instant::now();
-            let (samples, nfe) = teleport_batches(
-                &den,
-                &g,
-                sampler,
-                &sigmas,
-                &noise,
-                k,
-                batch,
-                [ch, h, w],
-                device,
-            )?;
-            let seconds = t0.elapsed().as_secs_f64();
-            let feats = pca_project(&samples, d, &pmean, &basis);
-            let rms = base.as_ref().map_or(0.0, |b0| {
-                (b0.iter()
-                    .zip(&samples)
-                    .map(|(a, b)| (a - b).powi(2))
-                    .sum::<f64>()
-                    / samples.len() as f64)
-                    .sqrt()
-            });
-            if k == 0 {
-                base = Some(samples.clone());
-            }
-            let fid = match fid {
-                Some((net, reference)) => {
-                    let v: Vec<f32> = samples.iter().map(|&x| x as f32).collect();
-                    let bytes = score_eval::fid::quantize_signed(&v)?;
-                    let f = net.features(&bytes, [n, ch, h, w], 16, |_| {})?;
-                    Some(reference.estimate(&f, 200, seed)?)
-                }
-                None => None,
-            };
-            let row = TeleportRow {
-                fid,
-                sampler: sampler.name().into(),
-                steps: *steps,
-                k,
-                sigma_k: sigmas[k],
-                nfe,
-                nfe_saved: 1.0 - nfe as f64 / full_nfe as f64,
-                seconds,
-                fd_pca32: frechet_distance(&feats, &held_f, 32)?,
-                sliced_w2: sliced_w2(&samples, &held_rows, d, 128, 0)?,
-                rms_to_k0: rms,
-            };
+            let row = sweep.row(sampler, &sigmas, k, &mut base)?;
             progress(&row);
             rows.push(row);
         }
@@ -448,10 +413,124 @@ pub fn teleport_sweep(
     Ok(report)
 }
 
+/// What every configuration of a teleportation sweep shares.
+struct Sweep<'a> {
+    den: &'a dyn Denoiser<4>,
+    g: &'a GaussianScore,
+    noise: &'a [f32],
+    batch: usize,
+    shape: [usize; 3],
+    device: &'a Device,
+    held: &'a HeldOut,
+    fid: Option<FidSetup<'a>>,
+    seed: u64,
+}
+
+impl Sweep<'_> {
+    /// One row: `sampler` on `sigmas` teleported to index `k`, measured; `base` holds
+    /// the samples of k = 0 (set when k = 0) for the RMS column.
+    fn row(
+        &self,
+        sampler: &Sampler,
+        sigmas: &[f64],
+        k: usize,
+        base: &mut Option<Vec<f64>>,
+    ) -> Result<TeleportRow> {
+        let t0 = Instant::now();
+        let (samples, nfe) = teleport_batches(
+            self.den,
+            self.g,
+            sampler,
+            sigmas,
+            self.noise,
+            k,
+            self.batch,
+            self.shape,
+            self.device,
+        )?;
+        let seconds = t0.elapsed().as_secs_f64();
+        let rms = base.as_ref().map_or(0.0, |b0| rms_distance(b0, &samples));
+        if k == 0 {
+            *base = Some(samples.clone());
+        }
+        let [ch, h, w] = self.shape;
+        let n = samples.len() / (ch * h * w);
+        let fid = sample_fid(self.fid, &samples, [n, ch, h, w], self.seed)?;
+        let (fd_pca32, sliced_w2) = self.held.distances(&samples)?;
+        Ok(TeleportRow {
+            fid,
+            sampler: sampler.name().into(),
+            steps: sigmas.len() - 1,
+            k,
+            sigma_k: sigmas[k],
+            nfe,
+            nfe_saved: 1.0 - nfe as f64 / sampler.nfe(sigmas.len(), 0) as f64,
+            seconds,
+            fd_pca32,
+            sliced_w2,
+            rms_to_k0: rms,
+        })
+    }
+}
+
+/// The held-out images as the sweep measures against them: rows, their PCA-32 basis
+/// and features.
+struct HeldOut {
+    rows: Vec<f64>,
+    d: usize,
+    mean: Vec<f64>,
+    basis: Vec<f64>,
+    feats: Vec<f64>,
+}
+
+impl HeldOut {
+    fn new(rows: Vec<f64>, d: usize) -> Result<Self> {
+        let (mean, basis) = pca_basis(&rows, d, 32)?;
+        let feats = pca_project(&rows, d, &mean, &basis);
+        Ok(Self {
+            rows,
+            d,
+            mean,
+            basis,
+            feats,
+        })
+    }
+
+    /// FD on PCA-32 features and sliced W2 of the rows `x` against the held-out images.
+    fn distances(&self, x: &[f64]) -> Result<(f64, f64)> {
+        let f = pca_project(x, self.d, &self.mean, &self.basis);
+        Ok((
+            frechet_distance(&f, &self.feats, 32)?,
+            sliced_w2(x, &self.rows, self.d, 128, 0)?,
+        ))
+    }
+}
+
+/// The root-mean-square difference of two equally long arrays.
+fn rms_distance(a: &[f64], b: &[f64]) -> f64 {
+    (a.iter().zip(b).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / b.len() as f64).sqrt()
+}
+
+/// FID of `samples` (shape `[n, c, h, w]`, range [−1, 1]) when the FID network is set up.
+fn sample_fid(
+    fid: Option<FidSetup>,
+    samples: &[f64],
+    shape: [usize; 4],
+    seed: u64,
+) -> Result<Option<score_eval::FidEstimate>> {
+    let Some((net, reference)) = fid else {
+        return Ok(None);
+    };
+    let v: Vec<f32> = samples.iter().map(|&x| x as f32).collect();
+    let bytes = score_eval::fid::quantize_signed(&v)?;
+    let f = net.features(&bytes, shape, 16, |_| {})?;
+    Ok(Some(reference.estimate(&f, 200, seed)?))
+}
+
 /// Sample `noise` (row-major `[n, c, h, w]`, unit variance) in batches of `batch`
 /// with teleportation to index `k`; returns the samples and the NFE per sample.
 #[allow(clippy::too_many_arguments)]
-fn teleport_batches<M: Denoiser<4>>(
+fn teleport_batches<M: Denoiser<4> + ?Sized>(
     den: &M,
     g: &GaussianScore,
     sampler: &Sampler,
