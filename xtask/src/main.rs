@@ -109,51 +109,8 @@ enum Task {
         device: String,
     },
     /// Run an experiment and write its report.
-    Experiment {
-        /// teleport, gaussian-ev, ev-training, ntk, scoreaug, disback or musicscore.
-        name: String,
-        /// Checkpoint (default: the shipped demo checkpoint).
-        #[arg(long)]
-        checkpoint: Option<PathBuf>,
-        /// Output folder (default: docs/results/<name>).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Images per configuration (teleport) or probes per set (gaussian-ev).
-        #[arg(long)]
-        n: Option<usize>,
-        /// Seed.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// scoreaug, disback: the CI-sized study (one or two seeds, a few steps).
-        #[arg(long)]
-        quick: bool,
-        /// scoreaug: training-set sizes, comma-separated [default: 64].
-        #[arg(long)]
-        sizes: Option<String>,
-        /// scoreaug: seeds, comma-separated [default: 0,1,2]; disback: the main
-        /// comparison's seeds [default: 0–9]; teleport: one sweep per seed and a summary
-        /// over them [default: --seed only].
-        #[arg(long)]
-        seeds: Option<String>,
-        /// scoreaug: optimisation steps per run [default: 800]; disback: generator steps
-        /// of the mixture runs [default: 800].
-        #[arg(long)]
-        steps: Option<usize>,
-        /// scoreaug: only these arms, comma-separated (none, nla, scoreaug,
-        /// scoreaug-rot90-no-omega, nla+scoreaug) [default: all five].
-        #[arg(long)]
-        arms: Option<String>,
-        /// teleport: the skip levels k, comma-separated [default: 0–9].
-        #[arg(long)]
-        ks: Option<String>,
-        /// teleport: only these samplers, comma-separated names [default: all four].
-        #[arg(long)]
-        samplers: Option<String>,
-        /// disback: rewrite the tables and plots from <out>/disback.json without
-        /// running anything.
-        #[arg(long)]
-        report_only: bool,
-    },
+    Experiment(ExperimentArgs),
+
     /// Regenerate a data fixture (`musicscore`: the shipped MusicScore-layout corpus).
     Fixture {
         /// Which fixture: musicscore.
@@ -284,6 +241,428 @@ fn ev_training(
     Ok(())
 }
 
+/// The flags of `cargo xtask experiment`.
+#[derive(clap::Args, Clone)]
+struct ExperimentArgs {
+    /// teleport, gaussian-ev, ev-training, ntk, scoreaug, disback or musicscore.
+    name: String,
+    /// Checkpoint (default: the shipped demo checkpoint).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Output folder (default: docs/results/<name>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Images per configuration (teleport) or probes per set (gaussian-ev).
+    #[arg(long)]
+    n: Option<usize>,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// scoreaug, disback: the CI-sized study (one or two seeds, a few steps).
+    #[arg(long)]
+    quick: bool,
+    /// scoreaug: training-set sizes, comma-separated [default: 64].
+    #[arg(long)]
+    sizes: Option<String>,
+    /// scoreaug: seeds, comma-separated [default: 0,1,2]; disback: the main
+    /// comparison's seeds [default: 0–9]; teleport: one sweep per seed and a summary
+    /// over them [default: --seed only].
+    #[arg(long)]
+    seeds: Option<String>,
+    /// scoreaug: optimisation steps per run [default: 800]; disback: generator steps
+    /// of the mixture runs [default: 800].
+    #[arg(long)]
+    steps: Option<usize>,
+    /// scoreaug: only these arms, comma-separated (none, nla, scoreaug,
+    /// scoreaug-rot90-no-omega, nla+scoreaug) [default: all five].
+    #[arg(long)]
+    arms: Option<String>,
+    /// teleport: the skip levels k, comma-separated [default: 0–9].
+    #[arg(long)]
+    ks: Option<String>,
+    /// teleport: only these samplers, comma-separated names [default: all four].
+    #[arg(long)]
+    samplers: Option<String>,
+    /// disback: rewrite the tables and plots from <out>/disback.json without
+    /// running anything.
+    #[arg(long)]
+    report_only: bool,
+}
+
+/// `cargo xtask experiment NAME`: the output folder and checkpoint, then the study.
+fn experiment(a: ExperimentArgs) -> Result<()> {
+    let ExperimentArgs {
+        name,
+        checkpoint,
+        out,
+        ..
+    } = a.clone();
+    let device = Device::flex();
+    let given = checkpoint.clone();
+    let out_given = out.is_some();
+    let ck = checkpoint.unwrap_or_else(pipeline::shipped_checkpoint);
+    let out = out.unwrap_or_else(|| PathBuf::from("docs/results").join(&name));
+    let x = Ctx {
+        a: a.clone(),
+        device,
+        given,
+        out_given,
+        ck,
+        out,
+    };
+    match name.as_str() {
+        "teleport" => experiment_teleport(&x)?,
+        "scoreaug" => experiment_scoreaug(&x)?,
+        "disback" if a.report_only => experiment_disback_report(&x)?,
+        "disback" => experiment_disback(&x)?,
+        "gaussian-ev" => experiment_gaussian_ev(&x)?,
+        "ev-training" => experiment_ev_training(&x)?,
+        "ntk" => experiment_ntk(&x)?,
+        "musicscore" => experiment_musicscore(&x)?,
+        other => bail!(
+            "unknown experiment '{other}': expected teleport, gaussian-ev, ev-training, ntk, scoreaug, disback or musicscore"
+        ),
+    }
+    Ok(())
+}
+
+/// What every experiment runner reads: the flags and what `experiment` made of them.
+#[derive(Clone)]
+struct Ctx {
+    a: ExperimentArgs,
+    device: Device,
+    given: Option<PathBuf>,
+    out_given: bool,
+    ck: PathBuf,
+    out: PathBuf,
+}
+
+/// `cargo xtask experiment teleport`.
+fn experiment_teleport(x: &Ctx) -> Result<()> {
+    let ExperimentArgs {
+        n,
+        seed,
+        seeds,
+
+        ks,
+        samplers: only,
+        ..
+    } = x.a.clone();
+    let Ctx {
+        out, device, ck, ..
+    } = x.clone();
+
+    let samplers = teleport_samplers(&ck, seed, &device, only.as_deref())?;
+    let ks: Vec<usize> = match &ks {
+        Some(list) => parse_list(list)?,
+        None => (0..=9).collect(),
+    };
+    let fid = heldout_fid(&device)?;
+    // --seeds runs the sweep once per seed (into <out>/seed<S>) and writes
+    // the across-seed summary (teleport_seeds.md/json) in <out>.
+    let seed_list: Vec<u64> = match &seeds {
+        Some(list) => parse_list(list)?,
+        None => vec![seed],
+    };
+    let n_img = n.unwrap_or(256);
+    let mut reports = Vec::new();
+    for &s in &seed_list {
+        let dir = if seeds.is_some() {
+            out.join(format!("seed{s}"))
+        } else {
+            out.clone()
+        };
+        let report = scorelab_experiments::gaussian::teleport_sweep(
+            &ck,
+            &samplers,
+            &ks,
+            n_img,
+            64,
+            gaussian_score::teleport::DEFAULT_AUTO_THRESHOLD,
+            s,
+            &dir,
+            &device,
+            fid.as_ref().map(|(n, r)| (n, r)),
+            |r| {
+                eprintln!(
+                    "seed {s} {:9} N={} k={:2} σ_k={:7.3} NFE={:2} FD-PCA32={:7.2} SW2={:.4} FID={:?} {:5.1}s",
+                    r.sampler,
+                    r.steps,
+                    r.k,
+                    r.sigma_k,
+                    r.nfe,
+                    r.fd_pca32,
+                    r.sliced_w2,
+                    r.fid.map(|f| (f.fid * 100.0).round() / 100.0),
+                    r.seconds
+                )
+            },
+        )?;
+        println!("{}", std::fs::read_to_string(dir.join("teleport.md"))?);
+        reports.push(report);
+    }
+    if seeds.is_some() {
+        write_seed_summary(&reports, &seed_list, n_img, &out)?;
+    }
+    Ok(())
+}
+
+/// The teleport sweep's samplers (or those named in `only`, comma-separated).
+fn teleport_samplers(
+    ck: &std::path::Path,
+    seed: u64,
+    device: &Device,
+    only: Option<&str>,
+) -> Result<Vec<(Sampler, usize)>> {
+    // UniPC and DPM-Solver-v3 at 10 NFE (10 levels), the few-step regime
+    // they are made for; v3's statistics from 64 training images at 32 λ
+    // points (`scorelab ems`'s defaults).
+    let stats = ems_for(ck, seed, device)?;
+    let samplers = [
+        (Sampler::Heun(Default::default()), 18usize),
+        (Sampler::DpmppTwoM, 18usize),
+        (Sampler::UniPc(Default::default()), 10usize),
+        (
+            Sampler::DpmSolverV3(Box::new(score_core::samplers::dpm_solver_v3::V3Sampler {
+                stats,
+                opts: Default::default(),
+            })),
+            10usize,
+        ),
+    ];
+    Ok(match only {
+        Some(names) => samplers
+            .into_iter()
+            .filter(|(s, _)| names.split(',').any(|n| n.trim() == s.name()))
+            .collect(),
+        None => samplers.to_vec(),
+    })
+}
+
+/// A comma-separated list of values.
+fn parse_list<T: std::str::FromStr>(list: &str) -> Result<Vec<T>>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    Ok(list
+        .split(',')
+        .map(|v| v.trim().parse::<T>())
+        .collect::<Result<_, _>>()?)
+}
+
+/// The across-seed summary of teleport sweeps: `teleport_seeds.{json,md}` in `out`.
+fn write_seed_summary(
+    reports: &[scorelab_experiments::gaussian::TeleportReport],
+    seed_list: &[u64],
+    n_img: usize,
+    out: &std::path::Path,
+) -> Result<()> {
+    let rows = scorelab_experiments::gaussian::teleport_seed_summary(reports);
+    let md = scorelab_experiments::gaussian::teleport_seed_markdown(&rows, seed_list, n_img);
+    score_core::fs::write_atomic(
+        &out.join("teleport_seeds.json"),
+        serde_json::to_string_pretty(
+            &serde_json::json!({"seeds": seed_list, "n": n_img, "rows": rows}),
+        )?
+        .as_bytes(),
+    )?;
+    score_core::fs::write_atomic(&out.join("teleport_seeds.md"), md.as_bytes())?;
+    println!("{md}");
+    Ok(())
+}
+
+/// `cargo xtask experiment scoreaug`.
+fn experiment_scoreaug(x: &Ctx) -> Result<()> {
+    let ExperimentArgs {
+        quick,
+        sizes,
+        seeds,
+        steps,
+        arms,
+        ..
+    } = x.a.clone();
+    let Ctx { out, device, .. } = x.clone();
+
+    let list = |s: &str| -> Result<Vec<u64>> {
+        s.split(',').map(|v| Ok(v.trim().parse::<u64>()?)).collect()
+    };
+    let mut o = if quick {
+        scorelab_experiments::scoreaug::StudyOptions::quick()
+    } else {
+        scorelab_experiments::scoreaug::StudyOptions::full()
+    };
+    if !quick {
+        o.sizes = vec![64];
+        o.steps = 800;
+    }
+    if let Some(s) = &sizes {
+        o.sizes = list(s)?.into_iter().map(|v| v as usize).collect();
+    }
+    if let Some(s) = &seeds {
+        o.seeds = list(s)?;
+    }
+    o.steps = steps.unwrap_or(o.steps);
+    if let Some(a) = &arms {
+        o.arms = Some(a.split(',').map(|s| s.trim().to_string()).collect());
+    }
+    let fid = heldout_fid(&device)?;
+    let t0 = std::time::Instant::now();
+    scorelab_experiments::scoreaug::run_study(&o, &out, fid.as_ref().map(|(n, r)| (n, r)), |r| {
+        eprintln!(
+            "{:24} n={:4} seed={} held-out {:.3} train {:.3} gap {:+.3} leak {:.3} mem {:.3} fid {:?} {:.0}s (total {:.0}s)",
+            r.arm,
+            r.size,
+            r.seed,
+            r.curve.last().map_or(f64::NAN, |c| c.2),
+            r.curve.last().map_or(f64::NAN, |c| c.1),
+            r.report.relative_gap,
+            r.report.leakage_rate,
+            r.report.memorization_rate,
+            r.report.fid.map(|f| (f.fid * 10.0).round() / 10.0),
+            r.seconds,
+            t0.elapsed().as_secs_f64()
+        )
+    })?;
+    println!("{}", std::fs::read_to_string(out.join("scoreaug.md"))?);
+    Ok(())
+}
+
+/// `cargo xtask experiment disback` --report-only.
+fn experiment_disback_report(x: &Ctx) -> Result<()> {
+    let Ctx { out, .. } = x.clone();
+
+    scorelab_experiments::disback::rewrite_report(&out)?;
+    println!("{}", std::fs::read_to_string(out.join("disback.md"))?);
+    Ok(())
+}
+
+/// `cargo xtask experiment disback`.
+fn experiment_disback(x: &Ctx) -> Result<()> {
+    let ExperimentArgs {
+        quick,
+        seeds,
+        steps,
+        ..
+    } = x.a.clone();
+    let Ctx { out, device, .. } = x.clone();
+
+    let mut o = if quick {
+        scorelab_experiments::disback::StudyOptions::quick()
+    } else {
+        scorelab_experiments::disback::StudyOptions::full()
+    };
+    if let Some(s) = &seeds {
+        o.seeds = s
+            .split(',')
+            .map(|v| v.trim().parse::<u64>())
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(st) = steps {
+        o.run.steps = st;
+        o.run_16d.steps = st;
+    }
+    let fid = heldout_fid(&device)?;
+    let t0 = std::time::Instant::now();
+    scorelab_experiments::disback::run_study(&o, &out, fid.as_ref().map(|(n, r)| (n, r)), |m| {
+        eprintln!("[{:6.0} s] {m}", t0.elapsed().as_secs_f64())
+    })?;
+    println!("{}", std::fs::read_to_string(out.join("disback.md"))?);
+    Ok(())
+}
+
+/// `cargo xtask experiment gaussian-ev`.
+fn experiment_gaussian_ev(x: &Ctx) -> Result<()> {
+    let ExperimentArgs { n, seed, .. } = x.a.clone();
+    let Ctx {
+        out, device, ck, ..
+    } = x.clone();
+
+    let sigmas = [
+        0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 80.0,
+    ];
+    scorelab_experiments::gaussian::ev_study(
+        &ck,
+        &sigmas,
+        // The paper's range of mixture sizes (10 to 200 components).
+        &[10, 50, 200],
+        n.unwrap_or(64),
+        seed,
+        &out,
+        &device,
+    )?;
+    println!("{}", std::fs::read_to_string(out.join("ev.md"))?);
+    Ok(())
+}
+
+/// `cargo xtask experiment ev-training`.
+fn experiment_ev_training(x: &Ctx) -> Result<()> {
+    let ExperimentArgs {
+        n,
+        seed,
+        quick,
+        steps,
+        ..
+    } = x.a.clone();
+    let Ctx {
+        out, device, ck, ..
+    } = x.clone();
+    ev_training(&ck, &out, steps, n, seed, quick, &device)?;
+    Ok(())
+}
+
+/// `cargo xtask experiment ntk`.
+fn experiment_ntk(x: &Ctx) -> Result<()> {
+    let ExperimentArgs { n, quick, .. } = x.a.clone();
+    let Ctx { out, .. } = x.clone();
+
+    // --quick (or --n 1) runs a smoke version with small sizes.
+    let md = scorelab_experiments::ntk::run_all(&out, quick || n == Some(1))?;
+    println!("{md}");
+    Ok(())
+}
+
+/// `cargo xtask experiment musicscore`.
+fn experiment_musicscore(x: &Ctx) -> Result<()> {
+    let ExperimentArgs { n, seed, quick, .. } = x.a.clone();
+    let Ctx {
+        out,
+        given,
+        out_given,
+        ..
+    } = x.clone();
+
+    // The evaluation of the text-to-score checkpoint on the study
+    // corpus's held-out pages; --quick: 4 images per cell, w ∈ {1, 4}.
+    let ck = given.unwrap_or_else(|| PathBuf::from("data/checkpoints/musicscore-text.safetensors"));
+    let root = study_root(None)?;
+    // --quick never overwrites the study's results in docs/.
+    let out = if quick && !out_given {
+        PathBuf::from("out/xtask/musicscore-quick")
+    } else {
+        out
+    };
+    let n = n.unwrap_or(if quick { 4 } else { 24 }).to_string();
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "musicscore".into(),
+        "evaluate".into(),
+        "--checkpoint".into(),
+        ck.into(),
+        "--root".into(),
+        root.into(),
+        "--n".into(),
+        n.into(),
+        "--out".into(),
+        out.into(),
+        "--seed".into(),
+        seed.to_string().into(),
+    ];
+    if quick {
+        args.extend(["--guidance", "1,4", "--fid-k", "4,8"].map(Into::into));
+    }
+    scorelab(&args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>())?;
+    Ok(())
+}
+
 fn main() -> Result<()> {
     match Cli::parse().command {
         Task::TrainDemoCheckpoint {
@@ -367,266 +746,7 @@ fn main() -> Result<()> {
             };
             println!("{md}");
         }
-        Task::Experiment {
-            name,
-            checkpoint,
-            out,
-            n,
-            seed,
-            quick,
-            sizes,
-            seeds,
-            steps,
-            ks,
-            samplers: only,
-            arms,
-            report_only,
-        } => {
-            let device = Device::flex();
-            let given = checkpoint.clone();
-            let out_given = out.is_some();
-            let ck = checkpoint.unwrap_or_else(pipeline::shipped_checkpoint);
-            let out = out.unwrap_or_else(|| PathBuf::from("docs/results").join(&name));
-            match name.as_str() {
-                "teleport" => {
-                    // UniPC and DPM-Solver-v3 at 10 NFE (10 levels), the few-step regime
-                    // they are made for; v3's statistics from 64 training images at 32 λ
-                    // points (`scorelab ems`'s defaults).
-                    let stats = ems_for(&ck, seed, &device)?;
-                    let samplers = [
-                        (Sampler::Heun(Default::default()), 18usize),
-                        (Sampler::DpmppTwoM, 18usize),
-                        (Sampler::UniPc(Default::default()), 10usize),
-                        (
-                            Sampler::DpmSolverV3(Box::new(
-                                score_core::samplers::dpm_solver_v3::V3Sampler {
-                                    stats,
-                                    opts: Default::default(),
-                                },
-                            )),
-                            10usize,
-                        ),
-                    ];
-                    let ks: Vec<usize> = match &ks {
-                        Some(list) => list
-                            .split(',')
-                            .map(|v| v.trim().parse::<usize>())
-                            .collect::<Result<_, _>>()?,
-                        None => (0..=9).collect(),
-                    };
-                    let samplers: Vec<_> = match &only {
-                        Some(names) => samplers
-                            .into_iter()
-                            .filter(|(s, _)| names.split(',').any(|n| n.trim() == s.name()))
-                            .collect(),
-                        None => samplers.to_vec(),
-                    };
-                    let fid = heldout_fid(&device)?;
-                    // --seeds runs the sweep once per seed (into <out>/seed<S>) and writes
-                    // the across-seed summary (teleport_seeds.md/json) in <out>.
-                    let seed_list: Vec<u64> = match &seeds {
-                        Some(list) => list
-                            .split(',')
-                            .map(|v| v.trim().parse::<u64>())
-                            .collect::<Result<_, _>>()?,
-                        None => vec![seed],
-                    };
-                    let n_img = n.unwrap_or(256);
-                    let mut reports = Vec::new();
-                    for &s in &seed_list {
-                        let dir = if seeds.is_some() {
-                            out.join(format!("seed{s}"))
-                        } else {
-                            out.clone()
-                        };
-                        let report = scorelab_experiments::gaussian::teleport_sweep(
-                            &ck,
-                            &samplers,
-                            &ks,
-                            n_img,
-                            64,
-                            gaussian_score::teleport::DEFAULT_AUTO_THRESHOLD,
-                            s,
-                            &dir,
-                            &device,
-                            fid.as_ref().map(|(n, r)| (n, r)),
-                            |r| {
-                                eprintln!(
-                                    "seed {s} {:9} N={} k={:2} σ_k={:7.3} NFE={:2} FD-PCA32={:7.2} SW2={:.4} FID={:?} {:5.1}s",
-                                    r.sampler,
-                                    r.steps,
-                                    r.k,
-                                    r.sigma_k,
-                                    r.nfe,
-                                    r.fd_pca32,
-                                    r.sliced_w2,
-                                    r.fid.map(|f| (f.fid * 100.0).round() / 100.0),
-                                    r.seconds
-                                )
-                            },
-                        )?;
-                        println!("{}", std::fs::read_to_string(dir.join("teleport.md"))?);
-                        reports.push(report);
-                    }
-                    if seeds.is_some() {
-                        let rows = scorelab_experiments::gaussian::teleport_seed_summary(&reports);
-                        let md = scorelab_experiments::gaussian::teleport_seed_markdown(
-                            &rows, &seed_list, n_img,
-                        );
-                        score_core::fs::write_atomic(
-                            &out.join("teleport_seeds.json"),
-                            serde_json::to_string_pretty(
-                                &serde_json::json!({"seeds": seed_list, "n": n_img, "rows": rows}),
-                            )?
-                            .as_bytes(),
-                        )?;
-                        score_core::fs::write_atomic(
-                            &out.join("teleport_seeds.md"),
-                            md.as_bytes(),
-                        )?;
-                        println!("{md}");
-                    }
-                }
-                "scoreaug" => {
-                    let list = |s: &str| -> Result<Vec<u64>> {
-                        s.split(',').map(|v| Ok(v.trim().parse::<u64>()?)).collect()
-                    };
-                    let mut o = if quick {
-                        scorelab_experiments::scoreaug::StudyOptions::quick()
-                    } else {
-                        scorelab_experiments::scoreaug::StudyOptions::full()
-                    };
-                    if !quick {
-                        o.sizes = vec![64];
-                        o.steps = 800;
-                    }
-                    if let Some(s) = &sizes {
-                        o.sizes = list(s)?.into_iter().map(|v| v as usize).collect();
-                    }
-                    if let Some(s) = &seeds {
-                        o.seeds = list(s)?;
-                    }
-                    o.steps = steps.unwrap_or(o.steps);
-                    if let Some(a) = &arms {
-                        o.arms = Some(a.split(',').map(|s| s.trim().to_string()).collect());
-                    }
-                    let fid = heldout_fid(&device)?;
-                    let t0 = std::time::Instant::now();
-                    scorelab_experiments::scoreaug::run_study(
-                        &o,
-                        &out,
-                        fid.as_ref().map(|(n, r)| (n, r)),
-                        |r| {
-                            eprintln!(
-                                "{:24} n={:4} seed={} held-out {:.3} train {:.3} gap {:+.3} leak {:.3} mem {:.3} fid {:?} {:.0}s (total {:.0}s)",
-                                r.arm,
-                                r.size,
-                                r.seed,
-                                r.curve.last().map_or(f64::NAN, |c| c.2),
-                                r.curve.last().map_or(f64::NAN, |c| c.1),
-                                r.report.relative_gap,
-                                r.report.leakage_rate,
-                                r.report.memorization_rate,
-                                r.report.fid.map(|f| (f.fid * 10.0).round() / 10.0),
-                                r.seconds,
-                                t0.elapsed().as_secs_f64()
-                            )
-                        },
-                    )?;
-                    println!("{}", std::fs::read_to_string(out.join("scoreaug.md"))?);
-                }
-                "disback" if report_only => {
-                    scorelab_experiments::disback::rewrite_report(&out)?;
-                    println!("{}", std::fs::read_to_string(out.join("disback.md"))?);
-                }
-                "disback" => {
-                    let mut o = if quick {
-                        scorelab_experiments::disback::StudyOptions::quick()
-                    } else {
-                        scorelab_experiments::disback::StudyOptions::full()
-                    };
-                    if let Some(s) = &seeds {
-                        o.seeds = s
-                            .split(',')
-                            .map(|v| v.trim().parse::<u64>())
-                            .collect::<Result<_, _>>()?;
-                    }
-                    if let Some(st) = steps {
-                        o.run.steps = st;
-                        o.run_16d.steps = st;
-                    }
-                    let fid = heldout_fid(&device)?;
-                    let t0 = std::time::Instant::now();
-                    scorelab_experiments::disback::run_study(
-                        &o,
-                        &out,
-                        fid.as_ref().map(|(n, r)| (n, r)),
-                        |m| eprintln!("[{:6.0} s] {m}", t0.elapsed().as_secs_f64()),
-                    )?;
-                    println!("{}", std::fs::read_to_string(out.join("disback.md"))?);
-                }
-                "gaussian-ev" => {
-                    let sigmas = [
-                        0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 80.0,
-                    ];
-                    scorelab_experiments::gaussian::ev_study(
-                        &ck,
-                        &sigmas,
-                        // The paper's range of mixture sizes (10 to 200 components).
-                        &[10, 50, 200],
-                        n.unwrap_or(64),
-                        seed,
-                        &out,
-                        &device,
-                    )?;
-                    println!("{}", std::fs::read_to_string(out.join("ev.md"))?);
-                }
-                "ev-training" => ev_training(&ck, &out, steps, n, seed, quick, &device)?,
-                "ntk" => {
-                    // --quick (or --n 1) runs a smoke version with small sizes.
-                    let md = scorelab_experiments::ntk::run_all(&out, quick || n == Some(1))?;
-                    println!("{md}");
-                }
-                "musicscore" => {
-                    // The evaluation of the text-to-score checkpoint on the study
-                    // corpus's held-out pages; --quick: 4 images per cell, w ∈ {1, 4}.
-                    let ck = given.unwrap_or_else(|| {
-                        PathBuf::from("data/checkpoints/musicscore-text.safetensors")
-                    });
-                    let root = study_root(None)?;
-                    // --quick never overwrites the study's results in docs/.
-                    let out = if quick && !out_given {
-                        PathBuf::from("out/xtask/musicscore-quick")
-                    } else {
-                        out
-                    };
-                    let n = n.unwrap_or(if quick { 4 } else { 24 }).to_string();
-                    let mut args: Vec<std::ffi::OsString> = vec![
-                        "musicscore".into(),
-                        "evaluate".into(),
-                        "--checkpoint".into(),
-                        ck.into(),
-                        "--root".into(),
-                        root.into(),
-                        "--n".into(),
-                        n.into(),
-                        "--out".into(),
-                        out.into(),
-                        "--seed".into(),
-                        seed.to_string().into(),
-                    ];
-                    if quick {
-                        args.extend(["--guidance", "1,4", "--fid-k", "4,8"].map(Into::into));
-                    }
-                    scorelab(&args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>())?;
-                }
-                other => {
-                    bail!(
-                        "unknown experiment '{other}': expected teleport, gaussian-ev, ev-training, ntk, scoreaug, disback or musicscore"
-                    )
-                }
-            }
-        }
+        Task::Experiment(a) => experiment(a)?,
         Task::Fixture {
             name,
             out,
