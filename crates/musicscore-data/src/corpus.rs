@@ -299,64 +299,19 @@ impl Corpus {
             });
         }
         let mut report = Report::default();
-        let skip_or_fail =
-            |report: &mut Report, source: String, err: MusicScoreError| -> Result<()> {
-                match opts.on_error {
-                    OnError::Fail => Err(err),
-                    OnError::Skip => {
-                        let msg = err.to_string();
-                        let reason = msg
-                            .strip_prefix(&format!("{source}: "))
-                            .unwrap_or(&msg)
-                            .to_string();
-                        report.skipped.push(Skip { source, reason });
-                        Ok(())
-                    }
-                }
-            };
-
         let mut broken_metadata: Option<String> = None;
         let metadata = match find_metadata_file(root) {
             Some(p) => match load_metadata(&p) {
                 Ok(m) => Some(m),
                 Err(e) => {
                     broken_metadata = Some(e.to_string());
-                    skip_or_fail(&mut report, p.display().to_string(), e)?;
+                    skip_or_fail(opts, &mut report, p.display().to_string(), e)?;
                     None
                 }
             },
             None => None,
         };
-
-        // Loose files: split folders, or images in the root itself.
-        let mut entries: Vec<(PathBuf, String)> = std::fs::read_dir(root)
-            .map_err(io(root))?
-            .flatten()
-            .map(|e| (e.path(), e.file_name().to_string_lossy().into_owned()))
-            .collect();
-        entries.sort();
-        let mut files: Vec<(PathBuf, Split)> = Vec::new();
-        let mut archive_paths: Vec<(PathBuf, Split)> = Vec::new();
-        for (path, name) in &entries {
-            if path.is_dir() {
-                if let Some(split) = Split::parse(name) {
-                    let mut inner: Vec<PathBuf> = std::fs::read_dir(path)
-                        .map_err(io(path))?
-                        .flatten()
-                        .map(|e| e.path())
-                        .filter(|p| p.is_file())
-                        .collect();
-                    inner.sort();
-                    files.extend(inner.into_iter().map(|p| (p, split)));
-                }
-            } else if archive::is_archive_name(name) {
-                if let Some(split) = split_of_archive(name) {
-                    archive_paths.push((path.clone(), split));
-                }
-            } else if has_image_extension(name) {
-                files.push((path.clone(), Split::Unsplit));
-            }
-        }
+        let (files, archive_paths) = list_layout(root)?;
         if files.is_empty() && archive_paths.is_empty() && metadata.is_none() {
             let meta = match broken_metadata {
                 Some(e) => format!("a metadata file that cannot be read ({e})"),
@@ -374,13 +329,6 @@ impl Corpus {
             (true, false) => LayoutKind::Archives,
             _ => LayoutKind::Folders,
         };
-
-        let mut found: Vec<Found> = Vec::new();
-        // Loose files, measured in parallel when asked.
-        let files: Vec<(PathBuf, Split)> = files
-            .into_iter()
-            .filter(|(p, _)| has_image_extension(&p.to_string_lossy()))
-            .collect();
         let done = std::sync::atomic::AtomicU64::new(0);
         let tick = || {
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
@@ -390,208 +338,24 @@ impl Corpus {
                 f(n);
             }
         };
-        let measured: Vec<Result<Found>> = files
-            .par_iter()
-            .map(|(p, split)| {
-                tick();
-                let meta = std::fs::metadata(p).map_err(io(p))?;
-                let facts = if opts.facts {
-                    let bytes = std::fs::read(p).map_err(io(p))?;
-                    Some(page_facts(
-                        &bytes,
-                        opts.max_pixels,
-                        &p.display().to_string(),
-                    )?)
-                } else {
-                    None
-                };
-                Ok(Found {
-                    file_name: base_name(&p.to_string_lossy()).to_string(),
-                    split: *split,
-                    source: PageSource::File(p.clone()),
-                    bytes: meta.len(),
-                    facts,
-                })
-            })
-            .collect();
-        for ((p, _), m) in files.iter().zip(measured) {
-            match m {
-                Ok(f) => found.push(f),
-                Err(e) => skip_or_fail(&mut report, p.display().to_string(), e)?,
-            }
-        }
-
+        let mut found = measure_files(&files, opts, &tick, &mut report)?;
         let mut archives = Vec::new();
         for (path, split) in archive_paths {
-            // Facts of archive entries are measured in parallel chunks while the single
-            // reading thread goes on.
-            let mut entry_facts: Vec<Result<Option<PageFacts>>> = Vec::new();
-            let mut chunk: Vec<(String, Vec<u8>)> = Vec::new();
-            let measure = |chunk: &mut Vec<(String, Vec<u8>)>,
-                           out: &mut Vec<Result<Option<PageFacts>>>| {
-                let r: Vec<Result<Option<PageFacts>>> = chunk
-                    .par_iter()
-                    .map(|(src, b)| page_facts(b, opts.max_pixels, src).map(Some))
-                    .collect();
-                out.extend(r);
-                chunk.clear();
-            };
-            let keep_partial = opts.on_error == OnError::Skip;
-            let cached = match (&opts.index_cache, opts.facts) {
-                (Some(cache), false) => ArchiveIndex::load_cached(
-                    &path,
-                    cache,
-                    opts.max_entry_bytes,
-                    opts.checkpoint_every,
-                ),
-                _ => None,
-            };
-            let built = cached.is_none();
-            let idx = cached.map(Ok).unwrap_or_else(|| {
-                ArchiveIndex::build(
-                    path.as_path(),
-                    opts.max_entry_bytes,
-                    opts.checkpoint_every,
-                    keep_partial,
-                    |e, bytes| {
-                        tick();
-                        if opts.facts {
-                            chunk.push((format!("{}:{}", path.display(), e.name), bytes.to_vec()));
-                            if chunk.len() == FACTS_CHUNK {
-                                measure(&mut chunk, &mut entry_facts);
-                            }
-                        } else {
-                            entry_facts.push(Ok(None));
-                        }
-                    },
-                )
-            });
-            measure(&mut chunk, &mut entry_facts);
-            let idx = match idx {
-                Ok(i) => i,
-                Err(e) => {
-                    skip_or_fail(&mut report, path.display().to_string(), e)?;
-                    continue;
-                }
-            };
-            if built {
-                if let Some(cache) = &opts.index_cache {
-                    // A cache that cannot be written only costs the next open a pass.
-                    let _ = idx.save_cached(cache);
-                }
-            } else {
-                entry_facts = idx.entries.iter().map(|_| Ok(None)).collect();
-            }
-            if let Some(why) = &idx.broken {
-                let source = path.display().to_string();
-                let why = why.strip_prefix(&format!("{source}: ")).unwrap_or(why);
-                report.skipped.push(Skip {
-                    source,
-                    reason: format!(
-                        "{why}; the {} page(s) before the break are kept, the rest of the archive is lost",
-                        idx.entries.len()
-                    ),
-                });
-            }
-            report.other_archive_entries += idx.report.other_entries;
-            for (name, size) in &idx.report.too_large {
-                skip_or_fail(
-                    &mut report,
-                    format!("{}:{name}", path.display()),
-                    MusicScoreError::Archive {
-                        path: path.clone(),
-                        message: format!(
-                            "entry '{name}' of {size} bytes exceeds the limit of {}",
-                            opts.max_entry_bytes
-                        ),
-                    },
-                )?;
-            }
             let a = archives.len();
-            for (i, (e, facts)) in idx.entries.iter().zip(entry_facts).enumerate() {
-                match facts {
-                    Ok(facts) => found.push(Found {
-                        file_name: base_name(&e.name).to_string(),
-                        split,
-                        source: PageSource::Archive {
-                            archive: a,
-                            entry: i,
-                        },
-                        bytes: e.size,
-                        facts,
-                    }),
-                    Err(err) => {
-                        skip_or_fail(&mut report, format!("{}:{}", path.display(), e.name), err)?
-                    }
-                }
-            }
-            archives.push(idx);
-        }
-
-        // Names.
-        let mut pages = Vec::new();
-        for f in found {
-            match parse_page_name(&f.file_name) {
-                Ok(name) => pages.push(Page {
-                    file_name: f.file_name,
-                    name,
-                    split: f.split,
-                    source: f.source,
-                    bytes: f.bytes,
-                    record: None,
-                    facts: f.facts,
-                }),
-                Err(e) => skip_or_fail(&mut report, describe(&f.source, &archives), e)?,
+            if let Some(idx) = read_archive(&path, split, a, opts, &tick, &mut report, &mut found)?
+            {
+                archives.push(idx);
             }
         }
-        pages.sort_by_key(|p| (p.split, p.name));
-
-        // Join pages to records: a page record wins over a file record.
+        let mut pages = name_pages(found, &archives, opts, &mut report)?;
         if let Some(m) = &metadata {
-            report.metadata_issues = m.issues.clone();
-            let mut by_page = HashMap::new();
-            let mut by_file = HashMap::new();
-            for (i, r) in m.records.iter().enumerate() {
-                match r.target {
-                    RecordTarget::Page { file_id, page } => {
-                        by_page.entry((file_id, page)).or_insert(i);
-                    }
-                    RecordTarget::File { file_id } => {
-                        by_file.entry(file_id).or_insert(i);
-                    }
-                    RecordTarget::Unknown => {}
-                }
-            }
-            let mut used = vec![false; m.records.len()];
-            for p in &mut pages {
-                p.record = by_page
-                    .get(&(p.name.file_id, p.name.page))
-                    .or_else(|| by_file.get(&p.name.file_id))
-                    .copied();
-                if let Some(r) = p.record {
-                    used[r] = true;
-                }
-            }
-            report.unmatched_records = m
-                .records
-                .iter()
-                .zip(&used)
-                .filter(|(_, u)| !**u)
-                .map(|(r, _)| {
-                    if r.key.is_empty() {
-                        "(record without id)".to_string()
-                    } else {
-                        r.key.clone()
-                    }
-                })
-                .collect();
+            join_records(m, &mut pages, &mut report);
         }
         report.unmatched_pages = pages
             .iter()
             .filter(|p| p.record.is_none())
             .map(|p| p.file_name.clone())
             .collect();
-
         Ok(Corpus {
             root: root.to_path_buf(),
             kind,
@@ -691,4 +455,297 @@ impl Corpus {
         }
         Ok(())
     }
+}
+
+/// With [`OnError::Skip`], record `err` of `source` in the report and go on; with
+/// [`OnError::Fail`], return it.
+fn skip_or_fail(
+    opts: &OpenOptions,
+    report: &mut Report,
+    source: String,
+    err: MusicScoreError,
+) -> Result<()> {
+    match opts.on_error {
+        OnError::Fail => Err(err),
+        OnError::Skip => {
+            let msg = err.to_string();
+            let reason = msg
+                .strip_prefix(&format!("{source}: "))
+                .unwrap_or(&msg)
+                .to_string();
+            report.skipped.push(Skip { source, reason });
+            Ok(())
+        }
+    }
+}
+
+/// The loose page images (in split folders or the root) and the split archives of a
+/// layout, sorted by path.
+#[allow(clippy::type_complexity)]
+fn list_layout(root: &Path) -> Result<(Vec<(PathBuf, Split)>, Vec<(PathBuf, Split)>)> {
+    let mut entries: Vec<(PathBuf, String)> = std::fs::read_dir(root)
+        .map_err(io(root))?
+        .flatten()
+        .map(|e| (e.path(), e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    entries.sort();
+    let mut files: Vec<(PathBuf, Split)> = Vec::new();
+    let mut archive_paths: Vec<(PathBuf, Split)> = Vec::new();
+    for (path, name) in &entries {
+        if path.is_dir() {
+            if let Some(split) = Split::parse(name) {
+                let mut inner: Vec<PathBuf> = std::fs::read_dir(path)
+                    .map_err(io(path))?
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_file())
+                    .collect();
+                inner.sort();
+                files.extend(inner.into_iter().map(|p| (p, split)));
+            }
+        } else if archive::is_archive_name(name) {
+            if let Some(split) = split_of_archive(name) {
+                archive_paths.push((path.clone(), split));
+            }
+        } else if has_image_extension(name) {
+            files.push((path.clone(), Split::Unsplit));
+        }
+    }
+    files.retain(|(p, _)| has_image_extension(&p.to_string_lossy()));
+    Ok((files, archive_paths))
+}
+
+/// The loose files' sizes (and facts, when asked), measured in parallel; a file that
+/// fails is skipped or fails the open.
+fn measure_files(
+    files: &[(PathBuf, Split)],
+    opts: &OpenOptions,
+    tick: &(dyn Fn() + Sync),
+    report: &mut Report,
+) -> Result<Vec<Found>> {
+    let measured: Vec<Result<Found>> = files
+        .par_iter()
+        .map(|(p, split)| {
+            tick();
+            let meta = std::fs::metadata(p).map_err(io(p))?;
+            let facts = if opts.facts {
+                let bytes = std::fs::read(p).map_err(io(p))?;
+                Some(page_facts(
+                    &bytes,
+                    opts.max_pixels,
+                    &p.display().to_string(),
+                )?)
+            } else {
+                None
+            };
+            Ok(Found {
+                file_name: base_name(&p.to_string_lossy()).to_string(),
+                split: *split,
+                source: PageSource::File(p.clone()),
+                bytes: meta.len(),
+                facts,
+            })
+        })
+        .collect();
+    let mut found = Vec::new();
+    for ((p, _), m) in files.iter().zip(measured) {
+        match m {
+            Ok(f) => found.push(f),
+            Err(e) => skip_or_fail(opts, report, p.display().to_string(), e)?,
+        }
+    }
+    Ok(found)
+}
+
+/// Facts of an archive's entries, one per entry (`None` when not measured).
+type EntryFacts = Vec<Result<Option<PageFacts>>>;
+
+/// The index of the archive at `path`, from the cache or built by one pass (measuring
+/// the entries' facts in parallel chunks while the reading thread goes on when asked),
+/// and whether it was built.
+fn index_archive(
+    path: &Path,
+    opts: &OpenOptions,
+    tick: &(dyn Fn() + Sync),
+) -> (Result<ArchiveIndex>, EntryFacts, bool) {
+    let mut entry_facts: EntryFacts = Vec::new();
+    let mut chunk: Vec<(String, Vec<u8>)> = Vec::new();
+    let measure = |chunk: &mut Vec<(String, Vec<u8>)>, out: &mut Vec<Result<Option<PageFacts>>>| {
+        let r: Vec<Result<Option<PageFacts>>> = chunk
+            .par_iter()
+            .map(|(src, b)| page_facts(b, opts.max_pixels, src).map(Some))
+            .collect();
+        out.extend(r);
+        chunk.clear();
+    };
+    let keep_partial = opts.on_error == OnError::Skip;
+    let cached = match (&opts.index_cache, opts.facts) {
+        (Some(cache), false) => {
+            ArchiveIndex::load_cached(path, cache, opts.max_entry_bytes, opts.checkpoint_every)
+        }
+        _ => None,
+    };
+    let built = cached.is_none();
+    let idx = cached.map(Ok).unwrap_or_else(|| {
+        ArchiveIndex::build(
+            path,
+            opts.max_entry_bytes,
+            opts.checkpoint_every,
+            keep_partial,
+            |e, bytes| {
+                tick();
+                if opts.facts {
+                    chunk.push((format!("{}:{}", path.display(), e.name), bytes.to_vec()));
+                    if chunk.len() == FACTS_CHUNK {
+                        measure(&mut chunk, &mut entry_facts);
+                    }
+                } else {
+                    entry_facts.push(Ok(None));
+                }
+            },
+        )
+    });
+    measure(&mut chunk, &mut entry_facts);
+    (idx, entry_facts, built)
+}
+
+/// Index archive number `a` at `path` (from the cache when it holds it), measure its
+/// entries' facts when asked, and add its pages to `found`; `None` when the archive was
+/// skipped.
+fn read_archive(
+    path: &Path,
+    split: Split,
+    a: usize,
+    opts: &OpenOptions,
+    tick: &(dyn Fn() + Sync),
+    report: &mut Report,
+    found: &mut Vec<Found>,
+) -> Result<Option<ArchiveIndex>> {
+    let (idx, mut entry_facts, built) = index_archive(path, opts, tick);
+    let idx = match idx {
+        Ok(i) => i,
+        Err(e) => {
+            skip_or_fail(opts, report, path.display().to_string(), e)?;
+            return Ok(None);
+        }
+    };
+    if built {
+        if let Some(cache) = &opts.index_cache {
+            // A cache that cannot be written only costs the next open a pass.
+            let _ = idx.save_cached(cache);
+        }
+    } else {
+        entry_facts = idx.entries.iter().map(|_| Ok(None)).collect();
+    }
+    if let Some(why) = &idx.broken {
+        let source = path.display().to_string();
+        let why = why.strip_prefix(&format!("{source}: ")).unwrap_or(why);
+        report.skipped.push(Skip {
+            source,
+            reason: format!(
+                "{why}; the {} page(s) before the break are kept, the rest of the archive is lost",
+                idx.entries.len()
+            ),
+        });
+    }
+    report.other_archive_entries += idx.report.other_entries;
+    for (name, size) in &idx.report.too_large {
+        skip_or_fail(
+            opts,
+            report,
+            format!("{}:{name}", path.display()),
+            MusicScoreError::Archive {
+                path: path.to_path_buf(),
+                message: format!(
+                    "entry '{name}' of {size} bytes exceeds the limit of {}",
+                    opts.max_entry_bytes
+                ),
+            },
+        )?;
+    }
+    for (i, (e, facts)) in idx.entries.iter().zip(entry_facts).enumerate() {
+        match facts {
+            Ok(facts) => found.push(Found {
+                file_name: base_name(&e.name).to_string(),
+                split,
+                source: PageSource::Archive {
+                    archive: a,
+                    entry: i,
+                },
+                bytes: e.size,
+                facts,
+            }),
+            Err(err) => skip_or_fail(opts, report, format!("{}:{}", path.display(), e.name), err)?,
+        }
+    }
+    Ok(Some(idx))
+}
+
+/// Parse every found file's name into a page (skipping or failing on bad names), in
+/// (split, name) order.
+fn name_pages(
+    found: Vec<Found>,
+    archives: &[ArchiveIndex],
+    opts: &OpenOptions,
+    report: &mut Report,
+) -> Result<Vec<Page>> {
+    let mut pages = Vec::new();
+    for f in found {
+        match parse_page_name(&f.file_name) {
+            Ok(name) => pages.push(Page {
+                file_name: f.file_name,
+                name,
+                split: f.split,
+                source: f.source,
+                bytes: f.bytes,
+                record: None,
+                facts: f.facts,
+            }),
+            Err(e) => skip_or_fail(opts, report, describe(&f.source, archives), e)?,
+        }
+    }
+    pages.sort_by_key(|p| (p.split, p.name));
+    Ok(pages)
+}
+
+/// Join pages to the records of `m` (a page record wins over a file record) and report
+/// the records no page uses.
+fn join_records(m: &Metadata, pages: &mut [Page], report: &mut Report) {
+    report.metadata_issues = m.issues.clone();
+    let mut by_page = HashMap::new();
+    let mut by_file = HashMap::new();
+    for (i, r) in m.records.iter().enumerate() {
+        match r.target {
+            RecordTarget::Page { file_id, page } => {
+                by_page.entry((file_id, page)).or_insert(i);
+            }
+            RecordTarget::File { file_id } => {
+                by_file.entry(file_id).or_insert(i);
+            }
+            RecordTarget::Unknown => {}
+        }
+    }
+    let mut used = vec![false; m.records.len()];
+    for p in pages.iter_mut() {
+        p.record = by_page
+            .get(&(p.name.file_id, p.name.page))
+            .or_else(|| by_file.get(&p.name.file_id))
+            .copied();
+        if let Some(r) = p.record {
+            used[r] = true;
+        }
+    }
+    report.unmatched_records = m
+        .records
+        .iter()
+        .zip(&used)
+        .filter(|(_, u)| !**u)
+        .map(|(r, _)| {
+            if r.key.is_empty() {
+                "(record without id)".to_string()
+            } else {
+                r.key.clone()
+            }
+        })
+        .collect();
 }
