@@ -56,30 +56,7 @@ pub fn export_imagefolder(
     resize: Option<(Resize, DecodeOptions)>,
     overwrite: bool,
 ) -> Result<ExportSummary> {
-    if out.exists() {
-        let empty = std::fs::read_dir(out).map_err(io(out))?.next().is_none();
-        if !empty && !overwrite {
-            return Err(MusicScoreError::Invalid(format!(
-                "{}: exists and is not empty (pass --overwrite to replace it)",
-                out.display()
-            )));
-        }
-    }
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(io(parent))?;
-    let tmp = parent.join(format!(
-        ".{}.partial-{}",
-        out.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
-    }
+    let tmp = prepare_out(out, overwrite)?;
     let split_of: std::collections::HashMap<usize, &str> = assign
         .iter()
         .map(|&(i, s)| (i, export_split_name(s)))
@@ -105,72 +82,18 @@ pub fn export_imagefolder(
         let page = &corpus.pages[i];
         let f = corpus.fields(i);
         let text = captioner.caption(&f, Some(&page.name), i as u64, 0);
-        let mut files: Vec<(String, Vec<u8>, String)> = Vec::new();
-        match &item_opts {
-            None => files.push((page.file_name.clone(), bytes, text)),
-            Some(o) => {
-                let stem = page
-                    .file_name
-                    .rsplit_once('.')
-                    .map_or(page.file_name.as_str(), |s| s.0);
-                let rasters: Vec<(Raster, String)> = match o.resize {
-                    Resize::Tiles { .. } => page_items(corpus, i, &bytes, o, i as u64 * 1000, 0)?
-                        .into_iter()
-                        .map(|it| (item_raster(&it.pixels, it.shape), it.prompt))
-                        .collect(),
-                    r => vec![(
-                        decode_resized(&bytes, &o.decode, &r, &corpus.source_name(i))?,
-                        text,
-                    )],
-                };
-                let tiled = matches!(o.resize, Resize::Tiles { .. });
-                for (k, (r, t)) in rasters.into_iter().enumerate() {
-                    let name = if tiled {
-                        format!("{stem}_t{k}.png")
-                    } else {
-                        format!("{stem}.png")
-                    };
-                    files.push((name, encode_png(&r)?, t));
-                }
-            }
-        }
+        let files = page_files(corpus, i, bytes, text, item_opts.as_ref())?;
         for (name, data, text) in files {
             let path = dir.join(&name);
             std::fs::write(&path, &data).map_err(io(&path))?;
             bytes_out += data.len() as u64;
             *images.entry(split.to_string()).or_default() += 1;
-            let line = json!({
-                "file_name": name,
-                "text": text,
-                "imslp_id": page.name.file_id,
-                "page": page.name.page,
-                "title": f.title,
-                "composer": f.composer,
-                "key": f.key,
-                "instrumentation": f.get("instrumentation"),
-                "style": f.style,
-                "period": f.period,
-                "year": f.year,
-                "genres": f.get("genres"),
-            });
-            lines.entry(split).or_default().push(line.to_string());
+            let line = metadata_line(&name, &text, page, &f);
+            lines.entry(split).or_default().push(line);
         }
         Ok(())
     });
-    let finish = result.and_then(|_| {
-        for (split, ls) in &lines {
-            let p = tmp.join(split).join("metadata.jsonl");
-            let mut fh = std::fs::File::create(&p).map_err(io(&p))?;
-            for l in ls {
-                writeln!(fh, "{l}").map_err(io(&p))?;
-            }
-        }
-        std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-        if out.exists() {
-            std::fs::remove_dir_all(out).map_err(io(out))?;
-        }
-        std::fs::rename(&tmp, out).map_err(io(out))
-    });
+    let finish = result.and_then(|_| finish_export(&tmp, out, &lines));
     if let Err(e) = finish {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
@@ -180,6 +103,118 @@ pub fn export_imagefolder(
         images,
         bytes: bytes_out,
     })
+}
+
+/// Refuse a non-empty `out` without `overwrite`; create its parent and return a fresh
+/// temporary folder beside it, renamed over `out` at the end.
+fn prepare_out(out: &Path, overwrite: bool) -> Result<std::path::PathBuf> {
+    if out.exists() {
+        let empty = std::fs::read_dir(out).map_err(io(out))?.next().is_none();
+        if !empty && !overwrite {
+            return Err(MusicScoreError::Invalid(format!(
+                "{}: exists and is not empty (pass --overwrite to replace it)",
+                out.display()
+            )));
+        }
+    }
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io(parent))?;
+    let tmp = parent.join(format!(
+        ".{}.partial-{}",
+        out.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+    }
+    Ok(tmp)
+}
+
+/// The files one page becomes: the page as it is, or its resized image (or tiles) as
+/// PNG, each with its caption.
+fn page_files(
+    corpus: &Corpus,
+    i: usize,
+    bytes: Vec<u8>,
+    text: String,
+    item_opts: Option<&ItemOptions>,
+) -> Result<Vec<(String, Vec<u8>, String)>> {
+    let page = &corpus.pages[i];
+    let mut files: Vec<(String, Vec<u8>, String)> = Vec::new();
+    match item_opts {
+        None => files.push((page.file_name.clone(), bytes, text)),
+        Some(o) => {
+            let stem = page
+                .file_name
+                .rsplit_once('.')
+                .map_or(page.file_name.as_str(), |s| s.0);
+            let rasters: Vec<(Raster, String)> = match o.resize {
+                Resize::Tiles { .. } => page_items(corpus, i, &bytes, o, i as u64 * 1000, 0)?
+                    .into_iter()
+                    .map(|it| (item_raster(&it.pixels, it.shape), it.prompt))
+                    .collect(),
+                r => vec![(
+                    decode_resized(&bytes, &o.decode, &r, &corpus.source_name(i))?,
+                    text,
+                )],
+            };
+            let tiled = matches!(o.resize, Resize::Tiles { .. });
+            for (k, (r, t)) in rasters.into_iter().enumerate() {
+                let name = if tiled {
+                    format!("{stem}_t{k}.png")
+                } else {
+                    format!("{stem}.png")
+                };
+                files.push((name, encode_png(&r)?, t));
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// A `metadata.jsonl` line: the file, its caption and the page's fields.
+fn metadata_line(
+    name: &str,
+    text: &str,
+    page: &crate::corpus::Page,
+    f: &crate::metadata::Fields,
+) -> String {
+    let line = json!({
+        "file_name": name,
+        "text": text,
+        "imslp_id": page.name.file_id,
+        "page": page.name.page,
+        "title": f.title,
+        "composer": f.composer,
+        "key": f.key,
+        "instrumentation": f.get("instrumentation"),
+        "style": f.style,
+        "period": f.period,
+        "year": f.year,
+        "genres": f.get("genres"),
+    });
+    line.to_string()
+}
+
+/// Write each split's `metadata.jsonl` into `tmp` and rename it over `out`.
+fn finish_export(tmp: &Path, out: &Path, lines: &BTreeMap<&str, Vec<String>>) -> Result<()> {
+    for (split, ls) in lines {
+        let p = tmp.join(split).join("metadata.jsonl");
+        let mut fh = std::fs::File::create(&p).map_err(io(&p))?;
+        for l in ls {
+            writeln!(fh, "{l}").map_err(io(&p))?;
+        }
+    }
+    std::fs::create_dir_all(tmp).map_err(io(tmp))?;
+    if out.exists() {
+        std::fs::remove_dir_all(out).map_err(io(out))?;
+    }
+    std::fs::rename(tmp, out).map_err(io(out))
 }
 
 fn item_raster(pixels: &[f32], shape: [usize; 3]) -> Raster {

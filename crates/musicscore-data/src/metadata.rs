@@ -575,125 +575,145 @@ pub fn parse_metadata(bytes: &[u8], path: &Path) -> Result<Metadata> {
     if text.trim().is_empty() {
         return Err(err("empty file".into()));
     }
-    let mut issues = Vec::new();
-    let mut records = Vec::new();
-    let mut id_counts = BTreeMap::new();
+    let mut acc = Records::default();
     let shape = match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(obj)) => {
-            // One array under a wrapper key, the rest scalars: a wrapped list.
-            let arrays: Vec<_> = obj.iter().filter(|(_, v)| v.is_array()).collect();
-            let objects = obj.values().filter(|v| v.is_object()).count();
-            if arrays.len() == 1 && objects == 0 {
-                let (wrapper, list) = arrays[0];
-                for (i, v) in list.as_array().into_iter().flatten().enumerate() {
-                    let ctx = format!("{wrapper}[{i}]");
-                    records.extend(list_record(v, &ctx, &mut issues, &mut id_counts));
-                }
-                MetadataShape::List {
-                    wrapper: Some(wrapper.clone()),
-                    id_field: most_common(id_counts),
-                }
-            } else if objects == 0 && id_field(&obj).is_some() {
-                // One record on one line: JSON Lines with a single record.
-                records.extend(list_record(
-                    &Value::Object(obj.clone()),
-                    "line 1",
-                    &mut issues,
-                    &mut id_counts,
-                ));
-                MetadataShape::JsonLines {
-                    id_field: most_common(id_counts),
-                }
-            } else if objects == 0 && !obj.is_empty() {
-                return Err(err(format!(
-                    "a JSON object whose values are not records (first key '{}' holds {})",
-                    obj.keys().next().map(String::as_str).unwrap_or(""),
-                    obj.values().next().map(json_kind).unwrap_or("nothing")
-                )));
-            } else {
-                let (mut page_keys, mut file_keys, mut other_keys) = (0, 0, 0);
-                for (k, v) in &obj {
-                    let Value::Object(rec) = v else {
-                        issues.push(format!(
-                            "key '{k}': {} instead of a record; skipped",
-                            json_kind(v)
-                        ));
-                        continue;
-                    };
-                    let key_target = target_of(k);
-                    match key_target {
-                        RecordTarget::Page { .. } => page_keys += 1,
-                        RecordTarget::File { .. } => file_keys += 1,
-                        RecordTarget::Unknown => other_keys += 1,
-                    }
-                    let target = keyed_target(k, key_target, rec, &mut issues);
-                    let ctx = format!("key '{k}'");
-                    records.push(record(k.clone(), target, raw_map(rec, &mut issues, &ctx)));
-                }
-                MetadataShape::Keyed {
-                    page_keys,
-                    file_keys,
-                    other_keys,
-                }
-            }
-        }
+        Ok(Value::Object(obj)) => acc.object(&obj),
         Ok(Value::Array(list)) => {
             for (i, v) in list.iter().enumerate() {
-                records.extend(list_record(
-                    v,
-                    &format!("[{i}]"),
-                    &mut issues,
-                    &mut id_counts,
-                ));
+                acc.list_item(v, &format!("[{i}]"));
             }
-            MetadataShape::List {
+            Ok(MetadataShape::List {
                 wrapper: None,
-                id_field: most_common(id_counts),
-            }
+                id_field: most_common(std::mem::take(&mut acc.id_counts)),
+            })
         }
-        Ok(other) => {
-            return Err(err(format!(
-                "top level is a JSON {}, expected an object, a list or JSON Lines",
-                json_kind(&other)
-            )));
-        }
-        Err(whole) => {
-            // JSON Lines: every non-empty line one object.
-            let lines: Vec<(usize, &str)> = text
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-                .collect();
-            if lines.len() < 2 {
-                return Err(err(format!("not valid JSON: {whole}")));
-            }
-            for (n, line) in lines {
-                match serde_json::from_str::<Value>(line) {
-                    Ok(v) => {
-                        let ctx = format!("line {}", n + 1);
-                        records.extend(list_record(&v, &ctx, &mut issues, &mut id_counts));
-                    }
-                    Err(e) if n == 0 => {
-                        return Err(err(format!(
-                            "not valid JSON ({whole}) nor JSON Lines (line 1: {e})"
-                        )));
-                    }
-                    Err(e) => {
-                        return Err(err(format!("JSON Lines: line {}: {e}", n + 1)));
-                    }
-                }
-            }
-            MetadataShape::JsonLines {
-                id_field: most_common(id_counts),
-            }
-        }
-    };
+        Ok(other) => Err(format!(
+            "top level is a JSON {}, expected an object, a list or JSON Lines",
+            json_kind(&other)
+        )),
+        Err(whole) => acc.json_lines(text, &whole),
+    }
+    .map_err(err)?;
     Ok(Metadata {
         path: path.to_path_buf(),
         shape,
-        records,
-        issues,
+        records: acc.records,
+        issues: acc.issues,
     })
+}
+
+/// The records of a metadata file as they are read, the issues met, and how often
+/// each field served as a record's id.
+#[derive(Default)]
+struct Records {
+    records: Vec<Record>,
+    issues: Vec<String>,
+    id_counts: BTreeMap<String, usize>,
+}
+
+impl Records {
+    /// One element of a list (or one JSON line), `ctx` naming where it is.
+    fn list_item(&mut self, v: &Value, ctx: &str) {
+        self.records
+            .extend(list_record(v, ctx, &mut self.issues, &mut self.id_counts));
+    }
+
+    /// A top-level object: a wrapped list, one JSON-Lines record, or records by key.
+    fn object(
+        &mut self,
+        obj: &serde_json::Map<String, Value>,
+    ) -> std::result::Result<MetadataShape, String> {
+        // One array under a wrapper key, the rest scalars: a wrapped list.
+        let arrays: Vec<_> = obj.iter().filter(|(_, v)| v.is_array()).collect();
+        let objects = obj.values().filter(|v| v.is_object()).count();
+        if arrays.len() == 1 && objects == 0 {
+            let (wrapper, list) = arrays[0];
+            for (i, v) in list.as_array().into_iter().flatten().enumerate() {
+                self.list_item(v, &format!("{wrapper}[{i}]"));
+            }
+            Ok(MetadataShape::List {
+                wrapper: Some(wrapper.clone()),
+                id_field: most_common(std::mem::take(&mut self.id_counts)),
+            })
+        } else if objects == 0 && id_field(obj).is_some() {
+            // One record on one line: JSON Lines with a single record.
+            self.list_item(&Value::Object(obj.clone()), "line 1");
+            Ok(MetadataShape::JsonLines {
+                id_field: most_common(std::mem::take(&mut self.id_counts)),
+            })
+        } else if objects == 0 && !obj.is_empty() {
+            Err(format!(
+                "a JSON object whose values are not records (first key '{}' holds {})",
+                obj.keys().next().map(String::as_str).unwrap_or(""),
+                obj.values().next().map(json_kind).unwrap_or("nothing")
+            ))
+        } else {
+            Ok(self.keyed(obj))
+        }
+    }
+
+    /// Records by key: the key names the page or file, the value holds the fields.
+    fn keyed(&mut self, obj: &serde_json::Map<String, Value>) -> MetadataShape {
+        let (mut page_keys, mut file_keys, mut other_keys) = (0, 0, 0);
+        for (k, v) in obj {
+            let Value::Object(rec) = v else {
+                self.issues.push(format!(
+                    "key '{k}': {} instead of a record; skipped",
+                    json_kind(v)
+                ));
+                continue;
+            };
+            let key_target = target_of(k);
+            match key_target {
+                RecordTarget::Page { .. } => page_keys += 1,
+                RecordTarget::File { .. } => file_keys += 1,
+                RecordTarget::Unknown => other_keys += 1,
+            }
+            let target = keyed_target(k, key_target, rec, &mut self.issues);
+            let ctx = format!("key '{k}'");
+            self.records.push(record(
+                k.clone(),
+                target,
+                raw_map(rec, &mut self.issues, &ctx),
+            ));
+        }
+        MetadataShape::Keyed {
+            page_keys,
+            file_keys,
+            other_keys,
+        }
+    }
+
+    /// JSON Lines: every non-empty line one object (`whole`: why the text is not one
+    /// JSON value).
+    fn json_lines(
+        &mut self,
+        text: &str,
+        whole: &serde_json::Error,
+    ) -> std::result::Result<MetadataShape, String> {
+        let lines: Vec<(usize, &str)> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .collect();
+        if lines.len() < 2 {
+            return Err(format!("not valid JSON: {whole}"));
+        }
+        for (n, line) in lines {
+            match serde_json::from_str::<Value>(line) {
+                Ok(v) => self.list_item(&v, &format!("line {}", n + 1)),
+                Err(e) if n == 0 => {
+                    return Err(format!(
+                        "not valid JSON ({whole}) nor JSON Lines (line 1: {e})"
+                    ));
+                }
+                Err(e) => return Err(format!("JSON Lines: line {}: {e}", n + 1)),
+            }
+        }
+        Ok(MetadataShape::JsonLines {
+            id_field: most_common(std::mem::take(&mut self.id_counts)),
+        })
+    }
 }
 
 #[cfg(test)]
