@@ -523,25 +523,8 @@ pub fn detect_systems(page: &Raster) -> Vec<System> {
     if w == 0 || h == 0 {
         return Vec::new();
     }
-    let ink = |i: usize| 1.0 - page.luma(i) as f64 / 255.0;
-    let row: Vec<f64> = (0..h)
-        .map(|y| (0..w).map(|x| ink(y * w + x)).sum::<f64>() / w as f64)
-        .collect();
     // 1. Staff lines (runs of rows).
-    let pair =
-        |x: usize, y: usize| ink(y * w + x) + if y + 1 < h { ink((y + 1) * w + x) } else { 0.0 };
-    let covered = |y: usize| (0..w).filter(|&x| pair(x, y) >= 0.2).count();
-    let mut lines: Vec<(usize, usize)> = Vec::new();
-    for y in 0..h {
-        if row[y] + row.get(y + 1).copied().unwrap_or(0.0) > 0.3
-            && covered(y) as f64 >= 0.6 * w as f64
-        {
-            match lines.last_mut() {
-                Some((_, b)) if *b == y => *b = y + 1,
-                _ => lines.push((y, y + 1)),
-            }
-        }
-    }
+    let lines = staff_lines(page);
     if lines.len() < 2 {
         return Vec::new();
     }
@@ -566,6 +549,67 @@ pub fn detect_systems(page: &Raster) -> Vec<System> {
         return Vec::new();
     }
     // 3. Systems: runs of staves joined by a vertical line.
+    let systems = join_staves(page, &staves);
+    // 4. Bands with margins.
+    let reach = (6.0 * space) as usize;
+    (0..systems.len())
+        .map(|k| {
+            let (a, b, staves) = systems[k];
+            let up = if k == 0 {
+                reach
+            } else {
+                ((a - systems[k - 1].1) / 2).min(reach)
+            };
+            let down = if k + 1 == systems.len() {
+                reach
+            } else {
+                ((systems[k + 1].0 - b) / 2).min(reach)
+            };
+            System {
+                band: (a.saturating_sub(up), (b + down).min(h)),
+                staff_rows: (a, b),
+                staves,
+                space,
+            }
+        })
+        .collect()
+}
+
+/// The ink of pixel `i` of `page`: 0 on white, 1 on black.
+fn ink_at(page: &Raster, i: usize) -> f64 {
+    1.0 - page.luma(i) as f64 / 255.0
+}
+
+/// Staff lines of `page`: runs of rows (first, one past last) dark enough on average
+/// and covered across most of the width.
+fn staff_lines(page: &Raster) -> Vec<(usize, usize)> {
+    let (w, h) = (page.width, page.height);
+    let ink = |i: usize| ink_at(page, i);
+    let row: Vec<f64> = (0..h)
+        .map(|y| (0..w).map(|x| ink(y * w + x)).sum::<f64>() / w as f64)
+        .collect();
+    let pair =
+        |x: usize, y: usize| ink(y * w + x) + if y + 1 < h { ink((y + 1) * w + x) } else { 0.0 };
+    let covered = |y: usize| (0..w).filter(|&x| pair(x, y) >= 0.2).count();
+    let mut lines: Vec<(usize, usize)> = Vec::new();
+    for y in 0..h {
+        if row[y] + row.get(y + 1).copied().unwrap_or(0.0) > 0.3
+            && covered(y) as f64 >= 0.6 * w as f64
+        {
+            match lines.last_mut() {
+                Some((_, b)) if *b == y => *b = y + 1,
+                _ => lines.push((y, y + 1)),
+            }
+        }
+    }
+    lines
+}
+
+/// Systems of `staves` (row ranges, top to bottom): runs of staves joined by a vertical
+/// line (a brace or barline), as (first row, one past last row, staves).
+fn join_staves(page: &Raster, staves: &[(usize, usize)]) -> Vec<(usize, usize, usize)> {
+    let w = page.width;
+    let ink = |i: usize| ink_at(page, i);
     let joined = |upper: (usize, usize), lower: (usize, usize)| -> bool {
         let (y0, y1) = (upper.1, lower.0);
         if y1 <= y0 {
@@ -590,29 +634,7 @@ pub fn detect_systems(page: &Raster) -> Vec<System> {
             systems.push((st.0, st.1, 1));
         }
     }
-    // 4. Bands with margins.
-    let reach = (6.0 * space) as usize;
-    (0..systems.len())
-        .map(|k| {
-            let (a, b, staves) = systems[k];
-            let up = if k == 0 {
-                reach
-            } else {
-                ((a - systems[k - 1].1) / 2).min(reach)
-            };
-            let down = if k + 1 == systems.len() {
-                reach
-            } else {
-                ((systems[k + 1].0 - b) / 2).min(reach)
-            };
-            System {
-                band: (a.saturating_sub(up), (b + down).min(h)),
-                staff_rows: (a, b),
-                staves,
-                space,
-            }
-        })
-        .collect()
+    systems
 }
 
 /// Staff-system tiles of a page: each system band ([`staff_systems`]) at `scale` × native resolution, shrunk further only if taller than `size`, cut into
