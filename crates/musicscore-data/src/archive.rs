@@ -126,6 +126,29 @@ struct Walk {
     broken: Option<MusicScoreError>,
 }
 
+/// The data of an entry of `size` bytes (as its header says), or the error that breaks
+/// the walk: unreadable or truncated.
+fn read_entry(
+    entry: &mut impl Read,
+    name: &str,
+    size: u64,
+    path: &Path,
+) -> std::result::Result<Vec<u8>, MusicScoreError> {
+    let mut bytes = Vec::with_capacity(size.min(1 << 24) as usize);
+    if let Err(err) = entry.read_to_end(&mut bytes) {
+        let msg = format!("entry '{name}': cannot read its data: {err}");
+        return Err(archive_err(path, msg));
+    }
+    if (bytes.len() as u64) != size {
+        let msg = format!(
+            "entry '{name}': {} of {size} bytes (truncated)",
+            bytes.len()
+        );
+        return Err(archive_err(path, msg));
+    }
+    Ok(bytes)
+}
+
 /// The walk; a broken archive ends it with `broken` set, an error from `f` is returned.
 fn walk(
     path: &Path,
@@ -180,20 +203,13 @@ fn walk(
             offset: entry.raw_file_position(),
             size,
         };
-        let mut bytes = Vec::with_capacity(size.min(1 << 24) as usize);
-        if let Err(err) = entry.read_to_end(&mut bytes) {
-            let msg = format!("entry '{name}': cannot read its data: {err}");
-            broken_at = Some(archive_err(path, msg));
-            break;
-        }
-        if (bytes.len() as u64) != size {
-            let msg = format!(
-                "entry '{name}': {} of {size} bytes (truncated)",
-                bytes.len()
-            );
-            broken_at = Some(archive_err(path, msg));
-            break;
-        }
+        let bytes = match read_entry(&mut entry, &name, size, path) {
+            Ok(b) => b,
+            Err(e) => {
+                broken_at = Some(e);
+                break;
+            }
+        };
         if !f(&e, bytes)? {
             stopped = true;
             break;

@@ -60,6 +60,33 @@ pub struct Template {
     parts: Vec<Part>,
 }
 
+/// The field name of a placeholder whose `{` is at byte `pos`, read up to its `}`; an
+/// error is (byte, message).
+fn read_placeholder(
+    chars: &mut impl Iterator<Item = (usize, char)>,
+    pos: usize,
+) -> std::result::Result<String, (usize, String)> {
+    let mut name = String::new();
+    loop {
+        match chars.next() {
+            Some((_, '}')) => break,
+            Some((p, '{' | '[' | ']')) => {
+                return Err((p, format!("unexpected character in placeholder '{{{name}'")));
+            }
+            Some((_, ch)) => name.push(ch),
+            None => return Err((pos, format!("unclosed placeholder '{{{name}'"))),
+        }
+    }
+    let name = name.trim().to_string();
+    if !FIELDS.contains(&name.as_str()) {
+        return Err((
+            pos,
+            format!("unknown field '{{{name}}}' (known: {})", FIELDS.join(", ")),
+        ));
+    }
+    Ok(name)
+}
+
 impl Template {
     /// Parse a template, or look up a preset name (`paper`, `of`, `full`).
     pub fn parse(s: &str) -> Result<Template> {
@@ -89,29 +116,7 @@ impl Template {
                 },
                 '{' => {
                     flush(&mut text, &mut stack);
-                    let mut name = String::new();
-                    loop {
-                        match chars.next() {
-                            Some((_, '}')) => break,
-                            Some((p, '{' | '[' | ']')) => {
-                                return Err(err(
-                                    p,
-                                    format!("unexpected character in placeholder '{{{name}'"),
-                                ));
-                            }
-                            Some((_, ch)) => name.push(ch),
-                            None => {
-                                return Err(err(pos, format!("unclosed placeholder '{{{name}'")));
-                            }
-                        }
-                    }
-                    let name = name.trim().to_string();
-                    if !FIELDS.contains(&name.as_str()) {
-                        return Err(err(
-                            pos,
-                            format!("unknown field '{{{name}}}' (known: {})", FIELDS.join(", ")),
-                        ));
-                    }
+                    let name = read_placeholder(&mut chars, pos).map_err(|(p, m)| err(p, m))?;
                     if let Some(top) = stack.last_mut() {
                         top.push(Part::Field(name));
                     }
