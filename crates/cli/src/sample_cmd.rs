@@ -187,88 +187,19 @@ pub(crate) fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
         return distill_cmd::sample_one_step(c, a, &model, &precond, sigma_gen, meta.step, &dev);
     }
     let sampler = sampler_from(&a.sampler, c.seed(), &a.sampler_opts)?;
-    let kind = a.grid.parse::<GridKind>()?;
-    let sigmas = match (kind, a.rho) {
-        (GridKind::Karras, Some(rho)) => {
-            let (lo, hi) = kind.default_range();
-            score_core::sigmas::karras_sigmas(
-                a.steps,
-                a.sigma_min.unwrap_or(lo),
-                a.sigma_max.unwrap_or(hi),
-                rho,
-            )?
-        }
-        (_, Some(_)) => bail!("--rho applies to the karras grid, not {}", a.grid),
-        (_, None) => kind.build_or_default(a.steps, a.sigma_min, a.sigma_max)?,
-    };
+    let sigmas = sigma_grid(a)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let t0 = Instant::now();
     let pb = (!c.json).then(|| bar((sigmas.len() - 1) as u64, "sample"));
-    let mut teleport_k: Option<usize> = None;
-    let mut calibration_nfe = 0;
-    // Classifier-free guidance costs two network calls per denoiser evaluation.
-    let mut calls_per_eval = 1;
+    let (mut teleport_k, mut calibration_nfe, mut calls_per_eval) = (None, 0, 1);
     let mut pngs: Option<Vec<u8>> = None;
     let (values, shape, nfe) = match &model {
         LoadedModel::Unet(net, [ch, h, w]) => {
-            let shape = [a.n, *ch, *h, *w];
-            let z = initial_noise(a.noise.as_deref(), &shape, c.seed(), &dev)?;
-            let noise = score_core::tensor::from_f32(z, shape, &dev);
-            let condition = image_condition(net, a, &dev)?;
-            if condition.cond.is_some() && condition.guidance != 1.0 {
-                calls_per_eval = 2;
-            }
-            let out = match &a.teleport {
-                None => pipeline::generate_images(
-                    net,
-                    precond,
-                    &sampler,
-                    &sigmas,
-                    noise,
-                    &condition,
-                    |i, _| {
-                        if let Some(b) = &pb {
-                            b.set_position(i as u64)
-                        }
-                    },
-                )?,
-                Some(_) if condition.cond.is_some() => {
-                    bail!(
-                        "--teleport: the Gaussian model is unconditional; this checkpoint is class-conditional"
-                    )
-                }
-                Some(model) => {
-                    let g = gaussian_score::ScoreModel::load(model)?;
-                    let g = g.gaussian()?;
-                    let den = Preconditioned::new(net, precond);
-                    let x_t = noise.mul_scalar(sigmas[0]);
-                    let skip = gaussian_score::Skip::from_options(
-                        &a.skip,
-                        a.skip_sigma,
-                        a.skip_threshold,
-                    )?;
-                    let probes = x_t.clone().narrow(0, 0, x_t.dims()[0].min(16));
-                    let (k, calib) = skip.resolve(&den, g, &sigmas, probes, None)?;
-                    calibration_nfe = calib;
-                    teleport_k = Some(k);
-                    let mut ctx = gaussian_score::teleport::progress(|i, _| {
-                        if let Some(b) = &pb {
-                            b.set_position((k + i) as u64)
-                        }
-                    });
-                    if a.vp {
-                        teleport_vp(&den, g, &sampler, &sigmas, x_t, k, &mut ctx)?
-                    } else {
-                        gaussian_score::teleport_sample(
-                            &den, g, &sampler, &sigmas, x_t, k, &mut ctx,
-                        )?
-                    }
-                }
-            };
-            let v = to_vec_f32(out.x)?;
-            let png = image_grid_png(&v, shape, (a.n as f64).sqrt().ceil() as usize)?;
-            pngs = Some(png);
-            (v, shape.to_vec(), out.nfe)
+            let s = sample_unet(c, a, net, [*ch, *h, *w], precond, &sampler, &sigmas, &pb)?;
+            (teleport_k, calibration_nfe, calls_per_eval) =
+                (s.teleport_k, s.calibration_nfe, s.calls_per_eval);
+            pngs = Some(s.png);
+            (s.values, s.shape, s.nfe)
         }
         LoadedModel::Mlp(net, d) => {
             if a.teleport.is_some() || a.vp {
@@ -317,6 +248,116 @@ pub(crate) fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
         },
     );
     Ok(())
+}
+
+/// The σ grid of `sample`'s flags: `--grid` with `--steps`, `--sigma-min/max` and, for
+/// the Karras grid, `--rho`.
+fn sigma_grid(a: &SampleArgs) -> Result<Vec<f64>> {
+    let kind = a.grid.parse::<GridKind>()?;
+    Ok(match (kind, a.rho) {
+        (GridKind::Karras, Some(rho)) => {
+            let (lo, hi) = kind.default_range();
+            score_core::sigmas::karras_sigmas(
+                a.steps,
+                a.sigma_min.unwrap_or(lo),
+                a.sigma_max.unwrap_or(hi),
+                rho,
+            )?
+        }
+        (_, Some(_)) => bail!("--rho applies to the karras grid, not {}", a.grid),
+        (_, None) => kind.build_or_default(a.steps, a.sigma_min, a.sigma_max)?,
+    })
+}
+
+/// What sampling a UNet gives: the images (row-major, with their shape and grid PNG),
+/// the NFE, the teleport skip and its calibration cost, and the network calls per
+/// evaluation (2 under classifier-free guidance).
+struct UnetSamples {
+    values: Vec<f32>,
+    shape: Vec<usize>,
+    png: Vec<u8>,
+    nfe: usize,
+    teleport_k: Option<usize>,
+    calibration_nfe: usize,
+    calls_per_eval: usize,
+}
+
+/// `sample` on a UNet checkpoint: plain, guided, or teleported from the Gaussian model.
+#[allow(clippy::too_many_arguments)]
+fn sample_unet(
+    c: &Common,
+    a: &SampleArgs,
+    net: &score_nn::unet::UNet,
+    chw: [usize; 3],
+    precond: score_core::Precond,
+    sampler: &Sampler,
+    sigmas: &[f64],
+    pb: &Option<indicatif::ProgressBar>,
+) -> Result<UnetSamples> {
+    let dev = device(&c.device)?;
+    let mut out = UnetSamples {
+        values: Vec::new(),
+        shape: Vec::new(),
+        png: Vec::new(),
+        nfe: 0,
+        teleport_k: None,
+        calibration_nfe: 0,
+        calls_per_eval: 1,
+    };
+    let [ch, h, w] = chw;
+    let shape = [a.n, ch, h, w];
+    let z = initial_noise(a.noise.as_deref(), &shape, c.seed(), &dev)?;
+    let noise = score_core::tensor::from_f32(z, shape, &dev);
+    let condition = image_condition(net, a, &dev)?;
+    if condition.cond.is_some() && condition.guidance != 1.0 {
+        out.calls_per_eval = 2;
+    }
+    let sampled = match &a.teleport {
+        None => pipeline::generate_images(
+            net,
+            precond,
+            &sampler,
+            &sigmas,
+            noise,
+            &condition,
+            |i, _| {
+                if let Some(b) = &pb {
+                    b.set_position(i as u64)
+                }
+            },
+        )?,
+        Some(_) if condition.cond.is_some() => {
+            bail!(
+                "--teleport: the Gaussian model is unconditional; this checkpoint is class-conditional"
+            )
+        }
+        Some(model) => {
+            let g = gaussian_score::ScoreModel::load(model)?;
+            let g = g.gaussian()?;
+            let den = Preconditioned::new(net, precond);
+            let x_t = noise.mul_scalar(sigmas[0]);
+            let skip = gaussian_score::Skip::from_options(&a.skip, a.skip_sigma, a.skip_threshold)?;
+            let probes = x_t.clone().narrow(0, 0, x_t.dims()[0].min(16));
+            let (k, calib) = skip.resolve(&den, g, &sigmas, probes, None)?;
+            out.calibration_nfe = calib;
+            out.teleport_k = Some(k);
+            let mut ctx = gaussian_score::teleport::progress(|i, _| {
+                if let Some(b) = &pb {
+                    b.set_position((k + i) as u64)
+                }
+            });
+            if a.vp {
+                teleport_vp(&den, g, &sampler, &sigmas, x_t, k, &mut ctx)?
+            } else {
+                gaussian_score::teleport_sample(&den, g, &sampler, &sigmas, x_t, k, &mut ctx)?
+            }
+        }
+    };
+    out.values = to_vec_f32(sampled.x)?;
+    out.png = image_grid_png(&out.values, shape, (a.n as f64).sqrt().ceil() as usize)?;
+    out.shape = shape.to_vec();
+    out.nfe = sampled.nfe;
+    Ok(out)
 }
 
 pub(crate) fn cmd_sigmas(c: &Common, a: &SigmasArgs) -> Result<()> {
