@@ -20,20 +20,7 @@ pub(crate) fn cmd_demo(c: &Common, a: &DemoArgs) -> Result<()> {
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let t0 = Instant::now();
     let (train_set, held) = pipeline::demo_split()?;
-    let ck_path = if a.train {
-        let out = a.out.join("train");
-        eprintln!(
-            "training a UNet from scratch on {} images for {} steps",
-            train_set.num_images(),
-            a.train_steps
-        );
-        pipeline::train_demo_unet(a.train_steps, c.seed(), &out, !c.json, &dev, false, None)?;
-        out.join("checkpoint.safetensors")
-    } else {
-        a.checkpoint
-            .clone()
-            .unwrap_or_else(pipeline::shipped_checkpoint)
-    };
+    let ck_path = demo_checkpoint(c, a, &train_set, &dev)?;
     let (net, [ch, h, w], precond, meta) = pipeline::load_unet(&ck_path, &dev)?;
     ensure_sampling_fits(&LoadedModel::Unet(net.clone(), [ch, h, w]), a.n)?;
     let sampler = Sampler::Heun(Default::default());
@@ -81,50 +68,81 @@ pub(crate) fn cmd_demo(c: &Common, a: &DemoArgs) -> Result<()> {
         &a.out.join("report.json"),
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
-    emit(c.json, report, || {
-        outln!(
-            "checkpoint      {} ({} training steps)",
-            ck_path.display(),
-            meta.step
-        );
-        outln!(
-            "sampling        Heun, {} levels, {} network evaluations, {:.1} s for {} images",
-            a.steps,
-            out.nfe,
-            sample_secs,
-            a.n
-        );
-        outln!(
-            "image grid      {}   (real held-out images: {})",
-            grid.display(),
-            a.out.join("real.png").display()
-        );
-        outln!(
-            "sliced W2       {:.4} to held-out images (real-vs-real floor at this size: {:.4})",
-            m.sliced_w2_to_heldout,
-            m.sliced_w2_real_floor
-        );
-        outln!(
-            "NN distance     generated→train {:.3}, held-out→train {:.3}",
-            m.nn_dist_generated_to_train,
-            m.nn_dist_heldout_to_train
-        );
-        outln!(
-            "memorisation    {:.3} (fraction of samples nearer than 1/3 of the 2nd neighbour)",
-            m.memorization_rate
-        );
-        outln!(
-            "pixel mean/std  {:.3} / {:.3} (real: about -0.43 / 0.71)",
-            m.pixel_mean,
-            m.pixel_std
-        );
-        print_demo_fid(&fid);
-        outln!(
-            "total           {secs:.1} s; report {}",
-            a.out.join("report.json").display()
-        );
-    });
+    emit(c.json, report.clone(), || print_demo(&report, a));
     Ok(())
+}
+
+/// The checkpoint the demo samples: `--checkpoint`, the shipped one, or (`--train`) one
+/// trained from scratch into `<out>/train` first.
+fn demo_checkpoint(
+    c: &Common,
+    a: &DemoArgs,
+    train_set: &score_io::images::ImageDataset,
+    dev: &burn::tensor::Device,
+) -> Result<std::path::PathBuf> {
+    Ok(if a.train {
+        let out = a.out.join("train");
+        eprintln!(
+            "training a UNet from scratch on {} images for {} steps",
+            train_set.num_images(),
+            a.train_steps
+        );
+        pipeline::train_demo_unet(a.train_steps, c.seed(), &out, !c.json, dev, false, None)?;
+        out.join("checkpoint.safetensors")
+    } else {
+        a.checkpoint
+            .clone()
+            .unwrap_or_else(pipeline::shipped_checkpoint)
+    })
+}
+
+/// The demo's report as text, one line per measure.
+fn print_demo(report: &serde_json::Value, a: &DemoArgs) {
+    let num = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    let m = &report["metrics"];
+    let path = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+    outln!(
+        "checkpoint      {} ({} training steps)",
+        path(&report["checkpoint"]),
+        report["trained_steps"]
+    );
+    outln!(
+        "sampling        Heun, {} levels, {} network evaluations, {:.1} s for {} images",
+        a.steps,
+        report["nfe"],
+        num(&report["sample_seconds"]),
+        a.n
+    );
+    outln!(
+        "image grid      {}   (real held-out images: {})",
+        path(&report["grid"]),
+        a.out.join("real.png").display()
+    );
+    outln!(
+        "sliced W2       {:.4} to held-out images (real-vs-real floor at this size: {:.4})",
+        num(&m["sliced_w2_to_heldout"]),
+        num(&m["sliced_w2_real_floor"])
+    );
+    outln!(
+        "NN distance     generated→train {:.3}, held-out→train {:.3}",
+        num(&m["nn_dist_generated_to_train"]),
+        num(&m["nn_dist_heldout_to_train"])
+    );
+    outln!(
+        "memorisation    {:.3} (fraction of samples nearer than 1/3 of the 2nd neighbour)",
+        num(&m["memorization_rate"])
+    );
+    outln!(
+        "pixel mean/std  {:.3} / {:.3} (real: about -0.43 / 0.71)",
+        num(&m["pixel_mean"]),
+        num(&m["pixel_std"])
+    );
+    print_demo_fid(&report["fid"]);
+    outln!(
+        "total           {:.1} s; report {}",
+        num(&report["total_seconds"]),
+        a.out.join("report.json").display()
+    );
 }
 
 pub(crate) fn print_demo_fid(fid: &serde_json::Value) {
