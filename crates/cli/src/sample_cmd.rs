@@ -313,19 +313,13 @@ fn sample_unet(
         out.calls_per_eval = 2;
     }
     let sampled = match &a.teleport {
-        None => pipeline::generate_images(
-            net,
-            precond,
-            &sampler,
-            &sigmas,
-            noise,
-            &condition,
-            |i, _| {
+        None => {
+            pipeline::generate_images(net, precond, sampler, sigmas, noise, &condition, |i, _| {
                 if let Some(b) = &pb {
                     b.set_position(i as u64)
                 }
-            },
-        )?,
+            })?
+        }
         Some(_) if condition.cond.is_some() => {
             bail!(
                 "--teleport: the Gaussian model is unconditional; this checkpoint is class-conditional"
@@ -338,7 +332,7 @@ fn sample_unet(
             let x_t = noise.mul_scalar(sigmas[0]);
             let skip = gaussian_score::Skip::from_options(&a.skip, a.skip_sigma, a.skip_threshold)?;
             let probes = x_t.clone().narrow(0, 0, x_t.dims()[0].min(16));
-            let (k, calib) = skip.resolve(&den, g, &sigmas, probes, None)?;
+            let (k, calib) = skip.resolve(&den, g, sigmas, probes, None)?;
             out.calibration_nfe = calib;
             out.teleport_k = Some(k);
             let mut ctx = gaussian_score::teleport::progress(|i, _| {
@@ -347,9 +341,9 @@ fn sample_unet(
                 }
             });
             if a.vp {
-                teleport_vp(&den, g, &sampler, &sigmas, x_t, k, &mut ctx)?
+                teleport_vp(&den, g, sampler, sigmas, x_t, k, &mut ctx)?
             } else {
-                gaussian_score::teleport_sample(&den, g, &sampler, &sigmas, x_t, k, &mut ctx)?
+                gaussian_score::teleport_sample(&den, g, sampler, sigmas, x_t, k, &mut ctx)?
             }
         }
     };

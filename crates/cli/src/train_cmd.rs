@@ -97,43 +97,7 @@ pub(crate) fn train_settings(
     resume: Option<&CheckpointFile>,
 ) -> Result<(TrainConfig, RunRecord)> {
     let Some(ck) = resume else {
-        let mut cfg = pipeline::demo_train_config(a.steps.unwrap_or(2000), c.seed());
-        cfg.batch_size = a.batch_size.unwrap_or(cfg.batch_size);
-        cfg.lr = a.lr.unwrap_or(cfg.lr);
-        cfg.grad_clip = a
-            .grad_clip
-            .map_or(cfg.grad_clip, |g| (g > 0.0).then_some(g));
-        cfg.checkpoint_every = a.checkpoint_every.unwrap_or(cfg.checkpoint_every);
-        cfg.weight_decay = a.weight_decay.unwrap_or(cfg.weight_decay);
-        if let Some(b) = &a.adam_betas {
-            cfg.adam_betas = parse_betas(b)?;
-        }
-        if let Some(sch) = &a.lr_schedule {
-            cfg.lr_schedule = parse_schedule(sch)?;
-        }
-        cfg.grad_accumulation = a.grad_accumulation.unwrap_or(cfg.grad_accumulation);
-        if let Some(b) = &a.batches {
-            cfg.batches = parse_batches(b)?;
-        }
-        let cond = a.cond.clone().unwrap_or_else(no_cond);
-        if !matches!(cond.as_str(), "none" | "class") {
-            bail!("--cond: '{cond}' is neither none nor class");
-        }
-        cfg.label_dropout = match (cond.as_str(), a.label_dropout) {
-            ("none", Some(_)) => bail!("--label-dropout needs --cond class"),
-            (_, p) => p.unwrap_or(if cond == "class" { 0.1 } else { 0.0 }),
-        };
-        let rec = RunRecord {
-            data: a
-                .data
-                .clone()
-                .unwrap_or_else(|| "fashion-mnist-test".into()),
-            subset: a.subset.unwrap_or(0),
-            channels: a.channels.unwrap_or(32),
-            cond,
-            augment: augment_of(a)?,
-        };
-        return Ok((cfg, rec));
+        return fresh_settings(c, a);
     };
     let mut cfg: TrainConfig = serde_json::from_value(ck.meta.config["train"].clone())
         .with_context(|| format!("{}: config.train", ck_path.display()))?;
@@ -171,6 +135,65 @@ pub(crate) fn train_settings(
             );
         }
     }
+    check_fixed_optimiser(a, &cfg, ck_path)?;
+    let changes = apply_changes(a, &mut cfg)?;
+    eprintln!(
+        "resuming {} at step {}{}",
+        ck_path.display(),
+        ck.meta.step,
+        if changes.is_empty() {
+            String::new()
+        } else {
+            format!(" with {}", changes.join(", "))
+        }
+    );
+    Ok((cfg, rec))
+}
+
+/// A new run's settings: the demo's training settings with the flags applied.
+fn fresh_settings(c: &Common, a: &TrainArgs) -> Result<(TrainConfig, RunRecord)> {
+    let mut cfg = pipeline::demo_train_config(a.steps.unwrap_or(2000), c.seed());
+    cfg.batch_size = a.batch_size.unwrap_or(cfg.batch_size);
+    cfg.lr = a.lr.unwrap_or(cfg.lr);
+    cfg.grad_clip = a
+        .grad_clip
+        .map_or(cfg.grad_clip, |g| (g > 0.0).then_some(g));
+    cfg.checkpoint_every = a.checkpoint_every.unwrap_or(cfg.checkpoint_every);
+    cfg.weight_decay = a.weight_decay.unwrap_or(cfg.weight_decay);
+    if let Some(b) = &a.adam_betas {
+        cfg.adam_betas = parse_betas(b)?;
+    }
+    if let Some(sch) = &a.lr_schedule {
+        cfg.lr_schedule = parse_schedule(sch)?;
+    }
+    cfg.grad_accumulation = a.grad_accumulation.unwrap_or(cfg.grad_accumulation);
+    if let Some(b) = &a.batches {
+        cfg.batches = parse_batches(b)?;
+    }
+    let cond = a.cond.clone().unwrap_or_else(no_cond);
+    if !matches!(cond.as_str(), "none" | "class") {
+        bail!("--cond: '{cond}' is neither none nor class");
+    }
+    cfg.label_dropout = match (cond.as_str(), a.label_dropout) {
+        ("none", Some(_)) => bail!("--label-dropout needs --cond class"),
+        (_, p) => p.unwrap_or(if cond == "class" { 0.1 } else { 0.0 }),
+    };
+    let rec = RunRecord {
+        data: a
+            .data
+            .clone()
+            .unwrap_or_else(|| "fashion-mnist-test".into()),
+        subset: a.subset.unwrap_or(0),
+        channels: a.channels.unwrap_or(32),
+        cond,
+        augment: augment_of(a)?,
+    };
+    Ok((cfg, rec))
+}
+
+/// On resume, the optimiser settings that cannot change (label dropout, weight decay,
+/// Adam's betas, the batch order) must be left out or restated as they were.
+fn check_fixed_optimiser(a: &TrainArgs, cfg: &TrainConfig, ck_path: &Path) -> Result<()> {
     fixed_on_resume(
         "--label-dropout",
         a.label_dropout,
@@ -184,6 +207,12 @@ pub(crate) fn train_settings(
     let batches = a.batches.as_deref().map(parse_batches).transpose()?;
     let name = |b: score_train::train::BatchOrder| format!("{b:?}").to_lowercase();
     fixed_on_resume("--batches", batches.map(name), name(cfg.batches), ck_path)?;
+    Ok(())
+}
+
+/// On resume, the settings that may change (learning rate, clipping, steps, schedule,
+/// accumulation, checkpoint cadence): applied to `cfg`, each change described.
+fn apply_changes(a: &TrainArgs, cfg: &mut TrainConfig) -> Result<Vec<String>> {
     let mut changes = Vec::new();
     if let Some(lr) = a.lr.filter(|&lr| lr != cfg.lr) {
         changes.push(format!("lr {} -> {lr}", cfg.lr));
@@ -216,17 +245,7 @@ pub(crate) fn train_settings(
         changes.push(format!("checkpoint-every {} -> {k}", cfg.checkpoint_every));
         cfg.checkpoint_every = k;
     }
-    eprintln!(
-        "resuming {} at step {}{}",
-        ck_path.display(),
-        ck.meta.step,
-        if changes.is_empty() {
-            String::new()
-        } else {
-            format!(" with {}", changes.join(", "))
-        }
-    );
-    Ok((cfg, rec))
+    Ok(changes)
 }
 
 pub(crate) fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
@@ -240,27 +259,8 @@ pub(crate) fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
         None
     };
     let (mut cfg, rec) = train_settings(c, a, &ck_path, resume.as_ref())?;
-    // A new run's EDM preconditioning takes σ_data from --sigma-data or the data.
-    let mut set_sigma_data = |values: &mut dyn Iterator<Item = f64>| -> Result<()> {
-        if resume.is_none() {
-            let sd = a
-                .sigma_data
-                .unwrap_or_else(|| score_core::precond::sigma_data_of(values));
-            if !(sd > 0.0 && sd.is_finite()) {
-                bail!("--sigma-data: must be positive and finite, got {sd} (constant data?)");
-            }
-            cfg.precond = score_core::Precond::edm(sd);
-        }
-        Ok(())
-    };
     dev.seed(cfg.seed);
-    let out = TrainOutput {
-        keep_checkpoints: a.keep_checkpoints,
-        checkpoint: Some(ck_path.clone()),
-        log: Some(a.out.join("train.jsonl")),
-        progress: !c.json,
-        stop_after: None,
-    };
+    let out = train_output(c, a, &ck_path);
     let with_record = |spec: ModelSpec| -> Result<serde_json::Value> {
         let mut extra = spec.to_json();
         extra["cli"] = serde_json::to_value(&rec)?;
@@ -271,19 +271,10 @@ pub(crate) fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
         let path = Path::new(&rec.data);
         let arr = score_io::npy::read_npy_finite(path)?;
         let (_, d) = arr.matrix(path)?;
-        if rec.cond != "none" {
-            bail!(
-                "--cond class: {} has no labels (class conditioning needs an image data set)",
-                rec.data
-            );
+        check_vector_run(&rec)?;
+        if resume.is_none() {
+            cfg.precond = new_precond(a, &mut arr.data.iter().copied())?;
         }
-        if rec.augment.is_some() {
-            bail!(
-                "--augment: {} holds vectors; augmentation needs images",
-                rec.data
-            );
-        }
-        set_sigma_data(&mut arr.data.iter().copied())?;
         let mlp = MlpConfig::new(d).with_seed(cfg.seed);
         let extra = with_record(ModelSpec::mlp(&mlp, &rec.data))?;
         let data = VectorData {
@@ -298,19 +289,11 @@ pub(crate) fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
             images = images.balanced_subset(rec.subset);
             images.source = format!("{} (balanced subset of {})", images.source, rec.subset);
         }
-        set_sigma_data(&mut images.pixels.iter().map(|&v| v as f64))?;
-        let mut unet = pipeline::demo_unet_config().with_model_channels(rec.channels);
-        unet.resolution = images.image_shape[1];
-        unet.in_channels = images.image_shape[0];
+        if resume.is_none() {
+            cfg.precond = new_precond(a, &mut images.pixels.iter().map(|&v| v as f64))?;
+        }
+        let unet = unet_for(&images, &rec)?;
         let use_labels = rec.cond == "class";
-        if use_labels {
-            unet.label_dim = images.num_classes;
-        }
-        if rec.augment.is_some() {
-            unet.augment_dim = scoreaug::AUGMENT_DIM;
-        }
-        unet.validate()
-            .map_err(|e| anyhow::anyhow!("{} images: {e}", images.source))?;
         let extra = with_record(ModelSpec::unet(&unet, images.image_shape, &images.source))?;
         let data = ImageData { images, use_labels };
         let objective: &dyn score_train::train::Objective<4> = match &rec.augment {
@@ -340,4 +323,68 @@ pub(crate) fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
         },
     );
     Ok(())
+}
+
+/// A new run's EDM preconditioning: σ_data from --sigma-data or from the data.
+fn new_precond(
+    a: &TrainArgs,
+    values: &mut dyn Iterator<Item = f64>,
+) -> Result<score_core::Precond> {
+    let sd = a
+        .sigma_data
+        .unwrap_or_else(|| score_core::precond::sigma_data_of(values));
+    if !(sd > 0.0 && sd.is_finite()) {
+        bail!("--sigma-data: must be positive and finite, got {sd} (constant data?)");
+    }
+    Ok(score_core::Precond::edm(sd))
+}
+
+/// Vectors (`.npy`) train the MLP: no labels to condition on, nothing to augment.
+fn check_vector_run(rec: &RunRecord) -> Result<()> {
+    if rec.cond != "none" {
+        bail!(
+            "--cond class: {} has no labels (class conditioning needs an image data set)",
+            rec.data
+        );
+    }
+    if rec.augment.is_some() {
+        bail!(
+            "--augment: {} holds vectors; augmentation needs images",
+            rec.data
+        );
+    }
+    Ok(())
+}
+
+/// The demo's UNet at the data's shape and the run's width, with a label input for
+/// `--cond class` and an augmentation input for `--augment`.
+fn unet_for(
+    images: &score_io::images::ImageDataset,
+    rec: &RunRecord,
+) -> Result<score_nn::unet::UNetConfig> {
+    let mut unet = pipeline::demo_unet_config().with_model_channels(rec.channels);
+    unet.resolution = images.image_shape[1];
+    unet.in_channels = images.image_shape[0];
+    let use_labels = rec.cond == "class";
+    if use_labels {
+        unet.label_dim = images.num_classes;
+    }
+    if rec.augment.is_some() {
+        unet.augment_dim = scoreaug::AUGMENT_DIM;
+    }
+    unet.validate()
+        .map_err(|e| anyhow::anyhow!("{} images: {e}", images.source))?;
+    Ok(unet)
+}
+
+/// Where `train` writes: the checkpoint (and kept ones), `train.jsonl`, progress on a
+/// terminal unless `--json`.
+fn train_output(c: &Common, a: &TrainArgs, ck_path: &Path) -> TrainOutput {
+    TrainOutput {
+        keep_checkpoints: a.keep_checkpoints,
+        checkpoint: Some(ck_path.to_path_buf()),
+        log: Some(a.out.join("train.jsonl")),
+        progress: !c.json,
+        stop_after: None,
+    }
 }

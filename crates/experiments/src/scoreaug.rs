@@ -169,16 +169,7 @@ fn run_one(
     let t0 = Instant::now();
     let dev = Device::flex().autodiff();
     dev.seed(seed);
-    let mut cfg = pipeline::demo_train_config(o.steps, seed);
-    cfg.batch_size = o.batch_size;
-    cfg.checkpoint_every = o.eval_every;
-    cfg.precond = score_core::Precond::edm(score_core::precond::sigma_data_of(
-        &mut train.pixels.iter().map(|&v| v as f64),
-    ));
-    let mut unet: UNetConfig = pipeline::demo_unet_config().with_model_channels(o.channels);
-    if arm.augment.is_some() {
-        unet.augment_dim = AUGMENT_DIM;
-    }
+    let (cfg, unet) = arm_config(arm, train, o, seed);
     let objective: &dyn Objective<4> = match &arm.augment {
         Some(a) => a,
         None => &score_train::train::Denoising,
@@ -190,15 +181,7 @@ fn run_one(
         seed
     ));
     let _ = std::fs::remove_file(&ck);
-    // What `scorelab train` records, so that `scorelab sample` and `scorelab scoreaug
-    // measure` read a study checkpoint like any other (the class-balanced subset of the
-    // first 9 000 test images equals that of all 10 000 for these sizes).
-    let mut extra =
-        pipeline::ModelSpec::unet(&unet, train.image_shape, "fashion-mnist-test").to_json();
-    extra["cli"] = serde_json::json!({
-        "data": "fashion-mnist-test", "subset": train.num_images(), "channels": o.channels,
-        "cond": "none", "augment": arm.augment,
-    });
+    let extra = arm_extra(arm, train, o, &unet);
     let data = ImageData {
         images: train.clone(),
         use_labels: false,
@@ -242,7 +225,73 @@ fn run_one(
             mean_loss(&m, held, o, &inf)?,
         ));
     }
-    let ck_file = score_train::checkpoint::CheckpointFile::read(&ck)?;
+    let (report, grid) = measure_arm(arm, train, held, seed, o, &ck, &unet, cfg.precond, fid)?;
+    let run = Run {
+        arm: arm.name.clone(),
+        size: train.num_images(),
+        seed,
+        curve,
+        report,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    Ok((run, grid))
+}
+
+/// The training settings and the UNet of `arm` on `train`.
+fn arm_config(
+    arm: &Arm,
+    train: &ImageDataset,
+    o: &StudyOptions,
+    seed: u64,
+) -> (score_train::TrainConfig, UNetConfig) {
+    let mut cfg = pipeline::demo_train_config(o.steps, seed);
+    cfg.batch_size = o.batch_size;
+    cfg.checkpoint_every = o.eval_every;
+    cfg.precond = score_core::Precond::edm(score_core::precond::sigma_data_of(
+        &mut train.pixels.iter().map(|&v| v as f64),
+    ));
+    let mut unet: UNetConfig = pipeline::demo_unet_config().with_model_channels(o.channels);
+    if arm.augment.is_some() {
+        unet.augment_dim = AUGMENT_DIM;
+    }
+    (cfg, unet)
+}
+
+/// What `scorelab train` records in a checkpoint, so that `scorelab sample` and
+/// `scorelab scoreaug measure` read a study checkpoint like any other (the
+/// class-balanced subset of the first 9 000 test images equals that of all 10 000 for
+/// these sizes).
+fn arm_extra(
+    arm: &Arm,
+    train: &ImageDataset,
+    o: &StudyOptions,
+    unet: &UNetConfig,
+) -> serde_json::Value {
+    let mut extra =
+        pipeline::ModelSpec::unet(unet, train.image_shape, "fashion-mnist-test").to_json();
+    extra["cli"] = serde_json::json!({
+        "data": "fashion-mnist-test", "subset": train.num_images(), "channels": o.channels,
+        "cond": "none", "augment": arm.augment,
+    });
+    extra
+}
+
+/// The measures of the EMA weights in `ck` (the equivariance over the arm's transforms,
+/// or all of them for the plain arm), and a grid of samples.
+#[allow(clippy::too_many_arguments)]
+fn measure_arm(
+    arm: &Arm,
+    train: &ImageDataset,
+    held: &ImageDataset,
+    seed: u64,
+    o: &StudyOptions,
+    ck: &Path,
+    unet: &UNetConfig,
+    precond: score_core::Precond,
+    fid: Option<measures::FidSetup>,
+) -> Result<(Report, Vec<f32>)> {
+    let inf = Device::flex();
+    let ck_file = score_train::checkpoint::CheckpointFile::read(ck)?;
     let ema = ck_file.load_into(unet.init(&inf), "ema.", true)?;
     let kinds = arm
         .augment
@@ -250,7 +299,7 @@ fn run_one(
         .map_or(Kind::ALL.to_vec(), |a| a.scoreaug.kinds.clone());
     let m = Model {
         net: &ema,
-        precond: cfg.precond,
+        precond,
         kinds,
         omega_slot: scoreaug::objective::omega_slot(arm.augment.as_ref()),
     };
@@ -266,15 +315,7 @@ fn run_one(
         seed,
         &inf,
     )?;
-    let run = Run {
-        arm: arm.name.clone(),
-        size: train.num_images(),
-        seed,
-        curve,
-        report,
-        seconds: t0.elapsed().as_secs_f64(),
-    };
-    Ok((run, grid))
+    Ok((report, grid))
 }
 
 fn mean_sd(v: &[f64]) -> (f64, f64) {

@@ -160,25 +160,90 @@ pub fn run_images(
     let z_eval = randn([o.n_eval, c, h, w], &mut stream_rng(0, 0x2e2e, 1), &plain);
     let z_fid = randn([o.n_fid, c, h, w], &mut stream_rng(0, 0x2e2e, 2), &plain);
     for method in [Method::Baseline, Method::Disback] {
-        let mut cfg = DistillConfig::new(method, o.steps, precond, 0);
-        for t in [&mut cfg.generator, &mut cfg.fake] {
-            t.batch_size = o.batch;
-            t.lr = o.lr;
-        }
-        cfg.switch_every = o.switch_every;
-        cfg.path.steps = o.record_steps;
-        cfg.path.checkpoints = cfg.path.checkpoints.min(o.record_steps);
+        let cfg = image_config(method, o, precond);
+        let run = MethodRun {
+            o,
+            teacher: &teacher,
+            extra: meta.config["extra"].clone(),
+            shape: [c, h, w],
+            pca: &pca,
+            heun_eval,
+            held_eval,
+            z_eval: &z_eval,
+            z_fid: &z_fid,
+            out,
+            fid,
+            progress,
+        };
+        report.methods.push(run.method(method, &cfg)?);
+    }
+    Ok(report)
+}
+
+/// The distillation settings of the image part for `method`.
+fn image_config(method: Method, o: &ImageOptions, precond: score_core::Precond) -> DistillConfig {
+    let mut cfg = DistillConfig::new(method, o.steps, precond, 0);
+    for t in [&mut cfg.generator, &mut cfg.fake] {
+        t.batch_size = o.batch;
+        t.lr = o.lr;
+    }
+    cfg.switch_every = o.switch_every;
+    cfg.path.steps = o.record_steps;
+    cfg.path.checkpoints = cfg.path.checkpoints.min(o.record_steps);
+    cfg
+}
+
+/// What one method's run of the image part needs.
+struct MethodRun<'a> {
+    o: &'a ImageOptions,
+    teacher: &'a Teacher<'a, 4, UNet>,
+    extra: serde_json::Value,
+    shape: [usize; 3],
+    pca: &'a Pca,
+    heun_eval: &'a [f32],
+    held_eval: &'a [f32],
+    z_eval: &'a burn::tensor::Tensor<4>,
+    z_fid: &'a burn::tensor::Tensor<4>,
+    out: &'a Path,
+    fid: Option<(&'a FidInception, &'a FidReference)>,
+    progress: &'a dyn Fn(&str),
+}
+
+impl MethodRun<'_> {
+    /// Distil the shipped UNet with `method`, measuring along the way; write its
+    /// sample grid and run folder.
+    fn method(&self, method: Method, cfg: &DistillConfig) -> Result<ImageMethod> {
+        let Self {
+            o,
+            teacher,
+            shape: [c, h, w],
+            pca,
+            heun_eval,
+            held_eval,
+            out,
+            fid,
+            progress,
+            ..
+        } = *self;
+        let d = c * h * w;
+        let grid = |x: &[f32]| {
+            score_io::image::image_grid_png(
+                &x[..64.min(x.len() / d) * d],
+                [64.min(x.len() / d), c, h, w],
+                8,
+            )
+        };
         let name = serde_json::to_value(method)
             .ok()
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default();
         let t1 = Instant::now();
         let mut dist = Distiller::new(
-            &teacher,
+            teacher,
             teacher.net.clone(),
             &[c, h, w],
-            &cfg,
-            meta.config["extra"].clone(),
+            cfg,
+            self.extra.clone(),
             &RunOutput::default(),
         )?;
         let stage1 = t1.elapsed().as_secs_f64();
@@ -191,7 +256,7 @@ pub fn run_images(
                 return Ok(());
             }
             let tm = Instant::now();
-            let x = to_vec_f32(dist.sample(z_eval.clone()))?;
+            let x = to_vec_f32(dist.sample(self.z_eval.clone()))?;
             points.push(ImagePoint {
                 step: dist.step(),
                 updates: dist.updates(),
@@ -203,7 +268,7 @@ pub fn run_images(
             Ok(())
         };
         dist.run(&RunOutput::default(), &mut observe)?;
-        let samples = to_vec_f32(dist.sample(z_fid.clone()))?;
+        let samples = to_vec_f32(dist.sample(self.z_fid.clone()))?;
         score_core::fs::write_atomic(&out.join(format!("image-{name}.png")), &grid(&samples)?)?;
         dist.save(&RunOutput {
             dir: Some(out.join(format!("image-{name}"))),
@@ -220,12 +285,11 @@ pub fn run_images(
                 p.seconds
             ));
         }
-        report.methods.push(ImageMethod {
+        Ok(ImageMethod {
             method: name,
             stage1_seconds: stage1,
             points,
             fid,
-        });
+        })
     }
-    Ok(report)
 }

@@ -115,6 +115,17 @@ fn median_curve(
 /// updates per arm (2-D, teacher B and A; 16-D), score mismatch, and the image runs'
 /// FD against wall-clock time.
 pub fn plots(r: &Report, out: &Path) -> Result<()> {
+    cross_entropy_plots(r, out)?;
+    score_mismatch_plot(r, out)?;
+    if let Some(im) = &r.image {
+        image_plot(im, out)?;
+    }
+    Ok(())
+}
+
+/// Median cross-entropy against generator steps and against network updates, per data
+/// set and teacher.
+fn cross_entropy_plots(r: &Report, out: &Path) -> Result<()> {
     let groups = [("ring8", "B"), ("ring8", "A"), ("mix16", "B")];
     for (ds, t) in groups {
         let mut arms: Vec<&str> = r
@@ -167,6 +178,11 @@ pub fn plots(r: &Report, out: &Path) -> Result<()> {
             .save(&out.join(format!("ce_{ds}_{t}_{file}.svg")))?;
         }
     }
+    Ok(())
+}
+
+/// The median score mismatch of the target over training (ring8, teacher B).
+fn score_mismatch_plot(r: &Report, out: &Path) -> Result<()> {
     let mism: Vec<Series> = ["baseline", "disback"]
         .iter()
         .map(|a| {
@@ -196,30 +212,33 @@ pub fn plots(r: &Report, out: &Path) -> Result<()> {
         }
         .save(&out.join("score_mismatch.svg"))?;
     }
-    if let Some(im) = &r.image {
-        let series = im
-            .methods
-            .iter()
-            .map(|m| Series {
-                label: m.method.clone(),
-                points: m
-                    .points
-                    .iter()
-                    .map(|p| (p.seconds.max(1e-3), p.fd_to_teacher))
-                    .collect(),
-                markers_only: false,
-            })
-            .collect();
-        Plot {
-            title: "Fashion-MNIST UNet -> one step: FD-PCA32 to the teacher's Heun samples".into(),
-            x_label: "training wall-clock seconds (Stage 1 included)".into(),
-            y_label: "FD-PCA32".into(),
-            log_x: false,
-            log_y: false,
-            series,
-            y_range: None,
-        }
-        .save(&out.join("image_fd_vs_time.svg"))?;
+    Ok(())
+}
+
+/// The image part: FD to the teacher's samples against wall-clock time.
+fn image_plot(im: &crate::disback::images::ImageReport, out: &Path) -> Result<()> {
+    let series = im
+        .methods
+        .iter()
+        .map(|m| Series {
+            label: m.method.clone(),
+            points: m
+                .points
+                .iter()
+                .map(|p| (p.seconds.max(1e-3), p.fd_to_teacher))
+                .collect(),
+            markers_only: false,
+        })
+        .collect();
+    Plot {
+        title: "Fashion-MNIST UNet -> one step: FD-PCA32 to the teacher's Heun samples".into(),
+        x_label: "training wall-clock seconds (Stage 1 included)".into(),
+        y_label: "FD-PCA32".into(),
+        log_x: false,
+        log_y: false,
+        series,
+        y_range: None,
     }
+    .save(&out.join("image_fd_vs_time.svg"))?;
     Ok(())
 }
