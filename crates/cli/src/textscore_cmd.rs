@@ -1,7 +1,7 @@
 //! `scorelab musicscore train | generate | evaluate`: the text-to-score model
 //! (`musicscore_gen::textscore`, `musicscore_gen::generator`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -153,33 +153,8 @@ pub fn cmd_train(c: &Common, a: &TextTrainArgs) -> Result<()> {
         None
     };
     let geometry = a.geometry.as_deref().map(parse_geometry).transpose()?;
-    let (g, template, dropout, batch, seed) = match &resume {
-        None => (
-            geometry.unwrap_or_default(),
-            a.template.clone().unwrap_or_else(|| "paper".into()),
-            a.caption_dropout.unwrap_or(0.1),
-            a.batch.unwrap_or(16),
-            c.seed(),
-        ),
-        Some(ck) => {
-            let rec: TextRecord =
-                serde_json::from_value(ck.meta.config["extra"]["text"].clone())
-                    .with_context(|| format!("{}: config.extra.text", ck_path.display()))?;
-            let batch = ck.meta.config["train"]["batch_size"].as_u64().unwrap_or(0) as usize;
-            (
-                fixed_on_resume("--geometry", geometry, rec.geometry, &ck_path)?,
-                fixed_on_resume("--template", a.template.clone(), rec.template, &ck_path)?,
-                fixed_on_resume(
-                    "--caption-dropout",
-                    a.caption_dropout,
-                    rec.caption_dropout,
-                    &ck_path,
-                )?,
-                fixed_on_resume("--batch", a.batch, batch, &ck_path)?,
-                fixed_on_resume("--seed", c.seed_arg, ck.meta.seed, &ck_path)?,
-            )
-        }
-    };
+    let (g, template, dropout, batch, seed) =
+        text_settings(c, a, resume.as_ref(), &ck_path, geometry)?;
     if !(0.0..=1.0).contains(&dropout) {
         bail!("--caption-dropout: {dropout} is not in [0, 1]");
     }
@@ -199,30 +174,9 @@ pub fn cmd_train(c: &Common, a: &TextTrainArgs) -> Result<()> {
         caption_dropout: dropout,
     };
     if let Some(ck) = &resume {
-        let stored: TextRecord = serde_json::from_value(ck.meta.config["extra"]["text"].clone())?;
-        if stored.systems != record.systems || stored.prompts != record.prompts {
-            bail!(
-                "--root: {} was trained on {} systems with {} prompts, these pages give {} and {}: resume on the same data",
-                ck_path.display(),
-                stored.systems,
-                stored.prompts,
-                record.systems,
-                record.prompts
-            );
-        }
+        check_same_data(ck, &record, &ck_path)?;
     }
-    let sd = match &resume {
-        Some(ck) => serde_json::from_value::<score_train::train::TrainConfig>(
-            ck.meta.config["train"].clone(),
-        )?
-        .precond
-        .sigma_data(),
-        None => score_core::precond::sigma_data_of(
-            items
-                .iter()
-                .flat_map(|i| i.pixels.iter().map(|&v| v as f64)),
-        ),
-    };
+    let sd = text_sigma_data(resume.as_ref(), &items)?;
     let cfg = train_config(a.steps, batch, seed, sd, dropout);
     if !c.json {
         eprintln!(
@@ -256,27 +210,110 @@ pub fn cmd_train(c: &Common, a: &TextTrainArgs) -> Result<()> {
         resume.as_ref(),
     )?;
     let secs = t0.elapsed().as_secs_f64();
+    report_text_training(c, a, &ck_path, r.step, r.last_loss, secs, &record);
+    Ok(())
+}
+
+/// σ_data of a text-to-score run: the checkpoint's on resume, else the systems' pixels'.
+fn text_sigma_data(resume: Option<&CheckpointFile>, items: &[SystemItem]) -> Result<f64> {
+    Ok(match resume {
+        Some(ck) => serde_json::from_value::<score_train::train::TrainConfig>(
+            ck.meta.config["train"].clone(),
+        )?
+        .precond
+        .sigma_data(),
+        None => score_core::precond::sigma_data_of(
+            items
+                .iter()
+                .flat_map(|i| i.pixels.iter().map(|&v| v as f64)),
+        ),
+    })
+}
+
+/// What `musicscore train` did, as JSON or a line of text.
+fn report_text_training(
+    c: &Common,
+    a: &TextTrainArgs,
+    ck_path: &Path,
+    step: usize,
+    last_loss: f64,
+    secs: f64,
+    record: &TextRecord,
+) {
     emit(
         c.json,
-        json!({"checkpoint": ck_path, "step": r.step, "loss": r.last_loss, "seconds": secs, "record": record}),
+        json!({"checkpoint": ck_path, "step": step, "loss": last_loss, "seconds": secs, "record": record}),
         || {
-            if r.last_loss.is_nan() {
+            if last_loss.is_nan() {
                 outln!(
                     "nothing to train: {} is at step {} of --steps {}",
                     ck_path.display(),
-                    r.step,
+                    step,
                     a.steps
                 )
             } else {
                 outln!(
                     "step {} loss {:.4} in {secs:.0} s; checkpoint {}",
-                    r.step,
-                    r.last_loss,
+                    step,
+                    last_loss,
                     ck_path.display()
                 )
             }
         },
     );
+}
+
+/// The settings of a text-to-score run: from the flags (with their defaults) for a new
+/// run, from the checkpoint on resume (a flag restated must agree).
+fn text_settings(
+    c: &Common,
+    a: &TextTrainArgs,
+    resume: Option<&CheckpointFile>,
+    ck_path: &Path,
+    geometry: Option<Geometry>,
+) -> Result<(Geometry, String, f64, usize, u64)> {
+    Ok(match resume {
+        None => (
+            geometry.unwrap_or_default(),
+            a.template.clone().unwrap_or_else(|| "paper".into()),
+            a.caption_dropout.unwrap_or(0.1),
+            a.batch.unwrap_or(16),
+            c.seed(),
+        ),
+        Some(ck) => {
+            let rec: TextRecord =
+                serde_json::from_value(ck.meta.config["extra"]["text"].clone())
+                    .with_context(|| format!("{}: config.extra.text", ck_path.display()))?;
+            let batch = ck.meta.config["train"]["batch_size"].as_u64().unwrap_or(0) as usize;
+            (
+                fixed_on_resume("--geometry", geometry, rec.geometry, ck_path)?,
+                fixed_on_resume("--template", a.template.clone(), rec.template, ck_path)?,
+                fixed_on_resume(
+                    "--caption-dropout",
+                    a.caption_dropout,
+                    rec.caption_dropout,
+                    ck_path,
+                )?,
+                fixed_on_resume("--batch", a.batch, batch, ck_path)?,
+                fixed_on_resume("--seed", c.seed_arg, ck.meta.seed, ck_path)?,
+            )
+        }
+    })
+}
+
+/// A resumed run must see the same data: as many systems and distinct prompts.
+fn check_same_data(ck: &CheckpointFile, record: &TextRecord, ck_path: &Path) -> Result<()> {
+    let stored: TextRecord = serde_json::from_value(ck.meta.config["extra"]["text"].clone())?;
+    if stored.systems != record.systems || stored.prompts != record.prompts {
+        bail!(
+            "--root: {} was trained on {} systems with {} prompts, these pages give {} and {}: resume on the same data",
+            ck_path.display(),
+            stored.systems,
+            stored.prompts,
+            record.systems,
+            record.prompts
+        );
+    }
     Ok(())
 }
 
@@ -523,12 +560,7 @@ pub fn cmd_evaluate(c: &Common, a: &EvaluateArgs) -> Result<()> {
     };
     let split = |px: &[f32]| px.chunks(per).map(<[f32]>::to_vec).collect::<Vec<_>>();
     let uncond = split(&run(None, 1.0, c.seed())?);
-    score_io::image::write_image_grid(
-        &a.out.join("unconditional.png"),
-        &uncond.iter().take(8).flatten().copied().collect::<Vec<_>>(),
-        [a.n.min(8), 1, g.height, g.width],
-        8,
-    )?;
+    write_grid(&a.out.join("unconditional.png"), &uncond, g)?;
     let mut rows = Vec::new();
     let mut fid_images: Vec<Vec<f32>> = Vec::new();
     for (k, (prompt, want)) in prompts.iter().enumerate() {
@@ -537,21 +569,11 @@ pub fn cmd_evaluate(c: &Common, a: &EvaluateArgs) -> Result<()> {
             .filter(|i| i.expected == Some(*want))
             .map(|i| i.pixels.clone())
             .collect();
-        score_io::image::write_image_grid(
-            &a.out.join(format!("staves{want}_real.png")),
-            &reals.iter().take(8).flatten().copied().collect::<Vec<_>>(),
-            [reals.len().min(8), 1, g.height, g.width],
-            8,
-        )?;
+        write_grid(&a.out.join(format!("staves{want}_real.png")), &reals, g)?;
         let mut guided = Vec::new();
         for &w in &a.guidance {
             let imgs = split(&run(Some(prompt), w, c.seed() + 1 + k as u64)?);
-            score_io::image::write_image_grid(
-                &a.out.join(format!("staves{want}_w{w}.png")),
-                &imgs.iter().take(8).flatten().copied().collect::<Vec<_>>(),
-                [a.n.min(8), 1, g.height, g.width],
-                8,
-            )?;
+            write_grid(&a.out.join(format!("staves{want}_w{w}.png")), &imgs, g)?;
             let m = Adherence::measure(&imgs, g.width, g.height, Some(*want));
             if w == a.fid_guidance {
                 fid_images.push(imgs.concat());
@@ -565,28 +587,10 @@ pub fn cmd_evaluate(c: &Common, a: &EvaluateArgs) -> Result<()> {
             "guided": guided,
         }));
     }
-    // The detector's false-positive floor: pure N(0, 1) noise, clamped like a sample.
-    let mut rng = score_core::tensor::stream_rng(c.seed(), 0x4e4f_4953, 0);
-    let noise: Vec<Vec<f32>> = (0..a.n.max(64))
-        .map(|_| {
-            let t = score_core::tensor::randn([per], &mut rng, &dev);
-            score_core::tensor::to_vec_f32(t)
-        })
-        .collect::<std::result::Result<_, _>>()?;
-    let noise_floor = Adherence::measure(&noise, g.width, g.height, None);
-    let fid = if a.no_fid {
-        None
-    } else {
-        Some(fid_k(
-            &fid_images,
-            &real,
-            &prompts,
-            &a.fid_k,
-            g,
-            &dev,
-            c.json,
-        )?)
-    };
+    let noise_floor = noise_floor(c.seed(), a.n.max(64), g, &dev)?;
+    let fid = (!a.no_fid)
+        .then(|| fid_k(&fid_images, &real, &prompts, &a.fid_k, g, &dev, c.json))
+        .transpose()?;
     let report = json!({
         "checkpoint": path, "step": model.meta.step, "record": model.record, "held_out": corpus,
         "n": a.n, "steps": a.steps, "seed": c.seed(), "fid_guidance": a.fid_guidance,
@@ -601,6 +605,32 @@ pub fn cmd_evaluate(c: &Common, a: &EvaluateArgs) -> Result<()> {
     score_core::fs::write_atomic(&a.out.join("evaluate.md"), md.as_bytes())?;
     emit(c.json, report, || outln!("{md}"));
     Ok(())
+}
+
+/// The first 8 images of `imgs` (each `g.height × g.width`) as a one-row grid.
+fn write_grid(path: &Path, imgs: &[Vec<f32>], g: Geometry) -> Result<()> {
+    let shown = imgs.len().min(8);
+    let px: Vec<f32> = imgs.iter().take(8).flatten().copied().collect();
+    Ok(score_io::image::write_image_grid(
+        path,
+        &px,
+        [shown, 1, g.height, g.width],
+        8,
+    )?)
+}
+
+/// The staff detector's false-positive floor: `n` images of pure N(0, 1) noise,
+/// clamped like a sample.
+fn noise_floor(seed: u64, n: usize, g: Geometry, dev: &burn::tensor::Device) -> Result<Adherence> {
+    let per = g.width * g.height;
+    let mut rng = score_core::tensor::stream_rng(seed, 0x4e4f_4953, 0);
+    let noise: Vec<Vec<f32>> = (0..n)
+        .map(|_| {
+            let t = score_core::tensor::randn([per], &mut rng, dev);
+            score_core::tensor::to_vec_f32(t)
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    Ok(Adherence::measure(&noise, g.width, g.height, None))
 }
 
 /// FID-k: the first k generated images (taken round-robin over the prompts) against
