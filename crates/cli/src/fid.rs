@@ -322,59 +322,78 @@ pub(crate) fn run_fid(c: &Common, a: &FidArgs) -> Result<()> {
         "feature_seconds": feature_secs, "images_per_second": set.shape[0] as f64 / feature_secs,
     });
     if let Some(rf) = &ref_feats {
-        if a.kid {
-            let size = 1000.min(est.n).min(est.n_ref);
-            let (m, s) = fid::kid(&f, rf, DIM, 100, size, c.seed())?;
-            report["kid"] =
-                serde_json::json!({"mean": m, "std": s, "subsets": 100, "subset_size": size});
-        }
-        if a.pr {
-            let (p, r) = fid::precision_recall(rf, &f, DIM, 3)?;
-            report["precision"] = p.into();
-            report["recall"] = r.into();
-        }
+        add_kid_pr(a, &f, rf, (est.n, est.n_ref), c.seed(), &mut report)?;
     }
     report["seconds"] = t0.elapsed().as_secs_f64().into();
     let r = report.clone();
-    emit(c.json, report, || {
-        outln!(
-            "FID        {:.3} ± {:.3} (bootstrap standard error over the scored set, {} resamples)",
-            est.fid,
-            est.std_error,
-            est.resamples
-        );
-        outln!(
-            "images     {} ({} images)",
-            r["images"].as_str().unwrap_or(""),
-            est.n
-        );
-        outln!(
-            "reference  {} ({} images)",
-            r["ref"].as_str().unwrap_or(""),
-            est.n_ref
-        );
-        if let Some(k) = r.get("kid") {
-            outln!(
-                "KID        {:.5} ± {:.5} ({} subsets of {})",
-                k["mean"].as_f64().unwrap_or(f64::NAN),
-                k["std"].as_f64().unwrap_or(f64::NAN),
-                k["subsets"],
-                k["subset_size"]
-            );
-        }
-        if let (Some(p), Some(rc)) = (r.get("precision"), r.get("recall")) {
-            outln!(
-                "precision  {:.4}   recall {:.4}   (k = 3)",
-                p.as_f64().unwrap_or(f64::NAN),
-                rc.as_f64().unwrap_or(f64::NAN)
-            );
-        }
-        outln!(
-            "features   {:.1} images/s",
-            r["images_per_second"].as_f64().unwrap_or(f64::NAN)
-        );
-    });
+    emit(c.json, report, || print_fid(&r));
     Ok(())
+}
+
+/// With `--kid` and `--pr`, KID (subsets of min(1000, n, n_ref)) and improved
+/// precision/recall (k = 3) of the features `f` against the reference's `rf`, into
+/// `report`; `n` is (n, n_ref).
+fn add_kid_pr(
+    a: &FidArgs,
+    f: &[f32],
+    rf: &[f32],
+    n: (usize, usize),
+    seed: u64,
+    report: &mut serde_json::Value,
+) -> Result<()> {
+    if a.kid {
+        let size = 1000.min(n.0).min(n.1);
+        let (m, s) = fid::kid(f, rf, DIM, 100, size, seed)?;
+        report["kid"] =
+            serde_json::json!({"mean": m, "std": s, "subsets": 100, "subset_size": size});
+    }
+    if a.pr {
+        let (p, r) = fid::precision_recall(rf, f, DIM, 3)?;
+        report["precision"] = p.into();
+        report["recall"] = r.into();
+    }
+    Ok(())
+}
+
+/// The FID report as text.
+fn print_fid(r: &serde_json::Value) {
+    let num = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    outln!(
+        "FID        {:.3} ± {:.3} (bootstrap standard error over the scored set, {} resamples)",
+        num(&r["fid"]),
+        num(&r["bootstrap"]["std_error"]),
+        r["bootstrap"]["resamples"]
+    );
+    outln!(
+        "images     {} ({} images)",
+        r["images"].as_str().unwrap_or(""),
+        r["n"]
+    );
+    outln!(
+        "reference  {} ({} images)",
+        r["ref"].as_str().unwrap_or(""),
+        r["n_ref"]
+    );
+    if let Some(k) = r.get("kid") {
+        outln!(
+            "KID        {:.5} ± {:.5} ({} subsets of {})",
+            k["mean"].as_f64().unwrap_or(f64::NAN),
+            k["std"].as_f64().unwrap_or(f64::NAN),
+            k["subsets"],
+            k["subset_size"]
+        );
+    }
+    if let (Some(p), Some(rc)) = (r.get("precision"), r.get("recall")) {
+        outln!(
+            "precision  {:.4}   recall {:.4}   (k = 3)",
+            p.as_f64().unwrap_or(f64::NAN),
+            rc.as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    outln!(
+        "features   {:.1} images/s",
+        r["images_per_second"].as_f64().unwrap_or(f64::NAN)
+    );
 }
 
 /// FID statistics of the 10 000 shipped Fashion-MNIST test images, cached after the
