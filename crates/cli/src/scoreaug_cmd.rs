@@ -102,43 +102,48 @@ pub(crate) fn run(c: &Common, cmd: &ScoreAugCmd) -> Result<()> {
         "heldout": a.data, "options": opts, "report": report, "seconds": t0.elapsed().as_secs_f64(),
     });
     emit(c.json, value, || {
-        outln!(
-            "checkpoint       {} ({} training images)",
-            a.checkpoint.display(),
-            train.num_images()
-        );
-        for r in &report.equivariance {
-            outln!(
-                "equivariance     {:?} σ={:<4} {:.4}",
-                r.kind,
-                r.sigma,
-                r.error
-            );
-        }
-        outln!("loss σ grid      {:?}", report.loss_sigmas);
-        outln!("loss train       {:.4?}", report.loss_train);
-        outln!("loss held-out    {:.4?}", report.loss_heldout);
-        outln!(
-            "relative gap     {:+.4} (mean over σ of (held-out − train)/train)",
-            report.relative_gap
-        );
-        outln!(
-            "leakage          {:.3} of {} samples {:?} (real held-out images: {:.3})",
-            report.leakage_rate,
-            report.n_samples,
-            report.leakage_counts,
-            report.leakage_real
-        );
-        outln!("memorisation     {:.3}", report.memorization_rate);
-        if let Some(f) = &report.fid {
-            outln!(
-                "FID              {:.2} ± {:.2} ({} samples vs {} held-out)",
-                f.fid,
-                f.std_error,
-                f.n,
-                f.n_ref
-            );
-        }
+        print_measures(&a.checkpoint, train.num_images(), &report)
     });
     Ok(())
+}
+
+/// `scoreaug measure`'s report as text.
+fn print_measures(checkpoint: &std::path::Path, train_images: usize, report: &measures::Report) {
+    outln!(
+        "checkpoint       {} ({} training images)",
+        checkpoint.display(),
+        train_images
+    );
+    for r in &report.equivariance {
+        outln!(
+            "equivariance     {:?} σ={:<4} {:.4}",
+            r.kind,
+            r.sigma,
+            r.error
+        );
+    }
+    outln!("loss σ grid      {:?}", report.loss_sigmas);
+    outln!("loss train       {:.4?}", report.loss_train);
+    outln!("loss held-out    {:.4?}", report.loss_heldout);
+    outln!(
+        "relative gap     {:+.4} (mean over σ of (held-out − train)/train)",
+        report.relative_gap
+    );
+    outln!(
+        "leakage          {:.3} of {} samples {:?} (real held-out images: {:.3})",
+        report.leakage_rate,
+        report.n_samples,
+        report.leakage_counts,
+        report.leakage_real
+    );
+    outln!("memorisation     {:.3}", report.memorization_rate);
+    if let Some(f) = &report.fid {
+        outln!(
+            "FID              {:.2} ± {:.2} ({} samples vs {} held-out)",
+            f.fid,
+            f.std_error,
+            f.n,
+            f.n_ref
+        );
+    }
 }
