@@ -187,15 +187,7 @@ pub fn scaling(
         Axis::Batch(_) => (Net::Shipped(checkpoint), v),
         Axis::Size(_, b) => (Net::Random(v), *b),
     };
-    let torch_args: Vec<String> = match axis {
-        Axis::Batch(_) => vec!["--scaling".into(), list.join(",")],
-        Axis::Size(_, b) => vec![
-            "--size-scaling".into(),
-            list.join(","),
-            "--batch".into(),
-            b.to_string(),
-        ],
-    };
+    let torch_args = scaling_torch_args(axis, &list);
     let (mut a, mut b): (Vec<Vec<f64>>, Vec<Vec<f64>>) = (Vec::new(), Vec::new());
     for r in 0..rounds {
         a.push(
@@ -222,18 +214,7 @@ pub fn scaling(
         eprintln!("scaling round {}/{rounds} done", r + 1);
     }
     let med = |v: &[Vec<f64>], i: usize| median(v.iter().map(|r| r[i]).collect());
-    let header = match axis {
-        Axis::Batch(_) => format!(
-            "`cargo xtask bench-vs-torch{} --scaling {} --rounds {rounds} --reps {reps}`: the demo UNet's training step (fwd + bwd + Adam, 28×28, shipped weights) against batch size",
-            dev.flag(),
-            list.join(",")
-        ),
-        Axis::Size(_, bt) => format!(
-            "`cargo xtask bench-vs-torch{} --scaling-size {} --scaling-batch {bt} --rounds {rounds} --reps {reps}`: the training step (fwd + bwd + Adam) of the demo architecture at each image size (attention at size/4; random weights, the same on neither side) at batch {bt}",
-            dev.flag(),
-            list.join(",")
-        ),
-    };
+    let header = scaling_header(axis, dev, &list, rounds, reps);
     let mut md = format!(
         "{header}; median over {rounds} alternating rounds of each side's median of {reps}.\n\n| {what} | scorelab | PyTorch | ratio torch/scorelab | scorelab ms/image | PyTorch ms/image |\n|---:|---:|---:|---:|---:|---:|\n"
     );
@@ -253,6 +234,65 @@ pub fn scaling(
         theirs_pts.push((v as f64, tb * 1e3));
     }
     std::fs::create_dir_all(out)?;
+    scaling_plot(
+        what,
+        dev,
+        ours_pts,
+        theirs_pts,
+        &out.join(format!("{stem}{}.svg", dev.suffix())),
+    )?;
+    let json = serde_json::json!({"axis": what, "values": batches, "scorelab_rounds": a, "torch_rounds": b});
+    write_scaling(out, &format!("{stem}{}", dev.suffix()), &json, &md)?;
+    Ok(md)
+}
+
+/// The PyTorch twin's flags for a scaling run over `list`.
+fn scaling_torch_args(axis: &Axis, list: &[String]) -> Vec<String> {
+    match axis {
+        Axis::Batch(_) => vec!["--scaling".into(), list.join(",")],
+        Axis::Size(_, b) => vec![
+            "--size-scaling".into(),
+            list.join(","),
+            "--batch".into(),
+            b.to_string(),
+        ],
+    }
+}
+
+/// `<out>/<name>.json` (the raw rounds) and `<out>/<name>.md` (the table).
+fn write_scaling(out: &Path, name: &str, json: &serde_json::Value, md: &str) -> Result<()> {
+    score_core::fs::write_atomic(
+        &out.join(format!("{name}.json")),
+        serde_json::to_string_pretty(json)?.as_bytes(),
+    )?;
+    score_core::fs::write_atomic(&out.join(format!("{name}.md")), md.as_bytes())?;
+    Ok(())
+}
+
+/// The first line of a scaling table: the command that reproduces it and what it times.
+fn scaling_header(axis: &Axis, dev: &Named, list: &[String], rounds: usize, reps: usize) -> String {
+    match axis {
+        Axis::Batch(_) => format!(
+            "`cargo xtask bench-vs-torch{} --scaling {} --rounds {rounds} --reps {reps}`: the demo UNet's training step (fwd + bwd + Adam, 28×28, shipped weights) against batch size",
+            dev.flag(),
+            list.join(",")
+        ),
+        Axis::Size(_, bt) => format!(
+            "`cargo xtask bench-vs-torch{} --scaling-size {} --scaling-batch {bt} --rounds {rounds} --reps {reps}`: the training step (fwd + bwd + Adam) of the demo architecture at each image size (attention at size/4; random weights, the same on neither side) at batch {bt}",
+            dev.flag(),
+            list.join(",")
+        ),
+    }
+}
+
+/// Step time against the scaled quantity, ours and PyTorch's, as an SVG at `path`.
+fn scaling_plot(
+    what: &str,
+    dev: &Named,
+    ours_pts: Vec<(f64, f64)>,
+    theirs_pts: Vec<(f64, f64)>,
+    path: &Path,
+) -> Result<()> {
     score_eval::plot::Plot {
         title: format!("Demo UNet training step against {what} ({})", dev.machine()),
         x_label: what.into(),
@@ -273,19 +313,8 @@ pub fn scaling(
         ],
         y_range: None,
     }
-    .save(&out.join(format!("{stem}{}.svg", dev.suffix())))?;
-    score_core::fs::write_atomic(
-        &out.join(format!("{stem}{}.json", dev.suffix())),
-        serde_json::to_string_pretty(
-            &serde_json::json!({"axis": what, "values": batches, "scorelab_rounds": a, "torch_rounds": b}),
-        )?
-        .as_bytes(),
-    )?;
-    score_core::fs::write_atomic(
-        &out.join(format!("{stem}{}.md", dev.suffix())),
-        md.as_bytes(),
-    )?;
-    Ok(md)
+    .save(path)?;
+    Ok(())
 }
 
 /// scorelab's timings (seconds, median of `reps`) for every key of [`OPS`].
