@@ -43,43 +43,7 @@ fn throughput(c: &mut Criterion) {
             bytes
         })
     });
-    for (name, resize) in [
-        (
-            "fit512_gray_1thread",
-            Resize::FitPad {
-                width: 512,
-                height: 512,
-            },
-        ),
-        (
-            "fit256_gray_1thread",
-            Resize::FitPad {
-                width: 256,
-                height: 256,
-            },
-        ),
-        (
-            "crop512_gray_1thread",
-            Resize::CentreCrop {
-                width: 512,
-                height: 512,
-            },
-        ),
-    ] {
-        g.bench_function(name, |b| {
-            b.iter(|| {
-                let mut sum = 0u64;
-                corpus
-                    .for_each_bytes(&pages, |i, v| {
-                        let r = decode_resized(&v, &dec, &resize, &corpus.source_name(i))?;
-                        sum += r.data[r.data.len() / 2] as u64;
-                        Ok(())
-                    })
-                    .expect("stream");
-                sum
-            })
-        });
-    }
+    bench_resizes(&mut g, &corpus, &pages, &dec);
     g.bench_function("tiles256_gray_1thread", |b| {
         b.iter(|| {
             let mut tiles = 0usize;
@@ -108,6 +72,52 @@ fn throughput(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// Decode + resize of every page on one thread, for each resize the export offers.
+fn bench_resizes(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    corpus: &Corpus,
+    pages: &[usize],
+    dec: &DecodeOptions,
+) {
+    for (name, resize) in [
+        (
+            "fit512_gray_1thread",
+            Resize::FitPad {
+                width: 512,
+                height: 512,
+            },
+        ),
+        (
+            "fit256_gray_1thread",
+            Resize::FitPad {
+                width: 256,
+                height: 256,
+            },
+        ),
+        (
+            "crop512_gray_1thread",
+            Resize::CentreCrop {
+                width: 512,
+                height: 512,
+            },
+        ),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut sum = 0u64;
+                corpus
+                    .for_each_bytes(pages, |i, v| {
+                        let r = decode_resized(&v, dec, &resize, &corpus.source_name(i))?;
+                        sum += r.data[r.data.len() / 2] as u64;
+                        Ok(())
+                    })
+                    .expect("stream");
+                sum
+            })
+        });
+    }
 }
 
 criterion_group!(benches, throughput);

@@ -137,30 +137,9 @@ fn tar_gz(path: &Path, dir_in_archive: &str, files: &[(String, Vec<u8>)]) -> Res
 
 /// Render, rasterise and write the corpus.
 pub fn musicscore(opts: &FixtureOptions) -> Result<()> {
-    let py = ensure_venv(opts)?;
-    // The study corpus keeps finished works across interrupted runs (each has its
-    // work.json); the shipped one is always rendered afresh.
-    let render = opts
-        .work
-        .join(if opts.study { "render-study" } else { "render" });
-    if render.exists() && !opts.study {
-        fs::remove_dir_all(&render)?;
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixture/render_musicscore.py");
-    let mut cmd = Command::new(&py);
-    cmd.arg(&script).arg(&render);
-    if opts.study {
-        cmd.arg("--study");
-    }
-    run(&mut cmd)?;
-    let manifest: Value = serde_json::from_str(&fs::read_to_string(render.join("manifest.json"))?)?;
+    let manifest = render_scores(opts)?;
 
-    let mut fontdb = resvg::usvg::fontdb::Database::new();
-    fontdb.load_system_fonts();
-    if fontdb.is_empty() {
-        eprintln!("warning: no system fonts found; titles and text will be missing");
-    }
-    let fontdb = std::sync::Arc::new(fontdb);
+    let fontdb = system_fonts();
 
     let ms400 = opts.out.join("MisicScore-400");
     let ms14k = opts.out.join("MusicScore-14K");
@@ -216,6 +195,25 @@ pub fn musicscore(opts: &FixtureOptions) -> Result<()> {
             meta14k.push(Value::Object(rec));
         }
     }
+    write_layouts(&ms400, &ms14k, meta400, meta14k, &archives)?;
+    println!(
+        "{pages} pages, {:.2} MB of JPEG, written to {} (music21 {}, verovio {})",
+        bytes as f64 / 1e6,
+        opts.out.display(),
+        manifest["music21"],
+        manifest["verovio"]
+    );
+    Ok(())
+}
+
+/// The two layouts' metadata files and MusicScore-14K's split archives.
+fn write_layouts(
+    ms400: &Path,
+    ms14k: &Path,
+    meta400: Map<String, Value>,
+    meta14k: Vec<Value>,
+    archives: &BTreeMap<String, Vec<(String, Vec<u8>)>>,
+) -> Result<()> {
     if !meta400.is_empty() {
         fs::create_dir_all(&ms400)?;
         fs::write(
@@ -228,15 +226,41 @@ pub fn musicscore(opts: &FixtureOptions) -> Result<()> {
         ms14k.join("metadata.json"),
         serde_json::to_string_pretty(&Value::Array(meta14k))?,
     )?;
-    for (split, files) in &archives {
+    for (split, files) in archives {
         tar_gz(&ms14k.join(format!("{split}.tar.gz")), split, files)?;
     }
-    println!(
-        "{pages} pages, {:.2} MB of JPEG, written to {} (music21 {}, verovio {})",
-        bytes as f64 / 1e6,
-        opts.out.display(),
-        manifest["music21"],
-        manifest["verovio"]
-    );
     Ok(())
+}
+
+/// Render the scores with the pinned music21 + verovio (into `<work>/render` afresh, or
+/// `<work>/render-study`, which keeps finished works) and read the manifest.
+fn render_scores(opts: &FixtureOptions) -> Result<Value> {
+    let py = ensure_venv(opts)?;
+    // The study corpus keeps finished works across interrupted runs (each has its
+    // work.json); the shipped one is always rendered afresh.
+    let render = opts
+        .work
+        .join(if opts.study { "render-study" } else { "render" });
+    if render.exists() && !opts.study {
+        fs::remove_dir_all(&render)?;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixture/render_musicscore.py");
+    let mut cmd = Command::new(&py);
+    cmd.arg(&script).arg(&render);
+    if opts.study {
+        cmd.arg("--study");
+    }
+    run(&mut cmd)?;
+    let manifest: Value = serde_json::from_str(&fs::read_to_string(render.join("manifest.json"))?)?;
+    Ok(manifest)
+}
+
+/// The system fonts for rasterising the SVG pages (warned about when there are none).
+fn system_fonts() -> std::sync::Arc<resvg::usvg::fontdb::Database> {
+    let mut fontdb = resvg::usvg::fontdb::Database::new();
+    fontdb.load_system_fonts();
+    if fontdb.is_empty() {
+        eprintln!("warning: no system fonts found; titles and text will be missing");
+    }
+    std::sync::Arc::new(fontdb)
 }
