@@ -215,13 +215,13 @@ fn write_layouts(
     archives: &BTreeMap<String, Vec<(String, Vec<u8>)>>,
 ) -> Result<()> {
     if !meta400.is_empty() {
-        fs::create_dir_all(&ms400)?;
+        fs::create_dir_all(ms400)?;
         fs::write(
             ms400.join("metadata.json"),
             serde_json::to_string_pretty(&Value::Object(meta400))?,
         )?;
     }
-    fs::create_dir_all(&ms14k)?;
+    fs::create_dir_all(ms14k)?;
     fs::write(
         ms14k.join("metadata.json"),
         serde_json::to_string_pretty(&Value::Array(meta14k))?,
