@@ -1,6 +1,6 @@
 """The PyTorch twin of scorelab's demo UNet, for `cargo xtask bench-vs-torch`.
 
-Builds score-core's UNet (crates/score-core/src/nn/unet.rs: DDPM++-style residual
+Builds score-nn's UNet (crates/score-nn/src/unet.rs: DDPM++-style residual
 blocks, one-head self-attention at 7x7, average-pool down, nearest up, positional noise
 embedding, EDM preconditioning) in torch, loads the EMA weights of a scorelab checkpoint
 (burn's Linear stores [in, out]; torch's [out, in]), and then
