@@ -12,6 +12,8 @@ use scoreaug::measures::{self, MeasureOptions, Model};
 use scoreaug::transforms::Kind;
 
 use crate::common::{Common, device, emit};
+use crate::train_cmd::CliExtra;
+use score_train::checkpoint::RunConfig;
 
 #[derive(Subcommand)]
 pub(crate) enum ScoreAugCmd {
@@ -42,15 +44,19 @@ pub(crate) struct MeasureArgs {
 }
 
 /// The training images of a `scorelab train` checkpoint (its data set and subset).
-pub(crate) fn training_images(config: &serde_json::Value) -> Result<ImageDataset> {
-    let cli = &config["extra"]["cli"];
-    let data = cli["data"]
-        .as_str()
-        .context("config.extra.cli.data: not written by `scorelab train`")?;
-    let mut images = crate::common::load_images(data, None)?;
-    let subset = cli["subset"].as_u64().unwrap_or(0) as usize;
-    if subset > 0 {
-        images = images.balanced_subset(subset);
+pub(crate) fn training_images(
+    ck: &score_train::checkpoint::CheckpointFile,
+) -> Result<ImageDataset> {
+    let RunConfig {
+        extra: CliExtra { cli },
+        ..
+    } = ck
+        .meta
+        .config_as::<RunConfig<CliExtra>>(&ck.path)
+        .context("config.extra.cli: not written by `scorelab train`")?;
+    let mut images = crate::common::load_images(&cli.data, None)?;
+    if cli.subset > 0 {
+        images = images.balanced_subset(cli.subset);
     }
     Ok(images)
 }
@@ -60,7 +66,7 @@ pub(crate) fn run(c: &Common, cmd: &ScoreAugCmd) -> Result<()> {
     let dev = device(&c.device)?;
     let t0 = Instant::now();
     let ck = score_train::checkpoint::CheckpointFile::read(&a.checkpoint)?;
-    let train = training_images(&ck.meta.config)?;
+    let train = training_images(&ck)?;
     let held = match a.data.as_str() {
         "fashion-mnist-heldout" => pipeline::demo_split()?.1,
         other => crate::common::load_images(other, None)?,

@@ -7,7 +7,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use musicscore_data::prompt::Template;
-use musicscore_gen::generator::{ENCODER, TextModel, TextRecord, checkpoint_extra, train_config};
+use musicscore_gen::generator::{
+    ENCODER, TextConfig, TextExtra, TextModel, TextRecord, checkpoint_extra, train_config,
+};
 use musicscore_gen::textscore::{
     Adherence, Geometry, PromptBank, SystemItem, TextScoreData, expected_staves, system_items,
     unet_config,
@@ -217,11 +219,12 @@ pub fn cmd_train(c: &Common, a: &TextTrainArgs) -> Result<()> {
 /// σ_data of a text-to-score run: the checkpoint's on resume, else the systems' pixels'.
 fn text_sigma_data(resume: Option<&CheckpointFile>, items: &[SystemItem]) -> Result<f64> {
     Ok(match resume {
-        Some(ck) => serde_json::from_value::<score_train::train::TrainConfig>(
-            ck.meta.config["train"].clone(),
-        )?
-        .precond
-        .sigma_data(),
+        Some(ck) => ck
+            .meta
+            .config_as::<TextConfig>(&ck.path)?
+            .train
+            .precond
+            .sigma_data(),
         None => score_core::precond::sigma_data_of(
             items
                 .iter()
@@ -281,10 +284,12 @@ fn text_settings(
             c.seed(),
         ),
         Some(ck) => {
-            let rec: TextRecord =
-                serde_json::from_value(ck.meta.config["extra"]["text"].clone())
-                    .with_context(|| format!("{}: config.extra.text", ck_path.display()))?;
-            let batch = ck.meta.config["train"]["batch_size"].as_u64().unwrap_or(0) as usize;
+            let TextConfig {
+                train,
+                extra: TextExtra { text: rec },
+                ..
+            } = ck.meta.config_as::<TextConfig>(ck_path)?;
+            let batch = train.batch_size;
             (
                 fixed_on_resume("--geometry", geometry, rec.geometry, ck_path)?,
                 fixed_on_resume("--template", a.template.clone(), rec.template, ck_path)?,
@@ -303,7 +308,7 @@ fn text_settings(
 
 /// A resumed run must see the same data: as many systems and distinct prompts.
 fn check_same_data(ck: &CheckpointFile, record: &TextRecord, ck_path: &Path) -> Result<()> {
-    let stored: TextRecord = serde_json::from_value(ck.meta.config["extra"]["text"].clone())?;
+    let stored = ck.meta.config_as::<TextConfig>(ck_path)?.extra.text;
     if stored.systems != record.systems || stored.prompts != record.prompts {
         bail!(
             "--root: {} was trained on {} systems with {} prompts, these pages give {} and {}: resume on the same data",

@@ -5,7 +5,7 @@ use crate::args::*;
 use crate::common::*;
 use anyhow::{Context, Result, bail};
 use score_nn::mlp::MlpConfig;
-use score_train::checkpoint::CheckpointFile;
+use score_train::checkpoint::{CheckpointFile, RunConfig};
 use score_train::pipeline::{self, ModelSpec};
 use score_train::train::{ImageData, TrainConfig, TrainOutput, VectorData, train};
 use std::path::Path;
@@ -23,6 +23,12 @@ pub(crate) struct RunRecord {
     /// The augmentation objective, absent for plain denoising.
     #[serde(default)]
     pub(crate) augment: Option<scoreaug::Augment>,
+}
+
+/// The part of a checkpoint's `config.extra` that `train` writes of its command line.
+#[derive(serde::Deserialize)]
+pub(crate) struct CliExtra {
+    pub(crate) cli: RunRecord,
 }
 
 /// The augmentation the flags ask for (`None` for plain denoising).
@@ -99,15 +105,14 @@ pub(crate) fn train_settings(
     let Some(ck) = resume else {
         return fresh_settings(c, a);
     };
-    let mut cfg: TrainConfig = serde_json::from_value(ck.meta.config["train"].clone())
-        .with_context(|| format!("{}: config.train", ck_path.display()))?;
-    let rec: RunRecord = serde_json::from_value(ck.meta.config["extra"]["cli"].clone())
-        .with_context(|| {
-            format!(
-                "{}: config.extra.cli (written by `scorelab train`; this checkpoint was not, so it cannot be resumed from the CLI)",
-                ck_path.display()
-            )
-        })?;
+    let RunConfig {
+        train: mut cfg,
+        extra: CliExtra { cli: rec },
+        ..
+    } = ck
+        .meta
+        .config_as::<RunConfig<CliExtra>>(ck_path)
+        .context("config.train and config.extra.cli are written by `scorelab train`; a checkpoint without them cannot be resumed from the CLI")?;
     fixed_on_resume("--seed", c.seed_arg, ck.meta.seed, ck_path)?;
     cfg.batch_size = fixed_on_resume("--batch-size", a.batch_size, cfg.batch_size, ck_path)?;
     fixed_on_resume(

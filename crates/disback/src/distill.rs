@@ -118,10 +118,7 @@ impl<'a, const D: usize, N: ScoreNetwork<D>> Distiller<'a, D, N> {
             return Ok(());
         }
         let (gc, fc) = (CheckpointFile::read(&g)?, CheckpointFile::read(&f)?);
-        let saved: DistillConfig = serde_json::from_value(gc.meta.config["distill"].clone())
-            .map_err(|e| {
-                DisbackError::invalid("resume", format!("{}: config.distill: {e}", g.display()))
-            })?;
+        let saved = gc.meta.config_as::<DistillCheckpoint>(&g)?.distill;
         if !same_run(&saved, &self.cfg) {
             return Err(DisbackError::invalid(
                 "resume",
@@ -422,6 +419,12 @@ fn targets_of<const D: usize, N: ScoreNetwork<D>>(
             .collect(),
     };
     Ok((fake, targets))
+}
+
+/// The part of a generator checkpoint's configuration that resume compares.
+#[derive(serde::Deserialize)]
+struct DistillCheckpoint {
+    distill: DistillConfig,
 }
 
 /// What [`Distiller::run`] calls before the first step and after every step.

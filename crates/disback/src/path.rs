@@ -67,18 +67,30 @@ impl<N: Module> DegradationPath<N> {
     }
 
     fn from_checkpoint(ck: &CheckpointFile, template: &N) -> Result<Self> {
-        let steps: Vec<usize> = serde_json::from_value(ck.meta.config["path"]["steps"].clone())
-            .map_err(|e| {
-                DisbackError::Core(score_core::ScoreError::Checkpoint {
-                    path: ck.path.clone(),
-                    detail: format!("config.path.steps (the path index): {e}"),
-                })
-            })?;
+        let steps = ck.meta.config_as::<PathConfig>(&ck.path)?.path.steps;
         let nets = (1..=steps.len())
             .map(|k| ck.load_into(template.clone(), &format!("path.{k}."), false))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(Self { steps, nets })
     }
+}
+
+/// The configuration of `path.safetensors`: the path index.
+#[derive(serde::Deserialize)]
+struct PathConfig {
+    path: PathIndex,
+}
+
+/// The generator steps at which s′₁…s′_N were saved.
+#[derive(serde::Deserialize)]
+struct PathIndex {
+    steps: Vec<usize>,
+}
+
+/// The configuration of `recording.safetensors`: the run's settings.
+#[derive(serde::Deserialize)]
+struct RecordingConfig {
+    run: DistillConfig,
 }
 
 /// Record the degradation path of `teacher` toward the frozen generator `g0` (a plain
@@ -156,10 +168,7 @@ fn resume_recording<const D: usize, N: ScoreNetwork<D>>(
 ) -> Result<(Learner<N>, DegradationPath<N>, usize)> {
     let path = DegradationPath::load(path_file, &teacher.eval)?;
     let rec = CheckpointFile::read(rec_file)?;
-    let saved: DistillConfig =
-        serde_json::from_value(rec.meta.config["run"].clone()).map_err(|e| {
-            DisbackError::invalid("resume", format!("{}: config.run: {e}", rec_file.display()))
-        })?;
+    let saved = rec.meta.config_as::<RecordingConfig>(rec_file)?.run;
     if !crate::config::same_run(&saved, cfg) {
         return Err(DisbackError::invalid(
             "resume",

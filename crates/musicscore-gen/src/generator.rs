@@ -21,6 +21,16 @@ use score_train::train::TrainConfig;
 use crate::textscore::{Geometry, PromptBank, unet_config};
 use musicscore_data::error::{MusicScoreError, Result};
 
+/// The part of a text-to-score checkpoint's `config.extra` this crate reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TextExtra {
+    /// The text-to-score settings.
+    pub text: TextRecord,
+}
+
+/// A text-to-score checkpoint's configuration: training settings and [`TextExtra`].
+pub type TextConfig = score_train::checkpoint::RunConfig<TextExtra>;
+
 /// The text-to-score settings stored beside the network in a checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TextRecord {
@@ -95,13 +105,15 @@ impl TextModel {
     /// Load a checkpoint written by `scorelab musicscore train`.
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
         let (net, _, precond, meta) = load_unet(path, device)?;
-        let record: TextRecord = serde_json::from_value(meta.config["extra"]["text"].clone())
+        let record = meta
+            .config_as::<TextConfig>(path)
             .map_err(|e| {
                 MusicScoreError::Invalid(format!(
-                    "{}: config.extra.text: {e} (not a text-to-score checkpoint; `scorelab musicscore train` writes them)",
-                    path.display()
+                    "{e} (not a text-to-score checkpoint; `scorelab musicscore train` writes them)"
                 ))
-            })?;
+            })?
+            .extra
+            .text;
         Ok(Self {
             net,
             precond,

@@ -40,7 +40,33 @@ pub struct CheckpointMeta {
     pub stats: BTreeMap<String, f64>,
 }
 
+/// What a scorelab training checkpoint records in its configuration
+/// ([`CheckpointMeta::config`]), typed: the training settings, what the producing command
+/// recorded (`extra`: the network description, and e.g. `cli` or `text`), and the
+/// objective. `E` is the reader's view of `extra`: [`crate::pipeline::ModelSpec`] for
+/// the network, a struct with the fields a command needs, or JSON.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RunConfig<E = serde_json::Value> {
+    /// How it was trained.
+    pub train: crate::train::TrainConfig,
+    /// What the producing command recorded.
+    pub extra: E,
+    /// The objective's description (`Objective::describe`).
+    #[serde(default)]
+    pub objective: serde_json::Value,
+}
+
 impl CheckpointMeta {
+    /// The configuration as `T` (a serde struct such as [`RunConfig`], or any struct
+    /// naming the parts a reader needs; fields it does not name are ignored). An error
+    /// names the checkpoint `path` and what did not fit.
+    pub fn config_as<T: serde::de::DeserializeOwned>(&self, path: &Path) -> Result<T> {
+        T::deserialize(&self.config).map_err(|e| ScoreError::Checkpoint {
+            path: path.to_path_buf(),
+            detail: format!("configuration: {e}"),
+        })
+    }
+
     /// Metadata of the current format with `step`, `seed` and `config`, and no parameter
     /// ids or statistics yet.
     pub fn new(step: usize, seed: u64, config: serde_json::Value) -> Self {
@@ -369,5 +395,34 @@ mod tests {
         assert_ne!(old, json);
         let back: CheckpointMeta = serde_json::from_str(&old).unwrap();
         assert!(back.stats["loss"].is_nan());
+    }
+
+    #[test]
+    fn typed_configuration_reads_its_parts_and_names_the_checkpoint_when_one_is_missing() {
+        let train = crate::train::TrainConfig::default();
+        let meta = CheckpointMeta::new(
+            3,
+            7,
+            serde_json::json!({ "train": train, "extra": { "text": 1, "cli": { "data": "x" } } }),
+        );
+        #[derive(serde::Deserialize)]
+        struct Cli {
+            data: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct Extra {
+            cli: Cli,
+        }
+        let path = Path::new("run/checkpoint.safetensors");
+        let c: RunConfig<Extra> = meta.config_as(path).unwrap();
+        assert_eq!(c.extra.cli.data, "x");
+        assert_eq!(c.train.batch_size, train.batch_size);
+        assert!(c.objective.is_null());
+        let bare = CheckpointMeta::new(3, 7, serde_json::json!({ "extra": {} }));
+        let e = bare.config_as::<RunConfig>(path).unwrap_err().to_string();
+        assert!(
+            e.contains("run/checkpoint.safetensors") && e.contains("`train`"),
+            "{e}"
+        );
     }
 }

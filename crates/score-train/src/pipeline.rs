@@ -136,10 +136,11 @@ pub fn load_model_weights(
         path: path.to_path_buf(),
         detail,
     };
-    let train: TrainConfig = serde_json::from_value(ck.meta.config["train"].clone())
-        .map_err(|e| bad(format!("config.train: {e}")))?;
-    let spec: ModelSpec = serde_json::from_value(ck.meta.config["extra"].clone())
-        .map_err(|e| bad(format!("config.extra (network description): {e}")))?;
+    let crate::checkpoint::RunConfig {
+        train, extra: spec, ..
+    } = ck
+        .meta
+        .config_as::<crate::checkpoint::RunConfig<ModelSpec>>(path)?;
     let prefix = match weights {
         Weights::Ema if ck.has("ema.") => "ema.",
         Weights::Raw if !ck.has("model.") => {
