@@ -22,6 +22,7 @@ mod fid_setup;
 mod fixture;
 mod minilm_setup;
 mod pypi;
+mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -95,6 +96,9 @@ enum Task {
     },
     /// Format check and the test suite, as CI runs them.
     Ci,
+    /// Tidy checks: functions over 80 lines outside tests, and modules that import a
+    /// module that imports them (both also run as tests).
+    Tidy,
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
@@ -831,6 +835,34 @@ fn fid_ref(a: FidRefArgs) -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask tidy`: print what the tidy checks find; fail if they find anything.
+fn tidy_report() -> Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?;
+    let long = tidy::long_functions(root, tidy::MAX_FN_LINES);
+    for (n, file, name) in &long {
+        println!("{n:4} lines  {}  fn {name}", file.display());
+    }
+    let cycles = tidy::import_cycles(root);
+    for (krate, group) in &cycles {
+        println!("import cycle in {krate}: {}", group.join(" <-> "));
+    }
+    if !long.is_empty() || !cycles.is_empty() {
+        bail!(
+            "{} functions over {} lines, {} import cycles",
+            long.len(),
+            tidy::MAX_FN_LINES,
+            cycles.len()
+        );
+    }
+    println!(
+        "tidy: no function over {} lines, no import cycle",
+        tidy::MAX_FN_LINES
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     match Cli::parse().command {
         Task::TrainDemoCheckpoint(a) => train_demo_checkpoint(a)?,
@@ -846,6 +878,7 @@ fn main() -> Result<()> {
         }
         Task::FidThroughput { batch, reps } => fid_setup::throughput(batch, reps)?,
         Task::FidRef(a) => fid_ref(a)?,
+        Task::Tidy => tidy_report()?,
         Task::Ci => {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             run(Command::new(&cargo).args(["fmt", "--all", "--", "--check"]))?;

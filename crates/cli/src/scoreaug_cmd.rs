@@ -13,7 +13,7 @@ use scoreaug::transforms::Kind;
 
 use crate::common::{Common, device, emit};
 use crate::train_cmd::CliExtra;
-use score_train::checkpoint::RunConfig;
+use score_train::train::RunConfig;
 
 #[derive(Subcommand)]
 pub(crate) enum ScoreAugCmd {

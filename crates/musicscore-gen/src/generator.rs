@@ -29,7 +29,7 @@ pub struct TextExtra {
 }
 
 /// A text-to-score checkpoint's configuration: training settings and [`TextExtra`].
-pub type TextConfig = score_train::checkpoint::RunConfig<TextExtra>;
+pub type TextConfig = score_train::train::RunConfig<TextExtra>;
 
 /// The text-to-score settings stored beside the network in a checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -40,24 +40,8 @@ pub struct CheckpointMeta {
     pub stats: BTreeMap<String, f64>,
 }
 
-/// What a scorelab training checkpoint records in its configuration
-/// ([`CheckpointMeta::config`]), typed: the training settings, what the producing command
-/// recorded (`extra`: the network description, and e.g. `cli` or `text`), and the
-/// objective. `E` is the reader's view of `extra`: [`crate::pipeline::ModelSpec`] for
-/// the network, a struct with the fields a command needs, or JSON.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct RunConfig<E = serde_json::Value> {
-    /// How it was trained.
-    pub train: crate::train::TrainConfig,
-    /// What the producing command recorded.
-    pub extra: E,
-    /// The objective's description (`Objective::describe`).
-    #[serde(default)]
-    pub objective: serde_json::Value,
-}
-
 impl CheckpointMeta {
-    /// The configuration as `T` (a serde struct such as [`RunConfig`], or any struct
+    /// The configuration as `T` (a serde struct such as [`crate::train::RunConfig`], or any struct
     /// naming the parts a reader needs; fields it does not name are ignored). An error
     /// names the checkpoint `path` and what did not fit.
     pub fn config_as<T: serde::de::DeserializeOwned>(&self, path: &Path) -> Result<T> {
@@ -399,6 +383,7 @@ mod tests {
 
     #[test]
     fn typed_configuration_reads_its_parts_and_names_the_checkpoint_when_one_is_missing() {
+        use crate::train::RunConfig;
         let train = crate::train::TrainConfig::default();
         let meta = CheckpointMeta::new(
             3,

@@ -207,7 +207,7 @@ impl JsonLinesLog {
 
 impl Observer for JsonLinesLog {
     fn started(&mut self, start: usize, _end: usize, _total: usize) -> Result<()> {
-        crate::train::trim_log(&self.path, start)?;
+        trim_log(&self.path, start)?;
         let f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -223,4 +223,29 @@ impl Observer for JsonLinesLog {
         }
         Ok(())
     }
+}
+
+/// Keep the lines of a JSON-lines training log whose `step` is at most `step` and drop
+/// any partial line (a kill during a write), so that a resumed run does not repeat the
+/// steps after its checkpoint or append to a broken line. Rewritten atomically.
+pub fn trim_log(path: &std::path::Path, step: usize) -> Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(ScoreError::io(path, e)),
+    };
+    let kept: String = text
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["step"].as_u64())
+                .is_some_and(|s| s as usize <= step)
+        })
+        .collect();
+    if kept != text {
+        score_core::fs::write_atomic(path, kept.as_bytes())?;
+    }
+    Ok(())
 }

@@ -136,11 +136,11 @@ pub fn load_model_weights(
         path: path.to_path_buf(),
         detail,
     };
-    let crate::checkpoint::RunConfig {
+    let crate::train::RunConfig {
         train, extra: spec, ..
     } = ck
         .meta
-        .config_as::<crate::checkpoint::RunConfig<ModelSpec>>(path)?;
+        .config_as::<crate::train::RunConfig<ModelSpec>>(path)?;
     let prefix = match weights {
         Weights::Ema if ck.has("ema.") => "ema.",
         Weights::Raw if !ck.has("model.") => {

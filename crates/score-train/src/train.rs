@@ -959,31 +959,6 @@ pub fn objective_gradients_with<const D: usize, N: ScoreNetwork<D>>(
     Ok(accumulated_gradients(net, cfg, &Batch { sigma, reg }))
 }
 
-/// Keep the lines of a JSON-lines training log whose `step` is at most `step` and drop
-/// any partial line (a kill during a write), so that a resumed run does not repeat the
-/// steps after its checkpoint or append to a broken line. Rewritten atomically.
-pub fn trim_log(path: &std::path::Path, step: usize) -> Result<()> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(ScoreError::io(path, e)),
-    };
-    let kept: String = text
-        .split_inclusive('\n')
-        .filter(|l| l.ends_with('\n'))
-        .filter(|l| {
-            serde_json::from_str::<serde_json::Value>(l)
-                .ok()
-                .and_then(|v| v["step"].as_u64())
-                .is_some_and(|s| s as usize <= step)
-        })
-        .collect();
-    if kept != text {
-        score_core::fs::write_atomic(path, kept.as_bytes())?;
-    }
-    Ok(())
-}
-
 struct Flatten(Vec<Tensor<1>>);
 
 impl ModuleVisitor for Flatten {
@@ -1077,6 +1052,24 @@ pub fn ema_update<M: Module>(ema: M, model: &M, beta: f64) -> M {
         beta,
     })
 }
+
+/// What a scorelab training checkpoint records in its configuration
+/// ([`CheckpointMeta::config`]), typed: the training settings, what the producing command
+/// recorded (`extra`: the network description, and e.g. `cli` or `text`), and the
+/// objective. `E` is the reader's view of `extra`: [`crate::pipeline::ModelSpec`] for
+/// the network, a struct with the fields a command needs, or JSON.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RunConfig<E = serde_json::Value> {
+    /// How it was trained.
+    pub train: TrainConfig,
+    /// What the producing command recorded.
+    pub extra: E,
+    /// The objective's description (`Objective::describe`).
+    #[serde(default)]
+    pub objective: serde_json::Value,
+}
+
+pub use crate::fit::trim_log;
 
 /// Train `net` (created on an autodiff device) on `data`. With `resume`, the model,
 /// EMA, optimizer state and step are restored from that checkpoint first. `extra`
