@@ -195,7 +195,16 @@ pub(crate) fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
     let mut pngs: Option<Vec<u8>> = None;
     let (values, shape, nfe) = match &model {
         LoadedModel::Unet(net, [ch, h, w]) => {
-            let s = sample_unet(c, a, net, [*ch, *h, *w], precond, &sampler, &sigmas, &pb)?;
+            let s = sample_unet(
+                (c.seed(), &dev),
+                a,
+                net,
+                [*ch, *h, *w],
+                precond,
+                &sampler,
+                &sigmas,
+                &pb,
+            )?;
             (teleport_k, calibration_nfe, calls_per_eval) =
                 (s.teleport_k, s.calibration_nfe, s.calls_per_eval);
             pngs = Some(s.png);
@@ -285,7 +294,7 @@ struct UnetSamples {
 /// `sample` on a UNet checkpoint: plain, guided, or teleported from the Gaussian model.
 #[allow(clippy::too_many_arguments)]
 fn sample_unet(
-    c: &Common,
+    (seed, dev): (u64, &burn::tensor::Device),
     a: &SampleArgs,
     net: &score_nn::unet::UNet,
     chw: [usize; 3],
@@ -294,7 +303,6 @@ fn sample_unet(
     sigmas: &[f64],
     pb: &Option<indicatif::ProgressBar>,
 ) -> Result<UnetSamples> {
-    let dev = device(&c.device)?;
     let mut out = UnetSamples {
         values: Vec::new(),
         shape: Vec::new(),
@@ -306,9 +314,9 @@ fn sample_unet(
     };
     let [ch, h, w] = chw;
     let shape = [a.n, ch, h, w];
-    let z = initial_noise(a.noise.as_deref(), &shape, c.seed(), &dev)?;
-    let noise = score_core::tensor::from_f32(z, shape, &dev);
-    let condition = image_condition(net, a, &dev)?;
+    let z = initial_noise(a.noise.as_deref(), &shape, seed, dev)?;
+    let noise = score_core::tensor::from_f32(z, shape, dev);
+    let condition = image_condition(net, a, dev)?;
     if condition.cond.is_some() && condition.guidance != 1.0 {
         out.calls_per_eval = 2;
     }
