@@ -340,13 +340,19 @@ fn sample(
     json: bool,
 ) -> Result<Vec<f32>> {
     let what = format!("w={}", d.w);
-    with_bar(json, (d.steps - 1) as u64, &what, "steps", |at| {
-        Ok(
-            model.generate(encoder, d.prompt, d.n, d.w, d.steps, d.seed, dev, |i, _| {
-                at(i)
-            })?,
-        )
-    })
+    with_bar(
+        json,
+        d.steps.saturating_sub(1) as u64,
+        &what,
+        "steps",
+        |at| {
+            Ok(
+                model.generate(encoder, d.prompt, d.n, d.w, d.steps, d.seed, dev, |i, _| {
+                    at(i)
+                })?,
+            )
+        },
+    )
 }
 
 /// Run `f` with a progress bar of `len` `unit`s (none with --json); `f` reports its

@@ -625,3 +625,57 @@ fn distill_refuses_bad_teachers_and_impossible_settings() {
     // Nothing was written by the refused runs.
     assert!(!out.join("generator.safetensors").exists());
 }
+
+/// Counts of zero that used to panic (issue 26): `musicscore evaluate --n 0` and
+/// `--steps 0`, `scoreaug measure --n-eval 0` / `--n-samples 0`. Each is now an error
+/// naming the flag.
+#[test]
+fn zero_counts_are_refused_by_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/musicscore");
+    let ev = s(&dir.path().join("ev"));
+    let base = [
+        "musicscore",
+        "evaluate",
+        "--root",
+        root,
+        "--no-fid",
+        "--out",
+        &ev,
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|x| x.to_string()).collect()
+    };
+    let args = with(&["--n", "0", "--steps", "2"]);
+    fails(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &["--n", "0"],
+    );
+    let args = with(&["--n", "1", "--steps", "0"]);
+    fails(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &["steps"],
+    );
+    let run = s(&dir.path().join("run"));
+    ok(&[
+        "train",
+        "--subset",
+        "20",
+        "--channels",
+        "8",
+        "--batch-size",
+        "4",
+        "--steps",
+        "1",
+        "--out",
+        &run,
+    ]);
+    let ck = format!("{run}/checkpoint.safetensors");
+    for flag in ["--n-eval", "--n-samples"] {
+        fails(
+            &["scoreaug", "measure", "--checkpoint", &ck, flag, "0"],
+            &[flag, "at least 1"],
+        );
+    }
+}

@@ -112,7 +112,8 @@ pub fn teleport_state<const D: usize>(
 
 /// A skip of `k` levels must leave at least one step on the grid.
 fn check_skip(k: usize, sigmas: &[f64]) -> Result<()> {
-    if k + 1 >= sigmas.len() {
+    // `k + 1 >= len` without the overflow of k = usize::MAX.
+    if k >= sigmas.len().saturating_sub(1) {
         return Err(invalid(
             "skip",
             format!(
@@ -240,4 +241,20 @@ pub fn progress<'a, const D: usize>(mut f: impl FnMut(usize, usize) + 'a) -> Sam
         done += 1;
         f(done, s.total_steps)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skip_must_leave_a_step_and_never_overflows() {
+        let grid = [80.0, 1.0, 0.0];
+        assert!(check_skip(0, &grid).is_ok() && check_skip(1, &grid).is_ok());
+        assert!(check_skip(2, &grid).is_err());
+        // `--skip 18446744073709551615`: an error naming the skip, not an overflow.
+        let e = check_skip(usize::MAX, &grid).unwrap_err().to_string();
+        assert!(e.contains("leaves no step"), "{e}");
+        assert!(check_skip(0, &[]).is_err());
+    }
 }

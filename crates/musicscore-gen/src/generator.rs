@@ -137,6 +137,11 @@ impl TextModel {
         device: &Device,
         on_step: impl FnMut(usize, usize),
     ) -> Result<Vec<f32>> {
+        if n == 0 {
+            return Err(MusicScoreError::Invalid(
+                "--n: at least one image, got 0".into(),
+            ));
+        }
         let g = &self.record.geometry;
         let condition = match (prompt, encoder) {
             (None, _) => ImageCondition::none(),

@@ -6,7 +6,7 @@ use score_core::precond::Precond;
 use score_core::tensor::{from_f32, randn, stream_rng, tensor1, to_vec_f32};
 use score_core::{Conditioning, Denoiser};
 
-use crate::error::Result;
+use crate::error::{AugError, Result};
 use crate::objective::AUGMENT_DIM;
 use crate::transforms::{OMEGA_DIM, Params};
 
@@ -312,6 +312,11 @@ pub fn measure(
     fid: Option<FidSetup>,
     device: &Device,
 ) -> Result<Report> {
+    for (flag, v) in [("--n-eval", o.n_eval), ("--n-samples", o.n_samples)] {
+        if v == 0 {
+            return Err(AugError::invalid(flag, "must be at least 1, got 0"));
+        }
+    }
     let den = score_nn::Preconditioned::new(m.net, m.precond);
     let (hx, hshape) = first(held, o.n_eval);
     let (tx, tshape) = first(train, o.n_eval.min(held.num_images()));
