@@ -837,14 +837,12 @@ fn fid_ref(a: FidRefArgs) -> Result<()> {
 
 /// `cargo xtask tidy`: print what the tidy checks find; fail if they find anything.
 fn tidy_report() -> Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("workspace root")?;
-    let long = tidy::long_functions(root, tidy::MAX_FN_LINES);
+    let root = tidy::workspace_root();
+    let long = tidy::long_functions(&root, tidy::MAX_FN_LINES);
     for (n, file, name) in &long {
         println!("{n:4} lines  {}  fn {name}", file.display());
     }
-    let cycles = tidy::import_cycles(root);
+    let cycles = tidy::import_cycles(&root);
     for (krate, group) in &cycles {
         println!("import cycle in {krate}: {}", group.join(" <-> "));
     }

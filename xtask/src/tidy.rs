@@ -14,6 +14,17 @@ use std::path::{Path, PathBuf};
 /// The longest function allowed outside tests.
 pub const MAX_FN_LINES: usize = 80;
 
+/// The workspace root: the parent of xtask's manifest folder, taken from the
+/// environment cargo sets when it runs xtask or its tests (a build cache shared by two
+/// checkouts would otherwise point at the checkout that compiled it), else from the
+/// build.
+pub fn workspace_root() -> PathBuf {
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    dir.parent().map(Path::to_path_buf).unwrap_or(dir)
+}
+
 /// Every `.rs` file under `dir`, sorted.
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -318,10 +329,16 @@ mod tests {
     use super::*;
 
     fn root() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("workspace root")
-            .to_path_buf()
+        workspace_root()
+    }
+
+    #[test]
+    fn the_checks_read_this_checkout() {
+        assert!(
+            root().join("crates/score-core/src/lib.rs").is_file(),
+            "{}",
+            root().display()
+        );
     }
 
     #[test]

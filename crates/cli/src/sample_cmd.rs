@@ -210,21 +210,7 @@ pub(crate) fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
             pngs = Some(s.png);
             (s.values, s.shape, s.nfe)
         }
-        LoadedModel::Mlp(net, d) => {
-            if a.teleport.is_some() || a.vp {
-                bail!("--teleport is implemented for image (UNet) checkpoints");
-            }
-            let shape = [a.n, *d];
-            let z = initial_noise(a.noise.as_deref(), &shape, c.seed(), &dev)?;
-            let x = from_f64(
-                &z.iter().map(|&v| v as f64 * sigmas[0]).collect::<Vec<_>>(),
-                shape,
-                &dev,
-            );
-            let den = Preconditioned::new(net, precond);
-            let out = sampler.sample(&den, &sigmas, x, &mut SampleContext::new())?;
-            (to_vec_f32(out.x)?, shape.to_vec(), out.nfe)
-        }
+        LoadedModel::Mlp(net, d) => sample_mlp(c, a, net, *d, precond, &sampler, &sigmas, &dev)?,
     };
     if let Some(b) = pb {
         b.finish_and_clear();
@@ -257,6 +243,33 @@ pub(crate) fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
         },
     );
     Ok(())
+}
+
+/// `sample` on an MLP checkpoint (vectors of dimension `d`).
+#[allow(clippy::too_many_arguments)]
+fn sample_mlp(
+    c: &Common,
+    a: &SampleArgs,
+    net: &score_nn::mlp::MlpDenoiser,
+    d: usize,
+    precond: score_core::Precond,
+    sampler: &Sampler,
+    sigmas: &[f64],
+    dev: &burn::tensor::Device,
+) -> Result<(Vec<f32>, Vec<usize>, usize)> {
+    if a.teleport.is_some() || a.vp {
+        bail!("--teleport is implemented for image (UNet) checkpoints");
+    }
+    let shape = [a.n, d];
+    let z = initial_noise(a.noise.as_deref(), &shape, c.seed(), dev)?;
+    let x = from_f64(
+        &z.iter().map(|&v| v as f64 * sigmas[0]).collect::<Vec<_>>(),
+        shape,
+        dev,
+    );
+    let den = Preconditioned::new(net, precond);
+    let out = sampler.sample(&den, sigmas, x, &mut SampleContext::new())?;
+    Ok((to_vec_f32(out.x)?, shape.to_vec(), out.nfe))
 }
 
 /// The σ grid of `sample`'s flags: `--grid` with `--steps`, `--sigma-min/max` and, for
