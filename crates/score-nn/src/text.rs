@@ -285,6 +285,16 @@ impl TextEncoder {
         let mut tokenizer = tokenizers::Tokenizer::from_file(&tok_path).map_err(|e| {
             ScoreError::invalid("text encoder", format!("{}: {e}", tok_path.display()))
         })?;
+        // A tokenizer whose ids run past the embedding table would index out of it.
+        if let Some(max) = tokenizer.get_vocab(true).into_values().max()
+            && max as usize >= VOCAB
+        {
+            return Err(ScoreError::format(
+                &tok_path,
+                "tokenizer JSON",
+                format!("token id {max} is outside the model's vocabulary of {VOCAB}"),
+            ));
+        }
         // Always 128 tokens (the file's own setting, made explicit): truncation to 128
         // and fixed padding to 128.
         tokenizer.with_padding(Some(tokenizers::PaddingParams {

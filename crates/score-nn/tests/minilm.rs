@@ -92,3 +92,29 @@ fn a_missing_encoder_is_an_error_naming_the_set_up_command() {
         "{err}"
     );
 }
+
+/// A tokenizer file whose ids exceed the model's vocabulary (issue 26: the embedding
+/// gather went out of bounds and panicked) is refused when loaded, naming the file.
+#[test]
+fn a_tokenizer_with_ids_past_the_vocabulary_is_refused_by_file() {
+    let src = score_nn::text::minilm_dir();
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        src.join("model.safetensors"),
+        dir.path().join("model.safetensors"),
+    )
+    .unwrap();
+    let mut tok: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(src.join("tokenizer.json")).unwrap()).unwrap();
+    tok["model"]["vocab"]["hello"] = serde_json::json!(40_000);
+    let path = dir.path().join("tokenizer.json");
+    std::fs::write(&path, serde_json::to_vec(&tok).unwrap()).unwrap();
+    let err = match TextEncoder::load(Some(dir.path()), &Device::flex()) {
+        Ok(_) => panic!("a tokenizer with id 40000 was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("tokenizer.json") && err.contains("40000") && err.contains("30522"),
+        "{err}"
+    );
+}
