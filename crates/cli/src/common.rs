@@ -206,3 +206,21 @@ pub(crate) fn initial_noise(
         }
     }
 }
+
+/// A run folder for `train` and `musicscore train`: created, guarded against
+/// overwriting another run, and its checkpoint read when `--resume` finds one.
+pub(crate) fn open_run(
+    out: &Path,
+    resume: bool,
+    overwrite: bool,
+) -> Result<(PathBuf, Option<CheckpointFile>)> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let ck_path = out.join("checkpoint.safetensors");
+    guard_existing_run(resume, overwrite, out, &ck_path)?;
+    let ck = if resume && ck_path.exists() {
+        Some(CheckpointFile::read(&ck_path)?)
+    } else {
+        None
+    };
+    Ok((ck_path, ck))
+}

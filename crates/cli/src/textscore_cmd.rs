@@ -19,7 +19,7 @@ use score_train::checkpoint::CheckpointFile;
 use score_train::train::{TrainOutput, train};
 use serde_json::json;
 
-use crate::common::{Common, bar_of, device, emit, fixed_on_resume, guard_existing_run};
+use crate::common::{Common, bar_of, device, emit, fixed_on_resume, open_run};
 use crate::corpus_args::{FilterArgs, RootArgs, open_all_pub, select_pub};
 
 /// The checkpoint `generate` and `evaluate` use when none is given: the one shipped in
@@ -146,14 +146,7 @@ pub(crate) fn load_items(
 
 pub fn cmd_train(c: &Common, a: &TextTrainArgs) -> Result<()> {
     let dev = device(&c.device)?.autodiff();
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let ck_path = a.out.join("checkpoint.safetensors");
-    guard_existing_run(a.resume, a.overwrite, &a.out, &ck_path)?;
-    let resume = if a.resume && ck_path.exists() {
-        Some(CheckpointFile::read(&ck_path)?)
-    } else {
-        None
-    };
+    let (ck_path, resume) = open_run(&a.out, a.resume, a.overwrite)?;
     let geometry = a.geometry.as_deref().map(parse_geometry).transpose()?;
     let (g, template, dropout, batch, seed) =
         text_settings(c, a, resume.as_ref(), &ck_path, geometry)?;

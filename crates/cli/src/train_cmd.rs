@@ -256,14 +256,7 @@ fn apply_changes(a: &TrainArgs, cfg: &mut TrainConfig) -> Result<Vec<String>> {
 
 pub(crate) fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
     let dev = device(&c.device)?.autodiff();
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let ck_path = a.out.join("checkpoint.safetensors");
-    guard_existing_run(a.resume, a.overwrite, &a.out, &ck_path)?;
-    let resume = if a.resume && ck_path.exists() {
-        Some(CheckpointFile::read(&ck_path)?)
-    } else {
-        None
-    };
+    let (ck_path, resume) = open_run(&a.out, a.resume, a.overwrite)?;
     let (mut cfg, rec) = train_settings(c, a, &ck_path, resume.as_ref())?;
     dev.seed(cfg.seed);
     let out = train_output(c, a, &ck_path);
