@@ -979,3 +979,97 @@ fn threads_sets_the_pool_and_refuses_zero() {
     let (ok, _, err) = scorelab(&["--threads", "0", "sigmas"]);
     assert!(!ok && err.contains("--threads"), "{err}");
 }
+
+/// The logged loss and gradient norm of every logged step: f64 renderings of f32 sums
+/// over every parameter, so a one-ulp difference in any weight's gradient shows.
+fn step_records(log: &std::path::Path) -> Vec<(serde_json::Value, serde_json::Value)> {
+    let text = std::fs::read_to_string(log).unwrap();
+    text.lines()
+        .map(|l| {
+            let v = json(l);
+            (v["loss"].clone(), v["grad_norm"].clone())
+        })
+        .collect()
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    // Issue 26: the convolution's weight gradient summed one partial per thread, so
+    // 1 and 2 threads trained different weights (and sampled different images).
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root = shipped_musicscore();
+    let mut runs = Vec::new();
+    for threads in ["1", "2"] {
+        let run = d.join(format!("run{threads}"));
+        let r = run.to_str().unwrap();
+        let (ok, _, err) = scorelab(&[
+            "--threads",
+            threads,
+            "train",
+            "--data",
+            "fashion-mnist-test",
+            "--subset",
+            "64",
+            "--steps",
+            "4",
+            "--batch-size",
+            "8",
+            "--channels",
+            "8",
+            "--out",
+            r,
+        ]);
+        assert!(ok, "{err}");
+        let ck = run.join("checkpoint.safetensors");
+        let s = d.join(format!("s{threads}"));
+        let (ok, _, err) = scorelab(&[
+            "--threads",
+            threads,
+            "sample",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+            "--weights",
+            "raw",
+            "--n",
+            "4",
+            "--steps",
+            "4",
+            "--out",
+            s.to_str().unwrap(),
+        ]);
+        assert!(ok, "{err}");
+        let text = d.join(format!("text{threads}"));
+        let (ok, _, err) = scorelab(&[
+            "--threads",
+            threads,
+            "musicscore",
+            "train",
+            "--root",
+            &root,
+            "--steps",
+            "2",
+            "--batch",
+            "4",
+            "--out",
+            text.to_str().unwrap(),
+        ]);
+        assert!(ok, "{err}");
+        runs.push((
+            step_records(&run.join("train.jsonl")),
+            std::fs::read(s.join("samples.npy")).unwrap(),
+            step_records(&text.join("train.jsonl")),
+        ));
+    }
+    assert!(!runs[0].0.is_empty());
+    assert_eq!(
+        runs[0].0, runs[1].0,
+        "train: loss and gradient norm per step"
+    );
+    assert_eq!(runs[0].1, runs[1].1, "sample: samples.npy");
+    assert!(!runs[0].2.is_empty());
+    assert_eq!(
+        runs[0].2, runs[1].2,
+        "musicscore train: loss and gradient norm"
+    );
+}

@@ -239,16 +239,22 @@ unsafe fn gemm_into<T: Real>(
     }
 }
 
-/// The batch split into at most one contiguous run of images per thread.
-fn batch_runs(batch: usize) -> Vec<core::ops::Range<usize>> {
-    #[cfg(feature = "rayon")]
-    let threads = rayon::current_num_threads().max(1);
-    #[cfg(not(feature = "rayon"))]
-    let threads = 1;
-    let runs = threads.min(batch).max(1);
-    (0..runs)
-        .map(|r| r * batch / runs..(r + 1) * batch / runs)
+/// The batch split into contiguous runs of `len` images (the last may be shorter).
+/// scorelab patch (issue 26): the split depends on the batch and the image size only,
+/// never on the thread count; it was one run per thread, and since the weight gradient
+/// sums a partial per run, 1 and 2 threads gave different weights.
+fn batch_runs(batch: usize, len: usize) -> Vec<core::ops::Range<usize>> {
+    let len = len.max(1);
+    (0..batch.div_ceil(len))
+        .map(|r| r * len..((r + 1) * len).min(batch))
         .collect()
+}
+
+/// Runs of the weight gradient: at most one GEMM block each, and at least
+/// `min(batch, 8)` of them so that the partial sums keep threads busy. Adding the
+/// partials costs `C_out·K` per run against `C_out·K·len·P` for the run's product.
+fn reduction_run_len(g: &Geometry) -> usize {
+    g.block().min(g.batch.div_ceil(8))
 }
 
 /// `f(run)` for each run, in parallel under `rayon`.
@@ -271,7 +277,7 @@ fn weight_grad_typed<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
     }
     let (p, kg, cog) = (g.p(), g.k_group(), g.co_group());
     let (x_img, dy_img) = (g.c_in * g.h * g.w, g.c_out * p);
-    let partial = per_run(batch_runs(g.batch), |run| {
+    let partial = per_run(batch_runs(g.batch, reduction_run_len(g)), |run| {
         let nb = g.block().min(run.len());
         let mut acc = vec![T::default(); g.c_out * kg];
         let mut cols = vec![T::default(); g.groups * kg * nb * p];
@@ -346,7 +352,7 @@ fn x_grad_typed<T: Real>(g: &Geometry, w: &[T], dy: &[T]) -> Vec<T> {
     let (x_img, dy_img) = (g.c_in * g.h * g.w, g.c_out * p);
     let mut dx = vec![T::default(); g.batch * x_img];
     let dst = SendPtr(dx.as_mut_ptr());
-    per_run(batch_runs(g.batch), |run| {
+    per_run(batch_runs(g.batch, g.block()), |run| {
         let mut cols = vec![T::default(); g.groups * kg * p];
         for n in run {
             for grp in 0..g.groups {
@@ -387,7 +393,7 @@ fn forward_typed<T: Real>(g: &Geometry, x: &[T], w: &[T], bias: Option<&[f64]>) 
     let total = g.batch * out_img;
     let mut out: Vec<T> = Vec::with_capacity(total);
     let dst = SendPtr(out.as_mut_ptr());
-    per_run(batch_runs(g.batch), |run| {
+    per_run(batch_runs(g.batch, g.block()), |run| {
         let nb = g.block().min(run.len());
         let mut cols = vec![T::default(); g.groups * kg * nb * p];
         let mut buf = vec![T::default(); if nb > 1 { g.c_out * nb * p } else { 0 }];

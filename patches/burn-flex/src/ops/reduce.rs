@@ -140,6 +140,10 @@ fn sum_f32_parallel(data: &[f32]) -> f32 {
                 chunk.iter().copied().sum::<f32>()
             }
         })
+        .collect::<Vec<f32>>()
+        // scorelab patch (issue 26): the chunk sums are added in chunk order; rayon's
+        // `sum` adds them in a tree shaped by the thread count.
+        .into_iter()
         .sum()
 }
 
