@@ -4,6 +4,7 @@
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use clap::Args;
+use score_core::fs::RunLock;
 use score_core::samplers::Sampler;
 use score_core::samplers::{GivenOptions, OPTIONS, OptionKind, OptionValue};
 use score_core::tensor::{randn, stream_rng, to_vec_f32};
@@ -207,14 +208,15 @@ pub(crate) fn initial_noise(
     }
 }
 
-/// A run folder for `train` and `musicscore train`: created, guarded against
-/// overwriting another run, and its checkpoint read when `--resume` finds one.
+/// A run folder for `train` and `musicscore train`: created, locked against a second
+/// process for as long as the returned lock lives, guarded against overwriting another
+/// run, and its checkpoint read when `--resume` finds one.
 pub(crate) fn open_run(
     out: &Path,
     resume: bool,
     overwrite: bool,
-) -> Result<(PathBuf, Option<CheckpointFile>)> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+) -> Result<(PathBuf, Option<CheckpointFile>, RunLock)> {
+    let lock = RunLock::acquire(out)?;
     let ck_path = out.join("checkpoint.safetensors");
     guard_existing_run(resume, overwrite, out, &ck_path)?;
     let ck = if resume && ck_path.exists() {
@@ -222,5 +224,5 @@ pub(crate) fn open_run(
     } else {
         None
     };
-    Ok((ck_path, ck))
+    Ok((ck_path, ck, lock))
 }

@@ -123,6 +123,7 @@ pub(crate) fn cmd_distill(c: &Common, a: &DistillArgs) -> Result<()> {
     let (model, precond, meta) = pipeline::load_model(&a.teacher, &dev)
         .with_context(|| format!("loading the teacher {}", a.teacher.display()))?;
     let cfg = config(a, precond, c.seed())?;
+    let _lock = score_core::fs::RunLock::acquire(&a.out)?;
     let spec = meta.config["extra"].clone();
     let out = RunOutput {
         dir: Some(a.out.clone()),

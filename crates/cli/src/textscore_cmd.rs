@@ -146,7 +146,7 @@ pub(crate) fn load_items(
 
 pub fn cmd_train(c: &Common, a: &TextTrainArgs) -> Result<()> {
     let dev = device(&c.device)?.autodiff();
-    let (ck_path, resume) = open_run(&a.out, a.resume, a.overwrite)?;
+    let (ck_path, resume, _lock) = open_run(&a.out, a.resume, a.overwrite)?;
     let geometry = a.geometry.as_deref().map(parse_geometry).transpose()?;
     let (g, template, dropout, batch, seed) =
         text_settings(c, a, resume.as_ref(), &ck_path, geometry)?;

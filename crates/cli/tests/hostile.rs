@@ -679,3 +679,135 @@ fn zero_counts_are_refused_by_flag() {
         );
     }
 }
+
+fn shipped_teacher() -> &'static str {
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/checkpoints/fashion-mnist-unet.safetensors"
+    )
+}
+
+/// A tiny DisBack run into `out` (Stage 1 records a path, then two generator steps),
+/// killed after the `kill_after`-th rename of its atomic writes when given.
+fn tiny_distill(out: &Path, kill_after: Option<usize>) -> Run {
+    let k = kill_after.map(|k| k.to_string());
+    let env: Vec<(&str, &str)> = k
+        .as_deref()
+        .map(|k| ("SCORELAB_FAULT_ABORT_AFTER_RENAMES", k))
+        .into_iter()
+        .collect();
+    let args = [
+        "distill",
+        "--teacher",
+        shipped_teacher(),
+        "--method",
+        "disback",
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--record-steps",
+        "2",
+        "--path-checkpoints",
+        "2",
+        "--switch-every",
+        "1",
+        "--fake-updates",
+        "1",
+        "--checkpoint-every",
+        "1",
+        "--out",
+        s(out),
+    ];
+    scorelab_env(&args, &env)
+}
+
+/// The one-step samples of the generator in `run` (deterministic for a given file).
+fn generator_samples(run: &Path, out: &Path) -> Vec<u8> {
+    let g = run.join("generator.safetensors");
+    ok(&["sample", "--checkpoint", s(&g), "--n", "4", "--out", s(out)]);
+    std::fs::read(out.join("samples.npy")).unwrap()
+}
+
+#[test]
+fn distill_killed_between_any_two_renames_resumes_to_the_uninterrupted_result() {
+    // Issue 26: Stage 1's path + recording and the generator + fake score were two
+    // renames each; a kill between them left parts at different steps ("invalid resume"
+    // on every rerun, or different weights with exit 0).
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let whole = d.join("whole");
+    assert_eq!(tiny_distill(&whole, None).code, 0);
+    let reference = generator_samples(&whole, &d.join("s-whole"));
+    let mut kills = 0;
+    for k in 1.. {
+        let run = d.join(format!("k{k}"));
+        let r = tiny_distill(&run, Some(k));
+        if r.code == 0 {
+            break; // the run makes fewer than k renames
+        }
+        assert_eq!(r.code, 134, "kill after rename {k}: {}", r.err);
+        kills += 1;
+        let again = tiny_distill(&run, None);
+        assert_eq!(
+            again.code, 0,
+            "rerun after a kill at rename {k}: {}",
+            again.err
+        );
+        let got = generator_samples(&run, &d.join(format!("s{k}")));
+        assert!(
+            got == reference,
+            "a kill after rename {k} changed the result"
+        );
+    }
+    // Stage 1 saves twice and distillation twice, two files each.
+    assert!(kills >= 8, "only {kills} renames were tried");
+}
+
+#[test]
+fn a_run_folder_in_use_by_another_process_is_refused() {
+    // Issue 26: two `train` processes into one --out both exited 0, one run was lost and
+    // train.jsonl held every step twice. Here this test process holds the folder's lock.
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let lock = std::fs::File::create(run.join(".scorelab.lock")).unwrap();
+    lock.lock().unwrap();
+    let train = [
+        "train",
+        "--data",
+        "fashion-mnist-test",
+        "--subset",
+        "16",
+        "--steps",
+        "1",
+        "--batch-size",
+        "4",
+        "--channels",
+        "8",
+        "--out",
+        s(&run),
+    ];
+    fails(&train, &["in use by another scorelab process", s(&run)]);
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/musicscore");
+    fails(
+        &[
+            "musicscore",
+            "train",
+            "--root",
+            root,
+            "--steps",
+            "1",
+            "--out",
+            s(&run),
+        ],
+        &["in use by another scorelab process"],
+    );
+    fails(
+        &["distill", "--teacher", shipped_teacher(), "--out", s(&run)],
+        &["in use by another scorelab process"],
+    );
+    assert!(!run.join("checkpoint.safetensors").exists());
+    drop(lock);
+    ok(&train);
+}

@@ -45,63 +45,201 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Write several files as one unit: every temporary is written and synced first, and
 /// only when all succeeded are they renamed over their targets. A failure (a full disk,
 /// a bad folder) leaves every old file as it was and no new one beside them.
+///
+/// A kill between two renames would leave some targets new and some old. So before the
+/// first rename of a group, a journal naming every (temporary, target) pair is written
+/// (atomically) to the first file's folder, and removed after the last rename; the next
+/// process that opens the folder ([`recover_commits`], which
+/// [`clean_stale_temporaries`] runs first) completes the renames of a journal left by a
+/// dead process. Every temporary is complete and synced before the journal exists, so
+/// the group always ends all new or (without a journal) all old.
 pub fn write_atomic_all(files: &[(&Path, &[u8])]) -> Result<()> {
-    let mut written: Vec<PathBuf> = Vec::new();
-    let cleanup = |written: &[PathBuf]| {
-        for t in written {
+    let mut pairs: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let cleanup = |pairs: &[(PathBuf, PathBuf)]| {
+        for (t, _) in pairs {
             let _ = std::fs::remove_file(t);
         }
     };
     for (path, bytes) in files {
         let (dir, tmp) = temp_path(path);
         if let Err(e) = std::fs::create_dir_all(&dir) {
-            cleanup(&written);
+            cleanup(&pairs);
             return Err(ScoreError::io(dir, e));
         }
-        written.push(tmp.clone());
+        pairs.push((tmp.clone(), path.to_path_buf()));
         if let Err(e) = write_synced(&tmp, bytes) {
-            cleanup(&written);
+            cleanup(&pairs);
             return Err(ScoreError::io(*path, e));
         }
     }
-    for ((path, _), tmp) in files.iter().zip(&written) {
-        std::fs::rename(tmp, path).map_err(|e| {
-            cleanup(&written);
-            ScoreError::io(*path, e)
-        })?;
+    let journal = match pairs.len() {
+        0 | 1 => None,
+        _ => Some(write_journal(&pairs).inspect_err(|_| cleanup(&pairs))?),
+    };
+    for (tmp, path) in &pairs {
+        // After a failed rename the journal stays: the next run completes the group.
+        std::fs::rename(tmp, path).map_err(|e| ScoreError::io(path, e))?;
+        fault_point();
+    }
+    if let Some(j) = journal {
+        std::fs::remove_file(&j).map_err(|e| ScoreError::io(&j, e))?;
     }
     Ok(())
 }
 
-/// Remove the temporaries that [`write_atomic`] left in `dir` when a process was killed
-/// mid-write (`.<name>.tmp-<pid>` of a process that no longer runs). Returns the paths
-/// removed. Where `/proc` does not exist, every temporary of another process counts as
-/// stale.
-pub fn clean_stale_temporaries(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut removed = Vec::new();
+/// The journal of this process's grouped commit in `dir`.
+fn journal_path(dir: &Path, pid: u32) -> PathBuf {
+    dir.join(format!("{JOURNAL_PREFIX}{pid}.json"))
+}
+
+const JOURNAL_PREFIX: &str = ".scorelab-commit-";
+
+/// Write the journal of `pairs` (absolute paths) next to the first target, atomically.
+fn write_journal(pairs: &[(PathBuf, PathBuf)]) -> Result<PathBuf> {
+    let abs = |p: &Path| std::path::absolute(p).map_err(|e| ScoreError::io(p, e));
+    let entries = pairs
+        .iter()
+        .map(|(t, p)| Ok((abs(t)?, abs(p)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let (dir, _) = temp_path(&entries[0].1);
+    let journal = journal_path(&dir, std::process::id());
+    let json = serde_json::to_vec(&entries)
+        .map_err(|e| ScoreError::invalid("commit journal", e.to_string()))?;
+    let (_, tmp) = temp_path(&journal);
+    write_synced(&tmp, &json).map_err(|e| ScoreError::io(&journal, e))?;
+    std::fs::rename(&tmp, &journal).map_err(|e| ScoreError::io(&journal, e))?;
+    Ok(journal)
+}
+
+/// Fault injection for the tests of grouped commits: with
+/// `SCORELAB_FAULT_ABORT_AFTER_RENAMES=K` in the environment, the process aborts right
+/// after the K-th rename of an atomic write, as a kill at that moment would.
+fn fault_point() {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static LIMIT: OnceLock<Option<usize>> = OnceLock::new();
+    static DONE: AtomicUsize = AtomicUsize::new(0);
+    let limit = LIMIT.get_or_init(|| {
+        std::env::var("SCORELAB_FAULT_ABORT_AFTER_RENAMES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if let Some(k) = *limit
+        && DONE.fetch_add(1, Ordering::SeqCst) + 1 == k
+    {
+        std::process::abort();
+    }
+}
+
+/// Complete the grouped commits that a dead process left half done in `dir`: every
+/// rename its journal names whose temporary is still there, then the journal goes.
+/// Returns the targets completed. Journals of live processes are left alone.
+pub fn recover_commits(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut done = Vec::new();
+    for (journal, pid) in entries_with(dir, |name| {
+        name.strip_prefix(JOURNAL_PREFIX)?
+            .strip_suffix(".json")?
+            .parse()
+            .ok()
+    })? {
+        if is_alive(pid) {
+            continue;
+        }
+        let bytes = std::fs::read(&journal).map_err(|e| ScoreError::io(&journal, e))?;
+        let pairs: Vec<(PathBuf, PathBuf)> =
+            serde_json::from_slice(&bytes).map_err(|e| ScoreError::Format {
+                path: journal.clone(),
+                format: "commit journal",
+                detail: e.to_string(),
+            })?;
+        for (tmp, path) in pairs {
+            if tmp.exists() {
+                std::fs::rename(&tmp, &path).map_err(|e| ScoreError::io(&path, e))?;
+                done.push(path);
+            }
+        }
+        std::fs::remove_file(&journal).map_err(|e| ScoreError::io(&journal, e))?;
+    }
+    Ok(done)
+}
+
+/// Whether process `pid` runs (this one always does). Without `/proc`, only this one.
+fn is_alive(pid: u32) -> bool {
+    pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// The entries of `dir` whose name `pick` maps to a pid, with it. A missing folder has
+/// none.
+fn entries_with(dir: &Path, pick: impl Fn(&str) -> Option<u32>) -> Result<Vec<(PathBuf, u32)>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(ScoreError::io(dir, e)),
     };
+    let mut found = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| ScoreError::io(dir, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix('.')
-            .and_then(|n| n.rsplit_once(".tmp-"))
-            .and_then(|(_, pid)| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let alive = pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists();
-        if !alive {
-            let p = entry.path();
+        if let Some(pid) = pick(&entry.file_name().to_string_lossy()) {
+            found.push((entry.path(), pid));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Remove the temporaries that [`write_atomic`] left in `dir` when a process was killed
+/// mid-write (`.<name>.tmp-<pid>` of a process that no longer runs), after completing
+/// the grouped commits such a process left half done ([`recover_commits`]). Returns the
+/// paths removed. Where `/proc` does not exist, every temporary of another process
+/// counts as stale.
+pub fn clean_stale_temporaries(dir: &Path) -> Result<Vec<PathBuf>> {
+    recover_commits(dir)?;
+    let mut removed = Vec::new();
+    for (p, pid) in entries_with(dir, |name| {
+        name.strip_prefix('.')?.rsplit_once(".tmp-")?.1.parse().ok()
+    })? {
+        if !is_alive(pid) {
             std::fs::remove_file(&p).map_err(|e| ScoreError::io(&p, e))?;
             removed.push(p);
         }
     }
     Ok(removed)
+}
+
+/// An advisory lock on a run folder (`.scorelab.lock` in it), held until dropped: a
+/// second process that tries to write the same run is refused instead of interleaving
+/// its checkpoints and log with the first one's. The operating system releases the lock
+/// when the process ends, however it ends.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+impl RunLock {
+    /// Create `dir` if needed and take its lock, or fail naming the folder when another
+    /// process holds it.
+    pub fn acquire(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| ScoreError::io(dir, e))?;
+        let path = dir.join(".scorelab.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| ScoreError::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(ScoreError::invalid(
+                "run folder",
+                format!(
+                    "{} is in use by another scorelab process (it holds {}); wait for it to finish or use another --out",
+                    dir.display(),
+                    path.display()
+                ),
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(ScoreError::io(path, e)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -132,5 +270,46 @@ mod tests {
             vec![stale.clone()]
         );
         assert!(!stale.exists() && ours.exists());
+    }
+
+    #[test]
+    fn a_group_a_dead_process_left_half_renamed_is_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.bin"), dir.path().join("b.bin"));
+        // What a kill after the first of two renames leaves: a new, b old, b's
+        // temporary and the journal of a process that no longer runs (pid 0).
+        std::fs::write(&a, b"new").unwrap();
+        std::fs::write(&b, b"old").unwrap();
+        let tb = dir.path().join(".b.bin.tmp-0");
+        std::fs::write(&tb, b"new").unwrap();
+        let ta = dir.path().join(".a.bin.tmp-0");
+        let journal = journal_path(dir.path(), 0);
+        std::fs::write(
+            &journal,
+            serde_json::to_vec(&[(&ta, &a), (&tb, &b)]).unwrap(),
+        )
+        .unwrap();
+        // Without the journal the clean-up would delete b's only new copy.
+        assert!(clean_stale_temporaries(dir.path()).unwrap().is_empty());
+        assert_eq!(std::fs::read(&b).unwrap(), b"new");
+        assert!(!journal.exists() && !tb.exists());
+        // A group written in full leaves no journal behind.
+        write_atomic_all(&[(&a, b"x"), (&b, b"y")]).unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 2);
+    }
+
+    #[test]
+    fn a_run_folder_is_locked_until_its_lock_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        let first = RunLock::acquire(&run).unwrap();
+        let err = RunLock::acquire(&run).unwrap_err().to_string();
+        assert!(
+            err.contains("in use by another") && err.contains("run"),
+            "{err}"
+        );
+        drop(first);
+        RunLock::acquire(&run).unwrap();
     }
 }
