@@ -172,6 +172,8 @@ pub(crate) fn cmd_distill(c: &Common, a: &DistillArgs) -> Result<()> {
 
 /// `scorelab sample` on a one-step generator: G(z) = D(σ_gen·z; σ_gen), one network
 /// evaluation per sample; the sampler and grid options do not apply.
+const ONE_STEP_HINT: &str = "a damaged generator checkpoint, or --noise far out of range";
+
 pub(crate) fn sample_one_step(
     c: &Common,
     a: &crate::args::SampleArgs,
@@ -194,6 +196,7 @@ pub(crate) fn sample_one_step(
             let z = crate::common::initial_noise(a.noise.as_deref(), &shape, c.seed(), dev)?;
             let z = score_core::tensor::from_f32(z, shape, dev);
             let x = disback::teacher::generate(net, precond, sigma_gen, z);
+            score_core::tensor::ensure_finite(&x, "one-step generator", ONE_STEP_HINT)?;
             (shape.to_vec(), score_core::tensor::to_vec_f32(x)?)
         }
         LoadedModel::Mlp(net, d) => {
@@ -201,6 +204,7 @@ pub(crate) fn sample_one_step(
             let z = crate::common::initial_noise(a.noise.as_deref(), &shape, c.seed(), dev)?;
             let z = score_core::tensor::from_f32(z, shape, dev);
             let x = disback::teacher::generate(net, precond, sigma_gen, z);
+            score_core::tensor::ensure_finite(&x, "one-step generator", ONE_STEP_HINT)?;
             (shape.to_vec(), score_core::tensor::to_vec_f32(x)?)
         }
     };

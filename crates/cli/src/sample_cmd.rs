@@ -183,7 +183,7 @@ pub(crate) fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
     };
     let (model, precond, meta) = pipeline::load_model_weights(&a.checkpoint, &dev, weights)?;
     ensure_sampling_fits(&model, a.n)?;
-    if let Some(sigma_gen) = disback::teacher::one_step_sigma(&meta.config) {
+    if let Some(sigma_gen) = pipeline::one_step_sigma(&a.checkpoint, &meta)? {
         return distill_cmd::sample_one_step(c, a, &model, &precond, sigma_gen, meta.step, &dev);
     }
     let sampler = sampler_from(&a.sampler, c.seed(), &a.sampler_opts)?;

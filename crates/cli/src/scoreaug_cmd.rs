@@ -65,13 +65,13 @@ pub(crate) fn run(c: &Common, cmd: &ScoreAugCmd) -> Result<()> {
     let ScoreAugCmd::Measure(a) = cmd;
     let dev = device(&c.device)?;
     let t0 = Instant::now();
+    let (net, _, precond, _) = pipeline::load_unet(&a.checkpoint, &dev)?;
     let ck = score_train::checkpoint::CheckpointFile::read(&a.checkpoint)?;
     let train = training_images(&ck)?;
     let held = match a.data.as_str() {
         "fashion-mnist-heldout" => pipeline::demo_split()?.1,
         other => crate::common::load_images(other, None)?,
     };
-    let (net, _, precond, _) = pipeline::load_unet(&a.checkpoint, &dev)?;
     let augment = scoreaug::Augment::from_config(&ck.meta.config);
     let kinds = augment
         .as_ref()

@@ -811,3 +811,34 @@ fn a_run_folder_in_use_by_another_process_is_refused() {
     drop(lock);
     ok(&train);
 }
+
+#[test]
+fn a_one_step_generator_is_refused_where_a_denoiser_is_needed() {
+    // Issue 26: distill took a generator as its teacher, and demo, fid, ems and scoreaug
+    // took it as a model, with Heun sampling through a network trained at one σ.
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("g");
+    assert_eq!(tiny_distill(&run, None).code, 0);
+    let g = run.join("generator.safetensors");
+    let other = dir.path().join("other");
+    let needles = ["generator.safetensors", "one-step generator"];
+    fails(
+        &["distill", "--teacher", s(&g), "--out", s(&other)],
+        &needles,
+    );
+    fails(
+        &[
+            "ems",
+            "--checkpoint",
+            s(&g),
+            "--out",
+            s(&other.join("e.json")),
+        ],
+        &needles,
+    );
+    fails(
+        &["demo", "--checkpoint", s(&g), "--out", s(&other)],
+        &needles,
+    );
+    fails(&["scoreaug", "measure", "--checkpoint", s(&g)], &needles);
+}

@@ -72,14 +72,4 @@ pub fn generate<const D: usize, N: ScoreNetwork<D>>(
     precond_forward(net, precond, z.mul_scalar(sigma_gen), sigma, None)
 }
 
-/// What a checkpoint's `config.objective` says of a one-step generator: its name and
-/// σ_gen. `None` for any other checkpoint.
-pub fn one_step_sigma(config: &serde_json::Value) -> Option<f64> {
-    let o = &config["objective"];
-    (o["name"] == ONE_STEP_NAME)
-        .then(|| o["sigma_gen"].as_f64())
-        .flatten()
-}
-
-/// The objective name a one-step generator's checkpoint records.
-pub const ONE_STEP_NAME: &str = "one-step-generator";
+pub use score_train::pipeline::ONE_STEP_NAME;

@@ -105,6 +105,19 @@ pub enum ScoreError {
         /// The command that creates it.
         command: &'static str,
     },
+    /// A computation (a sampler's output, a metric) that produced NaN or infinite
+    /// values, named with what to change.
+    #[error("{what}: {count} of {total} values are NaN or infinite; {hint}")]
+    NonFiniteResult {
+        /// What produced them (`sampler heun`, `FID`, ...).
+        what: String,
+        /// How many values are not finite.
+        count: usize,
+        /// How many values there are.
+        total: usize,
+        /// The likely cause and what to change.
+        hint: String,
+    },
     /// Reading data back from a burn tensor failed.
     #[error("tensor data: {0}")]
     TensorData(String),

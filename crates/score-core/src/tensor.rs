@@ -43,6 +43,26 @@ pub fn to_vec_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
         .map_err(|e| ScoreError::TensorData(format!("{e:?}")))
 }
 
+/// How many elements of `t` are NaN or infinite (counted on the device).
+pub fn count_non_finite<const D: usize>(t: &Tensor<D>) -> usize {
+    let n: i64 = t.clone().is_finite().bool_not().int().sum().into_scalar();
+    n as usize
+}
+
+/// `Ok` when every element of `t` is finite, else [`ScoreError::NonFiniteResult`]
+/// naming `what` with `hint`.
+pub fn ensure_finite<const D: usize>(t: &Tensor<D>, what: &str, hint: &str) -> Result<()> {
+    match count_non_finite(t) {
+        0 => Ok(()),
+        count => Err(ScoreError::NonFiniteResult {
+            what: what.into(),
+            count,
+            total: t.shape().num_elements(),
+            hint: hint.into(),
+        }),
+    }
+}
+
 /// Copy a float tensor to the host as `f64`.
 pub fn to_vec_f64<const D: usize>(t: Tensor<D>) -> Result<Vec<f64>> {
     t.into_data()

@@ -120,9 +120,54 @@ pub enum Weights {
     Raw,
 }
 
-/// Load a checkpoint's network (the EMA weights when present, else the trained ones).
+/// Load a checkpoint's denoiser (the EMA weights when present, else the trained ones).
+/// A one-step generator (`scorelab distill`'s output) is refused, naming the file: it
+/// maps noise to images at one σ and is no denoiser D(x; σ) for the other levels.
 pub fn load_model(path: &Path, device: &Device) -> Result<(LoadedModel, Precond, CheckpointMeta)> {
-    load_model_weights(path, device, Weights::Ema)
+    let loaded = load_model_weights(path, device, Weights::Ema)?;
+    if one_step_sigma(path, &loaded.2)?.is_some() {
+        return Err(ScoreError::Checkpoint {
+            path: path.to_path_buf(),
+            detail: "a one-step generator (the output of `scorelab distill`), not a denoiser of every σ: only `scorelab sample` takes it".into(),
+        });
+    }
+    Ok(loaded)
+}
+
+/// The objective name a one-step generator's checkpoint records.
+pub const ONE_STEP_NAME: &str = "one-step-generator";
+
+/// What a checkpoint's `config.objective` says of a one-step generator.
+#[derive(serde::Deserialize)]
+struct ObjectiveRecord {
+    objective: Option<ObjectiveName>,
+}
+
+#[derive(serde::Deserialize)]
+struct ObjectiveName {
+    name: Option<String>,
+    sigma_gen: Option<f64>,
+}
+
+/// σ_gen of a one-step generator's checkpoint, `None` for any other checkpoint. A
+/// one-step checkpoint without a finite, positive σ_gen is an error naming the file.
+pub fn one_step_sigma(path: &Path, meta: &CheckpointMeta) -> Result<Option<f64>> {
+    let rec: ObjectiveRecord = meta.config_as(path)?;
+    let Some(o) = rec
+        .objective
+        .filter(|o| o.name.as_deref() == Some(ONE_STEP_NAME))
+    else {
+        return Ok(None);
+    };
+    match o.sigma_gen {
+        Some(s) if s.is_finite() && s > 0.0 => Ok(Some(s)),
+        other => Err(ScoreError::Checkpoint {
+            path: path.to_path_buf(),
+            detail: format!(
+                "config.objective.sigma_gen: a one-step generator needs a finite σ_gen > 0, found {other:?}"
+            ),
+        }),
+    }
 }
 
 /// Load a checkpoint's network with the chosen weights.

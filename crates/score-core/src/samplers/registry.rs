@@ -127,8 +127,25 @@ impl Sampler {
         }
     }
 
-    /// Run this sampler.
+    /// Run this sampler. A final state with NaN or infinite values is an error naming
+    /// the sampler ([`ScoreError::NonFiniteResult`]), never a result.
     pub fn sample<const D: usize, M: Denoiser<D> + ?Sized>(
+        &self,
+        den: &M,
+        sigmas: &[f64],
+        x: Tensor<D>,
+        ctx: &mut SampleContext<'_, D>,
+    ) -> Result<SampleOutput<D>> {
+        let out = self.run(den, sigmas, x, ctx)?;
+        crate::tensor::ensure_finite(
+            &out.x,
+            &format!("sampler {}", self.name()),
+            "the denoiser returned values out of range (a guidance weight or step size far too large, or a damaged checkpoint): lower --guidance, check the model",
+        )?;
+        Ok(out)
+    }
+
+    fn run<const D: usize, M: Denoiser<D> + ?Sized>(
         &self,
         den: &M,
         sigmas: &[f64],
@@ -479,5 +496,39 @@ mod tests {
         );
         let e = err("bogus", &[]);
         assert!(e.contains("unknown sampler 'bogus'"), "{e}");
+    }
+
+    /// A denoiser whose output overflows to infinity at small σ, as a huge guidance
+    /// weight does.
+    struct Overflowing;
+
+    impl Denoiser<2> for Overflowing {
+        fn denoise(
+            &self,
+            x: Tensor<2>,
+            sigma: Tensor<1>,
+            _: Option<&crate::denoiser::Conditioning>,
+        ) -> Tensor<2> {
+            let s = sigma.reshape([-1, 1]);
+            x.mul_scalar(1e30).div(s.clone().mul(s))
+        }
+    }
+
+    #[test]
+    fn every_sampler_refuses_a_non_finite_result_by_name() {
+        // Issue 26: NaN images came out with exit 0.
+        let dev = burn::tensor::Device::flex();
+        let sigmas = crate::sigmas::karras_sigmas(4, 0.002, 80.0, 7.0).unwrap();
+        for sampler in Sampler::all() {
+            let x = Tensor::<2>::ones([3, 2], &dev);
+            let e = sampler
+                .sample(&Overflowing, &sigmas, x, &mut SampleContext::new())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("sampler {}", sampler.name())) && e.contains("NaN or infinite"),
+                "{e}"
+            );
+        }
     }
 }

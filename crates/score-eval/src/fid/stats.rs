@@ -153,6 +153,7 @@ impl FeatureStats {
                 format!("non-finite value {bad}"),
             ));
         }
+        check_covariance(&sigma.data, d).map_err(|e| ScoreError::format(path, "NPZ", e))?;
         let n = array("n").map(|a| a.data.first().copied().unwrap_or(0.0) as usize);
         Ok(Self {
             n: n.unwrap_or(0),
@@ -160,6 +161,37 @@ impl FeatureStats {
             sigma: Mat::from_fn(d, d, |i, j| sigma.data[i * d + j]),
         })
     }
+}
+
+/// What a covariance must satisfy to be one: a diagonal ≥ 0, symmetry and
+/// |σᵢⱼ| ≤ √(σᵢᵢσⱼⱼ) (Cauchy–Schwarz), each up to a relative 1e-3 of √(σᵢᵢσⱼⱼ). The
+/// slack covers statistics accumulated in f32: a sum of n rounded terms is off by about
+/// √n·2⁻²⁴ relative (1e-4 at n = 10⁶). A matrix that fails (Σ = −I gave FID −1718) is
+/// no covariance, and FID from it means nothing.
+fn check_covariance(sigma: &[f64], d: usize) -> std::result::Result<(), String> {
+    let at = |i: usize, j: usize| sigma[i * d + j];
+    if let Some(i) = (0..d).find(|&i| at(i, i) < 0.0) {
+        return Err(format!(
+            "sigma[{i}, {i}] = {} < 0: not a covariance",
+            at(i, i)
+        ));
+    }
+    for i in 0..d {
+        for j in 0..i {
+            let scale = (at(i, i) * at(j, j)).sqrt();
+            let slack = 1e-3 * scale;
+            if (at(i, j) - at(j, i)).abs() > slack || at(i, j).abs() > scale + slack {
+                return Err(format!(
+                    "sigma[{i}, {j}] = {}, sigma[{j}, {i}] = {} with variances {} and {}: not a symmetric covariance",
+                    at(i, j),
+                    at(j, i),
+                    at(i, i),
+                    at(j, j)
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// FID between two sets of statistics: ‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^{½}).
@@ -459,6 +491,28 @@ mod tests {
         assert_eq!((t.n, &t.mu), (200, &s.mu));
         assert_eq!(t.sigma, s.sigma);
         assert!(FeatureStats::from_features(&rows[..d], d).is_err());
+        // Issue 26: Σ = −I (FID −1718 before) and an asymmetric Σ are refused by name.
+        for (sigma, needle) in [
+            (
+                Mat::from_fn(d, d, |i, j| if i == j { -1.0 } else { 0.0 }),
+                "< 0",
+            ),
+            (
+                Mat::from_fn(d, d, |i, j| {
+                    (i == j) as u8 as f64 + (i > j) as u8 as f64 * 0.5
+                }),
+                "symmetric",
+            ),
+        ] {
+            let bad = FeatureStats {
+                n: 2,
+                mu: vec![0.0; d],
+                sigma,
+            };
+            bad.save_npz(&p).unwrap();
+            let e = FeatureStats::load_npz(&p).unwrap_err().to_string();
+            assert!(e.contains("s.npz") && e.contains(needle), "{e}");
+        }
     }
 
     #[test]
