@@ -109,6 +109,14 @@ fn run<const D: usize, N: ScoreNetwork<D>>(
     cfg: &DistillConfig,
     out: &RunOutput,
 ) -> Result<(usize, usize)> {
+    // Stage 1 keeps each path checkpoint as a network in memory, beside the teacher,
+    // the generator and the fake score with their Adam moments (seven copies).
+    score_core::limits::ensure_values_fit(
+        "--path-checkpoints",
+        cfg.path.checkpoints as u128 + 7,
+        net.num_params() as u128 * 4,
+        "use fewer --path-checkpoints",
+    )?;
     let g0 = fresh.unwrap_or_else(|| net.clone());
     let teacher = Teacher::network(net, precond);
     let mut d = Distiller::new(&teacher, g0, shape, cfg, spec, out)?;

@@ -274,6 +274,7 @@ fn cmd_prompts(c: &Common, a: &PromptArgs) -> Result<()> {
 
 /// `MusicScoreCmd::Export`.
 fn cmd_export(c: &Common, a: &ExportArgs) -> Result<()> {
+    score_core::fs::ensure_apart(&a.out, "--out", &a.root.root, "--root")?;
     let filter = a.filter.filter()?;
     let corpus = open_one(&a.root, filter.needs_facts(), c.json)?;
     if a.caption.dropout > 0.0 {
@@ -337,6 +338,7 @@ fn cmd_export(c: &Common, a: &ExportArgs) -> Result<()> {
 
 /// `MusicScoreCmd::Preview`.
 fn cmd_preview(c: &Common, a: &PreviewArgs) -> Result<()> {
+    score_core::fs::ensure_apart(&a.out, "--out", &a.root.root, "--root")?;
     let corpus = open_one(&a.root, a.filter.filter()?.needs_facts(), c.json)?;
     let cap = a.caption.captioner(c.seed())?;
     let keep: Vec<usize> = select(&corpus, &a.filter)?;

@@ -161,9 +161,7 @@ fn fresh_settings(c: &Common, a: &TrainArgs) -> Result<(TrainConfig, RunRecord)>
     let mut cfg = pipeline::demo_train_config(a.steps.unwrap_or(2000), c.seed());
     cfg.batch_size = a.batch_size.unwrap_or(cfg.batch_size);
     cfg.lr = a.lr.unwrap_or(cfg.lr);
-    cfg.grad_clip = a
-        .grad_clip
-        .map_or(cfg.grad_clip, |g| (g > 0.0).then_some(g));
+    cfg.grad_clip = a.grad_clip.map_or(Ok(cfg.grad_clip), clip_of)?;
     cfg.checkpoint_every = a.checkpoint_every.unwrap_or(cfg.checkpoint_every);
     cfg.weight_decay = a.weight_decay.unwrap_or(cfg.weight_decay);
     if let Some(b) = &a.adam_betas {
@@ -224,7 +222,7 @@ fn apply_changes(a: &TrainArgs, cfg: &mut TrainConfig) -> Result<Vec<String>> {
         changes.push(format!("lr {} -> {lr}", cfg.lr));
         cfg.lr = lr;
     }
-    if let Some(g) = a.grad_clip.map(|g| (g > 0.0).then_some(g))
+    if let Some(g) = a.grad_clip.map(clip_of).transpose()?
         && g != cfg.grad_clip
     {
         changes.push(format!("grad-clip {:?} -> {g:?}", cfg.grad_clip));
@@ -385,5 +383,15 @@ fn train_output(c: &Common, a: &TrainArgs, ck_path: &Path) -> TrainOutput {
         log: Some(a.out.join("train.jsonl")),
         progress: !c.json,
         stop_after: None,
+    }
+}
+
+/// `--grad-clip`: 0 is off, a positive value the bound; NaN, infinity and negative
+/// values are refused (NaN used to mean off).
+fn clip_of(g: f64) -> Result<Option<f64>> {
+    match g {
+        0.0 => Ok(None),
+        g if g > 0.0 && g.is_finite() => Ok(Some(g)),
+        g => bail!("--grad-clip {g}: must be 0 (off) or positive and finite"),
     }
 }

@@ -842,3 +842,148 @@ fn a_one_step_generator_is_refused_where_a_denoiser_is_needed() {
     );
     fails(&["scoreaug", "measure", "--checkpoint", s(&g)], &needles);
 }
+
+#[test]
+fn sizes_and_flags_that_hung_aborted_or_were_reinterpreted_are_refused() {
+    // Issue 26, findings 3-6.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A PNG whose header declares 60000 x 60000 (10.8 GB) and holds no pixels.
+    let bombs = d.join("bombs");
+    std::fs::create_dir_all(&bombs).unwrap();
+    for i in 0..2 {
+        let f = std::fs::File::create(bombs.join(format!("{i}.png"))).unwrap();
+        let mut enc = png::Encoder::new(f, 60000, 60000);
+        enc.set_color(png::ColorType::Rgb);
+        let mut w = enc.write_header().unwrap();
+        // One IDAT chunk (an empty zlib stream), so that the header reads through.
+        let empty_zlib = [0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01];
+        w.write_chunk(png::chunk::IDAT, &empty_zlib).unwrap();
+    }
+    let two = d.join("two.npy");
+    score_io::npy::write_npy_f32(&two, &[2, 1, 4, 4], &[0.1; 32]).unwrap();
+    fails(
+        &["fid", "--images", s(&bombs), "--ref", s(&two)],
+        &["0.png", "60000 x 60000", "decompression-bomb"],
+    );
+    fails(
+        &["--threads", "100000", "sigmas"],
+        &["--threads 100000", "per core"],
+    );
+    let run = d.join("run");
+    let train = |flag: &'static str, v: &'static str, needles: &[&str]| {
+        let args = [
+            "train",
+            "--data",
+            "fashion-mnist-test",
+            "--subset",
+            "16",
+            "--steps",
+            "1",
+            "--batch-size",
+            "4",
+            "--channels",
+            "8",
+            "--out",
+            s(&run),
+            flag,
+            v,
+        ];
+        fails(&args, needles);
+    };
+    train("--grad-clip", "NaN", &["--grad-clip NaN"]);
+    train(
+        "--checkpoint-every",
+        "0",
+        &["--checkpoint-every", "at least 1"],
+    );
+    let ck = shipped_checkpoint();
+    let out = d.join("s");
+    fails(
+        &[
+            "sample",
+            "--checkpoint",
+            s(&ck),
+            "--sampler",
+            "ddim",
+            "--eta",
+            "1.5",
+            "--out",
+            s(&out),
+        ],
+        &["--eta 1.5", "0 to 1"],
+    );
+    fails(
+        &[
+            "distill",
+            "--teacher",
+            s(&ck),
+            "--record-steps",
+            "4000000000000000000",
+            "--path-checkpoints",
+            "4000000000000000000",
+            "--out",
+            s(&d.join("d")),
+        ],
+        &["--path-checkpoints", "too large"],
+    );
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn musicscore_outputs_never_replace_their_source() {
+    // Issue 26: export --overwrite with --out = --root replaced the corpus, with --out
+    // its parent deleted it; preview --out on a source page overwrote it.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("corpus");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/musicscore"),
+        &root,
+    );
+    let before = std::fs::read_dir(&root).unwrap().count();
+    for out in [root.clone(), dir.path().to_path_buf()] {
+        fails(
+            &[
+                "musicscore",
+                "export",
+                "--root",
+                s(&root),
+                "--out",
+                s(&out),
+                "--overwrite",
+            ],
+            &["--out", "--root"],
+        );
+    }
+    let page = std::fs::read_dir(root.join("MusicScore-14K"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_file())
+        .unwrap();
+    let bytes = std::fs::read(&page).unwrap();
+    fails(
+        &[
+            "musicscore",
+            "preview",
+            "--root",
+            s(&root),
+            "--out",
+            s(&page),
+        ],
+        &["--out", "lies inside", "--root"],
+    );
+    assert_eq!(std::fs::read(&page).unwrap(), bytes);
+    assert_eq!(std::fs::read_dir(&root).unwrap().count(), before);
+}

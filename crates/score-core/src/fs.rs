@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Result, ScoreError};
 
-/// scorelab's cache directory: `$SCORELAB_CACHE`, else `$HOME/.cache/scorelab`.
+/// scorelab's cache directory: `$SCORELAB_CACHE`, else `$HOME/.cache/scorelab`. An empty
+/// `SCORELAB_CACHE` counts as unset (it used to mean the current folder).
 pub fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("SCORELAB_CACHE") {
+    if let Some(d) = std::env::var_os("SCORELAB_CACHE").filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
     }
     let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
@@ -206,6 +207,50 @@ pub fn clean_stale_temporaries(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(removed)
 }
 
+/// `path` made absolute with symbolic links resolved as far as it exists (an output
+/// that does not exist yet keeps its missing tail as written).
+fn resolved(path: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(path).map_err(|e| ScoreError::io(path, e))?;
+    let mut tail = Vec::new();
+    let mut head = abs.as_path();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(head) {
+            return Ok(tail.iter().rev().fold(real, |p, c| p.join(c)));
+        }
+        match (head.parent(), head.file_name()) {
+            (Some(parent), Some(name)) => {
+                tail.push(name.to_os_string());
+                head = parent;
+            }
+            _ => return Ok(abs),
+        }
+    }
+}
+
+/// Refuse an output that is an input, holds it, or lies inside it: writing (or
+/// replacing) the output would then overwrite or delete the input, or add files to it.
+/// `out_flag` and `in_flag` name the two in the error.
+pub fn ensure_apart(out: &Path, out_flag: &'static str, input: &Path, in_flag: &str) -> Result<()> {
+    let (o, i) = (resolved(out)?, resolved(input)?);
+    let relation = if o == i {
+        "is"
+    } else if i.starts_with(&o) {
+        "holds"
+    } else if o.starts_with(&i) {
+        "lies inside"
+    } else {
+        return Ok(());
+    };
+    Err(ScoreError::invalid(
+        out_flag,
+        format!(
+            "{} {relation} {in_flag} {}: writing it would replace, delete or add to the input; choose an --out outside it",
+            out.display(),
+            input.display()
+        ),
+    ))
+}
+
 /// An advisory lock on a run folder (`.scorelab.lock` in it), held until dropped: a
 /// second process that tries to write the same run is refused instead of interleaving
 /// its checkpoints and log with the first one's. The operating system releases the lock
@@ -311,5 +356,19 @@ mod tests {
         );
         drop(first);
         RunLock::acquire(&run).unwrap();
+    }
+
+    #[test]
+    fn an_output_that_is_holds_or_lies_inside_an_input_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("corpus");
+        std::fs::create_dir_all(root.join("pages")).unwrap();
+        let refused = |out: &Path| ensure_apart(out, "--out", &root, "--root").is_err();
+        assert!(refused(&root));
+        assert!(refused(dir.path()));
+        assert!(refused(&root.join("pages/../new/sheet.png")));
+        assert!(refused(&dir.path().join("corpus/.")));
+        assert!(!refused(&dir.path().join("corpus-export")));
+        assert!(!refused(&dir.path().join("elsewhere/out")));
     }
 }

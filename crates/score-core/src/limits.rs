@@ -8,6 +8,24 @@
 
 use crate::error::{Result, ScoreError};
 
+/// The most pixels an image file may declare: Pillow's decompression-bomb limit
+/// (`2 × Image.MAX_IMAGE_PIXELS`), so that a header claiming 60000 × 60000 is refused
+/// before its buffer is allocated, whatever memory the machine has.
+pub const MAX_IMAGE_PIXELS: u64 = 2 * 89_478_485;
+
+/// Refuse an image file whose header declares more than [`MAX_IMAGE_PIXELS`].
+pub fn ensure_image_size(what: &str, width: u64, height: u64) -> Result<()> {
+    match width.checked_mul(height) {
+        Some(px) if px <= MAX_IMAGE_PIXELS => Ok(()),
+        _ => Err(ScoreError::TooLarge {
+            what: what.into(),
+            detail: format!(
+                "the header declares {width} x {height} pixels, over the limit of {MAX_IMAGE_PIXELS} (Pillow's decompression-bomb limit)"
+            ),
+        }),
+    }
+}
+
 /// The budget used when the available memory cannot be read (8 GiB).
 pub const FALLBACK_BUDGET: u64 = 8 << 30;
 

@@ -82,6 +82,8 @@ pub fn read_png_u8(path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
     dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let bad = |e: png::DecodingError| ScoreError::format(path, "PNG", e.to_string());
     let mut reader = dec.read_info().map_err(bad)?;
+    let (w, h) = reader.info().size();
+    score_core::limits::ensure_image_size(&path.display().to_string(), w.into(), h.into())?;
     let size = reader
         .output_buffer_size()
         .ok_or_else(|| ScoreError::format(path, "PNG", "image too large"))?;

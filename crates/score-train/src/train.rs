@@ -155,6 +155,12 @@ impl TrainConfig {
         if self.steps == 0 || self.batch_size == 0 {
             return Err(ScoreError::invalid("steps/batch_size", "must be positive"));
         }
+        if self.checkpoint_every == 0 || self.log_every == 0 {
+            return Err(ScoreError::invalid(
+                "checkpoint_every/log_every (--checkpoint-every)",
+                "must be at least 1 (0 used to mean every step)",
+            ));
+        }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(ScoreError::invalid(
                 "lr",

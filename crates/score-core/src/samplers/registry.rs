@@ -385,8 +385,8 @@ impl Sampler {
                 o.s_noise = given.number("--s-noise").unwrap_or(o.s_noise);
                 Sampler::Heun(o)
             }
-            Sampler::EulerAncestral(o) => Sampler::EulerAncestral(noisy(o, given)),
-            Sampler::Ddim(o) => Sampler::Ddim(noisy(o, given)),
+            Sampler::EulerAncestral(o) => Sampler::EulerAncestral(noisy(o, given)?),
+            Sampler::Ddim(o) => Sampler::Ddim(noisy(o, given)?),
             Sampler::DpmppTwoMSde(o) => Sampler::DpmppTwoMSde(sde(o, given)),
             Sampler::DpmppThreeMSde(o) => Sampler::DpmppThreeMSde(sde(o, given)),
             Sampler::UniPc(mut o) => {
@@ -403,10 +403,21 @@ impl Sampler {
     }
 }
 
-fn noisy(mut o: AncestralOptions, given: &GivenOptions) -> AncestralOptions {
+/// Ancestral options; η above 1 is refused: σ_up = η·√(σ²_next(σ² − σ²_next)/σ²) is
+/// capped at σ_next (k-diffusion's `get_ancestral_step`), so every η ≥ 1 would run as 1.
+fn noisy(mut o: AncestralOptions, given: &GivenOptions) -> Result<AncestralOptions> {
     o.eta = given.number("--eta").unwrap_or(o.eta);
+    if o.eta > 1.0 {
+        return Err(ScoreError::invalid(
+            "sampler option",
+            format!(
+                "--eta {}: euler-ancestral and ddim take 0 to 1 (the noise added per step is capped at σ_next, so any η above 1 would act as 1)",
+                o.eta
+            ),
+        ));
+    }
     o.s_noise = given.number("--s-noise").unwrap_or(o.s_noise);
-    o
+    Ok(o)
 }
 
 fn sde(mut o: SdeOptions, given: &GivenOptions) -> SdeOptions {
@@ -483,6 +494,8 @@ mod tests {
         );
         let e = err("dpmpp-2m-sde", &[("--exact-phi3", OptionValue::Switch)]);
         assert!(e.contains("--exact-phi3 does not apply"), "{e}");
+        let e = err("ddim", &[("--eta", OptionValue::Number(1.5))]);
+        assert!(e.contains("--eta 1.5") && e.contains("0 to 1"), "{e}");
         let e = err("heun", &[("--eta", OptionValue::Number(f64::NAN))]);
         assert!(e.contains("--eta: must be non-negative and finite"), "{e}");
         let e = err("unipc", &[("--order", OptionValue::Count(4))]);
