@@ -149,6 +149,9 @@ pub fn run(c: &Common, cmd: &GaussianCmd) -> Result<()> {
 
 /// `GaussianCmd::Fit`.
 fn cmd_fit(c: &Common, a: &FitArgs) -> Result<()> {
+    if a.components == Some(0) {
+        bail!("--components 0: a mixture needs at least one component (1 fits one Gaussian)");
+    }
     let (rows, d, _) = load_rows(&a.data)?;
     let t0 = std::time::Instant::now();
     let model = match (a.components, a.randomized) {

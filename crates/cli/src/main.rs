@@ -94,8 +94,24 @@ enum Command {
     Distill(distill_cmd::DistillArgs),
 }
 
+/// Ctrl-C: the first asks training to save and stop after its step; a second quits.
+fn install_interrupt_handler() {
+    let mut asked = false;
+    let _ = ctrlc::set_handler(move || {
+        if asked {
+            std::process::exit(130);
+        }
+        asked = true;
+        score_train::fit::request_stop();
+        eprintln!(
+            "\ninterrupt: stopping after this step and saving (Ctrl-C again to quit at once)"
+        );
+    });
+}
+
 fn run() -> Result<()> {
     let cli = Cli::parse();
+    install_interrupt_handler();
     if let Some(n) = cli.common.threads {
         if n == 0 {
             bail!("--threads: must be at least 1");
@@ -140,7 +156,14 @@ fn main() -> std::process::ExitCode {
                 }
             }
             eprintln!("error: {msg}");
-            std::process::ExitCode::FAILURE
+            let interrupted = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<score_core::ScoreError>(),
+                    Some(score_core::ScoreError::Interrupted { .. })
+                )
+            });
+            // 130: a shell's code for a run ended by Ctrl-C.
+            std::process::ExitCode::from(if interrupted { 130 } else { 1 })
         }
     }
 }

@@ -891,6 +891,21 @@ fn sizes_and_flags_that_hung_aborted_or_were_reinterpreted_are_refused() {
         ];
         fails(&args, needles);
     };
+    let pts = d.join("pts.npy");
+    write_npy(&pts, &[4, 2], &[0.0, 1.0, 1.0, 0.0, 2.0, 1.0, 1.0, 2.0]);
+    fails(
+        &[
+            "gaussian",
+            "fit",
+            "--data",
+            s(&pts),
+            "--components",
+            "0",
+            "--out",
+            s(&d.join("g.json")),
+        ],
+        &["--components 0"],
+    );
     train("--grad-clip", "NaN", &["--grad-clip NaN"]);
     train(
         "--checkpoint-every",
@@ -986,4 +1001,73 @@ fn musicscore_outputs_never_replace_their_source() {
     );
     assert_eq!(std::fs::read(&page).unwrap(), bytes);
     assert_eq!(std::fs::read_dir(&root).unwrap().count(), before);
+}
+
+#[test]
+fn ctrl_c_during_train_saves_names_the_checkpoint_and_resumes() {
+    // Issue 26: Ctrl-C during `train` exited with no word of the last checkpoint (and
+    // lost the steps since it).
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let args = |steps: &'static str| {
+        vec![
+            "train",
+            "--data",
+            "fashion-mnist-test",
+            "--subset",
+            "16",
+            "--steps",
+            steps,
+            "--batch-size",
+            "4",
+            "--channels",
+            "8",
+            "--checkpoint-every",
+            "100000",
+            "--out",
+            s(&run),
+        ]
+    };
+    let child = Command::new(env!("CARGO_BIN_EXE_scorelab"))
+        .args(args("1000000"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The lock file appears when the run folder is opened; whenever the signal lands
+    // after the handler is installed, the run stops at the end of a step.
+    while !run.join(".scorelab.lock").exists() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let line = err.lines().find(|l| l.starts_with("error: ")).unwrap();
+    assert!(
+        line.contains("interrupted after step") && line.contains("--resume"),
+        "{line}"
+    );
+    let step: usize = line["error: interrupted after step ".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        line.contains(&format!("the checkpoint of step {step} is kept")),
+        "{line}"
+    );
+    let ck = score_train::checkpoint::CheckpointFile::read(&run.join("checkpoint.safetensors"));
+    assert_eq!(ck.unwrap().meta.step, step);
+    let next = (step + 1).to_string();
+    let mut resume = args("1");
+    resume[6] = &next;
+    resume.push("--resume");
+    ok(&resume);
 }

@@ -105,6 +105,17 @@ pub enum ScoreError {
         /// The command that creates it.
         command: &'static str,
     },
+    /// Training stopped on request (Ctrl-C) after saving.
+    #[error(
+        "interrupted after step {step}; {}: run the same command again (train and musicscore train: with --resume) to continue",
+        kept_checkpoint(*checkpoint_step)
+    )]
+    Interrupted {
+        /// The last step done.
+        step: usize,
+        /// The step of the last checkpoint on disk, if one was written.
+        checkpoint_step: Option<usize>,
+    },
     /// A computation (a sampler's output, a metric) that produced NaN or infinite
     /// values, named with what to change.
     #[error("{what}: {count} of {total} values are NaN or infinite; {hint}")]

@@ -95,6 +95,18 @@ pub struct FitResult {
     pub saved: Option<usize>,
 }
 
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Ask every running [`fit`] to stop after its current step: it saves (unless that step
+/// was just saved) and returns [`ScoreError::Interrupted`]. A Ctrl-C handler calls this.
+pub fn request_stop() {
+    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+fn stop_requested() -> bool {
+    STOP.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Drive `run` from `schedule.start` to `schedule.end`. A loss failure
 /// (non-finite, divergence) comes back naming the last step saved.
 pub fn fit(
@@ -125,11 +137,18 @@ pub fn fit(
             for o in observers.iter_mut() {
                 o.stepped(done, &status)?;
             }
-            if due(schedule.checkpoint_every) && run.save(done)? {
+            let stop = stop_requested() && done < schedule.end;
+            if (due(schedule.checkpoint_every) || stop) && run.save(done)? {
                 saved = Some(done);
                 for o in observers.iter_mut() {
                     o.saved(done)?;
                 }
+            }
+            if stop {
+                return Err(ScoreError::Interrupted {
+                    step: done,
+                    checkpoint_step: saved,
+                });
             }
         }
         Ok(())
