@@ -191,6 +191,14 @@ pub(crate) struct SampleArgs {
     /// with --eta 0, which it reproduces in EDM variables.
     #[arg(long)]
     pub(crate) vp: bool,
+    /// Sample in batches of B images and write each image as OUT/images/000000.png …,
+    /// image i from its own noise (seed, i), as EDM's `generate.py --seeds`: any subset
+    /// regenerates exactly (deterministic samplers; stochastic ones draw their step
+    /// noise per batch). Memory stays one batch; samples.npy and the grid are written
+    /// too when all images fit in memory. Images already in OUT/images are kept, so a
+    /// killed run continues where it stopped.
+    #[arg(long)]
+    pub(crate) batch: Option<usize>,
 }
 
 #[derive(Args)]

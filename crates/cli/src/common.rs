@@ -128,7 +128,18 @@ pub(crate) fn load_images(name: &str, dir: Option<&Path>) -> Result<ImageDataset
         "fashion-mnist" => ImageDataset::fashion_mnist(dir, Split::Train)
             .context("the Fashion-MNIST training split is not shipped: `apt-get install dataset-fashion-mnist` or pass --data-dir; `--data fashion-mnist-test` uses the shipped 10 000 images")?,
         "fashion-mnist-test" => ImageDataset::fashion_mnist(dir, Split::Test)?,
-        other => bail!("--data: unknown data set '{other}'"),
+        other => {
+            let p = Path::new(other);
+            if p.is_dir() {
+                ImageDataset::from_folder(p)?
+            } else if other.ends_with(".npy") {
+                ImageDataset::from_npy(score_io::npy::read_npy(p)?, p)?
+            } else {
+                bail!(
+                    "--data {other}: not a data set name (fashion-mnist, fashion-mnist-test), a folder of PNG/JPEG images or a .npy image array"
+                )
+            }
+        }
     })
 }
 

@@ -4,11 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::tensor::Device;
 use clap::Args;
 use score_eval::fid::{self, DIM, FeatureStats, FidInception, FidReference};
-use score_io::image::read_png_u8;
 use score_io::images::{ImageDataset, Split};
 use score_io::npy::read_npy_finite;
 
@@ -127,53 +126,35 @@ fn from_npy(path: &Path, range: &str) -> Result<ImageSet> {
     })
 }
 
-fn from_png_dir(dir: &Path) -> Result<ImageSet> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
-        .collect();
-    files.sort();
-    let Some(first) = files.first() else {
-        bail!("{}: no .png files", dir.display());
-    };
-    let (c, h, w, _) = read_png_u8(first)?;
-    let mut bytes = Vec::with_capacity(files.len() * c * h * w);
-    for f in &files {
-        let (fc, fh, fw, data) = read_png_u8(f)?;
-        if (fc, fh, fw) != (c, h, w) {
-            bail!(
-                "{}: {fc}×{fh}×{fw}, but {} is {c}×{h}×{w}: all images of a set must match",
-                f.display(),
-                first.display()
-            );
-        }
-        bytes.extend(data);
-    }
+/// A folder of PNG/JPEG images, found recursively (`score_io::folder`).
+fn from_folder(dir: &Path) -> Result<ImageSet> {
+    let d = ImageDataset::from_folder(dir)?;
+    let [c, h, w] = d.image_shape;
     Ok(ImageSet {
-        bytes,
-        shape: [files.len(), c, h, w],
-        source: dir.display().to_string(),
+        bytes: fid::quantize_signed(&d.pixels)?,
+        shape: [d.num_images(), c, h, w],
+        source: d.source,
     })
 }
 
 fn load_set(spec: &str, o: &ImageOpts) -> Result<ImageSet> {
-    let set = if spec == "fashion-mnist-test" {
-        let d = ImageDataset::fashion_mnist(None, Split::Test)?;
+    let set = if let Some(d) = named_set(spec)? {
         let [c, h, w] = d.image_shape;
         ImageSet {
             bytes: fid::quantize_signed(&d.pixels)?,
             shape: [d.num_images(), c, h, w],
-            source: "fashion-mnist-test".into(),
+            source: spec.into(),
         }
     } else {
         let p = Path::new(spec);
         if p.is_dir() {
-            from_png_dir(p)?
+            from_folder(p)?
         } else if p.extension().is_some_and(|e| e == "npy") {
             from_npy(p, &o.range)?
         } else {
-            bail!("{spec}: expected a .npy file, a folder of PNGs or fashion-mnist-test");
+            bail!(
+                "{spec}: expected a .npy file, a folder of PNG/JPEG images, fashion-mnist-test or fashion-mnist-heldout"
+            );
         }
     };
     let set = limit(set, o.limit);
@@ -185,6 +166,17 @@ fn load_set(spec: &str, o: &ImageOpts) -> Result<ImageSet> {
         );
     }
     Ok(set)
+}
+
+/// The image sets `--ref` and `--images` take by name: `fashion-mnist-test` (the 10 000
+/// shipped test images) and `fashion-mnist-heldout` (the demo's 1 000 held-out
+/// training images, whose statistics the demo caches).
+fn named_set(spec: &str) -> Result<Option<ImageDataset>> {
+    Ok(match spec {
+        "fashion-mnist-test" => Some(ImageDataset::fashion_mnist(None, Split::Test)?),
+        "fashion-mnist-heldout" => Some(score_train::pipeline::demo_split()?.1),
+        _ => None,
+    })
 }
 
 fn load_net(o: &ImageOpts, dev: &Device) -> Result<FidInception> {
@@ -257,7 +249,65 @@ fn sample_set(
     })
 }
 
+/// `fid --images A.npz --ref B.npz`: FID between two statistics files, as pytorch-fid
+/// compares two `.npz` files; no network is involved.
+fn fid_of_two_stats(c: &Common, a: &FidArgs, images: &str) -> Result<()> {
+    if !a.reference.ends_with(".npz") {
+        bail!("--images {images}: statistics compare only with statistics: give --ref a .npz too");
+    }
+    if a.kid || a.pr {
+        bail!("--kid and --pr compare features, which statistics files do not hold");
+    }
+    let (x, r) = (
+        FeatureStats::load_npz(Path::new(images))?,
+        FeatureStats::load_npz(Path::new(&a.reference))?,
+    );
+    let fid = score_eval::fid::stats::fid_from_stats(&x, &r)?;
+    if !fid.is_finite() {
+        bail!("FID of {images} against {} is {fid}", a.reference);
+    }
+    let report = serde_json::json!({"images": images, "ref": a.reference, "fid": fid, "n": x.n, "n_ref": r.n});
+    emit(c.json, report, || {
+        outln!("FID        {fid:.3} (two statistics files: no bootstrap)");
+        outln!("images     {images} ({} images)", x.n);
+        outln!("reference  {} ({} images)", a.reference, r.n);
+    });
+    Ok(())
+}
+
+/// The reference's statistics (and features, when KID or P&R need them) and its name:
+/// given as `.npz`, computed from images, or a named set's cached statistics.
+fn reference(
+    c: &Common,
+    a: &FidArgs,
+    ref_stats: Option<FeatureStats>,
+    ref_set: Option<ImageSet>,
+    net: &FidInception,
+) -> Result<(FeatureStats, Option<Vec<f32>>, String)> {
+    Ok(match (ref_stats, ref_set) {
+        (Some(s), _) => (s, None, a.reference.clone()),
+        (None, Some(r)) => {
+            let rf = features(net, &r, a.opts.batch, c.json)?;
+            (FeatureStats::from_features(&rf, DIM)?, Some(rf), r.source)
+        }
+        // A named set whose statistics are cached: the shipped test split (`cargo
+        // xtask fid-ref`) or the demo's held-out images.
+        (None, None) => {
+            let stats = match a.reference.as_str() {
+                "fashion-mnist-heldout" => {
+                    heldout_stats(net, &score_train::pipeline::demo_split()?.1, c.json)?
+                }
+                _ => test_split_stats(net, a.opts.batch, c.json)?,
+            };
+            (stats, None, a.reference.clone())
+        }
+    })
+}
+
 pub(crate) fn run_fid(c: &Common, a: &FidArgs) -> Result<()> {
+    if let Some(images) = a.images.as_deref().filter(|i| i.ends_with(".npz")) {
+        return fid_of_two_stats(c, a, images);
+    }
     let dev = device(&c.device)?;
     let t0 = Instant::now();
     let is_stats = a.reference.ends_with(".npz");
@@ -272,8 +322,12 @@ pub(crate) fn run_fid(c: &Common, a: &FidArgs) -> Result<()> {
     }
     // Read every input before the network and before minutes of features, so that a
     // bad --ref or --images fails at once.
-    let cached_test =
-        a.reference == "fashion-mnist-test" && a.opts.limit.is_none() && !a.kid && !a.pr;
+    let cached_test = matches!(
+        a.reference.as_str(),
+        "fashion-mnist-test" | "fashion-mnist-heldout"
+    ) && a.opts.limit.is_none()
+        && !a.kid
+        && !a.pr;
     let (ref_stats, ref_set) = if is_stats {
         (Some(FeatureStats::load_npz(Path::new(&a.reference))?), None)
     } else if cached_test {
@@ -287,19 +341,7 @@ pub(crate) fn run_fid(c: &Common, a: &FidArgs) -> Result<()> {
         .map(|spec| load_set(spec, &a.opts))
         .transpose()?;
     let net = load_net(&a.opts, &dev)?;
-    let (ref_stats, ref_feats, ref_source) = match (ref_stats, ref_set) {
-        (Some(s), _) => (s, None, a.reference.clone()),
-        (None, Some(r)) => {
-            let rf = features(&net, &r, a.opts.batch, c.json)?;
-            (FeatureStats::from_features(&rf, DIM)?, Some(rf), r.source)
-        }
-        // The full shipped test split: statistics cached (`cargo xtask fid-ref`).
-        (None, None) => (
-            test_split_stats(&net, a.opts.batch, c.json)?,
-            None,
-            a.reference.clone(),
-        ),
-    };
+    let (ref_stats, ref_feats, ref_source) = reference(c, a, ref_stats, ref_set, &net)?;
     let set = match (images, &a.checkpoint) {
         (Some(set), _) => set,
         (None, Some(ck)) => sample_set(ck, a.n, a.steps, c.seed(), c.json, &dev)?,

@@ -28,6 +28,7 @@ mod gaussian;
 mod musicscore;
 mod ntk;
 mod sample_cmd;
+mod sample_images;
 mod scoreaug_cmd;
 mod textscore_cmd;
 mod train_cmd;

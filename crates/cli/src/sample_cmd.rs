@@ -3,8 +3,8 @@
 use crate::args::*;
 use crate::common::*;
 use crate::distill_cmd;
+use crate::sample_images::image_condition;
 use anyhow::{Context, Result, bail};
-use burn::tensor::Device;
 use score_core::fs::write_atomic_all;
 use score_core::samplers::{SampleContext, Sampler};
 use score_core::sigmas::GridKind;
@@ -90,36 +90,6 @@ pub(crate) fn cmd_ems(c: &Common, a: &EmsArgs) -> Result<()> {
     Ok(())
 }
 
-/// The conditioning `sample` uses: classes (from --class, or in turn) and --guidance for
-/// a class-conditional UNet; none for an unconditional one (where --class and
-/// --guidance are errors).
-pub(crate) fn image_condition(
-    net: &score_nn::unet::UNet,
-    a: &SampleArgs,
-    dev: &Device,
-) -> Result<pipeline::ImageCondition> {
-    let k = net.label_dim();
-    if k == 0 {
-        if a.class.is_some() || a.guidance != 1.0 {
-            bail!(
-                "--class/--guidance: {} is not class-conditional",
-                a.checkpoint.display()
-            );
-        }
-        return Ok(pipeline::ImageCondition::none());
-    }
-    if let Some(c) = a.class.filter(|&c| c >= k) {
-        bail!("--class {c}: the checkpoint has classes 0..{}", k - 1);
-    }
-    if !a.guidance.is_finite() {
-        bail!("--guidance: must be finite, got {}", a.guidance);
-    }
-    let classes: Vec<usize> = (0..a.n).map(|i| a.class.unwrap_or(i % k)).collect();
-    Ok(pipeline::ImageCondition::classes(
-        &classes, k, a.guidance, dev,
-    ))
-}
-
 /// Refuse `--n 0` and a sample count whose working memory exceeds the machine's
 /// (an estimate: the sampler's states, and the network's activations at full
 /// resolution, about 24 maps of the widest level live at once, plus attention).
@@ -182,12 +152,17 @@ pub(crate) fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
         other => bail!("--weights: '{other}' is neither ema nor raw"),
     };
     let (model, precond, meta) = pipeline::load_model_weights(&a.checkpoint, &dev, weights)?;
-    ensure_sampling_fits(&model, a.n)?;
+    check_counts(a, &model)?;
     if let Some(sigma_gen) = pipeline::one_step_sigma(&a.checkpoint, &meta)? {
         return distill_cmd::sample_one_step(c, a, &model, &precond, sigma_gen, meta.step, &dev);
     }
     let sampler = sampler_from(&a.sampler, c.seed(), &a.sampler_opts)?;
     let sigmas = sigma_grid(a)?;
+    if let Some(batch) = a.batch {
+        return crate::sample_images::sample_per_image(
+            c, a, &model, precond, &sampler, &sigmas, batch, &dev,
+        );
+    }
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let t0 = Instant::now();
     let pb = (!c.json).then(|| bar((sigmas.len() - 1) as u64, "sample"));
@@ -242,6 +217,19 @@ pub(crate) fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
             )
         },
     );
+    Ok(())
+}
+
+/// `--n` and `--batch` at least 1, and one batch (with `--batch`, else all `--n`
+/// samples) within memory.
+fn check_counts(a: &SampleArgs, model: &LoadedModel) -> Result<()> {
+    if a.batch == Some(0) {
+        bail!("--batch: need at least one image per batch");
+    }
+    ensure_sampling_fits(model, a.batch.map_or(a.n, |b| b.min(a.n.max(1))))?;
+    if a.n == 0 {
+        bail!("--n: need at least one sample");
+    }
     Ok(())
 }
 

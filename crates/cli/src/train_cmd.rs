@@ -17,6 +17,9 @@ use std::time::Instant;
 #[derive(serde::Serialize, serde::Deserialize, Default)]
 pub(crate) struct RunRecord {
     pub(crate) data: String,
+    /// `--data-dir` of a run on Fashion-MNIST's IDX files elsewhere.
+    #[serde(default)]
+    pub(crate) data_dir: Option<std::path::PathBuf>,
     pub(crate) subset: usize,
     pub(crate) channels: usize,
     #[serde(default = "no_cond")]
@@ -122,8 +125,24 @@ pub(crate) fn train_settings(
         cfg.precond.sigma_data(),
         ck_path,
     )?;
+    if let Some(d) = &a.data_dir
+        && Some(std::path::absolute(d)?) != rec.data_dir
+    {
+        bail!(
+            "--data-dir {}: {} was trained on {:?}, and --resume cannot change it",
+            d.display(),
+            ck_path.display(),
+            rec.data_dir
+        );
+    }
     let rec = RunRecord {
-        data: fixed_on_resume("--data", a.data.clone(), rec.data, ck_path)?,
+        data: fixed_on_resume(
+            "--data",
+            a.data.as_deref().map(data_name),
+            data_name(&rec.data),
+            ck_path,
+        )?,
+        data_dir: rec.data_dir,
         subset: fixed_on_resume("--subset", a.subset, rec.subset, ck_path)?,
         channels: fixed_on_resume("--channels", a.channels, rec.channels, ck_path)?,
         cond: fixed_on_resume("--cond", a.cond.clone(), rec.cond, ck_path)?,
@@ -183,10 +202,8 @@ fn fresh_settings(c: &Common, a: &TrainArgs) -> Result<(TrainConfig, RunRecord)>
         (_, p) => p.unwrap_or(if cond == "class" { 0.1 } else { 0.0 }),
     };
     let rec = RunRecord {
-        data: a
-            .data
-            .clone()
-            .unwrap_or_else(|| "fashion-mnist-test".into()),
+        data: data_name(a.data.as_deref().unwrap_or("fashion-mnist-test")),
+        data_dir: a.data_dir.as_deref().map(std::path::absolute).transpose()?,
         subset: a.subset.unwrap_or(0),
         channels: a.channels.unwrap_or(32),
         cond,
@@ -264,49 +281,49 @@ pub(crate) fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
         Ok(extra)
     };
     let t0 = Instant::now();
-    let (step, loss) = if rec.data.ends_with(".npy") {
-        let path = Path::new(&rec.data);
-        let arr = score_io::npy::read_npy_finite(path)?;
-        let (_, d) = arr.matrix(path)?;
-        check_vector_run(&rec)?;
-        if resume.is_none() {
-            cfg.precond = new_precond(a, &mut arr.data.iter().copied())?;
+    let (step, loss) = match open_train_data(&rec)? {
+        TrainData::Vectors(arr, d) => {
+            check_vector_run(&rec)?;
+            if resume.is_none() {
+                cfg.precond = new_precond(a, &mut arr.data.iter().copied())?;
+            }
+            let mlp = MlpConfig::new(d).with_seed(cfg.seed);
+            let extra = with_record(ModelSpec::mlp(&mlp, &rec.data))?;
+            let data = VectorData {
+                data: arr.data,
+                dim: d,
+            };
+            let r = train(mlp.init(&dev), &data, &cfg, extra, &out, resume.as_ref())?;
+            (r.step, r.last_loss)
         }
-        let mlp = MlpConfig::new(d).with_seed(cfg.seed);
-        let extra = with_record(ModelSpec::mlp(&mlp, &rec.data))?;
-        let data = VectorData {
-            data: arr.data,
-            dim: d,
-        };
-        let r = train(mlp.init(&dev), &data, &cfg, extra, &out, resume.as_ref())?;
-        (r.step, r.last_loss)
-    } else {
-        let mut images = load_images(&rec.data, a.data_dir.as_deref())?;
-        if rec.subset > 0 {
-            images = images.balanced_subset(rec.subset);
-            images.source = format!("{} (balanced subset of {})", images.source, rec.subset);
+        TrainData::Images(mut images) => {
+            if rec.subset > 0 {
+                images = images.balanced_subset(rec.subset);
+                images.source = format!("{} (balanced subset of {})", images.source, rec.subset);
+            }
+            eprintln!("data: {}", images.source);
+            if resume.is_none() {
+                cfg.precond = new_precond(a, &mut images.pixels.iter().map(|&v| v as f64))?;
+            }
+            let unet = unet_for(&images, &rec)?;
+            let use_labels = rec.cond == "class";
+            let extra = with_record(ModelSpec::unet(&unet, images.image_shape, &images.source))?;
+            let data = ImageData { images, use_labels };
+            let objective: &dyn score_train::train::Objective<4> = match &rec.augment {
+                Some(aug) => aug,
+                None => &score_train::train::Denoising,
+            };
+            let r = score_train::train::train_with(
+                unet.init(&dev),
+                &data,
+                &cfg,
+                objective,
+                extra,
+                &out,
+                resume.as_ref(),
+            )?;
+            (r.step, r.last_loss)
         }
-        if resume.is_none() {
-            cfg.precond = new_precond(a, &mut images.pixels.iter().map(|&v| v as f64))?;
-        }
-        let unet = unet_for(&images, &rec)?;
-        let use_labels = rec.cond == "class";
-        let extra = with_record(ModelSpec::unet(&unet, images.image_shape, &images.source))?;
-        let data = ImageData { images, use_labels };
-        let objective: &dyn score_train::train::Objective<4> = match &rec.augment {
-            Some(aug) => aug,
-            None => &score_train::train::Denoising,
-        };
-        let r = score_train::train::train_with(
-            unet.init(&dev),
-            &data,
-            &cfg,
-            objective,
-            extra,
-            &out,
-            resume.as_ref(),
-        )?;
-        (r.step, r.last_loss)
     };
     let secs = t0.elapsed().as_secs_f64();
     emit(
@@ -334,6 +351,42 @@ fn new_precond(
         bail!("--sigma-data: must be positive and finite, got {sd} (constant data?)");
     }
     Ok(score_core::Precond::edm(sd))
+}
+
+/// What `--data` holds: vectors `[n, d]` (the MLP) or images (the UNet).
+enum TrainData {
+    Vectors(score_io::npy::NpyArray, usize),
+    Images(score_io::images::ImageDataset),
+}
+
+/// Open the run's data: a `.npy` of rank 2 is vectors, of rank 3 or 4 images; names
+/// and folders are images.
+fn open_train_data(rec: &RunRecord) -> Result<TrainData> {
+    if !rec.data.ends_with(".npy") {
+        return Ok(TrainData::Images(load_images(
+            &rec.data,
+            rec.data_dir.as_deref(),
+        )?));
+    }
+    let path = Path::new(&rec.data);
+    let arr = score_io::npy::read_npy_finite(path)?;
+    if arr.shape.len() == 2 {
+        let (_, d) = arr.matrix(path)?;
+        return Ok(TrainData::Vectors(arr, d));
+    }
+    Ok(TrainData::Images(score_io::images::ImageDataset::from_npy(
+        arr, path,
+    )?))
+}
+
+/// `--data` as recorded: a path that exists is made absolute, so that `--resume` finds
+/// it from any folder; a data set name stays as given.
+pub(crate) fn data_name(given: &str) -> String {
+    let p = Path::new(given);
+    match p.exists() {
+        true => std::path::absolute(p).map_or(given.into(), |a| a.display().to_string()),
+        false => given.into(),
+    }
 }
 
 /// Vectors (`.npy`) train the MLP: no labels to condition on, nothing to augment.
@@ -364,6 +417,12 @@ fn unet_for(
     unet.in_channels = images.image_shape[0];
     let use_labels = rec.cond == "class";
     if use_labels {
+        if images.num_classes < 2 {
+            bail!(
+                "--cond class: {} has no class labels (a folder takes them from its sub-folders or a metadata.jsonl/metadata.csv with file_name and label)",
+                images.source
+            );
+        }
         unet.label_dim = images.num_classes;
     }
     if rec.augment.is_some() {

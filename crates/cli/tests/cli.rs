@@ -1079,3 +1079,209 @@ fn results_do_not_depend_on_the_thread_count() {
         "musicscore train: loss and gradient norm"
     );
 }
+
+/// `n` RGB `size`×`size` PNGs under `dir/<class>/`, two classes, pixel values varied.
+fn write_class_folder(dir: &std::path::Path, n: usize, size: u32) {
+    for i in 0..n {
+        let class = if i % 2 == 0 { "cats" } else { "dogs" };
+        let sub = dir.join(class);
+        std::fs::create_dir_all(&sub).unwrap();
+        let f = std::fs::File::create(sub.join(format!("{i:03}.png"))).unwrap();
+        let mut e = png::Encoder::new(f, size, size);
+        e.set_color(png::ColorType::Rgb);
+        let px: Vec<u8> = (0..size * size * 3)
+            .map(|k| ((k as usize * 7 + i * 31) % 256) as u8)
+            .collect();
+        e.write_header().unwrap().write_image_data(&px).unwrap();
+    }
+}
+
+#[test]
+fn own_images_train_class_conditionally_resume_and_sample_in_colour() {
+    // Issue 28: a folder of PNGs gave "unknown data set", an image .npy "malformed".
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let folder = d.join("pets");
+    write_class_folder(&folder, 8, 16);
+    let run = d.join("run");
+    let train = |steps: &str, extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--steps",
+            steps,
+            "--batch-size",
+            "4",
+            "--channels",
+            "8",
+        ];
+        args.extend_from_slice(&["--out", run.to_str().unwrap(), "--json"]);
+        args.extend_from_slice(extra);
+        scorelab(&args)
+    };
+    let (ok, _, err) = train(
+        "1",
+        &["--data", folder.to_str().unwrap(), "--cond", "class"],
+    );
+    assert!(ok, "{err}");
+    assert!(err.contains("8 images, 3×16×16"), "{err}");
+    // Resume from another working directory without restating --data.
+    let out = Command::new(env!("CARGO_BIN_EXE_scorelab"))
+        .current_dir(d)
+        .args([
+            "train", "--resume", "--steps", "2", "--out", "run", "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json(&String::from_utf8_lossy(&out.stdout))["step"], 2);
+    let ck = run.join("checkpoint.safetensors");
+    let s = d.join("s");
+    let (ok, _, err) = scorelab(&[
+        "sample",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--class",
+        "1",
+        "--guidance",
+        "2",
+        "--n",
+        "2",
+        "--steps",
+        "3",
+        "--out",
+        s.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let arr = score_io::npy::read_npy_finite(&s.join("samples.npy")).unwrap();
+    assert_eq!(arr.shape, vec![2, 3, 16, 16]);
+    // The same images as an NHWC uint8-range array; unlabelled, so --cond class is refused.
+    let ds = score_io::images::ImageDataset::from_folder(&folder).unwrap();
+    let nhwc: Vec<f32> = (0..8)
+        .flat_map(|i| {
+            let px = &ds.pixels[i * 768..(i + 1) * 768];
+            (0..256).flat_map(move |p| (0..3).map(move |c| (px[c * 256 + p] + 1.0) * 127.5))
+        })
+        .collect();
+    let npy = d.join("pets.npy");
+    score_io::npy::write_npy_f32(&npy, &[8, 16, 16, 3], &nhwc).unwrap();
+    let run2 = d.join("run2");
+    let (ok, _, err) = scorelab(&[
+        "train",
+        "--data",
+        npy.to_str().unwrap(),
+        "--steps",
+        "1",
+        "--batch-size",
+        "4",
+        "--channels",
+        "8",
+        "--out",
+        run2.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(err.contains("read as [n, h, w, c] in [0, 255]"), "{err}");
+    let (ok, _, err) = scorelab(&[
+        "train",
+        "--data",
+        npy.to_str().unwrap(),
+        "--cond",
+        "class",
+        "--steps",
+        "1",
+        "--out",
+        d.join("run3").to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("no class labels"), "{err}");
+}
+
+#[test]
+fn fid_compares_two_statistics_files_without_the_network() {
+    // Issue 28: pytorch-fid's most common use (two .npz files) was refused.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rows = |shift: f32| -> Vec<f32> {
+        (0..6)
+            .flat_map(|i| (0..4).map(move |j| ((i * 4 + j) % 5) as f32 + shift))
+            .collect()
+    };
+    let write = |name: &str, shift: f32| {
+        let p = d.join(name);
+        score_eval::fid::stats::FeatureStats::from_features(&rows(shift), 4)
+            .unwrap()
+            .save_npz(&p)
+            .unwrap();
+        p
+    };
+    let (a, b) = (write("a.npz", 0.0), write("b.npz", 0.5));
+    let (ok, out, err) = scorelab(&[
+        "fid",
+        "--images",
+        a.to_str().unwrap(),
+        "--ref",
+        b.to_str().unwrap(),
+        "--json",
+        "--weights",
+        "/nonexistent/weights.safetensors",
+    ]);
+    assert!(ok, "{err}");
+    // Same covariance, means 0.5 apart in each of 4 dimensions: FID = 4 · 0.25.
+    let fid = json(&out)["fid"].as_f64().unwrap();
+    assert!((fid - 1.0).abs() < 1e-6, "{fid}");
+}
+
+#[test]
+fn sample_in_batches_writes_one_png_per_image_and_regenerates_any_subset() {
+    // Issue 28: sample wrote one grid and ran every image as one batch.
+    let dir = tempfile::tempdir().unwrap();
+    let ck = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/checkpoints/fashion-mnist-unet.safetensors"
+    );
+    let run = |out: &std::path::Path, n: &str, batch: &str| {
+        let (ok, out, err) = scorelab(&[
+            "sample",
+            "--checkpoint",
+            ck,
+            "--n",
+            n,
+            "--batch",
+            batch,
+            "--steps",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(ok, "{err}");
+        json(&out)
+    };
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let v = run(&a, "5", "2");
+    assert_eq!(
+        (v["written"].as_u64(), v["samples_npy"].as_bool()),
+        (Some(5), Some(true))
+    );
+    let arr = score_io::npy::read_npy_finite(&a.join("samples.npy")).unwrap();
+    assert_eq!(arr.shape, vec![5, 1, 28, 28]);
+    // Image i depends on (seed, i) only: other batch sizes and counts give its bytes.
+    run(&b, "4", "3");
+    for i in 0..4 {
+        let name = format!("images/{i:06}.png");
+        assert_eq!(
+            std::fs::read(a.join(&name)).unwrap(),
+            std::fs::read(b.join(&name)).unwrap()
+        );
+    }
+    // A run killed after some batches continues: only the missing batch is sampled.
+    std::fs::remove_file(a.join("images/000003.png")).unwrap();
+    let v = run(&a, "5", "2");
+    assert_eq!(
+        (v["written"].as_u64(), v["samples_npy"].as_bool()),
+        (Some(2), Some(false))
+    );
+    assert!(a.join("images/000003.png").is_file());
+}

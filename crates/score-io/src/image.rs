@@ -73,6 +73,42 @@ mod tests {
     }
 }
 
+/// One image `[c, h, w]` in [−1, 1] (c = 1 gray, 3 RGB) as 8-bit PNG bytes, quantised
+/// as EDM's `generate.py` does: `clip(x·127.5 + 128, 0, 255)`, truncated.
+pub fn image_png(pixels: &[f32], [c, h, w]: [usize; 3]) -> Result<Vec<u8>> {
+    let color = match c {
+        1 => png::ColorType::Grayscale,
+        3 => png::ColorType::Rgb,
+        _ => {
+            return Err(ScoreError::invalid(
+                "image",
+                format!("{c} channels: 1 or 3"),
+            ));
+        }
+    };
+    if pixels.len() != c * h * w {
+        return Err(ScoreError::invalid(
+            "image",
+            format!("{} values for {c}×{h}×{w}", pixels.len()),
+        ));
+    }
+    let mut bytes = vec![0u8; c * h * w];
+    for k in 0..c {
+        for p in 0..h * w {
+            bytes[p * c + k] = (pixels[k * h * w + p] * 127.5 + 128.0).clamp(0.0, 255.0) as u8;
+        }
+    }
+    let mut out = Vec::new();
+    let bad = |e: png::EncodingError| ScoreError::invalid("image", e.to_string());
+    let mut enc = png::Encoder::new(&mut out, w as u32, h as u32);
+    enc.set_color(color);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut wr = enc.write_header().map_err(bad)?;
+    wr.write_image_data(&bytes).map_err(bad)?;
+    wr.finish().map_err(bad)?;
+    Ok(out)
+}
+
 /// Read an 8-bit PNG as `(channels, height, width, planar bytes [c, h, w])`: grayscale
 /// gives 1 channel, RGB 3; an alpha channel is dropped; palette images are expanded;
 /// 16-bit images are reduced to their high byte.

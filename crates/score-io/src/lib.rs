@@ -7,9 +7,12 @@
 //! - [`npy`]: NumPy `.npy` arrays (read `f4`/`f8`/`u1`/`i4`/`i8`, write `f4`/`f8`).
 //! - [`image`]: PNG image grids, and reading a PNG back.
 //! - [`images`]: Fashion-MNIST (any IDX image/label pair) as a burn `Dataset`.
+//! - [`folder`]: a folder of PNG/JPEG images (labels from sub-folders or a metadata
+//!   file) or an image array in `.npy`, as the same data set.
 //!
 //! Atomic writes and the cache folder are `score_core::fs`.
 
+pub mod folder;
 pub mod idx;
 pub mod image;
 pub mod images;

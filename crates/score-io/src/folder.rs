@@ -1,0 +1,517 @@
+//! A researcher's own images as an [`ImageDataset`]: a folder of PNG and JPEG files
+//! (found recursively), or an image array in a `.npy` file.
+//!
+//! Labels of a folder come, in this order, from a `metadata.jsonl` or `metadata.csv`
+//! at its root with a `file_name` column (paths relative to the root) and a `label`
+//! column (Hugging Face's `imagefolder`), or from the names of the sub-folders when
+//! every image lies exactly one folder below the root (torchvision's `ImageFolder`:
+//! classes in sorted order). Otherwise the images are unlabelled: one class, label 0.
+//!
+//! Every image is decoded once when the set is opened, and the error names the file:
+//! undecodable files, a size different from the first image's (naming both files), a
+//! label row naming a missing image, an image without a label row. Grayscale images
+//! stay one channel; RGB and RGBA become RGB (alpha dropped), and a folder mixing
+//! grayscale and colour is read as RGB. Pixels are scaled from [0, 255] to [−1, 1].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use score_core::error::{Result, ScoreError};
+
+use crate::image::read_png_u8;
+use crate::images::ImageDataset;
+
+/// The extensions read from a folder (case-insensitive).
+pub const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+
+fn is_image(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+/// Every image file under `root`, recursively, in sorted path order. Hidden entries
+/// (names starting with `.`) are skipped.
+pub fn list_images(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| ScoreError::io(&dir, e))? {
+            let entry = entry.map_err(|e| ScoreError::io(&dir, e))?;
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let kind = entry.file_type().map_err(|e| ScoreError::io(&path, e))?;
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file() && is_image(&path) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Decode a PNG or JPEG file as `(channels, height, width, planar bytes [c, h, w])`,
+/// with 1 (grayscale) or 3 (colour) channels.
+pub fn read_image_u8(path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if ext.eq_ignore_ascii_case("png") {
+        return read_png_u8(path);
+    }
+    read_jpeg_u8(path)
+}
+
+fn read_jpeg_u8(path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
+    let bad = |d: String| ScoreError::format(path, "JPEG", d);
+    let bytes = std::fs::read(path).map_err(|e| ScoreError::io(path, e))?;
+    let mut dec = jpeg_decoder::Decoder::new(std::io::Cursor::new(&bytes));
+    dec.read_info().map_err(|e| bad(e.to_string()))?;
+    let info = dec.info().ok_or_else(|| bad("no frame header".into()))?;
+    let (w, h) = (info.width as usize, info.height as usize);
+    score_core::limits::ensure_image_size(&path.display().to_string(), w as u64, h as u64)?;
+    let c = match info.pixel_format {
+        jpeg_decoder::PixelFormat::L8 => 1,
+        jpeg_decoder::PixelFormat::RGB24 => 3,
+        other => {
+            return Err(bad(format!(
+                "pixel format {other:?} (8-bit gray or RGB only)"
+            )));
+        }
+    };
+    // The decoder may panic on a crafted file: that is an error naming it, not a crash.
+    let pixels = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dec.decode()))
+        .map_err(|_| bad("the decoder panicked on this file".into()))?
+        .map_err(|e| bad(e.to_string()))?;
+    if pixels.len() != c * h * w {
+        return Err(bad(format!("{} bytes for {c}×{h}×{w}", pixels.len())));
+    }
+    let mut planar = vec![0u8; pixels.len()];
+    for (i, px) in pixels.chunks_exact(c).enumerate() {
+        for (k, v) in px.iter().enumerate() {
+            planar[k * h * w + i] = *v;
+        }
+    }
+    Ok((c, h, w, planar))
+}
+
+/// The labels of `files` under `root` and the class names, or `None` when the folder
+/// has no labels (see the module documentation for where labels come from).
+pub fn folder_labels(root: &Path, files: &[PathBuf]) -> Result<Option<(Vec<usize>, Vec<String>)>> {
+    for name in ["metadata.jsonl", "metadata.csv"] {
+        let path = root.join(name);
+        if path.is_file() {
+            let rows = read_metadata(&path)?;
+            return labels_from_rows(root, &path, files, rows).map(Some);
+        }
+    }
+    Ok(labels_from_folders(root, files))
+}
+
+/// torchvision's `ImageFolder`: every image exactly one folder below the root.
+fn labels_from_folders(root: &Path, files: &[PathBuf]) -> Option<(Vec<usize>, Vec<String>)> {
+    let classes: Vec<String> = files
+        .iter()
+        .map(|f| {
+            let rel = f.strip_prefix(root).ok()?;
+            let mut parts = rel.components();
+            let class = parts.next()?.as_os_str().to_string_lossy().into_owned();
+            (parts.count() == 1).then_some(class)
+        })
+        .collect::<Option<_>>()?;
+    let mut names: Vec<String> = classes.clone();
+    names.sort();
+    names.dedup();
+    let labels = classes
+        .iter()
+        .map(|c| names.binary_search(c).unwrap_or(0))
+        .collect();
+    Some((labels, names))
+}
+
+/// `(file_name, label)` rows of a `metadata.jsonl` (one JSON object per line) or a
+/// `metadata.csv` (a header line, comma-separated, no quoting).
+fn read_metadata(path: &Path) -> Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path).map_err(|e| ScoreError::io(path, e))?;
+    let bad =
+        |line: usize, d: String| ScoreError::format(path, "metadata", format!("line {line}: {d}"));
+    let jsonl = path.extension().is_some_and(|e| e == "jsonl");
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let header: Vec<String> = if jsonl {
+        Vec::new()
+    } else {
+        let (_, h) = lines
+            .next()
+            .ok_or_else(|| bad(1, "no header line".into()))?;
+        h.split(',').map(|s| s.trim().to_string()).collect()
+    };
+    let col = |name: &str| header.iter().position(|h| h == name);
+    let mut rows = Vec::new();
+    for (i, line) in lines {
+        let (file, label) = if jsonl {
+            let v: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| bad(i + 1, e.to_string()))?;
+            let text = |k: &str| match &v[k] {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            };
+            (text("file_name"), text("label"))
+        } else {
+            if line.contains('"') {
+                return Err(bad(
+                    i + 1,
+                    "quoted fields are not read; use metadata.jsonl".into(),
+                ));
+            }
+            let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+            let cell = |k: &str| col(k).and_then(|c| cells.get(c)).map(|s| s.to_string());
+            (cell("file_name"), cell("label"))
+        };
+        match (file, label) {
+            (Some(f), Some(l)) => rows.push((f, l)),
+            _ => return Err(bad(i + 1, "needs a file_name and a label".into())),
+        }
+    }
+    Ok(rows)
+}
+
+/// Labels from metadata rows: every row names an image of the folder, every image has
+/// a row. Class names are the distinct labels, numeric ones in numeric order.
+fn labels_from_rows(
+    root: &Path,
+    meta: &Path,
+    files: &[PathBuf],
+    rows: Vec<(String, String)>,
+) -> Result<(Vec<usize>, Vec<String>)> {
+    let bad = |d: String| ScoreError::format(meta, "metadata", d);
+    let mut by_file: BTreeMap<PathBuf, String> = BTreeMap::new();
+    for (file, label) in rows {
+        let path = root.join(&file);
+        if !files.contains(&path) {
+            return Err(bad(format!(
+                "file_name '{file}' is not an image of {}",
+                root.display()
+            )));
+        }
+        by_file.insert(path, label);
+    }
+    let mut names: Vec<String> = by_file.values().cloned().collect();
+    names.sort_by(|a, b| match (a.parse::<i64>(), b.parse::<i64>()) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        _ => a.cmp(b),
+    });
+    names.dedup();
+    let labels = files
+        .iter()
+        .map(|f| {
+            let l = by_file
+                .get(f)
+                .ok_or_else(|| bad(format!("no row names {}", f.display())))?;
+            Ok(names.iter().position(|n| n == l).unwrap_or(0))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((labels, names))
+}
+
+impl ImageDataset {
+    /// A folder of PNG/JPEG images (see the module documentation).
+    pub fn from_folder(root: &Path) -> Result<Self> {
+        let files = list_images(root)?;
+        if files.is_empty() {
+            return Err(ScoreError::format(
+                root,
+                "image folder",
+                format!(
+                    "no image files ({}) in it or below it",
+                    IMAGE_EXTENSIONS.join(", ")
+                ),
+            ));
+        }
+        let labels = folder_labels(root, &files)?;
+        let (c, h, w, planes) = read_all(&files)?;
+        let (labels, num_classes) = match labels {
+            Some((l, names)) => (l, names.len()),
+            None => (vec![0; files.len()], 1),
+        };
+        let pixels = planes
+            .iter()
+            .flat_map(|(fc, p)| expand_channels(p, *fc, c))
+            .map(|v| v as f32 / 127.5 - 1.0)
+            .collect();
+        Ok(Self {
+            pixels,
+            labels,
+            image_shape: [c, h, w],
+            num_classes,
+            source: format!("{} ({} images, {c}×{h}×{w})", root.display(), files.len()),
+        })
+    }
+}
+
+/// Each image's own channel count and planar bytes.
+type Planes = Vec<(usize, Vec<u8>)>;
+
+/// Decode every file, checking that all have the first one's size; returns the common
+/// channel count (3 if any image is colour), the size, and each image's planes.
+fn read_all(files: &[PathBuf]) -> Result<(usize, usize, usize, Planes)> {
+    let (c0, h, w, first) = read_image_u8(&files[0])?;
+    score_core::limits::ensure_values_fit(
+        "image folder",
+        files.len() as u128,
+        (3 * h * w * 5) as u128,
+        "use fewer or smaller images",
+    )?;
+    let mut planes = vec![(c0, first)];
+    for f in &files[1..] {
+        let (c, fh, fw, p) = read_image_u8(f)?;
+        if (fh, fw) != (h, w) {
+            return Err(ScoreError::Shape {
+                what: format!("image {}", f.display()),
+                expected: format!("{h}×{w} as {}", files[0].display()),
+                got: format!("{fh}×{fw} (all images of a set must have one size)"),
+            });
+        }
+        planes.push((c, p));
+    }
+    let c = planes.iter().map(|(c, _)| *c).max().unwrap_or(1);
+    Ok((c, h, w, planes))
+}
+
+/// A grayscale plane repeated to `to` channels (or the bytes as they are).
+fn expand_channels(p: &[u8], from: usize, to: usize) -> Vec<u8> {
+    if from == to {
+        return p.to_vec();
+    }
+    p.iter()
+        .copied()
+        .cycle()
+        .take(p.len() * to / from)
+        .collect()
+}
+
+/// How [`ImageDataset::from_npy`] read an array: its layout and value range.
+fn array_layout(shape: &[usize], path: &Path) -> Result<([usize; 4], bool)> {
+    match *shape {
+        [n, h, w] if n > 0 => Ok(([n, 1, h, w], false)),
+        // [n, c, h, w] (PyTorch's order) where both readings fit.
+        [n, c, h, w] if n > 0 && (c == 1 || c == 3) => Ok(([n, c, h, w], false)),
+        [n, h, w, c] if n > 0 && (c == 1 || c == 3) => Ok(([n, c, h, w], true)),
+        _ => Err(ScoreError::format(
+            path,
+            "NPY",
+            format!(
+                "shape {shape:?}: an image array is [n, h, w], [n, c, h, w] or [n, h, w, c] with n ≥ 1 and c = 1 or 3"
+            ),
+        )),
+    }
+}
+
+/// The value range of an image array and the map to [−1, 1]: values above 1 are bytes
+/// [0, 255], else negative values mean [−1, 1], else [0, 1].
+fn array_range(data: &[f64], path: &Path) -> Result<(&'static str, f64, f64)> {
+    let lo = data.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = data.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (name, scale, shift) = if hi > 1.0 {
+        ("[0, 255]", 1.0 / 127.5, -1.0)
+    } else if lo < 0.0 {
+        ("[-1, 1]", 1.0, 0.0)
+    } else {
+        ("[0, 1]", 2.0, -1.0)
+    };
+    let (min, max) = match name {
+        "[0, 255]" => (0.0, 255.0),
+        "[-1, 1]" => (-1.0, 1.0),
+        _ => (0.0, 1.0),
+    };
+    if lo < min || hi > max {
+        return Err(ScoreError::format(
+            path,
+            "NPY",
+            format!("values from {lo} to {hi}: not images in [0, 255], [0, 1] or [-1, 1]"),
+        ));
+    }
+    Ok((name, scale, shift))
+}
+
+impl ImageDataset {
+    /// An image array read from `path` (`[n, h, w]`, `[n, c, h, w]` or `[n, h, w, c]`;
+    /// uint8 or float in [0, 255], [0, 1] or [−1, 1]), unlabelled. The layout and range
+    /// found are stated in `source`.
+    pub fn from_npy(arr: crate::npy::NpyArray, path: &Path) -> Result<Self> {
+        arr.require_finite(path)?;
+        let ([n, c, h, w], nhwc) = array_layout(&arr.shape, path)?;
+        let (range, scale, shift) = array_range(&arr.data, path)?;
+        let at = |i: usize, k: usize, p: usize| match nhwc {
+            true => arr.data[(i * h * w + p) * c + k],
+            false => arr.data[(i * c + k) * h * w + p],
+        };
+        let mut pixels = Vec::with_capacity(arr.data.len());
+        for i in 0..n {
+            for k in 0..c {
+                pixels.extend((0..h * w).map(|p| (at(i, k, p) * scale + shift) as f32));
+            }
+        }
+        let layout = if nhwc { "[n, h, w, c]" } else { "[n, c, h, w]" };
+        Ok(Self {
+            pixels,
+            labels: vec![0; n],
+            image_shape: [c, h, w],
+            num_classes: 1,
+            source: format!(
+                "{} ({n} images, {c}×{h}×{w}, read as {layout} in {range})",
+                path.display()
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Write a `w`×`h` PNG of `c` channels (1 gray, 3 RGB, 4 RGBA) filled with `v`.
+    fn png(path: &Path, w: u32, h: u32, c: usize, v: u8) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let f = std::fs::File::create(path).unwrap();
+        let mut e = png::Encoder::new(f, w, h);
+        e.set_color(match c {
+            1 => png::ColorType::Grayscale,
+            3 => png::ColorType::Rgb,
+            _ => png::ColorType::Rgba,
+        });
+        e.set_depth(png::BitDepth::Eight);
+        let mut wr = e.write_header().unwrap();
+        wr.write_image_data(&vec![v; w as usize * h as usize * c])
+            .unwrap();
+    }
+
+    fn jpeg(path: &Path, w: u16, h: u16, rgb: [u8; 3]) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let px: Vec<u8> = (0..w as usize * h as usize).flat_map(|_| rgb).collect();
+        let enc = jpeg_encoder::Encoder::new_file(path, 100).unwrap();
+        enc.encode(&px, w, h, jpeg_encoder::ColorType::Rgb).unwrap();
+    }
+
+    #[test]
+    fn a_class_folder_of_png_and_jpeg_reads_as_rgb_with_sorted_class_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        png(&r.join("cat/a.png"), 4, 3, 1, 255); // gray, becomes RGB
+        png(&r.join("cat/b.png"), 4, 3, 4, 0); // RGBA, alpha dropped
+        jpeg(&r.join("ant/c.jpg"), 4, 3, [255, 255, 255]);
+        let d = ImageDataset::from_folder(r).unwrap();
+        assert_eq!((d.image_shape, d.num_classes), ([3, 3, 4], 2));
+        // Sorted paths: ant/c.jpg, cat/a.png, cat/b.png; classes ant = 0, cat = 1.
+        assert_eq!(d.labels, vec![0, 1, 1]);
+        let n = 3 * 3 * 4;
+        // JPEG white decodes to 255 up to quantisation (quality 100: within 1 step).
+        assert!(
+            d.pixels[..n]
+                .iter()
+                .all(|&v| (v - 1.0).abs() <= 1.0 / 127.5 + 1e-6)
+        );
+        assert!(d.pixels[n..2 * n].iter().all(|&v| v == 1.0));
+        assert!(d.pixels[2 * n..].iter().all(|&v| v == -1.0));
+    }
+
+    #[test]
+    fn metadata_labels_and_every_refusal_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        png(&r.join("x/1.png"), 2, 2, 1, 10);
+        png(&r.join("y.png"), 2, 2, 1, 20);
+        // Not all one folder deep: no folder labels; a metadata file gives them.
+        assert_eq!(ImageDataset::from_folder(r).unwrap().num_classes, 1);
+        std::fs::write(
+            r.join("metadata.csv"),
+            "file_name,label\nx/1.png,7\ny.png,3\n",
+        )
+        .unwrap();
+        let d = ImageDataset::from_folder(r).unwrap();
+        assert_eq!((d.labels.clone(), d.num_classes), (vec![1, 0], 2));
+        std::fs::remove_file(r.join("metadata.csv")).unwrap();
+        std::fs::write(
+            r.join("metadata.jsonl"),
+            "{\"file_name\": \"gone.png\", \"label\": 1}\n",
+        )
+        .unwrap();
+        let e = ImageDataset::from_folder(r).unwrap_err().to_string();
+        assert!(
+            e.contains("metadata.jsonl") && e.contains("gone.png"),
+            "{e}"
+        );
+        std::fs::write(
+            r.join("metadata.jsonl"),
+            "{\"file_name\": \"y.png\", \"label\": 1}\n",
+        )
+        .unwrap();
+        let e = ImageDataset::from_folder(r).unwrap_err().to_string();
+        assert!(e.contains("no row names") && e.contains("1.png"), "{e}");
+        std::fs::remove_file(r.join("metadata.jsonl")).unwrap();
+        png(&r.join("z.png"), 3, 2, 1, 0);
+        let e = ImageDataset::from_folder(r).unwrap_err().to_string();
+        assert!(
+            e.contains("z.png") && e.contains("1.png") && e.contains("3"),
+            "{e}"
+        );
+        std::fs::write(r.join("z.png"), b"not a png").unwrap();
+        let e = ImageDataset::from_folder(r).unwrap_err().to_string();
+        assert!(e.contains("z.png") && e.contains("PNG"), "{e}");
+        let empty = r.join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        let e = ImageDataset::from_folder(&empty).unwrap_err().to_string();
+        assert!(e.contains("empty") && e.contains("no image files"), "{e}");
+    }
+
+    #[test]
+    fn image_arrays_are_read_in_either_layout_and_any_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.npy");
+        // Two 2×2 RGB images, NHWC, bytes: pixel (i, p) has channel values k·100 + p.
+        let data: Vec<f64> = (0..2)
+            .flat_map(|_| (0..4).flat_map(|p| (0..3).map(move |k| (k * 100 + p) as f64)))
+            .collect();
+        let arr = crate::npy::NpyArray {
+            shape: vec![2, 2, 2, 3],
+            data: data.clone(),
+        };
+        let d = ImageDataset::from_npy(arr, &path).unwrap();
+        assert_eq!(d.image_shape, [3, 2, 2]);
+        let want: Vec<f32> = [0.0, 1.0, 2.0, 3.0, 100.0, 101.0, 102.0, 103.0]
+            .iter()
+            .map(|v| (v / 127.5 - 1.0) as f32)
+            .collect();
+        assert_eq!(&d.pixels[..8], &want[..]);
+        assert!(
+            d.source.contains("[n, h, w, c] in [0, 255]"),
+            "{}",
+            d.source
+        );
+        let unit = crate::npy::NpyArray {
+            shape: vec![1, 1, 1, 2],
+            data: vec![0.0, 0.5],
+        };
+        let d = ImageDataset::from_npy(unit, &path).unwrap();
+        assert_eq!(
+            (d.pixels.clone(), d.image_shape),
+            (vec![-1.0, 0.0], [1, 1, 2])
+        );
+        let bad = crate::npy::NpyArray {
+            shape: vec![2, 5],
+            data: vec![0.0; 10],
+        };
+        let e = ImageDataset::from_npy(bad, &path).unwrap_err().to_string();
+        assert!(e.contains("a.npy") && e.contains("[n, h, w]"), "{e}");
+        let far = crate::npy::NpyArray {
+            shape: vec![1, 1, 2],
+            data: vec![-3.0, 0.0],
+        };
+        assert!(ImageDataset::from_npy(far, &path).is_err());
+    }
+}
