@@ -348,7 +348,13 @@ fn new_precond(
         .sigma_data
         .unwrap_or_else(|| score_core::precond::sigma_data_of(values));
     if !(sd > 0.0 && sd.is_finite()) {
-        bail!("--sigma-data: must be positive and finite, got {sd} (constant data?)");
+        match a.sigma_data {
+            Some(_) => bail!("--sigma-data: must be positive and finite, got {sd}"),
+            None => bail!(
+                "--data {}: the data's standard deviation is {sd}, not a σ_data (constant data? give --sigma-data)",
+                a.data.as_deref().unwrap_or("fashion-mnist-test")
+            ),
+        }
     }
     Ok(score_core::Precond::edm(sd))
 }

@@ -327,8 +327,9 @@ fn arrays_of_the_wrong_shape_are_refused() {
     let d = dir.path();
     let r1 = d.join("rank1.npy");
     write_npy(&r1, &[6], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
-    let r3 = d.join("rank3.npy");
-    write_npy(&r3, &[2, 2, 2], &[0.5; 8]);
+    // Rank 3 and 4 are image arrays since issue 28; rank 5 is neither images nor vectors.
+    let r3 = d.join("rank5.npy");
+    write_npy(&r3, &[2, 2, 2, 1, 1], &[0.5; 8]);
     for p in [&r1, &r3] {
         fails(
             &["train", "--data", s(p), "--out", s(&d.join("m"))],
@@ -546,7 +547,7 @@ fn fid_inputs_fail_cleanly_before_any_network_work() {
         args.extend_from_slice(extra);
         fails(&args, needles);
     };
-    fid(&empty, &two, &[], &["empty", "no .png"]);
+    fid(&empty, &two, &[], &["empty", "no image files"]);
     fid(&d.join("nope.npy"), &two, &[], &["nope.npy"]);
     fid(&flat, &two, &[], &["flat.npy", "[n, h, w]"]);
     fid(&one, &two, &[], &["one.npy", "at least 2"]);

@@ -224,11 +224,11 @@ impl ImageDataset {
     pub fn from_folder(root: &Path) -> Result<Self> {
         let files = list_images(root)?;
         if files.is_empty() {
-            return Err(ScoreError::format(
-                root,
+            return Err(ScoreError::invalid(
                 "image folder",
                 format!(
-                    "no image files ({}) in it or below it",
+                    "{}: no image files ({}) in it or below it",
+                    root.display(),
                     IMAGE_EXTENSIONS.join(", ")
                 ),
             ));
