@@ -112,7 +112,7 @@ pub(crate) fn bar(len: u64, what: &str) -> indicatif::ProgressBar {
 
 /// A progress bar counting `unit`s.
 pub(crate) fn bar_of(len: u64, what: &str, unit: &str) -> indicatif::ProgressBar {
-    let b = indicatif::ProgressBar::new(len);
+    let b = indicatif::ProgressBar::with_draw_target(Some(len), score_train::fit::draw_target());
     b.set_style(
         indicatif::ProgressStyle::with_template(&format!(
             "{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} {unit}  {{elapsed}}  eta {{eta}}"

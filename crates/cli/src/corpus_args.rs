@@ -118,7 +118,7 @@ pub(crate) fn spinner(json: bool, what: String) -> Option<indicatif::ProgressBar
     if json {
         return None;
     }
-    let b = indicatif::ProgressBar::new_spinner();
+    let b = indicatif::ProgressBar::with_draw_target(None, score_train::fit::draw_target());
     b.set_style(
         indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
             .expect("valid template"),

@@ -1285,3 +1285,35 @@ fn sample_in_batches_writes_one_png_per_image_and_regenerates_any_subset() {
     );
     assert!(a.join("images/000003.png").is_file());
 }
+
+#[test]
+fn progress_off_a_terminal_is_plain_lines() {
+    // Issue 28: long commands printed nothing when stderr was a pipe or a log file.
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let (ok, _, err) = scorelab(&[
+        "train",
+        "--data",
+        "fashion-mnist-test",
+        "--subset",
+        "16",
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--channels",
+        "8",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("train ["))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains("/2 steps") && line.contains("ETA"), "{line}");
+    assert!(
+        !err.contains('\r') && !err.contains("\u{1b}["),
+        "terminal codes in {err:?}"
+    );
+}

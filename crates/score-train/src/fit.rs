@@ -168,6 +168,64 @@ pub struct ProgressBar {
     bar: Option<indicatif::ProgressBar>,
 }
 
+/// Where progress bars draw: the terminal when stderr is one; otherwise (a pipe, `nohup`,
+/// a batch job) a plain line with the bar's text every [`PLAIN_EVERY`], as tqdm does off
+/// a terminal, so that a log shows the step, the rate and the ETA.
+pub fn draw_target() -> indicatif::ProgressDrawTarget {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        indicatif::ProgressDrawTarget::stderr()
+    } else {
+        indicatif::ProgressDrawTarget::term_like_with_hz(Box::new(PlainLines::default()), 1)
+    }
+}
+
+/// The interval of the plain progress lines off a terminal.
+pub const PLAIN_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A terminal stand-in that turns a bar's redraws into a line on stderr every
+/// [`PLAIN_EVERY`] (the first draw at once); cursor moves and clears are dropped.
+#[derive(Debug, Default)]
+struct PlainLines {
+    last: std::sync::Mutex<Option<Instant>>,
+}
+
+impl indicatif::TermLike for PlainLines {
+    fn width(&self) -> u16 {
+        120
+    }
+    fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let due = last.is_none_or(|t| t.elapsed() >= PLAIN_EVERY);
+        if due && !s.trim().is_empty() {
+            *last = Some(Instant::now());
+            writeln!(std::io::stderr(), "{}", s.trim_end())?;
+        }
+        Ok(())
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.write_line(s)
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 impl ProgressBar {
     /// A bar labelled `what` ("train", "distill", …).
     pub fn new(what: &str) -> Self {
@@ -180,7 +238,8 @@ impl ProgressBar {
 
 impl Observer for ProgressBar {
     fn started(&mut self, start: usize, _end: usize, total: usize) -> Result<()> {
-        let b = indicatif::ProgressBar::new(total as u64).with_position(start as u64);
+        let b = indicatif::ProgressBar::with_draw_target(Some(total as u64), draw_target())
+            .with_position(start as u64);
         b.set_style(
             indicatif::ProgressStyle::with_template(&format!(
                 "{{spinner}} {} [{{bar:30}}] {{pos}}/{{len}} steps  {{msg}}  ETA {{eta}}",
