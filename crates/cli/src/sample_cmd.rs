@@ -25,6 +25,7 @@ pub(crate) fn cmd_ems(c: &Common, a: &EmsArgs) -> Result<()> {
         bail!("--sigma-min/--sigma-max: need 0 < min < max < inf");
     }
     let (model, precond, _) = pipeline::load_model(&a.checkpoint, &dev)?;
+    ensure_sampling_fits(&model, a.n)?;
     let t0 = Instant::now();
     let est = |stats: Result<
         score_core::samplers::dpm_solver_v3::ModelStatistics,

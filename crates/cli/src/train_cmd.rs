@@ -306,6 +306,8 @@ pub(crate) fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
                 cfg.precond = new_precond(a, &mut images.pixels.iter().map(|&v| v as f64))?;
             }
             let unet = unet_for(&images, &rec)?;
+            let micro = cfg.batch_size / cfg.grad_accumulation.max(1);
+            ensure_training_fits(&unet, micro, images.image_shape)?;
             let use_labels = rec.cond == "class";
             let extra = with_record(ModelSpec::unet(&unet, images.image_shape, &images.source))?;
             let data = ImageData { images, use_labels };
@@ -329,11 +331,16 @@ pub(crate) fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
     emit(
         c.json,
         serde_json::json!({"checkpoint": ck_path, "step": step, "loss": loss, "seconds": secs}),
-        || {
-            outln!(
+        || match loss.is_nan() {
+            // A resume at or past --steps runs no step: there is no loss to report.
+            true => outln!(
+                "{} is already at step {step}: nothing to train (raise --steps to continue)",
+                ck_path.display()
+            ),
+            false => outln!(
                 "trained to step {step} (loss {loss:.4}) in {secs:.1} s; checkpoint {}",
                 ck_path.display()
-            )
+            ),
         },
     );
     Ok(())
@@ -437,6 +444,28 @@ fn unet_for(
     unet.validate()
         .map_err(|e| anyhow::anyhow!("{} images: {e}", images.source))?;
     Ok(unet)
+}
+
+/// Refuse a batch or width whose training step cannot fit in memory (an estimate, as
+/// `sample`'s: about 24 maps of the widest level per image live in the forward pass,
+/// and the backward pass keeps them and as many gradients, so three times that; plus
+/// attention at a sixteenth of the positions).
+fn ensure_training_fits(
+    unet: &score_nn::unet::UNetConfig,
+    micro_batch: usize,
+    [c, h, w]: [usize; 3],
+) -> Result<()> {
+    let widest =
+        unet.model_channels as u128 * unet.channel_mult.iter().copied().max().unwrap_or(1) as u128;
+    let px = (h * w) as u128;
+    let per_image = 3 * (24 * widest * px + 8 * c as u128 * px + 3 * (px / 16).pow(2)) * 4;
+    let batch = micro_batch.max(1) as u128;
+    score_core::limits::ensure_fits(
+        "--batch-size/--channels",
+        batch.saturating_mul(per_image),
+        "use a smaller --batch-size (with --grad-accumulation for the same step) or --channels",
+    )?;
+    Ok(())
 }
 
 /// Where `train` writes: the checkpoint (and kept ones), `train.jsonl`, progress on a

@@ -868,6 +868,30 @@ fn sizes_and_flags_that_hung_aborted_or_were_reinterpreted_are_refused() {
         &["0.png", "60000 x 60000", "decompression-bomb"],
     );
     fails(
+        &[
+            "fid",
+            "--images",
+            s(&two),
+            "--ref",
+            s(&two),
+            "--bootstrap",
+            "1000000000",
+        ],
+        &["--bootstrap 1000000000", "at most"],
+    );
+    fails(
+        &[
+            "ems",
+            "--checkpoint",
+            s(&shipped_checkpoint()),
+            "--n",
+            "1000000000",
+            "--out",
+            s(&d.join("e.json")),
+        ],
+        &["--n", "too large"],
+    );
+    fails(
         &["--threads", "100000", "sigmas"],
         &["--threads 100000", "per core"],
     );
@@ -908,6 +932,22 @@ fn sizes_and_flags_that_hung_aborted_or_were_reinterpreted_are_refused() {
         &["--components 0"],
     );
     train("--grad-clip", "NaN", &["--grad-clip NaN"]);
+    fails(
+        &[
+            "train",
+            "--data",
+            "fashion-mnist-test",
+            "--subset",
+            "16",
+            "--steps",
+            "1",
+            "--channels",
+            "100000",
+            "--out",
+            s(&run),
+        ],
+        &["--batch-size/--channels", "too large"],
+    );
     train(
         "--checkpoint-every",
         "0",
@@ -1071,4 +1111,11 @@ fn ctrl_c_during_train_saves_names_the_checkpoint_and_resumes() {
     resume[6] = &next;
     resume.push("--resume");
     ok(&resume);
+    // Resuming a finished run runs no step: it says so instead of "loss NaN".
+    let again = ok(&resume);
+    assert!(
+        again.out.contains("nothing to train") && !again.out.contains("NaN"),
+        "{}",
+        again.out
+    );
 }
