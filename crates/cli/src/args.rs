@@ -110,6 +110,10 @@ pub(crate) struct TrainArgs {
     /// on --resume].
     #[arg(long)]
     pub(crate) subset: Option<usize>,
+    /// EDM's dataset x-flip (`--xflip`): train on every image and its left-right
+    /// mirror, doubling the data [fixed by the checkpoint on --resume].
+    #[arg(long)]
+    pub(crate) xflip: bool,
     /// Augmentation (images): none, nla (EDM's non-leaky augmentation), scoreaug, or
     /// nla+scoreaug [default: none; fixed by the checkpoint on --resume].
     #[arg(long)]

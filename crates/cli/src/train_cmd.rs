@@ -20,6 +20,12 @@ pub(crate) struct RunRecord {
     /// `--data-dir` of a run on Fashion-MNIST's IDX files elsewhere.
     #[serde(default)]
     pub(crate) data_dir: Option<std::path::PathBuf>,
+    /// A digest of the data's values ([`fingerprint`]), absent in older runs.
+    #[serde(default)]
+    pub(crate) fingerprint: Option<String>,
+    /// EDM's dataset x-flip: every image also mirrored left-right.
+    #[serde(default)]
+    pub(crate) xflip: bool,
     pub(crate) subset: usize,
     pub(crate) channels: usize,
     #[serde(default = "no_cond")]
@@ -143,6 +149,8 @@ pub(crate) fn train_settings(
             ck_path,
         )?,
         data_dir: rec.data_dir,
+        fingerprint: rec.fingerprint,
+        xflip: fixed_on_resume("--xflip", a.xflip.then_some(true), rec.xflip, ck_path)?,
         subset: fixed_on_resume("--subset", a.subset, rec.subset, ck_path)?,
         channels: fixed_on_resume("--channels", a.channels, rec.channels, ck_path)?,
         cond: fixed_on_resume("--cond", a.cond.clone(), rec.cond, ck_path)?,
@@ -204,6 +212,8 @@ fn fresh_settings(c: &Common, a: &TrainArgs) -> Result<(TrainConfig, RunRecord)>
     let rec = RunRecord {
         data: data_name(a.data.as_deref().unwrap_or("fashion-mnist-test")),
         data_dir: a.data_dir.as_deref().map(std::path::absolute).transpose()?,
+        fingerprint: None,
+        xflip: a.xflip,
         subset: a.subset.unwrap_or(0),
         channels: a.channels.unwrap_or(32),
         cond,
@@ -272,16 +282,18 @@ fn apply_changes(a: &TrainArgs, cfg: &mut TrainConfig) -> Result<Vec<String>> {
 pub(crate) fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
     let dev = device(&c.device)?.autodiff();
     let (ck_path, resume, _lock) = open_run(&a.out, a.resume, a.overwrite)?;
-    let (mut cfg, rec) = train_settings(c, a, &ck_path, resume.as_ref())?;
+    let (mut cfg, mut rec) = train_settings(c, a, &ck_path, resume.as_ref())?;
     dev.seed(cfg.seed);
     let out = train_output(c, a, &ck_path);
+    let data = open_train_data(&rec)?;
+    check_fingerprint(&mut rec, &data, &ck_path)?;
     let with_record = |spec: ModelSpec| -> Result<serde_json::Value> {
         let mut extra = spec.to_json();
         extra["cli"] = serde_json::to_value(&rec)?;
         Ok(extra)
     };
     let t0 = Instant::now();
-    let (step, loss) = match open_train_data(&rec)? {
+    let (step, loss) = match data {
         TrainData::Vectors(arr, d) => {
             check_vector_run(&rec)?;
             if resume.is_none() {
@@ -300,6 +312,9 @@ pub(crate) fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
             if rec.subset > 0 {
                 images = images.balanced_subset(rec.subset);
                 images.source = format!("{} (balanced subset of {})", images.source, rec.subset);
+            }
+            if rec.xflip {
+                images = images.with_xflip();
             }
             eprintln!("data: {}", images.source);
             if resume.is_none() {
@@ -390,6 +405,43 @@ fn open_train_data(rec: &RunRecord) -> Result<TrainData> {
     Ok(TrainData::Images(score_io::images::ImageDataset::from_npy(
         arr, path,
     )?))
+}
+
+/// A digest of the data's values (and labels): FNV-1a over their bits, in order.
+fn fingerprint(data: &TrainData) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |v: u64| {
+        for b in v.to_le_bytes() {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    match data {
+        TrainData::Vectors(arr, _) => arr.data.iter().for_each(|v| eat(v.to_bits())),
+        TrainData::Images(d) => {
+            d.image_shape.iter().for_each(|&v| eat(v as u64));
+            d.pixels.iter().for_each(|v| eat(v.to_bits() as u64));
+            d.labels.iter().for_each(|&l| eat(l as u64));
+        }
+    }
+    format!("fnv1a64:{h:016x}")
+}
+
+/// Record the data's fingerprint; on resume, refuse data that changed since the run
+/// began (the same path can hold other images). Runs written before fingerprints were
+/// recorded are not checked.
+fn check_fingerprint(rec: &mut RunRecord, data: &TrainData, ck_path: &Path) -> Result<()> {
+    let now = fingerprint(data);
+    if let Some(was) = &rec.fingerprint
+        && *was != now
+    {
+        bail!(
+            "--data {}: the data differ from those {} was trained on (fingerprint {was}, now {now}); --resume needs the same data (start a new run in another --out)",
+            rec.data,
+            ck_path.display()
+        );
+    }
+    rec.fingerprint = Some(now);
+    Ok(())
 }
 
 /// `--data` as recorded: a path that exists is made absolute, so that `--resume` finds

@@ -1196,6 +1196,13 @@ fn own_images_train_class_conditionally_resume_and_sample_in_colour() {
         d.join("run3").to_str().unwrap(),
     ]);
     assert!(!ok && err.contains("no class labels"), "{err}");
+    // The same path with other images: --resume refuses it by name.
+    std::fs::copy(folder.join("cats/000.png"), folder.join("dogs/001.png")).unwrap();
+    let (ok, _, err) = train("3", &["--resume"]);
+    assert!(
+        !ok && err.contains("--data") && err.contains("differ"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -514,4 +514,19 @@ mod tests {
         };
         assert!(ImageDataset::from_npy(far, &path).is_err());
     }
+
+    #[test]
+    fn xflip_appends_each_image_mirrored_left_right() {
+        let d = ImageDataset::from_npy(
+            crate::npy::NpyArray {
+                shape: vec![1, 2, 3],
+                data: vec![0.0, 0.5, 1.0, 1.0, 0.5, 0.0],
+            },
+            Path::new("x.npy"),
+        )
+        .unwrap();
+        let f = d.with_xflip();
+        assert_eq!((f.num_images(), f.labels.clone()), (2, vec![0, 0]));
+        assert_eq!(&f.pixels[6..], &[1.0, 0.0, -1.0, -1.0, 0.0, 1.0]);
+    }
 }

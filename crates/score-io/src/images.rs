@@ -206,6 +206,26 @@ impl ImageDataset {
         self.select(&idx)
     }
 
+    /// Every image followed, after all of them, by its left-right mirror (EDM's
+    /// dataset `xflip`: twice the images, labels repeated).
+    pub fn with_xflip(&self) -> Self {
+        let [c, h, w] = self.image_shape;
+        let mirrored = self
+            .pixels
+            .chunks_exact(w.max(1))
+            .flat_map(|row| row.iter().rev());
+        let mut pixels = self.pixels.clone();
+        pixels.extend(mirrored);
+        debug_assert_eq!(pixels.len(), 2 * self.num_images() * c * h * w);
+        Self {
+            pixels,
+            labels: [self.labels.clone(), self.labels.clone()].concat(),
+            image_shape: self.image_shape,
+            num_classes: self.num_classes,
+            source: format!("{} (x-flipped copies added)", self.source),
+        }
+    }
+
     /// The images at `idx`, in that order.
     pub fn select(&self, idx: &[usize]) -> Self {
         let len = self.image_len();
