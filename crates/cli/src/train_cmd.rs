@@ -308,15 +308,8 @@ pub(crate) fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
             let r = train(mlp.init(&dev), &data, &cfg, extra, &out, resume.as_ref())?;
             (r.step, r.last_loss)
         }
-        TrainData::Images(mut images) => {
-            if rec.subset > 0 {
-                images = images.balanced_subset(rec.subset);
-                images.source = format!("{} (balanced subset of {})", images.source, rec.subset);
-            }
-            if rec.xflip {
-                images = images.with_xflip();
-            }
-            eprintln!("data: {}", images.source);
+        TrainData::Images(images) => {
+            let images = prepare_images(images, &rec);
             if resume.is_none() {
                 cfg.precond = new_precond(a, &mut images.pixels.iter().map(|&v| v as f64))?;
             }
@@ -405,6 +398,22 @@ fn open_train_data(rec: &RunRecord) -> Result<TrainData> {
     Ok(TrainData::Images(score_io::images::ImageDataset::from_npy(
         arr, path,
     )?))
+}
+
+/// The run's images: its `--subset`, then `--xflip`; stated on stderr.
+fn prepare_images(
+    mut images: score_io::images::ImageDataset,
+    rec: &RunRecord,
+) -> score_io::images::ImageDataset {
+    if rec.subset > 0 {
+        images = images.balanced_subset(rec.subset);
+        images.source = format!("{} (balanced subset of {})", images.source, rec.subset);
+    }
+    if rec.xflip {
+        images = images.with_xflip();
+    }
+    eprintln!("data: {}", images.source);
+    images
 }
 
 /// A digest of the data's values (and labels): FNV-1a over their bits, in order.
