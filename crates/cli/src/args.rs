@@ -114,6 +114,11 @@ pub(crate) struct TrainArgs {
     /// mirror, doubling the data [fixed by the checkpoint on --resume].
     #[arg(long)]
     pub(crate) xflip: bool,
+    /// Resize every image so that its shorter side is N (box filter: the area-weighted
+    /// mean of the covered pixels), then crop the centre N × N; lets a folder of mixed
+    /// sizes train [fixed by the checkpoint on --resume].
+    #[arg(long)]
+    pub(crate) resolution: Option<usize>,
     /// Augmentation (images): none, nla (EDM's non-leaky augmentation), scoreaug, or
     /// nla+scoreaug [default: none; fixed by the checkpoint on --resume].
     #[arg(long)]

@@ -26,6 +26,9 @@ pub(crate) struct RunRecord {
     /// EDM's dataset x-flip: every image also mirrored left-right.
     #[serde(default)]
     pub(crate) xflip: bool,
+    /// `--resolution`: images resized and centre-cropped to N × N.
+    #[serde(default)]
+    pub(crate) resolution: Option<usize>,
     pub(crate) subset: usize,
     pub(crate) channels: usize,
     #[serde(default = "no_cond")]
@@ -104,6 +107,43 @@ pub(crate) fn parse_batches(s: &str) -> Result<score_train::train::BatchOrder> {
     })
 }
 
+/// The run record on `--resume`: the checkpoint's, with each data and network flag
+/// either left out or restated as it was.
+fn resumed_record(a: &TrainArgs, rec: RunRecord, ck_path: &Path) -> Result<RunRecord> {
+    if let Some(d) = &a.data_dir
+        && Some(std::path::absolute(d)?) != rec.data_dir
+    {
+        bail!(
+            "--data-dir {}: {} was trained on {:?}, and --resume cannot change it",
+            d.display(),
+            ck_path.display(),
+            rec.data_dir
+        );
+    }
+    Ok(RunRecord {
+        data: fixed_on_resume(
+            "--data",
+            a.data.as_deref().map(data_name),
+            data_name(&rec.data),
+            ck_path,
+        )?,
+        data_dir: rec.data_dir,
+        fingerprint: rec.fingerprint,
+        xflip: fixed_on_resume("--xflip", a.xflip.then_some(true), rec.xflip, ck_path)?,
+        resolution: match (a.resolution, rec.resolution) {
+            (Some(n), was) if Some(n) != was => bail!(
+                "--resolution {n}: {} was trained at {was:?}, and --resume cannot change it",
+                ck_path.display()
+            ),
+            (_, was) => was,
+        },
+        subset: fixed_on_resume("--subset", a.subset, rec.subset, ck_path)?,
+        channels: fixed_on_resume("--channels", a.channels, rec.channels, ck_path)?,
+        cond: fixed_on_resume("--cond", a.cond.clone(), rec.cond, ck_path)?,
+        augment: rec.augment,
+    })
+}
+
 /// The run's settings: from the flags, or on `--resume` from the checkpoint with the
 /// changes the flags may make (lr, clipping, steps, checkpoint interval).
 pub(crate) fn train_settings(
@@ -131,31 +171,7 @@ pub(crate) fn train_settings(
         cfg.precond.sigma_data(),
         ck_path,
     )?;
-    if let Some(d) = &a.data_dir
-        && Some(std::path::absolute(d)?) != rec.data_dir
-    {
-        bail!(
-            "--data-dir {}: {} was trained on {:?}, and --resume cannot change it",
-            d.display(),
-            ck_path.display(),
-            rec.data_dir
-        );
-    }
-    let rec = RunRecord {
-        data: fixed_on_resume(
-            "--data",
-            a.data.as_deref().map(data_name),
-            data_name(&rec.data),
-            ck_path,
-        )?,
-        data_dir: rec.data_dir,
-        fingerprint: rec.fingerprint,
-        xflip: fixed_on_resume("--xflip", a.xflip.then_some(true), rec.xflip, ck_path)?,
-        subset: fixed_on_resume("--subset", a.subset, rec.subset, ck_path)?,
-        channels: fixed_on_resume("--channels", a.channels, rec.channels, ck_path)?,
-        cond: fixed_on_resume("--cond", a.cond.clone(), rec.cond, ck_path)?,
-        augment: rec.augment,
-    };
+    let rec = resumed_record(a, rec, ck_path)?;
     let asked =
         a.augment.is_some() || a.aug_p.is_some() || a.aug_transforms.is_some() || a.no_aug_cond;
     if asked {
@@ -214,6 +230,7 @@ fn fresh_settings(c: &Common, a: &TrainArgs) -> Result<(TrainConfig, RunRecord)>
         data_dir: a.data_dir.as_deref().map(std::path::absolute).transpose()?,
         fingerprint: None,
         xflip: a.xflip,
+        resolution: a.resolution,
         subset: a.subset.unwrap_or(0),
         channels: a.channels.unwrap_or(32),
         cond,
@@ -383,21 +400,34 @@ enum TrainData {
 /// Open the run's data: a `.npy` of rank 2 is vectors, of rank 3 or 4 images; names
 /// and folders are images.
 fn open_train_data(rec: &RunRecord) -> Result<TrainData> {
-    if !rec.data.ends_with(".npy") {
-        return Ok(TrainData::Images(load_images(
-            &rec.data,
-            rec.data_dir.as_deref(),
-        )?));
-    }
+    use score_io::images::ImageDataset;
     let path = Path::new(&rec.data);
-    let arr = score_io::npy::read_npy_finite(path)?;
-    if arr.shape.len() == 2 {
-        let (_, d) = arr.matrix(path)?;
-        return Ok(TrainData::Vectors(arr, d));
+    if rec.resolution == Some(0) {
+        bail!("--resolution: must be at least 1");
     }
-    Ok(TrainData::Images(score_io::images::ImageDataset::from_npy(
-        arr, path,
-    )?))
+    let images = if path.is_dir() {
+        // A folder is resized image by image, so that mixed sizes can be read.
+        return Ok(TrainData::Images(ImageDataset::from_folder_at(
+            path,
+            rec.resolution,
+        )?));
+    } else if !rec.data.ends_with(".npy") {
+        load_images(&rec.data, rec.data_dir.as_deref())?
+    } else {
+        let arr = score_io::npy::read_npy_finite(path)?;
+        if arr.shape.len() == 2 {
+            if rec.resolution.is_some() {
+                bail!("--resolution: {} holds vectors, not images", rec.data);
+            }
+            let (_, d) = arr.matrix(path)?;
+            return Ok(TrainData::Vectors(arr, d));
+        }
+        ImageDataset::from_npy(arr, path)?
+    };
+    Ok(TrainData::Images(match rec.resolution {
+        Some(n) => images.with_resolution(n),
+        None => images,
+    }))
 }
 
 /// The run's images: its `--subset`, then `--xflip`; stated on stderr.

@@ -1324,3 +1324,40 @@ fn progress_off_a_terminal_is_plain_lines() {
         "terminal codes in {err:?}"
     );
 }
+
+#[test]
+fn a_folder_of_mixed_sizes_trains_at_one_resolution() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("mixed");
+    write_class_folder(&folder, 4, 16);
+    write_class_folder(&folder.join("cats/small"), 1, 12);
+    let run = dir.path().join("run");
+    let args = |extra: &[&'static str]| {
+        let mut v = vec![
+            "train".to_string(),
+            "--data".into(),
+            folder.to_str().unwrap().into(),
+            "--steps".into(),
+            "1".into(),
+            "--batch-size".into(),
+            "4".into(),
+            "--channels".into(),
+            "8".into(),
+            "--out".into(),
+            run.to_str().unwrap().into(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run_args = |v: Vec<String>| scorelab(&v.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    let (ok, _, err) = run_args(args(&[]));
+    assert!(!ok && err.contains("--resolution"), "{err}");
+    let (ok, _, err) = run_args(args(&["--resolution", "8", "--xflip"]));
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("5 images, 3×8×8") && err.contains("x-flipped"),
+        "{err}"
+    );
+    let (ok, _, err) = run_args(args(&["--resume", "--resolution", "16"]));
+    assert!(!ok && err.contains("--resolution 16"), "{err}");
+}

@@ -222,6 +222,15 @@ fn labels_from_rows(
 impl ImageDataset {
     /// A folder of PNG/JPEG images (see the module documentation).
     pub fn from_folder(root: &Path) -> Result<Self> {
+        Self::from_folder_at(root, None)
+    }
+
+    /// A folder of PNG/JPEG images, each resized to `resolution` × `resolution` (shorter
+    /// side scaled, then centre crop: [`resize_center_crop`]) when given.
+    pub fn from_folder_at(root: &Path, resolution: Option<usize>) -> Result<Self> {
+        if resolution == Some(0) {
+            return Err(ScoreError::invalid("--resolution", "must be at least 1"));
+        }
         let files = list_images(root)?;
         if files.is_empty() {
             return Err(ScoreError::invalid(
@@ -234,7 +243,7 @@ impl ImageDataset {
             ));
         }
         let labels = folder_labels(root, &files)?;
-        let (c, h, w, planes) = read_all(&files)?;
+        let (c, h, w, planes) = read_all(&files, resolution)?;
         let (labels, num_classes) = match labels {
             Some((l, names)) => (l, names.len()),
             None => (vec![0; files.len()], 1),
@@ -242,7 +251,7 @@ impl ImageDataset {
         let pixels = planes
             .iter()
             .flat_map(|(fc, p)| expand_channels(p, *fc, c))
-            .map(|v| v as f32 / 127.5 - 1.0)
+            .map(|v| v / 127.5 - 1.0)
             .collect();
         Ok(Self {
             pixels,
@@ -254,27 +263,37 @@ impl ImageDataset {
     }
 }
 
-/// Each image's own channel count and planar bytes.
-type Planes = Vec<(usize, Vec<u8>)>;
+/// Each image's own channel count and planar values in [0, 255].
+type Planes = Vec<(usize, Vec<f32>)>;
 
 /// Decode every file, checking that all have the first one's size; returns the common
 /// channel count (3 if any image is colour), the size, and each image's planes.
-fn read_all(files: &[PathBuf]) -> Result<(usize, usize, usize, Planes)> {
-    let (c0, h, w, first) = read_image_u8(&files[0])?;
+fn read_all(files: &[PathBuf], resolution: Option<usize>) -> Result<(usize, usize, usize, Planes)> {
+    let read = |f: &Path| -> Result<(usize, usize, usize, Vec<f32>)> {
+        let (c, h, w, p) = read_image_u8(f)?;
+        let v: Vec<f32> = p.iter().map(|&b| b as f32).collect();
+        Ok(match resolution {
+            Some(n) => (c, n, n, resize_center_crop(&v, [c, h, w], n)),
+            None => (c, h, w, v),
+        })
+    };
+    let (c0, h, w, first) = read(&files[0])?;
     score_core::limits::ensure_values_fit(
         "image folder",
         files.len() as u128,
-        (3 * h * w * 5) as u128,
-        "use fewer or smaller images",
+        (3 * h * w * 8) as u128,
+        "use fewer or smaller images (or --resolution)",
     )?;
     let mut planes = vec![(c0, first)];
     for f in &files[1..] {
-        let (c, fh, fw, p) = read_image_u8(f)?;
+        let (c, fh, fw, p) = read(f)?;
         if (fh, fw) != (h, w) {
             return Err(ScoreError::Shape {
                 what: format!("image {}", f.display()),
                 expected: format!("{h}×{w} as {}", files[0].display()),
-                got: format!("{fh}×{fw} (all images of a set must have one size)"),
+                got: format!(
+                    "{fh}×{fw} (all images of a set must have one size; --resolution N resizes them)"
+                ),
             });
         }
         planes.push((c, p));
@@ -283,8 +302,56 @@ fn read_all(files: &[PathBuf]) -> Result<(usize, usize, usize, Planes)> {
     Ok((c, h, w, planes))
 }
 
-/// A grayscale plane repeated to `to` channels (or the bytes as they are).
-fn expand_channels(p: &[u8], from: usize, to: usize) -> Vec<u8> {
+/// Box-filter weights from `inp` samples to `out`: output o averages the input over
+/// [o·s, (o + 1)·s), s = inp/out, each input pixel weighted by its overlap.
+fn box_weights(inp: usize, out: usize) -> Vec<Vec<(usize, f32)>> {
+    let s = inp as f64 / out as f64;
+    (0..out)
+        .map(|o| {
+            let (lo, hi) = (o as f64 * s, (o + 1) as f64 * s);
+            (lo.floor() as usize..(hi.ceil() as usize).min(inp))
+                .map(|i| {
+                    let overlap = hi.min(i as f64 + 1.0) - lo.max(i as f64);
+                    (i, (overlap / s) as f32)
+                })
+                .filter(|&(_, wgt)| wgt > 0.0)
+                .collect()
+        })
+        .collect()
+}
+
+/// An image `[c, h, w]` scaled (box filter) so that its shorter side is `n`, then
+/// cropped to the centre `n × n`: the `--resolution` of `train`, documented in
+/// `docs/own-data.md`. Downscaling averages the covered pixels (as OpenCV's
+/// `INTER_AREA`); upscaling repeats them (nearest neighbour).
+pub fn resize_center_crop(v: &[f32], [c, h, w]: [usize; 3], n: usize) -> Vec<f32> {
+    let short = h.min(w).max(1);
+    let (sh, sw) = (
+        (h * n).div_ceil(short).max(n),
+        (w * n).div_ceil(short).max(n),
+    );
+    let (wy, wx) = (box_weights(h, sh), box_weights(w, sw));
+    let (top, left) = ((sh - n) / 2, (sw - n) / 2);
+    let mut out = Vec::with_capacity(c * n * n);
+    for k in 0..c {
+        let plane = &v[k * h * w..(k + 1) * h * w];
+        for ry in &wy[top..top + n] {
+            for rx in &wx[left..left + n] {
+                let mut acc = 0.0f32;
+                for &(y, a) in ry {
+                    for &(x, b) in rx {
+                        acc += a * b * plane[y * w + x];
+                    }
+                }
+                out.push(acc);
+            }
+        }
+    }
+    out
+}
+
+/// A grayscale plane repeated to `to` channels (or the values as they are).
+fn expand_channels(p: &[f32], from: usize, to: usize) -> Vec<f32> {
     if from == to {
         return p.to_vec();
     }
@@ -293,6 +360,26 @@ fn expand_channels(p: &[u8], from: usize, to: usize) -> Vec<u8> {
         .cycle()
         .take(p.len() * to / from)
         .collect()
+}
+
+impl ImageDataset {
+    /// Every image scaled so that its shorter side is `n`, then centre-cropped to
+    /// `n × n` ([`resize_center_crop`]).
+    pub fn with_resolution(&self, n: usize) -> Self {
+        let [c, h, w] = self.image_shape;
+        let pixels = self
+            .pixels
+            .chunks_exact((c * h * w).max(1))
+            .flat_map(|img| resize_center_crop(img, [c, h, w], n))
+            .collect();
+        Self {
+            pixels,
+            labels: self.labels.clone(),
+            image_shape: [c, n, n],
+            num_classes: self.num_classes,
+            source: format!("{} (resized to {n}×{n})", self.source),
+        }
+    }
 }
 
 /// How [`ImageDataset::from_npy`] read an array: its layout and value range.
@@ -528,5 +615,42 @@ mod tests {
         let f = d.with_xflip();
         assert_eq!((f.num_images(), f.labels.clone()), (2, vec![0, 0]));
         assert_eq!(&f.pixels[6..], &[1.0, 0.0, -1.0, -1.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn resize_averages_covered_pixels_and_crops_the_centre() {
+        // 4×4 to 2×2: each output is the mean of its 2×2 block.
+        let v: Vec<f32> = (0..16).map(|x| x as f32).collect();
+        assert_eq!(
+            resize_center_crop(&v, [1, 4, 4], 2),
+            vec![2.5, 4.5, 10.5, 12.5]
+        );
+        // 2×4 to 2: the shorter side is already 2, so only the centre 2 columns stay.
+        let v = [0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0];
+        assert_eq!(
+            resize_center_crop(&v, [1, 2, 4], 2),
+            vec![10.0, 20.0, 50.0, 60.0]
+        );
+        // 3×3 to 2: a third-pixel overlap weighs a third; the mean is kept.
+        let v = [9.0f32; 9];
+        let r = resize_center_crop(&v, [1, 3, 3], 2);
+        assert!(r.iter().all(|x| (x - 9.0).abs() < 1e-5), "{r:?}");
+        // Upscaling repeats pixels.
+        assert_eq!(
+            resize_center_crop(&[1.0, 2.0], [1, 1, 2], 2),
+            vec![1.0, 2.0, 1.0, 2.0]
+        );
+    }
+
+    #[test]
+    fn a_folder_of_mixed_sizes_reads_at_one_resolution() {
+        let dir = tempfile::tempdir().unwrap();
+        png(&dir.path().join("a.png"), 8, 4, 3, 200);
+        png(&dir.path().join("b.png"), 6, 6, 1, 100);
+        assert!(ImageDataset::from_folder(dir.path()).is_err());
+        let d = ImageDataset::from_folder_at(dir.path(), Some(4)).unwrap();
+        assert_eq!(d.image_shape, [3, 4, 4]);
+        let want = [200.0f32 / 127.5 - 1.0, 100.0 / 127.5 - 1.0];
+        assert!((d.pixels[0] - want[0]).abs() < 1e-6 && (d.pixels[48] - want[1]).abs() < 1e-6);
     }
 }
