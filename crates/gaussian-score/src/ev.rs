@@ -47,8 +47,10 @@ pub fn ev_table<const D: usize>(
     let b = x0.dims()[0];
     let d = x0.dims().iter().skip(1).product::<usize>();
     let mut rows = Vec::new();
-    for (i, &s) in sigmas.iter().enumerate() {
-        let mut rng = stream_rng(seed, 0x4556, i as u64);
+    for &s in sigmas {
+        // The probes' noise depends on σ's value, not its place in the list, so a σ
+        // gives the same row whatever other σ are asked for (issue 27).
+        let mut rng = stream_rng(seed, 0x4556, s.to_bits());
         let noise = randn_like(&x0, &mut rng);
         let x = x0.clone() + noise.mul_scalar(s);
         let sig = sigma_tensor(s, b, &x.device());
@@ -137,5 +139,22 @@ mod tests {
         assert_eq!(score_ev(&x, &r, &a, 2), 0.5);
         assert!((denoiser_ev_pooled(&r, &a) - (1.0 - 1.0 / 101.0)).abs() < 1e-15);
         assert!((score_ev_pooled(&x, &r, &a) - (1.0 - 1.0 / 101.0)).abs() < 1e-15);
+    }
+
+    #[test]
+    fn a_sigma_gives_the_same_row_whatever_list_it_is_in() {
+        // Issue 27: `--sigmas 0.1,1` gave 0.4240 at σ = 0.1 where the default list gave
+        // 0.4205, because the probes were drawn per position in the list.
+        let dev = burn::tensor::Device::flex();
+        let nn = score_core::mixture::GaussianMixture::ring(4, 2.0, 0.3).unwrap();
+        let g = score_core::mixture::GaussianMixture::gaussian(vec![0.0; 2], vec![2.0; 2]).unwrap();
+        let approx: Vec<(String, &dyn Denoiser<2>)> = vec![("g".into(), &g)];
+        let x0 = Tensor::<2>::from_data([[2.0, 0.0], [0.0, -2.0], [1.5, 1.5]], &dev);
+        let row = |sigmas: &[f64]| {
+            let t = ev_table(&nn, &approx, x0.clone(), "p", sigmas, 3, None).unwrap();
+            let r = t.iter().find(|r| r.sigma == 0.1).unwrap();
+            (r.score_ev, r.denoiser_ev)
+        };
+        assert_eq!(row(&[0.1, 1.0]), row(&[5.0, 1.0, 0.1]));
     }
 }
