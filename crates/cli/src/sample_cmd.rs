@@ -209,16 +209,24 @@ pub(crate) fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
                 a.n,
                 sampler.name(),
                 nfe + calibration_nfe,
-                if calibration_nfe > 0 {
-                    format!(", of which {calibration_nfe} for the automatic skip")
-                } else {
-                    String::new()
-                },
+                teleport_note(teleport_k, nfe, calibration_nfe),
                 a.out.display()
             )
         },
     );
     Ok(())
+}
+
+/// What the plain output says of teleportation: the level k it started from and the
+/// NFE split (issue 27: which k `--skip auto` chose was not printed).
+fn teleport_note(k: Option<usize>, nfe: usize, calibration: usize) -> String {
+    match k {
+        None => String::new(),
+        Some(k) if calibration > 0 => format!(
+            ": teleported to grid level k = {k}, {nfe} for sampling and {calibration} for the automatic skip"
+        ),
+        Some(k) => format!(": teleported to grid level k = {k}"),
+    }
 }
 
 /// `--n` and `--batch` at least 1, and one batch (with `--batch`, else all `--n`

@@ -134,6 +134,25 @@ fn train_resume_sample_and_teleport() {
     let v = json(&out);
     assert_eq!(v["teleport_skip"], 2);
     assert_eq!(v["nfe"], 2 * (6 - 2) - 1);
+    // The plain output names the level teleported to, and with --skip auto the split.
+    let (ok, out, err) = scorelab(&[
+        "sample",
+        "--checkpoint",
+        ck,
+        "--n",
+        "2",
+        "--steps",
+        "6",
+        "--teleport",
+        g.to_str().unwrap(),
+        "--out",
+        d.join("s3").to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("teleported to grid level k = ") && out.contains("for the automatic skip"),
+        "{out}"
+    );
 
     // The VP path (--vp) gives the EDM path's Euler samples from the same noise: the
     // same arithmetic up to float32 rounding of states of size ≤ 80 (about 1e-5 per
