@@ -131,6 +131,14 @@ pub(crate) fn cmd_distill(c: &Common, a: &DistillArgs) -> Result<()> {
     let (model, precond, meta) = pipeline::load_model(&a.teacher, &dev)
         .with_context(|| format!("loading the teacher {}", a.teacher.display()))?;
     let cfg = config(a, precond, c.seed())?;
+    // A step runs the generator, the fake score and the teacher on the batch, with
+    // the backward passes of the first two: about nine sampling passes' memory.
+    crate::sample_cmd::ensure_passes_fit(
+        &model,
+        (a.batch as u128).saturating_mul(9),
+        "--batch",
+        "use a smaller --batch",
+    )?;
     let _lock = score_core::fs::RunLock::acquire(&a.out)?;
     let spec = meta.config["extra"].clone();
     let out = RunOutput {

@@ -98,7 +98,17 @@ pub(crate) fn ensure_sampling_fits(model: &LoadedModel, n: usize) -> Result<()> 
     if n == 0 {
         bail!("--n: need at least one sample");
     }
-    let n = n as u128;
+    ensure_passes_fit(model, n as u128, "--n", "use a smaller --n")
+}
+
+/// Refuse `n` image-sized network passes whose working memory exceeds the budget (the
+/// estimate of [`ensure_sampling_fits`]), naming `flag`.
+pub(crate) fn ensure_passes_fit(
+    model: &LoadedModel,
+    n: u128,
+    flag: &str,
+    hint: &str,
+) -> Result<()> {
     let bytes = match model {
         LoadedModel::Unet(net, [c, h, w]) => {
             let px = (*h * *w) as u128;
@@ -109,7 +119,7 @@ pub(crate) fn ensure_sampling_fits(model: &LoadedModel, n: usize) -> Result<()> 
         }
         LoadedModel::Mlp(_, d) => n.saturating_mul(8 * 4 * (*d as u128).max(256)),
     };
-    score_core::limits::ensure_fits("--n", bytes, "use a smaller --n")?;
+    score_core::limits::ensure_fits(flag, bytes, hint)?;
     Ok(())
 }
 

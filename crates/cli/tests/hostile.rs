@@ -983,6 +983,18 @@ fn sizes_and_flags_that_hung_aborted_or_were_reinterpreted_are_refused() {
         ],
         &["--path-checkpoints", "too large"],
     );
+    fails(
+        &[
+            "distill",
+            "--teacher",
+            s(&ck),
+            "--batch",
+            "100000000",
+            "--out",
+            s(&d.join("d2")),
+        ],
+        &["--batch", "too large"],
+    );
 }
 
 fn copy_tree(from: &Path, to: &Path) {
