@@ -2,9 +2,9 @@
 //! measure it).
 
 use crate::args::*;
+use crate::common::ensure_sampling_fits;
 use crate::common::*;
 use crate::fid;
-use crate::sample_cmd::ensure_sampling_fits;
 use anyhow::{Context, Result};
 use score_core::fs::write_atomic_all;
 use score_core::samplers::Sampler;

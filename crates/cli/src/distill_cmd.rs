@@ -133,7 +133,7 @@ pub(crate) fn cmd_distill(c: &Common, a: &DistillArgs) -> Result<()> {
     let cfg = config(a, precond, c.seed())?;
     // A step runs the generator, the fake score and the teacher on the batch, with
     // the backward passes of the first two: about nine sampling passes' memory.
-    crate::sample_cmd::ensure_passes_fit(
+    crate::common::ensure_passes_fit(
         &model,
         (a.batch as u128).saturating_mul(9),
         "--batch",

@@ -91,38 +91,6 @@ pub(crate) fn cmd_ems(c: &Common, a: &EmsArgs) -> Result<()> {
     Ok(())
 }
 
-/// Refuse `--n 0` and a sample count whose working memory exceeds the machine's
-/// (an estimate: the sampler's states, and the network's activations at full
-/// resolution, about 24 maps of the widest level live at once, plus attention).
-pub(crate) fn ensure_sampling_fits(model: &LoadedModel, n: usize) -> Result<()> {
-    if n == 0 {
-        bail!("--n: need at least one sample");
-    }
-    ensure_passes_fit(model, n as u128, "--n", "use a smaller --n")
-}
-
-/// Refuse `n` image-sized network passes whose working memory exceeds the budget (the
-/// estimate of [`ensure_sampling_fits`]), naming `flag`.
-pub(crate) fn ensure_passes_fit(
-    model: &LoadedModel,
-    n: u128,
-    flag: &str,
-    hint: &str,
-) -> Result<()> {
-    let bytes = match model {
-        LoadedModel::Unet(net, [c, h, w]) => {
-            let px = (*h * *w) as u128;
-            let state = 8 * (*c as u128) * px * 4;
-            let acts = 24 * net.widest_channels() as u128 * px * 4;
-            let attn = 3 * (px / 16).pow(2) * 4;
-            n.saturating_mul(state + acts + attn)
-        }
-        LoadedModel::Mlp(_, d) => n.saturating_mul(8 * 4 * (*d as u128).max(256)),
-    };
-    score_core::limits::ensure_fits(flag, bytes, hint)?;
-    Ok(())
-}
-
 /// `sample --teleport --vp`: the VP path ([`gaussian_score::teleport_sample_vp`]) from the
 /// EDM state `x_t` at σ₀, returned in EDM variables.
 pub(crate) fn teleport_vp(
