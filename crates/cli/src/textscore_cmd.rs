@@ -382,11 +382,18 @@ pub fn cmd_generate(c: &Common, a: &GenerateArgs) -> Result<()> {
         bail!("--n must be positive and --steps at least 2");
     }
     let model = TextModel::load(&path, &dev)?;
+    let g = model.record.geometry;
+    // All --n images are sampled as one batch; guidance doubles the passes.
+    crate::common::ensure_passes_fit(
+        &score_train::pipeline::LoadedModel::Unet(model.net.clone(), [1, g.height, g.width]),
+        (a.n as u128).saturating_mul(2),
+        "--n",
+        "use a smaller --n",
+    )?;
     let encoder = match &a.prompt {
         Some(_) => Some(TextEncoder::load(None, &dev)?),
         None => None,
     };
-    let g = model.record.geometry;
     let draw = Draw {
         prompt: a.prompt.as_deref(),
         n: a.n,

@@ -995,6 +995,18 @@ fn sizes_and_flags_that_hung_aborted_or_were_reinterpreted_are_refused() {
         ],
         &["--batch", "too large"],
     );
+
+    fails(
+        &[
+            "musicscore",
+            "generate",
+            "--n",
+            "1000000000",
+            "--out",
+            s(&d.join("m")),
+        ],
+        &["--n", "too large"],
+    );
 }
 
 fn copy_tree(from: &Path, to: &Path) {
