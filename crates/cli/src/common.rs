@@ -253,6 +253,17 @@ pub(crate) fn ensure_sampling_fits(
 
 /// Refuse `n` image-sized network passes whose working memory exceeds the budget (the
 /// estimate of [`ensure_sampling_fits`]), naming `flag`.
+/// Working memory of one image through the UNet (the estimate behind every size check
+/// of a UNet): the sampler's states (8 images' worth), about 24 maps of the widest
+/// level live at once, and attention at a sixteenth of the positions, in f32.
+pub(crate) fn unet_pass_bytes([c, h, w]: [usize; 3], widest_channels: usize) -> u128 {
+    let px = (h * w) as u128;
+    let state = 8 * c as u128 * px;
+    let acts = 24 * widest_channels as u128 * px;
+    let attn = 3 * (px / 16).pow(2);
+    (state + acts + attn) * 4
+}
+
 pub(crate) fn ensure_passes_fit(
     model: &score_train::pipeline::LoadedModel,
     n: u128,
@@ -260,12 +271,8 @@ pub(crate) fn ensure_passes_fit(
     hint: &str,
 ) -> Result<()> {
     let bytes = match model {
-        score_train::pipeline::LoadedModel::Unet(net, [c, h, w]) => {
-            let px = (*h * *w) as u128;
-            let state = 8 * (*c as u128) * px * 4;
-            let acts = 24 * net.widest_channels() as u128 * px * 4;
-            let attn = 3 * (px / 16).pow(2) * 4;
-            n.saturating_mul(state + acts + attn)
+        score_train::pipeline::LoadedModel::Unet(net, chw) => {
+            n.saturating_mul(unet_pass_bytes(*chw, net.widest_channels()))
         }
         score_train::pipeline::LoadedModel::Mlp(_, d) => {
             n.saturating_mul(8 * 4 * (*d as u128).max(256))

@@ -537,19 +537,18 @@ fn unet_for(
     Ok(unet)
 }
 
-/// Refuse a batch or width whose training step cannot fit in memory (an estimate, as
-/// `sample`'s: about 24 maps of the widest level per image live in the forward pass,
-/// and the backward pass keeps them and as many gradients, so three times that; plus
-/// attention at a sixteenth of the positions).
+/// Refuse a batch or width whose training step cannot fit in memory: three times
+/// [`unet_pass_bytes`] per image (the backward pass keeps the forward maps and as many
+/// gradients).
 fn ensure_training_fits(
     unet: &score_nn::unet::UNetConfig,
     micro_batch: usize,
     [c, h, w]: [usize; 3],
 ) -> Result<()> {
-    let widest =
-        unet.model_channels as u128 * unet.channel_mult.iter().copied().max().unwrap_or(1) as u128;
-    let px = (h * w) as u128;
-    let per_image = 3 * (24 * widest * px + 8 * c as u128 * px + 3 * (px / 16).pow(2)) * 4;
+    let widest = unet
+        .model_channels
+        .saturating_mul(unet.channel_mult.iter().copied().max().unwrap_or(1));
+    let per_image = 3 * unet_pass_bytes([c, h, w], widest);
     let batch = micro_batch.max(1) as u128;
     score_core::limits::ensure_fits(
         "--batch-size/--channels",

@@ -774,21 +774,7 @@ fn a_run_folder_in_use_by_another_process_is_refused() {
     std::fs::create_dir_all(&run).unwrap();
     let lock = std::fs::File::create(run.join(".scorelab.lock")).unwrap();
     lock.lock().unwrap();
-    let train = [
-        "train",
-        "--data",
-        "fashion-mnist-test",
-        "--subset",
-        "16",
-        "--steps",
-        "1",
-        "--batch-size",
-        "4",
-        "--channels",
-        "8",
-        "--out",
-        s(&run),
-    ];
+    let train = tiny_train(s(&run), "1", &[]);
     fails(&train, &["in use by another scorelab process", s(&run)]);
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/musicscore");
     fails(
@@ -897,24 +883,7 @@ fn sizes_and_flags_that_hung_aborted_or_were_reinterpreted_are_refused() {
     );
     let run = d.join("run");
     let train = |flag: &'static str, v: &'static str, needles: &[&str]| {
-        let args = [
-            "train",
-            "--data",
-            "fashion-mnist-test",
-            "--subset",
-            "16",
-            "--steps",
-            "1",
-            "--batch-size",
-            "4",
-            "--channels",
-            "8",
-            "--out",
-            s(&run),
-            flag,
-            v,
-        ];
-        fails(&args, needles);
+        fails(&tiny_train(s(&run), "1", &[flag, v]), needles);
     };
     let pts = d.join("pts.npy");
     write_npy(&pts, &[4, 2], &[0.0, 1.0, 1.0, 0.0, 2.0, 1.0, 1.0, 2.0]);
