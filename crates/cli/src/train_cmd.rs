@@ -425,7 +425,15 @@ fn open_train_data(rec: &RunRecord) -> Result<TrainData> {
         ImageDataset::from_npy(arr, path)?
     };
     Ok(TrainData::Images(match rec.resolution {
-        Some(n) => images.with_resolution(n),
+        Some(n) => {
+            score_core::limits::ensure_values_fit(
+                "--resolution",
+                images.num_images() as u128,
+                (n as u128).saturating_mul(n as u128).saturating_mul(3 * 4),
+                "use a smaller --resolution",
+            )?;
+            images.with_resolution(n)
+        }
         None => images,
     }))
 }

@@ -1379,4 +1379,30 @@ fn a_folder_of_mixed_sizes_trains_at_one_resolution() {
     );
     let (ok, _, err) = run_args(args(&["--resume", "--resolution", "16"]));
     assert!(!ok && err.contains("--resolution 16"), "{err}");
+    // A resolution whose images cannot fit in memory is refused before any resize.
+    let big = dir.path().join("big");
+    let (ok, _, err) = scorelab(&[
+        "train",
+        "--data",
+        folder.to_str().unwrap(),
+        "--resolution",
+        "10000000",
+        "--out",
+        big.to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && err.contains("--resolution") && err.contains("too large"),
+        "{err}"
+    );
+    let (ok, _, err) = scorelab(&[
+        "train",
+        "--resolution",
+        "10000000",
+        "--out",
+        big.to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && err.contains("--resolution") && err.contains("too large"),
+        "{err}"
+    );
 }

@@ -242,6 +242,14 @@ impl ImageDataset {
                 ),
             ));
         }
+        if let Some(n) = resolution {
+            score_core::limits::ensure_values_fit(
+                "--resolution",
+                files.len() as u128,
+                (n as u128).saturating_mul(n as u128).saturating_mul(3 * 8),
+                "use a smaller --resolution",
+            )?;
+        }
         let labels = folder_labels(root, &files)?;
         let (c, h, w, planes) = read_all(&files, resolution)?;
         let (labels, num_classes) = match labels {
