@@ -16,7 +16,9 @@
 //! - [`text`]: the MiniLM sentence encoder (all-MiniLM-L6-v2) for text conditioning,
 //!   loaded from the weights `cargo xtask minilm-setup` converts.
 
+pub mod edm;
 pub mod embedding;
+pub mod import;
 pub mod mlp;
 pub mod norm;
 pub mod precond;

@@ -19,29 +19,41 @@ use burn::tensor::{Device, Tensor};
 /// `norm.forward(x)`, computed as described in the module docs. Same parameters
 /// (`gamma`, `beta`, `epsilon`, `affine`), same result up to f32 rounding.
 pub fn group_norm<const D: usize>(norm: &GroupNorm, x: Tensor<D>) -> Tensor<D> {
+    let affine = match (&norm.gamma, &norm.beta) {
+        (Some(g), Some(b)) if norm.affine => Some((g.val(), b.val())),
+        _ => None,
+    };
+    group_norm_with(x, norm.num_groups, norm.epsilon, affine)
+}
+
+/// GroupNorm of `x` with `groups` groups and ε = `eps`, then the per-channel affine
+/// (γ, β) when given: the computation of [`group_norm`] for layers that hold their
+/// parameters themselves (EDM's `GroupNorm`, diffusers' `nn.GroupNorm`).
+pub fn group_norm_with<const D: usize>(
+    x: Tensor<D>,
+    groups: usize,
+    eps: f64,
+    affine: Option<(Tensor<1>, Tensor<1>)>,
+) -> Tensor<D> {
     let dims = x.dims();
-    let rows = dims[0] * norm.num_groups;
+    let rows = dims[0] * groups;
     let per_row = dims.iter().product::<usize>() / rows.max(1);
     let device = x.device();
     let flat = x.reshape([1, rows, per_row]);
     let unit = Tensor::<1>::ones([rows], &device);
     let zero = Tensor::<1>::zeros([rows], &device);
-    let y = batch_norm_train(flat, unit, zero, norm.epsilon)
-        .output
-        .reshape(dims);
-    match (&norm.gamma, &norm.beta) {
+    let y = batch_norm_train(flat, unit, zero, eps).output.reshape(dims);
+    match affine {
         // On burn-flex the patch runs the depthwise 1×1 convolution as one pass per
         // plane; other backends would take burn's generic grouped-convolution
         // gradients (one product per group), so they keep the broadcast affine.
-        (Some(g), Some(b)) if norm.affine && device.clone().inner() == Device::flex() => {
-            channel_affine(y, g.val(), b.val())
-        }
-        (Some(g), Some(b)) if norm.affine => {
+        Some((g, b)) if device.clone().inner() == Device::flex() => channel_affine(y, g, b),
+        Some((g, b)) => {
             let mut per_channel = [1usize; D];
             per_channel[1] = dims[1];
-            y * g.val().reshape(per_channel) + b.val().reshape(per_channel)
+            y * g.reshape(per_channel) + b.reshape(per_channel)
         }
-        _ => y,
+        None => y,
     }
 }
 
