@@ -22,7 +22,13 @@ pub(crate) fn cmd_demo(c: &Common, a: &DemoArgs) -> Result<()> {
     let (train_set, held) = pipeline::demo_split()?;
     let ck_path = demo_checkpoint(c, a, &train_set, &dev)?;
     let (net, [ch, h, w], precond, meta) = pipeline::load_unet(&ck_path, &dev)?;
-    ensure_sampling_fits(&LoadedModel::Unet(net.clone(), [ch, h, w]), a.n)?;
+    ensure_sampling_fits(
+        &LoadedModel::Unet(
+            score_nn::network::ImageNet::Scorelab(net.clone()),
+            [ch, h, w],
+        ),
+        a.n,
+    )?;
     let sampler = Sampler::Heun(Default::default());
     let sigmas = GridKind::Karras.build(a.steps, 0.002, 80.0)?;
     let shape = [a.n, ch, h, w];

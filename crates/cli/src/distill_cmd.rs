@@ -10,6 +10,7 @@ use disback::config::{DistillConfig, GradientForm, Method, Order, Spacing};
 use disback::distill::{Distiller, RunOutput};
 use disback::teacher::Teacher;
 use score_nn::mlp::MlpConfig;
+use score_nn::network::ImageNet;
 use score_nn::precond::ScoreNetwork;
 use score_nn::unet::UNetConfig;
 use score_train::pipeline::{self, LoadedModel, ModelSpec};
@@ -151,11 +152,23 @@ pub(crate) fn cmd_distill(c: &Common, a: &DistillArgs) -> Result<()> {
     let bad = |e: serde_json::Error| anyhow::anyhow!("{}: config.extra: {e}", a.teacher.display());
     let spec_of: ModelSpec = serde_json::from_value(spec.clone()).map_err(bad)?;
     let (steps, updates) = match (model, spec_of) {
-        (LoadedModel::Unet(net, [ch, h, w]), ModelSpec::Unet { config, .. }) => {
+        (
+            LoadedModel::Unet(ImageNet::Scorelab(net), [ch, h, w]),
+            ModelSpec::Unet { config, .. },
+        ) => {
             let fresh = a
                 .fresh
                 .then(|| UNetConfig::from_json(config).map(|c| c.init(&dev)));
             let fresh = fresh.transpose().map_err(bad)?;
+            run(net, fresh, precond, &[ch, h, w], spec, &cfg, &out)?
+        }
+        (LoadedModel::Unet(ImageNet::Edm(net), [ch, h, w]), ModelSpec::Edm { config, .. }) => {
+            let fresh = match a.fresh {
+                true => {
+                    Some(edm_init(config, &dev).with_context(|| a.teacher.display().to_string())?)
+                }
+                false => None,
+            };
             run(net, fresh, precond, &[ch, h, w], spec, &cfg, &out)?
         }
         (LoadedModel::Mlp(net, d), ModelSpec::Mlp { config, .. }) => {
@@ -253,4 +266,15 @@ pub(crate) fn sample_one_step(
         },
     );
     Ok(())
+}
+
+/// EDM's network of a checkpoint's `config.extra.config`, freshly initialised.
+fn edm_init(
+    config: serde_json::Value,
+    dev: &burn::tensor::Device,
+) -> Result<score_nn::edm::EdmUNet> {
+    let cfg: score_nn::edm::EdmNetConfig =
+        serde_json::from_value(config).context("config.extra.config: EDM network")?;
+    cfg.init(dev)
+        .map_err(|e| anyhow::anyhow!("config.extra.config: {e}"))
 }

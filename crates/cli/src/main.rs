@@ -25,6 +25,7 @@ mod demo_cmd;
 mod distill_cmd;
 mod fid;
 mod gaussian;
+mod import_cmd;
 mod musicscore;
 mod ntk;
 mod sample_cmd;
@@ -93,6 +94,12 @@ enum Command {
     /// Distil a checkpoint into a one-step generator (plain score distillation or
     /// DisBack); `sample` then draws from OUT/generator.safetensors in one evaluation.
     Distill(distill_cmd::DistillArgs),
+    /// Bring your own model: import an EDM snapshot (.pkl) or state dict into a
+    /// checkpoint that every command taking --checkpoint reads.
+    #[command(subcommand)]
+    Import(import_cmd::ImportCmd),
+    /// D(x; σ) of an image checkpoint on given inputs (.npy), written as .npy.
+    Denoise(import_cmd::DenoiseArgs),
 }
 
 /// Ctrl-C: the first asks training to save and stop after its step; a second quits.
@@ -141,6 +148,8 @@ fn run() -> Result<()> {
         Command::FidStats(a) => fid::run_fid_stats(&cli.common, a),
         Command::Scoreaug(s) => scoreaug_cmd::run(&cli.common, s),
         Command::Distill(a) => distill_cmd::cmd_distill(&cli.common, a),
+        Command::Import(i) => import_cmd::run_import(&cli.common, i),
+        Command::Denoise(a) => import_cmd::run_denoise(&cli.common, a),
     }
 }
 

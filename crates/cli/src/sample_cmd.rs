@@ -284,7 +284,7 @@ struct UnetSamples {
 fn sample_unet(
     (seed, dev): (u64, &burn::tensor::Device),
     a: &SampleArgs,
-    net: &score_nn::unet::UNet,
+    net: &score_nn::network::ImageNet,
     chw: [usize; 3],
     precond: score_core::Precond,
     sampler: &Sampler,

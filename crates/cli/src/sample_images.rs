@@ -123,7 +123,7 @@ fn keeps_all(n: usize, len: usize) -> bool {
 fn sample_range(
     seed: u64,
     a: &SampleArgs,
-    net: &score_nn::unet::UNet,
+    net: &score_nn::network::ImageNet,
     [ch, h, w]: [usize; 3],
     precond: score_core::Precond,
     sampler: &Sampler,
@@ -176,7 +176,7 @@ fn write_whole_set(a: &SampleArgs, all: &[f32], [c, h, w]: [usize; 3]) -> Result
 /// a class-conditional UNet; none for an unconditional one (where --class and
 /// --guidance are errors).
 pub(crate) fn image_condition(
-    net: &score_nn::unet::UNet,
+    net: &score_nn::network::ImageNet,
     a: &SampleArgs,
     dev: &Device,
 ) -> Result<score_train::pipeline::ImageCondition> {
@@ -185,7 +185,7 @@ pub(crate) fn image_condition(
 
 /// The condition of images `range` (image i's class is `--class`, else i mod K).
 pub(crate) fn image_condition_for(
-    net: &score_nn::unet::UNet,
+    net: &score_nn::network::ImageNet,
     a: &SampleArgs,
     range: std::ops::Range<usize>,
     dev: &Device,

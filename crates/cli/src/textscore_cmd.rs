@@ -385,7 +385,10 @@ pub fn cmd_generate(c: &Common, a: &GenerateArgs) -> Result<()> {
     let g = model.record.geometry;
     // All --n images are sampled as one batch; guidance doubles the passes.
     crate::common::ensure_passes_fit(
-        &score_train::pipeline::LoadedModel::Unet(model.net.clone(), [1, g.height, g.width]),
+        &score_train::pipeline::LoadedModel::Unet(
+            score_nn::network::ImageNet::Scorelab(model.net.clone()),
+            [1, g.height, g.width],
+        ),
         (a.n as u128).saturating_mul(2),
         "--n",
         "use a smaller --n",

@@ -20,6 +20,7 @@ pub mod edm;
 pub mod embedding;
 pub mod import;
 pub mod mlp;
+pub mod network;
 pub mod norm;
 pub mod precond;
 pub mod text;

@@ -12,7 +12,9 @@
 //!   generating images and measuring them.
 
 pub mod checkpoint;
+pub mod edm_pickle;
 pub mod fit;
+pub mod import;
 pub mod pipeline;
 pub mod train;
 

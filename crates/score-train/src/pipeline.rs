@@ -15,9 +15,11 @@ use score_core::metrics;
 use score_core::precond::Precond;
 use score_core::samplers::{SampleContext, SampleOutput, Sampler};
 use score_io::images::{ImageDataset, Split};
-use score_nn::Preconditioned;
+use score_nn::edm::EdmNetConfig;
 use score_nn::mlp::{MlpConfig, MlpDenoiser};
+use score_nn::network::ImageNet;
 use score_nn::unet::{UNet, UNetConfig};
+use score_nn::{Preconditioned, ScoreNetwork};
 
 /// The network description stored in a checkpoint's configuration (`extra`).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -30,6 +32,16 @@ pub enum ModelSpec {
         /// [c, h, w].
         image_shape: [usize; 3],
         /// Where the training data came from.
+        dataset: String,
+    },
+    /// One of EDM's networks (SongUNet, DhariwalUNet) on images of `image_shape`,
+    /// configured by EDM's keyword arguments (`score_nn::edm::EdmNetConfig`).
+    Edm {
+        /// EDM's network keyword arguments.
+        config: serde_json::Value,
+        /// [c, h, w].
+        image_shape: [usize; 3],
+        /// Where the weights came from.
         dataset: String,
     },
     /// An MLP on vectors of dimension `dim`.
@@ -104,8 +116,8 @@ pub fn demo_train_config(steps: usize, seed: u64) -> TrainConfig {
 /// A network loaded from a checkpoint, with its preconditioning.
 #[allow(clippy::large_enum_variant)] // built once per command; boxing buys nothing
 pub enum LoadedModel {
-    /// A UNet and its image shape [c, h, w].
-    Unet(UNet, [usize; 3]),
+    /// An image network (the crate's UNet or EDM's) and its image shape [c, h, w].
+    Unet(ImageNet, [usize; 3]),
     /// An MLP and its dimension.
     Mlp(MlpDenoiser, usize),
 }
@@ -205,7 +217,21 @@ pub fn load_model_weights(
             let cfg =
                 UNetConfig::from_json(config).map_err(|e| bad(format!("UNet config: {e}")))?;
             cfg.validate().map_err(bad)?;
-            LoadedModel::Unet(ck.load_into(cfg.init(device), prefix, false)?, image_shape)
+            let net = ck.load_into(cfg.init(device), prefix, false)?;
+            LoadedModel::Unet(ImageNet::Scorelab(net), image_shape)
+        }
+        ModelSpec::Edm {
+            config,
+            image_shape,
+            ..
+        } => {
+            let cfg: EdmNetConfig =
+                serde_json::from_value(config).map_err(|e| bad(format!("EDM network: {e}")))?;
+            let net = cfg.init(device).map_err(bad)?;
+            LoadedModel::Unet(
+                ImageNet::Edm(ck.load_into(net, prefix, false)?),
+                image_shape,
+            )
         }
         ModelSpec::Mlp { config, dim, .. } => {
             let cfg: MlpConfig =
@@ -216,17 +242,32 @@ pub fn load_model_weights(
     Ok((model, train.precond, ck.meta))
 }
 
-/// Load a checkpoint that must hold a UNet: the network, its image shape [c, h, w],
-/// preconditioning and metadata; an MLP checkpoint is an error naming the file.
-pub fn load_unet(
+/// Load a checkpoint that must hold an image network: the network, its image shape
+/// [c, h, w], preconditioning and metadata; an MLP checkpoint is an error naming the file.
+pub fn load_image_net(
     path: &Path,
     device: &Device,
-) -> Result<(UNet, [usize; 3], Precond, CheckpointMeta)> {
+) -> Result<(ImageNet, [usize; 3], Precond, CheckpointMeta)> {
     match load_model(path, device)? {
         (LoadedModel::Unet(net, shape), precond, meta) => Ok((net, shape, precond, meta)),
         _ => Err(ScoreError::Checkpoint {
             path: path.to_path_buf(),
             detail: "needs an image (UNet) checkpoint, found an MLP".into(),
+        }),
+    }
+}
+
+/// [`load_image_net`] for commands that need the crate's own UNet (text conditioning,
+/// the benches): an EDM network is an error naming the file.
+pub fn load_unet(
+    path: &Path,
+    device: &Device,
+) -> Result<(UNet, [usize; 3], Precond, CheckpointMeta)> {
+    match load_image_net(path, device)? {
+        (ImageNet::Scorelab(net), shape, precond, meta) => Ok((net, shape, precond, meta)),
+        (ImageNet::Edm(_), ..) => Err(ScoreError::Checkpoint {
+            path: path.to_path_buf(),
+            detail: "holds an EDM network (scorelab import); this command needs a scorelab UNet (the output of `scorelab train`)".into(),
         }),
     }
 }
@@ -265,8 +306,8 @@ impl ImageCondition {
 
 /// Generate images from a UNet: `noise` is unit Gaussian `[B, c, h, w]`, scaled by the
 /// grid's first σ here. `on_step` receives (steps done, total steps).
-pub fn generate_images(
-    net: &UNet,
+pub fn generate_images<N: ScoreNetwork<4>>(
+    net: &N,
     precond: Precond,
     sampler: &Sampler,
     sigmas: &[f64],
@@ -353,8 +394,8 @@ pub fn demo_split() -> Result<(ImageDataset, ImageDataset)> {
 /// (`steps` levels, σ ∈ [0.002, 80]), 64 at a time; the noise of chunk k comes from
 /// `stream_rng(seed, stream, k)`. `on_done` is told how many samples are finished.
 #[allow(clippy::too_many_arguments)]
-pub fn heun_samples(
-    net: &UNet,
+pub fn heun_samples<N: ScoreNetwork<4>>(
+    net: &N,
     precond: Precond,
     [c, h, w]: [usize; 3],
     n: usize,
@@ -473,7 +514,12 @@ pub fn train_demo_unet(
 pub fn export_ema(checkpoint: &Path, out: &Path, device: &Device) -> Result<()> {
     let (model, _, meta) = load_model(checkpoint, device)?;
     match model {
-        LoadedModel::Unet(net, _) => save_checkpoint::<UNet>(out, None, Some(&net), None, &meta),
+        LoadedModel::Unet(ImageNet::Scorelab(net), _) => {
+            save_checkpoint::<UNet>(out, None, Some(&net), None, &meta)
+        }
+        LoadedModel::Unet(ImageNet::Edm(net), _) => {
+            save_checkpoint(out, None, Some(&net), None, &meta)
+        }
         LoadedModel::Mlp(net, _) => save_checkpoint(out, None, Some(&net), None, &meta),
     }
 }

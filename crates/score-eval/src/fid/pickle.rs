@@ -5,9 +5,16 @@
 //! an error naming it. Memoised values are copies, refreshed whenever the container on
 //! top of the stack that was memoised is filled (APPEND(S), SETITEM(S), BUILD); this is
 //! exact for pickles that finish a container before referring to it again, as
-//! TorchScript's writer does.
+//! TorchScript's writer and Python's `pickle` do. Byte strings are shared (`Arc`), so
+//! memoised copies of containers that hold tensor data stay cheap.
+//!
+//! Also read: plain `pickle.dump` files of PyTorch objects (EDM's snapshots): byte
+//! strings, sets, `copyreg._reconstructor` objects (named by their class) and tensors
+//! whose storage is pickled inline (`torch.storage._load_from_bytes`), which stay
+//! [`Value::Object`]s for the caller to decode.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// A tensor that a pickle refers to: its storage key and its layout.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +44,8 @@ pub enum Value {
     Float(f64),
     /// A string.
     Str(String),
+    /// A byte string.
+    Bytes(Arc<Vec<u8>>),
     /// A tuple.
     Tuple(Vec<Value>),
     /// A list.
@@ -222,7 +231,22 @@ impl Machine<'_> {
             return Err("REDUCE of a value that is not a global".into());
         };
         let value = match (module.as_str(), name.as_str()) {
-            ("torch._utils", "_rebuild_tensor_v2") => rebuild_tensor(&args)?,
+            ("torch._utils", "_rebuild_tensor_v2") if has_persistent_storage(&args) => {
+                rebuild_tensor(&args)?
+            }
+            // Python's default object reduction: name the object by its class.
+            ("copyreg", "_reconstructor") => match &args {
+                Value::Tuple(a) if matches!(a.first(), Some(Value::Global(..))) => {
+                    let Some(Value::Global(m, n)) = a.first() else {
+                        unreachable!("matched above")
+                    };
+                    Value::Object {
+                        class: format!("{m}.{n}"),
+                        state: Box::new(Value::None),
+                    }
+                }
+                _ => return Err("malformed copyreg._reconstructor arguments".into()),
+            },
             ("collections", "OrderedDict") => Value::Dict(Vec::new()),
             // TorchScript's typed containers: build_intlist([0, 3]) is the list itself.
             ("torch.jit._pickle", n) if n.starts_with("build_") => match args {
@@ -294,7 +318,10 @@ impl Machine<'_> {
                 let n = self.uint(1)? as usize;
                 let b = self.take(n)?.to_vec();
                 if n > 8 {
-                    return Err("LONG1 wider than 64 bits".into());
+                    // Wider than 64 bits (torch.save's magic number): kept as its
+                    // little-endian two's-complement bytes.
+                    self.push(Value::Bytes(Arc::new(b)));
+                    return Ok(true);
                 }
                 let mut v = b.iter().rev().fold(0i64, |a, &x| (a << 8) | x as i64);
                 if n > 0 && n < 8 && b[n - 1] & 0x80 != 0 {
@@ -320,6 +347,21 @@ impl Machine<'_> {
                 let n = self.uint(4)? as usize;
                 let v = self.text(n)?;
                 self.push(v)
+            }
+            0x8d => {
+                let n = usize::try_from(self.uint(8)?).map_err(|_| "BINUNICODE8 length")?;
+                let v = self.text(n)?;
+                self.push(v)
+            }
+            b'C' | b'B' | 0x8e | 0x96 => {
+                let width = match op {
+                    b'C' => 1,
+                    b'B' => 4,
+                    _ => 8,
+                };
+                let n = usize::try_from(self.uint(width)?).map_err(|_| "bytes length")?;
+                let b = self.take(n)?.to_vec();
+                self.push(Value::Bytes(Arc::new(b)))
             }
             _ => return Ok(false),
         }
@@ -362,6 +404,26 @@ impl Machine<'_> {
             b'u' => {
                 let items = self.pop_mark()?;
                 self.set_items(items)?
+            }
+            // Sets become lists (EMPTY_SET, ADDITEMS, FROZENSET).
+            0x8f => self.push(Value::List(Vec::new())),
+            0x90 => {
+                let items = self.pop_mark()?;
+                self.extend(items)?
+            }
+            0x91 => {
+                let items = self.pop_mark()?;
+                self.push(Value::List(items))
+            }
+            b'0' => {
+                self.pop()?;
+            }
+            b'1' => {
+                self.pop_mark()?;
+            }
+            b'2' => {
+                let v = self.top()?.clone();
+                self.push(v)
             }
             _ => return Ok(false),
         }
@@ -426,6 +488,12 @@ impl Machine<'_> {
     }
 }
 
+/// Whether `_rebuild_tensor_v2`'s storage is a persistent id (an archive's file)
+/// rather than a value pickled inline.
+fn has_persistent_storage(args: &Value) -> bool {
+    matches!(args, Value::Tuple(a) if matches!(a.first(), Some(Value::Persistent(_))))
+}
+
 fn rebuild_tensor(args: &Value) -> Result<Value, String> {
     let bad = || "malformed _rebuild_tensor_v2 arguments".to_string();
     let Value::Tuple(a) = args else {
@@ -454,6 +522,12 @@ fn rebuild_tensor(args: &Value) -> Result<Value, String> {
 /// Interpret a pickle, returning the value it builds or a message naming the opcode
 /// and byte offset where it failed.
 pub fn unpickle(data: &[u8]) -> Result<Value, String> {
+    unpickle_prefix(data).map(|(v, _)| v)
+}
+
+/// Interpret the pickle at the start of `data` (several may follow each other, as in
+/// PyTorch's legacy `torch.save` format): the value and the bytes it took.
+pub fn unpickle_prefix(data: &[u8]) -> Result<(Value, usize), String> {
     let mut m = Machine {
         data,
         at: 0,
@@ -470,7 +544,7 @@ pub fn unpickle(data: &[u8]) -> Result<Value, String> {
             Err(e) => return Err(format!("byte {at} (opcode 0x{op:02x}): {e}")),
         }
     }
-    m.pop()
+    Ok((m.pop()?, m.at))
 }
 
 #[cfg(test)]

@@ -286,6 +286,7 @@ pub struct EdmUNet {
     song: bool,
     noise_channels: usize,
     label_dim: usize,
+    widest: usize,
 }
 
 fn song_settings(c: &EdmNetConfig, emb_channels: usize) -> BlockSettings {
@@ -504,6 +505,7 @@ fn build_song(c: &EdmNetConfig, device: &Device) -> EdmUNet {
         song: true,
         noise_channels: noise,
         label_dim: c.label_dim,
+        widest: widest(c),
     }
 }
 
@@ -543,10 +545,29 @@ fn build_adm(c: &EdmNetConfig, device: &Device) -> EdmUNet {
         song: false,
         noise_channels: mc,
         label_dim: c.label_dim,
+        widest: widest(c),
     }
 }
 
+fn widest(c: &EdmNetConfig) -> usize {
+    let m = c
+        .channel_mult
+        .as_ref()
+        .and_then(|m| m.iter().max().copied());
+    c.model_channels.unwrap_or(0) * m.unwrap_or(1)
+}
+
 impl EdmUNet {
+    /// The class-label dimension (0: unconditional).
+    pub fn label_dim(&self) -> usize {
+        self.label_dim
+    }
+
+    /// The widest level's channels.
+    pub fn widest_channels(&self) -> usize {
+        self.widest
+    }
+
     /// The embedding of the noise label and the conditioning, `[B, emb]`.
     fn embedding(&self, c_noise: Tensor<1>, cond: Option<&Conditioning>) -> Tensor<2> {
         let b = c_noise.dims()[0];

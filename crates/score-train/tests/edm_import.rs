@@ -1,0 +1,186 @@
+//! Importing EDM networks: an EDM-format snapshot (`xtask/fixtures/edm_pickle.py`: the
+//! structure EDM's `pickle.dump` writes, persistent classes and inline storages) and a
+//! safetensors state dict, each written as a scorelab checkpoint, read back through the
+//! loader every command uses, and evaluated against the PyTorch golden output of the same
+//! weights (`xtask/fixtures/edm_golden.py`, the bound derived in score-nn's
+//! `tests/edm_golden.rs`: 8 × the reference's own float32 error). Damaged inputs are
+//! errors naming what is wrong.
+
+use std::path::PathBuf;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use score_core::denoiser::{Conditioning, Denoiser};
+use score_nn::Preconditioned;
+use score_nn::import::StateDict;
+use score_train::pipeline::{LoadedModel, load_model};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../score-nn/tests/fixtures/edm")
+        .join(name)
+}
+
+fn tensor<const D: usize>(sd: &StateDict, key: &str, dev: &Device) -> Tensor<D> {
+    let (shape, values) = sd.get(key).unwrap();
+    Tensor::from_data(TensorData::new(values.clone(), shape.clone()), dev)
+}
+
+/// Load `checkpoint` as every command does and compare D(x; σ) with case's golden.
+fn check_against_golden(checkpoint: &std::path::Path, case: &str, labels: bool, augment: bool) {
+    let dev = Device::flex();
+    let (model, precond, _) = load_model(checkpoint, &dev).unwrap();
+    let LoadedModel::Unet(net, chw) = model else {
+        panic!("an image network")
+    };
+    assert_eq!(chw, [3, 16, 16]);
+    let sd = StateDict::read_safetensors(&fixture(&format!("{case}.safetensors"))).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture(&format!("{case}.json"))).unwrap()).unwrap();
+    let e32 = meta["torch_f32_rel_err"].as_f64().unwrap();
+    let cond = Conditioning {
+        class_labels: labels.then(|| tensor(&sd, "golden.labels", &dev)),
+        augment: augment.then(|| tensor(&sd, "golden.augment", &dev)),
+        ..Conditioning::default()
+    };
+    let d = Preconditioned::new(&net, precond).denoise(
+        tensor(&sd, "golden.x", &dev),
+        tensor(&sd, "golden.sigma", &dev),
+        Some(&cond),
+    );
+    let ours = score_core::tensor::to_vec_f32(d).unwrap();
+    let (_, d64) = sd.get("golden.out64").unwrap();
+    let scale = d64.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
+    let err = ours
+        .iter()
+        .zip(d64)
+        .fold(0f64, |m, (x, y)| m.max((*x as f64 - *y as f64).abs()))
+        / scale;
+    let bound = 8.0 * e32.max(2f64.powi(-24));
+    assert!(err <= bound, "{case}: error {err:.3e} > bound {bound:.3e}");
+}
+
+#[test]
+fn edm_snapshot_pickle_imports_and_matches_pytorch() {
+    let dev = Device::flex();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ncsnpp.safetensors");
+    let imported =
+        score_train::edm_pickle::import_edm_pickle(&fixture("ncsnpp-snapshot.pkl"), "ema", &dev)
+            .unwrap();
+    let d = &imported.description;
+    assert_eq!(d.network.model_type, "SongUNet");
+    assert_eq!(d.network.embedding_type.as_deref(), Some("fourier"));
+    assert_eq!(d.network.label_dim, 10);
+    assert!(matches!(
+        d.precond,
+        score_nn::edm::EdmPrecondConfig::Ve { sigma_min, sigma_max } if sigma_min == 0.02 && sigma_max == 100.0
+    ));
+    score_train::import::write_edm_checkpoint(&imported, &out, "fixture").unwrap();
+    check_against_golden(&out, "ncsnpp", true, false);
+}
+
+#[test]
+fn safetensors_state_dict_imports_and_matches_pytorch() {
+    let dev = Device::flex();
+    let dir = tempfile::tempdir().unwrap();
+    // The golden file holds the state dict and golden.* tensors: keep model.* only.
+    let sd = StateDict::read_safetensors(&fixture("ddpmpp.safetensors")).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("ddpmpp.json")).unwrap()).unwrap();
+    let desc: score_train::import::EdmDescription = serde_json::from_value(meta).unwrap();
+    let weights = StateDict {
+        tensors: sd
+            .tensors
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("model."))
+            .collect(),
+        source: sd.source,
+    };
+    let imported = score_train::import::edm_from_state_dict(&weights, desc, &dev).unwrap();
+    let out = dir.path().join("ddpmpp.safetensors");
+    score_train::import::write_edm_checkpoint(&imported, &out, "fixture").unwrap();
+    check_against_golden(&out, "ddpmpp", false, true);
+}
+
+#[test]
+fn damaged_imports_name_what_is_wrong() {
+    let dev = Device::flex();
+    let sd = StateDict::read_safetensors(&fixture("adm.safetensors")).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("adm.json")).unwrap()).unwrap();
+    let desc: score_train::import::EdmDescription = serde_json::from_value(meta).unwrap();
+    let only_model = |sd: &StateDict| StateDict {
+        tensors: sd
+            .tensors
+            .iter()
+            .filter(|(k, _)| k.starts_with("model."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        source: sd.source.clone(),
+    };
+    let err = |sd: StateDict, desc: score_train::import::EdmDescription| {
+        score_train::import::edm_from_state_dict(&sd, desc, &dev)
+            .unwrap_err()
+            .to_string()
+    };
+    // A missing tensor.
+    let mut missing = only_model(&sd);
+    missing.tensors.remove("model.enc.8x8_block0.qkv.weight");
+    assert!(err(missing, desc.clone()).contains("'enc.8x8_block0.qkv.weight' is missing"));
+    // A shape mismatch.
+    let mut wrong = only_model(&sd);
+    wrong.tensors.get_mut("model.map_layer0.weight").unwrap().0 = vec![1, 1];
+    assert!(err(wrong, desc.clone()).contains("'map_layer0.weight': shape [1, 1]"));
+    // An extra tensor.
+    let mut extra = only_model(&sd);
+    extra.tensors.insert(
+        "model.enc.99x99_block0.conv0.weight".into(),
+        (vec![1], vec![0.0]),
+    );
+    assert!(
+        err(extra, desc.clone()).contains("'enc.99x99_block0.conv0.weight' matches no parameter")
+    );
+    // The wrong configuration for the weights.
+    let mut other = desc.clone();
+    other.network.model_channels = Some(16);
+    assert!(err(only_model(&sd), other).contains("shape"));
+    // A tensor outside model.*.
+    assert!(err(sd, desc).contains("'golden."));
+}
+
+#[test]
+fn hostile_pickles_are_refused_naming_the_problem() {
+    let dev = Device::flex();
+    let bytes = std::fs::read(fixture("ncsnpp-snapshot.pkl")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, b: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, b).unwrap();
+        p
+    };
+    let import = |p: &std::path::Path, key: &str| {
+        score_train::edm_pickle::import_edm_pickle(p, key, &dev)
+            .unwrap_err()
+            .to_string()
+    };
+    // A class outside a module tree (os.system) inside the network is refused by
+    // name; nothing is ever called.
+    let mut p = vec![0x80, 4, b'}', b'(', 0x8c, 3];
+    p.extend_from_slice(b"ema");
+    p.extend_from_slice(&[0x8c, 2]);
+    p.extend_from_slice(b"os");
+    p.extend_from_slice(&[0x8c, 6]);
+    p.extend_from_slice(b"system");
+    p.extend_from_slice(&[0x93, 0x8c, 4]);
+    p.extend_from_slice(b"echo");
+    p.extend_from_slice(&[0x85, b'R', b'u', b'.']);
+    let e = import(&write("evil.pkl", &p), "ema");
+    assert!(e.contains("os.system is not part of a network"), "{e}");
+    // Truncated snapshots and a missing key.
+    for cut in [10, bytes.len() / 2, bytes.len() - 1] {
+        let e = import(&write("cut.pkl", &bytes[..cut]), "ema");
+        assert!(e.contains("not a readable pickle"), "{e}");
+    }
+    let e = import(&fixture("ncsnpp-snapshot.pkl"), "generator");
+    assert!(e.contains("no network under 'generator'"), "{e}");
+}
