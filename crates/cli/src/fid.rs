@@ -219,7 +219,7 @@ fn sample_set(
     quiet: bool,
     dev: &Device,
 ) -> Result<ImageSet> {
-    let (net, [c, h, w], precond, _) = score_train::pipeline::load_unet(ck, dev)?;
+    let (net, [c, h, w], precond, _) = score_train::pipeline::load_image_net(ck, dev)?;
     let pb = (!quiet).then(|| crate::common::bar_of(n as u64, "sampling", "images"));
     let x = score_train::pipeline::heun_samples(
         &net,

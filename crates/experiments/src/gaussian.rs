@@ -42,7 +42,7 @@ pub fn ev_study(
     out: &Path,
     device: &Device,
 ) -> Result<Vec<EvRow>> {
-    let (net, _, precond, meta) = pipeline::load_unet(checkpoint, device)?;
+    let (net, _, precond, meta) = pipeline::load_image_net(checkpoint, device)?;
     let (train, held) = pipeline::demo_split()?;
     let fits = Approximations::fit(&train, components, seed)?;
     let approx = fits.list();
@@ -177,7 +177,7 @@ pub fn ev_over_training(
     let approx = fits.list();
     let mut runs = Vec::new();
     for ck in checkpoints {
-        let (net, _, precond, meta) = pipeline::load_unet(ck, device)?;
+        let (net, _, precond, meta) = pipeline::load_image_net(ck, device)?;
         let den = Preconditioned::new(&net, precond);
         let rows = ev_on_probes(&den, &approx, &train, &held, probes, sigmas, seed, device)?;
         progress(&format!("step {}: {} EV rows", meta.step, rows.len()));
@@ -352,7 +352,7 @@ pub fn teleport_sweep(
     fid: Option<FidSetup>,
     mut progress: impl FnMut(&TeleportRow),
 ) -> Result<TeleportReport> {
-    let (net, [ch, h, w], precond, _) = pipeline::load_unet(checkpoint, device)?;
+    let (net, [ch, h, w], precond, _) = pipeline::load_image_net(checkpoint, device)?;
     let (train, held) = pipeline::demo_split()?;
     let d = ch * h * w;
     let g = GaussianScore::fit(&train.rows_f64(), d, None)?;
