@@ -17,6 +17,7 @@
 //!   images, cached for `scorelab fid --ref fashion-mnist-test`.
 //! - `cargo xtask ci`: what `.ci/run` runs (format check, tests).
 
+mod bench_edm;
 mod bench_vs_torch;
 mod fid_setup;
 mod fixture;
@@ -56,6 +57,11 @@ enum Task {
     /// The demo UNet and its hot operations against PyTorch on this CPU, alternating
     /// rounds; writes docs/results/performance/bench_vs_torch.{md,json} (issue 11).
     BenchVsTorch(BenchVsTorchArgs),
+
+    /// EDM's CIFAR-10 DDPM++ network imported into scorelab against PyTorch on the same
+    /// weights: forward and training step, alternating rounds; writes
+    /// docs/results/performance/bench_edm.{md,json} (issue 29).
+    BenchEdm(BenchEdmArgs),
 
     /// Run an experiment and write its report.
     Experiment(ExperimentArgs),
@@ -710,6 +716,25 @@ struct BenchVsTorchArgs {
     device: String,
 }
 
+#[derive(clap::Args)]
+struct BenchEdmArgs {
+    /// Alternating rounds (scorelab, then torch).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Repetitions per operation and round (each side reports their median).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Python with torch [default: ~/.cache/scorelab/torchvenv, created on first use].
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Output folder.
+    #[arg(long, default_value = "docs/results/performance")]
+    out: PathBuf,
+}
+
 /// `cargo xtask bench-vs-torch`.
 fn bench_vs_torch(a: BenchVsTorchArgs) -> Result<()> {
     let BenchVsTorchArgs {
@@ -866,6 +891,10 @@ fn main() -> Result<()> {
         Task::TrainDemoCheckpoint(a) => train_demo_checkpoint(a)?,
         Task::TrainMusicscoreCheckpoint(a) => train_musicscore_checkpoint(a)?,
         Task::BenchVsTorch(a) => bench_vs_torch(a)?,
+        Task::BenchEdm(a) => println!(
+            "{}",
+            bench_edm::run(&a.out, a.rounds, a.reps, a.batch, a.python)?
+        ),
         Task::Experiment(a) => experiment(a)?,
         Task::Fixture(a) => fixture(a)?,
         Task::FidSetup { python } => fid_setup::run(&python)?,

@@ -148,41 +148,7 @@ pub(crate) fn cmd_distill(c: &Common, a: &DistillArgs) -> Result<()> {
         stop_after: None,
     };
     let t0 = Instant::now();
-    // --fresh: the teacher's architecture, initialised from the seed.
-    let bad = |e: serde_json::Error| anyhow::anyhow!("{}: config.extra: {e}", a.teacher.display());
-    let spec_of: ModelSpec = serde_json::from_value(spec.clone()).map_err(bad)?;
-    let (steps, updates) = match (model, spec_of) {
-        (
-            LoadedModel::Unet(ImageNet::Scorelab(net), [ch, h, w]),
-            ModelSpec::Unet { config, .. },
-        ) => {
-            let fresh = a
-                .fresh
-                .then(|| UNetConfig::from_json(config).map(|c| c.init(&dev)));
-            let fresh = fresh.transpose().map_err(bad)?;
-            run(net, fresh, precond, &[ch, h, w], spec, &cfg, &out)?
-        }
-        (LoadedModel::Unet(ImageNet::Edm(net), [ch, h, w]), ModelSpec::Edm { config, .. }) => {
-            let fresh = match a.fresh {
-                true => {
-                    Some(edm_init(config, &dev).with_context(|| a.teacher.display().to_string())?)
-                }
-                false => None,
-            };
-            run(net, fresh, precond, &[ch, h, w], spec, &cfg, &out)?
-        }
-        (LoadedModel::Mlp(net, d), ModelSpec::Mlp { config, .. }) => {
-            let fresh = a
-                .fresh
-                .then(|| serde_json::from_value::<MlpConfig>(config).map(|c| c.init(&dev)));
-            let fresh = fresh.transpose().map_err(bad)?;
-            run(net, fresh, precond, &[d], spec, &cfg, &out)?
-        }
-        _ => bail!(
-            "{}: the network description does not match its weights",
-            a.teacher.display()
-        ),
-    };
+    let (steps, updates) = run_model(model, spec, (a, &dev, precond), &cfg, &out)?;
     let secs = t0.elapsed().as_secs_f64();
     let generator = a.out.join("generator.safetensors");
     emit(
@@ -277,4 +243,65 @@ fn edm_init(
         serde_json::from_value(config).context("config.extra.config: EDM network")?;
     cfg.init(dev)
         .map_err(|e| anyhow::anyhow!("config.extra.config: {e}"))
+}
+
+/// Stage 1 and the distillation for the teacher's network kind; `--fresh` starts the
+/// generator from the teacher's architecture initialised from the seed.
+fn run_model(
+    model: LoadedModel,
+    spec: serde_json::Value,
+    (a, dev, precond): (&DistillArgs, &burn::tensor::Device, score_core::Precond),
+    cfg: &DistillConfig,
+    out: &RunOutput,
+) -> Result<(usize, usize)> {
+    let dev = dev.clone();
+    // --fresh: the teacher's architecture, initialised from the seed.
+    let bad = |e: serde_json::Error| anyhow::anyhow!("{}: config.extra: {e}", a.teacher.display());
+    let spec_of: ModelSpec = serde_json::from_value(spec.clone()).map_err(bad)?;
+    Ok(match (model, spec_of) {
+        (
+            LoadedModel::Unet(ImageNet::Scorelab(net), [ch, h, w]),
+            ModelSpec::Unet { config, .. },
+        ) => {
+            let fresh = a
+                .fresh
+                .then(|| UNetConfig::from_json(config).map(|c| c.init(&dev)));
+            let fresh = fresh.transpose().map_err(bad)?;
+            run(net, fresh, precond, &[ch, h, w], spec, cfg, out)?
+        }
+        (LoadedModel::Unet(ImageNet::Edm(net), [ch, h, w]), ModelSpec::Edm { config, .. }) => {
+            let fresh = match a.fresh {
+                true => {
+                    Some(edm_init(config, &dev).with_context(|| a.teacher.display().to_string())?)
+                }
+                false => None,
+            };
+            run(net, fresh, precond, &[ch, h, w], spec, cfg, out)?
+        }
+        (LoadedModel::Mlp(net, d), ModelSpec::Mlp { config, .. }) => {
+            let fresh = a
+                .fresh
+                .then(|| serde_json::from_value::<MlpConfig>(config).map(|c| c.init(&dev)));
+            let fresh = fresh.transpose().map_err(bad)?;
+            run(net, fresh, precond, &[d], spec, cfg, out)?
+        }
+        (
+            LoadedModel::Unet(ImageNet::Diffusers(net), [ch, h, w]),
+            ModelSpec::Diffusers { config, .. },
+        ) => {
+            let fresh = match a.fresh {
+                true => {
+                    let cfg: score_nn::diffusers::UNet2DConfig =
+                        serde_json::from_value(config).map_err(bad)?;
+                    Some(cfg.init(&dev).map_err(anyhow::Error::msg)?)
+                }
+                false => None,
+            };
+            run(net, fresh, precond, &[ch, h, w], spec, cfg, out)?
+        }
+        _ => bail!(
+            "{}: the network description does not match its weights",
+            a.teacher.display()
+        ),
+    })
 }

@@ -18,6 +18,36 @@ pub enum ImportCmd {
     /// is executed), or a safetensors state dict of `EDMPrecond` (`model.*`) with
     /// `--config` naming EDM's network kwargs and the precond.
     Edm(ImportEdmArgs),
+    /// diffusers' UNet2DModel: DIR holds config.json and
+    /// diffusion_pytorch_model.safetensors (or DIR/unet/ does); the β schedule and the
+    /// prediction type come from scheduler_config.json beside it (or DIR/scheduler/),
+    /// else DDPM's (linear 1e-4 → 0.02 over 1000 steps, ε), and the flags override them.
+    Diffusers(ImportDiffusersArgs),
+}
+
+/// `scorelab import diffusers`.
+#[derive(Args)]
+pub struct ImportDiffusersArgs {
+    /// The model folder.
+    pub dir: PathBuf,
+    /// The scorelab checkpoint to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// linear, scaled_linear or squaredcos_cap_v2.
+    #[arg(long)]
+    pub beta_schedule: Option<String>,
+    /// β of the first step.
+    #[arg(long)]
+    pub beta_start: Option<f64>,
+    /// β of the last step.
+    #[arg(long)]
+    pub beta_end: Option<f64>,
+    /// Training steps of the schedule.
+    #[arg(long)]
+    pub num_train_timesteps: Option<usize>,
+    /// epsilon or v_prediction.
+    #[arg(long)]
+    pub prediction_type: Option<String>,
 }
 
 /// `scorelab import edm`.
@@ -58,7 +88,53 @@ pub struct DenoiseArgs {
 }
 
 pub fn run_import(c: &Common, cmd: &ImportCmd) -> Result<()> {
-    let ImportCmd::Edm(a) = cmd;
+    match cmd {
+        ImportCmd::Edm(a) => import_edm(c, a),
+        ImportCmd::Diffusers(a) => import_diffusers(c, a),
+    }
+}
+
+fn import_diffusers(c: &Common, a: &ImportDiffusersArgs) -> Result<()> {
+    let dev = device(&c.device)?;
+    let t0 = Instant::now();
+    let overrides = score_train::import::SchedulerOptions {
+        beta_schedule: a.beta_schedule.clone(),
+        beta_start: a.beta_start,
+        beta_end: a.beta_end,
+        num_train_timesteps: a.num_train_timesteps,
+        prediction_type: a.prediction_type.clone(),
+    };
+    let imported = score_train::import::import_diffusers(&a.dir, overrides, &dev)?;
+    let source = std::path::absolute(&a.dir).unwrap_or(a.dir.clone());
+    score_train::import::write_diffusers_checkpoint(
+        &imported,
+        &a.out,
+        &source.display().to_string(),
+    )?;
+    let cfg = &imported.config;
+    let side = cfg.sample_size.unwrap_or(0);
+    emit(
+        c.json,
+        serde_json::json!({"source": a.dir, "out": a.out, "tensors": imported.tensors,
+            "config": cfg, "precond": imported.precond, "scheduler": imported.scheduler,
+            "seconds": t0.elapsed().as_secs_f64()}),
+        || {
+            outln!(
+                "imported UNet2DModel ({} tensors, {}×{side}×{side}, {}) -> {}",
+                imported.tensors,
+                cfg.in_channels,
+                match &imported.scheduler {
+                    Some(p) => format!("schedule from {}", p.display()),
+                    None => "DDPM's schedule".into(),
+                },
+                a.out.display()
+            )
+        },
+    );
+    Ok(())
+}
+
+fn import_edm(c: &Common, a: &ImportEdmArgs) -> Result<()> {
     let dev = device(&c.device)?;
     let t0 = Instant::now();
     let is_pkl = a.source.extension().is_some_and(|e| e == "pkl");

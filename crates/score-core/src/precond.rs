@@ -32,6 +32,17 @@ pub enum Precond {
         /// ε_t, the smallest training time (1e-5).
         eps_t: f64,
     },
+    /// A discrete-time DDPM network (ε- or v-prediction) as a denoiser of EDM's σ, as
+    /// k-diffusion's `DiscreteEpsDDPMDenoiser` / `DiscreteVDDPMDenoiser` wrap it:
+    /// c_in = 1/√(σ²+1), c_noise = t(σ) (log σ interpolated between the discrete levels
+    /// σ_t = √((1−ᾱ_t)/ᾱ_t), see [`BetaSchedule::t_of_sigma`]); ε: c_skip = 1,
+    /// c_out = −σ; v: c_skip = 1/(σ²+1), c_out = −σ/√(σ²+1).
+    Discrete {
+        /// The β schedule.
+        schedule: BetaSchedule,
+        /// v-prediction instead of ε.
+        v_prediction: bool,
+    },
     /// Variance exploding (Song et al. 2021, as in EDM Table 1).
     Ve {
         /// σ_min of training (0.02).
@@ -39,6 +50,101 @@ pub enum Precond {
         /// σ_max of training (100).
         sigma_max: f64,
     },
+}
+
+/// A DDPM β schedule (diffusers' `DDPMScheduler` names): `linear` (β linearly from
+/// `beta_start` to `beta_end`), `scaled_linear` (√β linearly) or `squaredcos_cap_v2`
+/// (Nichol & Dhariwal's cosine, β capped at 0.999), over `steps` steps.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BetaSchedule {
+    /// `"linear"` = 0, `"scaled_linear"` = 1, `"squaredcos_cap_v2"` = 2.
+    pub kind: BetaKind,
+    /// β of the first step.
+    pub beta_start: f64,
+    /// β of the last step.
+    pub beta_end: f64,
+    /// Number of training steps (1000).
+    pub steps: usize,
+}
+
+/// The shape of a [`BetaSchedule`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BetaKind {
+    /// β linear in t.
+    Linear,
+    /// √β linear in t (Stable Diffusion).
+    ScaledLinear,
+    /// The cosine schedule (`squaredcos_cap_v2`).
+    SquaredcosCapV2,
+}
+
+impl BetaSchedule {
+    /// DDPM's: linear from 1e−4 to 0.02 over 1000 steps.
+    pub fn ddpm() -> Self {
+        Self {
+            kind: BetaKind::Linear,
+            beta_start: 1e-4,
+            beta_end: 0.02,
+            steps: 1000,
+        }
+    }
+
+    /// The β of every step.
+    pub fn betas(&self) -> Vec<f64> {
+        let n = self.steps.max(2);
+        let lin = |a: f64, b: f64, i: usize| a + (b - a) * i as f64 / (n - 1) as f64;
+        (0..n)
+            .map(|i| match self.kind {
+                BetaKind::Linear => lin(self.beta_start, self.beta_end, i),
+                BetaKind::ScaledLinear => {
+                    lin(self.beta_start.sqrt(), self.beta_end.sqrt(), i).powi(2)
+                }
+                BetaKind::SquaredcosCapV2 => {
+                    let f = |t: f64| {
+                        ((t + 0.008) / 1.008 * std::f64::consts::FRAC_PI_2)
+                            .cos()
+                            .powi(2)
+                    };
+                    (1.0 - f((i + 1) as f64 / n as f64) / f(i as f64 / n as f64)).min(0.999)
+                }
+            })
+            .collect()
+    }
+
+    /// ln σ_t of every step, σ_t = √((1−ᾱ_t)/ᾱ_t), increasing in t.
+    pub fn log_sigmas(&self) -> Vec<f64> {
+        let mut abar = 1.0;
+        self.betas()
+            .into_iter()
+            .map(|b| {
+                abar *= 1.0 - b;
+                ((1.0 - abar) / abar).sqrt().ln()
+            })
+            .collect()
+    }
+
+    /// The (fractional) step of σ: ln σ interpolated linearly between the two
+    /// neighbouring levels (k-diffusion's `sigma_to_t`), clamped to [0, steps − 1].
+    pub fn t_of_sigma(&self, sigma: f64) -> f64 {
+        let ls = self.log_sigmas();
+        let l = sigma.ln();
+        let low = ls
+            .iter()
+            .filter(|&&v| l >= v)
+            .count()
+            .clamp(1, ls.len() - 1)
+            - 1;
+        let (a, b) = (ls[low], ls[low + 1]);
+        let w = ((a - l) / (a - b)).clamp(0.0, 1.0);
+        (1.0 - w) * low as f64 + w * (low + 1) as f64
+    }
+
+    /// The smallest and largest σ_t.
+    pub fn sigma_range(&self) -> (f64, f64) {
+        let ls = self.log_sigmas();
+        (ls[0].exp(), ls[ls.len() - 1].exp())
+    }
 }
 
 impl Default for Precond {
@@ -112,6 +218,22 @@ impl Precond {
                 c_in: 1.0,
                 c_noise: (0.5 * sigma).ln(),
             },
+            Self::Discrete {
+                schedule,
+                v_prediction,
+            } => {
+                let s2 = sigma * sigma + 1.0;
+                Coefficients {
+                    c_skip: if v_prediction { 1.0 / s2 } else { 1.0 },
+                    c_out: if v_prediction {
+                        -sigma / s2.sqrt()
+                    } else {
+                        -sigma
+                    },
+                    c_in: 1.0 / s2.sqrt(),
+                    c_noise: schedule.t_of_sigma(sigma),
+                }
+            }
         }
     }
 
@@ -120,6 +242,16 @@ impl Precond {
         match *self {
             Self::Edm { sigma_data: sd, .. } => (sigma * sigma + sd * sd) / (sigma * sd).powi(2),
             Self::Vp { .. } | Self::Ve { .. } => 1.0 / (sigma * sigma),
+            // DDPM's simple loss ‖ε − ε̂‖² = ‖D − x₀‖²/σ² (ε), and for v with
+            // c_out² = σ²/(σ²+1): ‖v − v̂‖² = ‖D − x₀‖²·(σ²+1)/σ².
+            Self::Discrete { v_prediction, .. } => {
+                let w = 1.0 / (sigma * sigma);
+                if v_prediction {
+                    w * (sigma * sigma + 1.0)
+                } else {
+                    w
+                }
+            }
         }
     }
 
@@ -142,6 +274,11 @@ impl Precond {
             } => {
                 let u: f64 = rng.random();
                 (sigma_min.ln() + u * (sigma_max.ln() - sigma_min.ln())).exp()
+            }
+            // DDPM's training: a step uniformly at random.
+            Self::Discrete { schedule, .. } => {
+                let ls = schedule.log_sigmas();
+                ls[rng.random_range(0..ls.len())].exp()
             }
         }
     }

@@ -16,6 +16,7 @@
 //! - [`text`]: the MiniLM sentence encoder (all-MiniLM-L6-v2) for text conditioning,
 //!   loaded from the weights `cargo xtask minilm-setup` converts.
 
+pub mod diffusers;
 pub mod edm;
 pub mod embedding;
 pub mod import;

@@ -1,5 +1,6 @@
 //! [`ImageNet`]: any image network the toolkit runs, behind one type: the crate's own
-//! [`UNet`] or EDM's [`EdmUNet`] (imported or configured by EDM's arguments). Every
+//! [`UNet`], EDM's [`EdmUNet`] (imported or configured by EDM's arguments) or
+//! diffusers' `UNet2DModel` ([`DiffusersUNet`]). Every
 //! command that takes an image checkpoint works through this type; the checkpoint's
 //! `extra.kind` says which one it holds, and each variant keeps its own parameter
 //! names (a checkpoint stores the inner network, never the variant).
@@ -7,6 +8,7 @@
 use burn::module::Module;
 use burn::tensor::Tensor;
 
+use crate::diffusers::DiffusersUNet;
 use crate::edm::EdmUNet;
 use crate::precond::ScoreNetwork;
 use crate::unet::UNet;
@@ -20,6 +22,8 @@ pub enum ImageNet {
     Scorelab(UNet),
     /// EDM's SongUNet or DhariwalUNet.
     Edm(EdmUNet),
+    /// diffusers' UNet2DModel.
+    Diffusers(DiffusersUNet),
 }
 
 impl ImageNet {
@@ -28,6 +32,7 @@ impl ImageNet {
         match self {
             Self::Scorelab(n) => n.label_dim(),
             Self::Edm(n) => n.label_dim(),
+            Self::Diffusers(n) => n.label_dim(),
         }
     }
 
@@ -36,6 +41,7 @@ impl ImageNet {
         match self {
             Self::Scorelab(n) => n.widest_channels(),
             Self::Edm(n) => n.widest_channels(),
+            Self::Diffusers(n) => n.widest_channels(),
         }
     }
 
@@ -43,7 +49,7 @@ impl ImageNet {
     pub fn as_scorelab(&self) -> Option<&UNet> {
         match self {
             Self::Scorelab(n) => Some(n),
-            Self::Edm(_) => None,
+            Self::Edm(_) | Self::Diffusers(_) => None,
         }
     }
 }
@@ -58,6 +64,7 @@ impl ScoreNetwork<4> for ImageNet {
         match self {
             Self::Scorelab(n) => ScoreNetwork::forward(n, x_in, c_noise, cond),
             Self::Edm(n) => ScoreNetwork::forward(n, x_in, c_noise, cond),
+            Self::Diffusers(n) => ScoreNetwork::forward(n, x_in, c_noise, cond),
         }
     }
 }

@@ -1,13 +1,14 @@
-//! Bring your own model: EDM networks into scorelab checkpoints that every command
-//! taking `--checkpoint` reads.
+//! Bring your own model: EDM networks and diffusers' UNet2DModel into scorelab
+//! checkpoints that every command taking `--checkpoint` reads.
 //!
 //! Two sources: EDM's own snapshots (`network-snapshot-*.pkl`, read by
 //! [`crate::edm_pickle`] without running Python) and a PyTorch state dict in safetensors
 //! (the keys of `EDMPrecond.state_dict()`, `model.*`) with a JSON description
 //! `{"network": {EDM's network kwargs}, "precond": {"class_name": "EDMPrecond", …}}`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use burn::module::Module;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
@@ -15,8 +16,10 @@ use crate::checkpoint::{CheckpointMeta, save_checkpoint};
 use crate::pipeline::ModelSpec;
 use crate::train::{RunConfig, TrainConfig};
 use score_core::error::{Result, ScoreError};
+use score_core::precond::{BetaKind, BetaSchedule, Precond};
+use score_nn::diffusers::{DiffusersUNet, UNet2DConfig, modern_key};
 use score_nn::edm::{EdmNetConfig, EdmPrecondConfig, EdmUNet};
-use score_nn::import::StateDict;
+use score_nn::import::{StateDict, load_state_dict};
 
 /// What an EDM network is: its keyword arguments and its preconditioning (the JSON
 /// that accompanies a safetensors state dict).
@@ -108,9 +111,26 @@ pub fn write_edm_checkpoint(imported: &ImportedEdm, out: &Path, source: &str) ->
         image_shape: [cfg.in_channels, cfg.img_resolution, cfg.img_resolution],
         dataset: source.to_string(),
     };
+    write_imported(
+        &imported.net,
+        &spec,
+        imported.description.precond.precond(),
+        out,
+        source,
+    )
+}
+
+/// Write any imported network with its description `spec` and preconditioning.
+pub fn write_imported<M: Module>(
+    net: &M,
+    spec: &ModelSpec,
+    precond: Precond,
+    out: &Path,
+    source: &str,
+) -> Result<()> {
     let train = TrainConfig {
         steps: 0,
-        precond: imported.description.precond.precond(),
+        precond,
         ..TrainConfig::default()
     };
     let run = RunConfig {
@@ -120,5 +140,195 @@ pub fn write_edm_checkpoint(imported: &ImportedEdm, out: &Path, source: &str) ->
     };
     let config = serde_json::to_value(&run).expect("run config serialises");
     let meta = CheckpointMeta::new(0, 0, config);
-    save_checkpoint::<EdmUNet>(out, None, Some(&imported.net), None, &meta)
+    save_checkpoint::<M>(out, None, Some(net), None, &meta)
+}
+
+/// diffusers' scheduler options that make a UNet2DModel a denoiser of σ (its
+/// `scheduler_config.json`; each may be overridden).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SchedulerOptions {
+    /// `linear`, `scaled_linear` or `squaredcos_cap_v2`.
+    pub beta_schedule: Option<String>,
+    /// β of the first step.
+    pub beta_start: Option<f64>,
+    /// β of the last step.
+    pub beta_end: Option<f64>,
+    /// Training steps.
+    pub num_train_timesteps: Option<usize>,
+    /// `epsilon` or `v_prediction`.
+    pub prediction_type: Option<String>,
+}
+
+impl SchedulerOptions {
+    /// `self` where set, else `base`.
+    pub fn or(self, base: SchedulerOptions) -> Self {
+        Self {
+            beta_schedule: self.beta_schedule.or(base.beta_schedule),
+            beta_start: self.beta_start.or(base.beta_start),
+            beta_end: self.beta_end.or(base.beta_end),
+            num_train_timesteps: self.num_train_timesteps.or(base.num_train_timesteps),
+            prediction_type: self.prediction_type.or(base.prediction_type),
+        }
+    }
+
+    /// The preconditioning (DDPM's linear 1e−4 → 0.02 over 1000 steps and ε where unset).
+    pub fn precond(&self) -> std::result::Result<Precond, String> {
+        let kind = match self.beta_schedule.as_deref().unwrap_or("linear") {
+            "linear" => BetaKind::Linear,
+            "scaled_linear" => BetaKind::ScaledLinear,
+            "squaredcos_cap_v2" => BetaKind::SquaredcosCapV2,
+            other => {
+                return Err(format!(
+                    "beta_schedule: {other:?} is not supported (linear, scaled_linear, squaredcos_cap_v2)"
+                ));
+            }
+        };
+        let v_prediction = match self.prediction_type.as_deref().unwrap_or("epsilon") {
+            "epsilon" => false,
+            "v_prediction" => true,
+            other => {
+                return Err(format!(
+                    "prediction_type: {other:?} is not supported (epsilon, v_prediction)"
+                ));
+            }
+        };
+        let schedule = BetaSchedule {
+            kind,
+            beta_start: self.beta_start.unwrap_or(1e-4),
+            beta_end: self.beta_end.unwrap_or(0.02),
+            steps: self.num_train_timesteps.unwrap_or(1000),
+        };
+        if schedule.steps < 2
+            || !(schedule.beta_start > 0.0
+                && schedule.beta_end < 1.0
+                && schedule.beta_start <= schedule.beta_end)
+        {
+            return Err(format!(
+                "the β schedule {schedule:?}: needs ≥ 2 steps and 0 < beta_start ≤ beta_end < 1"
+            ));
+        }
+        Ok(Precond::Discrete {
+            schedule,
+            v_prediction,
+        })
+    }
+}
+
+/// An imported diffusers UNet2DModel.
+#[derive(Debug)]
+pub struct ImportedDiffusers {
+    /// The network.
+    pub net: DiffusersUNet,
+    /// Its configuration.
+    pub config: UNet2DConfig,
+    /// The preconditioning from the scheduler options.
+    pub precond: Precond,
+    /// Tensors loaded.
+    pub tensors: usize,
+    /// The scheduler file read, if any.
+    pub scheduler: Option<PathBuf>,
+}
+
+fn first_existing(paths: &[PathBuf]) -> Option<PathBuf> {
+    paths.iter().find(|p| p.is_file()).cloned()
+}
+
+/// Import diffusers' `UNet2DModel` from `dir` (`config.json` and
+/// `diffusion_pytorch_model.safetensors`, or the same under `dir/unet`); the β schedule
+/// from `scheduler_config.json` beside it (or in `scheduler/` of the pipeline folder),
+/// `overrides` taking precedence.
+pub fn import_diffusers(
+    dir: &Path,
+    overrides: SchedulerOptions,
+    device: &Device,
+) -> Result<ImportedDiffusers> {
+    let base = if dir.join("unet/config.json").is_file() {
+        dir.join("unet")
+    } else {
+        dir.to_path_buf()
+    };
+    let cfg_path = base.join("config.json");
+    let weights = first_existing(&[
+        base.join("diffusion_pytorch_model.safetensors"),
+        base.join("diffusion_pytorch_model.fp16.safetensors"),
+    ])
+    .ok_or_else(|| bad(&base, "no diffusion_pytorch_model.safetensors (a .bin checkpoint: convert it with safetensors first)".into()))?;
+    let bytes = std::fs::read(&cfg_path).map_err(|e| ScoreError::io(&cfg_path, e))?;
+    let raw: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| bad(&cfg_path, format!("not JSON: {e}")))?;
+    if let Some(c) = raw
+        .get("_class_name")
+        .and_then(|c| c.as_str())
+        .filter(|c| *c != "UNet2DModel")
+    {
+        return Err(bad(
+            &cfg_path,
+            format!("_class_name: {c} (only UNet2DModel, the pixel-space UNet, is supported)"),
+        ));
+    }
+    let config: UNet2DConfig = serde_json::from_value(raw)
+        .map_err(|e| bad(&cfg_path, format!("UNet2DModel config: {e}")))?;
+    config.side().map_err(|e| bad(&cfg_path, e))?;
+    if config.in_channels != config.out_channels {
+        return Err(bad(
+            &cfg_path,
+            format!(
+                "out_channels {} differs from in_channels {} (a learned-variance model? not supported)",
+                config.out_channels, config.in_channels
+            ),
+        ));
+    }
+    let net = config.init(device).map_err(|e| bad(&cfg_path, e))?;
+    let scheduler = first_existing(&[
+        base.join("scheduler_config.json"),
+        dir.join("scheduler_config.json"),
+        dir.join("scheduler/scheduler_config.json"),
+        base.join("../scheduler/scheduler_config.json"),
+    ]);
+    let from_file = match &scheduler {
+        Some(p) => {
+            let b = std::fs::read(p).map_err(|e| ScoreError::io(p, e))?;
+            serde_json::from_slice::<SchedulerOptions>(&b)
+                .map_err(|e| bad(p, format!("scheduler config: {e}")))?
+        }
+        None => SchedulerOptions::default(),
+    };
+    let precond = overrides
+        .or(from_file)
+        .precond()
+        .map_err(|e| bad(scheduler.as_deref().unwrap_or(dir), e))?;
+    let sd = StateDict::read_safetensors(&weights)?;
+    let sd = StateDict {
+        tensors: sd
+            .tensors
+            .into_iter()
+            .map(|(k, v)| (modern_key(&k), v))
+            .collect(),
+        source: sd.source,
+    };
+    let tensors = sd.tensors.len();
+    let net = load_state_dict(net, &sd, |p| p.to_string(), |_| false)?;
+    Ok(ImportedDiffusers {
+        net,
+        config,
+        precond,
+        tensors,
+        scheduler,
+    })
+}
+
+/// Write an imported UNet2DModel as a scorelab checkpoint.
+pub fn write_diffusers_checkpoint(
+    imported: &ImportedDiffusers,
+    out: &Path,
+    source: &str,
+) -> Result<()> {
+    let c = &imported.config;
+    let side = c.sample_size.unwrap_or(0);
+    let spec = ModelSpec::Diffusers {
+        config: serde_json::to_value(c).expect("config serialises"),
+        image_shape: [c.in_channels, side, side],
+        dataset: source.to_string(),
+    };
+    write_imported(&imported.net, &spec, imported.precond, out, source)
 }

@@ -15,6 +15,7 @@ use score_core::metrics;
 use score_core::precond::Precond;
 use score_core::samplers::{SampleContext, SampleOutput, Sampler};
 use score_io::images::{ImageDataset, Split};
+use score_nn::diffusers::UNet2DConfig;
 use score_nn::edm::EdmNetConfig;
 use score_nn::mlp::{MlpConfig, MlpDenoiser};
 use score_nn::network::ImageNet;
@@ -38,6 +39,16 @@ pub enum ModelSpec {
     /// configured by EDM's keyword arguments (`score_nn::edm::EdmNetConfig`).
     Edm {
         /// EDM's network keyword arguments.
+        config: serde_json::Value,
+        /// [c, h, w].
+        image_shape: [usize; 3],
+        /// Where the weights came from.
+        dataset: String,
+    },
+    /// diffusers' `UNet2DModel` on images of `image_shape`, configured by its
+    /// `config.json` (`score_nn::diffusers::UNet2DConfig`).
+    Diffusers {
+        /// diffusers' configuration.
         config: serde_json::Value,
         /// [c, h, w].
         image_shape: [usize; 3],
@@ -233,6 +244,16 @@ pub fn load_model_weights(
                 image_shape,
             )
         }
+        ModelSpec::Diffusers {
+            config,
+            image_shape,
+            ..
+        } => {
+            let cfg: UNet2DConfig = serde_json::from_value(config)
+                .map_err(|e| bad(format!("diffusers UNet2DModel: {e}")))?;
+            let net = ck.load_into(cfg.init(device).map_err(bad)?, prefix, false)?;
+            LoadedModel::Unet(ImageNet::Diffusers(net), image_shape)
+        }
         ModelSpec::Mlp { config, dim, .. } => {
             let cfg: MlpConfig =
                 serde_json::from_value(config).map_err(|e| bad(format!("MLP config: {e}")))?;
@@ -265,9 +286,9 @@ pub fn load_unet(
 ) -> Result<(UNet, [usize; 3], Precond, CheckpointMeta)> {
     match load_image_net(path, device)? {
         (ImageNet::Scorelab(net), shape, precond, meta) => Ok((net, shape, precond, meta)),
-        (ImageNet::Edm(_), ..) => Err(ScoreError::Checkpoint {
+        (ImageNet::Edm(_) | ImageNet::Diffusers(_), ..) => Err(ScoreError::Checkpoint {
             path: path.to_path_buf(),
-            detail: "holds an EDM network (scorelab import); this command needs a scorelab UNet (the output of `scorelab train`)".into(),
+            detail: "holds an imported network (EDM or diffusers); this command needs a scorelab UNet (the output of `scorelab train`)".into(),
         }),
     }
 }
@@ -518,6 +539,9 @@ pub fn export_ema(checkpoint: &Path, out: &Path, device: &Device) -> Result<()> 
             save_checkpoint::<UNet>(out, None, Some(&net), None, &meta)
         }
         LoadedModel::Unet(ImageNet::Edm(net), _) => {
+            save_checkpoint(out, None, Some(&net), None, &meta)
+        }
+        LoadedModel::Unet(ImageNet::Diffusers(net), _) => {
             save_checkpoint(out, None, Some(&net), None, &meta)
         }
         LoadedModel::Mlp(net, _) => save_checkpoint(out, None, Some(&net), None, &meta),

@@ -44,7 +44,7 @@ impl Init {
         }
     }
 
-    fn tensor<const D: usize>(
+    pub(crate) fn tensor<const D: usize>(
         &self,
         shape: [usize; D],
         fans: (usize, usize),
