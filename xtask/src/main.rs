@@ -514,6 +514,7 @@ fn experiment_gaussian_ev(x: &Ctx) -> Result<()> {
     ];
     scorelab_experiments::gaussian::ev_study(
         &ck,
+        None,
         &sigmas,
         // The paper's range of mixture sizes (10 to 200 components).
         &[10, 50, 200],

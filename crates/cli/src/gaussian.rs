@@ -9,6 +9,7 @@ use score_core::limits::ensure_values_fit;
 use score_core::samplers::SampleContext;
 use score_core::sigmas::GridKind;
 use score_core::tensor::{from_f64, to_vec_f32};
+use score_io::images::ImageDataset;
 use score_io::npy::{read_npy_finite, write_npy_f32};
 use score_train::pipeline;
 
@@ -91,7 +92,9 @@ pub struct EvArgs {
     /// A UNet checkpoint (default: the shipped demo checkpoint).
     #[arg(long)]
     checkpoint: Option<PathBuf>,
-    /// Data set: `fashion-mnist-demo` (train = the demo's 9 000 images, held out = 1 000).
+    /// Data set: `fashion-mnist-demo` (train = the demo's 9 000 images, held out = 1 000),
+    /// or the checkpoint's own data: a folder of PNG/JPEG images or an image .npy
+    /// (its last tenth held out).
     #[arg(long, default_value = "fashion-mnist-demo")]
     data: String,
     /// Noise levels.
@@ -244,12 +247,27 @@ fn cmd_sample(c: &Common, a: &GSampleArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_ev(c: &Common, a: &EvArgs) -> Result<()> {
-    if a.data != "fashion-mnist-demo" {
-        bail!(
-            "--data: only 'fashion-mnist-demo' is supported (the split the demo checkpoint was trained on)"
-        );
+/// The (training, held-out) images of `gaussian ev`: the demo's split, or the user's
+/// data (a folder or an image .npy) with its last tenth held out.
+fn ev_data(data: &str) -> Result<Option<(ImageDataset, ImageDataset)>> {
+    if data == "fashion-mnist-demo" {
+        return Ok(None);
     }
+    let all = crate::common::load_images(data, None)?;
+    let n = all.num_images();
+    let held = n / 10;
+    if held < 2 {
+        bail!("--data {data}: {n} images; the EV analysis holds out a tenth and needs at least 20");
+    }
+    let idx: Vec<usize> = (0..n).collect();
+    Ok(Some((
+        all.select(&idx[..n - held]),
+        all.select(&idx[n - held..]),
+    )))
+}
+
+fn run_ev(c: &Common, a: &EvArgs) -> Result<()> {
+    let data = ev_data(&a.data)?;
     let dev = device(&c.device)?;
     let ck = a
         .checkpoint
@@ -262,6 +280,7 @@ fn run_ev(c: &Common, a: &EvArgs) -> Result<()> {
     );
     let rows = scorelab_experiments::gaussian::ev_study(
         &ck,
+        data,
         &a.sigmas,
         &a.components,
         a.probes,

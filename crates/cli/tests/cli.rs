@@ -1507,6 +1507,31 @@ fn imported_edm_snapshot_runs_through_the_toolbox() {
         &p("gen"),
     ]);
     assert!(ok, "{err}");
+    // The explained-variance analysis on the checkpoint's own data (40 images, the
+    // last 4 held out).
+    let imgs: Vec<f32> = (0..40 * 3 * 16 * 16)
+        .map(|i| (((i * 7919) % 255) as f32 / 127.5) - 1.0)
+        .collect();
+    let bytes = score_io::npy::npy_f32_bytes(&[40, 3, 16, 16], &imgs).unwrap();
+    std::fs::write(p("imgs.npy"), bytes).unwrap();
+    let (ok, _, err) = scorelab(&[
+        "gaussian",
+        "ev",
+        "--checkpoint",
+        &ck,
+        "--data",
+        &p("imgs.npy"),
+        "--probes",
+        "2",
+        "--components",
+        "0",
+        "--sigmas",
+        "0.5,5",
+        "--out",
+        &p("ev"),
+    ]);
+    assert!(ok, "{err}");
+    assert!(dir.path().join("ev/ev.json").exists());
     // A state dict needs its description, named in the error.
     let (ok, _, err) = scorelab(&[
         "import",

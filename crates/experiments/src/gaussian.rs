@@ -13,6 +13,7 @@ use score_core::sigmas::karras_sigmas;
 use score_core::tensor::{from_f32, randn, stream_rng, to_vec_f64};
 use score_core::{Denoiser, ScoreError};
 use score_eval::plot::{Plot, Series};
+use score_io::images::ImageDataset;
 use score_nn::Preconditioned;
 use score_train::pipeline;
 
@@ -30,11 +31,14 @@ fn write(path: &Path, text: &str) -> Result<()> {
 }
 
 /// Explained variance of the checkpoint's denoiser and score against the Gaussian, the
-/// K-component mixtures and the delta mixture of the demo's training images, per σ, on
-/// `probes` training and `probes` held-out images. Writes `ev.json`, `ev.md`,
-/// `ev_score.svg`, `ev_denoiser.svg` under `out`.
+/// K-component mixtures and the delta mixture of the training images, per σ, on
+/// `probes` training and `probes` held-out images. `data` is (training, held-out)
+/// images of the checkpoint's shape, `None` for the demo's split. Writes `ev.json`,
+/// `ev.md`, `ev_score.svg`, `ev_denoiser.svg` under `out`.
+#[allow(clippy::too_many_arguments)]
 pub fn ev_study(
     checkpoint: &Path,
+    data: Option<(ImageDataset, ImageDataset)>,
     sigmas: &[f64],
     components: &[usize],
     probes: usize,
@@ -42,8 +46,22 @@ pub fn ev_study(
     out: &Path,
     device: &Device,
 ) -> Result<Vec<EvRow>> {
-    let (net, _, precond, meta) = pipeline::load_image_net(checkpoint, device)?;
-    let (train, held) = pipeline::demo_split()?;
+    let (net, chw, precond, meta) = pipeline::load_image_net(checkpoint, device)?;
+    let (train, held) = match data {
+        Some(d) => d,
+        None => pipeline::demo_split()?,
+    };
+    if train.image_shape != chw || held.image_shape != chw {
+        return Err(score_core::ScoreError::invalid(
+            "data",
+            format!(
+                "images of shape {:?}, the checkpoint {} takes {chw:?}",
+                train.image_shape,
+                checkpoint.display()
+            ),
+        )
+        .into());
+    }
     let fits = Approximations::fit(&train, components, seed)?;
     let approx = fits.list();
     let den = Preconditioned::new(&net, precond);

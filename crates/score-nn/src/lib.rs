@@ -13,6 +13,12 @@
 //! - [`embedding`]: positional and Fourier noise embeddings.
 //! - [`precond::Preconditioned`]: EDM's preconditioning (Eq. 7) around any network, and
 //!   the loss (Eq. 8).
+//! - [`edm`]: EDM's `SongUNet` (DDPM++, NCSN++) and `DhariwalUNet` (ADM), configured
+//!   by EDM's keyword arguments, with PyTorch's parameter names.
+//! - [`diffusers`]: diffusers' `UNet2DModel`, with diffusers' parameter names.
+//! - [`import`]: PyTorch state dicts (safetensors, any float dtype) into modules, every
+//!   key and shape checked.
+//! - [`network::ImageNet`]: any of the image networks behind one type.
 //! - [`text`]: the MiniLM sentence encoder (all-MiniLM-L6-v2) for text conditioning,
 //!   loaded from the weights `cargo xtask minilm-setup` converts.
 
