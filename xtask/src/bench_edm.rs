@@ -12,7 +12,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::optim::{AdamConfig, GradientsParams};
@@ -22,23 +21,7 @@ use score_core::tensor::{randn, stream_rng, to_vec_f32};
 use score_nn::Preconditioned;
 use score_nn::precond::denoising_loss;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn time_median(reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    median(
-        (0..reps)
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed().as_secs_f64()
-            })
-            .collect(),
-    )
-}
+use crate::bench_vs_torch::{median, time_median};
 
 fn torch(python: &Path, args: &[&str]) -> Result<serde_json::Value> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/torch/edm_bench.py");

@@ -64,12 +64,12 @@ fn ms(t: f64) -> String {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
-fn time_median(reps: usize, mut f: impl FnMut()) -> f64 {
+pub(crate) fn time_median(reps: usize, mut f: impl FnMut()) -> f64 {
     f();
     median(
         (0..reps)
