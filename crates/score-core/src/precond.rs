@@ -43,6 +43,17 @@ pub enum Precond {
         /// v-prediction instead of ε.
         v_prediction: bool,
     },
+    /// Improved DDPM (Nichol & Dhariwal 2021, as in EDM Table 1 and EDM's
+    /// `iDDPMPrecond`): c_skip = 1, c_out = −σ, c_in = 1/√(σ²+1) and c_noise = M − 1 − j,
+    /// j the index of the level u_j nearest σ in the table of [`iddpm_levels`].
+    Iddpm {
+        /// C₁ (0.001).
+        c1: f64,
+        /// C₂ (0.008).
+        c2: f64,
+        /// M (1000).
+        m: usize,
+    },
     /// Variance exploding (Song et al. 2021, as in EDM Table 1).
     Ve {
         /// σ_min of training (0.02).
@@ -147,6 +158,22 @@ impl BetaSchedule {
     }
 }
 
+/// iDDPM's noise levels u_0 > u_1 > … > u_M = 0 (EDM Table 1, footnote, as EDM's
+/// `iDDPMPrecond` builds them): ᾱ(j) = sin²(π/2 · j/(M(C₂+1))),
+/// u_{j−1} = √((u_j² + 1)/max(ᾱ(j−1)/ᾱ(j), C₁) − 1).
+pub fn iddpm_levels(c1: f64, c2: f64, m: usize) -> Vec<f64> {
+    let abar = |j: usize| {
+        (0.5 * std::f64::consts::PI * j as f64 / m as f64 / (c2 + 1.0))
+            .sin()
+            .powi(2)
+    };
+    let mut u = vec![0.0; m + 1];
+    for j in (1..=m).rev() {
+        u[j - 1] = ((u[j] * u[j] + 1.0) / (abar(j - 1) / abar(j)).max(c1) - 1.0).sqrt();
+    }
+    u
+}
+
 impl Default for Precond {
     fn default() -> Self {
         Self::edm(0.5)
@@ -218,6 +245,18 @@ impl Precond {
                 c_in: 1.0,
                 c_noise: (0.5 * sigma).ln(),
             },
+            Self::Iddpm { c1, c2, m } => {
+                let u = iddpm_levels(c1, c2, m);
+                let j = (0..u.len())
+                    .min_by(|&a, &b| (u[a] - sigma).abs().total_cmp(&(u[b] - sigma).abs()))
+                    .unwrap_or(0);
+                Coefficients {
+                    c_skip: 1.0,
+                    c_out: -sigma,
+                    c_in: 1.0 / (sigma * sigma + 1.0).sqrt(),
+                    c_noise: (m as f64 - 1.0) - j as f64,
+                }
+            }
             Self::Discrete {
                 schedule,
                 v_prediction,
@@ -241,7 +280,7 @@ impl Precond {
     pub fn loss_weight(&self, sigma: f64) -> f64 {
         match *self {
             Self::Edm { sigma_data: sd, .. } => (sigma * sigma + sd * sd) / (sigma * sd).powi(2),
-            Self::Vp { .. } | Self::Ve { .. } => 1.0 / (sigma * sigma),
+            Self::Vp { .. } | Self::Ve { .. } | Self::Iddpm { .. } => 1.0 / (sigma * sigma),
             // DDPM's simple loss ‖ε − ε̂‖² = ‖D − x₀‖²/σ² (ε), and for v with
             // c_out² = σ²/(σ²+1): ‖v − v̂‖² = ‖D − x₀‖²·(σ²+1)/σ².
             Self::Discrete { v_prediction, .. } => {
@@ -274,6 +313,11 @@ impl Precond {
             } => {
                 let u: f64 = rng.random();
                 (sigma_min.ln() + u * (sigma_max.ln() - sigma_min.ln())).exp()
+            }
+            // iDDPM's training (EDM Table 1): a level u_j, j uniform in [0, M − 1].
+            Self::Iddpm { c1, c2, m } => {
+                let u = iddpm_levels(c1, c2, m);
+                u[rng.random_range(0..m.max(1))]
             }
             // DDPM's training: a step uniformly at random.
             Self::Discrete { schedule, .. } => {

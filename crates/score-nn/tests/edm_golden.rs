@@ -1,5 +1,6 @@
 //! EDM's networks against the reference: `xtask/fixtures/edm_golden.py` builds
-//! SongUNet (DDPM++, NCSN++, and the skip encoder/decoder) and DhariwalUNet with
+//! SongUNet (DDPM++, NCSN++, and the skip encoder/decoder) and DhariwalUNet (with
+//! EDMPrecond and with iDDPMPrecond) with
 //! random weights in PyTorch, transcribed from EDM's `training/networks.py`, and stores
 //! the precond's state dict with D(x; σ) at four σ from 0.02 to 60 (one per item), in
 //! float32 and float64. Here the same state dict is loaded key for key (float16 on disk)
@@ -90,4 +91,11 @@ fn song_unet_skip_encoder_decoder_matches_edm() {
 #[test]
 fn dhariwal_unet_matches_edm() {
     check("adm");
+}
+
+#[test]
+fn dhariwal_unet_with_iddpm_precond_matches_edm() {
+    // ADM's learned variance doubles the outputs; iDDPMPrecond's c_noise is the index
+    // of the nearest of its 1001 levels.
+    check("adm-iddpm");
 }

@@ -280,8 +280,12 @@ fn precond_of(
         "EDMPrecond" => &["sigma_data"],
         "VPPrecond" => &["beta_d", "beta_min", "M", "epsilon_t"],
         "VEPrecond" => &["sigma_min", "sigma_max"],
-        "iDDPMPrecond" => return Err("iDDPMPrecond (c_noise from a table of 1000 levels) is not supported; EDMPrecond, VPPrecond and VEPrecond are".into()),
-        other => return Err(format!("{other} is not one of EDM's preconditioning classes")),
+        "iDDPMPrecond" => &["C_1", "C_2", "M"],
+        other => {
+            return Err(format!(
+                "{other} is not one of EDM's preconditioning classes"
+            ));
+        }
     };
     let mut obj = serde_json::Map::new();
     obj.insert("class_name".into(), class.into());

@@ -63,11 +63,17 @@ pub fn edm_from_state_dict(
     device: &Device,
 ) -> Result<ImportedEdm> {
     let cfg = &description.network;
-    if cfg.out_channels != cfg.in_channels {
+    let iddpm = matches!(description.precond, EdmPrecondConfig::Iddpm { .. });
+    let expected = if iddpm {
+        2 * cfg.in_channels
+    } else {
+        cfg.in_channels
+    };
+    if cfg.out_channels != expected {
         return Err(bad(
             &sd.source,
             format!(
-                "network: out_channels {} differs from in_channels {}: a denoiser returns an image of its input's shape",
+                "network: out_channels {}, expected {expected} for {} in_channels with this precond (iDDPMPrecond: twice, else the same)",
                 cfg.out_channels, cfg.in_channels
             ),
         ));

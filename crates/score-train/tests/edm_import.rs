@@ -184,3 +184,30 @@ fn hostile_pickles_are_refused_naming_the_problem() {
     let e = import(&fixture("ncsnpp-snapshot.pkl"), "generator");
     assert!(e.contains("no network under 'generator'"), "{e}");
 }
+
+#[test]
+fn iddpm_state_dict_imports_with_twice_the_outputs_and_matches_pytorch() {
+    let dev = Device::flex();
+    let dir = tempfile::tempdir().unwrap();
+    let sd = StateDict::read_safetensors(&fixture("adm-iddpm.safetensors")).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("adm-iddpm.json")).unwrap()).unwrap();
+    let desc: score_train::import::EdmDescription = serde_json::from_value(meta).unwrap();
+    let weights = StateDict {
+        tensors: sd
+            .tensors
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("model."))
+            .collect(),
+        source: sd.source,
+    };
+    // The same network under EDMPrecond would return 6 channels for 3: refused.
+    let mut wrong = desc.clone();
+    wrong.precond = score_nn::edm::EdmPrecondConfig::Edm { sigma_data: 0.5 };
+    let e = score_train::import::edm_from_state_dict(&weights, wrong, &dev).unwrap_err();
+    assert!(e.to_string().contains("out_channels 6, expected 3"), "{e}");
+    let imported = score_train::import::edm_from_state_dict(&weights, desc, &dev).unwrap();
+    let out = dir.path().join("iddpm.safetensors");
+    score_train::import::write_edm_checkpoint(&imported, &out, "fixture").unwrap();
+    check_against_golden(&out, "adm-iddpm", true, false);
+}

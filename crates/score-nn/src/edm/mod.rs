@@ -287,6 +287,9 @@ pub struct EdmUNet {
     noise_channels: usize,
     label_dim: usize,
     widest: usize,
+    /// Output channels the denoiser uses: the first `in_channels` when the network has
+    /// twice as many outputs (ADM's learned variance, which `iDDPMPrecond` drops); 0 = all.
+    take: usize,
 }
 
 fn song_settings(c: &EdmNetConfig, emb_channels: usize) -> BlockSettings {
@@ -506,6 +509,7 @@ fn build_song(c: &EdmNetConfig, device: &Device) -> EdmUNet {
         noise_channels: noise,
         label_dim: c.label_dim,
         widest: widest(c),
+        take: take(c),
     }
 }
 
@@ -546,6 +550,15 @@ fn build_adm(c: &EdmNetConfig, device: &Device) -> EdmUNet {
         noise_channels: mc,
         label_dim: c.label_dim,
         widest: widest(c),
+        take: take(c),
+    }
+}
+
+fn take(c: &EdmNetConfig) -> usize {
+    if c.out_channels == 2 * c.in_channels {
+        c.in_channels
+    } else {
+        0
     }
 }
 
@@ -745,8 +758,8 @@ fn check_resample_filters(sd: &StateDict, taps: &[f32]) -> Result<()> {
 
 /// EDM's preconditioning wrappers (`training/networks.py`), by class name and EDM's
 /// arguments; [`Self::precond`] gives the crate's [`Precond`] with the same
-/// coefficients. iDDPM's (`iDDPMPrecond`, the converted ADM checkpoints) is not
-/// supported: its c_noise rounds σ to a table of 1000 levels.
+/// coefficients. With `iDDPMPrecond` the network has twice the image channels (ADM's
+/// learned variance) and the denoiser takes the first half (see [`EdmUNet`]'s forward).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "class_name", deny_unknown_fields)]
 pub enum EdmPrecondConfig {
@@ -772,6 +785,19 @@ pub enum EdmPrecondConfig {
         /// ε_t.
         #[serde(default = "eps_t")]
         epsilon_t: f64,
+    },
+    /// `iDDPMPrecond`.
+    #[serde(rename = "iDDPMPrecond")]
+    Iddpm {
+        /// C₁.
+        #[serde(rename = "C_1", default = "c_1")]
+        c1: f64,
+        /// C₂.
+        #[serde(rename = "C_2", default = "c_2")]
+        c2: f64,
+        /// M.
+        #[serde(rename = "M", default = "thousand")]
+        m: f64,
     },
     /// `VEPrecond`.
     #[serde(rename = "VEPrecond")]
@@ -799,6 +825,12 @@ fn thousand() -> f64 {
 }
 fn eps_t() -> f64 {
     1e-5
+}
+fn c_1() -> f64 {
+    0.001
+}
+fn c_2() -> f64 {
+    0.008
 }
 fn ve_min() -> f64 {
     0.02
@@ -829,6 +861,11 @@ impl EdmPrecondConfig {
                 sigma_min,
                 sigma_max,
             },
+            Self::Iddpm { c1, c2, m } => Precond::Iddpm {
+                c1,
+                c2,
+                m: m as usize,
+            },
         }
     }
 }
@@ -842,6 +879,11 @@ impl ScoreNetwork<4> for EdmUNet {
     ) -> Tensor<4> {
         let emb = self.embedding(c_noise, cond);
         let (x, skips) = self.encode(x_in, &emb);
-        self.decode(x, &emb, skips)
+        let out = self.decode(x, &emb, skips);
+        if self.take > 0 {
+            out.narrow(1, 0, self.take)
+        } else {
+            out
+        }
     }
 }
