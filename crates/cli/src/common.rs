@@ -134,9 +134,11 @@ pub(crate) fn load_images(name: &str, dir: Option<&Path>) -> Result<ImageDataset
                 ImageDataset::from_folder(p)?
             } else if other.ends_with(".npy") {
                 ImageDataset::from_npy(score_io::npy::read_npy(p)?, p)?
+            } else if other.ends_with(".npz") {
+                ImageDataset::from_npy(score_eval::fid::archive::npz_image_array(p)?, p)?
             } else {
                 bail!(
-                    "--data {other}: not a data set name (fashion-mnist, fashion-mnist-test), a folder of PNG/JPEG images or a .npy image array"
+                    "--data {other}: not a data set name (fashion-mnist, fashion-mnist-test), a folder of PNG/JPEG images or a .npy/.npz image array"
                 )
             }
         }

@@ -126,6 +126,27 @@ fn from_npy(path: &Path, range: &str) -> Result<ImageSet> {
     })
 }
 
+/// An `.npz` image array (`arr_0`, as ADM's and EDM's sample scripts write; layout and
+/// value range detected as for `train --data`).
+fn from_npz_images(path: &Path) -> Result<ImageSet> {
+    let arr = fid::archive::npz_image_array(path)?;
+    let d = ImageDataset::from_npy(arr, path)?;
+    let [c, h, w] = d.image_shape;
+    Ok(ImageSet {
+        bytes: fid::quantize_signed(&d.pixels)?,
+        shape: [d.num_images(), c, h, w],
+        source: d.source,
+    })
+}
+
+/// Whether an `.npz` holds FID statistics (`mu`, `sigma`) rather than images. One that
+/// cannot be read counts as statistics (what `.npz` meant before image arrays were
+/// read): the flag checks come first and reading it then names what is wrong.
+fn npz_is_stats(path: &str) -> bool {
+    path.ends_with(".npz")
+        && fid::archive::npz_keys(Path::new(path)).map_or(true, |k| k.iter().any(|k| k == "mu"))
+}
+
 /// A folder of PNG/JPEG images, found recursively (`score_io::folder`).
 fn from_folder(dir: &Path) -> Result<ImageSet> {
     let d = ImageDataset::from_folder(dir)?;
@@ -151,9 +172,11 @@ fn load_set(spec: &str, o: &ImageOpts) -> Result<ImageSet> {
             from_folder(p)?
         } else if p.extension().is_some_and(|e| e == "npy") {
             from_npy(p, &o.range)?
+        } else if p.extension().is_some_and(|e| e == "npz") {
+            from_npz_images(p)?
         } else {
             bail!(
-                "{spec}: expected a .npy file, a folder of PNG/JPEG images, fashion-mnist-test or fashion-mnist-heldout"
+                "{spec}: expected a .npy or .npz image array, a folder of PNG/JPEG images, fashion-mnist-test or fashion-mnist-heldout"
             );
         }
     };
@@ -252,8 +275,10 @@ fn sample_set(
 /// `fid --images A.npz --ref B.npz`: FID between two statistics files, as pytorch-fid
 /// compares two `.npz` files; no network is involved.
 fn fid_of_two_stats(c: &Common, a: &FidArgs, images: &str) -> Result<()> {
-    if !a.reference.ends_with(".npz") {
-        bail!("--images {images}: statistics compare only with statistics: give --ref a .npz too");
+    if !npz_is_stats(&a.reference) {
+        bail!(
+            "--images {images}: statistics compare only with statistics: give --ref a statistics .npz (mu, sigma) too"
+        );
     }
     if a.kid || a.pr {
         bail!("--kid and --pr compare features, which statistics files do not hold");
@@ -308,12 +333,14 @@ fn reference(
 const MAX_BOOTSTRAP: usize = 10_000;
 
 pub(crate) fn run_fid(c: &Common, a: &FidArgs) -> Result<()> {
-    if let Some(images) = a.images.as_deref().filter(|i| i.ends_with(".npz")) {
+    if let Some(images) = a.images.as_deref()
+        && npz_is_stats(images)
+    {
         return fid_of_two_stats(c, a, images);
     }
     let dev = device(&c.device)?;
     let t0 = Instant::now();
-    let is_stats = a.reference.ends_with(".npz");
+    let is_stats = npz_is_stats(&a.reference);
     if is_stats && (a.kid || a.pr) {
         bail!(
             "--kid and --pr compare features: give --ref images, not statistics ({})",

@@ -724,6 +724,23 @@ fn fid_reads_npy_png_and_statistics_alike() {
     };
     let by_images = fid(&s(&b), &["--kid", "--pr"]);
     let by_stats = fid(&s(&stats), &[]);
+    // The same images as an image .npz (arr_0, NHWC in [0, 255] as ADM's sample scripts
+    // write, here as float values 0–255): the same quantised pixels, so the same FID to
+    // round-off.
+    let b_vals: Vec<f32> = b_bytes.iter().map(|&v| v as f32).collect();
+    let b_nhwc = score_io::npy::npy_f32_bytes(&[6, 28, 28, 1], &b_vals).unwrap();
+    let b_npz = d.join("b_images.npz");
+    std::fs::write(
+        &b_npz,
+        score_eval::fid::archive::write_stored(&[("arr_0.npy", &b_nhwc)]),
+    )
+    .unwrap();
+    let by_npz = fid(&s(&b_npz), &[]);
+    assert!(
+        (by_npz["fid"].as_f64().unwrap() - by_images["fid"].as_f64().unwrap()).abs()
+            < 1e-9 * by_images["fid"].as_f64().unwrap(),
+        "{by_npz} vs {by_images}"
+    );
     let same = fid(&s(&a), &[]);
     let (f_img, f_stats) = (
         by_images["fid"].as_f64().unwrap(),
@@ -1507,20 +1524,22 @@ fn imported_edm_snapshot_runs_through_the_toolbox() {
         &p("gen"),
     ]);
     assert!(ok, "{err}");
-    // The explained-variance analysis on the checkpoint's own data (40 images, the
-    // last 4 held out).
+    // The explained-variance analysis on the checkpoint's own data (40 images in an
+    // .npz, the last 4 held out).
     let imgs: Vec<f32> = (0..40 * 3 * 16 * 16)
         .map(|i| (((i * 7919) % 255) as f32 / 127.5) - 1.0)
         .collect();
+    // As np.savez writes them: the array under arr_0 in a ZIP of .npy entries.
     let bytes = score_io::npy::npy_f32_bytes(&[40, 3, 16, 16], &imgs).unwrap();
-    std::fs::write(p("imgs.npy"), bytes).unwrap();
+    let npz = score_eval::fid::archive::write_stored(&[("arr_0.npy", &bytes)]);
+    std::fs::write(p("imgs.npz"), npz).unwrap();
     let (ok, _, err) = scorelab(&[
         "gaussian",
         "ev",
         "--checkpoint",
         &ck,
         "--data",
-        &p("imgs.npy"),
+        &p("imgs.npz"),
         "--probes",
         "2",
         "--components",

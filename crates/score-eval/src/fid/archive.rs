@@ -150,6 +150,42 @@ impl<'a> Archive<'a> {
     }
 }
 
+/// The keys of a `.npz` file (entry names without `.npy`).
+pub fn npz_keys(path: &Path) -> Result<Vec<String>> {
+    let bytes = std::fs::read(path).map_err(|e| ScoreError::io(path, e))?;
+    let zip = Archive::new(&bytes, path)?;
+    Ok(zip
+        .entries()
+        .iter()
+        .map(|e| e.name.trim_end_matches(".npy").to_string())
+        .collect())
+}
+
+/// The image array of a `.npz` file (`numpy.savez` or `savez_compressed`): `arr_0`
+/// (what `np.savez(f, x)` and ADM's and EDM's sample scripts write), else its only
+/// array; anything else is an error listing the keys.
+pub fn npz_image_array(path: &Path) -> Result<score_io::npy::NpyArray> {
+    let bytes = std::fs::read(path).map_err(|e| ScoreError::io(path, e))?;
+    let zip = Archive::new(&bytes, path)?;
+    let names: Vec<&str> = zip.entries().iter().map(|e| e.name.as_str()).collect();
+    let pick = match names.as_slice() {
+        [only] => only.to_string(),
+        _ if names.contains(&"arr_0.npy") => "arr_0.npy".to_string(),
+        _ => {
+            return Err(ScoreError::format(
+                path,
+                "NPZ",
+                format!(
+                    "which array holds the images? keys {names:?}: expected arr_0 or a single array"
+                ),
+            ));
+        }
+    };
+    let raw = zip.read_named(&pick)?;
+    score_io::npy::parse_npy(&raw)
+        .map_err(|e| ScoreError::format(path, "NPZ", format!("{pick}: {e}")))
+}
+
 /// A ZIP archive of stored (uncompressed) entries, as `numpy.savez` writes.
 pub fn write_stored(files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -195,6 +231,28 @@ pub fn write_stored(files: &[(&str, &[u8])]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+
+    /// `npz_image_array` takes arr_0 or the only array, and names the keys otherwise.
+    #[test]
+    fn npz_image_arrays_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = score_io::npy::npy_f32_bytes(&[2, 1, 2, 2], &[0.0; 8]).unwrap();
+        let b = score_io::npy::npy_f32_bytes(&[3], &[1.0; 3]).unwrap();
+        let write = |name: &str, files: &[(&str, &[u8])]| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, write_stored(files)).unwrap();
+            p
+        };
+        let only = write("only.npz", &[("images.npy", &a)]);
+        assert_eq!(npz_image_array(&only).unwrap().shape, vec![2, 1, 2, 2]);
+        let two = write("two.npz", &[("arr_1.npy", &b), ("arr_0.npy", &a)]);
+        assert_eq!(npz_image_array(&two).unwrap().shape, vec![2, 1, 2, 2]);
+        let stats = write("stats.npz", &[("mu.npy", &b), ("sigma.npy", &a)]);
+        let e = npz_image_array(&stats).unwrap_err().to_string();
+        assert!(e.contains("mu.npy") && e.contains("arr_0"), "{e}");
+        assert_eq!(npz_keys(&stats).unwrap(), vec!["mu", "sigma"]);
+    }
+
     use super::*;
 
     #[test]
