@@ -243,6 +243,13 @@ fn sample_set(
     dev: &Device,
 ) -> Result<ImageSet> {
     let (net, [c, h, w], precond, _) = score_train::pipeline::load_image_net(ck, dev)?;
+    // Each image is held as float32 and as bytes, then as 2048 float64 features.
+    score_core::limits::ensure_values_fit(
+        "--n",
+        n as u128,
+        (c * h * w * 5 + DIM * 8) as u128,
+        "use a smaller --n, or write the images with `scorelab sample --batch` and give the folder to --images",
+    )?;
     let pb = (!quiet).then(|| crate::common::bar_of(n as u64, "sampling", "images"));
     let x = score_train::pipeline::heun_samples(
         &net,

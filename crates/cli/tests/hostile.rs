@@ -1112,3 +1112,38 @@ fn ctrl_c_during_train_saves_names_the_checkpoint_and_resumes() {
         again.out
     );
 }
+
+/// Sizes that cannot fit are refused by flag before anything is allocated (issue 26:
+/// `ems --points 10^11` and `fid --checkpoint --n 10^12` aborted allocating).
+#[test]
+fn ems_points_and_fid_sample_counts_that_cannot_fit_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = shipped_checkpoint();
+    let out = dir.path().join("ems.json");
+    fails(
+        &[
+            "ems",
+            "--checkpoint",
+            s(&ck),
+            "--data",
+            "fashion-mnist-test",
+            "--points",
+            "100000000000",
+            "--out",
+            s(&out),
+        ],
+        &["--points", "memory"],
+    );
+    fails(
+        &[
+            "fid",
+            "--checkpoint",
+            s(&ck),
+            "--n",
+            "1000000000000",
+            "--ref",
+            "fashion-mnist-heldout",
+        ],
+        &["--n", "memory"],
+    );
+}
