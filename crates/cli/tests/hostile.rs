@@ -1147,3 +1147,45 @@ fn ems_points_and_fid_sample_counts_that_cannot_fit_are_refused() {
         &["--n", "memory"],
     );
 }
+
+/// A preview sheet too large to hold is refused by flag (issue 26: `--thumb 10^9`
+/// aborted allocating the sheet).
+#[test]
+fn preview_sheets_that_cannot_fit_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sheet.png");
+    let root = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/musicscore/MisicScore-400"
+    );
+    fails(
+        &[
+            "musicscore",
+            "preview",
+            "--root",
+            root,
+            "--n",
+            "2",
+            "--thumb",
+            "1000000000",
+            "--out",
+            s(&out),
+        ],
+        &["--thumb/--cols"],
+    );
+    fails(
+        &[
+            "musicscore",
+            "preview",
+            "--root",
+            root,
+            "--n",
+            "2",
+            "--tiles",
+            "2000000000",
+            "--out",
+            s(&out),
+        ],
+        &["--tiles/--cols"],
+    );
+}

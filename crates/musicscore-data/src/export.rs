@@ -332,6 +332,25 @@ pub fn draw_text(
     used
 }
 
+/// A sheet of `w`×`h` pixels of `channels` bytes must fit in memory and in a PNG
+/// (at most 2³¹ pixels a side); computed in f64 so that no size overflows first.
+fn ensure_sheet_fits(flags: &str, w: f64, h: f64, channels: usize) -> Result<()> {
+    let side = (1u64 << 31) as f64;
+    if !(w < side && h < side) {
+        return Err(score_core::ScoreError::TooLarge {
+            what: flags.to_string(),
+            detail: format!("a sheet of {w:.0}×{h:.0} pixels: a PNG side is at most 2^31"),
+        }
+        .into());
+    }
+    score_core::limits::ensure_fits(
+        flags,
+        (w * h) as u128 * channels as u128,
+        "use a smaller thumbnail or tile size, or fewer columns",
+    )?;
+    Ok(())
+}
+
 /// A contact sheet: pages fit-and-padded to `thumb` pixels wide (A4 proportions), in
 /// `cols` columns, each with its file name and prompt printed below. Written as PNG.
 pub fn contact_sheet(
@@ -343,11 +362,14 @@ pub fn contact_sheet(
     out: &Path,
 ) -> Result<usize> {
     let cols = cols.max(1);
-    let (tw, th) = (thumb, (thumb as f64 * 297.0 / 210.0).round() as usize);
     let caption_lines = 5;
     let cap_h = 10 * caption_lines + 14;
-    let (cell_w, cell_h) = (tw + 16, th + cap_h + 16);
+    let th = thumb as f64 * 297.0 / 210.0;
     let rows = pages.len().div_ceil(cols).max(1);
+    let (cw, chh) = (thumb as f64 + 16.0, th + cap_h as f64 + 16.0);
+    ensure_sheet_fits("--thumb/--cols", cols as f64 * cw, rows as f64 * chh, 3)?;
+    let (tw, th) = (thumb, th.round() as usize);
+    let (cell_w, cell_h) = (tw + 16, th + cap_h + 16);
     let mut sheet = Raster::white(cols * cell_w, rows * cell_h, 3);
     let opts = DecodeOptions {
         color: ColorMode::Rgb,
@@ -408,6 +430,9 @@ pub fn tile_sheet(
     cols: usize,
     out: &Path,
 ) -> Result<usize> {
+    // One row of the sheet first: a tile size that cannot fit fails before decoding.
+    let (fw, fh) = (size as f64 + 12.0, size as f64 + 24.0);
+    ensure_sheet_fits("--tiles/--cols", cols.max(1) as f64 * fw, fh, 1)?;
     let opts = DecodeOptions::default();
     let mut tiles: Vec<(usize, String, Raster)> = Vec::new();
     corpus.for_each_bytes(pages, |i, bytes| {
@@ -427,8 +452,9 @@ pub fn tile_sheet(
     tiles.sort_by_key(|t| t.0);
     tiles.truncate(n);
     let cols = cols.max(1);
-    let (cw, ch) = (size + 12, size + 24);
     let rows = tiles.len().div_ceil(cols).max(1);
+    ensure_sheet_fits("--tiles/--cols", cols as f64 * fw, rows as f64 * fh, 1)?;
+    let (cw, ch) = (size + 12, size + 24);
     let mut sheet = Raster::white(cols * cw, rows * ch, 1);
     for (k, (_, label, t)) in tiles.iter().enumerate() {
         let (x, y) = ((k % cols) * cw + 6, (k / cols) * ch + 4);
