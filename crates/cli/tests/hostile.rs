@@ -679,6 +679,18 @@ fn zero_counts_are_refused_by_flag() {
             &[flag, "at least 1"],
         );
     }
+    // A sample count that cannot fit is refused by flag before any sampling.
+    fails(
+        &[
+            "scoreaug",
+            "measure",
+            "--checkpoint",
+            &ck,
+            "--n-samples",
+            "1000000000000",
+        ],
+        &["--n-samples", "memory"],
+    );
 }
 
 fn shipped_teacher() -> &'static str {

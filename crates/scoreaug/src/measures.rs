@@ -317,6 +317,15 @@ pub fn measure(
             return Err(AugError::invalid(flag, "must be at least 1, got 0"));
         }
     }
+    // The generated samples are held as float32 and bytes, with 2048 float64 features
+    // for FID: refuse a count that cannot fit before any work.
+    let [c0, h0, w0] = held.image_shape;
+    score_core::limits::ensure_values_fit(
+        "--n-samples",
+        o.n_samples as u128,
+        (c0 * h0 * w0 * 5 + 2048 * 8) as u128,
+        "use a smaller --n-samples",
+    )?;
     let den = score_nn::Preconditioned::new(m.net, m.precond);
     let (hx, hshape) = first(held, o.n_eval);
     let (tx, tshape) = first(train, o.n_eval.min(held.num_images()));
