@@ -106,6 +106,16 @@ pub(crate) struct TrainArgs {
     /// --resume].
     #[arg(long)]
     pub(crate) channels: Option<usize>,
+    /// The image network: `scorelab` (the small UNet), or one of EDM's: `ddpmpp`,
+    /// `ncsnpp` (SongUNet) or `adm` (DhariwalUNet), EDM's published configuration with
+    /// --channels as model_channels and --blocks residual blocks per level
+    /// (docs/own-models.md) [default: scorelab; fixed by the checkpoint on --resume].
+    #[arg(long)]
+    pub(crate) arch: Option<String>,
+    /// With an EDM --arch: residual blocks per resolution (EDM: 4 for SongUNet, 3 for
+    /// ADM) [default: 2; fixed by the checkpoint on --resume].
+    #[arg(long)]
+    pub(crate) blocks: Option<usize>,
     /// Use only the first N images (class-balanced), 0 = all [fixed by the checkpoint
     /// on --resume].
     #[arg(long)]

@@ -16,6 +16,22 @@ use score_train::pipeline::{self, LoadedModel};
 use std::path::Path;
 use std::time::Instant;
 
+/// The statistics hold three float64 vectors (l, s, b) of the data's dimension per λ
+/// point: refuse a --points that cannot fit before any work.
+fn ensure_statistics_fit(model: &LoadedModel, points: usize) -> Result<()> {
+    let dim: u128 = match model {
+        LoadedModel::Unet(_, chw) => chw.iter().product::<usize>() as u128,
+        LoadedModel::Mlp(_, d) => *d as u128,
+    };
+    score_core::limits::ensure_values_fit(
+        "--points",
+        points as u128,
+        3 * 8 * dim,
+        "use fewer --points (DPM-Solver-v3 uses 50 to 200)",
+    )?;
+    Ok(())
+}
+
 pub(crate) fn cmd_ems(c: &Common, a: &EmsArgs) -> Result<()> {
     let dev = device(&c.device)?;
     if a.n < 2 || a.points < 2 {
@@ -26,18 +42,7 @@ pub(crate) fn cmd_ems(c: &Common, a: &EmsArgs) -> Result<()> {
     }
     let (model, precond, _) = pipeline::load_model(&a.checkpoint, &dev)?;
     ensure_sampling_fits(&model, a.n)?;
-    // The statistics hold three float64 vectors (l, s, b) of the data's dimension per
-    // λ point.
-    let dim: u128 = match &model {
-        LoadedModel::Unet(_, chw) => chw.iter().product::<usize>() as u128,
-        LoadedModel::Mlp(_, d) => *d as u128,
-    };
-    score_core::limits::ensure_values_fit(
-        "--points",
-        a.points as u128,
-        3 * 8 * dim,
-        "use fewer --points (DPM-Solver-v3 uses 50 to 200)",
-    )?;
+    ensure_statistics_fit(&model, a.points)?;
     let t0 = Instant::now();
     let est = |stats: Result<
         score_core::samplers::dpm_solver_v3::ModelStatistics,

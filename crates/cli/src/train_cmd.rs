@@ -36,6 +36,20 @@ pub(crate) struct RunRecord {
     /// The augmentation objective, absent for plain denoising.
     #[serde(default)]
     pub(crate) augment: Option<scoreaug::Augment>,
+    /// The image network (`scorelab`, or EDM's `ddpmpp`, `ncsnpp`, `adm`).
+    #[serde(default = "scorelab_arch")]
+    pub(crate) arch: String,
+    /// Residual blocks per level of an EDM network.
+    #[serde(default = "two")]
+    pub(crate) blocks: usize,
+}
+
+fn scorelab_arch() -> String {
+    "scorelab".into()
+}
+
+fn two() -> usize {
+    2
 }
 
 /// The part of a checkpoint's `config.extra` that `train` writes of its command line.
@@ -141,6 +155,8 @@ fn resumed_record(a: &TrainArgs, rec: RunRecord, ck_path: &Path) -> Result<RunRe
         channels: fixed_on_resume("--channels", a.channels, rec.channels, ck_path)?,
         cond: fixed_on_resume("--cond", a.cond.clone(), rec.cond, ck_path)?,
         augment: rec.augment,
+        arch: fixed_on_resume("--arch", a.arch.clone(), rec.arch, ck_path)?,
+        blocks: fixed_on_resume("--blocks", a.blocks, rec.blocks, ck_path)?,
     })
 }
 
@@ -235,7 +251,20 @@ fn fresh_settings(c: &Common, a: &TrainArgs) -> Result<(TrainConfig, RunRecord)>
         channels: a.channels.unwrap_or(32),
         cond,
         augment: augment_of(a)?,
+        arch: a.arch.clone().unwrap_or_else(scorelab_arch),
+        blocks: a.blocks.unwrap_or(2),
     };
+    if !matches!(rec.arch.as_str(), "scorelab" | "ddpmpp" | "ncsnpp" | "adm") {
+        bail!(
+            "--arch: '{}' is not scorelab, ddpmpp, ncsnpp or adm",
+            rec.arch
+        );
+    }
+    if rec.arch == "scorelab" && a.blocks.is_some() {
+        bail!(
+            "--blocks: sets an EDM network's blocks per level; give --arch ddpmpp, ncsnpp or adm"
+        );
+    }
     Ok((cfg, rec))
 }
 
@@ -330,26 +359,14 @@ pub(crate) fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
             if resume.is_none() {
                 cfg.precond = new_precond(a, &mut images.pixels.iter().map(|&v| v as f64))?;
             }
-            let unet = unet_for(&images, &rec)?;
-            let micro = cfg.batch_size / cfg.grad_accumulation.max(1);
-            ensure_training_fits(&unet, micro, images.image_shape)?;
-            let use_labels = rec.cond == "class";
-            let extra = with_record(ModelSpec::unet(&unet, images.image_shape, &images.source))?;
-            let data = ImageData { images, use_labels };
-            let objective: &dyn score_train::train::Objective<4> = match &rec.augment {
-                Some(aug) => aug,
-                None => &score_train::train::Denoising,
-            };
-            let r = score_train::train::train_with(
-                unet.init(&dev),
-                &data,
+            train_images(
+                images,
+                &rec,
                 &cfg,
-                objective,
-                extra,
-                &out,
-                resume.as_ref(),
-            )?;
-            (r.step, r.last_loss)
+                with_record,
+                (&out, resume.as_ref()),
+                &dev,
+            )?
         }
     };
     let secs = t0.elapsed().as_secs_f64();
@@ -545,6 +562,62 @@ fn unet_for(
     Ok(unet)
 }
 
+/// EDM's published configuration of `rec.arch` at the data's shape: --channels as
+/// model_channels, --blocks per level, the label and augment inputs of the scorelab
+/// UNet `unet` would have, attention at half the resolution (EDM's 16 of 32).
+fn edm_for(
+    unet: &score_nn::unet::UNetConfig,
+    rec: &RunRecord,
+) -> Result<score_nn::edm::EdmNetConfig> {
+    use score_nn::edm::EdmNetConfig;
+    let (res, c) = (unet.resolution, unet.in_channels);
+    let base = match rec.arch.as_str() {
+        "ddpmpp" => EdmNetConfig::ddpmpp(res, c),
+        "ncsnpp" => EdmNetConfig::ncsnpp(res, c),
+        _ => EdmNetConfig::adm(res, c),
+    };
+    let mult = if rec.arch == "adm" {
+        vec![1, 2, 2]
+    } else {
+        vec![2, 2, 2]
+    };
+    let cfg = EdmNetConfig {
+        model_channels: Some(rec.channels),
+        channel_mult: Some(mult),
+        num_blocks: Some(rec.blocks.max(1)),
+        attn_resolutions: Some(vec![res / 2]),
+        label_dim: unet.label_dim,
+        augment_dim: unet.augment_dim,
+        dropout: Some(0.0),
+        ..base
+    };
+    cfg.resolved()
+        .map_err(|e| anyhow::anyhow!("--arch {}: {e}", rec.arch))
+}
+
+/// [`ensure_training_fits`] for an EDM network: its `num_blocks` residual blocks per
+/// level against the scorelab UNet's one.
+fn ensure_edm_fits(
+    edm: &score_nn::edm::EdmNetConfig,
+    micro_batch: usize,
+    [c, h, w]: [usize; 3],
+) -> Result<()> {
+    let widest = edm.model_channels.unwrap_or(1)
+        * edm
+            .channel_mult
+            .as_ref()
+            .and_then(|m| m.iter().copied().max())
+            .unwrap_or(1);
+    let per_image =
+        3 * unet_pass_bytes([c, h, w], widest) * edm.num_blocks.unwrap_or(1).max(1) as u128;
+    score_core::limits::ensure_fits(
+        "--batch-size/--channels/--blocks",
+        (micro_batch.max(1) as u128).saturating_mul(per_image),
+        "use a smaller --batch-size (with --grad-accumulation), --channels or --blocks",
+    )?;
+    Ok(())
+}
+
 /// Refuse a batch or width whose training step cannot fit in memory: three times
 /// [`unet_pass_bytes`] per image (the backward pass keeps the forward maps and as many
 /// gradients).
@@ -585,5 +658,44 @@ fn clip_of(g: f64) -> Result<Option<f64>> {
         0.0 => Ok(None),
         g if g > 0.0 && g.is_finite() => Ok(Some(g)),
         g => bail!("--grad-clip {g}: must be 0 (off) or positive and finite"),
+    }
+}
+
+/// Train an image network (scorelab's UNet, or EDM's with `--arch`) on `images`.
+fn train_images(
+    images: score_io::images::ImageDataset,
+    rec: &RunRecord,
+    cfg: &TrainConfig,
+    with_record: impl Fn(ModelSpec) -> Result<serde_json::Value>,
+    (out, resume): (&TrainOutput, Option<&score_train::CheckpointFile>),
+    dev: &burn::tensor::Device,
+) -> Result<(usize, f64)> {
+    let unet = unet_for(&images, rec)?;
+    let micro = cfg.batch_size / cfg.grad_accumulation.max(1);
+    let use_labels = rec.cond == "class";
+    let objective: &dyn score_train::train::Objective<4> = match &rec.augment {
+        Some(aug) => aug,
+        None => &score_train::train::Denoising,
+    };
+    let data = ImageData { images, use_labels };
+    let images = &data.images;
+    if rec.arch != "scorelab" {
+        let edm = edm_for(&unet, rec)?;
+        ensure_edm_fits(&edm, micro, images.image_shape)?;
+        let spec = ModelSpec::Edm {
+            config: serde_json::to_value(&edm)?,
+            image_shape: images.image_shape,
+            dataset: images.source.clone(),
+        };
+        let extra = with_record(spec)?;
+        let net = edm.init(dev).map_err(anyhow::Error::msg)?;
+        let r = score_train::train::train_with(net, &data, cfg, objective, extra, out, resume)?;
+        Ok((r.step, r.last_loss))
+    } else {
+        ensure_training_fits(&unet, micro, images.image_shape)?;
+        let extra = with_record(ModelSpec::unet(&unet, images.image_shape, &images.source))?;
+        let net = unet.init(dev);
+        let r = score_train::train::train_with(net, &data, cfg, objective, extra, out, resume)?;
+        Ok((r.step, r.last_loss))
     }
 }

@@ -211,3 +211,87 @@ fn iddpm_state_dict_imports_with_twice_the_outputs_and_matches_pytorch() {
     score_train::import::write_edm_checkpoint(&imported, &out, "fixture").unwrap();
     check_against_golden(&out, "adm-iddpm", true, false);
 }
+
+/// An EDM network trains through the one training loop and resumes bit-exactly: a run
+/// stopped after 2 of 4 steps and resumed from its checkpoint by a fresh network ends
+/// with the same weights and EMA as the uninterrupted run.
+#[test]
+fn edm_network_resumes_bit_exactly() {
+    use score_train::checkpoint::{CheckpointFile, collect_params};
+    use score_train::train::{ImageData, TrainConfig, TrainOutput, train};
+    let dev = Device::flex().autodiff();
+    let images = score_io::images::ImageDataset::fashion_mnist(None, score_io::images::Split::Test)
+        .unwrap()
+        .balanced_subset(32);
+    let data = ImageData {
+        images,
+        use_labels: false,
+    };
+    let cfg_net = score_nn::edm::EdmNetConfig {
+        model_channels: Some(8),
+        channel_mult: Some(vec![1, 2]),
+        num_blocks: Some(1),
+        attn_resolutions: Some(vec![14]),
+        dropout: Some(0.0),
+        ..score_nn::edm::EdmNetConfig::ddpmpp(28, 1)
+    };
+    let cfg = TrainConfig {
+        steps: 4,
+        batch_size: 4,
+        warmup_steps: 2,
+        checkpoint_every: 2,
+        seed: 3,
+        ..TrainConfig::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (whole_path, part_path) = (
+        dir.path().join("w.safetensors"),
+        dir.path().join("p.safetensors"),
+    );
+    let net0 = cfg_net.init(&dev).unwrap();
+    let out = |p: &std::path::Path, stop| TrainOutput {
+        checkpoint: Some(p.to_path_buf()),
+        stop_after: stop,
+        ..Default::default()
+    };
+    let whole = train(
+        net0.clone(),
+        &data,
+        &cfg,
+        serde_json::Value::Null,
+        &out(&whole_path, None),
+        None,
+    )
+    .unwrap();
+    let first = train(
+        net0,
+        &data,
+        &cfg,
+        serde_json::Value::Null,
+        &out(&part_path, Some(2)),
+        None,
+    )
+    .unwrap();
+    assert_eq!(first.step, 2);
+    let ck = CheckpointFile::read(&part_path).unwrap();
+    let fresh = cfg_net.init(&dev).unwrap();
+    let resumed = train(
+        fresh,
+        &data,
+        &cfg,
+        serde_json::Value::Null,
+        &out(&part_path, None),
+        Some(&ck),
+    )
+    .unwrap();
+    assert_eq!(resumed.step, 4);
+    for (a, b) in [(&whole.net, &resumed.net), (&whole.ema, &resumed.ema)] {
+        for ((pa, _, da), (_, _, db)) in collect_params(a).into_iter().zip(collect_params(b)) {
+            let (va, vb) = (
+                da.try_to_vec::<f32>().unwrap(),
+                db.try_to_vec::<f32>().unwrap(),
+            );
+            assert!(va == vb, "parameter {pa} differs after resume");
+        }
+    }
+}

@@ -302,6 +302,24 @@ pub fn samples(
     Ok(x)
 }
 
+/// --n-eval and --n-samples at least 1, and the generated samples (float32 and bytes,
+/// with 2048 float64 features for FID) within memory, before any work.
+fn check_counts(o: &MeasureOptions, held: &score_io::images::ImageDataset) -> Result<()> {
+    for (flag, v) in [("--n-eval", o.n_eval), ("--n-samples", o.n_samples)] {
+        if v == 0 {
+            return Err(AugError::invalid(flag, "must be at least 1, got 0"));
+        }
+    }
+    let [c, h, w] = held.image_shape;
+    score_core::limits::ensure_values_fit(
+        "--n-samples",
+        o.n_samples as u128,
+        (c * h * w * 5 + 2048 * 8) as u128,
+        "use a smaller --n-samples",
+    )?;
+    Ok(())
+}
+
 /// All the study's measures of one model: equivariance (held-out), train vs held-out
 /// loss, leakage, memorisation and (with `fid`) FID of its samples.
 pub fn measure(
@@ -312,20 +330,7 @@ pub fn measure(
     fid: Option<FidSetup>,
     device: &Device,
 ) -> Result<Report> {
-    for (flag, v) in [("--n-eval", o.n_eval), ("--n-samples", o.n_samples)] {
-        if v == 0 {
-            return Err(AugError::invalid(flag, "must be at least 1, got 0"));
-        }
-    }
-    // The generated samples are held as float32 and bytes, with 2048 float64 features
-    // for FID: refuse a count that cannot fit before any work.
-    let [c0, h0, w0] = held.image_shape;
-    score_core::limits::ensure_values_fit(
-        "--n-samples",
-        o.n_samples as u128,
-        (c0 * h0 * w0 * 5 + 2048 * 8) as u128,
-        "use a smaller --n-samples",
-    )?;
+    check_counts(o, held)?;
     let den = score_nn::Preconditioned::new(m.net, m.precond);
     let (hx, hshape) = first(held, o.n_eval);
     let (tx, tshape) = first(train, o.n_eval.min(held.num_images()));
