@@ -144,6 +144,24 @@ pub(crate) fn load_items(
     Ok((items, tall, names.join("; ")))
 }
 
+/// Refuse a geometry or batch whose training step cannot fit, before any page is read:
+/// per image three times the UNet's activations (`unet_pass_bytes`) plus its
+/// self-attention at an eighth of the height, whose score matrix grows with the square
+/// of the pixels there (scores, softmax and their gradients, float32).
+fn ensure_text_training_fits(g: &Geometry, batch: usize) -> Result<()> {
+    let cfg = unet_config(g);
+    let widest = cfg.model_channels * cfg.channel_mult.iter().copied().max().unwrap_or(1);
+    let linear = 3 * crate::common::unet_pass_bytes([1, g.height, g.width], widest);
+    let att_px = ((g.height / 8).max(1) * (g.width / 8).max(1)) as u128;
+    let per_image = linear.saturating_add(att_px.saturating_mul(att_px).saturating_mul(12));
+    score_core::limits::ensure_fits(
+        "--geometry/--batch",
+        (batch.max(1) as u128).saturating_mul(per_image),
+        "use a smaller --geometry or --batch",
+    )?;
+    Ok(())
+}
+
 pub fn cmd_train(c: &Common, a: &TextTrainArgs) -> Result<()> {
     let dev = device(&c.device)?.autodiff();
     let (ck_path, resume, _lock) = open_run(&a.out, a.resume, a.overwrite)?;
@@ -153,6 +171,7 @@ pub fn cmd_train(c: &Common, a: &TextTrainArgs) -> Result<()> {
     if !(0.0..=1.0).contains(&dropout) {
         bail!("--caption-dropout: {dropout} is not in [0, 1]");
     }
+    ensure_text_training_fits(&g, batch)?;
     let mut filter = a.filter.clone();
     filter.split.get_or_insert_with(|| "train".into());
     let tpl = Template::parse(&template)?;

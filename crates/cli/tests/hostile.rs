@@ -1201,3 +1201,27 @@ fn preview_sheets_that_cannot_fit_are_refused() {
         &["--tiles/--cols"],
     );
 }
+
+/// A text-to-score geometry whose training step cannot fit is refused by flag before
+/// any page is read (issue 26).
+#[test]
+fn text_to_score_geometries_that_cannot_fit_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ms");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/musicscore");
+    fails(
+        &[
+            "musicscore",
+            "train",
+            "--root",
+            root,
+            "--geometry",
+            "4096x4096@0.5",
+            "--steps",
+            "1",
+            "--out",
+            s(&out),
+        ],
+        &["--geometry/--batch", "memory"],
+    );
+}
