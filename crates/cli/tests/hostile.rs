@@ -1225,3 +1225,31 @@ fn text_to_score_geometries_that_cannot_fit_are_refused() {
         &["--geometry/--batch", "memory"],
     );
 }
+
+/// `export --resize` sizes whose images (or the page scaled before a crop) exceed the
+/// image-size limit are refused by flag, not attempted (issue 26: crop:50000x1 scaled
+/// each page to billions of pixels and ran for minutes).
+#[test]
+fn export_resizes_beyond_the_image_limit_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/musicscore/MisicScore-400"
+    );
+    for (i, resize) in ["crop:50000x1", "fit:100000x100000"].iter().enumerate() {
+        let out = dir.path().join(format!("x{i}"));
+        fails(
+            &[
+                "musicscore",
+                "export",
+                "--root",
+                root,
+                "--resize",
+                resize,
+                "--out",
+                s(&out),
+            ],
+            &["--resize", "pixels"],
+        );
+    }
+}

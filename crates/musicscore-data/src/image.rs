@@ -434,6 +434,7 @@ pub fn decode_resized(
     let (w0, h0) = image_size(bytes, source)?;
     match *resize {
         Resize::FitPad { width, height } => {
+            score_core::limits::ensure_image_size("--resize", width as u64, height as u64)?;
             let s = (width as f64 / w0 as f64).min(height as f64 / h0 as f64);
             let (w, h) = scaled(w0, h0, s);
             let (w, h) = (w.min(width), h.min(height));
@@ -450,6 +451,13 @@ pub fn decode_resized(
             let s = (width as f64 / w0 as f64).max(height as f64 / h0 as f64);
             let (w, h) = scaled(w0, h0, s);
             let (w, h) = (w.max(width), h.max(height));
+            // A crop far from the page's aspect (crop:50000x1) scales the page to
+            // billions of pixels before cutting: refuse it, naming the page.
+            score_core::limits::ensure_image_size(
+                &format!("--resize (page {source})"),
+                w as u64,
+                h as u64,
+            )?;
             let img = resample(&decode(bytes, opts, Some((w, h)), source)?, w, h);
             Ok(img.crop((w - width) / 2, (h - height) / 2, width, height))
         }
