@@ -14,14 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 use score_core::Denoiser;
 use score_core::tensor::{randn, stream_rng, to_vec_f32};
 use score_nn::Preconditioned;
-use score_nn::precond::denoising_loss;
 
-use crate::bench_vs_torch::{median, time_median};
+use crate::bench_vs_torch::{median, time_median, time_train_steps};
 
 fn torch(python: &Path, args: &[&str]) -> Result<serde_json::Value> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/torch/edm_bench.py");
@@ -87,26 +85,12 @@ fn ours(weights: &Path, desc: &Path, batch: usize, reps: usize) -> Result<(f64, 
         .init(&ad)
         .map_err(anyhow::Error::msg)?;
     net = score_train::checkpoint::copy_weights(&imported.net, net)?;
-    let mut optim = AdamConfig::new().init();
-    let (x0, noise, sigma) = (
+    let batch = (
         x0.to_device(&ad),
-        noise.to_device(&ad),
         sigma.to_device(&ad),
+        noise.to_device(&ad),
     );
-    let step = time_median(reps, || {
-        let loss = denoising_loss(
-            &net,
-            &precond,
-            x0.clone(),
-            sigma.clone(),
-            noise.clone(),
-            None,
-        )
-        .mean();
-        let grads = GradientsParams::from_grads(loss.backward(), &net);
-        net = optim.step(1e-4, net.clone(), grads);
-        let _ = to_vec_f32(loss);
-    });
+    let step = time_train_steps(net, &precond, batch, reps);
     Ok((fwd, step))
 }
 

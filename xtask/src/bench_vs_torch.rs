@@ -120,7 +120,7 @@ pub enum Net<'a> {
 fn our_train_step(net: Net<'_>, batch: usize, reps: usize, dev: &Device) -> Result<f64> {
     let ad = dev.clone().autodiff();
     let mut rng = stream_rng(0, 0x4256, batch as u64);
-    let (mut net, precond, res) = match net {
+    let (net, precond, res) = match net {
         Net::Shipped(ck) => {
             let (n, _, p, _) = pipeline::load_unet(ck, &ad)?;
             (n, p, 28)
@@ -134,17 +134,28 @@ fn our_train_step(net: Net<'_>, batch: usize, reps: usize, dev: &Device) -> Resu
             (c.init(&ad), score_core::Precond::edm(0.5), r)
         }
     };
-    let mut optim = AdamConfig::new().init();
     let x0 = randn([batch, 1, res, res], &mut rng, &ad);
     let noise = randn([batch, 1, res, res], &mut rng, &ad);
     let sigma = randn([batch], &mut rng, &ad)
         .mul_scalar(1.2)
         .sub_scalar(1.2)
         .exp();
-    Ok(time_median(reps, || {
+    Ok(time_train_steps(net, &precond, (x0, sigma, noise), reps))
+}
+
+/// Median seconds of one training step of `net` (created on an autodiff device): the
+/// EDM loss of the batch, backward, an Adam update, then a read-back of the weights.
+pub(crate) fn time_train_steps<N: score_nn::ScoreNetwork<4>>(
+    mut net: N,
+    precond: &score_core::Precond,
+    (x0, sigma, noise): (Tensor<4>, Tensor<1>, Tensor<4>),
+    reps: usize,
+) -> f64 {
+    let mut optim = AdamConfig::new().init();
+    time_median(reps, || {
         let loss = denoising_loss(
             &net,
-            &precond,
+            precond,
             x0.clone(),
             sigma.clone(),
             noise.clone(),
@@ -154,7 +165,7 @@ fn our_train_step(net: Net<'_>, batch: usize, reps: usize, dev: &Device) -> Resu
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         net = optim.step(1e-4, net.clone(), grads);
         sync_module(&net);
-    }))
+    })
 }
 
 /// What a scaling run varies.

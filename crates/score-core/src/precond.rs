@@ -150,12 +150,6 @@ impl BetaSchedule {
         let w = ((a - l) / (a - b)).clamp(0.0, 1.0);
         (1.0 - w) * low as f64 + w * (low + 1) as f64
     }
-
-    /// The smallest and largest σ_t.
-    pub fn sigma_range(&self) -> (f64, f64) {
-        let ls = self.log_sigmas();
-        (ls[0].exp(), ls[ls.len() - 1].exp())
-    }
 }
 
 /// iDDPM's noise levels u_0 > u_1 > … > u_M = 0 (EDM Table 1, footnote, as EDM's

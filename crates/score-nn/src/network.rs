@@ -44,14 +44,6 @@ impl ImageNet {
             Self::Diffusers(n) => n.widest_channels(),
         }
     }
-
-    /// The crate's UNet, when this is one.
-    pub fn as_scorelab(&self) -> Option<&UNet> {
-        match self {
-            Self::Scorelab(n) => Some(n),
-            Self::Edm(_) | Self::Diffusers(_) => None,
-        }
-    }
 }
 
 impl ScoreNetwork<4> for ImageNet {

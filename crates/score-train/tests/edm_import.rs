@@ -25,6 +25,24 @@ fn tensor<const D: usize>(sd: &StateDict, key: &str, dev: &Device) -> Tensor<D> 
     Tensor::from_data(TensorData::new(values.clone(), shape.clone()), dev)
 }
 
+/// A golden case's state dict without the golden tensors (the `model.*` keys, as EDM's
+/// `EDMPrecond.state_dict()` has them), the whole file, and its description.
+fn case_weights(case: &str) -> (StateDict, StateDict, score_train::import::EdmDescription) {
+    let sd = StateDict::read_safetensors(&fixture(&format!("{case}.safetensors"))).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture(&format!("{case}.json"))).unwrap()).unwrap();
+    let weights = StateDict {
+        tensors: sd
+            .tensors
+            .iter()
+            .filter(|(k, _)| k.starts_with("model."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        source: sd.source.clone(),
+    };
+    (weights, sd, serde_json::from_value(meta).unwrap())
+}
+
 /// Load `checkpoint` as every command does and compare D(x; σ) with case's golden.
 fn check_against_golden(checkpoint: &std::path::Path, case: &str, labels: bool, augment: bool) {
     let dev = Device::flex();
@@ -84,18 +102,7 @@ fn safetensors_state_dict_imports_and_matches_pytorch() {
     let dev = Device::flex();
     let dir = tempfile::tempdir().unwrap();
     // The golden file holds the state dict and golden.* tensors: keep model.* only.
-    let sd = StateDict::read_safetensors(&fixture("ddpmpp.safetensors")).unwrap();
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture("ddpmpp.json")).unwrap()).unwrap();
-    let desc: score_train::import::EdmDescription = serde_json::from_value(meta).unwrap();
-    let weights = StateDict {
-        tensors: sd
-            .tensors
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("model."))
-            .collect(),
-        source: sd.source,
-    };
+    let (weights, _, desc) = case_weights("ddpmpp");
     let imported = score_train::import::edm_from_state_dict(&weights, desc, &dev).unwrap();
     let out = dir.path().join("ddpmpp.safetensors");
     score_train::import::write_edm_checkpoint(&imported, &out, "fixture").unwrap();
@@ -105,34 +112,22 @@ fn safetensors_state_dict_imports_and_matches_pytorch() {
 #[test]
 fn damaged_imports_name_what_is_wrong() {
     let dev = Device::flex();
-    let sd = StateDict::read_safetensors(&fixture("adm.safetensors")).unwrap();
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture("adm.json")).unwrap()).unwrap();
-    let desc: score_train::import::EdmDescription = serde_json::from_value(meta).unwrap();
-    let only_model = |sd: &StateDict| StateDict {
-        tensors: sd
-            .tensors
-            .iter()
-            .filter(|(k, _)| k.starts_with("model."))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        source: sd.source.clone(),
-    };
+    let (model_only, sd, desc) = case_weights("adm");
     let err = |sd: StateDict, desc: score_train::import::EdmDescription| {
         score_train::import::edm_from_state_dict(&sd, desc, &dev)
             .unwrap_err()
             .to_string()
     };
     // A missing tensor.
-    let mut missing = only_model(&sd);
+    let mut missing = model_only.clone();
     missing.tensors.remove("model.enc.8x8_block0.qkv.weight");
     assert!(err(missing, desc.clone()).contains("'enc.8x8_block0.qkv.weight' is missing"));
     // A shape mismatch.
-    let mut wrong = only_model(&sd);
+    let mut wrong = model_only.clone();
     wrong.tensors.get_mut("model.map_layer0.weight").unwrap().0 = vec![1, 1];
     assert!(err(wrong, desc.clone()).contains("'map_layer0.weight': shape [1, 1]"));
     // An extra tensor.
-    let mut extra = only_model(&sd);
+    let mut extra = model_only.clone();
     extra.tensors.insert(
         "model.enc.99x99_block0.conv0.weight".into(),
         (vec![1], vec![0.0]),
@@ -143,7 +138,7 @@ fn damaged_imports_name_what_is_wrong() {
     // The wrong configuration for the weights.
     let mut other = desc.clone();
     other.network.model_channels = Some(16);
-    assert!(err(only_model(&sd), other).contains("shape"));
+    assert!(err(model_only.clone(), other).contains("shape"));
     // A tensor outside model.*.
     assert!(err(sd, desc).contains("'golden."));
 }
@@ -189,18 +184,7 @@ fn hostile_pickles_are_refused_naming_the_problem() {
 fn iddpm_state_dict_imports_with_twice_the_outputs_and_matches_pytorch() {
     let dev = Device::flex();
     let dir = tempfile::tempdir().unwrap();
-    let sd = StateDict::read_safetensors(&fixture("adm-iddpm.safetensors")).unwrap();
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture("adm-iddpm.json")).unwrap()).unwrap();
-    let desc: score_train::import::EdmDescription = serde_json::from_value(meta).unwrap();
-    let weights = StateDict {
-        tensors: sd
-            .tensors
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("model."))
-            .collect(),
-        source: sd.source,
-    };
+    let (weights, _, desc) = case_weights("adm-iddpm");
     // The same network under EDMPrecond would return 6 channels for 3: refused.
     let mut wrong = desc.clone();
     wrong.precond = score_nn::edm::EdmPrecondConfig::Edm { sigma_data: 0.5 };
