@@ -260,6 +260,9 @@ fn fresh_settings(c: &Common, a: &TrainArgs) -> Result<(TrainConfig, RunRecord)>
             rec.arch
         );
     }
+    if rec.blocks == 0 {
+        bail!("--blocks: must be at least 1");
+    }
     if rec.arch == "scorelab" && a.blocks.is_some() {
         bail!(
             "--blocks: sets an EDM network's blocks per level; give --arch ddpmpp, ncsnpp or adm"
@@ -584,7 +587,7 @@ fn edm_for(
     let cfg = EdmNetConfig {
         model_channels: Some(rec.channels),
         channel_mult: Some(mult),
-        num_blocks: Some(rec.blocks.max(1)),
+        num_blocks: Some(rec.blocks),
         attn_resolutions: Some(vec![res / 2]),
         label_dim: unet.label_dim,
         augment_dim: unet.augment_dim,

@@ -1697,6 +1697,18 @@ fn train_arch_trains_edm_networks_from_the_cli() {
     assert!(!ok && err.contains("--arch adm"), "{err}");
     let (ok, _, err) = scorelab(&["train", "--blocks", "2", "--steps", "1", "--out", &p("x")]);
     assert!(!ok && err.contains("--blocks"), "{err}");
+    let (ok, _, err) = scorelab(&[
+        "train",
+        "--arch",
+        "adm",
+        "--blocks",
+        "0",
+        "--steps",
+        "1",
+        "--out",
+        &p("y"),
+    ]);
+    assert!(!ok && err.contains("--blocks: must be at least 1"), "{err}");
     run(vec![
         "train".into(),
         "--arch".into(),

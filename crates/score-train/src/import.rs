@@ -63,6 +63,16 @@ pub fn edm_from_state_dict(
     device: &Device,
 ) -> Result<ImportedEdm> {
     let cfg = &description.network;
+    if let EdmPrecondConfig::Iddpm { m, .. } = description.precond
+        && !(m >= 2.0 && m <= MAX_STEPS as f64 && m.fract() == 0.0)
+    {
+        return Err(bad(
+            &sd.source,
+            format!(
+                "precond: iDDPMPrecond's M = {m}, expected a whole number from 2 to {MAX_STEPS}"
+            ),
+        ));
+    }
     let iddpm = matches!(description.precond, EdmPrecondConfig::Iddpm { .. });
     let expected = if iddpm {
         2 * cfg.in_channels
@@ -149,6 +159,10 @@ pub fn write_imported<M: Module>(
     save_checkpoint::<M>(out, None, Some(net), None, &meta)
 }
 
+/// The most discrete steps a schedule may have (diffusers' and EDM's use 1000): the
+/// preconditioning rebuilds its table of levels for every σ it converts.
+pub const MAX_STEPS: usize = 100_000;
+
 /// diffusers' scheduler options that make a UNet2DModel a denoiser of σ (its
 /// `scheduler_config.json`; each may be overridden).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -204,13 +218,13 @@ impl SchedulerOptions {
             beta_end: self.beta_end.unwrap_or(0.02),
             steps: self.num_train_timesteps.unwrap_or(1000),
         };
-        if schedule.steps < 2
-            || !(schedule.beta_start > 0.0
-                && schedule.beta_end < 1.0
-                && schedule.beta_start <= schedule.beta_end)
-        {
+        let valid = (2..=MAX_STEPS).contains(&schedule.steps)
+            && schedule.beta_start > 0.0
+            && schedule.beta_end < 1.0
+            && schedule.beta_start <= schedule.beta_end;
+        if !valid {
             return Err(format!(
-                "the β schedule {schedule:?}: needs ≥ 2 steps and 0 < beta_start ≤ beta_end < 1"
+                "the β schedule {schedule:?}: needs 2 to {MAX_STEPS} steps and 0 < beta_start ≤ beta_end < 1"
             ));
         }
         Ok(Precond::Discrete {

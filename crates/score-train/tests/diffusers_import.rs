@@ -122,4 +122,13 @@ fn unsupported_diffusers_models_are_refused_by_name() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("prediction_type"), "{e}");
+    // A step count that would build a table of 10^12 levels is refused, not allocated.
+    let huge = SchedulerOptions {
+        num_train_timesteps: Some(1_000_000_000_000),
+        ..SchedulerOptions::default()
+    };
+    let e = import_diffusers(&dir().join("ddpm"), huge, &dev)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("needs 2 to 100000 steps"), "{e}");
 }

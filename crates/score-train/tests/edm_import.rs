@@ -185,6 +185,15 @@ fn iddpm_state_dict_imports_with_twice_the_outputs_and_matches_pytorch() {
     let dev = Device::flex();
     let dir = tempfile::tempdir().unwrap();
     let (weights, _, desc) = case_weights("adm-iddpm");
+    // An M that would build a table of 10^12 levels is refused.
+    let mut huge = desc.clone();
+    huge.precond = score_nn::edm::EdmPrecondConfig::Iddpm {
+        c1: 0.001,
+        c2: 0.008,
+        m: 1e12,
+    };
+    let e = score_train::import::edm_from_state_dict(&weights, huge, &dev).unwrap_err();
+    assert!(e.to_string().contains("iDDPMPrecond's M"), "{e}");
     // The same network under EDMPrecond would return 6 channels for 3: refused.
     let mut wrong = desc.clone();
     wrong.precond = score_nn::edm::EdmPrecondConfig::Edm { sigma_data: 0.5 };
