@@ -32,6 +32,12 @@ pub(crate) struct EmsArgs {
 
 #[derive(Args)]
 pub(crate) struct TrainArgs {
+    /// A run file (TOML) whose keys are these flags without `--` (`steps = 3000`,
+    /// `batch_size = 32`, `xflip = true`, also `seed`); flags given here override
+    /// it. Every run writes its effective configuration as OUT/config.toml, which
+    /// repeats the run: `--config OUT/config.toml --out OTHER`.
+    #[arg(long)]
+    pub(crate) config: Option<PathBuf>,
     /// Training data: `fashion-mnist` (train split from --data-dir or Debian's package),
     /// `fashion-mnist-test` (the 10 000 images shipped in data/), or a `.npy` file of
     /// vectors [n, d] (trains the MLP) [default: fashion-mnist-test; on --resume, the

@@ -28,6 +28,7 @@ mod gaussian;
 mod import_cmd;
 mod musicscore;
 mod ntk;
+mod run_file;
 mod sample_cmd;
 mod sample_images;
 mod scoreaug_cmd;
@@ -117,8 +118,39 @@ fn install_interrupt_handler() {
     });
 }
 
+/// The command line, parsed with clap's later-flag-wins rule for repeated flags.
+fn parse_with_overrides(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let m = Cli::command()
+        .args_override_self(true)
+        .try_get_matches_from(argv)?;
+    Cli::from_arg_matches(&m)
+}
+
+/// The command line, with `train --config FILE`'s keys as flags before the given ones.
+fn parse_cli() -> Result<Cli> {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = Cli::parse_from(&argv);
+    let Command::Train(TrainArgs {
+        config: Some(file), ..
+    }) = &cli.command
+    else {
+        return Ok(cli);
+    };
+    let spliced = run_file::splice(&argv, run_file::flags_of(file)?)?;
+    parse_with_overrides(spliced).map_err(|e| {
+        let msg = e.render().to_string();
+        let first = msg.lines().next().unwrap_or_default();
+        anyhow::anyhow!(
+            "--config {}: {}",
+            file.display(),
+            first.trim_start_matches("error: ")
+        )
+    })
+}
+
 fn run() -> Result<()> {
-    let cli = Cli::parse();
+    let cli = parse_cli()?;
     install_interrupt_handler();
     if let Some(n) = cli.common.threads {
         if n == 0 {

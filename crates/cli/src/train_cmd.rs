@@ -348,6 +348,7 @@ pub(crate) fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
             if resume.is_none() {
                 cfg.precond = new_precond(a, &mut arr.data.iter().copied())?;
             }
+            crate::run_file::write(&a.out, &cfg, &rec)?;
             let mlp = MlpConfig::new(d).with_seed(cfg.seed);
             let extra = with_record(ModelSpec::mlp(&mlp, &rec.data))?;
             let data = VectorData {
@@ -362,6 +363,7 @@ pub(crate) fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
             if resume.is_none() {
                 cfg.precond = new_precond(a, &mut images.pixels.iter().map(|&v| v as f64))?;
             }
+            crate::run_file::write(&a.out, &cfg, &rec)?;
             train_images(
                 images,
                 &rec,
@@ -392,7 +394,7 @@ pub(crate) fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
 }
 
 /// A new run's EDM preconditioning: σ_data from --sigma-data or from the data.
-fn new_precond(
+pub(crate) fn new_precond(
     a: &TrainArgs,
     values: &mut dyn Iterator<Item = f64>,
 ) -> Result<score_core::Precond> {

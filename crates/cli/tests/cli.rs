@@ -1116,6 +1116,97 @@ fn results_do_not_depend_on_the_thread_count() {
     );
 }
 
+#[test]
+fn a_run_file_trains_and_config_toml_repeats_the_run() {
+    // Issue 28: `train --config run.toml` (flags override it) and OUT/config.toml, the
+    // effective configuration, from which the run repeats exactly.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run_toml = d.join("run.toml");
+    std::fs::write(
+        &run_toml,
+        "seed = 2\ndata = \"fashion-mnist-test\"\nsubset = 64\nsteps = 3\nbatch_size = 8\nchannels = 8\n",
+    )
+    .unwrap();
+    let (a, b) = (d.join("a"), d.join("b"));
+    let cfg_a = a.join("config.toml");
+    let train = |args: &[&str]| {
+        let (ok, _, err) = scorelab(&[&["train"], args].concat());
+        assert!(ok, "{args:?}: {err}");
+    };
+    train(&[
+        "--config",
+        run_toml.to_str().unwrap(),
+        "--steps",
+        "4",
+        "--out",
+        a.to_str().unwrap(),
+    ]);
+    let text = std::fs::read_to_string(&cfg_a).unwrap();
+    for want in [
+        "seed = 2",
+        "steps = 4",
+        "subset = 64",
+        "sigma_data = ",
+        "# data fingerprint",
+    ] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
+    train(&[
+        "--config",
+        cfg_a.to_str().unwrap(),
+        "--out",
+        b.to_str().unwrap(),
+    ]);
+    let sample = |run: &std::path::Path| {
+        let s = run.join("s");
+        let ck = run.join("checkpoint.safetensors");
+        let (ok, _, err) = scorelab(&[
+            "sample",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+            "--weights",
+            "raw",
+            "--n",
+            "2",
+            "--steps",
+            "2",
+            "--out",
+            s.to_str().unwrap(),
+        ]);
+        assert!(ok, "{err}");
+        std::fs::read(s.join("samples.npy")).unwrap()
+    };
+    let log = |run: &std::path::Path| step_records(&run.join("train.jsonl"));
+    assert!(!log(&a).is_empty());
+    assert_eq!(log(&a), log(&b), "the repeat trains the same steps");
+    assert_eq!(sample(&a), sample(&b), "and the same weights");
+    // The run file restates the fixed settings, which --resume accepts.
+    train(&[
+        "--config",
+        cfg_a.to_str().unwrap(),
+        "--resume",
+        "--steps",
+        "5",
+        "--out",
+        a.to_str().unwrap(),
+    ]);
+    assert!(
+        std::fs::read_to_string(&cfg_a)
+            .unwrap()
+            .contains("steps = 5")
+    );
+    std::fs::write(&run_toml, "stesp = 3\n").unwrap();
+    let (ok, _, err) = scorelab(&[
+        "train",
+        "--config",
+        run_toml.to_str().unwrap(),
+        "--out",
+        d.join("c").to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("run.toml: key 'stesp'"), "{err}");
+}
+
 /// `n` RGB `size`×`size` PNGs under `dir/<class>/`, two classes, pixel values varied.
 fn write_class_folder(dir: &std::path::Path, n: usize, size: u32) {
     for i in 0..n {

@@ -1,0 +1,350 @@
+//! `scorelab train --config run.toml`: a run file whose keys are the flags of `train`
+//! (and the global `seed`, `device`, `threads`), flags on the command line overriding
+//! it; and `config.toml`, the effective configuration every run writes beside its
+//! checkpoint (as EDM's `training_options.json`), so that
+//! `scorelab train --config OUT/config.toml --out OTHER` repeats the run.
+
+use crate::train_cmd::RunRecord;
+use anyhow::{Context, Result, bail};
+use clap::CommandFactory;
+use score_train::train::{BatchOrder, LrSchedule, TrainConfig};
+use std::ffi::OsString;
+use std::path::Path;
+
+/// The name of the effective configuration in a run's folder.
+pub(crate) const RUN_FILE: &str = "config.toml";
+
+/// A run file's largest size: its keys are a few dozen flags.
+const MAX_BYTES: u64 = 1 << 20;
+
+/// Keys a run file may not hold: help, version, and `config` itself (no nesting).
+const NOT_KEYS: [&str; 3] = ["help", "version", "config"];
+
+/// The long flags `train` takes (its own and the global ones) and whether each is a
+/// switch (a flag without a value).
+fn train_flags() -> Vec<(String, bool)> {
+    let mut cli = crate::Cli::command();
+    cli.build();
+    let train = cli
+        .find_subcommand("train")
+        .expect("the CLI has a train subcommand");
+    train
+        .get_arguments()
+        .filter_map(|a| {
+            let long = a.get_long()?;
+            let switch = matches!(
+                a.get_action(),
+                clap::ArgAction::SetTrue | clap::ArgAction::SetFalse
+            );
+            (!NOT_KEYS.contains(&long)).then(|| (long.to_string(), switch))
+        })
+        .collect()
+}
+
+/// A TOML scalar as a flag's value (`None` for tables, dates and nested arrays).
+fn scalar(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        _ => None,
+    }
+}
+
+/// The flags a run file stands for, in the file's order; every key checked against
+/// `train`'s flags and every value against the flag's kind, errors naming the file
+/// and the key.
+pub(crate) fn flags_of(path: &Path) -> Result<Vec<OsString>> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("--config {}: cannot read it", path.display()))?;
+    if !meta.is_file() || meta.len() > MAX_BYTES {
+        bail!(
+            "--config {}: not a run file (a regular file of at most {MAX_BYTES} bytes)",
+            path.display()
+        );
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--config {}: cannot read it", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--config {}: not TOML: {e}", path.display()))?;
+    let known = train_flags();
+    let mut flags = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (key, value) in &table {
+        let flag = key.replace('_', "-");
+        let at = || format!("--config {}: key '{key}'", path.display());
+        let Some(&(_, switch)) = known.iter().find(|(l, _)| *l == flag) else {
+            bail!(
+                "{}: not a flag of `scorelab train` (keys are the flags without --, e.g. steps, batch_size, data)",
+                at()
+            );
+        };
+        if !seen.insert(flag.clone()) {
+            bail!("{}: given twice (as - and _ spellings)", at());
+        }
+        match (switch, value) {
+            (true, toml::Value::Boolean(true)) => flags.push(format!("--{flag}").into()),
+            (true, toml::Value::Boolean(false)) => {}
+            (true, _) => bail!("{}: a switch; write true or false", at()),
+            (false, toml::Value::Boolean(_)) => {
+                bail!("{}: takes a value, not true/false", at())
+            }
+            (false, v) => {
+                let text = match v {
+                    toml::Value::Array(items) => items
+                        .iter()
+                        .map(scalar)
+                        .collect::<Option<Vec<_>>>()
+                        .map(|x| x.join(",")),
+                    v => scalar(v),
+                }
+                .with_context(|| {
+                    format!("{}: expected a string, a number or a list of them", at())
+                })?;
+                flags.push(format!("--{flag}").into());
+                flags.push(text.into());
+            }
+        }
+    }
+    Ok(flags)
+}
+
+/// The command line with a run file's flags placed right after `train`, so that the
+/// flags given on the command line, which come later, override them.
+pub(crate) fn splice(argv: &[OsString], file_flags: Vec<OsString>) -> Result<Vec<OsString>> {
+    let at = argv
+        .iter()
+        .skip(1)
+        .position(|a| a == "train")
+        .context("--config: `train` not found on the command line")?
+        + 2;
+    let mut out = argv[..at].to_vec();
+    out.extend(file_flags);
+    out.extend_from_slice(&argv[at..]);
+    Ok(out)
+}
+
+/// One `key = value` line of a run file.
+fn line(key: &str, value: impl Into<toml::Value>) -> String {
+    format!("{key} = {}\n", value.into())
+}
+
+/// The effective configuration of a run as a run file: every setting the run's
+/// results depend on, with σ_data resolved from the data (so a repeat does not
+/// recompute it).
+pub(crate) fn effective(cfg: &TrainConfig, rec: &RunRecord) -> String {
+    let mut s = String::from(
+        "# The effective configuration of this run (written by `scorelab train`).\n\
+         # Repeat it: scorelab train --config config.toml --out OTHER_FOLDER\n",
+    );
+    if let Some(fp) = &rec.fingerprint {
+        s += &format!("# data fingerprint: {fp}\n");
+    }
+    s += &line("seed", cfg.seed as i64);
+    s += &line("data", rec.data.as_str());
+    if let Some(d) = &rec.data_dir {
+        s += &line("data_dir", d.display().to_string());
+    }
+    s += &optimiser_lines(cfg);
+    s += &line("cond", rec.cond.as_str());
+    if rec.cond == "class" {
+        s += &line("label_dropout", cfg.label_dropout);
+    }
+    s += &line("sigma_data", cfg.precond.sigma_data());
+    s += &network_lines(rec);
+    s
+}
+
+/// The optimiser's and the schedule's lines.
+fn optimiser_lines(cfg: &TrainConfig) -> String {
+    let schedule = match cfg.lr_schedule {
+        LrSchedule::Constant => "constant".to_string(),
+        LrSchedule::InverseSqrt { ref_steps } => format!("inverse-sqrt:{ref_steps}"),
+    };
+    let batches = match cfg.batches {
+        BatchOrder::Epochs => "epochs",
+        BatchOrder::Replacement => "replacement",
+    };
+    let [b1, b2] = cfg.adam_betas;
+    [
+        line("steps", cfg.steps as i64),
+        line("batch_size", cfg.batch_size as i64),
+        line("lr", cfg.lr),
+        line("lr_schedule", schedule),
+        line("grad_clip", cfg.grad_clip.unwrap_or(0.0)),
+        line("grad_accumulation", cfg.grad_accumulation as i64),
+        line("weight_decay", cfg.weight_decay),
+        line("adam_betas", format!("{b1},{b2}")),
+        line("batches", batches),
+        line("checkpoint_every", cfg.checkpoint_every as i64),
+    ]
+    .concat()
+}
+
+/// The data treatment's, the network's and the augmentation's lines.
+fn network_lines(rec: &RunRecord) -> String {
+    let mut s = line("subset", rec.subset as i64);
+    s += &line("xflip", rec.xflip);
+    if let Some(r) = rec.resolution {
+        s += &line("resolution", r as i64);
+    }
+    s += &line("channels", rec.channels as i64);
+    s += &line("arch", rec.arch.as_str());
+    if rec.arch != "scorelab" {
+        s += &line("blocks", rec.blocks as i64);
+    }
+    if let Some(aug) = &rec.augment {
+        let name = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
+        let kinds: Vec<String> = (aug.scoreaug.kinds.iter())
+            .map(|k| name(serde_json::to_value(k).unwrap_or_default()))
+            .collect();
+        s += &line(
+            "augment",
+            name(serde_json::to_value(aug.mode).unwrap_or_default()),
+        );
+        s += &line("aug_p", aug.scoreaug.p);
+        s += &line("aug_transforms", kinds.join(","));
+        s += &line("no_aug_cond", !aug.condition);
+    }
+    s
+}
+
+/// Write `OUT/config.toml` atomically.
+pub(crate) fn write(out: &Path, cfg: &TrainConfig, rec: &RunRecord) -> Result<()> {
+    let path = out.join(RUN_FILE);
+    score_core::fs::write_atomic(&path, effective(cfg, rec).as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(argv: &[&str]) -> crate::Cli {
+        crate::Cli::try_parse_from(argv).unwrap()
+    }
+
+    #[test]
+    fn every_train_flag_is_a_key_and_switches_are_known() {
+        let flags = train_flags();
+        let get = |k: &str| flags.iter().find(|(l, _)| l == k).map(|f| f.1);
+        assert_eq!(get("steps"), Some(false));
+        assert_eq!(get("xflip"), Some(true));
+        assert_eq!(get("seed"), Some(false), "global flags are keys too");
+        assert_eq!(get("config"), None);
+    }
+
+    #[test]
+    fn file_flags_come_before_the_command_line_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("run.toml");
+        std::fs::write(
+            &f,
+            "steps = 7\nbatch_size = 4\nxflip = true\nadam_betas = [0.8, 0.99]\nseed = 3\n",
+        )
+        .unwrap();
+        let argv: Vec<OsString> = ["scorelab", "train", "--steps", "9", "--config"]
+            .iter()
+            .map(OsString::from)
+            .chain([f.clone().into_os_string()])
+            .collect();
+        let spliced = splice(&argv, flags_of(&f).unwrap()).unwrap();
+        let cli = crate::parse_with_overrides(spliced).unwrap();
+        let crate::Command::Train(a) = &cli.command else {
+            panic!("train")
+        };
+        assert_eq!(a.steps, Some(9), "the command line wins");
+        assert_eq!(a.batch_size, Some(4));
+        assert!(a.xflip);
+        assert_eq!(a.adam_betas.as_deref(), Some("0.8,0.99"));
+        assert_eq!(cli.common.seed_arg, Some(3));
+    }
+
+    #[test]
+    fn bad_keys_and_values_name_the_file_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("run.toml");
+        for (text, want) in [
+            ("stpes = 3\n", "key 'stpes': not a flag"),
+            ("xflip = 1\n", "key 'xflip': a switch"),
+            ("steps = true\n", "key 'steps': takes a value"),
+            ("steps = { a = 1 }\n", "key 'steps': expected a string"),
+            ("batch_size = 2\nbatch-size = 3\n", "given twice"),
+            ("config = \"x.toml\"\n", "key 'config': not a flag"),
+            ("steps = \n", "not TOML"),
+        ] {
+            std::fs::write(&f, text).unwrap();
+            let e = flags_of(&f).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("run.toml"), "{text}: {e}");
+        }
+        for p in [dir.path(), Path::new("/dev/zero")] {
+            let e = flags_of(p).unwrap_err().to_string();
+            assert!(e.contains("not a run file"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_effective_configuration_reads_back_as_the_same_settings() {
+        let c = parse(&[
+            "scorelab",
+            "--seed",
+            "5",
+            "train",
+            "--data",
+            "fashion-mnist-test",
+            "--steps",
+            "12",
+            "--lr",
+            "0.0005",
+            "--lr-schedule",
+            "inverse-sqrt:70",
+            "--grad-clip",
+            "1.5",
+            "--cond",
+            "class",
+            "--label-dropout",
+            "0.2",
+            "--augment",
+            "scoreaug",
+            "--aug-transforms",
+            "flip,cutout",
+            "--no-aug-cond",
+            "--arch",
+            "adm",
+            "--blocks",
+            "1",
+            "--xflip",
+            "--resolution",
+            "24",
+            "--sigma-data",
+            "0.6123456789012345",
+        ]);
+        let crate::Command::Train(a) = &c.command else {
+            panic!("train")
+        };
+        let (mut cfg, rec) =
+            crate::train_cmd::train_settings(&c.common, a, Path::new("x"), None).unwrap();
+        cfg.precond = crate::train_cmd::new_precond(a, &mut std::iter::empty()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &cfg, &rec).unwrap();
+        let f = dir.path().join(RUN_FILE);
+        let argv: Vec<OsString> = ["scorelab", "train"].map(OsString::from).to_vec();
+        let again =
+            crate::parse_with_overrides(splice(&argv, flags_of(&f).unwrap()).unwrap()).unwrap();
+        let crate::Command::Train(b) = &again.command else {
+            panic!("train")
+        };
+        let (mut cfg2, rec2) =
+            crate::train_cmd::train_settings(&again.common, b, Path::new("x"), None).unwrap();
+        cfg2.precond = crate::train_cmd::new_precond(b, &mut std::iter::empty()).unwrap();
+        assert_eq!(json(&cfg), json(&cfg2));
+        assert_eq!(json(&rec), json(&rec2));
+        assert_eq!(b.sigma_data, Some(0.6123456789012345), "σ_data exactly");
+    }
+
+    fn json<T: serde::Serialize>(x: &T) -> String {
+        serde_json::to_string(x).unwrap()
+    }
+}
