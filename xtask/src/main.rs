@@ -22,6 +22,7 @@ mod bench_vs_torch;
 mod fid_setup;
 mod fixture;
 mod minilm_setup;
+mod own_data;
 mod pypi;
 mod tidy;
 
@@ -176,7 +177,9 @@ fn ev_training(
 /// The flags of `cargo xtask experiment`.
 #[derive(clap::Args, Clone)]
 struct ExperimentArgs {
-    /// teleport, gaussian-ev, ev-training, ntk, scoreaug, disback or musicscore.
+    /// teleport, gaussian-ev, ev-training, ntk, scoreaug, disback, musicscore or
+    /// own-data (64×64 RGB shapes: a labelled folder and an .npz, trained, sampled,
+    /// FID; --quick: tiny sizes).
     name: String,
     /// Checkpoint (default: the shipped demo checkpoint).
     #[arg(long)]
@@ -251,8 +254,20 @@ fn experiment(a: ExperimentArgs) -> Result<()> {
         "ev-training" => experiment_ev_training(&x)?,
         "ntk" => experiment_ntk(&x)?,
         "musicscore" => experiment_musicscore(&x)?,
+        "own-data" => {
+            let out = match (a.quick, x.out_given) {
+                (true, false) => PathBuf::from("out/xtask/own-data-quick/results"),
+                _ => x.out.clone(),
+            };
+            let work = PathBuf::from(if a.quick {
+                "out/xtask/own-data-quick"
+            } else {
+                "out/xtask/own-data"
+            });
+            own_data::experiment(&work, &out, a.quick)?
+        }
         other => bail!(
-            "unknown experiment '{other}': expected teleport, gaussian-ev, ev-training, ntk, scoreaug, disback or musicscore"
+            "unknown experiment '{other}': expected teleport, gaussian-ev, ev-training, ntk, scoreaug, disback, musicscore or own-data"
         ),
     }
     Ok(())
@@ -776,7 +791,8 @@ fn bench_vs_torch(a: BenchVsTorchArgs) -> Result<()> {
 /// The flags of `cargo xtask fixture`.
 #[derive(clap::Args)]
 struct FixtureArgs {
-    /// Which fixture: musicscore.
+    /// Which fixture: musicscore, or shapes (512 64×64 RGB PNGs in two class
+    /// folders, and OUT.npz holding the same images).
     name: String,
     /// Output folder (default: data/musicscore, or with --study the study cache
     /// `~/.cache/scorelab/musicscore-study`).
@@ -812,8 +828,18 @@ fn fixture(a: FixtureArgs) -> Result<()> {
         quality,
         python,
     } = a;
+    if name == "shapes" {
+        let out = out.unwrap_or_else(|| PathBuf::from("out/xtask/shapes"));
+        let npz = own_data::shapes(&out, 512, 64, 0)?;
+        println!(
+            "wrote 512 64×64 RGB PNGs under {}/{{disc,square}}/ and {}",
+            out.display(),
+            npz.display()
+        );
+        return Ok(());
+    }
     if name != "musicscore" {
-        bail!("unknown fixture '{name}': expected musicscore");
+        bail!("unknown fixture '{name}': expected musicscore or shapes");
     }
     let out = out.unwrap_or_else(|| {
         if study {

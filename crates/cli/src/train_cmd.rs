@@ -42,6 +42,10 @@ pub(crate) struct RunRecord {
     /// Residual blocks per level of an EDM network.
     #[serde(default = "two")]
     pub(crate) blocks: usize,
+    /// The network's levels follow the resolution ([`pipeline::unet_config_for`],
+    /// [`pipeline::edm_layout_for`]); false in runs begun before they did.
+    #[serde(default)]
+    pub(crate) layout_by_resolution: bool,
 }
 
 fn scorelab_arch() -> String {
@@ -157,6 +161,7 @@ fn resumed_record(a: &TrainArgs, rec: RunRecord, ck_path: &Path) -> Result<RunRe
         augment: rec.augment,
         arch: fixed_on_resume("--arch", a.arch.clone(), rec.arch, ck_path)?,
         blocks: fixed_on_resume("--blocks", a.blocks, rec.blocks, ck_path)?,
+        layout_by_resolution: rec.layout_by_resolution,
     })
 }
 
@@ -253,6 +258,7 @@ fn fresh_settings(c: &Common, a: &TrainArgs) -> Result<(TrainConfig, RunRecord)>
         augment: augment_of(a)?,
         arch: a.arch.clone().unwrap_or_else(scorelab_arch),
         blocks: a.blocks.unwrap_or(2),
+        layout_by_resolution: true,
     };
     if !matches!(rec.arch.as_str(), "scorelab" | "ddpmpp" | "ncsnpp" | "adm") {
         bail!(
@@ -546,9 +552,14 @@ fn unet_for(
     images: &score_io::images::ImageDataset,
     rec: &RunRecord,
 ) -> Result<score_nn::unet::UNetConfig> {
-    let mut unet = pipeline::demo_unet_config().with_model_channels(rec.channels);
-    unet.resolution = images.image_shape[1];
-    unet.in_channels = images.image_shape[0];
+    let [c, h, _] = images.image_shape;
+    let mut unet = match rec.layout_by_resolution {
+        true => pipeline::unet_config_for(h, c, rec.channels),
+        // Runs begun before the layout followed the resolution resume as they began.
+        false => pipeline::demo_unet_config().with_model_channels(rec.channels),
+    };
+    unet.resolution = h;
+    unet.in_channels = c;
     let use_labels = rec.cond == "class";
     if use_labels {
         if images.num_classes < 2 {
@@ -581,16 +592,16 @@ fn edm_for(
         "ncsnpp" => EdmNetConfig::ncsnpp(res, c),
         _ => EdmNetConfig::adm(res, c),
     };
-    let mult = if rec.arch == "adm" {
-        vec![1, 2, 2]
-    } else {
-        vec![2, 2, 2]
+    let (mult, attn) = match rec.layout_by_resolution {
+        true => pipeline::edm_layout_for(&rec.arch, res),
+        false if rec.arch == "adm" => (vec![1, 2, 2], res / 2),
+        false => (vec![2, 2, 2], res / 2),
     };
     let cfg = EdmNetConfig {
         model_channels: Some(rec.channels),
         channel_mult: Some(mult),
         num_blocks: Some(rec.blocks),
-        attn_resolutions: Some(vec![res / 2]),
+        attn_resolutions: Some(vec![attn]),
         label_dim: unet.label_dim,
         augment_dim: unet.augment_dim,
         dropout: Some(0.0),

@@ -259,7 +259,7 @@ impl ImageDataset {
         let pixels = planes
             .iter()
             .flat_map(|(fc, p)| expand_channels(p, *fc, c))
-            .map(|v| v / 127.5 - 1.0)
+            .map(crate::byte_to_signed)
             .collect();
         Ok(Self {
             pixels,
@@ -407,22 +407,20 @@ fn array_layout(shape: &[usize], path: &Path) -> Result<([usize; 4], bool)> {
     }
 }
 
-/// The value range of an image array and the map to [−1, 1]: values above 1 are bytes
-/// [0, 255], else negative values mean [−1, 1], else [0, 1].
-fn array_range(data: &[f64], path: &Path) -> Result<(&'static str, f64, f64)> {
+/// A map from an array's values to pixels in [−1, 1].
+type ToSigned = fn(f64) -> f32;
+
+/// The value range of an image array: values above 1 are bytes [0, 255], else
+/// negative values mean [−1, 1], else [0, 1].
+fn array_range(data: &[f64], path: &Path) -> Result<(&'static str, ToSigned)> {
     let lo = data.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = data.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let (name, scale, shift) = if hi > 1.0 {
-        ("[0, 255]", 1.0 / 127.5, -1.0)
+    let (name, min, max, map): (_, _, _, ToSigned) = if hi > 1.0 {
+        ("[0, 255]", 0.0, 255.0, |v| crate::byte_to_signed(v as f32))
     } else if lo < 0.0 {
-        ("[-1, 1]", 1.0, 0.0)
+        ("[-1, 1]", -1.0, 1.0, |v| v as f32)
     } else {
-        ("[0, 1]", 2.0, -1.0)
-    };
-    let (min, max) = match name {
-        "[0, 255]" => (0.0, 255.0),
-        "[-1, 1]" => (-1.0, 1.0),
-        _ => (0.0, 1.0),
+        ("[0, 1]", 0.0, 1.0, |v| v as f32 * 2.0 - 1.0)
     };
     if lo < min || hi > max {
         return Err(ScoreError::format(
@@ -431,7 +429,7 @@ fn array_range(data: &[f64], path: &Path) -> Result<(&'static str, f64, f64)> {
             format!("values from {lo} to {hi}: not images in [0, 255], [0, 1] or [-1, 1]"),
         ));
     }
-    Ok((name, scale, shift))
+    Ok((name, map))
 }
 
 impl ImageDataset {
@@ -441,7 +439,7 @@ impl ImageDataset {
     pub fn from_npy(arr: crate::npy::NpyArray, path: &Path) -> Result<Self> {
         arr.require_finite(path)?;
         let ([n, c, h, w], nhwc) = array_layout(&arr.shape, path)?;
-        let (range, scale, shift) = array_range(&arr.data, path)?;
+        let (range, map) = array_range(&arr.data, path)?;
         let at = |i: usize, k: usize, p: usize| match nhwc {
             true => arr.data[(i * h * w + p) * c + k],
             false => arr.data[(i * c + k) * h * w + p],
@@ -449,7 +447,7 @@ impl ImageDataset {
         let mut pixels = Vec::with_capacity(arr.data.len());
         for i in 0..n {
             for k in 0..c {
-                pixels.extend((0..h * w).map(|p| (at(i, k, p) * scale + shift) as f32));
+                pixels.extend((0..h * w).map(|p| map(at(i, k, p))));
             }
         }
         let layout = if nhwc { "[n, h, w, c]" } else { "[n, c, h, w]" };
@@ -580,8 +578,9 @@ mod tests {
         assert_eq!(d.image_shape, [3, 2, 2]);
         let want: Vec<f32> = [0.0, 1.0, 2.0, 3.0, 100.0, 101.0, 102.0, 103.0]
             .iter()
-            .map(|v| (v / 127.5 - 1.0) as f32)
+            .map(|&v| crate::byte_to_signed(v))
             .collect();
+        // Bit for bit what a PNG of these bytes reads to.
         assert_eq!(&d.pixels[..8], &want[..]);
         assert!(
             d.source.contains("[n, h, w, c] in [0, 255]"),

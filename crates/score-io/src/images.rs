@@ -130,7 +130,11 @@ impl ImageDataset {
             ));
         }
         Ok(Self {
-            pixels: im.data.iter().map(|&b| b as f32 / 127.5 - 1.0).collect(),
+            pixels: im
+                .data
+                .iter()
+                .map(|&b| crate::byte_to_signed(b as f32))
+                .collect(),
             labels: lb.data.iter().map(|&l| l as usize).collect(),
             image_shape: [1, im.shape[1], im.shape[2]],
             num_classes,

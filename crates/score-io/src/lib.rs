@@ -12,6 +12,13 @@
 //!
 //! Atomic writes and the cache folder are `score_core::fs`.
 
+/// A byte value 0–255 as a pixel in [−1, 1]: `b / 127.5 − 1` in f32, the one map every
+/// reader (IDX, PNG/JPEG folders, byte-range arrays) uses, so the same image reads to
+/// the same bits whatever file holds it.
+pub fn byte_to_signed(b: f32) -> f32 {
+    b / 127.5 - 1.0
+}
+
 pub mod folder;
 pub mod idx;
 pub mod image;

@@ -105,6 +105,41 @@ pub fn demo_unet_config() -> UNetConfig {
         .with_groups(8)
 }
 
+/// The demo's UNet laid out for `resolution`, as EDM lays out CIFAR-10 (32×32) and
+/// FFHQ-64: the demo's three levels `[1, 2, 2]` up to 32 pixels, one more level of
+/// multiplier 2 per doubling past 32 (64×64: `[1, 2, 2, 2]`, down to 8×8), and
+/// self-attention at the lowest level (the demo's 7×7 at 28 pixels). Resolutions that
+/// do not halve that often keep the demo's three levels.
+pub fn unet_config_for(resolution: usize, in_channels: usize, model_channels: usize) -> UNetConfig {
+    let mut extra = 0;
+    while resolution > (32 << extra) && resolution.is_multiple_of(1 << (3 + extra)) {
+        extra += 1;
+    }
+    let mut mult = vec![1, 2, 2];
+    mult.extend(std::iter::repeat_n(2, extra));
+    let lowest = resolution >> (mult.len() - 1);
+    let mut unet = demo_unet_config()
+        .with_model_channels(model_channels)
+        .with_channel_mult(mult)
+        .with_attn_resolutions(vec![lowest]);
+    unet.resolution = resolution;
+    unet.in_channels = in_channels;
+    unet
+}
+
+/// The channel multipliers of EDM's published configurations at `resolution`:
+/// CIFAR-10's (`[2, 2, 2]` for DDPM++/NCSN++, ADM's `[1, 2, 2]` at 32) up to 32
+/// pixels, FFHQ-64's `[1, 2, 2, 2]` and ImageNet-64's ADM `[1, 2, 3, 4]` from 64, and
+/// the attention resolution (EDM: 16).
+pub fn edm_layout_for(arch: &str, resolution: usize) -> (Vec<usize>, usize) {
+    match (arch, resolution >= 64) {
+        ("adm", false) => (vec![1, 2, 2], resolution / 2),
+        ("adm", true) => (vec![1, 2, 3, 4], 16),
+        (_, false) => (vec![2, 2, 2], resolution / 2),
+        (_, true) => (vec![1, 2, 2, 2], 16),
+    }
+}
+
 /// The demo's optimisation settings for `steps` steps (σ_data = 0.5 until the caller
 /// sets the preconditioning from its data, see [`score_core::precond::sigma_data_of`]).
 pub fn demo_train_config(steps: usize, seed: u64) -> TrainConfig {
@@ -551,4 +586,43 @@ pub fn export_ema(checkpoint: &Path, out: &Path, device: &Device) -> Result<()> 
 /// The shipped demo checkpoint.
 pub fn shipped_checkpoint() -> std::path::PathBuf {
     score_io::images::shipped_data_dir().join("checkpoints/fashion-mnist-unet.safetensors")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unet_layout_follows_the_resolution() {
+        let demo = demo_unet_config();
+        let at28 = unet_config_for(28, 1, 16);
+        assert_eq!(
+            (at28.channel_mult, at28.attn_resolutions),
+            (demo.channel_mult, demo.attn_resolutions),
+            "the shipped 28×28 network is unchanged"
+        );
+        for (res, mult, attn) in [
+            (16, vec![1, 2, 2], 4),
+            (32, vec![1, 2, 2], 8),
+            (64, vec![1, 2, 2, 2], 8),
+            (128, vec![1, 2, 2, 2, 2], 8),
+            (96, vec![1, 2, 2, 2, 2], 6),
+            (36, vec![1, 2, 2], 9),
+        ] {
+            let u = unet_config_for(res, 3, 32);
+            assert_eq!(
+                (u.channel_mult.clone(), u.attn_resolutions.clone()),
+                (mult, vec![attn]),
+                "{res}"
+            );
+            u.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn edm_layouts_are_edm_published_ones() {
+        assert_eq!(edm_layout_for("ddpmpp", 32), (vec![2, 2, 2], 16));
+        assert_eq!(edm_layout_for("ncsnpp", 64), (vec![1, 2, 2, 2], 16));
+        assert_eq!(edm_layout_for("adm", 64), (vec![1, 2, 3, 4], 16));
+    }
 }
