@@ -8,7 +8,9 @@ use score_nn::mlp::MlpConfig;
 use score_train::checkpoint::CheckpointFile;
 use score_train::pipeline::{self, ModelSpec};
 use score_train::train::RunConfig;
-use score_train::train::{ImageData, TrainConfig, TrainOutput, VectorData, train};
+use score_train::train::{
+    ImageData, StreamedImageData, TrainConfig, TrainOutput, VectorData, train,
+};
 use std::path::Path;
 use std::time::Instant;
 
@@ -370,14 +372,24 @@ pub(crate) fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
                 cfg.precond = new_precond(a, &mut images.pixels.iter().map(|&v| v as f64))?;
             }
             crate::run_file::write(&a.out, &cfg, &rec)?;
-            train_images(
+            let shape = DataShape::of(&images);
+            let data = ImageData {
                 images,
-                &rec,
-                &cfg,
-                with_record,
-                (&out, resume.as_ref()),
-                &dev,
-            )?
+                use_labels: rec.cond == "class",
+            };
+            let run = (&out, resume.as_ref());
+            train_images(&data, &shape, &rec, &cfg, with_record, run, &dev)?
+        }
+        TrainData::Streamed(folder) => {
+            let data = StreamedImageData::new(folder, rec.subset, rec.xflip, rec.cond == "class");
+            let shape = DataShape::of_streamed(&data, &rec);
+            eprintln!("data: {} (read image by image)", shape.source);
+            if resume.is_none() {
+                cfg.precond = streamed_precond(a, &data)?;
+            }
+            crate::run_file::write(&a.out, &cfg, &rec)?;
+            let run = (&out, resume.as_ref());
+            train_images(&data, &shape, &rec, &cfg, with_record, run, &dev)?
         }
     };
     let secs = t0.elapsed().as_secs_f64();
@@ -419,10 +431,64 @@ pub(crate) fn new_precond(
     Ok(score_core::Precond::edm(sd))
 }
 
-/// What `--data` holds: vectors `[n, d]` (the MLP) or images (the UNet).
+/// What `--data` holds: vectors `[n, d]` (the MLP) or images (the UNet), in memory or,
+/// for a folder, read image by image.
 enum TrainData {
     Vectors(score_io::npy::NpyArray, usize),
     Images(score_io::images::ImageDataset),
+    Streamed(score_io::folder::StreamedFolder),
+}
+
+/// What the network and the checkpoint need to know of the training images.
+struct DataShape {
+    image_shape: [usize; 3],
+    num_classes: usize,
+    source: String,
+}
+
+impl DataShape {
+    fn of(d: &score_io::images::ImageDataset) -> Self {
+        Self {
+            image_shape: d.image_shape,
+            num_classes: d.num_classes,
+            source: d.source.clone(),
+        }
+    }
+
+    /// A streamed folder's shape, its source stating the subset and x-flip as
+    /// [`prepare_images`] does.
+    fn of_streamed(d: &StreamedImageData, rec: &RunRecord) -> Self {
+        let mut source = d.folder.source.clone();
+        if rec.subset > 0 {
+            source = format!("{source} (balanced subset of {})", rec.subset);
+        }
+        if rec.xflip {
+            source = format!("{source} (x-flipped copies added)");
+        }
+        Self {
+            image_shape: d.folder.image_shape,
+            num_classes: d.folder.num_classes,
+            source,
+        }
+    }
+}
+
+/// A new run's preconditioning from a streamed folder: σ_data over its examples in
+/// order, each decoded once more (the same values, in the same order, as in memory).
+fn streamed_precond(a: &TrainArgs, data: &StreamedImageData) -> Result<score_core::Precond> {
+    let mut failed = None;
+    let values = (0..data.order.len()).flat_map(|k| match data.example(k) {
+        Ok(px) => px,
+        Err(e) => {
+            failed.get_or_insert(e);
+            Vec::new()
+        }
+    });
+    let precond = new_precond(a, &mut values.map(|v| v as f64));
+    match failed {
+        Some(e) => Err(e.into()),
+        None => precond,
+    }
 }
 
 /// Open the run's data: a `.npy` of rank 2 is vectors, of rank 3 or 4 images; names
@@ -434,8 +500,8 @@ fn open_train_data(rec: &RunRecord) -> Result<TrainData> {
         bail!("--resolution: must be at least 1");
     }
     let images = if path.is_dir() {
-        // A folder is resized image by image, so that mixed sizes can be read.
-        return Ok(TrainData::Images(ImageDataset::from_folder_at(
+        // A folder is read image by image, at each batch (resized when asked).
+        return Ok(TrainData::Streamed(score_io::folder::StreamedFolder::open(
             path,
             rec.resolution,
         )?));
@@ -482,8 +548,9 @@ fn prepare_images(
     images
 }
 
-/// A digest of the data's values (and labels): FNV-1a over their bits, in order.
-fn fingerprint(data: &TrainData) -> String {
+/// A digest of the data's values (and labels): FNV-1a over their bits, in order; a
+/// folder's is the same read in memory or image by image.
+fn fingerprint(data: &TrainData) -> Result<String> {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |v: u64| {
         for b in v.to_le_bytes() {
@@ -497,15 +564,22 @@ fn fingerprint(data: &TrainData) -> String {
             d.pixels.iter().for_each(|v| eat(v.to_bits() as u64));
             d.labels.iter().for_each(|&l| eat(l as u64));
         }
+        TrainData::Streamed(f) => {
+            f.image_shape.iter().for_each(|&v| eat(v as u64));
+            for i in 0..f.len() {
+                f.image(i)?.iter().for_each(|v| eat(v.to_bits() as u64));
+            }
+            f.labels.iter().for_each(|&l| eat(l as u64));
+        }
     }
-    format!("fnv1a64:{h:016x}")
+    Ok(format!("fnv1a64:{h:016x}"))
 }
 
 /// Record the data's fingerprint; on resume, refuse data that changed since the run
 /// began (the same path can hold other images). Runs written before fingerprints were
 /// recorded are not checked.
 fn check_fingerprint(rec: &mut RunRecord, data: &TrainData, ck_path: &Path) -> Result<()> {
-    let now = fingerprint(data);
+    let now = fingerprint(data)?;
     if let Some(was) = &rec.fingerprint
         && *was != now
     {
@@ -548,10 +622,7 @@ fn check_vector_run(rec: &RunRecord) -> Result<()> {
 
 /// The demo's UNet at the data's shape and the run's width, with a label input for
 /// `--cond class` and an augmentation input for `--augment`.
-fn unet_for(
-    images: &score_io::images::ImageDataset,
-    rec: &RunRecord,
-) -> Result<score_nn::unet::UNetConfig> {
+fn unet_for(images: &DataShape, rec: &RunRecord) -> Result<score_nn::unet::UNetConfig> {
     let [c, h, _] = images.image_shape;
     let mut unet = match rec.layout_by_resolution {
         true => pipeline::unet_config_for(h, c, rec.channels),
@@ -677,41 +748,39 @@ fn clip_of(g: f64) -> Result<Option<f64>> {
     }
 }
 
-/// Train an image network (scorelab's UNet, or EDM's with `--arch`) on `images`.
+/// Train an image network (scorelab's UNet, or EDM's with `--arch`) on `data`.
 fn train_images(
-    images: score_io::images::ImageDataset,
+    data: &dyn score_train::train::TrainData<4>,
+    shape: &DataShape,
     rec: &RunRecord,
     cfg: &TrainConfig,
     with_record: impl Fn(ModelSpec) -> Result<serde_json::Value>,
     (out, resume): (&TrainOutput, Option<&score_train::CheckpointFile>),
     dev: &burn::tensor::Device,
 ) -> Result<(usize, f64)> {
-    let unet = unet_for(&images, rec)?;
+    let unet = unet_for(shape, rec)?;
     let micro = cfg.batch_size / cfg.grad_accumulation.max(1);
-    let use_labels = rec.cond == "class";
     let objective: &dyn score_train::train::Objective<4> = match &rec.augment {
         Some(aug) => aug,
         None => &score_train::train::Denoising,
     };
-    let data = ImageData { images, use_labels };
-    let images = &data.images;
     if rec.arch != "scorelab" {
         let edm = edm_for(&unet, rec)?;
-        ensure_edm_fits(&edm, micro, images.image_shape)?;
+        ensure_edm_fits(&edm, micro, shape.image_shape)?;
         let spec = ModelSpec::Edm {
             config: serde_json::to_value(&edm)?,
-            image_shape: images.image_shape,
-            dataset: images.source.clone(),
+            image_shape: shape.image_shape,
+            dataset: shape.source.clone(),
         };
         let extra = with_record(spec)?;
         let net = edm.init(dev).map_err(anyhow::Error::msg)?;
-        let r = score_train::train::train_with(net, &data, cfg, objective, extra, out, resume)?;
+        let r = score_train::train::train_with(net, data, cfg, objective, extra, out, resume)?;
         Ok((r.step, r.last_loss))
     } else {
-        ensure_training_fits(&unet, micro, images.image_shape)?;
-        let extra = with_record(ModelSpec::unet(&unet, images.image_shape, &images.source))?;
+        ensure_training_fits(&unet, micro, shape.image_shape)?;
+        let extra = with_record(ModelSpec::unet(&unet, shape.image_shape, &shape.source))?;
         let net = unet.init(dev);
-        let r = score_train::train::train_with(net, &data, cfg, objective, extra, out, resume)?;
+        let r = score_train::train::train_with(net, data, cfg, objective, extra, out, resume)?;
         Ok((r.step, r.last_loss))
     }
 }

@@ -1333,6 +1333,70 @@ fn own_images_train_class_conditionally_resume_and_sample_in_colour() {
 }
 
 #[test]
+fn a_folder_streams_and_trains_as_the_same_images_in_memory() {
+    // Issue 28: a folder is read image by image at each batch (memory does not grow
+    // with it); the steps are those of the same images held in memory (an .npy).
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let folder = d.join("pets");
+    write_class_folder(&folder, 6, 16);
+    let ds = score_io::images::ImageDataset::from_folder(&folder).unwrap();
+    let npy = d.join("pets.npy");
+    score_io::npy::write_npy_f32(&npy, &[6, 3, 16, 16], &ds.pixels).unwrap();
+    let mut logs = Vec::new();
+    for (name, data) in [("folder", &folder), ("array", &npy)] {
+        let run = d.join(name);
+        let (ok, _, err) = scorelab(&[
+            "--seed",
+            "4",
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--xflip",
+            "--steps",
+            "3",
+            "--batch-size",
+            "4",
+            "--channels",
+            "8",
+            "--out",
+            run.to_str().unwrap(),
+        ]);
+        assert!(ok, "{err}");
+        if name == "folder" {
+            assert!(err.contains("read image by image"), "{err}");
+        }
+        logs.push((
+            step_records(&run.join("train.jsonl")),
+            std::fs::read_to_string(run.join("config.toml")).unwrap(),
+        ));
+    }
+    assert!(!logs[0].0.is_empty());
+    assert_eq!(logs[0].0, logs[1].0, "loss and gradient norm per step");
+    let sd = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("sigma_data"))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(sd(&logs[0].1), sd(&logs[1].1), "σ_data from the data");
+    // An image removed during the run: the next run's check names it.
+    std::fs::remove_file(folder.join("cats/000.png")).unwrap();
+    let (ok, _, err) = scorelab(&[
+        "train",
+        "--resume",
+        "--steps",
+        "4",
+        "--out",
+        d.join("folder").to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && err.contains("--data") && err.contains("differ"),
+        "{err}"
+    );
+}
+
+#[test]
 fn fid_compares_two_statistics_files_without_the_network() {
     // Issue 28: pytorch-fid's most common use (two .npz files) was refused.
     let dir = tempfile::tempdir().unwrap();

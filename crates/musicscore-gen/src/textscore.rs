@@ -332,21 +332,23 @@ impl TrainData<4> for TextScoreData {
         self.items.len()
     }
 
-    fn batch(&self, idx: &[usize], device: &Device) -> (Tensor<4>, Option<Conditioning>) {
+    fn batch(
+        &self,
+        idx: &[usize],
+        device: &Device,
+    ) -> score_core::Result<(Tensor<4>, Option<Conditioning>)> {
         let g = &self.geometry;
         let mut px = Vec::with_capacity(idx.len() * g.width * g.height);
         for &i in idx {
             px.extend_from_slice(&self.items[i].pixels);
         }
         let prompts: Vec<&str> = idx.iter().map(|&i| self.items[i].prompt.as_str()).collect();
-        let cond = self
-            .bank
-            .conditioning(&prompts, device)
-            .expect("every training prompt is in the bank");
-        (
+        let cond = (self.bank.conditioning(&prompts, device))
+            .map_err(|e| score_core::ScoreError::invalid("training prompts", e.to_string()))?;
+        Ok((
             from_f32(px, [idx.len(), 1, g.height, g.width], device),
             Some(cond),
-        )
+        ))
     }
 }
 

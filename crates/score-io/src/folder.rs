@@ -226,10 +226,74 @@ impl ImageDataset {
     }
 
     /// A folder of PNG/JPEG images, each resized to `resolution` × `resolution` (shorter
-    /// side scaled, then centre crop: [`resize_center_crop`]) when given.
+    /// side scaled, then centre crop: [`resize_center_crop`]) when given, held in
+    /// memory (after a check that they fit; [`StreamedFolder`] reads image by image).
     pub fn from_folder_at(root: &Path, resolution: Option<usize>) -> Result<Self> {
+        if let Some(n) = resolution {
+            let files = list_images(root)?.len();
+            score_core::limits::ensure_values_fit(
+                "--resolution",
+                files as u128,
+                (n as u128).saturating_mul(n as u128).saturating_mul(3 * 8),
+                "use a smaller --resolution",
+            )?;
+        }
+        let folder = StreamedFolder::open(root, resolution)?;
+        let [_, h, w] = folder.image_shape;
+        score_core::limits::ensure_values_fit(
+            "image folder",
+            folder.len() as u128,
+            (3 * h * w * 8) as u128,
+            "use fewer or smaller images (or --resolution)",
+        )?;
+        let mut pixels = Vec::with_capacity(folder.len() * folder.image_len());
+        for i in 0..folder.len() {
+            pixels.extend(folder.image(i)?);
+        }
+        Ok(Self {
+            pixels,
+            labels: folder.labels,
+            image_shape: folder.image_shape,
+            num_classes: folder.num_classes,
+            source: folder.source,
+        })
+    }
+}
+
+/// A folder of PNG/JPEG images read one image at a time. Opening it decodes every file
+/// once (so an unreadable file or a size that differs is an error naming it before any
+/// work starts) and fixes the common shape (3 channels if any image is colour); then
+/// [`StreamedFolder::image`] decodes on demand. Memory holds a path and a label per
+/// image, not the pixels, so it does not grow with the images' size.
+#[derive(Debug, Clone)]
+pub struct StreamedFolder {
+    files: Vec<PathBuf>,
+    resolution: Option<usize>,
+    /// Labels, one per image (0 for all when the folder has none).
+    pub labels: Vec<usize>,
+    /// Number of classes (1 when unlabelled).
+    pub num_classes: usize,
+    /// `[c, h, w]` of every image as read.
+    pub image_shape: [usize; 3],
+    /// Where the images come from, and their count and shape.
+    pub source: String,
+}
+
+impl StreamedFolder {
+    /// Open `root` (see the type's documentation), resizing each image to
+    /// `resolution` × `resolution` when given.
+    pub fn open(root: &Path, resolution: Option<usize>) -> Result<Self> {
         if resolution == Some(0) {
             return Err(ScoreError::invalid("--resolution", "must be at least 1"));
+        }
+        if let Some(n) = resolution {
+            // One resized image (and its source) must fit.
+            score_core::limits::ensure_values_fit(
+                "--resolution",
+                2,
+                (n as u128).saturating_mul(n as u128).saturating_mul(3 * 8),
+                "use a smaller --resolution",
+            )?;
         }
         let files = list_images(root)?;
         if files.is_empty() {
@@ -242,59 +306,74 @@ impl ImageDataset {
                 ),
             ));
         }
-        if let Some(n) = resolution {
-            score_core::limits::ensure_values_fit(
-                "--resolution",
-                files.len() as u128,
-                (n as u128).saturating_mul(n as u128).saturating_mul(3 * 8),
-                "use a smaller --resolution",
-            )?;
-        }
-        let labels = folder_labels(root, &files)?;
-        let (c, h, w, planes) = read_all(&files, resolution)?;
-        let (labels, num_classes) = match labels {
+        let (labels, num_classes) = match folder_labels(root, &files)? {
             Some((l, names)) => (l, names.len()),
             None => (vec![0; files.len()], 1),
         };
-        let pixels = planes
-            .iter()
-            .flat_map(|(fc, p)| expand_channels(p, *fc, c))
-            .map(crate::byte_to_signed)
-            .collect();
+        let [c, h, w] = check_all(&files, resolution)?;
         Ok(Self {
-            pixels,
-            labels,
-            image_shape: [c, h, w],
-            num_classes,
             source: format!("{} ({} images, {c}×{h}×{w})", root.display(), files.len()),
+            files,
+            resolution,
+            labels,
+            num_classes,
+            image_shape: [c, h, w],
         })
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether there are none (never, once opened).
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Values per image (c·h·w).
+    pub fn image_len(&self) -> usize {
+        self.image_shape.iter().product()
+    }
+
+    /// Image `i`, `[c, h, w]` in [−1, 1], exactly as [`ImageDataset::from_folder_at`]
+    /// holds it. A file changed since [`StreamedFolder::open`] to another size is an
+    /// error naming it.
+    pub fn image(&self, i: usize) -> Result<Vec<f32>> {
+        let f = &self.files[i];
+        let (fc, fh, fw, v) = read_one(f, self.resolution)?;
+        let [c, h, w] = self.image_shape;
+        if (fh, fw) != (h, w) || fc > c {
+            return Err(ScoreError::Shape {
+                what: format!("image {}", f.display()),
+                expected: format!("{c}×{h}×{w}, as when the folder was opened"),
+                got: format!("{fc}×{fh}×{fw} (the file changed)"),
+            });
+        }
+        Ok(expand_channels(&v, fc, c)
+            .into_iter()
+            .map(crate::byte_to_signed)
+            .collect())
     }
 }
 
-/// Each image's own channel count and planar values in [0, 255].
-type Planes = Vec<(usize, Vec<f32>)>;
+/// One file decoded to `(channels, height, width, planar values in [0, 255])`, resized
+/// to `resolution` when given.
+fn read_one(f: &Path, resolution: Option<usize>) -> Result<(usize, usize, usize, Vec<f32>)> {
+    let (c, h, w, p) = read_image_u8(f)?;
+    let v: Vec<f32> = p.iter().map(|&b| b as f32).collect();
+    Ok(match resolution {
+        Some(n) => (c, n, n, resize_center_crop(&v, [c, h, w], n)),
+        None => (c, h, w, v),
+    })
+}
 
-/// Decode every file, checking that all have the first one's size; returns the common
-/// channel count (3 if any image is colour), the size, and each image's planes.
-fn read_all(files: &[PathBuf], resolution: Option<usize>) -> Result<(usize, usize, usize, Planes)> {
-    let read = |f: &Path| -> Result<(usize, usize, usize, Vec<f32>)> {
-        let (c, h, w, p) = read_image_u8(f)?;
-        let v: Vec<f32> = p.iter().map(|&b| b as f32).collect();
-        Ok(match resolution {
-            Some(n) => (c, n, n, resize_center_crop(&v, [c, h, w], n)),
-            None => (c, h, w, v),
-        })
-    };
-    let (c0, h, w, first) = read(&files[0])?;
-    score_core::limits::ensure_values_fit(
-        "image folder",
-        files.len() as u128,
-        (3 * h * w * 8) as u128,
-        "use fewer or smaller images (or --resolution)",
-    )?;
-    let mut planes = vec![(c0, first)];
+/// Decode every file once, checking that all have the first one's size; returns the
+/// common shape (3 channels if any image is colour).
+fn check_all(files: &[PathBuf], resolution: Option<usize>) -> Result<[usize; 3]> {
+    let (mut c, h, w, _) = read_one(&files[0], resolution)?;
     for f in &files[1..] {
-        let (c, fh, fw, p) = read(f)?;
+        let (fc, fh, fw, _) = read_one(f, resolution)?;
         if (fh, fw) != (h, w) {
             return Err(ScoreError::Shape {
                 what: format!("image {}", f.display()),
@@ -304,10 +383,9 @@ fn read_all(files: &[PathBuf], resolution: Option<usize>) -> Result<(usize, usiz
                 ),
             });
         }
-        planes.push((c, p));
+        c = c.max(fc);
     }
-    let c = planes.iter().map(|(c, _)| *c).max().unwrap_or(1);
-    Ok((c, h, w, planes))
+    Ok([c, h, w])
 }
 
 /// Box-filter weights from `inp` samples to `out`: output o averages the input over
@@ -647,6 +725,29 @@ mod tests {
             resize_center_crop(&[1.0, 2.0], [1, 1, 2], 2),
             vec![1.0, 2.0, 1.0, 2.0]
         );
+    }
+
+    #[test]
+    fn a_streamed_folder_reads_what_memory_holds_and_names_a_changed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        png(&dir.path().join("a/x.png"), 4, 3, 1, 10);
+        png(&dir.path().join("b/y.png"), 4, 3, 3, 200);
+        let mem = ImageDataset::from_folder(dir.path()).unwrap();
+        let st = StreamedFolder::open(dir.path(), None).unwrap();
+        assert_eq!(
+            (st.len(), st.image_shape, st.num_classes),
+            (2, [3, 3, 4], 2)
+        );
+        let streamed: Vec<f32> = (0..2).flat_map(|i| st.image(i).unwrap()).collect();
+        assert_eq!(streamed, mem.pixels, "bit for bit");
+        assert_eq!(st.labels, mem.labels);
+        // A file replaced by another size after opening, or removed: errors naming it.
+        png(&dir.path().join("b/y.png"), 5, 3, 3, 200);
+        let e = st.image(1).unwrap_err().to_string();
+        assert!(e.contains("y.png") && e.contains("changed"), "{e}");
+        std::fs::remove_file(dir.path().join("a/x.png")).unwrap();
+        let e = st.image(0).unwrap_err().to_string();
+        assert!(e.contains("x.png"), "{e}");
     }
 
     #[test]

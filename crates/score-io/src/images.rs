@@ -191,23 +191,7 @@ impl ImageDataset {
 
     /// The first `n` images per class in turn (a class-balanced subset, deterministic).
     pub fn balanced_subset(&self, n: usize) -> Self {
-        let mut per_class = vec![Vec::new(); self.num_classes];
-        for (i, &l) in self.labels.iter().enumerate() {
-            per_class[l].push(i);
-        }
-        let mut idx = Vec::new();
-        let mut round = 0;
-        while idx.len() < n.min(self.num_images()) {
-            for c in &per_class {
-                if let Some(&i) = c.get(round)
-                    && idx.len() < n
-                {
-                    idx.push(i);
-                }
-            }
-            round += 1;
-        }
-        self.select(&idx)
+        self.select(&balanced_indices(&self.labels, self.num_classes, n))
     }
 
     /// Every image followed, after all of them, by its left-right mirror (EDM's
@@ -265,6 +249,28 @@ impl ImageDataset {
     pub fn rows_f64(&self) -> Vec<f64> {
         self.pixels.iter().map(|&v| v as f64).collect()
     }
+}
+
+/// The first `n` images, class-balanced: the first of each class in turn, then the
+/// second of each, and so on (all of them when `n` is past their number).
+pub fn balanced_indices(labels: &[usize], num_classes: usize, n: usize) -> Vec<usize> {
+    let mut per_class = vec![Vec::new(); num_classes];
+    for (i, &l) in labels.iter().enumerate() {
+        per_class[l].push(i);
+    }
+    let mut idx = Vec::new();
+    let mut round = 0;
+    while idx.len() < n.min(labels.len()) {
+        for c in &per_class {
+            if let Some(&i) = c.get(round)
+                && idx.len() < n
+            {
+                idx.push(i);
+            }
+        }
+        round += 1;
+    }
+    idx
 }
 
 impl Dataset<ImageItem, ScoreError> for ImageDataset {

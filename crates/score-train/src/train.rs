@@ -20,6 +20,7 @@ use score_core::denoiser::Conditioning;
 use score_core::error::{Result, ScoreError};
 use score_core::precond::Precond;
 use score_core::tensor::{from_f64, randn, stream_rng, tensor1};
+use score_io::folder::StreamedFolder;
 use score_io::images::ImageDataset;
 use score_nn::precond::{ScoreNetwork, regression_loss};
 
@@ -308,8 +309,9 @@ pub trait TrainData<const D: usize> {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// The examples at `idx` and their conditioning.
-    fn batch(&self, idx: &[usize], device: &Device) -> (Tensor<D>, Option<Conditioning>);
+    /// The examples at `idx` and their conditioning (an error where they are read
+    /// from files that went missing).
+    fn batch(&self, idx: &[usize], device: &Device) -> Result<(Tensor<D>, Option<Conditioning>)>;
 }
 
 /// Row-major vectors `[n, d]` (for the MLP and the toys).
@@ -325,13 +327,13 @@ impl TrainData<2> for VectorData {
     fn len(&self) -> usize {
         self.data.len() / self.dim
     }
-    fn batch(&self, idx: &[usize], device: &Device) -> (Tensor<2>, Option<Conditioning>) {
+    fn batch(&self, idx: &[usize], device: &Device) -> Result<(Tensor<2>, Option<Conditioning>)> {
         let d = self.dim;
         let v: Vec<f64> = idx
             .iter()
             .flat_map(|&i| self.data[i * d..(i + 1) * d].iter().copied())
             .collect();
-        (from_f64(&v, [idx.len(), d], device), None)
+        Ok((from_f64(&v, [idx.len(), d], device), None))
     }
 }
 
@@ -348,9 +350,78 @@ impl TrainData<4> for ImageData {
     fn len(&self) -> usize {
         self.images.num_images()
     }
-    fn batch(&self, idx: &[usize], device: &Device) -> (Tensor<4>, Option<Conditioning>) {
+    fn batch(&self, idx: &[usize], device: &Device) -> Result<(Tensor<4>, Option<Conditioning>)> {
         let (x, labels) = self.images.batch(idx, device);
-        (x, self.use_labels.then(|| Conditioning::labels(labels)))
+        Ok((x, self.use_labels.then(|| Conditioning::labels(labels))))
+    }
+}
+
+/// Images decoded from a folder at each batch ([`StreamedFolder`]), so that memory
+/// does not grow with the number of images. The examples are the same, in the same
+/// order and to the bit, as [`ImageData`] over [`ImageDataset::from_folder_at`] with
+/// [`ImageDataset::balanced_subset`] and [`ImageDataset::with_xflip`].
+#[derive(Debug, Clone)]
+pub struct StreamedImageData {
+    /// The folder.
+    pub folder: StreamedFolder,
+    /// Each example: the image behind it and whether it is mirrored left-right.
+    pub order: Vec<(usize, bool)>,
+    /// Feed one-hot labels as conditioning.
+    pub use_labels: bool,
+}
+
+impl StreamedImageData {
+    /// The folder's first `subset` images (class-balanced; 0 = all), then with `xflip`
+    /// their mirrors after them (EDM's dataset x-flip).
+    pub fn new(folder: StreamedFolder, subset: usize, xflip: bool, use_labels: bool) -> Self {
+        let images: Vec<usize> = match subset {
+            0 => (0..folder.len()).collect(),
+            n => score_io::images::balanced_indices(&folder.labels, folder.num_classes, n),
+        };
+        let mut order: Vec<(usize, bool)> = images.iter().map(|&i| (i, false)).collect();
+        if xflip {
+            order.extend(images.iter().map(|&i| (i, true)));
+        }
+        Self {
+            folder,
+            order,
+            use_labels,
+        }
+    }
+
+    /// Example `k`'s pixels, `[c, h, w]` in [−1, 1].
+    pub fn example(&self, k: usize) -> Result<Vec<f32>> {
+        let (i, flip) = self.order[k];
+        let mut px = self.folder.image(i)?;
+        if flip {
+            let w = self.folder.image_shape[2].max(1);
+            px.chunks_exact_mut(w).for_each(|row| row.reverse());
+        }
+        Ok(px)
+    }
+
+    /// Example `k`'s label.
+    pub fn label(&self, k: usize) -> usize {
+        self.folder.labels[self.order[k].0]
+    }
+}
+
+impl TrainData<4> for StreamedImageData {
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+    fn batch(&self, idx: &[usize], device: &Device) -> Result<(Tensor<4>, Option<Conditioning>)> {
+        let classes = self.folder.num_classes;
+        let mut px = Vec::with_capacity(idx.len() * self.folder.image_len());
+        let mut onehot = vec![0f32; idx.len() * classes];
+        for (b, &k) in idx.iter().enumerate() {
+            px.extend(self.example(k)?);
+            onehot[b * classes + self.label(k)] = 1.0;
+        }
+        let [c, h, w] = self.folder.image_shape;
+        let x = score_core::tensor::from_f32(px, [idx.len(), c, h, w], device);
+        let labels = score_core::tensor::from_f32(onehot, [idx.len(), classes], device);
+        Ok((x, self.use_labels.then(|| Conditioning::labels(labels))))
     }
 }
 
@@ -1231,7 +1302,7 @@ where
 {
     fn step(&mut self, step: usize) -> Result<()> {
         let (idx, mut rng) = self.cfg.batch_indices(step, self.data.len());
-        let (x0, cond) = self.data.batch(&idx, &self.device);
+        let (x0, cond) = self.data.batch(&idx, &self.device)?;
         let (value, grads) = objective_gradients(
             &self.learner.net,
             self.cfg,
