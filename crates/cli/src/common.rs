@@ -126,7 +126,7 @@ pub(crate) fn bar_of(len: u64, what: &str, unit: &str) -> indicatif::ProgressBar
 pub(crate) fn load_images(name: &str, dir: Option<&Path>) -> Result<ImageDataset> {
     Ok(match name {
         "fashion-mnist" => ImageDataset::fashion_mnist(dir, Split::Train)
-            .context("the Fashion-MNIST training split is not shipped: `apt-get install dataset-fashion-mnist` or pass --data-dir; `--data fashion-mnist-test` uses the shipped 10 000 images")?,
+            .context("the Fashion-MNIST training split is not shipped: `cargo xtask fashion-mnist-setup` (Debian's package, unpacked into the cache), `apt-get install dataset-fashion-mnist`, or --data-dir; `--data fashion-mnist-test` uses the shipped 10 000 images")?,
         "fashion-mnist-test" => ImageDataset::fashion_mnist(dir, Split::Test)?,
         other => {
             let p = Path::new(other);

@@ -81,6 +81,12 @@ pub fn shipped_data_dir() -> PathBuf {
 /// Debian's `dataset-fashion-mnist` folder.
 pub const DEBIAN_FASHION_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
+/// Where `cargo xtask fashion-mnist-setup` unpacks Debian's package without
+/// installing it (no root needed): `<cache>/fashion-mnist`.
+pub fn cached_fashion_dir() -> PathBuf {
+    score_core::fs::cache_dir().join("fashion-mnist")
+}
+
 fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
     [stem.to_string(), format!("{stem}.gz")]
         .into_iter()
@@ -160,7 +166,8 @@ impl ImageDataset {
     }
 
     /// Fashion-MNIST from the first place that has the split: `dir` when given, the
-    /// repository's `data/fashion-mnist` (test split only) and Debian's package folder.
+    /// repository's `data/fashion-mnist` (test split only), Debian's package folder,
+    /// and [`cached_fashion_dir`].
     pub fn fashion_mnist(dir: Option<&Path>, split: Split) -> Result<Self> {
         if let Some(d) = dir {
             return Self::fashion_mnist_in(d, split);
@@ -168,6 +175,7 @@ impl ImageDataset {
         let candidates = [
             shipped_data_dir().join("fashion-mnist"),
             PathBuf::from(DEBIAN_FASHION_DIR),
+            cached_fashion_dir(),
         ];
         let mut last = None;
         for c in &candidates {
