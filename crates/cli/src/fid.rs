@@ -52,7 +52,9 @@ pub(crate) struct FidArgs {
     /// Also report KID (needs reference images, not statistics).
     #[arg(long)]
     kid: bool,
-    /// Also report improved precision and recall, k = 3 (needs reference images).
+    /// Also report improved precision and recall, k = 3 (needs reference images), on
+    /// the FID Inception-v3 pool3 features; Kynkäänniemi et al. and torch-fidelity use
+    /// VGG-16 fc2 features, so the values are not comparable with theirs.
     #[arg(long)]
     pr: bool,
     /// Bootstrap resamples of the scored set for FID's interval (0: none).
@@ -437,6 +439,7 @@ fn add_kid_pr(
     if a.pr {
         let (p, r) = fid::precision_recall(rf, f, DIM, 3)?;
         report["precision"] = p.into();
+        report["precision_recall_features"] = "inception-v3 pool3 (2048), not VGG-16 fc2".into();
         report["recall"] = r.into();
     }
     Ok(())
@@ -472,7 +475,7 @@ fn print_fid(r: &serde_json::Value) {
     }
     if let (Some(p), Some(rc)) = (r.get("precision"), r.get("recall")) {
         outln!(
-            "precision  {:.4}   recall {:.4}   (k = 3)",
+            "precision  {:.4}   recall {:.4}   (k = 3, on Inception pool3 features, not the paper's VGG-16)",
             p.as_f64().unwrap_or(f64::NAN),
             rc.as_f64().unwrap_or(f64::NAN)
         );

@@ -59,7 +59,8 @@ pub struct ConditioningMaps {
     /// `map_label`: one-hot labels → embedding.
     pub label: Option<Linear>,
     /// `map_augment`: augmentation parameters → embedding, zero-initialised so that an
-    /// unaugmented model is unchanged by it at the start.
+    /// unaugmented model is unchanged by it at the start (EDM's DhariwalUNet does the
+    /// same; its SongUNet initialises `map_augment` Xavier-uniform).
     pub augment: Option<Linear>,
     /// A context (e.g. text) vector → embedding.
     pub context: Option<Linear>,

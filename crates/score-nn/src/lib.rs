@@ -9,7 +9,8 @@
 //!   `SongUNet`): residual blocks with GroupNorm and SiLU, self-attention at chosen
 //!   resolutions, skip connections, dropout, and three optional conditioning inputs
 //!   added to the noise embedding (class label, augmentation vector zero-initialised as
-//!   EDM's `map_augment`, and a context vector).
+//!   EDM's DhariwalUNet (ADM) initialises `map_augment`; EDM's SongUNet uses
+//!   Xavier-uniform there, as `score_nn::edm` does), and a context vector).
 //! - [`embedding`]: positional and Fourier noise embeddings.
 //! - [`precond::Preconditioned`]: EDM's preconditioning (Eq. 7) around any network, and
 //!   the loss (Eq. 8).

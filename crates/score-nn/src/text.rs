@@ -14,6 +14,15 @@
 //! and the sentence embedding: the masked mean of the last token states, L2-normalised
 //! (sentence-transformers' `Pooling(mean)` + `Normalize`). Checked against the reference
 //! implementation's outputs in `tests/minilm.rs`.
+//!
+//! **Where it departs from sentence-transformers**: the sequence is 128 tokens, the
+//! truncation and padding of the package's `tokenizer.json`; sentence-transformers
+//! loads the model with `max_seq_length = 256` and pads to the longest prompt of a
+//! batch. A prompt of at most 126 word pieces encodes the same either way (padding is
+//! masked out of the attention and the mean); a longer one is cut at 126 here and at
+//! 254 there. The text-to-score prompts are far shorter (the longest template, with a
+//! title, composer and style, is a few dozen word pieces), and the fixed length keeps
+//! the cross-attention context one shape for the whole of training.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

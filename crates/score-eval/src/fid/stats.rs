@@ -342,8 +342,10 @@ fn rows_mat(rows: &[f32], d: usize, idx: &[usize]) -> Mat<f64> {
 
 /// Kernel Inception Distance as torch-fidelity computes it: the unbiased MMD² with the
 /// cubic polynomial kernel k(x, y) = (xᵀy/d + 1)³, averaged over `subsets` random
-/// subsets of `subset_size` rows drawn without replacement from each set (capped at
-/// the smaller set's size). Returns (mean, standard deviation over subsets).
+/// subsets of `subset_size` rows drawn without replacement from each set, capped at
+/// the smaller set's size as NVIDIA's StyleGAN2-ADA metric caps it (torch-fidelity
+/// refuses a subset larger than a set instead). Returns (mean, standard deviation over
+/// subsets).
 pub fn kid(
     a: &[f32],
     b: &[f32],
