@@ -1253,3 +1253,74 @@ fn export_resizes_beyond_the_image_limit_are_refused() {
         );
     }
 }
+
+/// `fails`, but the command must end within `secs` seconds (killed and failed if not).
+fn fails_within(args: &[&str], needles: &[&str], secs: u64) {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scorelab"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            panic!("{args:?}: still running after {secs} s (a hang)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{args:?}: {status} ({err})");
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: '{n}' not in: {err}");
+    }
+}
+
+#[test]
+fn a_fifo_or_a_device_as_input_is_refused_not_waited_on() {
+    // Issue 26: a FIFO given as a checkpoint or an image blocked for ever.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.npy");
+    let st = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(st.success());
+    let f = s(&fifo);
+    let out = dir.path().join("o");
+    let o = s(&out);
+    let not_regular = ["pipe.npy", "not a regular file"];
+    fails_within(
+        &["sample", "--checkpoint", f, "--n", "1", "--out", o],
+        &not_regular,
+        60,
+    );
+    fails_within(
+        &["train", "--data", f, "--steps", "1", "--out", o],
+        &not_regular,
+        60,
+    );
+    fails_within(&["fid", "--images", f, "--ref", f], &not_regular, 60);
+    fails_within(
+        &["gaussian", "fit", "--data", f, "--out", o],
+        &not_regular,
+        60,
+    );
+    fails_within(
+        &["train", "--config", f, "--out", o],
+        &["pipe.npy", "not a run file"],
+        60,
+    );
+    let dev = ["/dev/zero", "not a regular file"];
+    fails_within(
+        &["sample", "--checkpoint", "/dev/zero", "--out", o],
+        &dev,
+        60,
+    );
+}

@@ -392,7 +392,7 @@ pub(crate) fn save_tensors(
 }
 
 pub(crate) fn load_tensors(path: &Path) -> Result<(String, HashMap<String, Vec<f64>>)> {
-    let bytes = std::fs::read(path).map_err(|e| score_core::ScoreError::io(path, e))?;
+    let bytes = score_core::fs::read_file(path)?;
     let bad = |d: String| GaussError::Model {
         path: path.into(),
         detail: d,

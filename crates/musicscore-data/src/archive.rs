@@ -60,7 +60,7 @@ fn is_plain_tar(path: &Path) -> bool {
 }
 
 fn open_stream(path: &Path, checkpoint_every: u64) -> Result<Box<dyn Stream>> {
-    let file = File::open(path).map_err(io(path))?;
+    let file = score_core::fs::open_file(path)?;
     let reader = BufReader::with_capacity(1 << 16, file);
     if is_plain_tar(path) {
         Ok(Box::new(reader))
@@ -381,7 +381,8 @@ impl ArchiveIndex {
         checkpoint_every: u64,
     ) -> Option<ArchiveIndex> {
         let (file, size, mtime_ns) = Self::cache_key(path, cache)?;
-        let saved: SavedIndex = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
+        let saved: SavedIndex =
+            serde_json::from_slice(&score_core::fs::read_file(&file).ok()?).ok()?;
         let fresh = saved.format == SAVED_FORMAT
             && saved.size == size
             && saved.mtime_ns == mtime_ns
@@ -417,7 +418,7 @@ impl ArchiveIndex {
                 self.entries.len()
             ))
         })?;
-        let mut file = File::open(&self.path).map_err(io(&self.path))?;
+        let mut file = score_core::fs::open_file(&self.path)?;
         let err =
             |what: std::io::Error| archive_err(&self.path, format!("entry '{}': {what}", e.name));
         let mut bytes = vec![0u8; e.size as usize];

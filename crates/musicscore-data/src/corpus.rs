@@ -409,7 +409,7 @@ impl Corpus {
     /// The bytes of page `i` (random access; archive pages go through the index).
     pub fn read(&self, i: usize) -> Result<Vec<u8>> {
         match &self.page(i)?.source {
-            PageSource::File(p) => std::fs::read(p).map_err(io(p)),
+            PageSource::File(p) => Ok(score_core::fs::read_file(p)?),
             PageSource::Archive { archive, entry } => self.archives[*archive].read(*entry),
         }
     }
@@ -425,7 +425,7 @@ impl Corpus {
         let mut wanted: Vec<HashMap<usize, usize>> = vec![HashMap::new(); self.archives.len()];
         for &i in indices {
             match &self.page(i)?.source {
-                PageSource::File(p) => f(i, std::fs::read(p).map_err(io(p))?)?,
+                PageSource::File(p) => f(i, score_core::fs::read_file(p)?)?,
                 PageSource::Archive { archive, entry } => {
                     wanted[*archive].insert(*entry, i);
                 }
@@ -529,7 +529,7 @@ fn measure_files(
             tick();
             let meta = std::fs::metadata(p).map_err(io(p))?;
             let facts = if opts.facts {
-                let bytes = std::fs::read(p).map_err(io(p))?;
+                let bytes = score_core::fs::read_file(p)?;
                 Some(page_facts(
                     &bytes,
                     opts.max_pixels,

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::error::{MusicScoreError, Result, io};
+use crate::error::{MusicScoreError, Result};
 use crate::name::{PageName, has_image_extension, parse_file_id, parse_page_key, parse_page_name};
 
 /// File names under which the published releases store metadata, in the order tried.
@@ -181,7 +181,7 @@ pub fn find_metadata_file(dir: &Path) -> Option<PathBuf> {
 
 /// Read and parse a metadata file.
 pub fn load_metadata(path: &Path) -> Result<Metadata> {
-    let bytes = std::fs::read(path).map_err(io(path))?;
+    let bytes = score_core::fs::read_file(path)?;
     parse_metadata(&bytes, path)
 }
 

@@ -17,6 +17,42 @@ pub fn cache_dir() -> PathBuf {
     Path::new(&home).join(".cache").join("scorelab")
 }
 
+/// The metadata of `path` if it is a regular file: a FIFO or a device (`/dev/zero`)
+/// would block or never end when read, a folder fails late.
+fn regular_file(path: &Path) -> Result<std::fs::Metadata> {
+    let meta = std::fs::metadata(path).map_err(|e| ScoreError::io(path, e))?;
+    if meta.is_file() {
+        return Ok(meta);
+    }
+    let kind = match meta.is_dir() {
+        true => "a folder",
+        false => "a FIFO, socket or device",
+    };
+    Err(ScoreError::invalid(
+        "input file",
+        format!("{}: {kind}, not a regular file", path.display()),
+    ))
+}
+
+/// Read a whole input file: a regular file whose size fits in memory. The one way
+/// library code reads inputs, so that no input hangs or exhausts memory by its kind or
+/// size.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    let meta = regular_file(path)?;
+    crate::limits::ensure_fits(
+        &format!("{} (its size)", path.display()),
+        meta.len() as u128,
+        "",
+    )?;
+    std::fs::read(path).map_err(|e| ScoreError::io(path, e))
+}
+
+/// Open an input file for reading in pieces: a regular file (any size).
+pub fn open_file(path: &Path) -> Result<std::fs::File> {
+    regular_file(path)?;
+    std::fs::File::open(path).map_err(|e| ScoreError::io(path, e))
+}
+
 fn temp_path(path: &Path) -> (PathBuf, PathBuf) {
     let dir = path
         .parent()
@@ -146,7 +182,7 @@ pub fn recover_commits(dir: &Path) -> Result<Vec<PathBuf>> {
         if is_alive(pid) {
             continue;
         }
-        let bytes = std::fs::read(&journal).map_err(|e| ScoreError::io(&journal, e))?;
+        let bytes = read_file(&journal)?;
         let pairs: Vec<(PathBuf, PathBuf)> =
             serde_json::from_slice(&bytes).map_err(|e| ScoreError::Format {
                 path: journal.clone(),

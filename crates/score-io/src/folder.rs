@@ -66,7 +66,7 @@ pub fn read_image_u8(path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
 
 fn read_jpeg_u8(path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
     let bad = |d: String| ScoreError::format(path, "JPEG", d);
-    let bytes = std::fs::read(path).map_err(|e| ScoreError::io(path, e))?;
+    let bytes = score_core::fs::read_file(path)?;
     let mut dec = jpeg_decoder::Decoder::new(std::io::Cursor::new(&bytes));
     dec.read_info().map_err(|e| bad(e.to_string()))?;
     let info = dec.info().ok_or_else(|| bad("no frame header".into()))?;

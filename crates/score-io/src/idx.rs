@@ -21,7 +21,7 @@ pub struct IdxArray {
 
 /// Read an IDX file (gzip-compressed when it starts with the gzip magic bytes).
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
-    let raw = std::fs::read(path).map_err(|e| ScoreError::io(path, e))?;
+    let raw = score_core::fs::read_file(path)?;
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&raw[..])

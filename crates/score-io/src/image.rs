@@ -113,7 +113,7 @@ pub fn image_png(pixels: &[f32], [c, h, w]: [usize; 3]) -> Result<Vec<u8>> {
 /// gives 1 channel, RGB 3; an alpha channel is dropped; palette images are expanded;
 /// 16-bit images are reduced to their high byte.
 pub fn read_png_u8(path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
-    let file = std::fs::File::open(path).map_err(|e| ScoreError::io(path, e))?;
+    let file = score_core::fs::open_file(path)?;
     let mut dec = png::Decoder::new(std::io::BufReader::new(file));
     dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let bad = |e: png::DecodingError| ScoreError::format(path, "PNG", e.to_string());

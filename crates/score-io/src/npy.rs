@@ -93,7 +93,7 @@ fn field<'a>(header: &'a str, key: &str) -> Option<&'a str> {
 
 /// Read a `.npy` file into float64.
 pub fn read_npy(path: &Path) -> Result<NpyArray> {
-    let bytes = std::fs::read(path).map_err(|e| ScoreError::io(path, e))?;
+    let bytes = score_core::fs::read_file(path)?;
     parse_npy(&bytes).map_err(|d| ScoreError::format(path, "NPY", d))
 }
 

@@ -68,7 +68,7 @@ impl StateDict {
     /// Read the float tensors of a safetensors file; other dtypes are an error naming
     /// the key.
     pub fn read_safetensors(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| ScoreError::io(path, e))?;
+        let bytes = score_core::fs::read_file(path)?;
         Self::from_safetensors(&bytes, path)
     }
 

@@ -97,7 +97,7 @@ pub type Tokens = (Vec<Vec<u32>>, Vec<Vec<u32>>);
 
 /// The float32 tensors of a safetensors file by name (int tensors skipped).
 fn read_tensors(path: &Path) -> Result<TensorMap> {
-    let bytes = std::fs::read(path).map_err(|_| missing(path))?;
+    let bytes = score_core::fs::read_file(path).map_err(|_| missing(path))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| ScoreError::invalid("text encoder", format!("{}: {e}", path.display())))?;
     Ok(st

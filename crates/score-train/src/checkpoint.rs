@@ -196,7 +196,7 @@ pub struct CheckpointFile {
 impl CheckpointFile {
     /// Read and validate the header of a checkpoint.
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| ScoreError::io(path, e))?;
+        let bytes = score_core::fs::read_file(path)?;
         Self::from_bytes(path, bytes)
     }
 

@@ -299,7 +299,7 @@ fn precond_of(
 
 /// Read the network `key` (`ema`) of an EDM snapshot and load it.
 pub fn import_edm_pickle(path: &Path, key: &str, device: &Device) -> Result<ImportedEdm> {
-    let bytes = std::fs::read(path).map_err(|e| ScoreError::io(path, e))?;
+    let bytes = score_core::fs::read_file(path)?;
     let root = unpickle(&bytes).map_err(|e| bad(path, format!("not a readable pickle: {e}")))?;
     let net = root
         .get(key)

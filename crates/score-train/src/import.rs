@@ -51,7 +51,7 @@ fn bad(path: &Path, detail: String) -> ScoreError {
 
 /// Read an EDM description (JSON) from `path`.
 pub fn read_description(path: &Path) -> Result<EdmDescription> {
-    let bytes = std::fs::read(path).map_err(|e| ScoreError::io(path, e))?;
+    let bytes = score_core::fs::read_file(path)?;
     serde_json::from_slice(&bytes).map_err(|e| bad(path, format!("EDM description: {e}")))
 }
 
@@ -273,7 +273,7 @@ pub fn import_diffusers(
         base.join("diffusion_pytorch_model.fp16.safetensors"),
     ])
     .ok_or_else(|| bad(&base, "no diffusion_pytorch_model.safetensors (a .bin checkpoint: convert it with safetensors first)".into()))?;
-    let bytes = std::fs::read(&cfg_path).map_err(|e| ScoreError::io(&cfg_path, e))?;
+    let bytes = score_core::fs::read_file(&cfg_path)?;
     let raw: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| bad(&cfg_path, format!("not JSON: {e}")))?;
     if let Some(c) = raw
@@ -307,7 +307,7 @@ pub fn import_diffusers(
     ]);
     let from_file = match &scheduler {
         Some(p) => {
-            let b = std::fs::read(p).map_err(|e| ScoreError::io(p, e))?;
+            let b = score_core::fs::read_file(p)?;
             serde_json::from_slice::<SchedulerOptions>(&b)
                 .map_err(|e| bad(p, format!("scheduler config: {e}")))?
         }

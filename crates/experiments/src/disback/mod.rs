@@ -495,7 +495,7 @@ fn write_report(r: &Report, out: &std::path::Path) -> Result<()> {
 /// `disback.md` and the plots from it (the runs are not repeated).
 pub fn rewrite_report(out: &std::path::Path) -> Result<Report> {
     let p = out.join("disback.json");
-    let bytes = std::fs::read(&p).map_err(|e| score_core::ScoreError::io(&p, e))?;
+    let bytes = score_core::fs::read_file(&p)?;
     let mut r: Report = serde_json::from_slice(&bytes)
         .map_err(|e| DisbackError::invalid("report", format!("{}: {e}", p.display())))?;
     r.summary = summarise(&r.options, &r.runs);

@@ -416,7 +416,7 @@ impl ModelStatistics {
 
     /// Load from [`ModelStatistics::save`]'s JSON, checking its shape.
     pub fn load(path: &std::path::Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| ScoreError::io(path, e))?;
+        let bytes = crate::fs::read_file(path)?;
         let ms: Self = serde_json::from_slice(&bytes)
             .map_err(|e| ScoreError::format(path, "statistics JSON", e.to_string()))?;
         let k = ms.lambdas.len();

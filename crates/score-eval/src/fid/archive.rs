@@ -152,7 +152,7 @@ impl<'a> Archive<'a> {
 
 /// The keys of a `.npz` file (entry names without `.npy`).
 pub fn npz_keys(path: &Path) -> Result<Vec<String>> {
-    let bytes = std::fs::read(path).map_err(|e| ScoreError::io(path, e))?;
+    let bytes = score_core::fs::read_file(path)?;
     let zip = Archive::new(&bytes, path)?;
     Ok(zip
         .entries()
@@ -165,7 +165,7 @@ pub fn npz_keys(path: &Path) -> Result<Vec<String>> {
 /// (what `np.savez(f, x)` and ADM's and EDM's sample scripts write), else its only
 /// array; anything else is an error listing the keys.
 pub fn npz_image_array(path: &Path) -> Result<score_io::npy::NpyArray> {
-    let bytes = std::fs::read(path).map_err(|e| ScoreError::io(path, e))?;
+    let bytes = score_core::fs::read_file(path)?;
     let zip = Archive::new(&bytes, path)?;
     let names: Vec<&str> = zip.entries().iter().map(|e| e.name.as_str()).collect();
     let pick = match names.as_slice() {

@@ -137,7 +137,7 @@ impl FidInception {
                 command: SETUP_COMMAND,
             });
         }
-        let bytes = std::fs::read(path).map_err(|e| ScoreError::io(path, e))?;
+        let bytes = score_core::fs::read_file(path)?;
         let layers = torchscript::layers_from_safetensors(&bytes, path)?;
         Ok(Self {
             net: InceptionV3::from_layers(&layers, device)?,

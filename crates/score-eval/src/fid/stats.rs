@@ -128,7 +128,7 @@ impl FeatureStats {
     /// Read a `.npz` with keys `mu` and `sigma` (pytorch-fid's format, any float dtype).
     /// `n` is 0 when the file does not record it.
     pub fn load_npz(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| ScoreError::io(path, e))?;
+        let bytes = score_core::fs::read_file(path)?;
         let zip = Archive::new(&bytes, path)?;
         let array = |key: &str| {
             let raw = zip.read_named(&format!("{key}.npy"))?;
