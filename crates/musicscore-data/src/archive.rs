@@ -231,7 +231,7 @@ fn walk(
 }
 
 /// Version of the saved index format.
-const SAVED_FORMAT: u32 = 1;
+const SAVED_FORMAT: u32 = 2;
 
 /// An index as saved in the cache.
 #[derive(Serialize, Deserialize)]
@@ -245,6 +245,40 @@ struct SavedIndex {
     other_entries: usize,
     too_large: Vec<(String, u64)>,
     broken: Option<String>,
+    /// FNV-1a of the entries, so that a damaged or edited cache is rebuilt, not used.
+    digest: String,
+}
+
+/// FNV-1a over the entries' names, offsets and sizes.
+fn entries_digest(entries: &[(String, u64, u64)]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for (name, offset, size) in entries {
+        eat(name.as_bytes());
+        eat(&[0]);
+        eat(&offset.to_le_bytes());
+        eat(&size.to_le_bytes());
+    }
+    format!("{h:016x}")
+}
+
+impl SavedIndex {
+    /// Whether the saved entries are whole and possible: the digest matches, every
+    /// size is within the limit the index was built with, and the entries follow one
+    /// another without overlapping (as a tar stream lays them out).
+    fn is_sound(&self) -> bool {
+        let mut end = 0u64;
+        self.digest == entries_digest(&self.entries)
+            && self.entries.iter().all(|(_, offset, size)| {
+                let ok = *size <= self.max_entry_bytes && *offset >= end;
+                end = offset.saturating_add(*size);
+                ok
+            })
+    }
 }
 
 /// Random access to the image entries of one archive, from one pass over it.
@@ -350,17 +384,17 @@ impl ArchiveIndex {
         let Some((file, size, mtime_ns)) = Self::cache_key(&self.path, cache) else {
             return Ok(());
         };
+        let entries: Vec<(String, u64, u64)> = (self.entries.iter())
+            .map(|e| (e.name.clone(), e.offset, e.size))
+            .collect();
         let saved = SavedIndex {
             format: SAVED_FORMAT,
+            digest: entries_digest(&entries),
             archive: self.path.display().to_string(),
             size,
             mtime_ns,
             max_entry_bytes: self.max_entry_bytes,
-            entries: self
-                .entries
-                .iter()
-                .map(|e| (e.name.clone(), e.offset, e.size))
-                .collect(),
+            entries,
             other_entries: self.report.other_entries,
             too_large: self.report.too_large.clone(),
             broken: self.broken.clone(),
@@ -373,7 +407,9 @@ impl ArchiveIndex {
     }
 
     /// The index saved under `cache` for `path`, if there is one for this very file
-    /// (same size and modification time) and entry-size limit.
+    /// (same size and modification time) and entry-size limit, and it is sound (its
+    /// digest matches and its entries are possible); else `None`, and the caller
+    /// indexes the archive afresh.
     pub fn load_cached(
         path: &Path,
         cache: &Path,
@@ -386,7 +422,8 @@ impl ArchiveIndex {
         let fresh = saved.format == SAVED_FORMAT
             && saved.size == size
             && saved.mtime_ns == mtime_ns
-            && saved.max_entry_bytes == max_entry_bytes;
+            && saved.max_entry_bytes == max_entry_bytes
+            && saved.is_sound();
         fresh.then(|| ArchiveIndex {
             path: path.to_path_buf(),
             entries: saved
@@ -421,6 +458,15 @@ impl ArchiveIndex {
         let mut file = score_core::fs::open_file(&self.path)?;
         let err =
             |what: std::io::Error| archive_err(&self.path, format!("entry '{}': {what}", e.name));
+        if e.size > self.max_entry_bytes {
+            return Err(archive_err(
+                &self.path,
+                format!(
+                    "entry '{}': the index gives {} bytes, above the entry limit of {}",
+                    e.name, e.size, self.max_entry_bytes
+                ),
+            ));
+        }
         let mut bytes = vec![0u8; e.size as usize];
         if is_plain_tar(&self.path) {
             file.seek(SeekFrom::Start(e.offset)).map_err(err)?;

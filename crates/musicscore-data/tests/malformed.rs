@@ -391,6 +391,29 @@ fn a_second_open_reuses_the_saved_index_without_reading_the_archive() {
             .1;
         assert_eq!(&third.read(i).unwrap(), want, "{}", p.file_name);
     }
+    // A poisoned cache (an entry's size made huge, or an entry dropped) is not used:
+    // the archive is indexed afresh and every page is there (issue 26: the size was
+    // allocated as given, and a dropped entry silently lost its page).
+    let file = std::fs::read_dir(&cache)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut huge = v.clone();
+    huge["entries"][0][2] = serde_json::json!(1u64 << 50);
+    let mut fewer = v.clone();
+    fewer["entries"].as_array_mut().unwrap().remove(1);
+    for poisoned in [huge, fewer] {
+        std::fs::write(&file, poisoned.to_string()).unwrap();
+        let c = Corpus::open(&root, &opts).unwrap();
+        assert_eq!(names(&c), names(&first));
+        for i in 0..c.pages.len() {
+            c.read(i).unwrap();
+        }
+    }
     // A changed archive (another size) is indexed afresh, not served stale.
     tar_gz(&archive, &refs[..3]);
     assert_eq!(Corpus::open(&root, &opts).unwrap().pages.len(), 3);
