@@ -101,6 +101,16 @@ impl clap::Args for SamplerOpts {
     }
 }
 
+impl SamplerOpts {
+    /// The `--ems` file, when given.
+    pub(crate) fn ems_path(&self) -> Option<&std::path::Path> {
+        match self.0.get("--ems") {
+            Some(OptionValue::File(p)) => Some(p.as_path()),
+            _ => None,
+        }
+    }
+}
+
 /// The sampler `name` with the options given on the command line and `seed`.
 pub(crate) fn sampler_from(name: &str, seed: u64, opts: &SamplerOpts) -> Result<Sampler> {
     Ok(Sampler::build(name, seed, &opts.0)?)

@@ -90,6 +90,10 @@ pub(crate) fn cmd_ems(c: &Common, a: &EmsArgs) -> Result<()> {
             )?
         }
     };
+    let stats = score_core::samplers::dpm_solver_v3::ModelStatistics {
+        model: Some(score_core::fs::file_digest(&a.checkpoint)?),
+        ..stats
+    };
     stats.save(&a.out)?;
     let secs = t0.elapsed().as_secs_f64();
     emit(
@@ -140,6 +144,16 @@ pub(crate) fn teleport_vp(
     Ok(out)
 }
 
+/// DPM-Solver-v3's statistics must be this checkpoint's and cover the grid.
+fn check_ems(a: &SampleArgs, sampler: &Sampler, sigmas: &[f64]) -> Result<()> {
+    let (Sampler::DpmSolverV3(v3), Some(path)) = (sampler, a.sampler_opts.ems_path()) else {
+        return Ok(());
+    };
+    let digest = score_core::fs::file_digest(&a.checkpoint)?;
+    v3.stats.check_use(path, &digest, sigmas)?;
+    Ok(())
+}
+
 pub(crate) fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
     let dev = device(&c.device)?;
     let weights = match a.weights.as_str() {
@@ -154,6 +168,7 @@ pub(crate) fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
     }
     let sampler = sampler_from(&a.sampler, c.seed(), &a.sampler_opts)?;
     let sigmas = sigma_grid(a)?;
+    check_ems(a, &sampler, &sigmas)?;
     if let Some(batch) = a.batch {
         return crate::sample_images::sample_per_image(
             c, a, &model, precond, &sampler, &sigmas, batch, &dev,

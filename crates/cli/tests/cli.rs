@@ -597,6 +597,17 @@ fn class_conditional_training_guided_sampling_and_sampler_options() {
     ]);
     assert!(ok, "{err}");
     assert_eq!(json(&out)["nfe"], 4);
+    // Issue 26: the statistics are this model's and cover the grid, or refused.
+    let v3 = |ck: &str, extra: &[&str]| {
+        let mut args = vec!["sample", "--checkpoint", ck, "--n", "1", "--steps", "4"];
+        args.extend_from_slice(&["--sampler", "dpm-solver-v3", "--ems", ems, "--out", s]);
+        args.extend_from_slice(extra);
+        scorelab(&args)
+    };
+    let (ok, _, err) = v3(&ck, &[]);
+    assert!(!ok && err.contains("estimated on another model"), "{err}");
+    let (ok, _, err) = v3(shipped_ck, &["--sigma-max", "200"]);
+    assert!(!ok && err.contains("covers σ from"), "{err}");
     let (ok, _, err) = scorelab(&[
         "sample",
         "--checkpoint",

@@ -47,6 +47,17 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| ScoreError::io(path, e))
 }
 
+/// A digest identifying a file's content: FNV-1a 64 over its bytes, as
+/// `fnv1a64:<16 hex digits>` (not cryptographic: it tells files apart, it does not
+/// resist a forger).
+pub fn file_digest(path: &Path) -> Result<String> {
+    let bytes = read_file(path)?;
+    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    });
+    Ok(format!("fnv1a64:{h:016x}"))
+}
+
 /// Open an input file for reading in pieces: a regular file (any size).
 pub fn open_file(path: &Path) -> Result<std::fs::File> {
     regular_file(path)?;

@@ -49,6 +49,11 @@ pub struct ModelStatistics {
     pub s: Vec<Vec<f64>>,
     /// b at each grid point.
     pub b: Vec<Vec<f64>>,
+    /// The model the statistics were estimated on ([`crate::fs::file_digest`] of its
+    /// checkpoint), so that another model's statistics are refused; absent in files
+    /// of earlier versions and for statistics not estimated from a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 fn lambda_grid(sigma_min: f64, sigma_max: f64, k: usize) -> Vec<f64> {
@@ -69,6 +74,7 @@ impl ModelStatistics {
             l: z.clone(),
             s: z.clone(),
             b: z,
+            model: None,
         }
     }
 
@@ -103,6 +109,7 @@ impl ModelStatistics {
             s: vec![vec![0.0; mean.len()]; l.len()],
             l,
             b,
+            model: None,
         }
     }
 
@@ -187,6 +194,7 @@ impl ModelStatistics {
             l: ls,
             s: ss,
             b: bs,
+            model: None,
         })
     }
 }
@@ -412,6 +420,44 @@ impl ModelStatistics {
         let json = serde_json::to_vec(self)
             .map_err(|e| ScoreError::invalid("statistics", e.to_string()))?;
         crate::fs::write_atomic(path, &json)
+    }
+
+    /// The σ range the statistics cover: (σ_min, σ_max) of their λ grid.
+    pub fn sigma_range(&self) -> (f64, f64) {
+        let hi = self.lambdas.last().copied().unwrap_or(0.0);
+        let lo = self.lambdas.first().copied().unwrap_or(0.0);
+        ((-hi).exp(), (-lo).exp())
+    }
+
+    /// Check that these statistics belong to the model of digest `model` and cover
+    /// the σ grid `sigmas` (its positive levels; the tables are held constant outside
+    /// their range, which is another model of the data). `path` names the file.
+    pub fn check_use(&self, path: &std::path::Path, model: &str, sigmas: &[f64]) -> Result<()> {
+        if let Some(m) = &self.model
+            && m != model
+        {
+            return Err(ScoreError::invalid(
+                "--ems",
+                format!(
+                    "{}: estimated on another model ({m}; this checkpoint is {model}): run `scorelab ems --checkpoint …` for it",
+                    path.display()
+                ),
+            ));
+        }
+        let (lo, hi) = self.sigma_range();
+        let pos = sigmas.iter().copied().filter(|&s| s > 0.0);
+        let (gmin, gmax) = pos.fold((f64::INFINITY, 0.0f64), |(a, b), s| (a.min(s), b.max(s)));
+        // Relative slack for the exp(−λ) round trip of the grid's ends.
+        if gmin < lo * (1.0 - 1e-9) || gmax > hi * (1.0 + 1e-9) {
+            return Err(ScoreError::invalid(
+                "--ems",
+                format!(
+                    "{}: covers σ from {lo} to {hi}, the sampling grid runs from {gmin} to {gmax}: estimate them over the grid's range (`scorelab ems --sigma-min {gmin} --sigma-max {gmax}`)",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Load from [`ModelStatistics::save`]'s JSON, checking its shape.

@@ -292,7 +292,8 @@ pub enum OptionValue {
 pub struct GivenOptions(pub Vec<(&'static str, OptionValue)>);
 
 impl GivenOptions {
-    fn get(&self, flag: &str) -> Option<&OptionValue> {
+    /// The value given for `flag`, if any.
+    pub fn get(&self, flag: &str) -> Option<&OptionValue> {
         self.0.iter().find(|(f, _)| *f == flag).map(|(_, v)| v)
     }
     fn number(&self, flag: &str) -> Option<f64> {
