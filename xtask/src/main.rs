@@ -19,6 +19,7 @@
 
 mod bench_edm;
 mod bench_vs_torch;
+mod fashion_60k;
 mod fashion_setup;
 mod fid_setup;
 mod fixture;
@@ -181,9 +182,10 @@ fn ev_training(
 /// The flags of `cargo xtask experiment`.
 #[derive(clap::Args, Clone)]
 struct ExperimentArgs {
-    /// teleport, gaussian-ev, ev-training, ntk, scoreaug, disback, musicscore or
+    /// teleport, gaussian-ev, ev-training, ntk, scoreaug, disback, musicscore,
     /// own-data (64×64 RGB shapes: a labelled folder and an .npz, trained, sampled,
-    /// FID; --quick: tiny sizes).
+    /// FID; --quick: tiny sizes) or fashion-60k (the demo's UNet on the 60k split,
+    /// FID beside the shipped checkpoint; --n samples, --ref reference).
     name: String,
     /// Checkpoint (default: the shipped demo checkpoint).
     #[arg(long)]
@@ -222,6 +224,10 @@ struct ExperimentArgs {
     /// teleport: only these samplers, comma-separated names [default: all four].
     #[arg(long)]
     samplers: Option<String>,
+    /// fashion-60k: the FID reference (`scorelab fid --ref`) [default:
+    /// fashion-mnist-test, the 10 000 test images; --quick: fashion-mnist-heldout].
+    #[arg(long = "ref")]
+    reference: Option<String>,
     /// disback: rewrite the tables and plots from <out>/disback.json without
     /// running anything.
     #[arg(long)]
@@ -258,6 +264,31 @@ fn experiment(a: ExperimentArgs) -> Result<()> {
         "ev-training" => experiment_ev_training(&x)?,
         "ntk" => experiment_ntk(&x)?,
         "musicscore" => experiment_musicscore(&x)?,
+        "fashion-60k" => {
+            let plan = fashion_60k::Plan {
+                steps: if a.quick { 2 } else { a.steps.unwrap_or(3000) },
+                n: a.n.unwrap_or(if a.quick { 8 } else { 5000 }),
+                reference: a.reference.clone().unwrap_or_else(|| {
+                    if a.quick {
+                        "fashion-mnist-heldout"
+                    } else {
+                        "fashion-mnist-test"
+                    }
+                    .into()
+                }),
+            };
+            let work = PathBuf::from(if a.quick {
+                "out/xtask/fm60k-quick"
+            } else {
+                "out/xtask/fm60k"
+            });
+            let out = if a.quick && !x.out_given {
+                work.join("results")
+            } else {
+                x.out.clone()
+            };
+            fashion_60k::experiment(&work, &out, &plan)?
+        }
         "own-data" => {
             let out = match (a.quick, x.out_given) {
                 (true, false) => PathBuf::from("out/xtask/own-data-quick/results"),
@@ -271,7 +302,7 @@ fn experiment(a: ExperimentArgs) -> Result<()> {
             own_data::experiment(&work, &out, a.quick)?
         }
         other => bail!(
-            "unknown experiment '{other}': expected teleport, gaussian-ev, ev-training, ntk, scoreaug, disback, musicscore or own-data"
+            "unknown experiment '{other}': expected teleport, gaussian-ev, ev-training, ntk, scoreaug, disback, musicscore, own-data or fashion-60k"
         ),
     }
     Ok(())

@@ -112,7 +112,7 @@ impl Plan {
 
 /// Build `scorelab` and copy the binary into `work`, so that the study runs one build
 /// throughout, whatever happens to the tree meanwhile.
-fn pinned_binary(work: &Path) -> Result<()> {
+pub(crate) fn pinned_binary(work: &Path) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let st = std::process::Command::new(cargo)
         .args(["build", "-q", "-p", "scorelab"])
@@ -131,7 +131,7 @@ fn pinned_binary(work: &Path) -> Result<()> {
 static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 /// `scorelab ARGS --json` (the pinned binary), its stdout parsed.
-fn scorelab_json(args: &[&str]) -> Result<serde_json::Value> {
+pub(crate) fn scorelab_json(args: &[&str]) -> Result<serde_json::Value> {
     let bin = BIN.get().context("the scorelab binary is not pinned")?;
     let out = std::process::Command::new(bin)
         .args(args)
@@ -158,12 +158,12 @@ fn fid(images: &Path, reference: &Path) -> Result<serde_json::Value> {
     }))
 }
 
-fn s(p: &Path) -> &str {
+pub(crate) fn s(p: &Path) -> &str {
     p.to_str().unwrap_or_default()
 }
 
 /// Train with `args` into `run` (resuming a run there), timed.
-fn train(run: &Path, args: &[&str]) -> Result<serde_json::Value> {
+pub(crate) fn train(run: &Path, args: &[&str]) -> Result<serde_json::Value> {
     let t0 = Instant::now();
     let mut all = vec!["train", "--resume", "--out", s(run)];
     all.extend_from_slice(args);

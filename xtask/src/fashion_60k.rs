@@ -1,0 +1,80 @@
+//! `cargo xtask experiment fashion-60k [--quick] [--n N] [--ref NAME]`: the demo's UNet
+//! trained with the shipped checkpoint's settings (3 000 steps, batch 32, width 16,
+//! seed 0) on Fashion-MNIST's 60 000 training images, then FID of it and of the
+//! shipped checkpoint (trained on 9 000 test images) from the same sampler, seed and
+//! count, against one reference (issue 28).
+
+use crate::own_data::{pinned_binary, s, scorelab_json, train};
+use anyhow::Result;
+use std::path::Path;
+
+/// What the study runs: training steps, samples per model, the FID reference.
+pub struct Plan {
+    /// Optimisation steps (the shipped checkpoint's 3 000).
+    pub steps: usize,
+    /// Samples per model.
+    pub n: usize,
+    /// `--ref` of `scorelab fid`.
+    pub reference: String,
+}
+
+/// Run the study in `work` (resuming a run there) and write `results/report.json`.
+pub fn experiment(work: &Path, results: &Path, plan: &Plan) -> Result<()> {
+    crate::fashion_setup::run()?;
+    pinned_binary(work)?;
+    let run = work.join("run");
+    let steps = plan.steps.to_string();
+    let trained = train(
+        &run,
+        &[
+            "--data",
+            "fashion-mnist",
+            "--channels",
+            "16",
+            "--steps",
+            &steps,
+            "--seed",
+            "0",
+        ],
+    )?;
+    let n = plan.n.to_string();
+    let shipped = score_train::pipeline::shipped_checkpoint();
+    let mut rows = Vec::new();
+    for (name, ck) in [
+        ("shipped (9k test images)", shipped),
+        ("60k training split", run.join("checkpoint.safetensors")),
+    ] {
+        let t0 = std::time::Instant::now();
+        let r = scorelab_json(&[
+            "fid",
+            "--checkpoint",
+            s(&ck),
+            "--n",
+            &n,
+            "--steps",
+            "18",
+            "--ref",
+            &plan.reference,
+            "--seed",
+            "0",
+        ])?;
+        rows.push(serde_json::json!({
+            "model": name, "checkpoint": ck, "fid": r["fid"], "n": r["n"], "n_ref": r["n_ref"],
+            "std_error": r["bootstrap"]["std_error"], "interval95": r["bootstrap"]["interval95"],
+            "seconds": t0.elapsed().as_secs_f64(),
+        }));
+    }
+    let report = serde_json::json!({
+        "steps": plan.steps, "n": plan.n, "ref": plan.reference, "sampler": "heun, 18 levels (35 evaluations), seed 0",
+        "train": trained, "fid": rows,
+    });
+    std::fs::create_dir_all(results)?;
+    let path = results.join("report.json");
+    score_core::fs::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    println!(
+        "{}\nwrote {}",
+        serde_json::to_string_pretty(&report)?,
+        path.display()
+    );
+    Ok(())
+}
