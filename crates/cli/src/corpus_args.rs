@@ -128,11 +128,6 @@ pub(crate) fn spinner(json: bool, what: String) -> Option<indicatif::ProgressBar
     Some(b)
 }
 
-/// Every layout under --root, opened without page facts.
-pub(crate) fn open_all_pub(root: &RootArgs, json: bool) -> Result<Vec<Corpus>> {
-    open_all(root, false, json)
-}
-
 /// The pages of `c` that the filter keeps.
 pub(crate) fn select_pub(c: &Corpus, f: &FilterArgs) -> Result<Vec<usize>> {
     select(c, f)

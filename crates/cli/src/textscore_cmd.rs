@@ -20,7 +20,7 @@ use score_train::train::{TrainOutput, train};
 use serde_json::json;
 
 use crate::common::{Common, bar_of, device, emit, fixed_on_resume, open_run};
-use crate::corpus_args::{FilterArgs, RootArgs, open_all_pub, select_pub};
+use crate::corpus_args::{FilterArgs, RootArgs, select_pub};
 
 /// The checkpoint `generate` and `evaluate` use when none is given: the one shipped in
 /// `data/checkpoints`.
@@ -119,7 +119,10 @@ pub(crate) fn load_items(
     let mut items = Vec::new();
     let mut tall = 0;
     let mut names = Vec::new();
-    for corpus in open_all_pub(root, json)? {
+    // Size, ink, blank and duplicate filters need each page's facts (issue 26: they
+    // always failed with "open with facts").
+    let facts = filter.filter()?.needs_facts();
+    for corpus in crate::corpus_args::open_all(root, facts, json)? {
         let keep = select_pub(&corpus, filter)?;
         let pb = (!json).then(|| bar_of(keep.len() as u64, "systems", "pages"));
         let tick = || {

@@ -1025,6 +1025,32 @@ fn musicscore_text_to_score_train_resume_generate() {
 }
 
 #[test]
+fn musicscore_train_takes_the_page_filters_that_need_facts() {
+    // Issue 26: --ink/--min-size/--max-size/--drop-blank always failed with "open
+    // with facts" in musicscore train and evaluate.
+    let dir = tempfile::tempdir().unwrap();
+    let root = shipped_musicscore();
+    let out = dir.path().join("t");
+    let (ok, _, err) = scorelab(&[
+        "musicscore",
+        "train",
+        "--root",
+        &root,
+        "--drop-blank",
+        "--ink",
+        "0.001-0.9",
+        "--steps",
+        "1",
+        "--batch",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(!err.contains("open with facts"), "{err}");
+}
+
+#[test]
 fn threads_sets_the_pool_and_refuses_zero() {
     let (ok, out, err) = scorelab(&["--threads", "1", "sigmas", "--steps", "4", "--json"]);
     assert!(ok, "{err}");
