@@ -179,14 +179,25 @@ fn cmd_fit(c: &Common, a: &FitArgs) -> Result<()> {
     let est = KernelEstimator::fit(&tr, a.kernel.parse()?, 1.0, stop, a.k_max, (a.t0, a.t_max))?;
     est.save(&a.out)?;
     let secs = t0.elapsed().as_secs_f64();
+    let at_end = est.searched_to > 0 && est.steps == est.searched_to;
+    if at_end {
+        eprintln!(
+            "warning: the stopping rule chose {} GD steps, the largest it searched (--k-max {}, extended to {}; the grid searches stop at {}): its criterion had not turned",
+            est.steps,
+            a.k_max,
+            est.searched_to,
+            ntk_theory::estimator::K_LIMIT
+        );
+    }
     emit(
         c.json,
-        serde_json::json!({"out": a.out, "n": a.n, "dim": d, "steps": est.steps, "seconds": secs}),
+        serde_json::json!({"out": a.out, "n": a.n, "dim": d, "steps": est.steps, "searched_to": est.searched_to, "stopped_at_search_end": at_end, "seconds": secs}),
         || {
             outln!(
-                "kernel estimator on {} triples (d = {d}), {} GD steps, {secs:.1} s -> {}",
+                "kernel estimator on {} triples (d = {d}), {} GD steps (searched up to {}), {secs:.1} s -> {}",
                 a.n,
                 est.steps,
+                est.searched_to,
                 a.out.display()
             )
         },

@@ -304,8 +304,19 @@ fn ntk_gram_fit_and_sample() {
         "--json",
     ]);
     assert!(ok, "{err}");
-    let k = json(&out)["steps"].as_u64().unwrap();
-    assert!((1..=1000).contains(&k), "{k}");
+    // It starts at --k-max and searches on by decades while the best k is the last
+    // searched (issue 27); stopping at the end of the search is announced.
+    let (k, to) = (
+        json(&out)["steps"].as_u64().unwrap(),
+        json(&out)["searched_to"].as_u64().unwrap(),
+    );
+    assert!(k >= 1 && to >= 1000 && k <= to, "{k} of {to}");
+    assert_eq!(
+        k == to,
+        err.contains("warning: the stopping rule chose"),
+        "{err}"
+    );
+    assert_eq!(k == to, json(&out)["stopped_at_search_end"], "{out}");
     let (ok, _, err) = scorelab(&[
         "ntk",
         "fit",

@@ -15,7 +15,7 @@ use crate::dsm::Triples;
 use crate::error::{Result, invalid};
 use crate::kernel_gd::{Spectral, alpha_krr, predict};
 use crate::kernels::Kernel;
-use crate::stopping::{holdout_stop, rwy_stop};
+use crate::stopping::rwy_stop;
 
 /// How to stop (or regularise) the kernel regression.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -69,6 +69,41 @@ pub struct KernelEstimator {
     pub t_range: (f64, f64),
     /// The number of GD steps used (0 for ridge).
     pub steps: usize,
+    /// The largest step count the stopping rule examined: `steps` equal to it means the
+    /// rule stopped at the end of its search, not where its criterion turned (0 for
+    /// ridge and fixed steps; not saved, and a loaded model has 0).
+    pub searched_to: usize,
+}
+
+/// The largest step count a grid search extends to ([`search_until_turn`]).
+pub const K_LIMIT: usize = 1_000_000_000;
+
+/// The k minimising `err` over [`k_grid`]`(k_max)` (every `every`-th point), and while
+/// the best k is the largest searched, over the next decade (cap, 10·cap] of the grid
+/// up to [`K_LIMIT`]: the criterion is followed until it turns instead of stopping at
+/// `--k-max` unannounced (issue 27). Returns (k, its error, the largest k searched).
+pub fn search_until_turn(
+    k_max: usize,
+    every: usize,
+    mut err: impl FnMut(usize) -> Result<f64>,
+) -> Result<(usize, f64, usize)> {
+    let (mut cap, mut below) = (k_max.clamp(1, K_LIMIT), 0);
+    let mut best = (0, f64::INFINITY);
+    let mut last = 0;
+    loop {
+        let ks: Vec<usize> = k_grid(cap).into_iter().filter(|&k| k > below).collect();
+        for k in ks.into_iter().step_by(every.max(1)) {
+            let e = err(k)?;
+            if e < best.1 {
+                best = (k, e);
+            }
+            last = k;
+        }
+        if best.0 != last || cap >= K_LIMIT {
+            return Ok((best.0, best.1, last));
+        }
+        (below, cap) = (cap, cap.saturating_mul(10).min(K_LIMIT));
+    }
 }
 
 /// The geometric grid of GD step counts the stopping rules search: 1 … `k_max`.
@@ -138,18 +173,26 @@ impl KernelEstimator {
         let kmax = (0..n).map(|i| h[i * n + i]).fold(0.0, f64::max).max(1e-300);
         let scale = 1.0 / kmax;
         h.iter_mut().for_each(|v| *v *= scale);
-        let (alpha, steps) = match stop {
-            Stop::Ridge(gamma) => (alpha_krr(&h, &triples.y, d, gamma)?, 0),
-            Stop::Steps(k) => (Spectral::new(&h, &triples.y, d)?.alpha_gd(eta, k as u32), k),
+        let (alpha, steps, searched_to) = match stop {
+            Stop::Ridge(gamma) => (alpha_krr(&h, &triples.y, d, gamma)?, 0, 0),
+            Stop::Steps(k) => (
+                Spectral::new(&h, &triples.y, d)?.alpha_gd(eta, k as u32),
+                k,
+                0,
+            ),
             Stop::Rwy { sigma_hat } => {
                 let sp = Spectral::new(&h, &triples.y, d)?;
                 let k = rwy_stop(&sp.eigvals, 1.0, eta, sigma_hat, k_max)?;
-                (sp.alpha_gd(eta, k as u32), k)
+                (sp.alpha_gd(eta, k as u32), k, k_max)
             }
             Stop::Holdout { fraction } => {
                 let split = Split::new(&h, triples, fraction)?;
-                let (k, _) = holdout_stop(&k_grid(k_max), |k| split.error(triples, eta, k));
-                (Spectral::new(&h, &triples.y, d)?.alpha_gd(eta, k as u32), k)
+                let (k, _, to) = search_until_turn(k_max, 1, |k| Ok(split.error(triples, eta, k)))?;
+                (
+                    Spectral::new(&h, &triples.y, d)?.alpha_gd(eta, k as u32),
+                    k,
+                    to,
+                )
             }
             Stop::Sampling { fraction } => {
                 let split = Split::new(&h, triples, fraction)?;
@@ -161,20 +204,20 @@ impl KernelEstimator {
                     d,
                     t_range,
                     steps,
+                    searched_to: 0,
                 };
                 let held_out = &triples.y[..];
                 let (n_s, levels, every) = SAMPLING_CHECK;
-                let mut best = (0, f64::INFINITY);
-                for k in k_grid(k_max).into_iter().step_by(every) {
+                let (k, _, to) = search_until_turn(k_max, every, |k| {
                     let xs = part(split.sp.alpha_gd(eta, k as u32), k).sample(n_s, levels, 0)?;
-                    let w2 = score_core::metrics::sliced_w2(&xs, held_out, d, 64, 0)
-                        .map_err(|e| invalid("sampling", e.to_string()))?;
-                    if w2 < best.1 {
-                        best = (k, w2);
-                    }
-                }
-                let k = best.0;
-                (Spectral::new(&h, &triples.y, d)?.alpha_gd(eta, k as u32), k)
+                    score_core::metrics::sliced_w2(&xs, held_out, d, 64, 0)
+                        .map_err(|e| invalid("sampling", e.to_string()))
+                })?;
+                (
+                    Spectral::new(&h, &triples.y, d)?.alpha_gd(eta, k as u32),
+                    k,
+                    to,
+                )
             }
         };
         Ok(Self {
@@ -185,6 +228,7 @@ impl KernelEstimator {
             d,
             t_range,
             steps,
+            searched_to,
         })
     }
 
@@ -274,6 +318,7 @@ impl KernelEstimator {
             d,
             t_range: (field("t0")?, field("t1")?),
             steps: field("steps")? as usize,
+            searched_to: 0,
         })
     }
 
@@ -429,5 +474,30 @@ impl NetworkEstimator {
 impl<const D: usize> Denoiser<D> for NetworkEstimator {
     fn denoise(&self, x: Tensor<D>, sigma: Tensor<1>, _cond: Option<&Conditioning>) -> Tensor<D> {
         host_denoise(x, sigma, |rows, s| self.denoise_edm(rows, s)).expect("float tensor data")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grid_search_follows_its_criterion_past_k_max() {
+        // A criterion whose minimum lies at 5·10⁶, searched from --k-max 10⁵: the old
+        // search stopped at 10⁵ without a word; this one extends by decades until the
+        // criterion turns.
+        let err = |k: usize| Ok(((k as f64).ln() - 5e6f64.ln()).powi(2));
+        let (k, _, to) = search_until_turn(100_000, 1, err).unwrap();
+        assert!((k as f64 / 5e6 - 1.0).abs() < 0.2, "k = {k}");
+        assert!(to > k, "searched to {to}, past the minimum");
+        // A minimum inside the first search: exactly the old grid search.
+        let inside = |k: usize| Ok(((k as f64).ln() - 300f64.ln()).powi(2));
+        let (k, _, to) = search_until_turn(100_000, 4, inside).unwrap();
+        let old = k_grid(100_000).into_iter().step_by(4);
+        let want = old.min_by(|&a, &b| inside(a).unwrap().total_cmp(&inside(b).unwrap()));
+        assert_eq!((Some(k), to), (want, 100_000));
+        // A criterion that never turns stops at K_LIMIT, and says so by k == searched.
+        let (k, _, to) = search_until_turn(1000, 1, |k| Ok(1.0 / k as f64)).unwrap();
+        assert_eq!((k, to), (K_LIMIT, K_LIMIT));
     }
 }
