@@ -52,10 +52,15 @@ pub struct SolveArgs {
     /// A Gaussian model from `scorelab gaussian fit`.
     #[arg(long)]
     model: PathBuf,
-    /// Start states x(σ_start), `.npy` [n, …].
-    #[arg(long)]
-    noise: PathBuf,
-    /// σ at which `--noise` is given.
+    /// Start states x(σ_start), `.npy` [n, …] (states, not unit noise: `gaussian
+    /// sample --noise` takes unit noise).
+    #[arg(long = "x-start")]
+    x_start: Option<PathBuf>,
+    /// The old name of --x-start, refused with a pointer to it (it meant a state here
+    /// and unit noise in `gaussian sample`).
+    #[arg(long, hide = true)]
+    noise: Option<PathBuf>,
+    /// σ at which `--x-start` is given.
     #[arg(long)]
     sigma_start: f64,
     /// σ to solve to.
@@ -194,8 +199,17 @@ fn cmd_solve(c: &Common, a: &SolveArgs) -> Result<()> {
     let g = model
         .gaussian()
         .with_context(|| format!("--model {}", a.model.display()))?;
-    let arr = read_npy_finite(&a.noise)?;
-    arr.rows_of(&a.noise, g.dim())?;
+    let x_start = match (&a.x_start, &a.noise) {
+        (Some(x), None) => x,
+        (_, Some(_)) => bail!(
+            "gaussian solve --noise: renamed --x-start (the state x(σ_start); unit noise scaled by σ_max is `gaussian sample --noise`)"
+        ),
+        (None, None) => {
+            bail!("gaussian solve: --x-start FILE.npy (the states at σ_start) is required")
+        }
+    };
+    let arr = read_npy_finite(x_start)?;
+    arr.rows_of(x_start, g.dim())?;
     let y = g.pf_solution(&arr.data, a.sigma_start, a.sigma_end);
     let v: Vec<f32> = y.iter().map(|&x| x as f32).collect();
     write_npy_f32(&a.out, &arr.shape, &v)?;

@@ -344,14 +344,30 @@ fn arrays_of_the_wrong_shape_are_refused() {
     let noise = d.join("noise.npy");
     write_npy(&noise, &[4, 2, 2], &[0.1; 16]);
     let y = d.join("y.npy");
-    for cmd in ["solve", "sample"] {
-        let mut args = vec!["gaussian", cmd, "--model", s(&g), "--noise", s(&noise)];
+    for (cmd, flag) in [("solve", "--x-start"), ("sample", "--noise")] {
+        let mut args = vec!["gaussian", cmd, "--model", s(&g), flag, s(&noise)];
         args.extend(["--out", s(&y)]);
         if cmd == "solve" {
             args.extend(["--sigma-start", "80", "--sigma-end", "1"]);
         }
         fails(&args, &["noise.npy", "[4, 2, 2]", "dimension 2"]);
     }
+    // Issue 27: --noise meant a state in solve and unit noise in sample; solve's is
+    // now --x-start, and the old name is refused with a pointer to it.
+    let old = [
+        "gaussian",
+        "solve",
+        "--model",
+        s(&g),
+        "--noise",
+        s(&noise),
+        "--out",
+        s(&y),
+    ];
+    fails(
+        &[&old[..], &["--sigma-start", "80", "--sigma-end", "1"]].concat(),
+        &["--x-start"],
+    );
 }
 
 #[test]
