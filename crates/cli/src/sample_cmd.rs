@@ -235,7 +235,7 @@ fn teleport_note(k: Option<usize>, nfe: usize, calibration: usize) -> String {
         Some(k) if calibration > 0 => format!(
             ": teleported to grid level k = {k}, {nfe} for sampling and {calibration} for the automatic skip"
         ),
-        Some(k) => format!(": teleported to grid level k = {k}"),
+        Some(k) => format!(": teleported to grid level k = {k}, {nfe} for sampling"),
     }
 }
 

@@ -134,21 +134,26 @@ fn train_resume_sample_and_teleport() {
     let v = json(&out);
     assert_eq!(v["teleport_skip"], 2);
     assert_eq!(v["nfe"], 2 * (6 - 2) - 1);
-    // The plain output names the level teleported to, and with --skip auto the split.
-    let (ok, out, err) = scorelab(&[
-        "sample",
-        "--checkpoint",
-        ck,
-        "--n",
-        "2",
-        "--steps",
-        "6",
-        "--teleport",
-        g.to_str().unwrap(),
-        "--out",
-        d.join("s3").to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
+    // The plain output names the level teleported to and the NFE split. The default
+    // skip is 15 % of the steps (issue 27: `auto` spent calibration evaluations and
+    // chose a k that costs FID): 1 of 6 here (Heun: 9 evaluations), no calibration.
+    let s3 = d.join("s3");
+    let teleport = |extra: &[&str]| {
+        let mut args = vec!["sample", "--checkpoint", ck, "--n", "2", "--steps", "6"];
+        args.extend_from_slice(&["--teleport", g.to_str().unwrap()]);
+        args.extend_from_slice(&["--out", s3.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        let (ok, out, err) = scorelab(&args);
+        assert!(ok, "{err}");
+        out
+    };
+    let out = teleport(&[]);
+    assert!(
+        out.contains("teleported to grid level k = 1, 9 for sampling"),
+        "{out}"
+    );
+    assert!(!out.contains("automatic skip"), "{out}");
+    let out = teleport(&["--skip", "auto"]);
     assert!(
         out.contains("teleported to grid level k = ") && out.contains("for the automatic skip"),
         "{out}"

@@ -29,6 +29,9 @@ pub enum Skip {
     Index(usize),
     /// Skip to the first grid level at or below this σ.
     Sigma(f64),
+    /// Skip this fraction of the grid's steps, rounded to the nearest step (`15%`: the
+    /// CLI's default, the lower end of the paper's 15–30 %).
+    Fraction(f64),
     /// Choose k with [`auto_skip`] at this explained-variance threshold.
     Auto {
         /// Explained-variance threshold (e.g. 0.95).
@@ -37,8 +40,8 @@ pub enum Skip {
 }
 
 impl Skip {
-    /// From the CLI's options: `skip` is a step count or `auto`; `skip_sigma`, when
-    /// given, wins; `threshold` is the automatic rule's.
+    /// From the CLI's options: `skip` is a step count, a percentage of the steps (`15%`)
+    /// or `auto`; `skip_sigma`, when given, wins; `threshold` is the automatic rule's.
     pub fn from_options(skip: &str, skip_sigma: Option<f64>, threshold: f64) -> Result<Self> {
         Ok(match (skip_sigma, skip) {
             (Some(s), _) if s > 0.0 && s.is_finite() => Self::Sigma(s),
@@ -46,8 +49,20 @@ impl Skip {
                 return Err(invalid("skip_sigma", format!("must be positive, got {s}")));
             }
             (None, "auto") => Self::Auto { threshold },
+            (None, p) if p.ends_with('%') => {
+                let v: f64 = p[..p.len() - 1].trim().parse().map_err(|_| {
+                    invalid("skip", format!("'{p}' is not a percentage such as 15%"))
+                })?;
+                if !(0.0..100.0).contains(&v) {
+                    return Err(invalid("skip", format!("'{p}': a percentage in [0, 100)")));
+                }
+                Self::Fraction(v / 100.0)
+            }
             (None, k) => Self::Index(k.parse().map_err(|_| {
-                invalid("skip", format!("'{k}' is neither a step count nor 'auto'"))
+                invalid(
+                    "skip",
+                    format!("'{k}' is neither a step count, a percentage (15%) nor 'auto'"),
+                )
             })?),
         })
     }
@@ -65,6 +80,10 @@ impl Skip {
         Ok(match *self {
             Self::Index(k) => (k, 0),
             Self::Sigma(s) => (index_for_sigma(sigmas, s), 0),
+            Self::Fraction(f) => {
+                let steps = sigmas.len().saturating_sub(1);
+                ((f * steps as f64).round() as usize, 0)
+            }
             Self::Auto { threshold } => {
                 let a = auto_skip(den, g, sigmas, probes, threshold, cond)?;
                 (a.k, a.nfe)

@@ -149,6 +149,12 @@ fn skip_options_parse_and_resolve() {
     use score_core::tensor::from_f64_as;
     assert_eq!(Skip::from_options("3", None, 0.9).unwrap(), Skip::Index(3));
     assert_eq!(
+        Skip::from_options("15%", None, 0.9).unwrap(),
+        Skip::Fraction(0.15)
+    );
+    assert!(Skip::from_options("100%", None, 0.9).is_err());
+    assert!(Skip::from_options("x%", None, 0.9).is_err());
+    assert_eq!(
         Skip::from_options("auto", None, 0.9).unwrap(),
         Skip::Auto { threshold: 0.9 }
     );
