@@ -7,8 +7,13 @@ use std::path::PathBuf;
 #[derive(Args)]
 pub(crate) struct EmsArgs {
     /// Checkpoint written by `scorelab train` (EMA weights).
+    #[arg(long, required_unless_present = "model", conflicts_with = "model")]
+    pub(crate) checkpoint: Option<PathBuf>,
+    /// Or an exact model of `scorelab gaussian fit` (Gaussian, mixture or delta
+    /// mixture), with `--data` a `.npy` of rows; `gaussian sample --sampler
+    /// dpm-solver-v3 --ems` then samples it.
     #[arg(long)]
-    pub(crate) checkpoint: PathBuf,
+    pub(crate) model: Option<PathBuf>,
     /// Data the statistics are taken over: `fashion-mnist-test` (a class-balanced
     /// subset of the shipped images) or a `.npy` file of rows.
     #[arg(long, default_value = "fashion-mnist-test")]

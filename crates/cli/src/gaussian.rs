@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use gaussian_score::{GaussianScore, MixtureScore, ScoreModel};
 use score_core::limits::ensure_values_fit;
-use score_core::samplers::SampleContext;
+use score_core::samplers::{SampleContext, Sampler};
 use score_core::sigmas::GridKind;
 use score_core::tensor::{from_f64, to_vec_f32};
 use score_io::images::ImageDataset;
@@ -238,6 +238,10 @@ fn cmd_sample(c: &Common, a: &GSampleArgs) -> Result<()> {
     let n = arr.rows_of(&a.noise, d)?;
     let sampler = sampler_from(&a.sampler, c.seed(), &a.sampler_opts)?;
     let sigmas = GridKind::Karras.build(a.steps, 0.002, 80.0)?;
+    if let (Sampler::DpmSolverV3(v3), Some(ems)) = (&sampler, a.sampler_opts.ems_path()) {
+        v3.stats
+            .check_use(ems, &score_core::fs::file_digest(&a.model)?, &sigmas)?;
+    }
     let x = from_f64(
         &arr.data.iter().map(|v| v * sigmas[0]).collect::<Vec<_>>(),
         [n, d],

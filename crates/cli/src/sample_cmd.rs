@@ -40,7 +40,10 @@ pub(crate) fn cmd_ems(c: &Common, a: &EmsArgs) -> Result<()> {
     if !(a.sigma_min > 0.0 && a.sigma_max > a.sigma_min && a.sigma_max.is_finite()) {
         bail!("--sigma-min/--sigma-max: need 0 < min < max < inf");
     }
-    let (model, precond, _) = pipeline::load_model(&a.checkpoint, &dev)?;
+    let Some(checkpoint) = &a.checkpoint else {
+        return ems_of_exact_model(c, a);
+    };
+    let (model, precond, _) = pipeline::load_model(checkpoint, &dev)?;
     ensure_sampling_fits(&model, a.n)?;
     ensure_statistics_fit(&model, a.points)?;
     let t0 = Instant::now();
@@ -91,9 +94,55 @@ pub(crate) fn cmd_ems(c: &Common, a: &EmsArgs) -> Result<()> {
         }
     };
     let stats = score_core::samplers::dpm_solver_v3::ModelStatistics {
-        model: Some(score_core::fs::file_digest(&a.checkpoint)?),
+        model: Some(score_core::fs::file_digest(checkpoint)?),
         ..stats
     };
+    report_ems(c, a, &stats, t0)
+}
+
+/// `ems --model`: the statistics of an exact model of `gaussian fit` over `--data`'s rows.
+fn ems_of_exact_model(c: &Common, a: &EmsArgs) -> Result<()> {
+    let path = a.model.as_deref().context("--checkpoint or --model")?;
+    let dev = device(&c.device)?;
+    let model = gaussian_score::ScoreModel::load(path)?;
+    let d = model.dim();
+    let data = Path::new(&a.data);
+    let arr = read_npy_finite(data)
+        .with_context(|| format!("--data {}: ems --model needs a .npy of rows", a.data))?;
+    let n = arr.rows_of(data, d)?.min(a.n);
+    score_core::limits::ensure_values_fit(
+        "ems --points",
+        a.points as u128,
+        (3 * d * 8) as u128,
+        "use fewer --points",
+    )?;
+    let t0 = Instant::now();
+    // Exact models compute on the host in float64: estimate in float64 too, so that the
+    // finite differences of the statistics are not float32's rounding.
+    let x0 =
+        score_core::tensor::from_f64_as(&arr.data[..n * d], [n, d], burn::tensor::DType::F64, &dev);
+    let stats = score_core::samplers::dpm_solver_v3::ModelStatistics::estimate(
+        &model,
+        x0,
+        a.sigma_min,
+        a.sigma_max,
+        a.points,
+        c.seed(),
+    )?;
+    let stats = score_core::samplers::dpm_solver_v3::ModelStatistics {
+        model: Some(score_core::fs::file_digest(path)?),
+        ..stats
+    };
+    report_ems(c, a, &stats, t0)
+}
+
+/// Save the statistics and say what was done.
+fn report_ems(
+    c: &Common,
+    a: &EmsArgs,
+    stats: &score_core::samplers::dpm_solver_v3::ModelStatistics,
+    t0: Instant,
+) -> Result<()> {
     stats.save(&a.out)?;
     let secs = t0.elapsed().as_secs_f64();
     emit(

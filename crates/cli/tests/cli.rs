@@ -1952,3 +1952,83 @@ fn train_arch_trains_edm_networks_from_the_cli() {
     ]);
     assert!(ok, "{err}");
 }
+
+#[test]
+fn dpm_solver_v3_runs_on_an_exact_gaussian_from_ems_model() {
+    // Issue 27 item 2: `ems` took only trained checkpoints, so v3 could not run on the
+    // closed-form models. `ems --model` estimates over a .npy of rows (in float64);
+    // `gaussian sample --sampler dpm-solver-v3 --ems` uses them, and refuses another
+    // model's statistics.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p = |f: &str| d.join(f).to_str().unwrap().to_string();
+    let rows: Vec<f32> = (0..400)
+        .flat_map(|i| {
+            let t = i as f32 * 0.37;
+            [t.sin() * 0.5 + 1.0, (t * 1.7).cos() * 1.2 - 0.5]
+        })
+        .collect();
+    score_io::npy::write_npy_f32(&d.join("pts.npy"), &[400, 2], &rows).unwrap();
+    let noise: Vec<f32> = (0..16).map(|i| ((i * 7 % 11) as f32 - 5.0) / 3.0).collect();
+    score_io::npy::write_npy_f32(&d.join("z.npy"), &[8, 2], &noise).unwrap();
+    let run = |args: &[&str]| {
+        let (ok, out, err) = scorelab(args);
+        assert!(ok, "{args:?}: {err}");
+        out
+    };
+    run(&[
+        "gaussian",
+        "fit",
+        "--data",
+        &p("pts.npy"),
+        "--out",
+        &p("g.safetensors"),
+    ]);
+    run(&[
+        "gaussian",
+        "fit",
+        "--data",
+        &p("z.npy"),
+        "--out",
+        &p("h.safetensors"),
+    ]);
+    run(&[
+        "ems",
+        "--model",
+        &p("g.safetensors"),
+        "--data",
+        &p("pts.npy"),
+        "--n",
+        "400",
+        "--points",
+        "16",
+        "--out",
+        &p("ems.json"),
+    ]);
+    let sample = |model: &str| {
+        scorelab(&[
+            "gaussian",
+            "sample",
+            "--model",
+            model,
+            "--sampler",
+            "dpm-solver-v3",
+            "--ems",
+            &p("ems.json"),
+            "--steps",
+            "6",
+            "--noise",
+            &p("z.npy"),
+            "--out",
+            &p("s.npy"),
+            "--json",
+        ])
+    };
+    let (ok, out, err) = sample(&p("g.safetensors"));
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["nfe"], 6);
+    let s = score_io::npy::read_npy_finite(&d.join("s.npy")).unwrap();
+    assert_eq!(s.shape, vec![8, 2]);
+    let (ok, _, err) = sample(&p("h.safetensors"));
+    assert!(!ok && err.contains("estimated on another model"), "{err}");
+}
