@@ -299,7 +299,7 @@ fn experiment(a: ExperimentArgs) -> Result<()> {
             } else {
                 "out/xtask/own-data"
             });
-            own_data::experiment(&work, &out, a.quick)?
+            own_data::experiment(&work, &out, a.quick, a.steps)?
         }
         other => bail!(
             "unknown experiment '{other}': expected teleport, gaussian-ev, ev-training, ntk, scoreaug, disback, musicscore, own-data or fashion-60k"

@@ -83,27 +83,31 @@ pub fn shapes(out: &Path, n: usize, size: usize, seed: u64) -> Result<PathBuf> {
     Ok(npz)
 }
 
-/// The experiment's sizes: images, training steps, samples per class.
+/// The experiment's sizes: images, training steps (the labelled folder's run and the
+/// array's), samples per class.
 struct Plan {
     train_images: usize,
     heldout_images: usize,
     steps: usize,
+    npz_steps: usize,
     samples: usize,
 }
 
 impl Plan {
-    fn new(quick: bool) -> Self {
+    fn new(quick: bool, steps: Option<usize>) -> Self {
         match quick {
             true => Plan {
                 train_images: 32,
                 heldout_images: 16,
-                steps: 2,
+                steps: steps.unwrap_or(2),
+                npz_steps: 2,
                 samples: 8,
             },
             false => Plan {
                 train_images: 512,
                 heldout_images: 256,
-                steps: 300,
+                steps: steps.unwrap_or(1200),
+                npz_steps: 300,
                 samples: 128,
             },
         }
@@ -198,8 +202,8 @@ fn sample(run: &Path, out: &Path, n: usize, extra: &[&str]) -> Result<PathBuf> {
 }
 
 /// `cargo xtask experiment own-data`.
-pub fn experiment(work: &Path, results: &Path, quick: bool) -> Result<()> {
-    let p = Plan::new(quick);
+pub fn experiment(work: &Path, results: &Path, quick: bool, steps: Option<usize>) -> Result<()> {
+    let p = Plan::new(quick, steps);
     pinned_binary(work)?;
     let data = work.join("shapes");
     let npz = shapes(&data, p.train_images, 64, 0)?;
@@ -234,11 +238,12 @@ pub fn experiment(work: &Path, results: &Path, quick: bool) -> Result<()> {
         }));
     }
     let npz_run = work.join("npz-run");
+    let n_steps = p.npz_steps.to_string();
     let npz_steps = [
         "--data",
         s(&npz),
         "--steps",
-        &steps,
+        &n_steps,
         "--batch-size",
         "16",
         "--channels",
@@ -254,7 +259,7 @@ pub fn experiment(work: &Path, results: &Path, quick: bool) -> Result<()> {
         &["--seed", "200"],
     )?;
     let report = serde_json::json!({
-        "quick": quick, "images": p.train_images, "heldout": p.heldout_images, "resolution": 64,
+        "quick": quick, "steps": p.steps, "npz_steps": p.npz_steps, "images": p.train_images, "heldout": p.heldout_images, "resolution": 64,
         "folder": {"train": trained, "per_class": per_class},
         "npz": {"train": npz_trained, "samples": n_all,
                 "fid": fid(&npz_images, &npz)?, "heldout_floor": fid(&heldout, &npz)?},

@@ -29,6 +29,7 @@ mod import_cmd;
 mod musicscore;
 mod ntk;
 mod run_file;
+mod run_record;
 mod sample_cmd;
 mod sample_images;
 mod scoreaug_cmd;
@@ -118,6 +119,28 @@ fn install_interrupt_handler() {
     });
 }
 
+/// The long flags `train` takes (its own and the global ones) and whether each is a
+/// switch (a flag without a value).
+fn train_flags() -> Vec<(String, bool)> {
+    use clap::CommandFactory;
+    let mut cli = Cli::command();
+    cli.build();
+    let train = cli
+        .find_subcommand("train")
+        .expect("the CLI has a train subcommand");
+    train
+        .get_arguments()
+        .filter_map(|a| {
+            let long = a.get_long()?;
+            let switch = matches!(
+                a.get_action(),
+                clap::ArgAction::SetTrue | clap::ArgAction::SetFalse
+            );
+            (!run_file::NOT_KEYS.contains(&long)).then(|| (long.to_string(), switch))
+        })
+        .collect()
+}
+
 /// The command line, parsed with clap's later-flag-wins rule for repeated flags.
 fn parse_with_overrides(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
     use clap::{CommandFactory, FromArgMatches};
@@ -137,7 +160,7 @@ fn parse_cli() -> Result<Cli> {
     else {
         return Ok(cli);
     };
-    let spliced = run_file::splice(&argv, run_file::flags_of(file)?)?;
+    let spliced = run_file::splice(&argv, run_file::flags_of(file, &train_flags())?)?;
     parse_with_overrides(spliced).map_err(|e| {
         let msg = e.render().to_string();
         let first = msg.lines().next().unwrap_or_default();

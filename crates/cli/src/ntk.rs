@@ -138,20 +138,7 @@ fn cmd_fit(c: &Common, a: &FitArgs) -> Result<()> {
             "use a smaller --n or --width",
         )?,
     }
-    let stop = match a.stop.as_str() {
-        "holdout" => Stop::Holdout { fraction: 0.2 },
-        "sampling" => Stop::Sampling { fraction: 0.2 },
-        "rwy" => Stop::Rwy {
-            sigma_hat: a.sigma_hat.context("--stop rwy needs --sigma-hat")?,
-        },
-        s if s.starts_with("k=") => {
-            Stop::Steps(s[2..].parse().with_context(|| format!("--stop: '{s}'"))?)
-        }
-        s if s.starts_with("ridge=") => {
-            Stop::Ridge(s[6..].parse().with_context(|| format!("--stop: '{s}'"))?)
-        }
-        s => bail!("--stop: '{s}' is none of holdout, sampling, rwy, k=K, ridge=γ"),
-    };
+    let stop = stop_of(a)?;
     let tr = Triples::from_data(&arr.data, d, a.n, a.t0, a.t_max, c.seed());
     let t0 = std::time::Instant::now();
     if let Some(m) = a.width {
@@ -178,7 +165,31 @@ fn cmd_fit(c: &Common, a: &FitArgs) -> Result<()> {
     }
     let est = KernelEstimator::fit(&tr, a.kernel.parse()?, 1.0, stop, a.k_max, (a.t0, a.t_max))?;
     est.save(&a.out)?;
-    let secs = t0.elapsed().as_secs_f64();
+    report_kernel_fit(c, a, &est, d, t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// `--stop`: holdout, sampling, rwy, k=K or ridge=γ.
+fn stop_of(a: &FitArgs) -> Result<Stop> {
+    Ok(match a.stop.as_str() {
+        "holdout" => Stop::Holdout { fraction: 0.2 },
+        "sampling" => Stop::Sampling { fraction: 0.2 },
+        "rwy" => Stop::Rwy {
+            sigma_hat: a.sigma_hat.context("--stop rwy needs --sigma-hat")?,
+        },
+        s if s.starts_with("k=") => {
+            Stop::Steps(s[2..].parse().with_context(|| format!("--stop: '{s}'"))?)
+        }
+        s if s.starts_with("ridge=") => {
+            Stop::Ridge(s[6..].parse().with_context(|| format!("--stop: '{s}'"))?)
+        }
+        s => bail!("--stop: '{s}' is none of holdout, sampling, rwy, k=K, ridge=γ"),
+    })
+}
+
+/// What a kernel fit says: its steps, how far the rule searched, and a warning when it
+/// stopped at the end of its search.
+fn report_kernel_fit(c: &Common, a: &FitArgs, est: &KernelEstimator, d: usize, secs: f64) {
     let at_end = est.searched_to > 0 && est.steps == est.searched_to;
     if at_end {
         eprintln!(
@@ -202,7 +213,6 @@ fn cmd_fit(c: &Common, a: &FitArgs) -> Result<()> {
             )
         },
     );
-    Ok(())
 }
 
 /// `NtkCmd::Sample`.

@@ -4,9 +4,8 @@
 //! checkpoint (as EDM's `training_options.json`), so that
 //! `scorelab train --config OUT/config.toml --out OTHER` repeats the run.
 
-use crate::train_cmd::RunRecord;
+use crate::run_record::RunRecord;
 use anyhow::{Context, Result, bail};
-use clap::CommandFactory;
 use score_train::train::{BatchOrder, LrSchedule, TrainConfig};
 use std::ffi::OsString;
 use std::path::Path;
@@ -18,28 +17,7 @@ pub(crate) const RUN_FILE: &str = "config.toml";
 const MAX_BYTES: u64 = 1 << 20;
 
 /// Keys a run file may not hold: help, version, and `config` itself (no nesting).
-const NOT_KEYS: [&str; 3] = ["help", "version", "config"];
-
-/// The long flags `train` takes (its own and the global ones) and whether each is a
-/// switch (a flag without a value).
-fn train_flags() -> Vec<(String, bool)> {
-    let mut cli = crate::Cli::command();
-    cli.build();
-    let train = cli
-        .find_subcommand("train")
-        .expect("the CLI has a train subcommand");
-    train
-        .get_arguments()
-        .filter_map(|a| {
-            let long = a.get_long()?;
-            let switch = matches!(
-                a.get_action(),
-                clap::ArgAction::SetTrue | clap::ArgAction::SetFalse
-            );
-            (!NOT_KEYS.contains(&long)).then(|| (long.to_string(), switch))
-        })
-        .collect()
-}
+pub(crate) const NOT_KEYS: [&str; 3] = ["help", "version", "config"];
 
 /// A TOML scalar as a flag's value (`None` for tables, dates and nested arrays).
 fn scalar(v: &toml::Value) -> Option<String> {
@@ -54,7 +32,7 @@ fn scalar(v: &toml::Value) -> Option<String> {
 /// The flags a run file stands for, in the file's order; every key checked against
 /// `train`'s flags and every value against the flag's kind, errors naming the file
 /// and the key.
-pub(crate) fn flags_of(path: &Path) -> Result<Vec<OsString>> {
+pub(crate) fn flags_of(path: &Path, known: &[(String, bool)]) -> Result<Vec<OsString>> {
     let meta = std::fs::metadata(path)
         .with_context(|| format!("--config {}: cannot read it", path.display()))?;
     if !meta.is_file() || meta.len() > MAX_BYTES {
@@ -68,7 +46,6 @@ pub(crate) fn flags_of(path: &Path) -> Result<Vec<OsString>> {
     let table: toml::Table = text
         .parse()
         .map_err(|e| anyhow::anyhow!("--config {}: not TOML: {e}", path.display()))?;
-    let known = train_flags();
     let mut flags = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (key, value) in &table {
@@ -228,7 +205,7 @@ mod tests {
 
     #[test]
     fn every_train_flag_is_a_key_and_switches_are_known() {
-        let flags = train_flags();
+        let flags = crate::train_flags();
         let get = |k: &str| flags.iter().find(|(l, _)| l == k).map(|f| f.1);
         assert_eq!(get("steps"), Some(false));
         assert_eq!(get("xflip"), Some(true));
@@ -250,7 +227,7 @@ mod tests {
             .map(OsString::from)
             .chain([f.clone().into_os_string()])
             .collect();
-        let spliced = splice(&argv, flags_of(&f).unwrap()).unwrap();
+        let spliced = splice(&argv, flags_of(&f, &crate::train_flags()).unwrap()).unwrap();
         let cli = crate::parse_with_overrides(spliced).unwrap();
         let crate::Command::Train(a) = &cli.command else {
             panic!("train")
@@ -276,11 +253,11 @@ mod tests {
             ("steps = \n", "not TOML"),
         ] {
             std::fs::write(&f, text).unwrap();
-            let e = flags_of(&f).unwrap_err().to_string();
+            let e = flags_of(&f, &crate::train_flags()).unwrap_err().to_string();
             assert!(e.contains(want) && e.contains("run.toml"), "{text}: {e}");
         }
         for p in [dir.path(), Path::new("/dev/zero")] {
-            let e = flags_of(p).unwrap_err().to_string();
+            let e = flags_of(p, &crate::train_flags()).unwrap_err().to_string();
             assert!(e.contains("not a run file"), "{e}");
         }
     }
@@ -331,8 +308,10 @@ mod tests {
         write(dir.path(), &cfg, &rec).unwrap();
         let f = dir.path().join(RUN_FILE);
         let argv: Vec<OsString> = ["scorelab", "train"].map(OsString::from).to_vec();
-        let again =
-            crate::parse_with_overrides(splice(&argv, flags_of(&f).unwrap()).unwrap()).unwrap();
+        let again = crate::parse_with_overrides(
+            splice(&argv, flags_of(&f, &crate::train_flags()).unwrap()).unwrap(),
+        )
+        .unwrap();
         let crate::Command::Train(b) = &again.command else {
             panic!("train")
         };

@@ -3,6 +3,7 @@
 
 use crate::args::*;
 use crate::common::*;
+pub(crate) use crate::run_record::{CliExtra, RunRecord, no_cond, scorelab_arch};
 use anyhow::{Context, Result, bail};
 use score_nn::mlp::MlpConfig;
 use score_train::checkpoint::CheckpointFile;
@@ -13,56 +14,6 @@ use score_train::train::{
 };
 use std::path::Path;
 use std::time::Instant;
-
-/// What `train` records of its command line in the checkpoint (`config.extra.cli`), so
-/// that `--resume` can rebuild the run and refuse changes that would break it.
-#[derive(serde::Serialize, serde::Deserialize, Default)]
-pub(crate) struct RunRecord {
-    pub(crate) data: String,
-    /// `--data-dir` of a run on Fashion-MNIST's IDX files elsewhere.
-    #[serde(default)]
-    pub(crate) data_dir: Option<std::path::PathBuf>,
-    /// A digest of the data's values ([`fingerprint`]), absent in older runs.
-    #[serde(default)]
-    pub(crate) fingerprint: Option<String>,
-    /// EDM's dataset x-flip: every image also mirrored left-right.
-    #[serde(default)]
-    pub(crate) xflip: bool,
-    /// `--resolution`: images resized and centre-cropped to N × N.
-    #[serde(default)]
-    pub(crate) resolution: Option<usize>,
-    pub(crate) subset: usize,
-    pub(crate) channels: usize,
-    #[serde(default = "no_cond")]
-    pub(crate) cond: String,
-    /// The augmentation objective, absent for plain denoising.
-    #[serde(default)]
-    pub(crate) augment: Option<scoreaug::Augment>,
-    /// The image network (`scorelab`, or EDM's `ddpmpp`, `ncsnpp`, `adm`).
-    #[serde(default = "scorelab_arch")]
-    pub(crate) arch: String,
-    /// Residual blocks per level of an EDM network.
-    #[serde(default = "two")]
-    pub(crate) blocks: usize,
-    /// The network's levels follow the resolution ([`pipeline::unet_config_for`],
-    /// [`pipeline::edm_layout_for`]); false in runs begun before they did.
-    #[serde(default)]
-    pub(crate) layout_by_resolution: bool,
-}
-
-fn scorelab_arch() -> String {
-    "scorelab".into()
-}
-
-fn two() -> usize {
-    2
-}
-
-/// The part of a checkpoint's `config.extra` that `train` writes of its command line.
-#[derive(serde::Deserialize)]
-pub(crate) struct CliExtra {
-    pub(crate) cli: RunRecord,
-}
 
 /// The augmentation the flags ask for (`None` for plain denoising).
 pub(crate) fn augment_of(a: &TrainArgs) -> Result<Option<scoreaug::Augment>> {
@@ -84,10 +35,6 @@ pub(crate) fn augment_of(a: &TrainArgs) -> Result<Option<scoreaug::Augment>> {
         kinds,
         !a.no_aug_cond,
     )?))
-}
-
-pub(crate) fn no_cond() -> String {
-    "none".into()
 }
 
 /// `--lr-schedule`: `constant` or `inverse-sqrt:REF_STEPS`.

@@ -352,7 +352,7 @@ impl StreamedFolder {
         }
         Ok(expand_channels(&v, fc, c)
             .into_iter()
-            .map(crate::byte_to_signed)
+            .map(crate::images::byte_to_signed)
             .collect())
     }
 }
@@ -494,7 +494,9 @@ fn array_range(data: &[f64], path: &Path) -> Result<(&'static str, ToSigned)> {
     let lo = data.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = data.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let (name, min, max, map): (_, _, _, ToSigned) = if hi > 1.0 {
-        ("[0, 255]", 0.0, 255.0, |v| crate::byte_to_signed(v as f32))
+        ("[0, 255]", 0.0, 255.0, |v| {
+            crate::images::byte_to_signed(v as f32)
+        })
     } else if lo < 0.0 {
         ("[-1, 1]", -1.0, 1.0, |v| v as f32)
     } else {
@@ -656,7 +658,7 @@ mod tests {
         assert_eq!(d.image_shape, [3, 2, 2]);
         let want: Vec<f32> = [0.0, 1.0, 2.0, 3.0, 100.0, 101.0, 102.0, 103.0]
             .iter()
-            .map(|&v| crate::byte_to_signed(v))
+            .map(|&v| crate::images::byte_to_signed(v))
             .collect();
         // Bit for bit what a PNG of these bytes reads to.
         assert_eq!(&d.pixels[..8], &want[..]);

@@ -78,6 +78,13 @@ pub fn shipped_data_dir() -> PathBuf {
     built
 }
 
+/// A byte value 0–255 as a pixel in [−1, 1]: `b / 127.5 − 1` in f32, the one map every
+/// reader (IDX, PNG/JPEG folders, byte-range arrays) uses, so the same image reads to
+/// the same bits whatever file holds it.
+pub fn byte_to_signed(b: f32) -> f32 {
+    b / 127.5 - 1.0
+}
+
 /// Debian's `dataset-fashion-mnist` folder.
 pub const DEBIAN_FASHION_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
@@ -136,11 +143,7 @@ impl ImageDataset {
             ));
         }
         Ok(Self {
-            pixels: im
-                .data
-                .iter()
-                .map(|&b| crate::byte_to_signed(b as f32))
-                .collect(),
+            pixels: im.data.iter().map(|&b| byte_to_signed(b as f32)).collect(),
             labels: lb.data.iter().map(|&l| l as usize).collect(),
             image_shape: [1, im.shape[1], im.shape[2]],
             num_classes,

@@ -12,18 +12,13 @@
 //!
 //! Atomic writes and the cache folder are `score_core::fs`.
 
-/// A byte value 0–255 as a pixel in [−1, 1]: `b / 127.5 − 1` in f32, the one map every
-/// reader (IDX, PNG/JPEG folders, byte-range arrays) uses, so the same image reads to
-/// the same bits whatever file holds it.
-pub fn byte_to_signed(b: f32) -> f32 {
-    b / 127.5 - 1.0
-}
-
 pub mod folder;
 pub mod idx;
 pub mod image;
 pub mod images;
 pub mod npy;
+
+pub use images::byte_to_signed;
 
 pub use idx::{IdxArray, read_idx};
 pub use image::{image_grid_png, write_image_grid};
