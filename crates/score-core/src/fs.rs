@@ -47,6 +47,33 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| ScoreError::io(path, e))
 }
 
+/// The sha256 of `bytes`, as lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Check the bytes read from `path` against the sha256 `want` that its set-up
+/// `command` recorded: a changed file (damaged or tampered with) is an error naming it,
+/// not a network that silently computes something else.
+pub fn check_sha256(path: &Path, bytes: &[u8], want: &str, command: &str) -> Result<()> {
+    let got = sha256_hex(bytes);
+    if got == want.trim() {
+        return Ok(());
+    }
+    Err(ScoreError::invalid(
+        "weights",
+        format!(
+            "{}: sha256 {got}, not the {} that `{command}` wrote: the file changed since; delete it and run `{command}` again",
+            path.display(),
+            want.trim()
+        ),
+    ))
+}
+
 /// A digest identifying a file's content: FNV-1a 64 over its bytes, as
 /// `fnv1a64:<16 hex digits>` (not cryptographic: it tells files apart, it does not
 /// resist a forger).

