@@ -107,7 +107,7 @@ impl Plan {
                 train_images: 512,
                 heldout_images: 256,
                 steps: steps.unwrap_or(1200),
-                npz_steps: 300,
+                npz_steps: 200,
                 samples: 128,
             },
         }
