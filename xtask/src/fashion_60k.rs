@@ -4,7 +4,7 @@
 //! shipped checkpoint (trained on 9 000 test images) from the same sampler, seed and
 //! count, against one reference (issue 28).
 
-use crate::own_data::{pinned_binary, s, scorelab_json, train};
+use crate::own_data::{pinned_binary, s, scorelab_json, train, write_report};
 use anyhow::Result;
 use std::path::Path;
 
@@ -68,13 +68,5 @@ pub fn experiment(work: &Path, results: &Path, plan: &Plan) -> Result<()> {
         "steps": plan.steps, "n": plan.n, "ref": plan.reference, "sampler": "heun, 18 levels (35 evaluations), seed 0",
         "train": trained, "fid": rows,
     });
-    std::fs::create_dir_all(results)?;
-    let path = results.join("report.json");
-    score_core::fs::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
-    println!(
-        "{}\nwrote {}",
-        serde_json::to_string_pretty(&report)?,
-        path.display()
-    );
-    Ok(())
+    write_report(results, &report)
 }

@@ -264,14 +264,16 @@ pub fn experiment(work: &Path, results: &Path, quick: bool, steps: Option<usize>
         "npz": {"train": npz_trained, "samples": n_all,
                 "fid": fid(&npz_images, &npz)?, "heldout_floor": fid(&heldout, &npz)?},
     });
+    write_report(results, &report)
+}
+
+/// Write `results/report.json` atomically and print it.
+pub(crate) fn write_report(results: &Path, report: &serde_json::Value) -> Result<()> {
     std::fs::create_dir_all(results)?;
     let path = results.join("report.json");
-    score_core::fs::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
-    println!(
-        "{}\nwrote {}",
-        serde_json::to_string_pretty(&report)?,
-        path.display()
-    );
+    let text = serde_json::to_string_pretty(report)?;
+    score_core::fs::write_atomic(&path, text.as_bytes())?;
+    println!("{text}\nwrote {}", path.display());
     Ok(())
 }
 

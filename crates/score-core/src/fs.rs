@@ -74,15 +74,9 @@ pub fn check_sha256(path: &Path, bytes: &[u8], want: &str, command: &str) -> Res
     ))
 }
 
-/// A digest identifying a file's content: FNV-1a 64 over its bytes, as
-/// `fnv1a64:<16 hex digits>` (not cryptographic: it tells files apart, it does not
-/// resist a forger).
+/// A digest identifying a file's content: `sha256:<hex>` of its bytes.
 pub fn file_digest(path: &Path) -> Result<String> {
-    let bytes = read_file(path)?;
-    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    });
-    Ok(format!("fnv1a64:{h:016x}"))
+    Ok(format!("sha256:{}", sha256_hex(&read_file(path)?)))
 }
 
 /// Open an input file for reading in pieces: a regular file (any size).
