@@ -154,6 +154,11 @@ pub(crate) struct TrainArgs {
     /// control of the ScoreAug paper).
     #[arg(long)]
     pub(crate) no_aug_cond: bool,
+    /// NLA's transforms: edm (EDM's pipeline as train.py runs it: flips, scaling,
+    /// rotation, anisotropy, fractional translation) or blit (flips, rot90, integer
+    /// translation: this toolkit's earlier set) [default: edm; fixed on --resume].
+    #[arg(long)]
+    pub(crate) nla_set: Option<String>,
 }
 
 #[derive(Args)]

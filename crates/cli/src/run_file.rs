@@ -183,6 +183,10 @@ fn network_lines(rec: &RunRecord) -> String {
         s += &line("aug_p", aug.scoreaug.p);
         s += &line("aug_transforms", kinds.join(","));
         s += &line("no_aug_cond", !aug.condition);
+        if matches!(aug.mode, scoreaug::Mode::Nla | scoreaug::Mode::NlaScoreAug) {
+            let set = if aug.edm.is_some() { "edm" } else { "blit" };
+            s += &line("nla_set", set);
+        }
     }
     s
 }

@@ -80,7 +80,7 @@ pub(crate) fn run(c: &Common, cmd: &ScoreAugCmd) -> Result<()> {
         net: &net,
         precond,
         kinds,
-        omega_slot: scoreaug::objective::omega_slot(augment.as_ref()),
+        omega: scoreaug::objective::OmegaLayout::of(augment.as_ref()),
     };
     let opts = MeasureOptions {
         n_eval: a.n_eval,

@@ -17,11 +17,12 @@ use std::time::Instant;
 
 /// The augmentation the flags ask for (`None` for plain denoising).
 pub(crate) fn augment_of(a: &TrainArgs) -> Result<Option<scoreaug::Augment>> {
-    let mode = scoreaug::Mode::parse(a.augment.as_deref().unwrap_or("none"))?;
+    use scoreaug::Mode;
+    let mode = Mode::parse(a.augment.as_deref().unwrap_or("none"))?;
     let extra = a.aug_p.is_some() || a.aug_transforms.is_some() || a.no_aug_cond;
-    if mode == scoreaug::Mode::None {
-        if extra {
-            bail!("--aug-p, --aug-transforms and --no-aug-cond need --augment");
+    if mode == Mode::None {
+        if extra || a.nla_set.is_some() {
+            bail!("--aug-p, --aug-transforms, --no-aug-cond and --nla-set need --augment");
         }
         return Ok(None);
     }
@@ -29,12 +30,13 @@ pub(crate) fn augment_of(a: &TrainArgs) -> Result<Option<scoreaug::Augment>> {
         Some(t) => scoreaug::transforms::Kind::parse_list(t)?,
         None => scoreaug::transforms::Kind::ALL.to_vec(),
     };
-    Ok(Some(scoreaug::Augment::new(
-        mode,
-        a.aug_p.unwrap_or(0.5),
-        kinds,
-        !a.no_aug_cond,
-    )?))
+    let aug = scoreaug::Augment::new(mode, a.aug_p.unwrap_or(0.5), kinds, !a.no_aug_cond)?;
+    match (a.nla_set.as_deref(), mode) {
+        (None | Some("edm"), _) => Ok(Some(aug)),
+        (Some("blit"), Mode::Nla | Mode::NlaScoreAug) => Ok(Some(aug.with_blit_nla())),
+        (Some("blit"), _) => bail!("--nla-set: needs --augment nla or nla+scoreaug"),
+        (Some(other), _) => bail!("--nla-set: '{other}' is neither edm nor blit"),
+    }
 }
 
 /// `--lr-schedule`: `constant` or `inverse-sqrt:REF_STEPS`.
@@ -142,8 +144,11 @@ pub(crate) fn train_settings(
         ck_path,
     )?;
     let rec = resumed_record(a, rec, ck_path)?;
-    let asked =
-        a.augment.is_some() || a.aug_p.is_some() || a.aug_transforms.is_some() || a.no_aug_cond;
+    let asked = a.augment.is_some()
+        || a.aug_p.is_some()
+        || a.aug_transforms.is_some()
+        || a.no_aug_cond
+        || a.nla_set.is_some();
     if asked {
         let json = |x: &Option<scoreaug::Augment>| serde_json::to_string(x).unwrap_or_default();
         if json(&augment_of(a)?) != json(&rec.augment) {
@@ -588,8 +593,8 @@ fn unet_for(images: &DataShape, rec: &RunRecord) -> Result<score_nn::unet::UNetC
         }
         unet.label_dim = images.num_classes;
     }
-    if rec.augment.is_some() {
-        unet.augment_dim = scoreaug::AUGMENT_DIM;
+    if let Some(aug) = &rec.augment {
+        unet.augment_dim = aug.augment_dim();
     }
     unet.validate()
         .map_err(|e| anyhow::anyhow!("{} images: {e}", images.source))?;

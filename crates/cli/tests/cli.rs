@@ -882,6 +882,67 @@ fn train_with_scoreaug_samples_and_measures() {
     assert!(!ok && err.contains("--augment"), "{err}");
 }
 
+/// `--augment nla` trains with EDM's pipeline (17 augment numbers, `nla_set = "edm"` in
+/// config.toml); `--nla-set blit` keeps the earlier set (16); the set is fixed on resume
+/// and needs an NLA mode.
+#[test]
+fn nla_runs_edms_pipeline_and_the_blit_set_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = |out: &str, extra: &[&str]| {
+        let mut a = vec![
+            "train",
+            "--data",
+            "fashion-mnist-test",
+            "--subset",
+            "16",
+            "--channels",
+            "8",
+            "--batch-size",
+            "4",
+            "--steps",
+            "2",
+            "--out",
+            out,
+            "--json",
+        ];
+        a.extend(extra);
+        scorelab(&a)
+    };
+    for (name, set, dim) in [("edm", None, 17), ("blit", Some("blit"), 16)] {
+        let out = dir.path().join(name);
+        let out = out.to_str().unwrap();
+        let mut extra = vec!["--augment", "nla"];
+        extra.extend(set.map(|s| ["--nla-set", s]).into_iter().flatten());
+        let (ok, _, err) = train(out, &extra);
+        assert!(ok, "{err}");
+        let config = std::fs::read_to_string(format!("{out}/config.toml")).unwrap();
+        assert!(
+            config.contains(&format!("nla_set = \"{name}\"")),
+            "{config}"
+        );
+        let ck = std::fs::read(format!("{out}/checkpoint.safetensors")).unwrap();
+        let text = String::from_utf8_lossy(&ck);
+        assert!(text.contains(&format!("augment_dim\\\":{dim},")), "{name}");
+    }
+    let edm = dir.path().join("edm");
+    let (ok, _, err) = train(
+        edm.to_str().unwrap(),
+        &["--resume", "--augment", "nla", "--nla-set", "blit"],
+    );
+    assert!(!ok && err.contains("--resume cannot change it"), "{err}");
+    let other = dir.path().join("other");
+    let (ok, _, err) = train(
+        other.to_str().unwrap(),
+        &["--augment", "scoreaug", "--nla-set", "blit"],
+    );
+    assert!(!ok && err.contains("--nla-set"), "{err}");
+    let (ok, _, err) = train(
+        other.to_str().unwrap(),
+        &["--augment", "nla", "--nla-set", "ada"],
+    );
+    assert!(!ok && err.contains("'ada'"), "{err}");
+}
+
 /// `scorelab distill` on the shipped UNet (DisBack, tiny settings), resumed as a no-op,
 /// refused with other settings, and one-step `scorelab sample` on its generator.
 #[test]

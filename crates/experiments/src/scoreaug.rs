@@ -16,7 +16,7 @@ use score_train::train::{ImageData, Objective, TrainOutput, train_with};
 
 use scoreaug::error::Result;
 use scoreaug::measures::{self, MeasureOptions, Model, Report};
-use scoreaug::objective::{AUGMENT_DIM, Augment, Mode};
+use scoreaug::objective::{Augment, Mode};
 use scoreaug::transforms::Kind;
 
 /// One arm of the study.
@@ -217,7 +217,7 @@ fn run_one(
             net: &ema,
             precond: cfg.precond,
             kinds: vec![],
-            omega_slot: 0,
+            omega: scoreaug::objective::OmegaLayout::of(None),
         };
         curve.push((
             step,
@@ -251,8 +251,8 @@ fn arm_config(
         &mut train.pixels.iter().map(|&v| v as f64),
     ));
     let mut unet: UNetConfig = pipeline::demo_unet_config().with_model_channels(o.channels);
-    if arm.augment.is_some() {
-        unet.augment_dim = AUGMENT_DIM;
+    if let Some(aug) = &arm.augment {
+        unet.augment_dim = aug.augment_dim();
     }
     (cfg, unet)
 }
@@ -301,7 +301,7 @@ fn measure_arm(
         net: &ema,
         precond,
         kinds,
-        omega_slot: scoreaug::objective::omega_slot(arm.augment.as_ref()),
+        omega: scoreaug::objective::OmegaLayout::of(arm.augment.as_ref()),
     };
     let mut mo = o.measure.clone();
     mo.seed = seed;
@@ -383,6 +383,54 @@ fn table(runs: &[Run], arms: &[Arm], sizes: &[usize]) -> String {
                 f(&|r| r.report.leakage_real),
                 f(&eq),
             );
+        }
+    }
+    md
+}
+
+/// The equivariance error at σ = 0.5 per transform (mean ± sd over seeds): a model can
+/// be equivariant to the invertible transforms it was conditioned on (flip, rot90,
+/// brightness), not to translation or cutout, which lose pixels.
+fn equivariance_table(runs: &[Run], arms: &[Arm], sizes: &[usize]) -> String {
+    let kinds = Kind::ALL;
+    let name = |k: Kind| {
+        serde_json::to_value(k)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+    };
+    let head: Vec<String> = kinds.iter().map(|&k| name(k).unwrap_or_default()).collect();
+    let mut md = format!(
+        "Equivariance error at σ = 0.5 per transform:\n\n| n | arm | {} |\n|---|---|{}\n",
+        head.join(" | "),
+        "---|".repeat(kinds.len())
+    );
+    for &n in sizes {
+        for a in arms {
+            let rs: Vec<&Run> = runs
+                .iter()
+                .filter(|r| r.arm == a.name && r.size == n)
+                .collect();
+            let cells: Vec<String> = kinds
+                .iter()
+                .map(|&k| {
+                    let v: Vec<f64> = rs
+                        .iter()
+                        .flat_map(|r| r.report.equivariance.iter())
+                        .filter(|e| e.sigma == 0.5 && e.kind == k)
+                        .map(|e| e.error)
+                        .collect();
+                    match v.is_empty() {
+                        true => "–".into(),
+                        false => {
+                            let (m, s) = mean_sd(&v);
+                            format!("{m:.4} ± {s:.4}")
+                        }
+                    }
+                })
+                .collect();
+            if !rs.is_empty() {
+                md += &format!("| {n} | {} | {} |\n", a.name, cells.join(" | "));
+            }
         }
     }
     md
@@ -485,8 +533,9 @@ fn write_report(o: &StudyOptions, arms: &[Arm], runs: &[Run], secs: f64, out: &P
             .as_bytes(),
     )?;
     let md = format!(
-        "{}\nMean ± standard deviation over seeds {:?}; {} steps, batch {}, UNet width {}; wall time {:.0} s.\n",
+        "{}\n{}\nMean ± standard deviation over seeds {:?}; {} steps, batch {}, UNet width {}; wall time {:.0} s.\n",
         table(runs, arms, &o.sizes),
+        equivariance_table(runs, arms, &o.sizes),
         o.seeds,
         o.steps,
         o.batch_size,

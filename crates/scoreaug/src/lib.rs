@@ -17,7 +17,7 @@
 //! use scoreaug::objective::{Augment, Mode};
 //! use scoreaug::transforms::Kind;
 //! # fn f(net: score_nn::unet::UNet, data: &score_train::train::ImageData, cfg: &score_train::train::TrainConfig) -> score_core::Result<()> {
-//! // The UNet needs `augment_dim = scoreaug::objective::AUGMENT_DIM` (16).
+//! // The UNet needs `augment_dim = objective.augment_dim()` (17).
 //! let objective = Augment::new(Mode::ScoreAug, 0.5, Kind::ALL.to_vec(), true)?;
 //! let out = score_train::train::TrainOutput::default();
 //! let result = score_train::train::train_with(net, data, cfg, &objective,
@@ -25,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod edm_pipe;
 pub mod error;
 pub mod measures;
 pub mod objective;
@@ -32,5 +33,5 @@ pub mod theory;
 pub mod transforms;
 
 pub use error::{AugError, Result};
-pub use objective::{AUGMENT_DIM, Augment, Mode};
+pub use objective::{Augment, Mode};
 pub use score_core::Conditioning;

@@ -7,19 +7,20 @@ use score_core::tensor::{from_f32, randn, stream_rng, tensor1, to_vec_f32};
 use score_core::{Conditioning, Denoiser};
 
 use crate::error::{AugError, Result};
-use crate::objective::AUGMENT_DIM;
-use crate::transforms::{OMEGA_DIM, Params};
+use crate::objective::OmegaLayout;
+use crate::transforms::Params;
 
-/// ω of each transform in the slots `slot..slot + 8` of the 16-number augmentation
-/// vector (0: NLA's, 8: ScoreAug's; see [`crate::objective::omega_slot`]).
-fn omega_cond(ts: &[Params], slot: usize, h: usize, w: usize, device: &Device) -> Conditioning {
-    let mut om = vec![0f32; ts.len() * AUGMENT_DIM];
-    for (i, t) in ts.iter().enumerate() {
-        let at = i * AUGMENT_DIM + slot;
-        om[at..at + OMEGA_DIM].copy_from_slice(&t.omega(h, w));
-    }
+/// Each transform's ω in the model's augmentation vector ([`OmegaLayout`]).
+fn omega_cond(
+    ts: &[Params],
+    layout: &OmegaLayout,
+    h: usize,
+    w: usize,
+    device: &Device,
+) -> Conditioning {
+    let om: Vec<f32> = ts.iter().flat_map(|t| layout.omega(t, h, w)).collect();
     Conditioning {
-        augment: Some(from_f32(om, [ts.len(), AUGMENT_DIM], device)),
+        augment: Some(from_f32(om, [ts.len(), layout.dim], device)),
         ..Conditioning::default()
     }
 }
@@ -40,8 +41,7 @@ fn norm(v: &[f32]) -> f64 {
 /// Equivariance error ‖D(T y; σ, ω_T) − T·D(y; σ, 0)‖ / ‖T·D(y; σ, 0)‖ over a batch,
 /// y = x₀ + σn (noise from `seed`), one transform per image (`ts`). 0 for the optimal
 /// ScoreAug denoiser of an invertible T; a model trained without ω-conditioning cannot
-/// reach 0 for transforms it cannot see. ω goes into the slots at `slot` (0 for a model
-/// trained with NLA alone, 8 otherwise).
+/// reach 0 for transforms it cannot see. ω is written as `layout` says.
 #[allow(clippy::too_many_arguments)]
 pub fn equivariance_error(
     den: &dyn Denoiser<4>,
@@ -49,7 +49,7 @@ pub fn equivariance_error(
     shape: [usize; 4],
     sigma: f64,
     ts: &[Params],
-    slot: usize,
+    layout: &OmegaLayout,
     seed: u64,
     device: &Device,
 ) -> Result<f64> {
@@ -62,7 +62,7 @@ pub fn equivariance_error(
         .collect();
     let s = tensor1(&vec![sigma; b], device);
     let ty = apply_all(ts, &y, [c, h, w])?;
-    let cond = omega_cond(ts, slot, h, w, device);
+    let cond = omega_cond(ts, layout, h, w, device);
     let lhs = to_vec_f32(den.denoise(from_f32(ty, shape, device), s.clone(), Some(&cond)))?;
     let d = to_vec_f32(den.denoise(from_f32(y, shape, device), s, None))?;
     let rhs = apply_all(ts, &d, [c, h, w])?;
@@ -263,8 +263,8 @@ pub struct Model<'a> {
     pub precond: Precond,
     /// The kinds its ScoreAug objective used (for the equivariance table).
     pub kinds: Vec<crate::transforms::Kind>,
-    /// Where its ω lives in the augmentation vector ([`crate::objective::omega_slot`]).
-    pub omega_slot: usize,
+    /// How its ω is written ([`OmegaLayout::of`] its augmentation).
+    pub omega: OmegaLayout,
 }
 
 /// FID against a fixed reference: the network and the reference statistics.
@@ -343,7 +343,7 @@ pub fn measure(
             .collect();
         for &sigma in &o.equivariance_sigmas {
             let error =
-                equivariance_error(&den, &hx, hshape, sigma, &ts, m.omega_slot, o.seed, device)?;
+                equivariance_error(&den, &hx, hshape, sigma, &ts, &m.omega, o.seed, device)?;
             equivariance.push(EquivarianceRow { kind, sigma, error });
         }
     }
@@ -450,13 +450,43 @@ mod tests {
             },
             Params::default(),
         ];
-        let e = equivariance_error(&Identity, &x0, shape, 0.5, &ts, OMEGA_DIM, 0, &dev).unwrap();
+        let e = equivariance_error(
+            &Identity,
+            &x0,
+            shape,
+            0.5,
+            &ts,
+            &OmegaLayout::of(None),
+            0,
+            &dev,
+        )
+        .unwrap();
         assert!(e < 1e-6, "{e}");
         let wrapped = Equivariant { inner: Shrink };
-        let e = equivariance_error(&wrapped, &x0, shape, 0.5, &ts, OMEGA_DIM, 0, &dev).unwrap();
+        let e = equivariance_error(
+            &wrapped,
+            &x0,
+            shape,
+            0.5,
+            &ts,
+            &OmegaLayout::of(None),
+            0,
+            &dev,
+        )
+        .unwrap();
         // f32 round-off through one inverse and one forward transform: ~1e-7.
         assert!(e < 1e-5, "{e}");
-        let e = equivariance_error(&Shrink, &x0, shape, 0.5, &ts, OMEGA_DIM, 0, &dev).unwrap();
+        let e = equivariance_error(
+            &Shrink,
+            &x0,
+            shape,
+            0.5,
+            &ts,
+            &OmegaLayout::of(None),
+            0,
+            &dev,
+        )
+        .unwrap();
         assert!(e > 1e-2, "{e}");
     }
 
