@@ -26,8 +26,11 @@
 //! ([`ModelStatistics::diagonal_gaussian`]) under which g is constant and the
 //! first-order solver is exact (tested).
 //!
-//! The paper's pseudo-order and half-corrector refinements are not implemented; the
-//! solver here is the multistep predictor of order p ≤ 3.
+//! As the reference runs it ([`V3Options`]' defaults): the multistep predictor of
+//! order p ≤ 3 with the last steps at lower order, the pseudo-order (Taylor terms from
+//! divided differences) at 5 steps or fewer, and at 6 or fewer the multistep corrector,
+//! which redoes the step into each new point with that point's evaluation among the
+//! interpolation points, keeping its f (no extra evaluation).
 
 use burn::tensor::{Device, Tensor};
 
@@ -118,8 +121,10 @@ impl ModelStatistics {
     /// l = mean over samples of v⊙(D(x + εv) − D(x − εv))/(2ε) with one Rademacher v
     /// per sample (Hutchinson's estimator of the Jacobian diagonal); then f = D − l⊙x,
     /// f' = (f(x + δ(D − x), λ + δ) − f(x, λ))/δ along the ODE, and per dimension
-    /// s = Cov(f', f)/Var(f) (0 when Var f is below 1e-10·E x², the spread an error of
-    /// 1e-5 in l would cause), b = E f' − s E f.
+    /// s = Cov(f', f)/Var(f) (0 when Var f is below l_err²·E x², the spread l's error
+    /// would cause: u·|D| over the probe step, at least 1e-5), b = E f' − s E f.
+    /// The probe step balances truncation against the rounding of the network's
+    /// output type ([`probe_step`]), so float32 networks get usable statistics.
     /// Network evaluations: 4 per λ point on the batch.
     pub fn estimate<const D: usize, M: Denoiser<D> + ?Sized>(
         den: &M,
@@ -151,7 +156,8 @@ impl ModelStatistics {
             (x, v)
         };
         // Pass 1: l, the Jacobian diagonal, by Hutchinson probes.
-        let ls = jacobian_diagonals(&lambdas, d, &eval, &noisy)?;
+        let u = output_rounding(dtype);
+        let ls = jacobian_diagonals(&lambdas, d, u, &eval, &noisy)?;
         // Pass 2: f = D − l⊙x and its derivative along the ODE,
         // f' = dD/dλ − l⊙dx/dλ − l'⊙x: the first two by a step δ along the ODE with l
         // held, l' from central differences of pass 1's grid; then the per-dimension
@@ -173,6 +179,9 @@ impl ModelStatistics {
             let lp: Vec<f64> = (0..d)
                 .map(|j| (ls[c][j] - ls[a][j]) / (lambdas[c] - lambdas[a]))
                 .collect();
+            // l's rounding error: u·|D| over the probe step (at least 1e-5).
+            let rms = (den_x.iter().map(|v| v * v).sum::<f64>() / den_x.len() as f64).sqrt();
+            let l_err = (u * rms / probe_step((-lam).exp(), u)).max(1e-5);
             let (s, b) = least_squares_s_b(
                 &Pass2 {
                     den_x: &den_x,
@@ -180,8 +189,7 @@ impl ModelStatistics {
                     den_next: &den_next,
                     x_next: &x_next,
                 },
-                &ls[i],
-                &lp,
+                (&ls[i], &lp, l_err),
                 d,
                 delta,
             );
@@ -210,30 +218,28 @@ struct Tables {
     big_c: Vec<Vec<f64>>,
 }
 
-/// One step of [`dpm_solver_v3_sample`] from σ = `s` to `s_next` > 0: pushes f_s onto the
-/// history (newest first, at most 3) and returns the new state, row-major `[n, d]`.
-fn v3_update(
+/// One step of the solver from the state `xs` at λ_s to λ_t, row-major `[n, d]`, with
+/// g's Taylor terms from `points` (λ_i, f_i), the expansion point λ_s first. With
+/// `pseudo`, the terms are Newton's divided differences (g' ≈ g[λ₀, λ₁], the
+/// reference's pseudo-order); otherwise the derivatives at λ_s of the interpolating
+/// polynomial.
+fn v3_step(
     tab: &Tables,
-    hist: &mut Vec<(f64, Vec<f64>)>,
     xs: &[f64],
-    den_x: &[f64],
-    (s, s_next): (f64, f64),
-    order: usize,
+    points: &[(f64, &[f64])],
+    lt: f64,
+    pseudo: bool,
     d: usize,
 ) -> Vec<f64> {
-    let n = xs.len() / d;
-    let (ls, lt) = (-s.ln(), -s_next.ln());
-    let [l_s, _, big_s_s, big_c_s] = tab.at(ls);
-    let f: Vec<f64> = (0..n * d).map(|q| den_x[q] - l_s[q % d] * xs[q]).collect();
-    hist.insert(0, (ls, f));
-    hist.truncate(3);
-    let p = order.min(hist.len());
-    // g at the history points (g_s = f_s), then its Taylor coefficients.
-    let gs: Vec<Vec<f64>> = hist[..p]
+    let ls = points[0].0;
+    let [_, _, big_s_s, big_c_s] = tab.at(ls);
+    let p = points.len();
+    // g at the points (g_s = f_s), then its Taylor coefficients.
+    let gs: Vec<Vec<f64>> = points
         .iter()
         .map(|(li, fi)| {
             let [_, _, big_s_i, big_c_i] = tab.at(*li);
-            (0..n * d)
+            (0..xs.len())
                 .map(|q| {
                     let j = q % d;
                     (-(big_s_i[j] - big_s_s[j])).exp() * fi[q]
@@ -242,9 +248,9 @@ fn v3_update(
                 .collect()
         })
         .collect();
-    let lam: Vec<f64> = hist[..p].iter().map(|(l, _)| *l).collect();
+    let lam: Vec<f64> = points.iter().map(|(l, _)| *l).collect();
     let (e_st, w_b, w_k) = step_weights(tab, ls, lt, p);
-    (0..n * d)
+    (0..xs.len())
         .map(|q| {
             let j = q % d;
             let g0 = gs[0][q];
@@ -255,7 +261,9 @@ fn v3_update(
                 if p == 3 {
                     let d12 = (gs[1][q] - gs[2][q]) / (lam[1] - lam[2]);
                     let d012 = (d01 - d12) / (lam[0] - lam[2]);
-                    d1 += d012 * (lam[0] - lam[1]);
+                    if !pseudo {
+                        d1 += d012 * (lam[0] - lam[1]);
+                    }
                     d2 = 2.0 * d012;
                 }
                 acc += w_k[1][j] * d1;
@@ -268,12 +276,34 @@ fn v3_update(
         .collect()
 }
 
+/// The relative rounding error of a network's output in `dtype`: 16 unit roundoffs
+/// (a network's sums grow rounding beyond one).
+fn output_rounding(dtype: burn::tensor::DType) -> f64 {
+    use burn::tensor::DType;
+    16.0 * match dtype {
+        DType::F64 => 2f64.powi(-53),
+        DType::F16 => 2f64.powi(-11),
+        DType::BF16 => 2f64.powi(-8),
+        _ => 2f64.powi(-24),
+    }
+}
+
+/// The central difference's probe step at σ for outputs with relative rounding `u`:
+/// its truncation error grows as (ε/σ)² (D varies on the scale σ), its rounding error
+/// as u/ε, balanced at ε = (u σ²)^{1/3}; never below 10⁻³σ. In float64 that floor is
+/// the step everywhere on [0.002, 80]; in float32 the balance gives 0.1σ at σ = 0.002,
+/// where 10⁻³σ made the rounding error of l about 0.5.
+fn probe_step(sigma: f64, u: f64) -> f64 {
+    (1e-3 * sigma.max(1e-3)).max((u * sigma * sigma).cbrt())
+}
+
 /// Pass 1 of [`ModelStatistics::estimate`]: at each λ, the diagonal of D's Jacobian
 /// per dimension, by Hutchinson probes (`noisy(i)`: the points and ±1 probes of λ
 /// point i) and central differences of `eval`.
 fn jacobian_diagonals<const D: usize>(
     lambdas: &[f64],
     d: usize,
+    u: f64,
     eval: &dyn Fn(&Tensor<D>, f64) -> Result<Vec<f64>>,
     noisy: &dyn Fn(usize) -> (Tensor<D>, Tensor<D>),
 ) -> Result<Vec<Vec<f64>>> {
@@ -281,7 +311,7 @@ fn jacobian_diagonals<const D: usize>(
     for (i, &lam) in lambdas.iter().enumerate() {
         let (x, v) = noisy(i);
         let n = x.dims()[0];
-        let eps = 1e-3 * (-lam).exp().max(1e-3);
+        let eps = probe_step((-lam).exp(), u);
         let dp = eval(&(x.clone() + v.clone().mul_scalar(eps)), lam)?;
         let dm = eval(&(x - v.clone().mul_scalar(eps)), lam)?;
         let vs = to_vec_f64(v)?;
@@ -307,8 +337,7 @@ struct Pass2<'a> {
 /// f = D − l⊙x and f' = (f(x_next) − f(x))/δ − l'⊙x.
 fn least_squares_s_b(
     p: &Pass2<'_>,
-    l: &[f64],
-    lp: &[f64],
+    (l, lp, l_err): (&[f64], &[f64], f64),
     d: usize,
     delta: f64,
 ) -> (Vec<f64>, Vec<f64>) {
@@ -327,10 +356,14 @@ fn least_squares_s_b(
         let mg = pairs.iter().map(|p| p.1).sum::<f64>() / n as f64;
         let var = pairs.iter().map(|p| (p.0 - mf).powi(2)).sum::<f64>() / n as f64;
         let cov = pairs.iter().map(|p| (p.0 - mf) * (p.1 - mg)).sum::<f64>() / n as f64;
-        // f's spread across samples is only signal when it exceeds what an
-        // error of 1e-5 in l makes of E x²: below that s is noise and set to 0.
+        // f's spread across samples is only signal when it exceeds what l's error
+        // makes of E x² (l_err² E x²): below that s is noise and set to 0.
         let x2 = (0..n).map(|r| p.xs[r * d + j].powi(2)).sum::<f64>() / n as f64;
-        s[j] = if var > 1e-10 * x2 { cov / var } else { 0.0 };
+        s[j] = if var > l_err * l_err * x2 {
+            cov / var
+        } else {
+            0.0
+        };
         b[j] = mg - s[j] * mf;
     }
     (s, b)
@@ -488,16 +521,60 @@ impl ModelStatistics {
     }
 }
 
-/// Options of [`dpm_solver_v3_sample`].
+/// Options of [`dpm_solver_v3_sample`]. The defaults are the reference's (the
+/// authors' EDM sampling script, thu-ml/DPM-Solver-v3): order 3, the last steps at
+/// lower order, pseudo-order at 5 steps or fewer and the corrector at 6 or fewer.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct V3Options {
     /// Multistep order p, 1 to 3 (the first steps use what their history allows).
     pub order: usize,
+    /// Pseudo-order (Taylor terms from divided differences); `None`: the reference's
+    /// rule, on at 5 steps or fewer.
+    #[serde(default)]
+    pub pseudo: Option<bool>,
+    /// The multistep corrector (no extra evaluation: the step into the newest point is
+    /// redone with it among the points, its f kept); `None`: the reference's rule, on
+    /// at 6 steps or fewer.
+    #[serde(default)]
+    pub corrector: Option<bool>,
+    /// The last solver steps at order 1 and 2 (the reference's `lower_order_final`).
+    #[serde(default = "lower_order_final_default")]
+    pub lower_order_final: bool,
+}
+
+fn lower_order_final_default() -> bool {
+    true
 }
 
 impl Default for V3Options {
     fn default() -> Self {
-        Self { order: 3 }
+        Self {
+            order: 3,
+            pseudo: None,
+            corrector: None,
+            lower_order_final: true,
+        }
+    }
+}
+
+impl V3Options {
+    /// The multistep predictor alone at `order`: no corrector, no pseudo-order, no
+    /// lower final orders (this crate's solver before the reference's refinements).
+    pub fn predictor(order: usize) -> Self {
+        Self {
+            order,
+            pseudo: Some(false),
+            corrector: Some(false),
+            lower_order_final: false,
+        }
+    }
+
+    /// (pseudo-order, corrector) on a run of `steps` network evaluations.
+    fn resolve(&self, steps: usize) -> (bool, bool) {
+        (
+            self.pseudo.unwrap_or(steps <= 5),
+            self.corrector.unwrap_or(steps <= 6),
+        )
     }
 }
 
@@ -577,9 +654,13 @@ pub fn dpm_solver_v3_sample<const D: usize, M: Denoiser<D> + ?Sized>(
     let tab = Tables::new(ms, lo.min(hi), hi.max(lo + 1e-9));
     let (dev, dtype): (Device, _) = (x.device(), x.dtype());
     let total = sigmas.len() - 1 - ctx.start_index;
+    let (pseudo, corrector) = opts.resolve(total);
+    // The last interval that is a solver step (a final step to σ = 0 is a denoise).
+    let solver_end = sigmas.len() - 1 - usize::from(sigmas.last() == Some(&0.0));
     let (mut xs, mut nfe) = (to_vec_f64(x)?, 0);
-    // History: (λ_i, f_i) newest first.
+    // History: (λ_i, f_i) newest first; the previous step's start state and order.
     let mut hist: Vec<(f64, Vec<f64>)> = Vec::new();
+    let mut prev: Option<(Vec<f64>, usize)> = None;
     let mut out_x = Tensor::<D>::zeros(dims, (&dev, dtype));
     for i in ctx.start_index..sigmas.len() - 1 {
         let (s, s_next) = (sigmas[i], sigmas[i + 1]);
@@ -587,10 +668,31 @@ pub fn dpm_solver_v3_sample<const D: usize, M: Denoiser<D> + ?Sized>(
         let den_t = den.denoise(xt, sigma_tensor(s, n, &dev), ctx.cond);
         nfe += 1;
         let den_x = to_vec_f64(den_t.clone())?;
+        let ls = -s.ln();
+        let l_s = tab.at(ls)[0].clone();
+        let f: Vec<f64> = (0..n * d).map(|q| den_x[q] - l_s[q % d] * xs[q]).collect();
+        if let (true, Some((x_prev, p_used))) = (corrector, &prev)
+            && *p_used > 1
+        {
+            let mut pts = vec![(hist[0].0, &hist[0].1[..]), (ls, &f[..])];
+            pts.extend(hist[1..].iter().take(p_used - 2).map(|(l, v)| (*l, &v[..])));
+            xs = v3_step(&tab, x_prev, &pts, ls, false, d);
+        }
+        hist.insert(0, (ls, f));
+        hist.truncate(3);
         if s_next == 0.0 {
-            xs = den_x;
+            // D at the (corrected) state with f kept: f + l⊙x (= D without a correction).
+            xs = (0..n * d)
+                .map(|q| hist[0].1[q] + l_s[q % d] * xs[q])
+                .collect();
         } else {
-            xs = v3_update(&tab, &mut hist, &xs, &den_x, (s, s_next), opts.order, d);
+            let mut p = opts.order.min(hist.len());
+            if opts.lower_order_final {
+                p = p.min(solver_end - i);
+            }
+            let pts: Vec<(f64, &[f64])> = hist[..p].iter().map(|(l, v)| (*l, &v[..])).collect();
+            let x_next = v3_step(&tab, &xs, &pts, -s_next.ln(), pseudo, d);
+            prev = Some((std::mem::replace(&mut xs, x_next), p));
         }
         out_x = from_f64_as(&xs, [n * d], dtype, &dev).reshape(dims);
         ctx.step_done(i, (s, s_next), &out_x, &den_t, nfe, total);

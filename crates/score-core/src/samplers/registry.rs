@@ -251,8 +251,8 @@ pub const OPTIONS: &[SamplerOption] = &[
     SamplerOption {
         flag: "--no-corrector",
         kind: OptionKind::Switch,
-        samplers: &["unipc"],
-        help: "unipc: predictor only, without the corrector UniC",
+        samplers: &["unipc", "dpm-solver-v3"],
+        help: "unipc: predictor only, without the corrector UniC; dpm-solver-v3: without its corrector (on by default at 6 steps or fewer, as the reference)",
     },
     SamplerOption {
         flag: "--bh1",
@@ -372,7 +372,11 @@ impl Sampler {
         Ok(Sampler::DpmSolverV3(Box::new(
             super::dpm_solver_v3::V3Sampler {
                 stats,
-                opts: super::dpm_solver_v3::V3Options { order },
+                opts: super::dpm_solver_v3::V3Options {
+                    order,
+                    corrector: given.switch("--no-corrector").then_some(false),
+                    ..Default::default()
+                },
             },
         )))
     }
