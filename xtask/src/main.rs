@@ -183,7 +183,8 @@ fn ev_training(
 #[derive(clap::Args, Clone)]
 struct ExperimentArgs {
     /// teleport, gaussian-ev, ev-training, ntk, scoreaug, disback, musicscore,
-    /// own-data (64×64 RGB shapes: a labelled folder and an .npz, trained, sampled,
+    /// samplers (FID of DPM-Solver++, UniPC and DPM-Solver-v3 at few NFE; --n samples,
+    /// --nfes), own-data (64×64 RGB shapes: a labelled folder and an .npz, trained, sampled,
     /// FID; --quick: tiny sizes) or fashion-60k (the demo's UNet on the 60k split,
     /// FID beside the shipped checkpoint; --n samples, --ref reference).
     name: String,
@@ -224,6 +225,9 @@ struct ExperimentArgs {
     /// teleport: only these samplers, comma-separated names [default: all four].
     #[arg(long)]
     samplers: Option<String>,
+    /// samplers: the NFE values, comma-separated [default: 5,8,10,18].
+    #[arg(long)]
+    nfes: Option<String>,
     /// fashion-60k: the FID reference (`scorelab fid --ref`) [default:
     /// fashion-mnist-test, the 10 000 test images; --quick: fashion-mnist-heldout].
     #[arg(long = "ref")]
@@ -264,6 +268,7 @@ fn experiment(a: ExperimentArgs) -> Result<()> {
         "ev-training" => experiment_ev_training(&x)?,
         "ntk" => experiment_ntk(&x)?,
         "musicscore" => experiment_musicscore(&x)?,
+        "samplers" => experiment_samplers(&x)?,
         "fashion-60k" => {
             let plan = fashion_60k::Plan {
                 steps: if a.quick { 2 } else { a.steps.unwrap_or(3000) },
@@ -302,7 +307,7 @@ fn experiment(a: ExperimentArgs) -> Result<()> {
             own_data::experiment(&work, &out, a.quick, a.steps)?
         }
         other => bail!(
-            "unknown experiment '{other}': expected teleport, gaussian-ev, ev-training, ntk, scoreaug, disback, musicscore, own-data or fashion-60k"
+            "unknown experiment '{other}': expected teleport, gaussian-ev, ev-training, ntk, scoreaug, disback, musicscore, samplers, own-data or fashion-60k"
         ),
     }
     Ok(())
@@ -449,6 +454,54 @@ fn write_seed_summary(
         .as_bytes(),
     )?;
     score_core::fs::write_atomic(&out.join("teleport_seeds.md"), md.as_bytes())?;
+    println!("{md}");
+    Ok(())
+}
+
+/// `cargo xtask experiment samplers`: FID at few NFE on the checkpoint, written as
+/// `samplers.json` and `samplers.md` in the output folder.
+fn experiment_samplers(x: &Ctx) -> Result<()> {
+    use scorelab_experiments::samplers::{SamplerStudy, markdown, run_samplers};
+    let mut o = if x.a.quick {
+        SamplerStudy::quick()
+    } else {
+        SamplerStudy::full()
+    };
+    o.n = x.a.n.unwrap_or(o.n);
+    o.seed = x.a.seed;
+    if let Some(list) = &x.a.nfes {
+        o.nfes = parse_list(list)?;
+    }
+    let fid = heldout_fid(&x.device)?;
+    let t0 = std::time::Instant::now();
+    let (rows, ems_seconds) = run_samplers(
+        &x.ck,
+        &o,
+        fid.as_ref().map(|(n, r)| (n, r)),
+        &x.device,
+        |r| {
+            eprintln!(
+                "{:32} NFE {:2}: FID {:?} max |x| {:.2} ({:.0} s, total {:.0} s)",
+                r.sampler,
+                r.nfe,
+                r.fid.as_ref().map(|f| (f.fid * 100.0).round() / 100.0),
+                r.max_abs,
+                r.seconds,
+                t0.elapsed().as_secs_f64()
+            )
+        },
+    )?;
+    std::fs::create_dir_all(&x.out)?;
+    let json = serde_json::json!({
+        "options": o, "checkpoint": x.ck, "rows": rows,
+        "ems_seconds": ems_seconds, "seconds": t0.elapsed().as_secs_f64(),
+    });
+    score_core::fs::write_atomic(
+        &x.out.join("samplers.json"),
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+    )?;
+    let md = markdown(&rows, &o);
+    score_core::fs::write_atomic(&x.out.join("samplers.md"), md.as_bytes())?;
     println!("{md}");
     Ok(())
 }

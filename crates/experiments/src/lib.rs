@@ -10,6 +10,8 @@
 //!   sweeps over the skip, and the explained variance over training.
 //! - [`ntk`]: the NTK studies (Han et al. 2024): every study of `ntk_theory::study` and
 //!   `ntk_theory::decomposition`, written as `ntk.md`, `ntk.json` and SVG plots.
+//! - [`samplers`]: the few-step sampler comparison (FID at 5–18 NFE of DPM-Solver++,
+//!   UniPC and DPM-Solver-v3 on a UNet checkpoint).
 //! - [`scoreaug`]: the ScoreAug overfitting study (Hou et al. 2025): arms × training-set
 //!   sizes × seeds, train and held-out loss over training, the measures.
 //! - [`disback`]: the DisBack study (Zhang et al. 2024): DisBack against plain score
@@ -19,4 +21,5 @@
 pub mod disback;
 pub mod gaussian;
 pub mod ntk;
+pub mod samplers;
 pub mod scoreaug;
