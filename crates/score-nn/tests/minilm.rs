@@ -1,6 +1,7 @@
 //! The MiniLM text encoder against the reference implementation's outputs
-//! (`tests/data/minilm_golden.json`, written by `xtask/fixtures/minilm_golden.py` with
-//! Hugging Face's `tokenizers` and BERT's forward pass in torch). Needs
+//! (`tests/data/minilm_golden.json`, written by `xtask/fixtures/minilm_golden.py`: the
+//! ids of Hugging Face's `tokenizers`, the embeddings of sentence-transformers' own
+//! model on the same weights). Needs
 //! `cargo xtask minilm-setup` (which `.ci/run` runs).
 
 use burn::tensor::Device;
