@@ -184,7 +184,8 @@ fn ev_training(
 struct ExperimentArgs {
     /// teleport, gaussian-ev, ev-training, ntk, scoreaug, disback, musicscore,
     /// samplers (FID of DPM-Solver++, UniPC and DPM-Solver-v3 at few NFE; --n samples,
-    /// --nfes), own-data (64×64 RGB shapes: a labelled folder and an .npz, trained, sampled,
+    /// --nfes), ntk-variance (how far `ntk fit --stop sampling` restores the variance
+    /// of --n unseen 1-D Gaussians [default: 12]), own-data (64×64 RGB shapes: a labelled folder and an .npz, trained, sampled,
     /// FID; --quick: tiny sizes) or fashion-60k (the demo's UNet on the 60k split,
     /// FID beside the shipped checkpoint; --n samples, --ref reference).
     name: String,
@@ -269,6 +270,7 @@ fn experiment(a: ExperimentArgs) -> Result<()> {
         "ntk" => experiment_ntk(&x)?,
         "musicscore" => experiment_musicscore(&x)?,
         "samplers" => experiment_samplers(&x)?,
+        "ntk-variance" => experiment_ntk_variance(&x)?,
         "fashion-60k" => {
             let plan = fashion_60k::Plan {
                 steps: if a.quick { 2 } else { a.steps.unwrap_or(3000) },
@@ -307,7 +309,7 @@ fn experiment(a: ExperimentArgs) -> Result<()> {
             own_data::experiment(&work, &out, a.quick, a.steps)?
         }
         other => bail!(
-            "unknown experiment '{other}': expected teleport, gaussian-ev, ev-training, ntk, scoreaug, disback, musicscore, samplers, own-data or fashion-60k"
+            "unknown experiment '{other}': expected teleport, gaussian-ev, ev-training, ntk, ntk-variance, scoreaug, disback, musicscore, samplers, own-data or fashion-60k"
         ),
     }
     Ok(())
@@ -454,6 +456,38 @@ fn write_seed_summary(
         .as_bytes(),
     )?;
     score_core::fs::write_atomic(&out.join("teleport_seeds.md"), md.as_bytes())?;
+    println!("{md}");
+    Ok(())
+}
+
+/// `cargo xtask experiment ntk-variance`: `ntk_variance.{json,md}` in the output folder.
+fn experiment_ntk_variance(x: &Ctx) -> Result<()> {
+    use scorelab_experiments::ntk::{variance_markdown, variance_restoration};
+    let (cases, rows) = match x.a.quick {
+        true => (1, 200),
+        false => (x.a.n.unwrap_or(12), 2000),
+    };
+    let t0 = std::time::Instant::now();
+    let out = variance_restoration(cases, rows, x.a.seed, |c| {
+        eprintln!(
+            "mean {:+.3} std {:.3}: sampling {:.3} (k {} of {}), holdout {:.3} [{:.0} s]",
+            c.mean,
+            c.std,
+            c.ratio_sampling,
+            c.k_sampling.0,
+            c.k_sampling.1,
+            c.ratio_holdout,
+            t0.elapsed().as_secs_f64()
+        )
+    })?;
+    std::fs::create_dir_all(&x.out)?;
+    let json = serde_json::json!({"seed": x.a.seed, "rows": rows, "cases": out, "seconds": t0.elapsed().as_secs_f64()});
+    score_core::fs::write_atomic(
+        &x.out.join("ntk_variance.json"),
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+    )?;
+    let md = variance_markdown(&out, x.a.seed);
+    score_core::fs::write_atomic(&x.out.join("ntk_variance.md"), md.as_bytes())?;
     println!("{md}");
     Ok(())
 }
