@@ -1084,11 +1084,7 @@ fn heldout_fid(
         }
     };
     let held = pipeline::demo_split()?.1;
-    let stats = pipeline::cached_fid_stats("fashion-mnist-heldout-1000", || {
-        let [c, h, w] = held.image_shape;
-        let bytes = score_eval::fid::quantize_signed(&held.pixels)?;
-        net.features(&bytes, [held.num_images(), c, h, w], 16, |_| {})
-    })?;
+    let stats = pipeline::dataset_fid_stats(&net, "fashion-mnist-heldout-1000", &held, 16, |_| {})?;
     Ok(Some((net, score_eval::fid::FidReference::new(stats)?)))
 }
 

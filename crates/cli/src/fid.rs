@@ -538,20 +538,25 @@ pub(crate) fn heldout_stats(
     held: &ImageDataset,
     quiet: bool,
 ) -> Result<FeatureStats> {
-    score_train::pipeline::cached_fid_stats("fashion-mnist-heldout-1000", || -> Result<Vec<f32>> {
-        if !quiet {
-            eprintln!(
-                "FID reference: Inception features of the 1 000 held-out images, once (cached)"
-            );
-        }
-        let [c, h, w] = held.image_shape;
-        let set = ImageSet {
-            bytes: fid::quantize_signed(&held.pixels)?,
-            shape: [held.num_images(), c, h, w],
-            source: "held-out".into(),
-        };
-        features(net, &set, 16, quiet)
-    })
+    let [c, h, w] = held.image_shape;
+    let set = ImageSet {
+        bytes: fid::quantize_signed(&held.pixels)?,
+        shape: [held.num_images(), c, h, w],
+        source: "held-out".into(),
+    };
+    let key = net.content_key(&set.bytes, set.shape);
+    score_train::pipeline::cached_fid_stats(
+        "fashion-mnist-heldout-1000",
+        &key,
+        || -> Result<Vec<f32>> {
+            if !quiet {
+                eprintln!(
+                    "FID reference: Inception features of the 1 000 held-out images, once (cached)"
+                );
+            }
+            features(net, &set, 16, quiet)
+        },
+    )
 }
 
 /// The demo's FID: its samples against the 1 000 held-out images (statistics cached
@@ -582,18 +587,7 @@ pub(crate) fn demo_fid(
             source: source.into(),
         })
     };
-    let stats = score_train::pipeline::cached_fid_stats(
-        "fashion-mnist-heldout-1000",
-        || -> Result<Vec<f32>> {
-            if !quiet {
-                eprintln!(
-                    "FID reference: Inception features of the 1 000 held-out images, once (cached)"
-                );
-            }
-            let f = features(&net, &as_set(held, "held-out")?, batch, quiet)?;
-            Ok(f)
-        },
-    )?;
+    let stats = heldout_stats(&net, held, quiet)?;
     let reference = FidReference::new(stats)?;
     let n = shape[0];
     let generated = ImageSet {

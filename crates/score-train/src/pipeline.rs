@@ -475,24 +475,35 @@ pub fn heun_samples<N: ScoreNetwork<4>>(
     Ok(out)
 }
 
-/// FID statistics cached under `<cache>/fid/stats/<name>.npz`: read when present,
-/// else computed by `features` (rows `[n, 2048]`) and written atomically.
+/// FID statistics cached under `<cache>/fid/stats/<name>.npz` and keyed by content:
+/// the file is used only when it holds `key` ([`score_eval::fid::FidInception::content_key`]
+/// of the images and the weights); else (absent, unreadable, written for other images
+/// or weights, or before keys existed) `features` (rows `[n, 2048]`) is computed and the
+/// file rewritten atomically with the key.
 pub fn cached_fid_stats<E: From<score_core::ScoreError>>(
     name: &str,
+    key: &str,
     features: impl FnOnce() -> std::result::Result<Vec<f32>, E>,
 ) -> std::result::Result<score_eval::fid::FeatureStats, E> {
-    let path = score_core::fs::cache_dir()
-        .join("fid")
-        .join("stats")
-        .join(format!("{name}.npz"));
-    if path.is_file() {
-        return Ok(score_eval::fid::FeatureStats::load_npz(&path)?);
+    let dir = score_core::fs::cache_dir().join("fid").join("stats");
+    cached_fid_stats_in(&dir, name, key, features)
+}
+
+/// [`cached_fid_stats`] in the folder `dir`.
+pub fn cached_fid_stats_in<E: From<score_core::ScoreError>>(
+    dir: &Path,
+    name: &str,
+    key: &str,
+    features: impl FnOnce() -> std::result::Result<Vec<f32>, E>,
+) -> std::result::Result<score_eval::fid::FeatureStats, E> {
+    use score_eval::fid::FeatureStats;
+    let path = dir.join(format!("{name}.npz"));
+    if path.is_file() && FeatureStats::npz_key(&path).ok().flatten().as_deref() == Some(key) {
+        return Ok(FeatureStats::load_npz(&path)?);
     }
-    let stats = score_eval::fid::FeatureStats::from_features(&features()?, score_eval::fid::DIM)?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| score_core::ScoreError::io(dir, e))?;
-    }
-    stats.save_npz(&path)?;
+    let stats = FeatureStats::from_features(&features()?, score_eval::fid::DIM)?;
+    std::fs::create_dir_all(dir).map_err(|e| score_core::ScoreError::io(dir, e))?;
+    stats.save_npz_keyed(&path, Some(key))?;
     Ok(stats)
 }
 
@@ -504,12 +515,24 @@ pub fn test_split_fid_stats(
     batch: usize,
     progress: impl FnMut(usize),
 ) -> Result<score_eval::fid::FeatureStats> {
-    cached_fid_stats("fashion-mnist-test", || {
-        let d = ImageDataset::fashion_mnist(None, Split::Test)?;
-        let [c, h, w] = d.image_shape;
-        let bytes = score_eval::fid::quantize_signed(&d.pixels)?;
-        net.features(&bytes, [d.num_images(), c, h, w], batch, progress)
-    })
+    let d = ImageDataset::fashion_mnist(None, Split::Test)?;
+    dataset_fid_stats(net, "fashion-mnist-test", &d, batch, progress)
+}
+
+/// FID statistics of the images of `d`, cached as `<cache>/fid/stats/<name>.npz` and
+/// keyed by their content and the network's weights ([`cached_fid_stats`]).
+pub fn dataset_fid_stats(
+    net: &score_eval::fid::FidInception,
+    name: &str,
+    d: &ImageDataset,
+    batch: usize,
+    progress: impl FnMut(usize),
+) -> Result<score_eval::fid::FeatureStats> {
+    let [c, h, w] = d.image_shape;
+    let shape = [d.num_images(), c, h, w];
+    let bytes = score_eval::fid::quantize_signed(&d.pixels)?;
+    let key = net.content_key(&bytes, shape);
+    cached_fid_stats(name, &key, || net.features(&bytes, shape, batch, progress))
 }
 
 /// Train the demo UNet on [`demo_split`]'s training part; writes (and with `resume`
@@ -590,6 +613,52 @@ pub fn shipped_checkpoint() -> std::path::PathBuf {
 
 #[cfg(test)]
 mod tests {
+
+    /// Issue 26: a cached statistics file was trusted by its name; a file swapped in
+    /// from other images, one written before keys, or a damaged one must be recomputed.
+    #[test]
+    fn cached_fid_statistics_serve_only_the_content_they_were_computed_from() {
+        use score_eval::fid::DIM;
+        let dir = tempfile::tempdir().unwrap();
+        let rows = |v: f32| -> Vec<f32> {
+            (0..3 * DIM)
+                .map(|i| v + (i % 7) as f32 * 0.1 + (i / DIM) as f32)
+                .collect()
+        };
+        let calls = std::cell::Cell::new(0);
+        let get = |key: &str, v: f32| {
+            cached_fid_stats_in::<score_core::ScoreError>(dir.path(), "x", key, || {
+                calls.set(calls.get() + 1);
+                Ok(rows(v))
+            })
+            .unwrap()
+        };
+        let a = get("key-a", 0.0);
+        assert_eq!(calls.get(), 1);
+        assert_eq!(
+            get("key-a", 9.0).mu,
+            a.mu,
+            "the same key is served from the file"
+        );
+        assert_eq!(calls.get(), 1);
+        let b = get("key-b", 1.0);
+        assert_eq!(calls.get(), 2);
+        assert_ne!(a.mu, b.mu);
+        let file = dir.path().join("x.npz");
+        // Another content's file (its own key inside) copied over this one.
+        let other = dir.path().join("other.npz");
+        a.save_npz_keyed(&other, Some("key-a")).unwrap();
+        std::fs::copy(&other, &file).unwrap();
+        assert_eq!(get("key-b", 1.0).mu, b.mu);
+        assert_eq!(calls.get(), 3);
+        // Written before keys existed, and damaged: both recomputed.
+        a.save_npz(&file).unwrap();
+        get("key-b", 1.0);
+        assert_eq!(calls.get(), 4);
+        std::fs::write(&file, b"junk").unwrap();
+        get("key-b", 1.0);
+        assert_eq!(calls.get(), 5);
+    }
     use super::*;
 
     #[test]

@@ -125,6 +125,7 @@ pub fn preprocess(images: &[u8], shape: [usize; 4]) -> Result<Vec<f32>> {
 pub struct FidInception {
     net: InceptionV3,
     device: Device,
+    digest: String,
 }
 
 impl FidInception {
@@ -148,7 +149,22 @@ impl FidInception {
         Ok(Self {
             net: InceptionV3::from_layers(&layers, device)?,
             device: device.clone(),
+            digest: score_core::fs::sha256_hex(&bytes),
         })
+    }
+
+    /// The sha256 of the weights file this network was loaded from.
+    pub fn weights_digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// What cached statistics of `images` (8-bit, `shape`) through this network are
+    /// keyed by: the sha256 of the weights' digest, the shape and the bytes, so that a
+    /// cache written for other images or other weights is never taken for them.
+    pub fn content_key(&self, images: &[u8], shape: [usize; 4]) -> String {
+        let mut head = format!("{}:{shape:?}:", self.digest).into_bytes();
+        head.extend_from_slice(images);
+        score_core::fs::sha256_hex(&head)
     }
 
     /// The network itself.

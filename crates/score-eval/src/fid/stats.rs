@@ -116,13 +116,35 @@ impl FeatureStats {
     /// Save as `.npz` with pytorch-fid's keys: `mu` `[d]` and `sigma` `[d, d]`, float64.
     /// The sample count is stored as `n` (a 0-d int64 array is not needed by readers).
     pub fn save_npz(&self, path: &Path) -> Result<()> {
+        self.save_npz_keyed(path, None)
+    }
+
+    /// [`FeatureStats::save_npz`] with a content key (`key.txt` in the archive, which
+    /// numpy's `np.load` lists but pytorch-fid never reads): what a cache checks
+    /// before trusting the file ([`FeatureStats::npz_key`]).
+    pub fn save_npz_keyed(&self, path: &Path, key: Option<&str>) -> Result<()> {
         let d = self.dim();
         let sigma: Vec<f64> = (0..d * d).map(|k| self.sigma[(k / d, k % d)]).collect();
         let mu = npy_f64_bytes(&[d], &self.mu)?;
         let sigma = npy_f64_bytes(&[d, d], &sigma)?;
         let n = npy_f64_bytes(&[1], &[self.n as f64])?;
-        let bytes = write_stored(&[("mu.npy", &mu), ("sigma.npy", &sigma), ("n.npy", &n)]);
-        score_core::fs::write_atomic(path, &bytes)
+        let mut entries: Vec<(&str, &[u8])> =
+            vec![("mu.npy", &mu), ("sigma.npy", &sigma), ("n.npy", &n)];
+        if let Some(k) = key {
+            entries.push(("key.txt", k.as_bytes()));
+        }
+        score_core::fs::write_atomic(path, &write_stored(&entries))
+    }
+
+    /// The content key a `.npz` was saved with, `None` when it has none.
+    pub fn npz_key(path: &Path) -> Result<Option<String>> {
+        let bytes = score_core::fs::read_file(path)?;
+        let zip = Archive::new(&bytes, path)?;
+        if !zip.entries().iter().any(|e| e.name == "key.txt") {
+            return Ok(None);
+        }
+        let raw = zip.read_named("key.txt")?;
+        Ok(Some(String::from_utf8_lossy(&raw).into_owned()))
     }
 
     /// Read a `.npz` with keys `mu` and `sigma` (pytorch-fid's format, any float dtype).
