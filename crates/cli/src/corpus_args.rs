@@ -162,7 +162,15 @@ pub(crate) fn open_dirs(
         if let Some(sp) = sp {
             sp.finish_and_clear();
         }
-        out.push(c?);
+        let c = c?;
+        if let Some(why) = &c.report.metadata_error {
+            // Skipping a metadata file loses every page's record: never silently.
+            eprintln!(
+                "warning: {why}; the pages of {} are read without their metadata (no captions, instruments or keys); fix the file, or pass --on-error fail to stop here",
+                dir.display()
+            );
+        }
+        out.push(c);
     }
     Ok(out)
 }

@@ -486,6 +486,34 @@ fn musicscore_messages_blame_the_right_thing() {
         &["musicscore", "stats", "--root", s(&broken)],
         &["metadata", "cannot be read"],
     );
+    // One bad escape in metadata.json used to drop every page's record without a
+    // word: the pages are still read, and a warning names the file and the position.
+    let shipped400 =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/musicscore/MisicScore-400");
+    let escaped = d.join("escaped");
+    for split in ["train", "val", "test"] {
+        std::fs::create_dir_all(escaped.join(split)).unwrap();
+        for e in std::fs::read_dir(shipped400.join(split)).unwrap().take(2) {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), escaped.join(split).join(e.file_name())).unwrap();
+        }
+    }
+    let meta = std::fs::read_to_string(shipped400.join("metadata.json")).unwrap();
+    let at = meta.find(": \"").unwrap() + 3;
+    let bad = format!("{}\\q{}", &meta[..at], &meta[at..]);
+    std::fs::write(escaped.join("metadata.json"), bad).unwrap();
+    let r = scorelab(&["musicscore", "stats", "--root", s(&escaped)]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let warning = r
+        .err
+        .lines()
+        .find(|l| l.starts_with("warning: "))
+        .unwrap_or_default();
+    assert!(
+        warning.contains("metadata.json") && warning.contains("without their metadata"),
+        "{}",
+        r.err
+    );
     // A layout whose only page cannot be used (not an IMSLP page name): export blames
     // the pages, not filters that were never given.
     let bad = d.join("bad");
@@ -504,8 +532,6 @@ fn musicscore_messages_blame_the_right_thing() {
     );
     assert!(!line.contains("filters"), "{line}");
     // Caption dropout is training's: export refuses to freeze it into metadata.jsonl.
-    let shipped400 =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/musicscore/MisicScore-400");
     fails(
         &[
             "musicscore",

@@ -184,6 +184,9 @@ pub struct Report {
     pub unmatched_records: Vec<String>,
     /// Oddities in the metadata file.
     pub metadata_issues: Vec<String>,
+    /// Why the metadata file could not be read, when it was skipped: every page is then
+    /// without its record (captions, instruments, keys), which callers must say.
+    pub metadata_error: Option<String>,
     /// Archive entries that are not images (folders, text files).
     pub other_archive_entries: usize,
 }
@@ -306,6 +309,7 @@ impl Corpus {
                 Err(e) => {
                     broken_metadata = Some(e.to_string());
                     skip_or_fail(opts, &mut report, p.display().to_string(), e)?;
+                    report.metadata_error = broken_metadata.clone();
                     None
                 }
             },

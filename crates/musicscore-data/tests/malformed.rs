@@ -128,6 +128,11 @@ fn odd_metadata_is_reported_not_fatal_when_skipping() {
         c.report.skipped
     );
     assert_eq!(c.report.unmatched_pages, ["IMSLP10_1.jpg"]);
+    let why = c.report.metadata_error.as_deref().unwrap_or_default();
+    assert!(
+        why.contains("hd_data_14k.json") && why.contains("not valid JSON"),
+        "{why}"
+    );
     let e = Corpus::open(&root, &opts(OnError::Fail)).unwrap_err();
     assert!(matches!(e, MusicScoreError::Metadata { .. }), "{e}");
     assert!(e.to_string().contains("hd_data_14k.json"));
