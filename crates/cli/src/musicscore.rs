@@ -332,6 +332,9 @@ fn cmd_export(c: &Common, a: &ExportArgs) -> Result<()> {
             per.join(", "),
             summary.bytes as f64 / 1e6
         );
+        for (split, was, now) in &summary.renamed {
+            outln!("{split}/{was}: another page of {split} has that name; written as {now}");
+        }
     });
     Ok(())
 }

@@ -35,6 +35,35 @@ pub struct ExportSummary {
     pub images: BTreeMap<String, usize>,
     /// Bytes written.
     pub bytes: u64,
+    /// Files whose name another page of the same split had already taken (the same
+    /// base name in two archive folders), written as `<stem>__<k>.<ext>`: (split, the
+    /// page's name, the name written).
+    pub renamed: Vec<(String, String, String)>,
+}
+
+/// A name not yet used in `split`'s folder: `name` itself, else `<stem>__<k>.<ext>`
+/// with the smallest k ≥ 2 that is free (recorded in `renamed`).
+fn unique_name(
+    used: &mut std::collections::BTreeSet<(String, String)>,
+    renamed: &mut Vec<(String, String, String)>,
+    split: &str,
+    name: &str,
+) -> String {
+    let mut chosen = name.to_string();
+    let (stem, ext) = name.rsplit_once('.').unwrap_or((name, ""));
+    let mut k = 2;
+    while used.contains(&(split.to_string(), chosen.clone())) {
+        chosen = match ext.is_empty() {
+            true => format!("{stem}__{k}"),
+            false => format!("{stem}__{k}.{ext}"),
+        };
+        k += 1;
+    }
+    if chosen != name {
+        renamed.push((split.to_string(), name.to_string(), chosen.clone()));
+    }
+    used.insert((split.to_string(), chosen.clone()));
+    chosen
 }
 
 /// The folder a split is exported to: its own name, and `train` for unsplit pages.
@@ -68,6 +97,7 @@ pub fn export_imagefolder(
         ..captioner.clone()
     };
     let mut images: BTreeMap<String, usize> = BTreeMap::new();
+    let (mut used, mut renamed) = (std::collections::BTreeSet::new(), Vec::new());
     let mut bytes_out = 0u64;
     let pages: Vec<usize> = assign.iter().map(|a| a.0).collect();
     let item_opts = resize.map(|(r, d)| ItemOptions {
@@ -84,6 +114,7 @@ pub fn export_imagefolder(
         let text = captioner.caption(&f, Some(&page.name), i as u64, 0);
         let files = page_files(corpus, i, bytes, text, item_opts.as_ref())?;
         for (name, data, text) in files {
+            let name = unique_name(&mut used, &mut renamed, split, &name);
             let path = dir.join(&name);
             std::fs::write(&path, &data).map_err(io(&path))?;
             bytes_out += data.len() as u64;
@@ -102,6 +133,7 @@ pub fn export_imagefolder(
         out: out.to_path_buf(),
         images,
         bytes: bytes_out,
+        renamed,
     })
 }
 

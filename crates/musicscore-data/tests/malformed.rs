@@ -423,3 +423,50 @@ fn a_second_open_reuses_the_saved_index_without_reading_the_archive() {
     tar_gz(&archive, &refs[..3]);
     assert_eq!(Corpus::open(&root, &opts).unwrap().pages.len(), 3);
 }
+
+/// Issue 26: three pages with one base name in different archive folders were
+/// reported as 3 exported images while one file (and three metadata lines naming it)
+/// was written. Every page is now written under a name of its own, and the renaming is
+/// reported.
+#[test]
+fn pages_sharing_a_base_name_are_all_exported_under_names_of_their_own() {
+    use musicscore_data::export::export_imagefolder;
+    use musicscore_data::prompt::{Captioner, Template};
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("musicscore-14K");
+    let names: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|dir| format!("{dir}/IMSLP10_1.jpg"))
+        .collect();
+    let pages: Vec<(&str, Vec<u8>)> = names
+        .iter()
+        .enumerate()
+        .map(|(k, n)| (n.as_str(), jpeg(40 + 8 * k as u16, 56)))
+        .collect();
+    std::fs::create_dir_all(&root).unwrap();
+    tar_gz(&root.join("train.tar.gz"), &pages);
+    let c = Corpus::open(&root, &opts(OnError::Skip)).unwrap();
+    assert_eq!(c.pages.len(), 3);
+    let assign: Vec<(usize, Split)> = (0..3).map(|i| (i, Split::Train)).collect();
+    let out = d.path().join("hf");
+    let cap = Captioner::new(Template::default());
+    let s = export_imagefolder(&c, &assign, &out, &cap, None, false).unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(out.join("train"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".jpg"))
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        ["IMSLP10_1.jpg", "IMSLP10_1__2.jpg", "IMSLP10_1__3.jpg"]
+    );
+    assert_eq!(s.images["train"], 3);
+    assert_eq!(s.renamed.len(), 2);
+    let lines = std::fs::read_to_string(out.join("train/metadata.jsonl")).unwrap();
+    let named: std::collections::BTreeSet<String> = lines
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["file_name"].to_string())
+        .collect();
+    assert_eq!(named.len(), 3, "{lines}");
+}
