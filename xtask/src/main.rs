@@ -184,7 +184,8 @@ fn ev_training(
 struct ExperimentArgs {
     /// teleport, gaussian-ev, ev-training, ntk, scoreaug, disback, musicscore,
     /// samplers (FID of DPM-Solver++, UniPC and DPM-Solver-v3 at few NFE; --n samples,
-    /// --nfes), ntk-variance (how far `ntk fit --stop sampling` restores the variance
+    /// --nfes), v3-statistics (how far DPM-Solver-v3's statistics move between two
+    /// disjoint draws of training images), ntk-variance (how far `ntk fit --stop sampling` restores the variance
     /// of --n unseen 1-D Gaussians [default: 12]), own-data (64×64 RGB shapes: a labelled folder and an .npz, trained, sampled,
     /// FID; --quick: tiny sizes) or fashion-60k (the demo's UNet on the 60k split,
     /// FID beside the shipped checkpoint; --n samples, --ref reference).
@@ -271,6 +272,7 @@ fn experiment(a: ExperimentArgs) -> Result<()> {
         "musicscore" => experiment_musicscore(&x)?,
         "samplers" => experiment_samplers(&x)?,
         "ntk-variance" => experiment_ntk_variance(&x)?,
+        "v3-statistics" => experiment_v3_statistics(&x)?,
         "fashion-60k" => {
             let plan = fashion_60k::Plan {
                 steps: if a.quick { 2 } else { a.steps.unwrap_or(3000) },
@@ -309,7 +311,7 @@ fn experiment(a: ExperimentArgs) -> Result<()> {
             own_data::experiment(&work, &out, a.quick, a.steps)?
         }
         other => bail!(
-            "unknown experiment '{other}': expected teleport, gaussian-ev, ev-training, ntk, ntk-variance, scoreaug, disback, musicscore, samplers, own-data or fashion-60k"
+            "unknown experiment '{other}': expected teleport, gaussian-ev, ev-training, ntk, ntk-variance, scoreaug, disback, musicscore, samplers, v3-statistics, own-data or fashion-60k"
         ),
     }
     Ok(())
@@ -488,6 +490,36 @@ fn experiment_ntk_variance(x: &Ctx) -> Result<()> {
     )?;
     let md = variance_markdown(&out, x.a.seed);
     score_core::fs::write_atomic(&x.out.join("ntk_variance.md"), md.as_bytes())?;
+    println!("{md}");
+    Ok(())
+}
+
+/// `cargo xtask experiment v3-statistics`: `v3_statistics.{json,md}` in the output folder.
+fn experiment_v3_statistics(x: &Ctx) -> Result<()> {
+    use scorelab_experiments::samplers::{SamplerStudy, statistics_spread};
+    let mut o = if x.a.quick {
+        SamplerStudy::quick()
+    } else {
+        SamplerStudy::full()
+    };
+    o.seed = x.a.seed;
+    let sp = statistics_spread(&x.ck, &o, &x.device)?;
+    std::fs::create_dir_all(&x.out)?;
+    let json = serde_json::json!({"images": o.ems_images, "points": o.ems_points, "seed": o.seed, "spread": sp});
+    score_core::fs::write_atomic(
+        &x.out.join("v3_statistics.json"),
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+    )?;
+    let mut md = String::from(
+        "| σ | rms l_A | rms(l_A − l_B) | rms s_A | rms(s_A − s_B) |\n|---|---|---|---|---|\n",
+    );
+    for k in (0..sp.sigma.len()).step_by((sp.sigma.len() / 8).max(1)) {
+        md += &format!(
+            "| {:.4} | {:.4} | {:.4} | {:.3} | {:.3} |\n",
+            sp.sigma[k], sp.l_rms[k], sp.l_diff[k], sp.s_rms[k], sp.s_diff[k]
+        );
+    }
+    score_core::fs::write_atomic(&x.out.join("v3_statistics.md"), md.as_bytes())?;
     println!("{md}");
     Ok(())
 }

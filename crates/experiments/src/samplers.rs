@@ -129,6 +129,64 @@ fn statistics(
     ModelStatistics::estimate(den, x0, 0.002, 80.0, o.ems_points, o.seed)
 }
 
+/// How much v3's statistics move between two disjoint draws of training images: per λ
+/// point, the root-mean-square over dimensions of l_A − l_B and s_A − s_B, beside the
+/// rms of l_A and s_A (the study's statistics use draw A).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StatisticsSpread {
+    /// σ of each λ point.
+    pub sigma: Vec<f64>,
+    /// rms(l_A − l_B) per point.
+    pub l_diff: Vec<f64>,
+    /// rms(l_A) per point.
+    pub l_rms: Vec<f64>,
+    /// rms(s_A − s_B) per point.
+    pub s_diff: Vec<f64>,
+    /// rms(s_A) per point.
+    pub s_rms: Vec<f64>,
+}
+
+/// [`StatisticsSpread`] of the UNet checkpoint `ck`: statistics from the study's
+/// `o.ems_images` class-balanced images (A) and from the next `o.ems_images` of the same
+/// balanced order (B, disjoint), at `o.ems_points` λ points.
+pub fn statistics_spread(ck: &Path, o: &SamplerStudy, device: &Device) -> Result<StatisticsSpread> {
+    let (net, [c, h, w], precond, _) = pipeline::load_unet(ck, device)?;
+    let den = score_nn::Preconditioned::new(&net, precond);
+    let (train, _) = pipeline::demo_split()?;
+    let m = o.ems_images;
+    let both = train.balanced_subset(2 * m);
+    let per = c * h * w;
+    let stats = |rows: std::ops::Range<usize>| {
+        let n = rows.len();
+        let x0 = from_f32(
+            both.pixels[rows.start * per..rows.end * per].to_vec(),
+            [n, c, h, w],
+            device,
+        );
+        ModelStatistics::estimate(&den, x0, 0.002, 80.0, o.ems_points, o.seed)
+    };
+    let (a, b) = (stats(0..m)?, stats(m..2 * m)?);
+    let rms = |v: &mut dyn Iterator<Item = f64>, d: usize| {
+        (v.map(|x| x * x).sum::<f64>() / d as f64).sqrt()
+    };
+    let d = a.dim;
+    let pairs = a.l.iter().zip(&b.l).zip(a.s.iter().zip(&b.s));
+    let (mut l_diff, mut l_rms, mut s_diff, mut s_rms) = (vec![], vec![], vec![], vec![]);
+    for ((la, lb), (sa, sb)) in pairs {
+        l_diff.push(rms(&mut la.iter().zip(lb).map(|(x, y)| x - y), d));
+        l_rms.push(rms(&mut la.iter().copied(), d));
+        s_diff.push(rms(&mut sa.iter().zip(sb).map(|(x, y)| x - y), d));
+        s_rms.push(rms(&mut sa.iter().copied(), d));
+    }
+    Ok(StatisticsSpread {
+        sigma: a.lambdas.iter().map(|l| (-l).exp()).collect(),
+        l_diff,
+        l_rms,
+        s_diff,
+        s_rms,
+    })
+}
+
 /// Run the comparison on the UNet checkpoint `ck`; `on_row` sees each row as it is done.
 /// Returns the rows and the statistics' wall time.
 pub fn run_samplers(
