@@ -462,6 +462,24 @@ fn write_seed_summary(
     Ok(())
 }
 
+/// Write a study's `<stem>.json` (pretty) and `<stem>.md` atomically into `out`, and
+/// print the markdown.
+fn write_study(
+    out: &std::path::Path,
+    stem: &str,
+    json: &serde_json::Value,
+    md: &str,
+) -> Result<()> {
+    std::fs::create_dir_all(out)?;
+    score_core::fs::write_atomic(
+        &out.join(format!("{stem}.json")),
+        serde_json::to_string_pretty(json)?.as_bytes(),
+    )?;
+    score_core::fs::write_atomic(&out.join(format!("{stem}.md")), md.as_bytes())?;
+    println!("{md}");
+    Ok(())
+}
+
 /// `cargo xtask experiment ntk-variance`: `ntk_variance.{json,md}` in the output folder.
 fn experiment_ntk_variance(x: &Ctx) -> Result<()> {
     use scorelab_experiments::ntk::{variance_markdown, variance_restoration};
@@ -482,16 +500,13 @@ fn experiment_ntk_variance(x: &Ctx) -> Result<()> {
             t0.elapsed().as_secs_f64()
         )
     })?;
-    std::fs::create_dir_all(&x.out)?;
     let json = serde_json::json!({"seed": x.a.seed, "rows": rows, "cases": out, "seconds": t0.elapsed().as_secs_f64()});
-    score_core::fs::write_atomic(
-        &x.out.join("ntk_variance.json"),
-        serde_json::to_string_pretty(&json)?.as_bytes(),
-    )?;
-    let md = variance_markdown(&out, x.a.seed);
-    score_core::fs::write_atomic(&x.out.join("ntk_variance.md"), md.as_bytes())?;
-    println!("{md}");
-    Ok(())
+    write_study(
+        &x.out,
+        "ntk_variance",
+        &json,
+        &variance_markdown(&out, x.a.seed),
+    )
 }
 
 /// `cargo xtask experiment v3-statistics`: `v3_statistics.{json,md}` in the output folder.
@@ -504,12 +519,7 @@ fn experiment_v3_statistics(x: &Ctx) -> Result<()> {
     };
     o.seed = x.a.seed;
     let sp = statistics_spread(&x.ck, &o, &x.device)?;
-    std::fs::create_dir_all(&x.out)?;
     let json = serde_json::json!({"images": o.ems_images, "points": o.ems_points, "seed": o.seed, "spread": sp});
-    score_core::fs::write_atomic(
-        &x.out.join("v3_statistics.json"),
-        serde_json::to_string_pretty(&json)?.as_bytes(),
-    )?;
     let mut md = String::from(
         "| σ | rms l_A | rms(l_A − l_B) | rms s_A | rms(s_A − s_B) |\n|---|---|---|---|---|\n",
     );
@@ -519,9 +529,7 @@ fn experiment_v3_statistics(x: &Ctx) -> Result<()> {
             sp.sigma[k], sp.l_rms[k], sp.l_diff[k], sp.s_rms[k], sp.s_diff[k]
         );
     }
-    score_core::fs::write_atomic(&x.out.join("v3_statistics.md"), md.as_bytes())?;
-    println!("{md}");
-    Ok(())
+    write_study(&x.out, "v3_statistics", &json, &md)
 }
 
 /// `cargo xtask experiment samplers`: FID at few NFE on the checkpoint, written as
@@ -557,19 +565,11 @@ fn experiment_samplers(x: &Ctx) -> Result<()> {
             )
         },
     )?;
-    std::fs::create_dir_all(&x.out)?;
     let json = serde_json::json!({
         "options": o, "checkpoint": x.ck, "rows": rows,
         "ems_seconds": ems_seconds, "seconds": t0.elapsed().as_secs_f64(),
     });
-    score_core::fs::write_atomic(
-        &x.out.join("samplers.json"),
-        serde_json::to_string_pretty(&json)?.as_bytes(),
-    )?;
-    let md = markdown(&rows, &o);
-    score_core::fs::write_atomic(&x.out.join("samplers.md"), md.as_bytes())?;
-    println!("{md}");
-    Ok(())
+    write_study(&x.out, "samplers", &json, &markdown(&rows, &o))
 }
 
 /// `cargo xtask experiment scoreaug`.

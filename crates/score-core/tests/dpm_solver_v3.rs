@@ -13,6 +13,18 @@ fn gaussian4() -> GaussianMixture {
     GaussianMixture::gaussian(vec![0.5, -0.3, 0.0, 1.0], vec![0.25, 1.0, 0.04, 2.25]).unwrap()
 }
 
+/// The probability-flow end point at σ = 0.002 of states `x_t` at σ = 80 under the
+/// diagonal Gaussian N(mean, diag var), rows of 4.
+fn flow_to_sigma_min(x_t: &[f64], mean: &[f64], var: &[f64]) -> Vec<f64> {
+    x_t.iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let (m, v) = (mean[i % 4], var[i % 4]);
+            m + ((0.002f64.powi(2) + v) / (80.0f64.powi(2) + v)).sqrt() * (x - m)
+        })
+        .collect()
+}
+
 fn max_diff(a: &[f64], b: &[f64]) -> f64 {
     a.iter()
         .zip(b)
@@ -74,14 +86,7 @@ fn closed_form_statistics_make_a_diagonal_gaussian_exact_at_first_order() {
     let sigmas = karras_sigmas(6, 0.002, 80.0, 7.0).unwrap();
     let grid = &sigmas[..6];
     let x_t = g.sample_noisy(16, 80.0, &mut stream_rng(5, 0, 0));
-    let exact: Vec<f64> = x_t
-        .iter()
-        .enumerate()
-        .map(|(i, &x)| {
-            let (m, v) = (mean[i % 4], var[i % 4]);
-            m + ((0.002f64.powi(2) + v) / (80.0f64.powi(2) + v)).sqrt() * (x - m)
-        })
-        .collect();
+    let exact = flow_to_sigma_min(&x_t, mean, var);
     let x = || from_f64_as(&x_t, [16, 4], DType::F64, &device);
     let v3 = dpm_solver_v3_sample(
         &g,
@@ -183,14 +188,7 @@ fn corrector_and_pseudo_order_stay_exact_on_the_diagonal_gaussian() {
     let sigmas = karras_sigmas(6, 0.002, 80.0, 7.0).unwrap();
     let grid = &sigmas[..6];
     let x_t = g.sample_noisy(16, 80.0, &mut stream_rng(5, 0, 0));
-    let exact: Vec<f64> = x_t
-        .iter()
-        .enumerate()
-        .map(|(i, &x)| {
-            let (m, v) = (mean[i % 4], var[i % 4]);
-            m + ((0.002f64.powi(2) + v) / (80.0f64.powi(2) + v)).sqrt() * (x - m)
-        })
-        .collect();
+    let exact = flow_to_sigma_min(&x_t, mean, var);
     let x = || from_f64_as(&x_t, [16, 4], DType::F64, &device);
     let plain = V3Options::predictor(3);
     let with = |pseudo, corrector| V3Options {
