@@ -26,6 +26,7 @@ mod distill_cmd;
 mod fid;
 mod gaussian;
 mod import_cmd;
+mod latent_cmd;
 mod musicscore;
 mod ntk;
 mod run_file;
@@ -33,6 +34,7 @@ mod run_record;
 mod sample_cmd;
 mod sample_images;
 mod scoreaug_cmd;
+mod systems;
 mod textscore_cmd;
 mod train_cmd;
 

@@ -40,6 +40,12 @@ pub enum MusicScoreCmd {
     /// checkpoint on held-out pages (default split: test); evaluate.json, evaluate.md
     /// and image grids.
     Evaluate(crate::textscore_cmd::EvaluateArgs),
+    /// Train the autoencoder whose latent space the latent text-to-score model diffuses
+    /// in, on whole staff systems of the selected pages (default split: train).
+    TrainAe(crate::latent_cmd::TrainAeArgs),
+    /// Reconstruct held-out systems through an autoencoder (default split: test):
+    /// PSNR, staves and key signatures read on input against reconstruction, a grid.
+    EvaluateAe(crate::latent_cmd::EvaluateAeArgs),
 }
 
 #[derive(Args)]
@@ -153,6 +159,8 @@ pub fn run(cmd: &MusicScoreCmd, c: &Common) -> Result<()> {
         MusicScoreCmd::Train(a) => crate::textscore_cmd::cmd_train(c, a)?,
         MusicScoreCmd::Generate(a) => crate::textscore_cmd::cmd_generate(c, a)?,
         MusicScoreCmd::Evaluate(a) => crate::textscore_cmd::cmd_evaluate(c, a)?,
+        MusicScoreCmd::TrainAe(a) => crate::latent_cmd::cmd_train_ae(c, a)?,
+        MusicScoreCmd::EvaluateAe(a) => crate::latent_cmd::cmd_evaluate_ae(c, a)?,
         MusicScoreCmd::Stats(a) => cmd_stats(c, a)?,
         MusicScoreCmd::Verify(a) => cmd_verify(c, a)?,
         MusicScoreCmd::Prompts(a) => cmd_prompts(c, a)?,

@@ -11,16 +11,17 @@ use musicscore_gen::generator::{
     ENCODER, TextConfig, TextExtra, TextModel, TextRecord, checkpoint_extra, train_config,
 };
 use musicscore_gen::textscore::{
-    Adherence, Geometry, PromptBank, SystemItem, TextScoreData, expected_staves, system_items,
-    unet_config,
+    Adherence, Expectation, Geometry, PromptBank, SystemItem, TextScoreData, unet_config_for,
 };
+use musicscore_gen::vocabulary::{PromptCheck, Vocabulary};
 use score_nn::text::TextEncoder;
 use score_train::checkpoint::CheckpointFile;
 use score_train::train::{TrainOutput, train};
 use serde_json::json;
 
 use crate::common::{Common, bar_of, device, emit, fixed_on_resume, open_run};
-use crate::corpus_args::{FilterArgs, RootArgs, select_pub};
+use crate::corpus_args::{FilterArgs, RootArgs};
+use crate::systems::{load_items, parse_geometry};
 
 /// The checkpoint `generate` and `evaluate` use when none is given: the one shipped in
 /// `data/checkpoints`.
@@ -61,6 +62,11 @@ pub struct TextTrainArgs {
     /// Keep every checkpoint written (checkpoint.stepN.safetensors).
     #[arg(long)]
     keep_checkpoints: bool,
+    /// Train a latent model in the space of this autoencoder (a checkpoint of
+    /// `musicscore train-ae`; its geometry is the model's). It is copied beside the
+    /// checkpoint as autoencoder.safetensors [fixed on --resume].
+    #[arg(long)]
+    autoencoder: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -83,79 +89,21 @@ pub struct GenerateArgs {
     /// Output folder (samples.png, samples.json).
     #[arg(long, default_value = "out/musicscore-generate")]
     out: PathBuf,
-}
-
-pub(crate) fn parse_geometry(s: &str) -> Result<Geometry> {
-    let (size, scale) = s.split_once('@').unwrap_or((s, "0.5"));
-    let (w, h) = size
-        .split_once('x')
-        .with_context(|| format!("--geometry: '{s}' is not W×H@scale, e.g. 64x128@0.5"))?;
-    let g = Geometry {
-        width: w
-            .trim()
-            .parse()
-            .with_context(|| format!("--geometry: width in '{s}'"))?,
-        height: h
-            .trim()
-            .parse()
-            .with_context(|| format!("--geometry: height in '{s}'"))?,
-        scale: scale
-            .trim()
-            .parse()
-            .with_context(|| format!("--geometry: scale in '{s}'"))?,
-    };
-    g.validate()?;
-    Ok(g)
-}
-
-/// The system images of the selected pages of every layout under --root.
-pub(crate) fn load_items(
-    root: &RootArgs,
-    filter: &FilterArgs,
-    g: &Geometry,
-    template: &Template,
-    json: bool,
-) -> Result<(Vec<SystemItem>, usize, String)> {
-    let mut items = Vec::new();
-    let mut tall = 0;
-    let mut names = Vec::new();
-    // Size, ink, blank and duplicate filters need each page's facts (issue 26: they
-    // always failed with "open with facts").
-    let facts = filter.filter()?.needs_facts();
-    for corpus in crate::corpus_args::open_all(root, facts, json)? {
-        let keep = select_pub(&corpus, filter)?;
-        let pb = (!json).then(|| bar_of(keep.len() as u64, "systems", "pages"));
-        let tick = || {
-            if let Some(b) = &pb {
-                b.inc(1);
-            }
-        };
-        let (i, t) = system_items(&corpus, &keep, g, template, &tick)?;
-        if let Some(b) = pb {
-            b.finish_and_clear();
-        }
-        names.push(format!("{} ({} pages)", corpus.root.display(), keep.len()));
-        items.extend(i);
-        tall += t;
-    }
-    if items.is_empty() {
-        bail!(
-            "{}: no staff systems found in the selected pages",
-            root.root.display()
-        );
-    }
-    Ok((items, tall, names.join("; ")))
+    /// Generate even when the prompt names an instrumentation or key the model was
+    /// not trained on (a warning instead of a refusal).
+    #[arg(long)]
+    allow_unseen: bool,
 }
 
 /// Refuse a geometry or batch whose training step cannot fit, before any page is read:
 /// per image three times the UNet's activations (`unet_pass_bytes`) plus its
 /// self-attention at an eighth of the height, whose score matrix grows with the square
 /// of the pixels there (scores, softmax and their gradients, float32).
-fn ensure_text_training_fits(g: &Geometry, batch: usize) -> Result<()> {
-    let cfg = unet_config(g);
+fn ensure_text_training_fits(shape: [usize; 3], batch: usize) -> Result<()> {
+    let cfg = unet_config_for(shape);
     let widest = cfg.model_channels * cfg.channel_mult.iter().copied().max().unwrap_or(1);
-    let linear = 3 * crate::common::unet_pass_bytes([1, g.height, g.width], widest);
-    let att_px = ((g.height / 8).max(1) * (g.width / 8).max(1)) as u128;
+    let linear = 3 * crate::common::unet_pass_bytes(shape, widest);
+    let att_px = ((shape[1] / 8).max(1) * (shape[2] / 8).max(1)) as u128;
     let per_image = linear.saturating_add(att_px.saturating_mul(att_px).saturating_mul(12));
     score_core::limits::ensure_fits(
         "--geometry/--batch",
@@ -174,22 +122,13 @@ pub fn cmd_train(c: &Common, a: &TextTrainArgs) -> Result<()> {
     if !(0.0..=1.0).contains(&dropout) {
         bail!("--caption-dropout: {dropout} is not in [0, 1]");
     }
-    ensure_text_training_fits(&g, batch)?;
-    let mut filter = a.filter.clone();
-    filter.split.get_or_insert_with(|| "train".into());
-    let tpl = Template::parse(&template)?;
-    let (items, tall, corpus) = load_items(&a.root, &filter, &g, &tpl, c.json)?;
-    let encoder = TextEncoder::load(None, &device(&c.device)?)?;
-    let bank = PromptBank::build(&encoder, items.iter().map(|i| i.prompt.as_str()))?;
-    let record = TextRecord {
-        geometry: g,
-        template,
-        encoder: ENCODER.into(),
-        corpus,
-        systems: items.len(),
-        prompts: bank.len(),
-        caption_dropout: dropout,
-    };
+    let (items, bank, record, tall) = text_data(
+        c,
+        a,
+        (&ck_path, resume.as_ref()),
+        (g, geometry, template, dropout),
+    )?;
+    ensure_text_training_fits(record.shape(), batch)?;
     if let Some(ck) = &resume {
         check_same_data(ck, &record, &ck_path)?;
     }
@@ -214,10 +153,10 @@ pub fn cmd_train(c: &Common, a: &TextTrainArgs) -> Result<()> {
     let data = TextScoreData {
         items,
         bank,
-        geometry: g,
+        shape: record.shape(),
     };
     let t0 = Instant::now();
-    let net = unet_config(&g).init(&dev);
+    let net = unet_config_for(record.shape()).init(&dev);
     let r = train(
         net,
         &data,
@@ -229,6 +168,54 @@ pub fn cmd_train(c: &Common, a: &TextTrainArgs) -> Result<()> {
     let secs = t0.elapsed().as_secs_f64();
     report_text_training(c, a, &ck_path, r.step, r.last_loss, secs, &record);
     Ok(())
+}
+
+/// The training systems of a run (their scaled latents for a latent run), their prompts
+/// encoded, the run's record, and how many systems were too tall. `run` is the
+/// checkpoint path and the checkpoint resumed; `settings` the geometry, the
+/// `--geometry` given, the template and the caption dropout.
+fn text_data(
+    c: &Common,
+    a: &TextTrainArgs,
+    run: (&Path, Option<&CheckpointFile>),
+    settings: (Geometry, Option<Geometry>, String, f64),
+) -> Result<(Vec<SystemItem>, PromptBank, TextRecord, usize)> {
+    let (ck_path, resume) = run;
+    let (g, geometry, template, dropout) = settings;
+    let plain = device(&c.device)?;
+    let ae = crate::latent_cmd::run_autoencoder(a.autoencoder.as_deref(), resume, ck_path, &plain)?;
+    let g = match &ae {
+        Some(ae) => crate::latent_cmd::latent_geometry(ae, geometry, g)?,
+        None => g,
+    };
+    let mut filter = a.filter.clone();
+    filter.split.get_or_insert_with(|| "train".into());
+    let tpl = Template::parse(&template)?;
+    let (mut items, tall, corpus) = load_items(&a.root, &filter, &g, &tpl, c.json)?;
+    let encoder = TextEncoder::load(None, &plain)?;
+    let bank = PromptBank::build(&encoder, items.iter().map(|i| i.prompt.as_str()))?;
+    let mut vocabulary = Vocabulary::default();
+    for i in &items {
+        vocabulary.add(&tpl, &i.prompt);
+    }
+    let latent = match &ae {
+        Some(ae) => Some(crate::latent_cmd::to_latents(
+            ae, &mut items, &g, ck_path, &plain,
+        )?),
+        None => None,
+    };
+    let record = TextRecord {
+        geometry: g,
+        template,
+        encoder: ENCODER.into(),
+        corpus,
+        systems: items.len(),
+        prompts: bank.len(),
+        caption_dropout: dropout,
+        latent,
+        vocabulary: Some(vocabulary),
+    };
+    Ok((items, bank, record, tall))
 }
 
 /// σ_data of a text-to-score run: the checkpoint's on resume, else the systems' pixels'.
@@ -324,6 +311,12 @@ fn text_settings(
 /// A resumed run must see the same data: as many systems and distinct prompts.
 fn check_same_data(ck: &CheckpointFile, record: &TextRecord, ck_path: &Path) -> Result<()> {
     let stored = ck.meta.config_as::<TextConfig>(ck_path)?.extra.text;
+    if stored.latent != record.latent {
+        bail!(
+            "--autoencoder: {} was trained in another latent space (or in pixels); resume with the autoencoder it records",
+            ck_path.display()
+        );
+    }
     if stored.systems != record.systems || stored.prompts != record.prompts {
         bail!(
             "--root: {} was trained on {} systems with {} prompts, these pages give {} and {}: resume on the same data",
@@ -391,8 +384,13 @@ fn with_bar<T>(
     out
 }
 
-pub fn cmd_generate(c: &Common, a: &GenerateArgs) -> Result<()> {
-    let dev = device(&c.device)?;
+/// The model of `generate` (checked: the file exists, --n and --steps, the prompt
+/// against its vocabulary), its template, and the vocabulary warning.
+fn generation_model(
+    c: &Common,
+    a: &GenerateArgs,
+    dev: &score_core::burn::tensor::Device,
+) -> Result<(PathBuf, TextModel, Template, Option<String>)> {
     let path = a.checkpoint.clone().unwrap_or_else(shipped);
     if !path.exists() {
         bail!(
@@ -403,18 +401,48 @@ pub fn cmd_generate(c: &Common, a: &GenerateArgs) -> Result<()> {
     if a.n == 0 || a.steps < 2 {
         bail!("--n must be positive and --steps at least 2");
     }
-    let model = TextModel::load(&path, &dev)?;
-    let g = model.record.geometry;
+    let model = TextModel::load(&path, dev)?;
+    let tpl = Template::parse(&model.record.template)?;
+    let unseen = match &a.prompt {
+        Some(p) => check_vocabulary(&model.record, &tpl, p, a.allow_unseen)?,
+        None => None,
+    };
+    if let Some(m) = &unseen
+        && !c.json
+    {
+        eprintln!("warning: {m}");
+    }
     // All --n images are sampled as one batch; guidance doubles the passes.
     crate::common::ensure_passes_fit(
         &score_train::pipeline::LoadedModel::Unet(
             score_nn::network::ImageNet::Scorelab(model.net.clone()),
-            [1, g.height, g.width],
+            model.record.shape(),
         ),
         (a.n as u128).saturating_mul(2),
         "--n",
         "use a smaller --n",
     )?;
+    Ok((path, model, tpl, unseen))
+}
+
+/// The staves and key signature the detectors read in each image.
+fn readings(images: &[Vec<f32>], g: &Geometry) -> (Vec<Option<usize>>, Vec<Option<i32>>) {
+    images
+        .iter()
+        .map(|p| {
+            let r = musicscore_gen::textscore::raster_of(p, g.width, g.height);
+            (
+                musicscore_gen::textscore::detected_staves(&r),
+                musicscore_data::notation::read_key_signature(&r).map(|k| k.fifths),
+            )
+        })
+        .unzip()
+}
+
+pub fn cmd_generate(c: &Common, a: &GenerateArgs) -> Result<()> {
+    let dev = device(&c.device)?;
+    let (path, model, tpl, unseen) = generation_model(c, a, &dev)?;
+    let g = model.record.geometry;
     let encoder = match &a.prompt {
         Some(_) => Some(TextEncoder::load(None, &dev)?),
         None => None,
@@ -429,25 +457,30 @@ pub fn cmd_generate(c: &Common, a: &GenerateArgs) -> Result<()> {
     let px = sample(&model, encoder.as_ref(), &draw, &dev, c.json)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let png = a.out.join("samples.png");
-    let cols = a.n.min(8);
+    // Whole systems (wider than twice their height) two to a row.
+    let cols = if g.width > 2 * g.height {
+        a.n.min(2)
+    } else {
+        a.n.min(8)
+    };
     score_io::image::write_image_grid(&png, &px, [a.n, 1, g.height, g.width], cols)?;
     let per = g.height * g.width;
     let images: Vec<Vec<f32>> = px.chunks(per).map(<[f32]>::to_vec).collect();
-    let staves: Vec<Option<usize>> = images
-        .iter()
-        .map(|p| {
-            musicscore_gen::textscore::detected_staves(&musicscore_gen::textscore::raster_of(
-                p, g.width, g.height,
-            ))
-        })
-        .collect();
-    let expected = a.prompt.as_deref().and_then(expected_from_prompt);
-    let m = Adherence::measure(&images, g.width, g.height, expected);
+    let (staves, keys) = readings(&images, &g);
+    let want = a
+        .prompt
+        .as_deref()
+        .map(|p| Expectation::of_prompt(&tpl, p))
+        .unwrap_or_default();
+    let expected = want.staves;
+    let m = Adherence::measure(&images, g.width, g.height, want.staves, want.fifths);
     let report = json!({
         "checkpoint": path, "step": model.meta.step, "prompt": a.prompt, "guidance": a.guidance,
         "n": a.n, "steps": a.steps, "seed": c.seed(), "png": png,
         "detected_staves": staves, "expected_staves": expected,
+        "key_signatures": keys, "expected_fifths": want.fifths,
         "readability": m.readability(), "agreement": expected.map(|_| m.agreement()),
+        "key_agreement": want.fifths.map(|_| m.key_agreement()), "prompt_warning": unseen,
     });
     score_core::fs::write_atomic(
         &a.out.join("samples.json"),
@@ -468,13 +501,36 @@ pub fn cmd_generate(c: &Common, a: &GenerateArgs) -> Result<()> {
     Ok(())
 }
 
-/// The staves a prompt's "instrumentation is …" clause implies, if it names one of the
-/// study's instrumentations.
-pub fn expected_from_prompt(prompt: &str) -> Option<usize> {
-    let rest = prompt.split("instrumentation is ").nth(1)?;
-    let instr = rest.split(", key is").next()?;
-    let parts: Vec<String> = instr.split(',').map(|s| s.trim().to_string()).collect();
-    expected_staves(&parts)
+/// The vocabulary check of `--prompt`: `None` when the model knows every value, the
+/// warning when `allow` (or when the checkpoint records no vocabulary), else the
+/// refusal naming the unseen values.
+fn check_vocabulary(
+    rec: &TextRecord,
+    tpl: &Template,
+    prompt: &str,
+    allow: bool,
+) -> Result<Option<String>> {
+    let Some(v) = &rec.vocabulary else {
+        return Ok(Some(
+            "this checkpoint records no training vocabulary (it predates the record), so the prompt's instrumentation and key cannot be checked".into(),
+        ));
+    };
+    let check = v.check(tpl, prompt);
+    match check.message(&rec.template) {
+        None => Ok(None),
+        Some(m) if allow => Ok(Some(m)),
+        Some(m) => bail!(
+            "--prompt: {m}. The model would draw something it was trained on instead; pass --allow-unseen to generate anyway"
+        ),
+    }
+}
+
+/// Whether `prompt` holds only values the model was trained on (true when the
+/// checkpoint records no vocabulary).
+fn seen(rec: &TextRecord, tpl: &Template, prompt: &str) -> bool {
+    rec.vocabulary
+        .as_ref()
+        .is_none_or(|v| v.check(tpl, prompt) == PromptCheck::Known)
 }
 
 #[cfg(test)]
@@ -483,15 +539,20 @@ mod tests {
 
     #[test]
     fn prompt_instrumentation_maps_to_staves() {
+        let tpl = Template::default();
+        let e = |p: &str| Expectation::of_prompt(&tpl, p);
         assert_eq!(
-            expected_from_prompt("a music score, instrumentation is violin, key is A major"),
-            Some(1)
+            e("a music score, instrumentation is violin, key is A major"),
+            Expectation {
+                staves: Some(1),
+                fifths: Some(3)
+            }
         );
         assert_eq!(
-            expected_from_prompt("a music score, instrumentation is 2 violins, viola, cello"),
+            e("a music score, instrumentation is 2 violins, viola, cello").staves,
             Some(4)
         );
-        assert_eq!(expected_from_prompt("a music score of piano"), None);
+        assert_eq!(e("a music score of piano"), Expectation::default());
         assert!(parse_geometry("64x128@0.5").is_ok());
         assert!(parse_geometry("64x128@1.5").is_err());
         assert!(parse_geometry("64").is_err());
@@ -549,8 +610,21 @@ fn eval_prompts(items: &[SystemItem]) -> Vec<(String, usize)> {
     out
 }
 
-fn frac(a: &Adherence, agree: bool) -> String {
-    let (k, n) = (if agree { a.agree } else { a.readable }, a.n);
+/// Which count of an [`Adherence`] a table shows.
+#[derive(Clone, Copy)]
+enum Count {
+    Readable,
+    Staves,
+    Key,
+}
+
+fn frac(a: &Adherence, which: Count) -> String {
+    let k = match which {
+        Count::Readable => a.readable,
+        Count::Staves => a.agree,
+        Count::Key => a.key_agree,
+    };
+    let n = a.n;
     let p = k as f64 / n.max(1) as f64;
     // Wilson 95 % interval.
     let z = 1.96f64;
@@ -576,10 +650,7 @@ pub fn cmd_evaluate(c: &Common, a: &EvaluateArgs) -> Result<()> {
     let (real, _, corpus) = load_items(&a.root, &filter, &g, &tpl, c.json)?;
     let prompts = eval_prompts(&real);
     if prompts.is_empty() {
-        bail!(
-            "{}: no held-out pages of piano, violin or string quartet",
-            corpus
-        );
+        bail!("{corpus}: no held-out pages of piano, violin or string quartet");
     }
     let encoder = TextEncoder::load(None, &dev)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
@@ -600,26 +671,30 @@ pub fn cmd_evaluate(c: &Common, a: &EvaluateArgs) -> Result<()> {
     let mut rows = Vec::new();
     let mut fid_images: Vec<Vec<f32>> = Vec::new();
     for (k, (prompt, want)) in prompts.iter().enumerate() {
-        let reals: Vec<Vec<f32>> = real
+        let fifths = Expectation::of_prompt(&tpl, prompt).fifths;
+        let of_want: Vec<&SystemItem> = real.iter().filter(|i| i.expected == Some(*want)).collect();
+        let reals: Vec<Vec<f32>> = of_want.iter().map(|i| i.pixels.clone()).collect();
+        // The real systems against their own pages' prompts: the detectors' ceiling.
+        let real_want: Vec<Expectation> = of_want
             .iter()
-            .filter(|i| i.expected == Some(*want))
-            .map(|i| i.pixels.clone())
+            .map(|i| Expectation::of_prompt(&tpl, &i.prompt))
             .collect();
         write_grid(&a.out.join(format!("staves{want}_real.png")), &reals, g)?;
         let mut guided = Vec::new();
         for &w in &a.guidance {
             let imgs = split(&run(Some(prompt), w, c.seed() + 1 + k as u64)?);
             write_grid(&a.out.join(format!("staves{want}_w{w}.png")), &imgs, g)?;
-            let m = Adherence::measure(&imgs, g.width, g.height, Some(*want));
+            let m = Adherence::measure(&imgs, g.width, g.height, Some(*want), fifths);
             if w == a.fid_guidance {
                 fid_images.push(imgs.concat());
             }
             guided.push(json!({"guidance": w, "measure": m}));
         }
         rows.push(json!({
-            "prompt": prompt, "expected_staves": want,
-            "real": Adherence::measure(&reals, g.width, g.height, Some(*want)),
-            "unconditional": Adherence::measure(&uncond, g.width, g.height, Some(*want)),
+            "prompt": prompt, "expected_staves": want, "expected_fifths": fifths,
+            "seen_in_training": seen(&model.record, &tpl, prompt),
+            "real": Adherence::measure_each(&reals, g.width, g.height, &real_want),
+            "unconditional": Adherence::measure(&uncond, g.width, g.height, Some(*want), fifths),
             "guided": guided,
         }));
     }
@@ -633,6 +708,11 @@ pub fn cmd_evaluate(c: &Common, a: &EvaluateArgs) -> Result<()> {
         "rows": rows, "fid_k": fid, "noise_readability": noise_floor,
         "seconds": t0.elapsed().as_secs_f64(),
     });
+    write_evaluation(c, a, report)
+}
+
+/// evaluate.json and evaluate.md in --out, and the table (or the JSON) on stdout.
+fn write_evaluation(c: &Common, a: &EvaluateArgs, report: serde_json::Value) -> Result<()> {
     score_core::fs::write_atomic(
         &a.out.join("evaluate.json"),
         serde_json::to_string_pretty(&report)?.as_bytes(),
@@ -666,7 +746,7 @@ fn noise_floor(seed: u64, n: usize, g: Geometry, dev: &burn::tensor::Device) -> 
             score_core::tensor::to_vec_f32(t)
         })
         .collect::<std::result::Result<_, _>>()?;
-    Ok(Adherence::measure(&noise, g.width, g.height, None))
+    Ok(Adherence::measure(&noise, g.width, g.height, None, None))
 }
 
 /// FID-k: the first k generated images (taken round-robin over the prompts) against
@@ -729,8 +809,15 @@ fn evaluate_markdown(r: &serde_json::Value, guidance: &[f64]) -> Result<String> 
     s.push_str(&"---|".repeat(guidance.len()));
     s.push('\n');
     for (title, agree) in [
-        ("Readability (a staff system detected)", false),
-        ("Prompt adherence (detected staves = implied)", true),
+        ("Readability (a staff system detected)", Count::Readable),
+        (
+            "Prompt adherence (detected staves = implied)",
+            Count::Staves,
+        ),
+        (
+            "Key adherence (key signature read = the key's; real: each page's own key)",
+            Count::Key,
+        ),
     ] {
         s.push_str(&format!(
             "| **{title}** | | | |{}\n",
@@ -752,7 +839,7 @@ fn evaluate_markdown(r: &serde_json::Value, guidance: &[f64]) -> Result<String> 
     }
     s.push_str(&format!(
         "\nThe detector on pure N(0, 1) noise images (its false-positive floor): readable {}.\n",
-        frac(&ad(&r["noise_readability"])?, false)
+        frac(&ad(&r["noise_readability"])?, Count::Readable)
     ));
     if let Some(f) = r["fid_k"].as_array() {
         s.push_str("\n| k | FID-k |\n|---|---|\n");

@@ -527,35 +527,13 @@ fn is_staff(g: &[usize], centres: &[f64]) -> bool {
 /// The staff systems of a page, top to bottom, with their staff counts (the steps of
 /// [`staff_systems`]).
 pub fn detect_systems(page: &Raster) -> Vec<System> {
-    let (w, h) = (page.width, page.height);
-    if w == 0 || h == 0 {
+    let h = page.height;
+    // 1.–2. Staff lines, grouped into staves.
+    let found = detect_staves(page);
+    let Some(space) = found.first().map(|s| s.space) else {
         return Vec::new();
-    }
-    // 1. Staff lines (runs of rows).
-    let lines = staff_lines(page);
-    if lines.len() < 2 {
-        return Vec::new();
-    }
-    let centres: Vec<f64> = lines.iter().map(|&(a, b)| (a + b) as f64 / 2.0).collect();
-    let mut gaps: Vec<f64> = centres.windows(2).map(|p| p[1] - p[0]).collect();
-    gaps.sort_by(f64::total_cmp);
-    let space = gaps[gaps.len() / 2].max(1.0);
-    // 2. Staves: runs of lines at most 2.5 s apart, kept when they look like a staff.
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    for k in 0..lines.len() {
-        match groups.last_mut() {
-            Some(g) if centres[k] - centres[k - 1] <= 2.5 * space => g.push(k),
-            _ => groups.push(vec![k]),
-        }
-    }
-    let staves: Vec<(usize, usize)> = groups
-        .iter()
-        .filter(|g| is_staff(g, &centres))
-        .map(|g| (lines[g[0]].0, lines[g[g.len() - 1]].1))
-        .collect();
-    if staves.is_empty() {
-        return Vec::new();
-    }
+    };
+    let staves: Vec<(usize, usize)> = found.iter().map(|s| s.rows).collect();
     // 3. Systems: runs of staves joined by a vertical line.
     let systems = join_staves(page, &staves);
     // 4. Bands with margins.
@@ -579,6 +557,48 @@ pub fn detect_systems(page: &Raster) -> Vec<System> {
                 staves,
                 space,
             }
+        })
+        .collect()
+}
+
+/// A staff found by [`detect_staves`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Staff {
+    /// Rows from its top line's first row to one past its bottom line's last.
+    pub rows: (usize, usize),
+    /// The centre row of each detected line, top to bottom (4 to 6 of them).
+    pub lines: Vec<f64>,
+    /// The staff space (median line distance on the page), in pixels.
+    pub space: f64,
+}
+
+/// The staves of a page, top to bottom: steps 1 and 2 of [`staff_systems`].
+pub fn detect_staves(page: &Raster) -> Vec<Staff> {
+    if page.width == 0 || page.height == 0 {
+        return Vec::new();
+    }
+    let lines = staff_lines(page);
+    if lines.len() < 2 {
+        return Vec::new();
+    }
+    let centres: Vec<f64> = lines.iter().map(|&(a, b)| (a + b) as f64 / 2.0).collect();
+    let mut gaps: Vec<f64> = centres.windows(2).map(|p| p[1] - p[0]).collect();
+    gaps.sort_by(f64::total_cmp);
+    let space = gaps[gaps.len() / 2].max(1.0);
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for k in 0..lines.len() {
+        match groups.last_mut() {
+            Some(g) if centres[k] - centres[k - 1] <= 2.5 * space => g.push(k),
+            _ => groups.push(vec![k]),
+        }
+    }
+    groups
+        .iter()
+        .filter(|g| is_staff(g, &centres))
+        .map(|g| Staff {
+            rows: (lines[g[0]].0, lines[g[g.len() - 1]].1),
+            lines: g.iter().map(|&k| centres[k]).collect(),
+            space,
         })
         .collect()
 }

@@ -14,6 +14,7 @@
 //! | [`archive`], [`gz`] | streamed tar.gz reading, one-pass index with inflater checkpoints for random access |
 //! | [`prompt`] | the paper's prompt template, user templates, caption dropout |
 //! | [`select`] | filters, group-aware seeded splits, statistics |
+//! | [`notation`] | key signatures read off system images, the signature a key name implies |
 //! | [`image`] | JPEG/PNG decoding with size limits, fit-and-pad, centre crop, staff-system tiles, page facts (ink, hashes) |
 //! | [`dataset`] | the burn `Dataset` of image tensors and prompts, parallel batches, a prefetching stream |
 //! | [`export`] | Hugging Face `imagefolder` export, contact sheets |
@@ -56,6 +57,7 @@ pub mod gz;
 pub mod image;
 pub mod metadata;
 pub mod name;
+pub mod notation;
 pub mod prompt;
 pub mod select;
 

@@ -198,6 +198,94 @@ impl Template {
     }
 }
 
+/// One placeholder or literal of a template with its clauses decided.
+#[derive(Debug, Clone, Copy)]
+enum Flat<'a> {
+    Text(&'a str),
+    Field(&'a str),
+}
+
+/// Match `s` against `seq`: literals exactly, each field the shortest non-empty text
+/// that lets the rest match.
+fn match_flat<'a>(seq: &[Flat<'a>], s: &str, out: &mut Vec<(&'a str, String)>) -> bool {
+    let Some((first, rest)) = seq.split_first() else {
+        return s.is_empty();
+    };
+    match *first {
+        Flat::Text(t) => s.strip_prefix(t).is_some_and(|r| match_flat(rest, r, out)),
+        Flat::Field(f) => {
+            for (end, ch) in s.char_indices() {
+                let end = end + ch.len_utf8();
+                out.push((f, s[..end].to_string()));
+                if match_flat(rest, &s[end..], out) {
+                    return true;
+                }
+                out.pop();
+            }
+            false
+        }
+    }
+}
+
+impl Template {
+    /// The placeholders the template uses, in order, each once.
+    pub fn fields(&self) -> Vec<String> {
+        fn go(parts: &[Part], out: &mut Vec<String>) {
+            for p in parts {
+                match p {
+                    Part::Field(f) if !out.contains(f) => out.push(f.clone()),
+                    Part::Clause(c) => go(c, out),
+                    _ => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        go(&self.parts, &mut out);
+        out
+    }
+
+    /// The field values `prompt` was rendered with, if [`Template::render`] could have
+    /// produced it: literals match exactly, each placeholder takes the shortest
+    /// non-empty text that lets the rest match, and clauses are kept where possible
+    /// (the variant with the most clauses present is tried first). `None` when no
+    /// variant matches.
+    pub fn fields_of(&self, prompt: &str) -> Option<Vec<(String, String)>> {
+        let clauses = self
+            .parts
+            .iter()
+            .filter(|p| matches!(p, Part::Clause(_)))
+            .count()
+            .min(12);
+        let mut variants: Vec<u32> = (0..1u32 << clauses).collect();
+        variants.sort_by_key(|v| std::cmp::Reverse(v.count_ones()));
+        for mask in variants {
+            let mut seq = Vec::new();
+            let mut k = 0;
+            for p in &self.parts {
+                match p {
+                    Part::Text(t) => seq.push(Flat::Text(t)),
+                    Part::Field(f) => seq.push(Flat::Field(f)),
+                    Part::Clause(c) => {
+                        if mask & (1 << k) != 0 {
+                            seq.extend(c.iter().filter_map(|q| match q {
+                                Part::Text(t) => Some(Flat::Text(t.as_str())),
+                                Part::Field(f) => Some(Flat::Field(f.as_str())),
+                                Part::Clause(_) => None,
+                            }));
+                        }
+                        k += 1;
+                    }
+                }
+            }
+            let mut out = Vec::new();
+            if match_flat(&seq, prompt, &mut out) {
+                return Some(out.into_iter().map(|(f, v)| (f.to_string(), v)).collect());
+            }
+        }
+        None
+    }
+}
+
 impl Default for Template {
     fn default() -> Self {
         // The paper template is a constant that parses.
@@ -275,6 +363,26 @@ mod tests {
             key: key.map(str::to_string),
             ..Fields::default()
         }
+    }
+
+    #[test]
+    fn fields_of_inverts_render() {
+        let t = Template::default();
+        assert_eq!(t.fields(), ["instrumentation", "key"]);
+        for (instr, key) in [
+            (&["2 violins", "viola", "cello"][..], Some("C major")),
+            (&["violin"][..], Some("B-flat major")),
+            (&["piano"][..], None),
+        ] {
+            let f = fields(instr, key);
+            let prompt = t.render(&f, None);
+            let mut want = vec![("instrumentation".to_string(), instr.join(", "))];
+            want.extend(key.map(|k| ("key".to_string(), k.to_string())));
+            assert_eq!(t.fields_of(&prompt), Some(want), "{prompt}");
+        }
+        assert_eq!(t.fields_of("a music score"), Some(vec![]));
+        assert_eq!(t.fields_of("a score of cello music"), None);
+        assert_eq!(t.fields_of("a music score, instrumentation is "), None);
     }
 
     #[test]

@@ -18,7 +18,10 @@ use score_train::checkpoint::CheckpointMeta;
 use score_train::pipeline::{ImageCondition, ModelSpec, generate_images, load_unet};
 use score_train::train::TrainConfig;
 
-use crate::textscore::{Geometry, PromptBank, unet_config};
+use crate::autoencoder::{Autoencoder, LatentRecord};
+use crate::latent::{decode_latents, load_autoencoder};
+use crate::textscore::{Geometry, PromptBank, unet_config_for};
+use crate::vocabulary::Vocabulary;
 use musicscore_data::error::{MusicScoreError, Result};
 
 /// The part of a text-to-score checkpoint's `config.extra` this crate reads.
@@ -48,6 +51,28 @@ pub struct TextRecord {
     pub prompts: usize,
     /// Caption dropout probability.
     pub caption_dropout: f64,
+    /// A latent model's autoencoder (`None`: the model works on pixels).
+    #[serde(default)]
+    pub latent: Option<LatentRecord>,
+    /// The values of each prompt field in the training prompts (absent in checkpoints
+    /// written before it was recorded).
+    #[serde(default)]
+    pub vocabulary: Option<Vocabulary>,
+}
+
+impl TextRecord {
+    /// The shape the network works on: `[1, h, w]` pixels, or the latents
+    /// `[c, h/f, w/f]` of a latent model.
+    pub fn shape(&self) -> [usize; 3] {
+        let g = &self.geometry;
+        match &self.latent {
+            None => [1, g.height, g.width],
+            Some(l) => {
+                let f = l.config.factor();
+                [l.config.latent_channels, g.height / f, g.width / f]
+            }
+        }
+    }
 }
 
 /// The encoder's name in [`TextRecord::encoder`].
@@ -83,8 +108,8 @@ pub fn train_config(
 /// The checkpoint's `config.extra`: the network description every scorelab UNet
 /// checkpoint has (so `scorelab sample` loads it too) and the [`TextRecord`].
 pub fn checkpoint_extra(rec: &TextRecord) -> serde_json::Value {
-    let g = &rec.geometry;
-    let mut v = ModelSpec::unet(&unet_config(g), [1, g.height, g.width], &rec.corpus).to_json();
+    let shape = rec.shape();
+    let mut v = ModelSpec::unet(&unet_config_for(shape), shape, &rec.corpus).to_json();
     v["text"] = serde_json::to_value(rec).expect("record serialises");
     v
 }
@@ -99,6 +124,39 @@ pub struct TextModel {
     pub record: TextRecord,
     /// The checkpoint's metadata (step, …).
     pub meta: CheckpointMeta,
+    /// A latent model's autoencoder.
+    pub autoencoder: Option<Autoencoder>,
+}
+
+/// The autoencoder a latent model's `record` names, read from beside the checkpoint
+/// `path` and checked against the recorded SHA-256.
+fn record_autoencoder(path: &Path, record: &LatentRecord, device: &Device) -> Result<Autoencoder> {
+    let file = path.parent().unwrap_or(Path::new(".")).join(&record.file);
+    let bytes = std::fs::read(&file).map_err(|e| {
+        MusicScoreError::Invalid(format!(
+            "{}: {e} (the latent model {} needs its autoencoder beside it, as `scorelab musicscore train --autoencoder` left it)",
+            file.display(),
+            path.display()
+        ))
+    })?;
+    let digest = score_core::fs::sha256_hex(&bytes);
+    if digest != record.sha256 {
+        return Err(MusicScoreError::Invalid(format!(
+            "{}: SHA-256 {digest} is not the {} that {} was trained with",
+            file.display(),
+            record.sha256,
+            path.display()
+        )));
+    }
+    let ae = load_autoencoder(&file, device)?;
+    if ae.settings.autoencoder != record.config {
+        return Err(MusicScoreError::Invalid(format!(
+            "{}: its network differs from the one {} records",
+            file.display(),
+            path.display()
+        )));
+    }
+    Ok(ae.net)
 }
 
 impl TextModel {
@@ -114,17 +172,23 @@ impl TextModel {
             })?
             .extra
             .text;
+        let autoencoder = match &record.latent {
+            Some(l) => Some(record_autoencoder(path, l, device)?),
+            None => None,
+        };
         Ok(Self {
             net,
             precond,
             record,
             meta,
+            autoencoder,
         })
     }
 
     /// `n` images for `prompt` (`None`: unconditional) with guidance `guidance`, EDM's
     /// Heun sampler on a Karras grid of `steps` levels (σ 80 → 0.002), noise from
-    /// `seed`: `[n, 1, h, w]` values in [−1, 1], row-major. `on_step(done, total)`.
+    /// `seed`: `[n, 1, h, w]` values in [−1, 1], row-major (a latent model's latents
+    /// divided by the recorded scale and decoded). `on_step(done, total)`.
     #[allow(clippy::too_many_arguments)]
     pub fn generate(
         &self,
@@ -142,7 +206,6 @@ impl TextModel {
                 "--n: at least one image, got 0".into(),
             ));
         }
-        let g = &self.record.geometry;
         let condition = match (prompt, encoder) {
             (None, _) => ImageCondition::none(),
             (Some(p), Some(enc)) => {
@@ -158,7 +221,8 @@ impl TextModel {
                 ));
             }
         };
-        let shape = [n, 1, g.height, g.width];
+        let [c, h, w] = self.record.shape();
+        let shape = [n, c, h, w];
         let mut rng = score_core::tensor::stream_rng(seed, 0x5445_5854, 0);
         let noise = score_core::tensor::randn(shape, &mut rng, device);
         let sigmas = GridKind::Karras.build(steps, 0.002, 80.0)?;
@@ -172,6 +236,12 @@ impl TextModel {
             &condition,
             on_step,
         )?;
-        Ok(score_core::tensor::to_vec_f32(out.x)?)
+        match (&self.autoencoder, &self.record.latent) {
+            (Some(ae), Some(l)) => {
+                let z = score_core::tensor::to_vec_f32(out.x / l.scale)?;
+                decode_latents(ae, &z, [c, h, w], device)
+            }
+            _ => Ok(score_core::tensor::to_vec_f32(out.x)?),
+        }
     }
 }

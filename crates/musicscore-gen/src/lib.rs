@@ -7,11 +7,20 @@
 //! - [`textscore`]: staff-system images cut from the rendered pages, the prompt bank
 //!   encoded by MiniLM, the data set the training loop reads, and the readability and
 //!   staff-count adherence measures.
+//! - [`autoencoder`]: the KL-regularised autoencoder whose latent space the latent
+//!   model diffuses in (Stable Diffusion's design, small).
+//! - [`latent`]: training the autoencoder through score-train's loop, encoding and
+//!   decoding systems.
 //! - [`generator`]: the training set-up, loading a text-to-score checkpoint, and guided
 //!   sampling from prompts.
+//! - [`vocabulary`]: the prompt values a model was trained on, and the check that
+//!   refuses or warns about others.
 //!
 //! Errors are `musicscore_data::MusicScoreError`: every failure here is one of the
 //! corpus, its images or a score-core call.
 
+pub mod autoencoder;
 pub mod generator;
+pub mod latent;
 pub mod textscore;
+pub mod vocabulary;

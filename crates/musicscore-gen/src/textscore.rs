@@ -42,6 +42,7 @@ use musicscore_data::image::{
     ColorMode, DecodeOptions, Raster, System, decode, detect_systems, resample,
 };
 use musicscore_data::metadata::Fields;
+use musicscore_data::notation::read_key_signature;
 use musicscore_data::prompt::Template;
 
 /// Width of the MiniLM token states and pooled embedding.
@@ -184,6 +185,35 @@ pub fn expected_staves(instrumentation: &[String]) -> Option<usize> {
     }
 }
 
+/// What a prompt says an image should show: staves per system (from its
+/// instrumentation, [`expected_staves`]) and the key signature (from its key,
+/// [`musicscore_data::notation::key_fifths`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expectation {
+    /// Staves per system.
+    pub staves: Option<usize>,
+    /// Sharps (positive) or flats (negative).
+    pub fifths: Option<i32>,
+}
+
+impl Expectation {
+    /// What `prompt`, read back through `template` ([`Template::fields_of`]), says.
+    pub fn of_prompt(template: &Template, prompt: &str) -> Self {
+        let fields = template.fields_of(prompt).unwrap_or_default();
+        let get = |name: &str| fields.iter().find(|(f, _)| f == name).map(|(_, v)| v);
+        Self {
+            staves: get("instrumentation").and_then(|v| {
+                expected_staves(
+                    &v.split(',')
+                        .map(|p| p.trim().to_string())
+                        .collect::<Vec<_>>(),
+                )
+            }),
+            fifths: get("key").and_then(|k| musicscore_data::notation::key_fifths(k)),
+        }
+    }
+}
+
 /// One system image with its prompt.
 #[derive(Debug, Clone)]
 pub struct SystemItem {
@@ -317,14 +347,14 @@ impl PromptBank {
     }
 }
 
-/// System images with encoded prompts: score-core training data.
+/// System images (or their latents) with encoded prompts: score-core training data.
 pub struct TextScoreData {
-    /// The images and prompts.
+    /// The images (or latents) and prompts.
     pub items: Vec<SystemItem>,
     /// Their encoded prompts.
     pub bank: PromptBank,
-    /// Their geometry.
-    pub geometry: Geometry,
+    /// The shape `[channels, height, width]` of each item's values.
+    pub shape: [usize; 3],
 }
 
 impl TrainData<4> for TextScoreData {
@@ -337,18 +367,15 @@ impl TrainData<4> for TextScoreData {
         idx: &[usize],
         device: &Device,
     ) -> score_core::Result<(Tensor<4>, Option<Conditioning>)> {
-        let g = &self.geometry;
-        let mut px = Vec::with_capacity(idx.len() * g.width * g.height);
+        let [c, h, w] = self.shape;
+        let mut px = Vec::with_capacity(idx.len() * c * h * w);
         for &i in idx {
             px.extend_from_slice(&self.items[i].pixels);
         }
         let prompts: Vec<&str> = idx.iter().map(|&i| self.items[i].prompt.as_str()).collect();
         let cond = (self.bank.conditioning(&prompts, device))
             .map_err(|e| score_core::ScoreError::invalid("training prompts", e.to_string()))?;
-        Ok((
-            from_f32(px, [idx.len(), 1, g.height, g.width], device),
-            Some(cond),
-        ))
+        Ok((from_f32(px, [idx.len(), c, h, w], device), Some(cond)))
     }
 }
 
@@ -357,10 +384,22 @@ impl TrainData<4> for TextScoreData {
 /// prompt tokens at height/4 and height/8, and the pooled prompt embedding in the
 /// noise embedding.
 pub fn unet_config(g: &Geometry) -> UNetConfig {
+    unet_config_for([1, g.height, g.width])
+}
+
+/// [`unet_config`] for inputs of shape `[channels, height, width]`; a latent model's
+/// latents (more than one channel) get twice the widths, 32/64/64/64: each of their
+/// positions holds a 4×4 patch of pixels.
+pub fn unet_config_for([c, h, w]: [usize; 3]) -> UNetConfig {
+    let g = Geometry {
+        scale: 1.0,
+        width: w,
+        height: h,
+    };
     UNetConfig::new(g.height)
         .with_width(g.width)
-        .with_in_channels(1)
-        .with_model_channels(16)
+        .with_in_channels(c)
+        .with_model_channels(if c > 1 { 32 } else { 16 })
         .with_channel_mult(vec![1, 2, 2, 2])
         .with_blocks_per_level(1)
         .with_attn_resolutions(vec![g.height / 8])
@@ -392,28 +431,66 @@ pub struct Adherence {
     pub readable: usize,
     /// Images in which the detector finds the expected number of staves.
     pub agree: usize,
+    /// Images whose key signature reads as the prompt's key implies
+    /// ([`musicscore_data::notation::read_key_signature`] against
+    /// [`musicscore_data::notation::key_fifths`]); 0 when the prompt names no key.
+    #[serde(default)]
+    pub key_agree: usize,
 }
 
 impl Adherence {
-    /// Measure `images` (each `[1, h, w]` in [−1, 1]) against `expected` staves.
+    /// Measure `images` (each `[1, h, w]` in [−1, 1]) against `expected` staves and
+    /// the key signature `fifths` (sharps positive, flats negative).
     pub fn measure(
         images: &[Vec<f32>],
         width: usize,
         height: usize,
         expected: Option<usize>,
+        fifths: Option<i32>,
     ) -> Self {
-        let found: Vec<Option<usize>> = images
+        let want = Expectation {
+            staves: expected,
+            fifths,
+        };
+        Self::measure_each(images, width, height, &vec![want; images.len()])
+    }
+
+    /// [`Adherence::measure`] with each image's own expectation (real systems, each
+    /// with its page's prompt).
+    pub fn measure_each(
+        images: &[Vec<f32>],
+        width: usize,
+        height: usize,
+        want: &[Expectation],
+    ) -> Self {
+        let found: Vec<(bool, bool, bool)> = images
             .par_iter()
-            .map(|px| detected_staves(&raster_of(px, width, height)))
+            .zip(want)
+            .map(|(px, w)| {
+                let r = raster_of(px, width, height);
+                let staves = detected_staves(&r);
+                let key = w
+                    .fifths
+                    .and_then(|_| read_key_signature(&r))
+                    .map(|k| k.fifths);
+                (
+                    staves.is_some(),
+                    staves.is_some() && staves == w.staves,
+                    key.is_some() && key == w.fifths,
+                )
+            })
             .collect();
         Self {
             n: images.len(),
-            readable: found.iter().filter(|f| f.is_some()).count(),
-            agree: found
-                .iter()
-                .filter(|f| f.is_some() && **f == expected)
-                .count(),
+            readable: found.iter().filter(|f| f.0).count(),
+            agree: found.iter().filter(|f| f.1).count(),
+            key_agree: found.iter().filter(|f| f.2).count(),
         }
+    }
+
+    /// Fraction whose key signature agrees.
+    pub fn key_agreement(&self) -> f64 {
+        self.key_agree as f64 / self.n.max(1) as f64
     }
 
     /// Readable fraction.
@@ -520,7 +597,7 @@ mod tests {
                 .collect::<Vec<f32>>()
         };
         let blank = vec![1.0f32; 64 * 256];
-        let a = Adherence::measure(&[img(2), img(2), img(1), blank], 64, 256, Some(2));
+        let a = Adherence::measure(&[img(2), img(2), img(1), blank], 64, 256, Some(2), None);
         assert_eq!((a.n, a.readable, a.agree), (4, 3, 2));
     }
 }
