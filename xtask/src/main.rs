@@ -17,13 +17,17 @@
 //!   images, cached for `scorelab fid --ref fashion-mnist-test`.
 //! - `cargo xtask ci`: what `.ci/run` runs (format check, tests).
 
+use cli_run::{scorelab, study_root};
+
 mod bench_edm;
 mod bench_vs_torch;
+mod cli_run;
 mod fashion_60k;
 mod fashion_setup;
 mod fid_setup;
 mod fixture;
 mod minilm_setup;
+mod musicscore_latent;
 mod own_data;
 mod pypi;
 mod tidy;
@@ -56,6 +60,11 @@ enum Task {
     /// rerunning resumes) and export its EMA weights to
     /// data/checkpoints/musicscore-text.safetensors.
     TrainMusicscoreCheckpoint(TrainMusicscoreCheckpointArgs),
+
+    /// Train the latent text-to-score model on the study corpus (the autoencoder, then
+    /// the model in its space; rerunning resumes) and export both to
+    /// data/checkpoints/musicscore-{latent,ae}.safetensors.
+    TrainMusicscoreLatent(musicscore_latent::TrainMusicscoreLatentArgs),
 
     /// The demo UNet and its hot operations against PyTorch on this CPU, alternating
     /// rounds; writes docs/results/performance/bench_vs_torch.{md,json} (issue 11).
@@ -1075,6 +1084,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Task::TrainDemoCheckpoint(a) => train_demo_checkpoint(a)?,
         Task::TrainMusicscoreCheckpoint(a) => train_musicscore_checkpoint(a)?,
+        Task::TrainMusicscoreLatent(a) => musicscore_latent::run(a)?,
         Task::BenchVsTorch(a) => bench_vs_torch(a)?,
         Task::BenchEdm(a) => println!(
             "{}",
@@ -1137,30 +1147,4 @@ fn ems_for(
             &den, x0, 0.002, 80.0, 32, seed,
         )?,
     )
-}
-
-/// The study corpus folder, or an error naming the command that renders it.
-fn study_root(root: Option<PathBuf>) -> Result<PathBuf> {
-    let root = root.unwrap_or_else(musicscore_data::study_corpus_dir);
-    if !root.join("MusicScore-14K").join("metadata.json").exists() {
-        bail!(
-            "{}: no study corpus here; render it with `cargo xtask fixture musicscore --study` (music21 + verovio from PyPI, about 15 minutes)",
-            root.display()
-        );
-    }
-    Ok(root)
-}
-
-/// Run the `scorelab` CLI (built in the same profile as this xtask) with `args`.
-fn scorelab(args: &[&std::ffi::OsStr]) -> Result<()> {
-    let status =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["run", "-q", "-p", "scorelab", "--"])
-            .args(args)
-            .status()
-            .context("running cargo run -p scorelab")?;
-    if !status.success() {
-        bail!("scorelab {:?} failed with {status}", args);
-    }
-    Ok(())
 }

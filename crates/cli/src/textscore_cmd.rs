@@ -93,6 +93,10 @@ pub struct GenerateArgs {
     /// not trained on (a warning instead of a refusal).
     #[arg(long)]
     allow_unseen: bool,
+    /// Also write page-<k>.png: the images stacked in pages of this many systems, one
+    /// above the other (each system sampled on its own: no coherence across systems).
+    #[arg(long)]
+    page: Option<usize>,
 }
 
 /// Refuse a geometry or batch whose training step cannot fit, before any page is read:
@@ -425,6 +429,27 @@ fn generation_model(
     Ok((path, model, tpl, unseen))
 }
 
+/// With `--page k`, page-<i>.png in `out`: the images `px` stacked `k` to a page
+/// (the last page holds the rest). Returns the files written.
+fn write_pages(out: &Path, px: &[f32], k: Option<usize>, g: &Geometry) -> Result<Vec<PathBuf>> {
+    let Some(k) = k else {
+        return Ok(Vec::new());
+    };
+    if k == 0 {
+        bail!("--page: at least one system per page, got 0");
+    }
+    let per = g.height * g.width;
+    px.chunks(k * per)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let path = out.join(format!("page-{i}.png"));
+            let n = chunk.len() / per;
+            score_io::image::write_image_grid(&path, chunk, [n, 1, g.height, g.width], 1)?;
+            Ok(path)
+        })
+        .collect()
+}
+
 /// The staves and key signature the detectors read in each image.
 fn readings(images: &[Vec<f32>], g: &Geometry) -> (Vec<Option<usize>>, Vec<Option<i32>>) {
     images
@@ -465,6 +490,7 @@ pub fn cmd_generate(c: &Common, a: &GenerateArgs) -> Result<()> {
     };
     score_io::image::write_image_grid(&png, &px, [a.n, 1, g.height, g.width], cols)?;
     let per = g.height * g.width;
+    let pages = write_pages(&a.out, &px, a.page, &g)?;
     let images: Vec<Vec<f32>> = px.chunks(per).map(<[f32]>::to_vec).collect();
     let (staves, keys) = readings(&images, &g);
     let want = a
@@ -481,6 +507,7 @@ pub fn cmd_generate(c: &Common, a: &GenerateArgs) -> Result<()> {
         "key_signatures": keys, "expected_fifths": want.fifths,
         "readability": m.readability(), "agreement": expected.map(|_| m.agreement()),
         "key_agreement": want.fifths.map(|_| m.key_agreement()), "prompt_warning": unseen,
+        "pages": pages,
     });
     score_core::fs::write_atomic(
         &a.out.join("samples.json"),

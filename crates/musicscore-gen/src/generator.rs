@@ -14,7 +14,7 @@ use score_core::samplers::Sampler;
 use score_core::sigmas::GridKind;
 use score_nn::text::TextEncoder;
 use score_nn::unet::UNet;
-use score_train::checkpoint::CheckpointMeta;
+use score_train::checkpoint::{CheckpointFile, CheckpointMeta, checkpoint_bytes, save_checkpoint};
 use score_train::pipeline::{ImageCondition, ModelSpec, generate_images, load_unet};
 use score_train::train::TrainConfig;
 
@@ -244,4 +244,32 @@ impl TextModel {
             _ => Ok(score_core::tensor::to_vec_f32(out.x)?),
         }
     }
+}
+
+/// Ship a latent model: its EMA weights at `out`, and its autoencoder's trained weights
+/// alone (no EMA, no optimiser state) beside it as `ae_name`, the model's record
+/// naming that file and its SHA-256. Returns the autoencoder's path.
+pub fn export_latent_model(
+    checkpoint: &Path,
+    out: &Path,
+    ae_name: &str,
+    device: &Device,
+) -> Result<std::path::PathBuf> {
+    let model = TextModel::load(checkpoint, device)?;
+    let (Some(latent), Some(ae)) = (&model.record.latent, &model.autoencoder) else {
+        return Err(MusicScoreError::Invalid(format!(
+            "{}: not a latent text-to-score model (`scorelab musicscore train --autoencoder` writes them)",
+            checkpoint.display()
+        )));
+    };
+    let source = CheckpointFile::read(&checkpoint.with_file_name(&latent.file))?;
+    let ae_bytes = checkpoint_bytes(Some(ae), None, None, &source.meta)?;
+    let ae_path = out.with_file_name(ae_name);
+    score_core::fs::write_atomic(&ae_path, &ae_bytes)?;
+    let mut meta = model.meta.clone();
+    let rec = &mut meta.config["extra"]["text"]["latent"];
+    rec["file"] = ae_name.into();
+    rec["sha256"] = score_core::fs::sha256_hex(&ae_bytes).into();
+    save_checkpoint::<UNet>(out, None, Some(&model.net), None, &meta)?;
+    Ok(ae_path)
 }
