@@ -750,15 +750,17 @@ fn write_evaluation(c: &Common, a: &EvaluateArgs, report: serde_json::Value) -> 
     Ok(())
 }
 
-/// The first 8 images of `imgs` (each `g.height × g.width`) as a one-row grid.
+/// The first 8 images of `imgs` (each `g.height × g.width`) as a grid: one row, or two
+/// columns for whole systems (wider than twice their height).
 fn write_grid(path: &Path, imgs: &[Vec<f32>], g: Geometry) -> Result<()> {
     let shown = imgs.len().min(8);
     let px: Vec<f32> = imgs.iter().take(8).flatten().copied().collect();
+    let cols = if g.width > 2 * g.height { 2 } else { 8 };
     Ok(score_io::image::write_image_grid(
         path,
         &px,
         [shown, 1, g.height, g.width],
-        8,
+        cols,
     )?)
 }
 
