@@ -1227,6 +1227,44 @@ fn musicscore_latent_model_trains_generates_and_checks_its_vocabulary() {
     assert!(!ok && err.contains("autoencoder.safetensors"), "{err}");
 }
 
+/// The README's latent command on the shipped files: the model finds its autoencoder
+/// beside it (digest checked), knows the README's prompt, and stacks systems on a page.
+#[test]
+fn the_shipped_latent_model_generates_a_page_of_whole_systems() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/checkpoints/musicscore-latent.safetensors"
+    );
+    let (ok, out, err) = scorelab(&[
+        "musicscore",
+        "generate",
+        "--checkpoint",
+        ck,
+        "--prompt",
+        "a music score, instrumentation is violin, key is D major",
+        "--n",
+        "2",
+        "--page",
+        "2",
+        "--steps",
+        "2",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v = json(&out);
+    assert_eq!(v["prompt_warning"], serde_json::Value::Null, "{v}");
+    assert_eq!(
+        (v["expected_staves"].as_u64(), v["expected_fifths"].as_i64()),
+        (Some(1), Some(2))
+    );
+    let page = image_size(&dir.path().join("page-0.png"));
+    assert!(page.0 >= 416 && page.1 >= 2 * 128, "{page:?}");
+    assert!(!dir.path().join("page-1.png").exists());
+}
+
 /// Width and height of a PNG from its header.
 fn image_size(path: &std::path::Path) -> (u32, u32) {
     let b = std::fs::read(path).unwrap();
