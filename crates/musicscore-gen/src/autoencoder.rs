@@ -20,12 +20,12 @@ use score_core::burn;
 use score_core::burn::config::Config;
 use score_core::burn::module::Module;
 use score_core::burn::nn::conv::{Conv2d, Conv2dConfig};
-use score_core::burn::nn::{GroupNorm, GroupNormConfig, PaddingConfig2d};
+use score_core::burn::nn::{GroupNorm, PaddingConfig2d};
 use score_core::burn::tensor::activation::silu;
 use score_core::burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use score_nn::norm::group_norm;
+use score_nn::norm::{group_norm, group_norm_layer};
 
 /// Configuration of [`Autoencoder`].
 #[derive(Config, Debug, PartialEq)]
@@ -59,14 +59,14 @@ impl AutoencoderConfig {
                 .map(|k| conv(w[k], w[k + 1], 2, device))
                 .collect(),
             enc_res: (1..l).map(|k| Res::new(w[k], g, device)).collect(),
-            enc_norm: norm(g, top, device),
+            enc_norm: group_norm_layer(g, top, device),
             enc_out: conv(top, 2 * self.latent_channels, 1, device),
             dec_in: conv(self.latent_channels, top, 1, device),
             dec_res: (1..l).map(|k| Res::new(w[k], g, device)).collect(),
             dec_up: (0..l - 1)
                 .map(|k| conv(w[k + 1], w[k], 1, device))
                 .collect(),
-            dec_norm: norm(g, w[0], device),
+            dec_norm: group_norm_layer(g, w[0], device),
             dec_out: conv(w[0], 1, 1, device),
         }
     }
@@ -77,14 +77,6 @@ fn conv(cin: usize, cout: usize, stride: usize, device: &Device) -> Conv2d {
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
         .init(device)
-}
-
-fn norm(groups: usize, ch: usize, device: &Device) -> GroupNorm {
-    let mut g = groups.min(ch).max(1);
-    while !ch.is_multiple_of(g) {
-        g -= 1;
-    }
-    GroupNormConfig::new(g, ch).init(device)
 }
 
 /// A residual block: x + conv(SiLU(GN(conv(SiLU(GN(x)))))).
@@ -99,9 +91,9 @@ pub struct Res {
 impl Res {
     fn new(ch: usize, groups: usize, device: &Device) -> Self {
         Self {
-            n0: norm(groups, ch, device),
+            n0: group_norm_layer(groups, ch, device),
             c0: conv(ch, ch, 1, device),
-            n1: norm(groups, ch, device),
+            n1: group_norm_layer(groups, ch, device),
             c1: conv(ch, ch, 1, device),
         }
     }

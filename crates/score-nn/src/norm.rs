@@ -11,10 +11,20 @@
 //! (`patches/burn-flex/PATCH.md`); on other backends it is burn's default composition,
 //! which computes the same function.
 
-use burn::nn::GroupNorm;
+use burn::nn::{GroupNorm, GroupNormConfig};
 use burn::tensor::module::{batch_norm_train, conv2d};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
+
+/// A GroupNorm layer over `ch` channels with the most groups, at most `groups`, that
+/// divide `ch` (at least one).
+pub fn group_norm_layer(groups: usize, ch: usize, device: &Device) -> GroupNorm {
+    let mut g = groups.min(ch).max(1);
+    while !ch.is_multiple_of(g) {
+        g -= 1;
+    }
+    GroupNormConfig::new(g, ch).init(device)
+}
 
 /// `norm.forward(x)`, computed as described in the module docs. Same parameters
 /// (`gamma`, `beta`, `epsilon`, `affine`), same result up to f32 rounding.

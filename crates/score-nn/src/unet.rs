@@ -24,12 +24,10 @@
 use burn::config::Config;
 use burn::module::{Initializer, Module};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{
-    Dropout, DropoutConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d,
-};
+use burn::nn::{Dropout, DropoutConfig, GroupNorm, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::{silu, softmax};
 
-use super::norm::group_norm;
+use super::norm::{group_norm, group_norm_layer};
 use burn::tensor::{Device, Tensor};
 
 use super::embedding::{ConditioningMaps, positional_embedding};
@@ -95,14 +93,6 @@ fn zero_conv(cin: usize, cout: usize, k: usize, device: &Device) -> Conv2d {
         .init(device)
 }
 
-fn norm(groups: usize, ch: usize, device: &Device) -> GroupNorm {
-    let mut g = groups.min(ch).max(1);
-    while !ch.is_multiple_of(g) {
-        g -= 1;
-    }
-    GroupNormConfig::new(g, ch).init(device)
-}
-
 /// Self-attention over the pixels of a feature map (one head).
 #[derive(Module, Debug)]
 pub struct AttentionBlock {
@@ -114,7 +104,7 @@ pub struct AttentionBlock {
 impl AttentionBlock {
     fn new(ch: usize, groups: usize, device: &Device) -> Self {
         Self {
-            norm: norm(groups, ch, device),
+            norm: group_norm_layer(groups, ch, device),
             qkv: conv(ch, 3 * ch, 1, device),
             proj: zero_conv(ch, ch, 1, device),
         }
@@ -156,7 +146,7 @@ pub struct CrossAttention {
 impl CrossAttention {
     fn new(ch: usize, token_dim: usize, groups: usize, device: &Device) -> Self {
         Self {
-            norm: norm(groups, ch, device),
+            norm: group_norm_layer(groups, ch, device),
             q: conv(ch, ch, 1, device),
             kv: LinearConfig::new(token_dim, 2 * ch).init(device),
             proj: zero_conv(ch, ch, 1, device),
@@ -215,10 +205,10 @@ impl ResBlock {
         let attn = cfg.attn_resolutions.contains(&res);
         let cross = cfg.token_dim > 0 && cfg.cross_attn_resolutions.contains(&res);
         Self {
-            norm0: norm(cfg.groups, cin, device),
+            norm0: group_norm_layer(cfg.groups, cin, device),
             conv0: conv(cin, cout, 3, device),
             affine: LinearConfig::new(emb, cout).init(device),
-            norm1: norm(cfg.groups, cout, device),
+            norm1: group_norm_layer(cfg.groups, cout, device),
             dropout: DropoutConfig::new(cfg.dropout).init(),
             conv1: zero_conv(cout, cout, 3, device),
             skip: (cin != cout).then(|| conv(cin, cout, 1, device)),
@@ -383,7 +373,7 @@ impl UNetConfig {
             conv_in: conv(self.in_channels, mc, 3, device),
             enc,
             dec,
-            norm_out: norm(self.groups, ch, device),
+            norm_out: group_norm_layer(self.groups, ch, device),
             conv_out: zero_conv(ch, self.in_channels, 3, device),
             emb_channels: emb,
             model_channels: mc,
