@@ -132,10 +132,27 @@ fn ae_settings(
     Ok((g, s, batch, seed))
 }
 
+/// Refuse, before any page is read, a geometry or batch whose training step cannot
+/// fit: one system image, and per window of the batch three times the UNet estimate
+/// (`unet_pass_bytes`) at the window's size and the encoder's top width.
+fn ensure_ae_training_fits(g: &Geometry, s: &AeSettings, batch: usize) -> Result<()> {
+    let top = s.autoencoder.widths.last().copied().unwrap_or(1);
+    let window = 3 * crate::common::unet_pass_bytes([1, g.height, s.crop], top);
+    let system = (g.height as u128) * (g.width as u128) * 4;
+    score_core::limits::ensure_fits(
+        "--geometry/--crop/--batch",
+        system.saturating_add((batch.max(1) as u128).saturating_mul(window)),
+        "use a smaller --geometry, --crop or --batch",
+    )?;
+    Ok(())
+}
+
 pub fn cmd_train_ae(c: &Common, a: &TrainAeArgs) -> Result<()> {
     let dev = device(&c.device)?.autodiff();
     let (ck_path, resume, _lock) = open_run(&a.out, a.resume, a.overwrite)?;
     let (g, mut settings, batch, seed) = ae_settings(c, a, resume.as_ref(), &ck_path)?;
+    settings.check([g.height, g.width])?;
+    ensure_ae_training_fits(&g, &settings, batch)?;
     let mut filter = a.filter.clone();
     filter.split.get_or_insert_with(|| "train".into());
     let (items, tall, corpus) = load_items(&a.root, &filter, &g, &Template::default(), c.json)?;

@@ -126,6 +126,9 @@ pub fn cmd_train(c: &Common, a: &TextTrainArgs) -> Result<()> {
     if !(0.0..=1.0).contains(&dropout) {
         bail!("--caption-dropout: {dropout} is not in [0, 1]");
     }
+    // The pixel systems' step (for a latent run: the autoencoder's pass over them) must
+    // fit before any page is read; the latent step is checked once its shape is known.
+    ensure_text_training_fits([1, g.height, g.width], batch)?;
     let (items, bank, record, tall) = text_data(
         c,
         a,

@@ -1266,6 +1266,64 @@ fn text_to_score_geometries_that_cannot_fit_are_refused() {
         ],
         &["--geometry/--batch", "memory"],
     );
+    // So large that reading the pages at it would be killed for memory (issue 31 had
+    // moved the check after the reading).
+    fails(
+        &[
+            "musicscore",
+            "train",
+            "--root",
+            root,
+            "--geometry",
+            "100000x100000@0.5",
+            "--steps",
+            "1",
+            "--out",
+            s(&out),
+        ],
+        &["--geometry/--batch", "memory"],
+    );
+}
+
+/// `musicscore train-ae` settings the autoencoder cannot train with, and sizes that
+/// cannot fit, are refused before any page is read: they panicked in burn's
+/// initialiser (0 latent channels), aborted (a huge batch), were killed for memory (a
+/// huge geometry) or trained on NaN (the KL weight).
+#[test]
+fn autoencoder_settings_and_sizes_that_cannot_work_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ae");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/musicscore");
+    let cases: [(&str, &str, &[&str]); 5] = [
+        ("--latent-channels", "0", &["latent channels"]),
+        ("--latent-channels", "100000000", &["latent channels"]),
+        ("--kl-weight", "nan", &["KL weight"]),
+        (
+            "--batch",
+            "100000000",
+            &["--geometry/--crop/--batch", "memory"],
+        ),
+        (
+            "--geometry",
+            "100000x100000@0.5",
+            &["--geometry/--crop/--batch", "memory"],
+        ),
+    ];
+    for (flag, value, needles) in cases {
+        let args = [
+            "musicscore",
+            "train-ae",
+            "--root",
+            root,
+            flag,
+            value,
+            "--steps",
+            "1",
+            "--out",
+            s(&out),
+        ];
+        fails(&args, needles);
+    }
 }
 
 /// `export --resize` sizes whose images (or the page scaled before a crop) exceed the

@@ -42,6 +42,32 @@ pub struct AeSettings {
     pub systems: usize,
 }
 
+impl AeSettings {
+    /// Refuse settings the network cannot train with on `[h, w]` images: the crop a
+    /// positive multiple of the down-sampling factor at most `w`, `h` a multiple of it,
+    /// between 1 and the top width latent channels, a finite KL weight ≥ 0.
+    pub fn check(&self, [h, w]: [usize; 2]) -> Result<()> {
+        let f = self.autoencoder.factor();
+        let top = self.autoencoder.widths.last().copied().unwrap_or(0);
+        let c = self.autoencoder.latent_channels;
+        let bad = if self.crop == 0 || self.crop > w || !self.crop.is_multiple_of(f) {
+            format!(
+                "crop {} must be a positive multiple of {f} at most the width {w}",
+                self.crop
+            )
+        } else if !h.is_multiple_of(f) {
+            format!("the height {h} must be a multiple of {f}")
+        } else if c == 0 || c > top {
+            format!("{c} latent channels: between 1 and the encoder's top width {top}")
+        } else if !(self.kl_weight.is_finite() && self.kl_weight >= 0.0) {
+            format!("KL weight {} must be finite and at least 0", self.kl_weight)
+        } else {
+            return Ok(());
+        };
+        Err(MusicScoreError::Invalid(format!("autoencoder: {bad}")))
+    }
+}
+
 /// An autoencoder checkpoint's configuration.
 #[derive(Debug, Clone, Deserialize)]
 struct AeConfig {
@@ -106,19 +132,11 @@ pub fn train_autoencoder(
     device: &Device,
 ) -> Result<(TrainedAe, f64)> {
     cfg.validate()?;
-    let f = settings.autoencoder.factor();
-    let [h, w] = data.image;
-    if data.images.is_empty()
-        || settings.crop == 0
-        || settings.crop > w
-        || !settings.crop.is_multiple_of(f)
-        || !h.is_multiple_of(f)
-    {
-        return Err(MusicScoreError::Invalid(format!(
-            "autoencoder: crop {} must be a positive multiple of {f} at most the width {w}, the height {h} a multiple of {f}, and the data non-empty ({} images)",
-            settings.crop,
-            data.images.len()
-        )));
+    settings.check(data.image)?;
+    if data.images.is_empty() {
+        return Err(MusicScoreError::Invalid(
+            "autoencoder: no training images".into(),
+        ));
     }
     let net = settings.autoencoder.init(device);
     let (learner, start) = match resume {
