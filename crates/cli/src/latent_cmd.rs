@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use musicscore_data::notation::read_key_signature;
 use musicscore_data::prompt::Template;
 use musicscore_gen::autoencoder::{AutoencoderConfig, LatentRecord};
 use musicscore_gen::generator::TextConfig;
@@ -14,7 +13,7 @@ use musicscore_gen::latent::{
     AeData, AeSettings, TrainedAe, decode_latents, encode_means, latent_scale, load_autoencoder,
     psnr, train_autoencoder,
 };
-use musicscore_gen::textscore::{Geometry, SystemItem, detected_staves, raster_of};
+use musicscore_gen::textscore::{Geometry, Reading, SystemItem};
 use score_core::burn::tensor::Device;
 use score_train::checkpoint::CheckpointFile;
 use score_train::train::{TrainConfig, TrainOutput};
@@ -237,19 +236,18 @@ struct Agreement {
 impl Agreement {
     fn add(&mut self, a: &[f32], b: &[f32], g: &Geometry) {
         let (ra, rb) = (
-            raster_of(a, g.width, g.height),
-            raster_of(b, g.width, g.height),
+            Reading::of(a, g.width, g.height),
+            Reading::of(b, g.width, g.height),
         );
         self.n += 1;
         self.psnr.push(psnr(a, b));
-        if let Some(s) = detected_staves(&ra) {
+        if ra.staves.is_some() {
             self.staves_read += 1;
-            self.staves_same += (detected_staves(&rb) == Some(s)) as usize;
+            self.staves_same += (rb.staves == ra.staves) as usize;
         }
-        if let Some(k) = read_key_signature(&ra) {
+        if ra.fifths.is_some() {
             self.keys_read += 1;
-            self.keys_same +=
-                (read_key_signature(&rb).map(|r| r.fifths) == Some(k.fifths)) as usize;
+            self.keys_same += (rb.fifths == ra.fifths) as usize;
         }
     }
 }

@@ -11,7 +11,8 @@ use musicscore_gen::generator::{
     ENCODER, TextConfig, TextExtra, TextModel, TextRecord, checkpoint_extra, train_config,
 };
 use musicscore_gen::textscore::{
-    Adherence, Expectation, Geometry, PromptBank, SystemItem, TextScoreData, unet_config_for,
+    Adherence, Expectation, Geometry, PromptBank, Reading, SystemItem, TextScoreData,
+    unet_config_for,
 };
 use musicscore_gen::vocabulary::{PromptCheck, Vocabulary};
 use score_nn::text::TextEncoder;
@@ -453,20 +454,6 @@ fn write_pages(out: &Path, px: &[f32], k: Option<usize>, g: &Geometry) -> Result
         .collect()
 }
 
-/// The staves and key signature the detectors read in each image.
-fn readings(images: &[Vec<f32>], g: &Geometry) -> (Vec<Option<usize>>, Vec<Option<i32>>) {
-    images
-        .iter()
-        .map(|p| {
-            let r = musicscore_gen::textscore::raster_of(p, g.width, g.height);
-            (
-                musicscore_gen::textscore::detected_staves(&r),
-                musicscore_data::notation::read_key_signature(&r).map(|k| k.fifths),
-            )
-        })
-        .unzip()
-}
-
 pub fn cmd_generate(c: &Common, a: &GenerateArgs) -> Result<()> {
     let dev = device(&c.device)?;
     let (path, model, tpl, unseen) = generation_model(c, a, &dev)?;
@@ -495,14 +482,18 @@ pub fn cmd_generate(c: &Common, a: &GenerateArgs) -> Result<()> {
     let per = g.height * g.width;
     let pages = write_pages(&a.out, &px, a.page, &g)?;
     let images: Vec<Vec<f32>> = px.chunks(per).map(<[f32]>::to_vec).collect();
-    let (staves, keys) = readings(&images, &g);
+    let read: Vec<Reading> = images
+        .iter()
+        .map(|p| Reading::of(p, g.width, g.height))
+        .collect();
+    let (staves, keys): (Vec<_>, Vec<_>) = read.iter().map(|r| (r.staves, r.fifths)).unzip();
     let want = a
         .prompt
         .as_deref()
         .map(|p| Expectation::of_prompt(&tpl, p))
         .unwrap_or_default();
     let expected = want.staves;
-    let m = Adherence::measure(&images, g.width, g.height, want.staves, want.fifths);
+    let m = Adherence::of_readings(&read, &vec![want; read.len()]);
     let report = json!({
         "checkpoint": path, "step": model.meta.step, "prompt": a.prompt, "guidance": a.guidance,
         "n": a.n, "steps": a.steps, "seed": c.seed(), "png": png,

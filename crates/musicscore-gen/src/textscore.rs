@@ -422,6 +422,26 @@ pub fn raster_of(pixels: &[f32], width: usize, height: usize) -> Raster {
     }
 }
 
+/// What the detectors read off one image: its staff count and key signature.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Reading {
+    /// Staves of the detected system (`None`: no system found).
+    pub staves: Option<usize>,
+    /// Sharps (positive) or flats (negative) of the key signature (`None`: not read).
+    pub fifths: Option<i32>,
+}
+
+impl Reading {
+    /// Read an image `[1, height, width]` in [−1, 1].
+    pub fn of(pixels: &[f32], width: usize, height: usize) -> Self {
+        let r = raster_of(pixels, width, height);
+        Self {
+            staves: detected_staves(&r),
+            fifths: read_key_signature(&r).map(|k| k.fifths),
+        }
+    }
+}
+
 /// Readability and prompt adherence of a set of images for one prompt.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
 pub struct Adherence {
@@ -463,28 +483,23 @@ impl Adherence {
         height: usize,
         want: &[Expectation],
     ) -> Self {
-        let found: Vec<(bool, bool, bool)> = images
+        let readings: Vec<Reading> = images
             .par_iter()
-            .zip(want)
-            .map(|(px, w)| {
-                let r = raster_of(px, width, height);
-                let staves = detected_staves(&r);
-                let key = w
-                    .fifths
-                    .and_then(|_| read_key_signature(&r))
-                    .map(|k| k.fifths);
-                (
-                    staves.is_some(),
-                    staves.is_some() && staves == w.staves,
-                    key.is_some() && key == w.fifths,
-                )
-            })
+            .map(|px| Reading::of(px, width, height))
             .collect();
+        Self::of_readings(&readings, want)
+    }
+
+    /// The counts of `readings` against each image's expectation.
+    pub fn of_readings(readings: &[Reading], want: &[Expectation]) -> Self {
+        let count = |hit: &dyn Fn(&Reading, &Expectation) -> bool| {
+            readings.iter().zip(want).filter(|(r, w)| hit(r, w)).count()
+        };
         Self {
-            n: images.len(),
-            readable: found.iter().filter(|f| f.0).count(),
-            agree: found.iter().filter(|f| f.1).count(),
-            key_agree: found.iter().filter(|f| f.2).count(),
+            n: readings.len(),
+            readable: count(&|r, _| r.staves.is_some()),
+            agree: count(&|r, w| r.staves.is_some() && r.staves == w.staves),
+            key_agree: count(&|r, w| r.fifths.is_some() && r.fifths == w.fifths),
         }
     }
 
