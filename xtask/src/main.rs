@@ -17,11 +17,10 @@
 //!   images, cached for `scorelab fid --ref fashion-mnist-test`.
 //! - `cargo xtask ci`: what `.ci/run` runs (format check, tests).
 
-use cli_run::{scorelab, study_root};
+use study::study_root;
 
 mod bench_edm;
 mod bench_vs_torch;
-mod cli_run;
 mod fashion_60k;
 mod fashion_setup;
 mod fid_setup;
@@ -30,6 +29,7 @@ mod minilm_setup;
 mod musicscore_latent;
 mod own_data;
 mod pypi;
+mod study;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -752,25 +752,16 @@ fn experiment_musicscore(x: &Ctx) -> Result<()> {
     } else {
         out
     };
-    let n = n.unwrap_or(if quick { 4 } else { 24 }).to_string();
-    let mut args: Vec<std::ffi::OsString> = vec![
-        "musicscore".into(),
-        "evaluate".into(),
-        "--checkpoint".into(),
-        ck.into(),
-        "--root".into(),
-        root.into(),
-        "--n".into(),
-        n.into(),
-        "--out".into(),
-        out.into(),
-        "--seed".into(),
-        seed.to_string().into(),
-    ];
+    let corpus = musicscore_gen::systems::CorpusSpec::new(&root);
+    let mut spec = musicscore_gen::evaluate::EvaluateSpec::new(ck, corpus, &out);
+    spec.seed = seed;
+    spec.n = n.unwrap_or(if quick { 4 } else { spec.n });
     if quick {
-        args.extend(["--guidance", "1,4", "--fid-k", "4,8"].map(Into::into));
+        (spec.guidance, spec.fid_k) = (vec![1.0, 4.0], vec![4, 8]);
     }
-    scorelab(&args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>())?;
+    let fb = study::printed();
+    let (_, md) = musicscore_gen::evaluate::evaluate(&spec, &Device::flex(), &fb)?;
+    println!("{md}\nwrote {}", out.join("evaluate.md").display());
     Ok(())
 }
 
@@ -846,17 +837,15 @@ fn train_musicscore_checkpoint(a: TrainMusicscoreCheckpointArgs) -> Result<()> {
         .unwrap_or(false);
     // A finished run is only exported (training would re-read the corpus).
     if !done {
-        scorelab(&[
-            "musicscore".as_ref(),
-            "train".as_ref(),
-            "--root".as_ref(),
-            root.as_os_str(),
-            "--steps".as_ref(),
-            steps.to_string().as_ref(),
-            "--out".as_ref(),
-            work.as_os_str(),
-            "--resume".as_ref(),
-        ])?;
+        let mut spec = musicscore_gen::run::TextRunSpec::new(
+            musicscore_gen::systems::CorpusSpec::new(&root),
+            &work,
+            steps,
+        );
+        spec.mode = score_train::run::RunMode::Resume;
+        let fb = study::printed();
+        let r = musicscore_gen::run::train_text(&spec, &Device::flex(), &fb)?;
+        println!("step {} loss {:.4}", r.step, r.loss);
     }
     pipeline::export_ema(&ck, &out, &Device::flex())?;
     println!("wrote {}", out.display());

@@ -1,13 +1,17 @@
 //! `cargo xtask train-musicscore-latent`: the shipped latent text-to-score model,
-//! reproducibly: the autoencoder (`scorelab musicscore train-ae`), the latent model in
-//! its space (`scorelab musicscore train --autoencoder`), both resumable, then the
+//! reproducibly: the autoencoder (`musicscore_gen::run::train_ae`, as `scorelab
+//! musicscore train-ae`), the latent model in its space (`train_text` with an
+//! autoencoder, as `scorelab musicscore train --autoencoder`), both resumable, then the
 //! sampling-only files in `data/checkpoints` (the model's EMA weights; the
 //! autoencoder's trained weights, which the model's record names with their SHA-256).
 
 use std::path::PathBuf;
 
 use anyhow::Result;
+use musicscore_gen::run::{AeRunSpec, TextRunSpec, train_ae, train_text};
+use musicscore_gen::systems::CorpusSpec;
 use score_core::burn::tensor::Device;
+use score_train::run::RunMode;
 
 /// The flags of `cargo xtask train-musicscore-latent`.
 #[derive(clap::Args)]
@@ -33,52 +37,37 @@ pub struct TrainMusicscoreLatentArgs {
 
 /// Train what is not trained yet, then export.
 pub fn run(a: TrainMusicscoreLatentArgs) -> Result<()> {
-    let root = crate::cli_run::study_root(a.root)?;
+    let root = crate::study::study_root(a.root)?;
     let ae = a.work.join("musicscore-ae");
     let latent = a.work.join("musicscore-latent");
     let done = |dir: &PathBuf, steps: usize| {
         score_train::checkpoint::CheckpointFile::read(&dir.join("checkpoint.safetensors"))
             .is_ok_and(|c| c.meta.step >= steps)
     };
-    let os = |s: &str| std::ffi::OsString::from(s);
+    let (dev, fb) = (Device::flex(), crate::study::printed());
     if !done(&ae, a.ae_steps) {
-        crate::cli_run::scorelab(&[
-            &os("musicscore"),
-            &os("train-ae"),
-            &os("--root"),
-            root.as_os_str(),
-            &os("--steps"),
-            &os(&a.ae_steps.to_string()),
-            &os("--out"),
-            ae.as_os_str(),
-            &os("--resume"),
-        ])?;
+        let mut spec = AeRunSpec::new(CorpusSpec::new(&root), &ae, a.ae_steps);
+        spec.mode = RunMode::Resume;
+        let r = train_ae(&spec, &dev, &fb)?;
+        println!(
+            "autoencoder: step {} L1/pixel {:.4}",
+            r.step, r.l1_per_pixel
+        );
     }
     if !done(&latent, a.steps) {
-        let ae_ck = ae.join("checkpoint.safetensors");
-        let fresh = !latent.join("checkpoint.safetensors").exists();
-        let mut args = vec![
-            os("musicscore"),
-            os("train"),
-            os("--root"),
-            root.clone().into_os_string(),
-            os("--steps"),
-            os(&a.steps.to_string()),
-            os("--out"),
-            latent.clone().into_os_string(),
-            os("--resume"),
-        ];
-        if fresh {
-            args.extend([os("--autoencoder"), ae_ck.into_os_string()]);
+        let mut spec = TextRunSpec::new(CorpusSpec::new(&root), &latent, a.steps);
+        spec.mode = RunMode::Resume;
+        if !latent.join("checkpoint.safetensors").exists() {
+            spec.autoencoder = Some(ae.join("checkpoint.safetensors"));
         }
-        let refs: Vec<&std::ffi::OsStr> = args.iter().map(|s| s.as_os_str()).collect();
-        crate::cli_run::scorelab(&refs)?;
+        let r = train_text(&spec, &dev, &fb)?;
+        println!("latent model: step {} loss {:.4}", r.step, r.loss);
     }
     let ae_out = musicscore_gen::generator::export_latent_model(
         &latent.join("checkpoint.safetensors"),
         &a.out,
         "musicscore-ae.safetensors",
-        &Device::flex(),
+        &dev,
     )?;
     println!("wrote {} and {}", a.out.display(), ae_out.display());
     Ok(())

@@ -4,13 +4,12 @@
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use clap::Args;
-use score_core::fs::RunLock;
 use score_core::samplers::Sampler;
 use score_core::samplers::{GivenOptions, OPTIONS, OptionKind, OptionValue};
 use score_core::tensor::{randn, stream_rng, to_vec_f32};
 use score_io::images::{ImageDataset, Split};
 use score_io::npy::read_npy_finite;
-use score_train::checkpoint::CheckpointFile;
+use score_train::run::{RunDir, RunMode};
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Clone)]
@@ -155,53 +154,7 @@ pub(crate) fn load_images(name: &str, dir: Option<&Path>) -> Result<ImageDataset
     })
 }
 
-/// A setting that `--resume` cannot change: error when the flag was given with a value
-/// other than the checkpoint's.
-pub(crate) fn fixed_on_resume<T: PartialEq + std::fmt::Display>(
-    flag: &str,
-    given: Option<T>,
-    stored: T,
-    ck: &Path,
-) -> Result<T> {
-    match given {
-        Some(g) if g != stored => bail!(
-            "{flag} {g}: {} was trained with {stored}, and --resume cannot change it (start a new run in another --out, or --overwrite)",
-            ck.display()
-        ),
-        _ => Ok(stored),
-    }
-}
-
-/// Refuse to train over an existing run unless --resume or --overwrite says what to do;
-/// with --overwrite, remove the old checkpoint and log first.
-pub(crate) fn guard_existing_run(
-    resume: bool,
-    overwrite: bool,
-    out: &Path,
-    ck_path: &Path,
-) -> Result<()> {
-    if resume || !ck_path.exists() {
-        return Ok(());
-    }
-    if !overwrite {
-        let step = CheckpointFile::read(ck_path)
-            .map(|ck| format!("a checkpoint of step {}", ck.meta.step))
-            .unwrap_or_else(|_| "a checkpoint".into());
-        bail!(
-            "{}: {step} is already there: pass --resume to continue that run or --overwrite to replace it",
-            ck_path.display()
-        );
-    }
-    for p in [ck_path.to_path_buf(), out.join("train.jsonl")] {
-        match std::fs::remove_file(&p) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("removing {}", p.display()));
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
+pub(crate) use score_train::run::fixed_on_resume;
 
 pub(crate) fn initial_noise(
     path: Option<&Path>,
@@ -231,23 +184,9 @@ pub(crate) fn initial_noise(
     }
 }
 
-/// A run folder for `train` and `musicscore train`: created, locked against a second
-/// process for as long as the returned lock lives, guarded against overwriting another
-/// run, and its checkpoint read when `--resume` finds one.
-pub(crate) fn open_run(
-    out: &Path,
-    resume: bool,
-    overwrite: bool,
-) -> Result<(PathBuf, Option<CheckpointFile>, RunLock)> {
-    let lock = RunLock::acquire(out)?;
-    let ck_path = out.join("checkpoint.safetensors");
-    guard_existing_run(resume, overwrite, out, &ck_path)?;
-    let ck = if resume && ck_path.exists() {
-        Some(CheckpointFile::read(&ck_path)?)
-    } else {
-        None
-    };
-    Ok((ck_path, ck, lock))
+/// A run folder for `train` and `musicscore train` (`score_train::run::RunDir`).
+pub(crate) fn open_run(out: &Path, resume: bool, overwrite: bool) -> Result<RunDir> {
+    Ok(RunDir::open(out, RunMode::from_flags(resume, overwrite))?)
 }
 
 /// Refuse `--n 0` and a sample count whose working memory exceeds the machine's
@@ -265,16 +204,7 @@ pub(crate) fn ensure_sampling_fits(
 
 /// Refuse `n` image-sized network passes whose working memory exceeds the budget (the
 /// estimate of [`ensure_sampling_fits`]), naming `flag`.
-/// Working memory of one image through the UNet (the estimate behind every size check
-/// of a UNet): the sampler's states (8 images' worth), about 24 maps of the widest
-/// level live at once, and attention at a sixteenth of the positions, in f32.
-pub(crate) fn unet_pass_bytes([c, h, w]: [usize; 3], widest_channels: usize) -> u128 {
-    let px = (h * w) as u128;
-    let state = 8 * c as u128 * px;
-    let acts = 24 * widest_channels as u128 * px;
-    let attn = 3 * (px / 16).pow(2);
-    (state + acts + attn) * 4
-}
+pub(crate) use score_nn::unet::pass_bytes as unet_pass_bytes;
 
 pub(crate) fn ensure_passes_fit(
     model: &score_train::pipeline::LoadedModel,

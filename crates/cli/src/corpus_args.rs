@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use musicscore_data::corpus::{Corpus, OnError, OpenOptions, Progress, Split, find_layouts};
+use musicscore_data::corpus::{Corpus, OnError, Split, find_layouts};
 use musicscore_data::select::Filter;
 use std::path::PathBuf;
 
@@ -128,11 +128,6 @@ pub(crate) fn spinner(json: bool, what: String) -> Option<indicatif::ProgressBar
     Some(b)
 }
 
-/// The pages of `c` that the filter keeps.
-pub(crate) fn select_pub(c: &Corpus, f: &FilterArgs) -> Result<Vec<usize>> {
-    select(c, f)
-}
-
 pub(crate) fn open_all(root: &RootArgs, facts: bool, json: bool) -> Result<Vec<Corpus>> {
     open_dirs(root, find_layouts(&root.root)?, facts, json)
 }
@@ -143,36 +138,13 @@ pub(crate) fn open_dirs(
     facts: bool,
     json: bool,
 ) -> Result<Vec<Corpus>> {
-    let mut out = Vec::new();
-    for dir in dirs {
-        let sp = spinner(json, format!("reading {}", dir.display()));
-        let progress = sp.clone().map(|b| {
-            let name = dir.display().to_string();
-            Progress(std::sync::Arc::new(move |n: u64| {
-                b.set_message(format!("reading {name}: {n} pages"))
-            }))
-        });
-        let opts = OpenOptions {
-            on_error: on_error(&root.on_error)?,
-            facts,
-            progress,
-            ..Default::default()
-        };
-        let c = Corpus::open(&dir, &opts);
-        if let Some(sp) = sp {
-            sp.finish_and_clear();
-        }
-        let c = c?;
-        if let Some(why) = &c.report.metadata_error {
-            // Skipping a metadata file loses every page's record: never silently.
-            eprintln!(
-                "warning: {why}; the pages of {} are read without their metadata (no captions, instruments or keys); fix the file, or pass --on-error fail to stop here",
-                dir.display()
-            );
-        }
-        out.push(c);
-    }
-    Ok(out)
+    let fb = crate::feedback::Bars::shared(json);
+    Ok(musicscore_gen::systems::open_layouts(
+        dirs,
+        on_error(&root.on_error)?,
+        facts,
+        &fb,
+    )?)
 }
 
 pub(crate) fn open_one(root: &RootArgs, facts: bool, json: bool) -> Result<Corpus> {

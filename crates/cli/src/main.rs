@@ -23,6 +23,7 @@ mod common;
 mod corpus_args;
 mod demo_cmd;
 mod distill_cmd;
+mod feedback;
 mod fid;
 mod gaussian;
 mod import_cmd;

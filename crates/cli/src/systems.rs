@@ -1,34 +1,24 @@
 //! Staff-system images for the text-to-score commands: `--geometry` and the systems of
-//! the selected pages of every layout under `--root`.
+//! the selected pages of every layout under `--root` (`musicscore_gen::systems`).
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use musicscore_data::prompt::Template;
-use musicscore_gen::textscore::{Geometry, SystemItem, system_items};
+use musicscore_gen::systems::{CorpusSpec, Systems, load_systems};
+use musicscore_gen::textscore::Geometry;
 
-use crate::common::bar_of;
-use crate::corpus_args::{FilterArgs, RootArgs, select_pub};
+use crate::corpus_args::{FilterArgs, RootArgs, on_error};
 
 pub(crate) fn parse_geometry(s: &str) -> Result<Geometry> {
-    let (size, scale) = s.split_once('@').unwrap_or((s, "0.5"));
-    let (w, h) = size
-        .split_once('x')
-        .with_context(|| format!("--geometry: '{s}' is not W×H@scale, e.g. 64x128@0.5"))?;
-    let g = Geometry {
-        width: w
-            .trim()
-            .parse()
-            .with_context(|| format!("--geometry: width in '{s}'"))?,
-        height: h
-            .trim()
-            .parse()
-            .with_context(|| format!("--geometry: height in '{s}'"))?,
-        scale: scale
-            .trim()
-            .parse()
-            .with_context(|| format!("--geometry: scale in '{s}'"))?,
-    };
-    g.validate()?;
-    Ok(g)
+    Ok(s.parse()?)
+}
+
+/// The corpus `--root`, `--on-error` and the filter flags describe.
+pub(crate) fn corpus_spec(root: &RootArgs, filter: &FilterArgs) -> Result<CorpusSpec> {
+    Ok(CorpusSpec {
+        root: root.root.clone(),
+        on_error: on_error(&root.on_error)?,
+        filter: filter.filter()?,
+    })
 }
 
 /// The system images of the selected pages of every layout under --root.
@@ -38,34 +28,12 @@ pub(crate) fn load_items(
     g: &Geometry,
     template: &Template,
     json: bool,
-) -> Result<(Vec<SystemItem>, usize, String)> {
-    let mut items = Vec::new();
-    let mut tall = 0;
-    let mut names = Vec::new();
-    // Size, ink, blank and duplicate filters need each page's facts (issue 26: they
-    // always failed with "open with facts").
-    let facts = filter.filter()?.needs_facts();
-    for corpus in crate::corpus_args::open_all(root, facts, json)? {
-        let keep = select_pub(&corpus, filter)?;
-        let pb = (!json).then(|| bar_of(keep.len() as u64, "systems", "pages"));
-        let tick = || {
-            if let Some(b) = &pb {
-                b.inc(1);
-            }
-        };
-        let (i, t) = system_items(&corpus, &keep, g, template, &tick)?;
-        if let Some(b) = pb {
-            b.finish_and_clear();
-        }
-        names.push(format!("{} ({} pages)", corpus.root.display(), keep.len()));
-        items.extend(i);
-        tall += t;
-    }
-    if items.is_empty() {
-        bail!(
-            "{}: no staff systems found in the selected pages",
-            root.root.display()
-        );
-    }
-    Ok((items, tall, names.join("; ")))
+) -> Result<Systems> {
+    let spec = corpus_spec(root, filter)?;
+    Ok(load_systems(
+        &spec,
+        g,
+        template,
+        &crate::feedback::Bars::shared(json),
+    )?)
 }

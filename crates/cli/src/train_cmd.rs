@@ -290,7 +290,8 @@ fn apply_changes(a: &TrainArgs, cfg: &mut TrainConfig) -> Result<Vec<String>> {
 
 pub(crate) fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
     let dev = device(&c.device)?.autodiff();
-    let (ck_path, resume, _lock) = open_run(&a.out, a.resume, a.overwrite)?;
+    let mut run = open_run(&a.out, a.resume, a.overwrite)?;
+    let (ck_path, resume) = (run.checkpoint.clone(), run.resume.take());
     let (mut cfg, mut rec) = train_settings(c, a, &ck_path, resume.as_ref())?;
     dev.seed(cfg.seed);
     let out = train_output(c, a, &ck_path);

@@ -13,6 +13,11 @@
 //!   decoding systems.
 //! - [`generator`]: the training set-up, loading a text-to-score checkpoint, and guided
 //!   sampling from prompts.
+//! - [`systems`]: the staff systems of a corpus at a geometry, and [`systems::Feedback`],
+//!   how the pipelines report progress without printing.
+//! - [`run`]: the training runs (text-to-score, autoencoder) as library functions with
+//!   typed specifications: run folder, resume rule, memory checks, the loop.
+//! - [`evaluate`]: the evaluation (adherence, readability, FID-k) as a library function.
 //! - [`vocabulary`]: the prompt values a model was trained on, and the check that
 //!   refuses or warns about others.
 //!
@@ -20,7 +25,10 @@
 //! corpus, its images or a score-core call.
 
 pub mod autoencoder;
+pub mod evaluate;
 pub mod generator;
 pub mod latent;
+pub mod run;
+pub mod systems;
 pub mod textscore;
 pub mod vocabulary;

@@ -76,6 +76,28 @@ impl std::fmt::Display for Geometry {
     }
 }
 
+impl std::str::FromStr for Geometry {
+    type Err = MusicScoreError;
+
+    /// `W×H@scale` (`64x128@0.5`; the scale defaults to 0.5), checked.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |what: &str| MusicScoreError::Invalid(format!("--geometry: {what} in '{s}'"));
+        let (size, scale) = s.split_once('@').unwrap_or((s, "0.5"));
+        let (w, h) = size.split_once('x').ok_or_else(|| {
+            MusicScoreError::Invalid(format!(
+                "--geometry: '{s}' is not W×H@scale, e.g. 64x128@0.5"
+            ))
+        })?;
+        let g = Self {
+            width: w.trim().parse().map_err(|_| bad("width"))?,
+            height: h.trim().parse().map_err(|_| bad("height"))?,
+            scale: scale.trim().parse().map_err(|_| bad("scale"))?,
+        };
+        g.validate()?;
+        Ok(g)
+    }
+}
+
 impl Geometry {
     /// Check the numbers.
     pub fn validate(&self) -> Result<()> {

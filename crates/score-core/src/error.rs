@@ -86,6 +86,22 @@ pub enum ScoreError {
         /// The estimate and what to do.
         detail: String,
     },
+    /// A run setting given again on resume with a value other than the run's: resuming
+    /// cannot change it.
+    #[error(
+        "{setting} {given}: {} was trained with {stored}, and --resume cannot change it (start a new run in another --out, or --overwrite)",
+        path.display()
+    )]
+    FixedOnResume {
+        /// The setting, as its flag (`--batch`).
+        setting: String,
+        /// The value given.
+        given: String,
+        /// The run's value.
+        stored: String,
+        /// The run's checkpoint.
+        path: PathBuf,
+    },
     /// A checkpoint that does not fit the model it is loaded into.
     #[error("{path}: checkpoint does not fit: {detail}")]
     Checkpoint {

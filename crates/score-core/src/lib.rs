@@ -21,6 +21,7 @@
 //! - [`limits`]: memory and overflow checks before large allocations.
 //! - [`metrics`]: sliced W2, RBF MMD, memorisation rate, moments, Fréchet distance on
 //!   f64 samples (faer for the decompositions).
+//! - [`array`]: `ndarray` views in and owned arrays out for the exact-math crates.
 //! - [`fs`]: atomic file writes and the cache folder, the only file code here.
 //!
 //! Networks, data files, evaluation and training live in the crates beside this one:
@@ -40,6 +41,7 @@
 //! assert_eq!(out.nfe, 35);
 //! ```
 
+pub mod array;
 pub mod denoiser;
 pub mod device;
 pub mod error;

@@ -7,6 +7,8 @@
 //!   [`fit::Observer`]s for progress and the log (the library prints nothing unless the
 //!   caller adds [`fit::ProgressBar`]).
 //! - [`checkpoint`]: safetensors checkpoints (model, EMA, optimizer state, metadata).
+//! - [`run`]: the run folder (lock, guard against replacing a run, resume) and the
+//!   rule that resuming cannot change a run's settings.
 //! - [`pipeline`]: the end-to-end recipes the CLI, `xtask` and the benches share: the
 //!   demo's network and settings, loading any scorelab checkpoint back into its network,
 //!   generating images and measuring them.
@@ -16,10 +18,12 @@ pub mod edm_pickle;
 pub mod fit;
 pub mod import;
 pub mod pipeline;
+pub mod run;
 pub mod train;
 
 pub use checkpoint::{CheckpointFile, CheckpointMeta, save_checkpoint};
 pub use pipeline::{LoadedModel, ModelSpec, load_model};
+pub use run::{RunDir, RunMode, fixed_on_resume};
 pub use train::{
     Denoising, Learner, Objective, TrainConfig, TrainData, TrainOutput, TrainResult, train,
     train_with,
