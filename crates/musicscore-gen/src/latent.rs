@@ -68,15 +68,14 @@ impl AeSettings {
     }
 }
 
-/// An autoencoder checkpoint's configuration.
-#[derive(Debug, Clone, Deserialize)]
-struct AeConfig {
-    extra: AeExtra,
-}
+/// An autoencoder checkpoint's configuration: the loop's settings and [`AeExtra`].
+pub type AeConfig = score_train::train::RunConfig<AeExtra>;
 
-#[derive(Debug, Clone, Deserialize)]
-struct AeExtra {
-    autoencoder_training: AeSettings,
+/// What an autoencoder checkpoint records beside the loop's settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AeExtra {
+    /// The network and how it was trained.
+    pub autoencoder_training: AeSettings,
 }
 
 /// A trained autoencoder and its settings.

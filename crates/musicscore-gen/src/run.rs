@@ -25,7 +25,7 @@ use crate::generator::{
     ENCODER, TextConfig, TextExtra, TextRecord, checkpoint_extra, train_config,
 };
 use crate::latent::{
-    AeData, AeSettings, TrainedAe, encode_means, latent_scale, load_autoencoder, train_autoencoder,
+    AeConfig, AeData, AeSettings, TrainedAe, encode_means, latent_scale, load_autoencoder, train_autoencoder,
 };
 use crate::systems::{CorpusSpec, Feedback, load_systems};
 use crate::textscore::{Geometry, PromptBank, SystemItem, TextScoreData, unet_config_for};
@@ -541,17 +541,8 @@ fn ae_settings(
         autoencoder: AutoencoderConfig::new().with_latent_channels(channels),
         ..old
     };
-    let train = ck
-        .meta
-        .config
-        .get("train")
-        .and_then(|t| serde_json::from_value::<TrainConfig>(t.clone()).ok());
-    let batch = fixed_on_resume(
-        "--batch",
-        spec.batch,
-        train.map_or(8, |t| t.batch_size),
-        ck_path,
-    )?;
+    let stored = ck.meta.config_as::<AeConfig>(ck_path)?.train.batch_size;
+    let batch = fixed_on_resume("--batch", spec.batch, stored, ck_path)?;
     let seed = fixed_on_resume("--seed", spec.seed, ck.meta.seed, ck_path)?;
     Ok((g, s, batch, seed))
 }
