@@ -18,7 +18,11 @@ fn teleport(c: &mut Criterion) {
     g.sample_size(10);
     let dev = Device::flex();
     let (train, _) = demo_split().expect("shipped data");
-    let gauss = GaussianScore::fit(&train.rows_f64(), 784, None).expect("fit");
+    let gauss = GaussianScore::fit(
+        score_core::array::rows_of(train.rows_f64(), 784).view(),
+        None,
+    )
+    .expect("fit");
     let sigmas = karras_sigmas(18, 0.002, 80.0, 7.0).expect("grid");
     let x = randn([64, 1, 28, 28], &mut stream_rng(0, 0, 0), &dev).mul_scalar(80.0);
     g.bench_function("closed_form_teleport_batch64", |b| {

@@ -161,16 +161,16 @@ fn cmd_fit(c: &Common, a: &FitArgs) -> Result<()> {
         bail!("--components 0: a mixture needs at least one component (1 fits one Gaussian)");
     }
     let (rows, d, _) = load_rows(&a.data)?;
+    let rows = score_core::array::rows_of(rows, d);
+    let rows = rows.view();
     let t0 = std::time::Instant::now();
     let model = match (a.components, a.randomized) {
-        (Some(k), _) if k > 1 => {
-            ScoreModel::Mixture(MixtureScore::fit(&rows, d, k, a.rank, c.seed())?)
-        }
+        (Some(k), _) if k > 1 => ScoreModel::Mixture(MixtureScore::fit(rows, k, a.rank, c.seed())?),
         (_, true) => {
             let r = a.rank.context("--randomized needs --rank")?;
-            ScoreModel::Gaussian(GaussianScore::fit_randomized(&rows, d, r, 10, 3, c.seed())?)
+            ScoreModel::Gaussian(GaussianScore::fit_randomized(rows, r, 10, 3, c.seed())?)
         }
-        _ => ScoreModel::Gaussian(GaussianScore::fit(&rows, d, a.rank)?),
+        _ => ScoreModel::Gaussian(GaussianScore::fit(rows, a.rank)?),
     };
     model.save(&a.out)?;
     let secs = t0.elapsed().as_secs_f64();
@@ -210,7 +210,8 @@ fn cmd_solve(c: &Common, a: &SolveArgs) -> Result<()> {
     };
     let arr = read_npy_finite(x_start)?;
     arr.rows_of(x_start, g.dim())?;
-    let y = g.pf_solution(&arr.data, a.sigma_start, a.sigma_end);
+    let x = ndarray::ArrayView2::from_shape((arr.data.len() / g.dim(), g.dim()), &arr.data)?;
+    let y = g.pf_solution(x, a.sigma_start, a.sigma_end);
     let v: Vec<f32> = y.iter().map(|&x| x as f32).collect();
     write_npy_f32(&a.out, &arr.shape, &v)?;
     emit(

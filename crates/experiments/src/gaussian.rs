@@ -3,6 +3,7 @@
 //! the explained-variance table per σ ([`ev_study`]) and the teleportation sweep over
 //! the skip index k ([`teleport_sweep`]). Both write JSON, a markdown table and SVG plots.
 
+use score_core::array::rows_of;
 use std::path::Path;
 use std::time::Instant;
 
@@ -118,17 +119,17 @@ impl Approximations {
         seed: u64,
     ) -> Result<Self> {
         let d = train.image_shape.iter().product();
-        let rows = train.rows_f64();
-        let g = GaussianScore::fit(&rows, d, None)?;
+        let rows = rows_of(train.rows_f64(), d);
+        let g = GaussianScore::fit(rows.view(), None)?;
         let mixtures = components
             .iter()
             .filter(|&&k| k > 1)
-            .map(|&k| Ok((k, MixtureScore::fit(&rows, d, k, None, seed)?)))
+            .map(|&k| Ok((k, MixtureScore::fit(rows.view(), k, None, seed)?)))
             .collect::<Result<_>>()?;
         Ok(Self {
             g,
             mixtures,
-            delta: DeltaScore::new(rows, d)?,
+            delta: DeltaScore::new(rows)?,
         })
     }
 
@@ -373,7 +374,7 @@ pub fn teleport_sweep(
     let (net, [ch, h, w], precond, _) = pipeline::load_image_net(checkpoint, device)?;
     let (train, held) = pipeline::demo_split()?;
     let d = ch * h * w;
-    let g = GaussianScore::fit(&train.rows_f64(), d, None)?;
+    let g = GaussianScore::fit(rows_of(train.rows_f64(), d).view(), None)?;
     let held = HeldOut::new(held.rows_f64(), d)?;
     let (fd_floor, sw_floor) =
         held.distances(&train.rows_f64()[..n.min(train.num_images()) * d])?;

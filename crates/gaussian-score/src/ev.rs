@@ -9,6 +9,8 @@
 //! how well the mean is matched.) Both follow from denoisers, since s = (D − x)/σ².
 
 use burn::tensor::Tensor;
+use ndarray::{Array2, ArrayView2};
+use score_core::array::{row_major, rows_of};
 use score_core::tensor::{from_f64_as, randn_like, sigma_tensor, stream_rng, to_vec_f64};
 use score_core::{Conditioning, Denoiser};
 
@@ -45,7 +47,6 @@ pub fn ev_table<const D: usize>(
     cond: Option<&Conditioning>,
 ) -> Result<Vec<EvRow>> {
     let b = x0.dims()[0];
-    let d = x0.dims().iter().skip(1).product::<usize>();
     let mut rows = Vec::new();
     for &s in sigmas {
         // The probes' noise depends on σ's value, not its place in the list, so a σ
@@ -54,18 +55,19 @@ pub fn ev_table<const D: usize>(
         let noise = randn_like(&x0, &mut rng);
         let x = x0.clone() + noise.mul_scalar(s);
         let sig = sigma_tensor(s, b, &x.device());
-        let xs = to_vec_f64(x.clone())?;
-        let d_nn = to_vec_f64(nn.denoise(x.clone(), sig.clone(), cond))?;
+        let xs = tensor_rows(x.clone())?;
+        let d_nn = tensor_rows(nn.denoise(x.clone(), sig.clone(), cond))?;
         for (name, a) in approx {
-            let d_a = to_vec_f64(a.denoise(x.clone(), sig.clone(), None))?;
+            let d_a = tensor_rows(a.denoise(x.clone(), sig.clone(), None))?;
+            let (xs, d_nn, d_a) = (xs.view(), d_nn.view(), d_a.view());
             rows.push(EvRow {
                 sigma: s,
                 approx: name.clone(),
                 probes: probes.into(),
-                score_ev: score_ev(&xs, &d_nn, &d_a, d),
-                denoiser_ev: denoiser_ev(&d_nn, &d_a, d),
-                score_ev_pooled: score_ev_pooled(&xs, &d_nn, &d_a),
-                denoiser_ev_pooled: denoiser_ev_pooled(&d_nn, &d_a),
+                score_ev: score_ev(xs, d_nn, d_a),
+                denoiser_ev: denoiser_ev(d_nn, d_a),
+                score_ev_pooled: score_ev_pooled(xs, d_nn, d_a),
+                denoiser_ev_pooled: denoiser_ev_pooled(d_nn, d_a),
             });
         }
     }
@@ -94,35 +96,53 @@ fn per_sample(a: &[f64], b: &[f64], x: Option<&[f64]>, d: usize) -> f64 {
     sum / n.max(1) as f64
 }
 
+/// The rows of a batch tensor `[B, …]` as a `[B, d]` array in float64.
+pub fn tensor_rows<const D: usize>(t: Tensor<D>) -> Result<Array2<f64>> {
+    let b = t.dims()[0];
+    let v = to_vec_f64(t)?;
+    let d = v.len().checked_div(b).unwrap_or(0);
+    Ok(rows_of(v, d))
+}
+
 /// Score EV per sample, averaged: mean_i [1 − ‖s_ref,i − s_approx,i‖²/‖s_ref,i‖²], from
-/// denoiser outputs at the states `x` (rows of length `d`; s = (D − x)/σ², and σ cancels
+/// denoiser outputs at the states `x` (one per row; s = (D − x)/σ², and σ cancels
 /// within a row).
-pub fn score_ev(x: &[f64], d_ref: &[f64], d_approx: &[f64], d: usize) -> f64 {
-    per_sample(d_ref, d_approx, Some(x), d)
+pub fn score_ev(x: ArrayView2<f64>, d_ref: ArrayView2<f64>, d_approx: ArrayView2<f64>) -> f64 {
+    per_sample(
+        &row_major(d_ref),
+        &row_major(d_approx),
+        Some(&row_major(x)),
+        x.ncols(),
+    )
 }
 
 /// Denoiser EV per sample, averaged: mean_i [1 − ‖D_ref,i − D_approx,i‖²/‖D_ref,i‖²].
-pub fn denoiser_ev(d_ref: &[f64], d_approx: &[f64], d: usize) -> f64 {
-    per_sample(d_ref, d_approx, None, d)
+pub fn denoiser_ev(d_ref: ArrayView2<f64>, d_approx: ArrayView2<f64>) -> f64 {
+    per_sample(&row_major(d_ref), &row_major(d_approx), None, d_ref.ncols())
 }
 
 /// Score EV pooled over the batch, 1 − Σ‖s_ref − s_approx‖²/Σ‖s_ref‖².
-pub fn score_ev_pooled(x: &[f64], d_ref: &[f64], d_approx: &[f64]) -> f64 {
-    pooled(d_ref, d_approx, Some(x))
+pub fn score_ev_pooled(
+    x: ArrayView2<f64>,
+    d_ref: ArrayView2<f64>,
+    d_approx: ArrayView2<f64>,
+) -> f64 {
+    pooled(&row_major(d_ref), &row_major(d_approx), Some(&row_major(x)))
 }
 
 /// Denoiser EV pooled over the batch, 1 − Σ‖D_ref − D_approx‖²/Σ‖D_ref‖².
-pub fn denoiser_ev_pooled(d_ref: &[f64], d_approx: &[f64]) -> f64 {
-    pooled(d_ref, d_approx, None)
+pub fn denoiser_ev_pooled(d_ref: ArrayView2<f64>, d_approx: ArrayView2<f64>) -> f64 {
+    pooled(&row_major(d_ref), &row_major(d_approx), None)
 }
 
-/// Host rows `[n, d]` to a tensor of shape `[n, …shape]`.
+/// The rows of `rows` (`[n, d]`) as a tensor of shape `[n, …shape]`, in `like`'s dtype
+/// and on its device.
 pub fn rows_to_tensor<const D: usize>(
-    rows: &[f64],
+    rows: ArrayView2<f64>,
     shape: [usize; D],
     like: &Tensor<D>,
 ) -> Tensor<D> {
-    from_f64_as(rows, shape, like.dtype(), &like.device())
+    from_f64_as(&row_major(rows), shape, like.dtype(), &like.device())
 }
 
 #[cfg(test)]
@@ -134,11 +154,14 @@ mod tests {
     /// denoisers at x = 0 are the same numbers (σ cancels).
     #[test]
     fn per_sample_ev_is_the_mean_of_row_evs_and_pooled_is_the_ratio_of_sums() {
-        let (r, a, x) = ([1.0, 0.0, 10.0, 0.0], [0.0, 0.0, 10.0, 0.0], [0.0; 4]);
-        assert_eq!(denoiser_ev(&r, &a, 2), 0.5);
-        assert_eq!(score_ev(&x, &r, &a, 2), 0.5);
-        assert!((denoiser_ev_pooled(&r, &a) - (1.0 - 1.0 / 101.0)).abs() < 1e-15);
-        assert!((score_ev_pooled(&x, &r, &a) - (1.0 - 1.0 / 101.0)).abs() < 1e-15);
+        let r = ndarray::array![[1.0, 0.0], [10.0, 0.0]];
+        let a = ndarray::array![[0.0, 0.0], [10.0, 0.0]];
+        let x = Array2::zeros((2, 2));
+        let (r, a, x) = (r.view(), a.view(), x.view());
+        assert_eq!(denoiser_ev(r, a), 0.5);
+        assert_eq!(score_ev(x, r, a), 0.5);
+        assert!((denoiser_ev_pooled(r, a) - (1.0 - 1.0 / 101.0)).abs() < 1e-15);
+        assert!((score_ev_pooled(x, r, a) - (1.0 - 1.0 / 101.0)).abs() < 1e-15);
     }
 
     #[test]

@@ -13,8 +13,10 @@
 
 use burn::tensor::Tensor;
 use faer::Mat;
+use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 use rand::{RngExt, SeedableRng};
-use score_core::tensor::{host_denoise, score_from_denoised};
+use score_core::array::row_major;
+use score_core::tensor::host_denoise;
 use score_core::{Conditioning, Denoiser};
 
 use crate::error::{Result, invalid};
@@ -30,8 +32,10 @@ pub struct MixtureScore {
 }
 
 /// k-means with k-means++ seeding (Arthur & Vassilvitskii 2007): returns the labels.
-pub fn kmeans(data: &[f64], d: usize, k: usize, iters: usize, seed: u64) -> Result<Vec<usize>> {
-    let n = crate::gaussian::rows(data, d)?;
+pub fn kmeans(data: ArrayView2<f64>, k: usize, iters: usize, seed: u64) -> Result<Vec<usize>> {
+    let n = crate::gaussian::rows(&data)?;
+    let d = data.ncols();
+    let data = row_major(data);
     if k == 0 || k > n {
         return Err(invalid(
             "components",
@@ -92,30 +96,25 @@ pub fn kmeans(data: &[f64], d: usize, k: usize, iters: usize, seed: u64) -> Resu
 impl MixtureScore {
     /// Fit `k` components: k-means, then per cluster the mean and covariance (plus
     /// 1e-5·I, as the reference) keeping the top `rank` eigenpairs (all when `None`).
-    pub fn fit(data: &[f64], d: usize, k: usize, rank: Option<usize>, seed: u64) -> Result<Self> {
-        let labels = kmeans(data, d, k, 50, seed)?;
-        let n = labels.len();
+    pub fn fit(data: ArrayView2<f64>, k: usize, rank: Option<usize>, seed: u64) -> Result<Self> {
+        let labels = kmeans(data, k, 50, seed)?;
+        let (n, d) = data.dim();
         let mut weights = Vec::new();
         let mut components = Vec::new();
         for c in 0..k {
-            let members: Vec<f64> = labels
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| **l == c)
-                .flat_map(|(i, _)| data[i * d..(i + 1) * d].iter().copied())
-                .collect();
+            let members: Vec<usize> = (0..n).filter(|&i| labels[i] == c).collect();
             if members.is_empty() {
                 continue;
             }
-            let g = GaussianScore::fit(&members, d, rank)?;
+            let g = GaussianScore::fit(data.select(Axis(0), &members).view(), rank)?;
             let r = g.rank();
             // Adding 1e-5·I to a full-rank covariance shifts every eigenvalue by 1e-5.
             let eigvals = if r == d {
-                g.eigvals.iter().map(|l| l + 1e-5).collect()
+                &g.eigvals + 1e-5
             } else {
                 g.eigvals.clone()
             };
-            weights.push((members.len() / d) as f64 / n as f64);
+            weights.push(members.len() as f64 / n as f64);
             components.push(GaussianScore::new(g.mean, eigvals, g.eigvecs)?);
         }
         Ok(Self {
@@ -132,7 +131,7 @@ impl MixtureScore {
     /// log(w_k·N(x; μ_k, Σ_k + σ²I)) of every row of `x` for every component, up to the
     /// constant −(d/2)·log 2π: `[k][b]`. One projection (a matrix product) per
     /// component for the whole batch.
-    fn log_terms(&self, x: &[f64], sigma: f64) -> Vec<Vec<f64>> {
+    fn log_terms(&self, x: ArrayView2<f64>, sigma: f64) -> Vec<Vec<f64>> {
         let s2 = sigma * sigma;
         let d = self.dim() as f64;
         self.components
@@ -146,7 +145,8 @@ impl MixtureScore {
                 perp.iter()
                     .enumerate()
                     .map(|(i, p)| {
-                        let maha: f64 = c[i * r..(i + 1) * r]
+                        let maha: f64 = c
+                            .row(i)
                             .iter()
                             .zip(&g.eigvals)
                             .map(|(ck, l)| ck * ck / (l + s2))
@@ -160,84 +160,82 @@ impl MixtureScore {
     }
 
     /// log p_σ(x) of one point, including the normalising constant.
-    pub fn log_prob(&self, x: &[f64], sigma: f64) -> f64 {
-        let t: Vec<f64> = self.log_terms(x, sigma).into_iter().map(|v| v[0]).collect();
+    pub fn log_prob(&self, x: ArrayView1<f64>, sigma: f64) -> f64 {
+        let t: Vec<f64> = self
+            .log_terms(x.insert_axis(Axis(0)), sigma)
+            .into_iter()
+            .map(|v| v[0])
+            .collect();
         score_core::mixture::log_sum_exp(&t)
             - 0.5 * self.dim() as f64 * (2.0 * std::f64::consts::PI).ln()
     }
 
-    /// The denoiser D(x; σ) = Σ_k w_k(x)·D_k(x; σ) for row-major points, 256 rows at a
+    /// The denoiser D(x; σ) = Σ_k w_k(x)·D_k(x; σ) for the rows of `x`, 256 rows at a
     /// time: per block, every component's responsibilities and denoiser for all rows
     /// at once (matrix products), then the weighted sum.
-    pub fn denoise_f64(&self, x: &[f64], sigma: f64) -> Vec<f64> {
-        let d = self.dim();
-        let mut out = Vec::with_capacity(x.len());
-        for block in x.chunks(256 * d.max(1)) {
+    pub fn denoise_f64(&self, x: ArrayView2<f64>, sigma: f64) -> Array2<f64> {
+        let mut out = Array2::zeros(x.dim());
+        for (block, mut out) in x
+            .axis_chunks_iter(Axis(0), 256)
+            .zip(out.axis_chunks_iter_mut(Axis(0), 256))
+        {
             let terms = self.log_terms(block, sigma);
-            let dens: Vec<Vec<f64>> = self
+            let dens: Vec<Array2<f64>> = self
                 .components
                 .iter()
                 .map(|g| g.denoise_f64(block, sigma))
                 .collect();
-            for i in 0..block.len() / d {
+            for (i, mut row) in out.rows_mut().into_iter().enumerate() {
                 let m = terms.iter().map(|t| t[i]).fold(f64::NEG_INFINITY, f64::max);
                 let z: f64 = terms.iter().map(|t| (t[i] - m).exp()).sum();
-                let mut row = vec![0.0; d];
                 for (t, den) in terms.iter().zip(&dens) {
                     let w = (t[i] - m).exp() / z;
                     row.iter_mut()
-                        .zip(&den[i * d..(i + 1) * d])
+                        .zip(den.row(i))
                         .for_each(|(o, v)| *o += w * v);
                 }
-                out.extend(row);
             }
         }
         out
     }
 
     /// The score (D − x)/σ².
-    pub fn score_f64(&self, x: &[f64], sigma: f64) -> Vec<f64> {
-        score_from_denoised(&self.denoise_f64(x, sigma), x, sigma)
+    pub fn score_f64(&self, x: ArrayView2<f64>, sigma: f64) -> Array2<f64> {
+        (self.denoise_f64(x, sigma) - x) / (sigma * sigma)
     }
 }
 
 /// The training set's exact score (a mixture of deltas at the training points).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeltaScore {
-    /// Training points, row-major `[n, d]`.
-    pub data: Vec<f64>,
-    /// Dimension d.
-    pub dim: usize,
+    /// Training points `[n, d]`, one per row.
+    pub data: Array2<f64>,
     /// Training points per block of the streaming softmax.
     pub block: usize,
 }
 
 impl DeltaScore {
-    /// The empirical score of row-major `data`.
-    pub fn new(data: Vec<f64>, dim: usize) -> Result<Self> {
-        if dim == 0 || data.is_empty() || !data.len().is_multiple_of(dim) {
-            return Err(invalid(
-                "data",
-                format!("{} values do not form rows of dimension {dim}", data.len()),
-            ));
-        }
-        Ok(Self {
-            data,
-            dim,
-            block: 1024,
-        })
+    /// The empirical score of the rows of `data`.
+    pub fn new(data: Array2<f64>) -> Result<Self> {
+        crate::gaussian::rows(&data.view())?;
+        Ok(Self { data, block: 1024 })
     }
 
-    /// D(x; σ) for row-major queries, streaming over blocks of training points: per
+    /// Dimension d.
+    pub fn dim(&self) -> usize {
+        self.data.ncols()
+    }
+
+    /// D(x; σ) for the rows of `x`, streaming over blocks of training points: per
     /// query a running maximum m, normaliser Z and weighted sum S are rescaled by
     /// exp(m_old − m_new) when a block raises the maximum (the online softmax).
-    pub fn denoise_f64(&self, x: &[f64], sigma: f64) -> Vec<f64> {
-        let d = self.dim;
-        let b = x.len() / d;
-        let n = self.data.len() / d;
-        let q = Mat::from_fn(b, d, |i, j| x[i * d + j]);
+    pub fn denoise_f64(&self, x: ArrayView2<f64>, sigma: f64) -> Array2<f64> {
+        let (b, d) = x.dim();
+        let n = self.data.nrows();
+        let q = Mat::from_fn(b, d, |i, j| x[[i, j]]);
         let qn: Vec<f64> = x
-            .chunks_exact(d)
+            .rows()
+            .into_iter()
             .map(|r| r.iter().map(|v| v * v).sum())
             .collect();
         let (mut m, mut z, mut s) = (
@@ -248,9 +246,9 @@ impl DeltaScore {
         let inv = 1.0 / (2.0 * sigma * sigma);
         for start in (0..n).step_by(self.block.max(1)) {
             let end = (start + self.block.max(1)).min(n);
-            let blk = Mat::from_fn(end - start, d, |i, j| self.data[(start + i) * d + j]);
+            let blk = Mat::from_fn(end - start, d, |i, j| self.data[[start + i, j]]);
             let bn: Vec<f64> = (start..end)
-                .map(|i| self.data[i * d..(i + 1) * d].iter().map(|v| v * v).sum())
+                .map(|i| self.data.row(i).iter().map(|v| v * v).sum())
                 .collect();
             let dot = &q * blk.transpose(); // b × block
             let mut w = Mat::<f64>::zeros(b, end - start);
@@ -278,24 +276,32 @@ impl DeltaScore {
             }
             s += &w * &blk;
         }
-        let mut out = Vec::with_capacity(b * d);
-        for i in 0..b {
-            for j in 0..d {
-                out.push(s[(i, j)] / z[i]);
-            }
-        }
-        out
+        Array2::from_shape_fn((b, d), |(i, j)| s[(i, j)] / z[i])
+    }
+}
+
+/// A host denoiser of rows applied to the flat rows `host_denoise` hands over (a view,
+/// no copy), its result back as row-major values.
+fn on_rows(x: &[f64], d: usize, f: impl Fn(ArrayView2<f64>) -> Array2<f64>) -> Vec<f64> {
+    let b = x.len().checked_div(d).unwrap_or(0);
+    match ArrayView2::from_shape((b, d), &x[..b * d]) {
+        Ok(v) => row_major(f(v).view()).into_owned(),
+        Err(_) => Vec::new(),
     }
 }
 
 impl<const D: usize> Denoiser<D> for MixtureScore {
     fn denoise(&self, x: Tensor<D>, sigma: Tensor<1>, _cond: Option<&Conditioning>) -> Tensor<D> {
-        host_denoise(x, sigma, |x, s| self.denoise_f64(x, s)).expect("float tensor data")
+        let d = self.dim();
+        host_denoise(x, sigma, |x, s| on_rows(x, d, |v| self.denoise_f64(v, s)))
+            .expect("float tensor data")
     }
 }
 
 impl<const D: usize> Denoiser<D> for DeltaScore {
     fn denoise(&self, x: Tensor<D>, sigma: Tensor<1>, _cond: Option<&Conditioning>) -> Tensor<D> {
-        host_denoise(x, sigma, |x, s| self.denoise_f64(x, s)).expect("float tensor data")
+        let d = self.dim();
+        host_denoise(x, sigma, |x, s| on_rows(x, d, |v| self.denoise_f64(v, s)))
+            .expect("float tensor data")
     }
 }

@@ -45,22 +45,11 @@ impl ScoreModel {
         match self {
             Self::Gaussian(g) => g.save(path),
             Self::Mixture(m) => {
-                let mut items: Vec<(String, Vec<usize>, Vec<f64>)> =
-                    vec![("weights".into(), vec![m.weights.len()], m.weights.clone())];
+                let mut items = vec![("weights".into(), vec![m.weights.len()], m.weights.clone())];
                 for (i, c) in m.components.iter().enumerate() {
-                    items.push((format!("c{i}.mean"), vec![c.dim()], c.mean.clone()));
-                    items.push((format!("c{i}.eigvals"), vec![c.rank()], c.eigvals.clone()));
-                    items.push((
-                        format!("c{i}.eigvecs"),
-                        vec![c.dim(), c.rank()],
-                        c.eigvecs.clone(),
-                    ));
+                    items.extend(c.tensors(&format!("c{i}.")));
                 }
-                let refs: Vec<(&str, Vec<usize>, &[f64])> = items
-                    .iter()
-                    .map(|(n, s, v)| (n.as_str(), s.clone(), &v[..]))
-                    .collect();
-                save_tensors(path, "mixture", &refs)
+                save_tensors(path, "mixture", &items)
             }
         }
     }
@@ -83,11 +72,9 @@ impl ScoreModel {
                 let weights = get("weights")?;
                 let mut components = Vec::new();
                 for i in 0..weights.len() {
-                    let g = GaussianScore::new(
-                        get(&format!("c{i}.mean"))?,
-                        get(&format!("c{i}.eigvals"))?,
-                        get(&format!("c{i}.eigvecs"))?,
-                    )
+                    let g = GaussianScore::from_tensors(&format!("c{i}."), |k| {
+                        get(k).map_err(|e| crate::error::invalid("model", e.to_string()))
+                    })
                     .map_err(|e| bad(format!("component {i}: {e}")))?;
                     components.push(g);
                 }

@@ -13,6 +13,8 @@
 //! velocity error (1 − 0.05²).
 
 use burn::tensor::Tensor;
+use ndarray::{Array2, ArrayView2};
+use score_core::array::row_major;
 use score_core::samplers::{
     SampleContext, SampleOutput, Sampler, StepInfo, ddim_vp_sample, vp_coefficients,
 };
@@ -105,7 +107,7 @@ pub fn index_for_sigma(sigmas: &[f64], sigma: f64) -> usize {
 fn map_rows<const D: usize>(
     g: &GaussianScore,
     x: Tensor<D>,
-    f: impl FnOnce(&[f64]) -> Vec<f64>,
+    f: impl FnOnce(ArrayView2<f64>) -> Array2<f64>,
 ) -> Result<Tensor<D>> {
     let (shape, dims) = (x.shape(), x.dims());
     let (device, dtype) = (x.device(), x.dtype());
@@ -116,7 +118,10 @@ fn map_rows<const D: usize>(
             format!("{dims:?} does not fit a Gaussian of dimension {}", g.dim()),
         ));
     }
-    Ok(from_f64_as(&f(&xs), [dims[0], g.dim()], dtype, &device).reshape(shape))
+    let rows = ArrayView2::from_shape((dims[0], g.dim()), &xs[..])
+        .map_err(|e| invalid("x", e.to_string()))?;
+    let out = f(rows);
+    Ok(from_f64_as(&row_major(out.view()), [dims[0], g.dim()], dtype, &device).reshape(shape))
 }
 
 /// Move `x_t` (at σ_T) to σ along the Gaussian's exact probability-flow trajectory.
@@ -233,9 +238,14 @@ pub fn auto_skip<const D: usize, M: Denoiser<D> + ?Sized>(
         let b = state.dims()[0];
         let d_nn = den.denoise(state.clone(), sigma_tensor(s, b, &state.device()), cond);
         nfe += 1;
-        let xs = to_vec_f64(state.clone())?;
-        let nn = to_vec_f64(d_nn)?;
-        evs.push(crate::ev::score_ev_pooled(&xs, &nn, &g.denoise_f64(&xs, s)));
+        let xs = crate::ev::tensor_rows(state.clone())?;
+        let nn = crate::ev::tensor_rows(d_nn)?;
+        let approx = g.denoise_f64(xs.view(), s);
+        evs.push(crate::ev::score_ev_pooled(
+            xs.view(),
+            nn.view(),
+            approx.view(),
+        ));
         // Stop at a failing level, and at the last level (no step to σ = 0 is needed).
         if evs.last().is_some_and(|&e| e < threshold) || i + 2 == sigmas.len() {
             break;

@@ -4,12 +4,23 @@
 use burn::tensor::{DType, Device};
 use gaussian_score::teleport::{teleport_sample, teleport_sample_vp};
 use gaussian_score::{DeltaScore, GaussianScore, MixtureScore};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use score_core::metrics::loglog_slope;
 use score_core::samplers::{HeunOptions, SampleContext, Sampler, heun_sample};
 use score_core::sigmas::karras_sigmas;
 use score_core::tensor::{from_f64_as, to_vec_f64};
+
+/// Row-major values as rows of width `d` (a view, no copy).
+fn v2(x: &[f64], d: usize) -> ArrayView2<'_, f64> {
+    ArrayView2::from_shape((x.len() / d, d), x).unwrap()
+}
+
+/// An array's values in row-major order.
+fn flat(a: Array2<f64>) -> Vec<f64> {
+    a.iter().copied().collect()
+}
 
 fn randn(n: usize, seed: u64) -> Vec<f64> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -21,12 +32,10 @@ fn rank8() -> GaussianScore {
     let (d, r) = (20, 8);
     // Orthonormalise random vectors by fitting a Gaussian to data built from them.
     let z = randn(4000 * d, 1);
-    let full = GaussianScore::fit(&z, d, None).unwrap();
-    let eigvals: Vec<f64> = (0..r).map(|k| 4.0 * 0.6f64.powi(k as i32)).collect();
-    let eigvecs: Vec<f64> = (0..d * r)
-        .map(|i| full.eigvecs[(i / r) * d + i % r])
-        .collect();
-    let mean: Vec<f64> = (0..d).map(|j| (j as f64 * 0.3).sin()).collect();
+    let full = GaussianScore::fit(v2(&z, d), None).unwrap();
+    let eigvals = Array1::from_shape_fn(r, |k| 4.0 * 0.6f64.powi(k as i32));
+    let eigvecs = Array2::from_shape_fn((d, r), |(j, k)| full.eigvecs[[j, k]]);
+    let mean = Array1::from_shape_fn(d, |j| (j as f64 * 0.3).sin());
     GaussianScore::new(mean, eigvals, eigvecs).unwrap()
 }
 
@@ -44,9 +53,9 @@ fn check1_closed_form_matches_tight_numerical_integration() {
     let g = rank8();
     let d = g.dim();
     let x_t: Vec<f64> = randn(4 * d, 2).iter().map(|v| 80.0 * v).collect();
-    let closed = g.pf_solution(&x_t, 80.0, 0.002);
+    let closed = flat(g.pf_solution(v2(&x_t, g.dim()), 80.0, 0.002));
     let f = |x: &[f64], t: f64| -> Vec<f64> {
-        let dn = g.denoise_f64(x, t.exp());
+        let dn = flat(g.denoise_f64(v2(x, g.dim()), t.exp()));
         x.iter().zip(dn).map(|(a, b)| a - b).collect()
     };
     let steps = 20_000;
@@ -71,8 +80,11 @@ fn check1_closed_form_matches_tight_numerical_integration() {
     assert!(diff <= 1e-8, "{diff}");
     // The denoiser along the trajectory equals D at the trajectory's points.
     for &s in &[40.0, 1.0, 0.01] {
-        let along = g.denoiser_along(&x_t, 80.0, s);
-        let direct = g.denoise_f64(&g.pf_solution(&x_t, 80.0, s), s);
+        let along = flat(g.denoiser_along(v2(&x_t, g.dim()), 80.0, s));
+        let direct = flat(g.denoise_f64(
+            v2(&flat(g.pf_solution(v2(&x_t, g.dim()), 80.0, s)), g.dim()),
+            s,
+        ));
         assert!(max_abs_diff(&along, &direct) < 1e-10);
     }
 }
@@ -94,7 +106,7 @@ fn heun_error(g: &GaussianScore, x_t: &[f64], n: usize, steps: usize, k: usize) 
     )
     .unwrap();
     let xs = to_vec_f64(out.x).unwrap();
-    let exact = g.pf_solution(x_t, 80.0, 0.002);
+    let exact = flat(g.pf_solution(v2(x_t, g.dim()), 80.0, 0.002));
     xs.chunks(d)
         .zip(exact.chunks(d))
         .map(|(a, b)| {
@@ -155,7 +167,7 @@ fn check4_gaussian_denoiser_mse_is_optimal() {
                 .map(|j| {
                     g.mean[j]
                         + (0..r)
-                            .map(|k| g.eigvecs[j * r + k] * g.eigvals[k].sqrt() * zi[k])
+                            .map(|k| g.eigvecs[[j, k]] * g.eigvals[k].sqrt() * zi[k])
                             .sum::<f64>()
                 })
                 .collect::<Vec<_>>()
@@ -171,7 +183,7 @@ fn check4_gaussian_denoiser_mse_is_optimal() {
                 .sum::<f64>()
                 / n as f64
         };
-        let got = mse(&g.denoise_f64(&x, s));
+        let got = mse(&flat(g.denoise_f64(v2(&x, g.dim()), s)));
         let want = g.expected_mse(s);
         eprintln!("check 4: sigma {s}: Monte Carlo MSE {got:.5}, closed form {want:.5}");
         // 40 000 samples: relative SE of a sum of r weighted chi-squares ≤ sqrt(2/n) ≈ 0.7%.
@@ -186,12 +198,12 @@ fn check4_gaussian_denoiser_mse_is_optimal() {
                 g.mean.clone(),
                 shr.iter()
                     .map(|f| f / (1.0 - f).max(1e-12) * s * s)
-                    .collect(),
+                    .collect::<Array1<f64>>(),
                 g.eigvecs.clone(),
             )
             .unwrap();
             assert!(
-                mse(&alt.denoise_f64(&x, s)) > got,
+                mse(&flat(alt.denoise_f64(v2(&x, alt.dim()), s))) > got,
                 "sigma {s}, scale {scale}"
             );
         }
@@ -211,16 +223,18 @@ fn check5_mixture_score_is_the_gradient_of_log_density() {
         };
     }
     for rank in [None, Some(3)] {
-        let m = MixtureScore::fit(&data, 6, 3, rank, 0).unwrap();
+        let m = MixtureScore::fit(v2(&data, 6), 3, rank, 0).unwrap();
         let x = [0.4, -1.0, 2.0, 0.1, -0.3, 1.2];
         for &s in &[0.3, 1.0, 5.0] {
-            let sc = m.score_f64(&x, s);
+            let sc = flat(m.score_f64(v2(&x, m.dim()), s));
             for j in 0..6 {
                 let h = 1e-5;
                 let (mut a, mut b) = (x, x);
                 a[j] += h;
                 b[j] -= h;
-                let fd = (m.log_prob(&a, s) - m.log_prob(&b, s)) / (2.0 * h);
+                let fd = (m.log_prob(ArrayView1::from(&a), s)
+                    - m.log_prob(ArrayView1::from(&b), s))
+                    / (2.0 * h);
                 assert!(
                     (fd - sc[j]).abs() <= 1e-6 * sc[j].abs().max(1.0),
                     "rank {rank:?} sigma {s} coord {j}: fd {fd} vs {}",
@@ -239,8 +253,8 @@ fn check6_delta_score_approaches_the_gaussian_as_sigma_grows() {
         .enumerate()
         .map(|(i, v)| v * (1.0 + (i % d) as f64 * 0.5))
         .collect();
-    let delta = DeltaScore::new(data.clone(), d).unwrap();
-    let g = GaussianScore::fit(&data, d, None).unwrap();
+    let delta = DeltaScore::new(v2(&data, d).to_owned()).unwrap();
+    let g = GaussianScore::fit(v2(&data, d), None).unwrap();
     let sigmas = [2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
     let mut pts = Vec::new();
     for (i, &s) in sigmas.iter().enumerate() {
@@ -249,7 +263,10 @@ fn check6_delta_score_approaches_the_gaussian_as_sigma_grows() {
             .zip(randn(data.len(), 100 + i as u64))
             .map(|(a, e)| a + s * e)
             .collect();
-        let (sd, sg) = (delta.score_like(&x, s), g.score_f64(&x, s));
+        let (sd, sg) = (
+            delta.score_like(&x, s),
+            flat(g.score_f64(v2(&x, g.dim()), s)),
+        );
         let err: f64 = sd.iter().zip(&sg).map(|(a, b)| (a - b).powi(2)).sum();
         let norm: f64 = sd.iter().map(|a| a * a).sum();
         pts.push((s.ln(), (err / norm).ln()));
@@ -270,7 +287,7 @@ trait ScoreLike {
 }
 impl ScoreLike for DeltaScore {
     fn score_like(&self, x: &[f64], s: f64) -> Vec<f64> {
-        self.denoise_f64(x, s)
+        flat(self.denoise_f64(v2(x, self.dim()), s))
             .iter()
             .zip(x)
             .map(|(d, xi)| (d - xi) / (s * s))
@@ -295,20 +312,20 @@ fn check7_push_forward_of_variances() {
                     g.mean[j]
                         + sigma_t * z[i * d + j]
                         + (0..r)
-                            .map(|k| g.eigvecs[j * r + k] * g.eigvals[k].sqrt() * zz[i * r + k])
+                            .map(|k| g.eigvecs[[j, k]] * g.eigvals[k].sqrt() * zz[i * r + k])
                             .sum::<f64>()
                 })
                 .collect::<Vec<_>>()
         })
         .collect();
     for &s in &[10.0, 1.0, 0.05] {
-        let y = g.pf_solution(&x_t, sigma_t, s);
+        let y = flat(g.pf_solution(v2(&x_t, g.dim()), sigma_t, s));
         for k in 0..r {
             let proj: Vec<f64> = y
                 .chunks(d)
                 .map(|row| {
                     (0..d)
-                        .map(|j| g.eigvecs[j * r + k] * (row[j] - g.mean[j]))
+                        .map(|j| g.eigvecs[[j, k]] * (row[j] - g.mean[j]))
                         .sum()
                 })
                 .collect();
@@ -337,8 +354,8 @@ fn heun_via_score_core_on_the_gaussian_denoiser_tensor_path() {
     let t = from_f64_as(&x, [6, g.dim()], DType::F64, &device);
     let sig = from_f64_as(&[0.5, 0.5, 0.5, 2.0, 2.0, 2.0], [6], DType::F64, &device);
     let got = to_vec_f64(g.denoise_tensor(t, sig)).unwrap();
-    let mut want = g.denoise_f64(&x[..3 * g.dim()], 0.5);
-    want.extend(g.denoise_f64(&x[3 * g.dim()..], 2.0));
+    let mut want = flat(g.denoise_f64(v2(&x[..3 * g.dim()], g.dim()), 0.5));
+    want.extend(flat(g.denoise_f64(v2(&x[3 * g.dim()..], g.dim()), 2.0)));
     assert!(max_abs_diff(&got, &want) < 1e-12);
     let grid = karras_sigmas(10, 0.002, 80.0, 7.0).unwrap();
     let x0 = from_f64_as(&x, [6, g.dim()], DType::F64, &device).mul_scalar(80.0);
@@ -369,10 +386,16 @@ fn vp_form_is_the_edm_form_under_the_change_of_variables() {
         .iter()
         .map(|v| v * (s_big * a_big))
         .collect();
-    let vp = g.pf_solution_vp(&x_vp, a_big, s_big * a_big, a_small, s_small * a_small);
+    let vp = flat(g.pf_solution_vp(
+        v2(&x_vp, g.dim()),
+        a_big,
+        s_big * a_big,
+        a_small,
+        s_small * a_small,
+    ));
     let x_edm: Vec<f64> = x_vp.iter().map(|v| v / a_big).collect();
     let edm: Vec<f64> = g
-        .pf_solution(&x_edm, s_big, s_small)
+        .pf_solution(v2(&x_edm, g.dim()), s_big, s_small)
         .iter()
         .map(|v| v * a_small)
         .collect();
@@ -393,7 +416,7 @@ fn vp_form_is_the_edm_form_under_the_change_of_variables() {
 fn vp_teleport_path_matches_the_edm_path() {
     let g = rank8();
     let d = g.dim();
-    let net = GaussianScore::fit(&randn(500 * d, 41), d, None).unwrap();
+    let net = GaussianScore::fit(v2(&randn(500 * d, 41), d), None).unwrap();
     let device = Device::flex();
     // Karras levels and a final σ = 0.
     let grid0 = karras_sigmas(12, 0.002, 80.0, 7.0).unwrap();
@@ -440,10 +463,10 @@ fn batched_mixture_score_matches_the_gradient_of_log_density_across_blocks() {
     for (i, v) in data.iter_mut().enumerate() {
         *v += [3.0, -2.0, 0.0][(i / 6) % 3];
     }
-    let m = MixtureScore::fit(&data, 6, 3, Some(3), 0).unwrap();
+    let m = MixtureScore::fit(v2(&data, 6), 3, Some(3), 0).unwrap();
     let x: Vec<f64> = randn(300 * 6, 11).iter().map(|v| 2.0 * v).collect();
     let s = 0.7;
-    let sc = m.score_f64(&x, s);
+    let sc = flat(m.score_f64(v2(&x, m.dim()), s));
     for i in [0usize, 17, 255, 256, 299] {
         let p: Vec<f64> = x[i * 6..(i + 1) * 6].to_vec();
         for j in 0..6 {
@@ -451,7 +474,8 @@ fn batched_mixture_score_matches_the_gradient_of_log_density_across_blocks() {
             let (mut a, mut b) = (p.clone(), p.clone());
             a[j] += h;
             b[j] -= h;
-            let fd = (m.log_prob(&a, s) - m.log_prob(&b, s)) / (2.0 * h);
+            let fd = (m.log_prob(ArrayView1::from(&a), s) - m.log_prob(ArrayView1::from(&b), s))
+                / (2.0 * h);
             let got = sc[i * 6 + j];
             assert!(
                 (fd - got).abs() <= 1e-6 * got.abs().max(1.0),

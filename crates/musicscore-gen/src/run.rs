@@ -25,7 +25,8 @@ use crate::generator::{
     ENCODER, TextConfig, TextExtra, TextRecord, checkpoint_extra, train_config,
 };
 use crate::latent::{
-    AeConfig, AeData, AeSettings, TrainedAe, encode_means, latent_scale, load_autoencoder, train_autoencoder,
+    AeConfig, AeData, AeSettings, TrainedAe, encode_means, latent_scale, load_autoencoder,
+    train_autoencoder,
 };
 use crate::systems::{CorpusSpec, Feedback, load_systems};
 use crate::textscore::{Geometry, PromptBank, SystemItem, TextScoreData, unet_config_for};
