@@ -10,14 +10,15 @@ ROLE = {
     "score-io": "IDX, .npy, PNG,\\nimage datasets",
     "score-nn": "UNet, MLP, norms,\\nMiniLM encoder",
     "score-eval": "FID/KID/P&R, Inception\\nand its readers, plots",
-    "score-train": "training loop, checkpoints,\\nrecipes (pipeline)",
+    "score-train": "training loop, checkpoints,\\nrun folder, recipes (pipeline)",
     "gaussian-score": "Gaussian scores,\\nteleportation, EV",
     "ntk-theory": "NTK, kernel GD,\\nearly stopping",
     "scoreaug": "ScoreAug, NLA",
     "disback": "distillation,\\nDisBack",
     "musicscore-data": "MusicScore data",
-    "musicscore-gen": "text-to-score",
+    "musicscore-gen": "text-to-score:\\ntraining, evaluation",
     "scorelab-experiments": "the papers' studies",
+    "scorelab-run": "the commands' runs:\\ntrain, sample",
     "scorelab": "the scorelab binary",
 }
 PAPER = {"gaussian-score", "ntk-theory", "scoreaug", "disback", "musicscore-data", "musicscore-gen"}

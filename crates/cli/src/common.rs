@@ -1,16 +1,12 @@
 //! What every command shares: the global flags, the device, output (JSON or text),
 //! progress bars, the sampler flags, the run-folder guard and the starting noise.
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use burn::tensor::Device;
 use clap::Args;
 use score_core::samplers::Sampler;
 use score_core::samplers::{GivenOptions, OPTIONS, OptionKind, OptionValue};
-use score_core::tensor::{randn, stream_rng, to_vec_f32};
-use score_io::images::{ImageDataset, Split};
-use score_io::npy::read_npy_finite;
-use score_train::run::{RunDir, RunMode};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Args, Clone)]
 pub(crate) struct Common {
@@ -132,94 +128,23 @@ pub(crate) fn bar_of(len: u64, what: &str, unit: &str) -> indicatif::ProgressBar
     b
 }
 
-pub(crate) fn load_images(name: &str, dir: Option<&Path>) -> Result<ImageDataset> {
-    Ok(match name {
-        "fashion-mnist" => ImageDataset::fashion_mnist(dir, Split::Train)
-            .context("the Fashion-MNIST training split is not shipped: `cargo xtask fashion-mnist-setup` (Debian's package, unpacked into the cache), `apt-get install dataset-fashion-mnist`, or --data-dir; `--data fashion-mnist-test` uses the shipped 10 000 images")?,
-        "fashion-mnist-test" => ImageDataset::fashion_mnist(dir, Split::Test)?,
-        other => {
-            let p = Path::new(other);
-            if p.is_dir() {
-                ImageDataset::from_folder(p)?
-            } else if other.ends_with(".npy") {
-                ImageDataset::from_npy(score_io::npy::read_npy(p)?, p)?
-            } else if other.ends_with(".npz") {
-                ImageDataset::from_npy(score_eval::fid::archive::npz_image_array(p)?, p)?
-            } else {
-                bail!(
-                    "--data {other}: not a data set name (fashion-mnist, fashion-mnist-test), a folder of PNG/JPEG images or a .npy/.npz image array"
-                )
-            }
-        }
-    })
-}
+pub(crate) use scorelab_run::train_data::load_images;
 
-pub(crate) use score_train::run::fixed_on_resume;
+pub(crate) use scorelab_run::spec::initial_noise;
 
-pub(crate) fn initial_noise(
-    path: Option<&Path>,
-    shape: &[usize],
-    seed: u64,
-    dev: &Device,
-) -> Result<Vec<f32>> {
-    let n = score_core::limits::element_count("--n", shape)?;
-    match path {
-        Some(p) => {
-            let arr = read_npy_finite(p)?;
-            if arr.data.len() != n {
-                bail!(
-                    "{}: noise has shape {:?} ({} values), expected {:?}",
-                    p.display(),
-                    arr.shape,
-                    arr.data.len(),
-                    shape
-                );
-            }
-            Ok(arr.data.iter().map(|&v| v as f32).collect())
-        }
-        None => {
-            let mut rng = stream_rng(seed, 0x4e4f_4953, 0);
-            Ok(to_vec_f32(randn([n], &mut rng, dev))?)
-        }
+pub(crate) use score_train::pipeline::{ensure_passes_fit, ensure_sampling_fits};
+
+/// A spinner with a message and the elapsed time (none with `--json`).
+pub(crate) fn spinner(json: bool, what: String) -> Option<indicatif::ProgressBar> {
+    if json {
+        return None;
     }
-}
-
-/// A run folder for `train` and `musicscore train` (`score_train::run::RunDir`).
-pub(crate) fn open_run(out: &Path, resume: bool, overwrite: bool) -> Result<RunDir> {
-    Ok(RunDir::open(out, RunMode::from_flags(resume, overwrite))?)
-}
-
-/// Refuse `--n 0` and a sample count whose working memory exceeds the machine's
-/// (an estimate: the sampler's states, and the network's activations at full
-/// resolution, about 24 maps of the widest level live at once, plus attention).
-pub(crate) fn ensure_sampling_fits(
-    model: &score_train::pipeline::LoadedModel,
-    n: usize,
-) -> Result<()> {
-    if n == 0 {
-        bail!("--n: need at least one sample");
-    }
-    ensure_passes_fit(model, n as u128, "--n", "use a smaller --n")
-}
-
-/// Refuse `n` image-sized network passes whose working memory exceeds the budget (the
-/// estimate of [`ensure_sampling_fits`]), naming `flag`.
-pub(crate) use score_nn::unet::pass_bytes as unet_pass_bytes;
-
-pub(crate) fn ensure_passes_fit(
-    model: &score_train::pipeline::LoadedModel,
-    n: u128,
-    flag: &str,
-    hint: &str,
-) -> Result<()> {
-    let bytes = match model {
-        score_train::pipeline::LoadedModel::Unet(net, chw) => {
-            n.saturating_mul(unet_pass_bytes(*chw, net.widest_channels()))
-        }
-        score_train::pipeline::LoadedModel::Mlp(_, d) => {
-            n.saturating_mul(8 * 4 * (*d as u128).max(256))
-        }
-    };
-    score_core::limits::ensure_fits(flag, bytes, hint)?;
-    Ok(())
+    let b = indicatif::ProgressBar::with_draw_target(None, score_train::fit::draw_target());
+    b.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+            .expect("valid template"),
+    );
+    b.set_message(what);
+    b.enable_steady_tick(std::time::Duration::from_millis(200));
+    Some(b)
 }

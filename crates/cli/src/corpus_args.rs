@@ -114,20 +114,6 @@ impl FilterArgs {
     }
 }
 
-pub(crate) fn spinner(json: bool, what: String) -> Option<indicatif::ProgressBar> {
-    if json {
-        return None;
-    }
-    let b = indicatif::ProgressBar::with_draw_target(None, score_train::fit::draw_target());
-    b.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
-            .expect("valid template"),
-    );
-    b.set_message(what);
-    b.enable_steady_tick(std::time::Duration::from_millis(200));
-    Some(b)
-}
-
 pub(crate) fn open_all(root: &RootArgs, facts: bool, json: bool) -> Result<Vec<Corpus>> {
     open_dirs(root, find_layouts(&root.root)?, facts, json)
 }

@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex};
 use indicatif::ProgressBar;
 use musicscore_gen::systems::Feedback;
 
-use crate::common::bar_of;
-use crate::corpus_args::spinner;
+use crate::common::{bar_of, spinner};
 
 /// Bars on stderr unless `json`.
 pub(crate) struct Bars {

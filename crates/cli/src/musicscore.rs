@@ -12,7 +12,7 @@ use musicscore_data::prompt::{Captioner, Template};
 use musicscore_data::select::{GroupBy, Stats, group_split};
 use serde_json::json;
 
-use crate::common::{Common, emit};
+use crate::common::{Common, emit, spinner};
 use crate::corpus_args::*;
 
 #[derive(Subcommand)]

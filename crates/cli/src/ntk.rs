@@ -110,8 +110,8 @@ fn cmd_gram(c: &Common, a: &GramArgs) -> Result<()> {
     let (n, p) = arr.matrix(&a.inputs)?;
     ensure_values_fit("--inputs (n × n Gram matrix)", (n as u128).pow(2), 8, "")?;
     let k: Kernel = a.kernel.parse()?;
-    let h = k.gram(&arr.data, p)?;
-    write_npy_f64(&a.out, &[n, n], &h)?;
+    let h = k.gram(ndarray::ArrayView2::from_shape((n, p), &arr.data)?)?;
+    write_npy_f64(&a.out, &[n, n], &score_core::array::row_major(h.view()))?;
     emit(
         c.json,
         serde_json::json!({"out": a.out, "n": n, "p": p}),
@@ -139,7 +139,8 @@ fn cmd_fit(c: &Common, a: &FitArgs) -> Result<()> {
         )?,
     }
     let stop = stop_of(a)?;
-    let tr = Triples::from_data(&arr.data, d, a.n, a.t0, a.t_max, c.seed());
+    let data = ndarray::ArrayView2::from_shape((arr.data.len() / d, d), &arr.data)?;
+    let tr = Triples::from_data(data, a.n, a.t0, a.t_max, c.seed());
     let t0 = std::time::Instant::now();
     if let Some(m) = a.width {
         let Stop::Steps(k) = stop else {
@@ -148,7 +149,7 @@ fn cmd_fit(c: &Common, a: &FitArgs) -> Result<()> {
         let est =
             ntk_theory::estimator::NetworkEstimator::fit(&tr, m, k, (a.t0, a.t_max), c.seed())?;
         est.save(&a.out)?;
-        let mse = est.mse_to(&tr.z, &tr.y);
+        let mse = est.mse_to(tr.z.view(), tr.y.view());
         let secs = t0.elapsed().as_secs_f64();
         emit(
             c.json,
@@ -225,22 +226,22 @@ fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
     if a.n == 0 {
         bail!("--n: need at least one sample");
     }
-    let count = score_core::limits::element_count("--n", &[a.n, est.d])?;
+    let count = score_core::limits::element_count("--n", &[a.n, est.d()])?;
     // The state, the denoised estimate and the sampler's stages, in float64.
     ensure_values_fit("--n", count as u128, 8 * 8, "use a smaller --n")?;
     let z = to_vec_f32(randn(
-        [a.n * est.d],
+        [a.n * est.d()],
         &mut stream_rng(c.seed(), 0x4e54, 0),
         &dev,
     ))?;
     let x = from_f64(
         &z.iter().map(|v| *v as f64 * smax).collect::<Vec<_>>(),
-        [a.n, est.d],
+        [a.n, est.d()],
         &dev,
     );
     let out = sampler.sample(&est, &sigmas, x, &mut SampleContext::new())?;
     let v = to_vec_f32(out.x)?;
-    write_npy_f32(&a.out, &[a.n, est.d], &v)?;
+    write_npy_f32(&a.out, &[a.n, est.d()], &v)?;
     emit(
         c.json,
         serde_json::json!({"out": a.out, "n": a.n, "nfe": out.nfe}),

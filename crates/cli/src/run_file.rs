@@ -1,17 +1,11 @@
 //! `scorelab train --config run.toml`: a run file whose keys are the flags of `train`
 //! (and the global `seed`, `device`, `threads`), flags on the command line overriding
-//! it; and `config.toml`, the effective configuration every run writes beside its
-//! checkpoint (as EDM's `training_options.json`), so that
-//! `scorelab train --config OUT/config.toml --out OTHER` repeats the run.
+//! it. `config.toml`, the effective configuration every run writes beside its
+//! checkpoint, is `scorelab_run::run_file`'s.
 
-use crate::run_record::RunRecord;
 use anyhow::{Context, Result, bail};
-use score_train::train::{BatchOrder, LrSchedule, TrainConfig};
 use std::ffi::OsString;
 use std::path::Path;
-
-/// The name of the effective configuration in a run's folder.
-pub(crate) const RUN_FILE: &str = "config.toml";
 
 /// A run file's largest size: its keys are a few dozen flags.
 const MAX_BYTES: u64 = 1 << 20;
@@ -102,106 +96,13 @@ pub(crate) fn splice(argv: &[OsString], file_flags: Vec<OsString>) -> Result<Vec
     Ok(out)
 }
 
-/// One `key = value` line of a run file.
-fn line(key: &str, value: impl Into<toml::Value>) -> String {
-    format!("{key} = {}\n", value.into())
-}
-
-/// The effective configuration of a run as a run file: every setting the run's
-/// results depend on, with σ_data resolved from the data (so a repeat does not
-/// recompute it).
-pub(crate) fn effective(cfg: &TrainConfig, rec: &RunRecord) -> String {
-    let mut s = String::from(
-        "# The effective configuration of this run (written by `scorelab train`).\n\
-         # Repeat it: scorelab train --config config.toml --out OTHER_FOLDER\n",
-    );
-    if let Some(fp) = &rec.fingerprint {
-        s += &format!("# data fingerprint: {fp}\n");
-    }
-    s += &line("seed", cfg.seed as i64);
-    s += &line("data", rec.data.as_str());
-    if let Some(d) = &rec.data_dir {
-        s += &line("data_dir", d.display().to_string());
-    }
-    s += &optimiser_lines(cfg);
-    s += &line("cond", rec.cond.as_str());
-    if rec.cond == "class" {
-        s += &line("label_dropout", cfg.label_dropout);
-    }
-    s += &line("sigma_data", cfg.precond.sigma_data());
-    s += &network_lines(rec);
-    s
-}
-
-/// The optimiser's and the schedule's lines.
-fn optimiser_lines(cfg: &TrainConfig) -> String {
-    let schedule = match cfg.lr_schedule {
-        LrSchedule::Constant => "constant".to_string(),
-        LrSchedule::InverseSqrt { ref_steps } => format!("inverse-sqrt:{ref_steps}"),
-    };
-    let batches = match cfg.batches {
-        BatchOrder::Epochs => "epochs",
-        BatchOrder::Replacement => "replacement",
-    };
-    let [b1, b2] = cfg.adam_betas;
-    [
-        line("steps", cfg.steps as i64),
-        line("batch_size", cfg.batch_size as i64),
-        line("lr", cfg.lr),
-        line("lr_schedule", schedule),
-        line("grad_clip", cfg.grad_clip.unwrap_or(0.0)),
-        line("grad_accumulation", cfg.grad_accumulation as i64),
-        line("weight_decay", cfg.weight_decay),
-        line("adam_betas", format!("{b1},{b2}")),
-        line("batches", batches),
-        line("checkpoint_every", cfg.checkpoint_every as i64),
-    ]
-    .concat()
-}
-
-/// The data treatment's, the network's and the augmentation's lines.
-fn network_lines(rec: &RunRecord) -> String {
-    let mut s = line("subset", rec.subset as i64);
-    s += &line("xflip", rec.xflip);
-    if let Some(r) = rec.resolution {
-        s += &line("resolution", r as i64);
-    }
-    s += &line("channels", rec.channels as i64);
-    s += &line("arch", rec.arch.as_str());
-    if rec.arch != "scorelab" {
-        s += &line("blocks", rec.blocks as i64);
-    }
-    if let Some(aug) = &rec.augment {
-        let name = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
-        let kinds: Vec<String> = (aug.scoreaug.kinds.iter())
-            .map(|k| name(serde_json::to_value(k).unwrap_or_default()))
-            .collect();
-        s += &line(
-            "augment",
-            name(serde_json::to_value(aug.mode).unwrap_or_default()),
-        );
-        s += &line("aug_p", aug.scoreaug.p);
-        s += &line("aug_transforms", kinds.join(","));
-        s += &line("no_aug_cond", !aug.condition);
-        if matches!(aug.mode, scoreaug::Mode::Nla | scoreaug::Mode::NlaScoreAug) {
-            let set = if aug.edm.is_some() { "edm" } else { "blit" };
-            s += &line("nla_set", set);
-        }
-    }
-    s
-}
-
-/// Write `OUT/config.toml` atomically.
-pub(crate) fn write(out: &Path, cfg: &TrainConfig, rec: &RunRecord) -> Result<()> {
-    let path = out.join(RUN_FILE);
-    score_core::fs::write_atomic(&path, effective(cfg, rec).as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
+    use scorelab_run::run_file::{RUN_FILE, write};
+    use scorelab_run::train_data::new_precond;
+    use scorelab_run::train_spec::settings;
 
     fn parse(argv: &[&str]) -> crate::Cli {
         crate::Cli::try_parse_from(argv).unwrap()
@@ -305,9 +206,9 @@ mod tests {
         let crate::Command::Train(a) = &c.command else {
             panic!("train")
         };
-        let (mut cfg, rec) =
-            crate::train_cmd::train_settings(&c.common, a, Path::new("x"), None).unwrap();
-        cfg.precond = crate::train_cmd::new_precond(a, &mut std::iter::empty()).unwrap();
+        let sa = a.spec(&c.common).unwrap();
+        let (mut cfg, rec, _) = settings(&sa, Path::new("x"), None).unwrap();
+        cfg.precond = new_precond(sa.sigma_data, "x", &mut std::iter::empty()).unwrap();
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), &cfg, &rec).unwrap();
         let f = dir.path().join(RUN_FILE);
@@ -319,9 +220,9 @@ mod tests {
         let crate::Command::Train(b) = &again.command else {
             panic!("train")
         };
-        let (mut cfg2, rec2) =
-            crate::train_cmd::train_settings(&again.common, b, Path::new("x"), None).unwrap();
-        cfg2.precond = crate::train_cmd::new_precond(b, &mut std::iter::empty()).unwrap();
+        let sb = b.spec(&again.common).unwrap();
+        let (mut cfg2, rec2, _) = settings(&sb, Path::new("x"), None).unwrap();
+        cfg2.precond = new_precond(sb.sigma_data, "x", &mut std::iter::empty()).unwrap();
         assert_eq!(json(&cfg), json(&cfg2));
         assert_eq!(json(&rec), json(&rec2));
         assert_eq!(b.sigma_data, Some(0.6123456789012345), "σ_data exactly");

@@ -12,8 +12,8 @@ use scoreaug::measures::{self, MeasureOptions, Model};
 use scoreaug::transforms::Kind;
 
 use crate::common::{Common, device, emit};
-use crate::train_cmd::CliExtra;
 use score_train::train::RunConfig;
+use scorelab_run::record::CliExtra;
 
 #[derive(Subcommand)]
 pub(crate) enum ScoreAugCmd {

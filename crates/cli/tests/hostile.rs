@@ -1501,3 +1501,26 @@ fn a_tampered_text_encoder_is_refused_by_its_digest() {
         r.err
     );
 }
+
+#[test]
+fn vp_without_teleport_is_refused_not_ignored() {
+    // `--vp` changes how teleportation runs; without `--teleport` it used to be ignored
+    // silently on image checkpoints (issue 26: reinterpreted flags).
+    let ck = shipped_checkpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s");
+    let args = [
+        "sample",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--n",
+        "1",
+        "--steps",
+        "2",
+        "--vp",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    fails(&args, &["--vp", "--teleport"]);
+    assert!(!out.join("samples.npy").exists());
+}

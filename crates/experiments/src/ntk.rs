@@ -555,12 +555,14 @@ pub fn variance_restoration(
                 mean + std * z
             })
             .collect();
-        let tr = ntk_theory::dsm::Triples::from_data(&data, 1, rows, 0.01, 3.0, seed + c as u64);
+        let data = score_core::array::rows_of(data, 1);
+        let tr = ntk_theory::dsm::Triples::from_data(data.view(), rows, 0.01, 3.0, seed + c as u64);
         let fit = |stop| KernelEstimator::fit(&tr, Kernel::Ntk1, 1.0, stop, 100_000, (0.01, 3.0));
         let samp = fit(Stop::Sampling { fraction: 0.2 })?;
         let hold = fit(Stop::Holdout { fraction: 0.2 })?;
-        let (m, s_samp) = moments(&samp.sample(2000, 32, seed)?);
-        let (_, s_hold) = moments(&hold.sample(2000, 32, seed)?);
+        let (xs_samp, xs_hold) = (samp.sample(2000, 32, seed)?, hold.sample(2000, 32, seed)?);
+        let (m, s_samp) = moments(&score_core::array::row_major(xs_samp.view()));
+        let (_, s_hold) = moments(&score_core::array::row_major(xs_hold.view()));
         let case = VarianceCase {
             mean,
             std,

@@ -15,7 +15,7 @@ use burn::tensor::Tensor;
 use faer::Mat;
 use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 use rand::{RngExt, SeedableRng};
-use score_core::array::row_major;
+use score_core::array::{on_rows, row_major};
 use score_core::tensor::host_denoise;
 use score_core::{Conditioning, Denoiser};
 
@@ -277,16 +277,6 @@ impl DeltaScore {
             s += &w * &blk;
         }
         Array2::from_shape_fn((b, d), |(i, j)| s[(i, j)] / z[i])
-    }
-}
-
-/// A host denoiser of rows applied to the flat rows `host_denoise` hands over (a view,
-/// no copy), its result back as row-major values.
-fn on_rows(x: &[f64], d: usize, f: impl Fn(ArrayView2<f64>) -> Array2<f64>) -> Vec<f64> {
-    let b = x.len().checked_div(d).unwrap_or(0);
-    match ArrayView2::from_shape((b, d), &x[..b * d]) {
-        Ok(v) => row_major(f(v).view()).into_owned(),
-        Err(_) => Vec::new(),
     }
 }
 

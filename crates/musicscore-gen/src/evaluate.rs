@@ -169,32 +169,16 @@ pub fn evaluate(
     let mut rows = Vec::new();
     let mut fid_images: Vec<Vec<f32>> = Vec::new();
     for (k, (prompt, want)) in prompts.iter().enumerate() {
-        let fifths = Expectation::of_prompt(&tpl, prompt).fifths;
-        let of_want: Vec<&SystemItem> = real.iter().filter(|i| i.expected == Some(*want)).collect();
-        let reals: Vec<Vec<f32>> = of_want.iter().map(|i| i.pixels.clone()).collect();
-        // The real systems against their own pages' prompts: the detectors' ceiling.
-        let real_want: Vec<Expectation> = of_want
-            .iter()
-            .map(|i| Expectation::of_prompt(&tpl, &i.prompt))
-            .collect();
-        write_grid(&spec.out.join(format!("staves{want}_real.png")), &reals, g)?;
-        let mut guided = Vec::new();
-        for &w in &spec.guidance {
-            let imgs = run(Some(prompt), w, spec.seed + 1 + k as u64)?;
-            write_grid(&spec.out.join(format!("staves{want}_w{w}.png")), &imgs, g)?;
-            let m = Adherence::measure(&imgs, g.width, g.height, Some(*want), fifths);
-            if w == spec.fid_guidance {
-                fid_images.push(imgs.concat());
-            }
-            guided.push(json!({"guidance": w, "measure": m}));
-        }
-        rows.push(json!({
-            "prompt": prompt, "expected_staves": want, "expected_fifths": fifths,
-            "seen_in_training": seen(&model.record, &tpl, prompt),
-            "real": Adherence::measure_each(&reals, g.width, g.height, &real_want),
-            "unconditional": Adherence::measure(&uncond, g.width, g.height, Some(*want), fifths),
-            "guided": guided,
-        }));
+        let seen = seen(&model.record, &tpl, prompt);
+        let cell = Cell {
+            prompt,
+            want: *want,
+            seed: spec.seed + 1 + k as u64,
+            seen,
+        };
+        let (row, fid) = prompt_row(spec, &cell, &real, &uncond, (&tpl, g), &run)?;
+        rows.push(row);
+        fid_images.extend(fid);
     }
     let noise_floor = noise_floor(spec.seed, spec.n.max(64), g, dev)?;
     let fid = (!spec.fid_k.is_empty())
@@ -211,6 +195,66 @@ pub fn evaluate(
     score_core::fs::write_atomic(&spec.out.join("evaluate.json"), text.as_bytes())?;
     score_core::fs::write_atomic(&spec.out.join("evaluate.md"), md.as_bytes())?;
     Ok((report, md))
+}
+
+/// Sample `n` images for a prompt (`None`: unconditional) at a guidance scale and seed.
+type Sampler<'a> = dyn Fn(Option<&str>, f64, u64) -> Result<Vec<Vec<f32>>> + 'a;
+
+/// One evaluated prompt: the prompt, the staves it implies, its samples' seed, and
+/// whether the model was trained on its values.
+struct Cell<'a> {
+    prompt: &'a str,
+    want: usize,
+    seed: u64,
+    seen: bool,
+}
+
+/// The report row of one prompt (the real held-out systems of its staff count, the
+/// unconditional samples and the guided ones at each scale, measured; their grids
+/// written), and its images at the FID guidance scale.
+fn prompt_row(
+    spec: &EvaluateSpec,
+    c: &Cell,
+    real: &[SystemItem],
+    uncond: &[Vec<f32>],
+    (tpl, g): (&Template, Geometry),
+    run: &Sampler,
+) -> Result<(serde_json::Value, Option<Vec<f32>>)> {
+    let fifths = Expectation::of_prompt(tpl, c.prompt).fifths;
+    let of_want: Vec<&SystemItem> = real.iter().filter(|i| i.expected == Some(c.want)).collect();
+    let reals: Vec<Vec<f32>> = of_want.iter().map(|i| i.pixels.clone()).collect();
+    // The real systems against their own pages' prompts: the detectors' ceiling.
+    let real_want: Vec<Expectation> = of_want
+        .iter()
+        .map(|i| Expectation::of_prompt(tpl, &i.prompt))
+        .collect();
+    write_grid(
+        &spec.out.join(format!("staves{}_real.png", c.want)),
+        &reals,
+        g,
+    )?;
+    let (mut guided, mut fid) = (Vec::new(), None);
+    for &w in &spec.guidance {
+        let imgs = run(Some(c.prompt), w, c.seed)?;
+        write_grid(
+            &spec.out.join(format!("staves{}_w{w}.png", c.want)),
+            &imgs,
+            g,
+        )?;
+        let m = Adherence::measure(&imgs, g.width, g.height, Some(c.want), fifths);
+        if w == spec.fid_guidance {
+            fid = Some(imgs.concat());
+        }
+        guided.push(json!({"guidance": w, "measure": m}));
+    }
+    let row = json!({
+        "prompt": c.prompt, "expected_staves": c.want, "expected_fifths": fifths,
+        "seen_in_training": c.seen,
+        "real": Adherence::measure_each(&reals, g.width, g.height, &real_want),
+        "unconditional": Adherence::measure(uncond, g.width, g.height, Some(c.want), fifths),
+        "guided": guided,
+    });
+    Ok((row, fid))
 }
 
 /// The first 8 images of `imgs` (each `g.height × g.width`) as a grid: one row, or two

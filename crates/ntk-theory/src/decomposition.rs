@@ -16,6 +16,8 @@
 //! ‖·‖ is the root mean square over test triples. The total ‖f_net,k − f*‖ is at most the
 //! sum; for the kernel estimator the first term drops.
 
+use ndarray::Array2;
+
 use crate::dsm::{Target, Triples};
 use crate::error::Result;
 use crate::kernels::Kernel;
@@ -59,7 +61,7 @@ pub struct NetworkTerms {
     pub bound: f64,
 }
 
-fn rms(a: &[f64], b: &[f64]) -> f64 {
+fn rms(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
     msd(a, b).sqrt()
 }
 
@@ -83,15 +85,14 @@ fn terms_of(
     ks: &[usize],
     seed: u64,
 ) -> Result<Vec<KernelTerms>> {
-    let clean = fit.sp.with_labels(&tr.f_star)?;
-    let d = tr.d;
-    let f_inf = fit.at_test(&clean.alpha_ridge(INTERPOLATION_GAMMA), d);
+    let clean = fit.sp.with_labels(tr.f_star.view())?;
+    let f_inf = fit.at_test(&clean.alpha_ridge(INTERPOLATION_GAMMA));
     let approximation = rms(&f_inf, &te.f_star);
     Ok(ks
         .iter()
         .map(|&k| {
-            let f_y = fit.at_test(&fit.sp.alpha_gd(1.0, k as u32), d);
-            let f_f = fit.at_test(&clean.alpha_gd(1.0, k as u32), d);
+            let f_y = fit.at_test(&fit.sp.alpha_gd(1.0, k as u32));
+            let f_f = fit.at_test(&clean.alpha_gd(1.0, k as u32));
             KernelTerms {
                 n: tr.len(),
                 k,
@@ -121,22 +122,24 @@ pub fn network_terms(
     let (tr, te) = draws(target, n, t_range, seed);
     let fit = Fit::new(&tr, &te)?;
     let kernel = terms_of(&fit, &tr, &te, ks, seed)?;
-    let (p, d) = (tr.p(), tr.d);
+    let (p, d) = (tr.p(), tr.d());
     // η = 1/max κ(z_i, z_i) for the network is step 1 on the rescaled kernel.
-    let kmax = (0..n)
-        .map(|i| Kernel::Ntk1.eval(&tr.z[i * p..(i + 1) * p], &tr.z[i * p..(i + 1) * p]))
-        .fold(0.0, f64::max);
+    let kmax =
+        tr.z.rows()
+            .into_iter()
+            .map(|z| Kernel::Ntk1.eval(z, z))
+            .fold(0.0, f64::max);
     let mut out = Vec::new();
     for &m in ms {
         let mut net = TwoLayerRelu::symmetric(m, p, d, 11 + seed)?;
         let mut done = 0;
         for (kt, &k) in kernel.iter().zip(ks) {
             for _ in done..k {
-                net.gd_step(&tr.z, &tr.y, 1.0 / kmax);
+                net.gd_step(tr.z.view(), tr.y.view(), 1.0 / kmax);
             }
             done = k;
-            let f_net = net.forward(&te.z);
-            let f_ker = fit.at_test(&fit.sp.alpha_gd(1.0, k as u32), d);
+            let f_net = net.forward(te.z.view());
+            let f_ker = fit.at_test(&fit.sp.alpha_gd(1.0, k as u32));
             let coupling = rms(&f_net, &f_ker);
             out.push(NetworkTerms {
                 m,

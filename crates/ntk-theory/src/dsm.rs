@@ -4,8 +4,10 @@
 //! function f*(x, t) = E[X₀ | X_t = x]; the score s = (α_t f − x)/h_t (Tweedie). Targets
 //! with exact f*: a Gaussian N(μ·1, v·I) and a two-component mixture at ±c·1.
 
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
+use score_core::array::rows_of;
 
 /// OU coefficients at time t: (α_t, h_t).
 pub fn ou(t: f64) -> (f64, f64) {
@@ -44,7 +46,7 @@ impl Target {
     }
 
     /// Draw one X₀.
-    pub fn sample<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> Vec<f64> {
+    pub fn sample<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> Array1<f64> {
         match *self {
             Self::Gaussian { dim, mean, var } => (0..dim)
                 .map(|_| mean + var.sqrt() * Distribution::<f64>::sample(&StandardNormal, rng))
@@ -59,9 +61,9 @@ impl Target {
     }
 
     /// f*(x, t) = E[X₀ | X_t = x].
-    pub fn posterior_mean(&self, x: &[f64], t: f64) -> Vec<f64> {
+    pub fn posterior_mean(&self, x: ArrayView1<f64>, t: f64) -> Array1<f64> {
         let (a, h) = ou(t);
-        let post = |mu: f64, var: f64| -> Vec<f64> {
+        let post = |mu: f64, var: f64| -> Array1<f64> {
             let g = var * a / (a * a * var + h);
             x.iter().map(|xi| mu + g * (xi - a * mu)).collect()
         };
@@ -84,7 +86,7 @@ impl Target {
     }
 
     /// The exact score ∇ log p_t(x) = (α_t f*(x, t) − x)/h_t.
-    pub fn score(&self, x: &[f64], t: f64) -> Vec<f64> {
+    pub fn score(&self, x: ArrayView1<f64>, t: f64) -> Array1<f64> {
         let (a, h) = ou(t);
         self.posterior_mean(x, t)
             .iter()
@@ -94,18 +96,17 @@ impl Target {
     }
 }
 
-/// N denoising triples: inputs z = (x_t, t, 1) (row-major N × (d + 2)) and labels X₀
-/// (N × d), one noise draw per clean sample, t ~ U[t₀, T].
+/// N denoising triples: inputs z = (x_t, t, 1) (N × (d + 2)) and labels X₀ (N × d),
+/// one noise draw per clean sample, t ~ U[t₀, T].
 #[derive(Debug, Clone)]
 pub struct Triples {
-    /// Inputs, row-major N × (d + 2).
-    pub z: Vec<f64>,
-    /// Labels X₀, row-major N × d.
-    pub y: Vec<f64>,
-    /// The exact regression function f*(x_t, t) at each input, N × d.
-    pub f_star: Vec<f64>,
-    /// Data dimension d.
-    pub d: usize,
+    /// Inputs, N × (d + 2).
+    pub z: Array2<f64>,
+    /// Labels X₀, N × d.
+    pub y: Array2<f64>,
+    /// The exact regression function f*(x_t, t) at each input, N × d (0 × d where it
+    /// is unknown).
+    pub f_star: Array2<f64>,
 }
 
 /// How the diffusion time of each triple is drawn.
@@ -158,42 +159,50 @@ impl Triples {
                 .iter()
                 .map(|v| a * v + h.sqrt() * Distribution::<f64>::sample(&StandardNormal, &mut rng))
                 .collect();
-            f_star.extend(target.posterior_mean(&xt, t));
+            f_star.extend(target.posterior_mean(ArrayView1::from(&xt), t));
             z.extend(&xt);
             z.extend([t, 1.0]);
             y.extend(x0);
         }
-        Self { z, y, f_star, d }
+        Self {
+            z: rows_of(z, d + 2),
+            y: rows_of(y, d),
+            f_star: rows_of(f_star, d),
+        }
     }
 
-    /// `n` triples from an empirical data set (row-major `[N, d]`, drawn with
-    /// replacement). `f_star` is unknown there and left empty.
-    pub fn from_data(data: &[f64], d: usize, n: usize, t0: f64, t_max: f64, seed: u64) -> Self {
-        let rows = data.len() / d;
+    /// `n` triples from an empirical data set (`[N, d]`, rows drawn with replacement).
+    /// `f_star` is unknown there and left empty (0 × d).
+    pub fn from_data(data: ArrayView2<f64>, n: usize, t0: f64, t_max: f64, seed: u64) -> Self {
+        let (rows, d) = data.dim();
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let (mut z, mut y) = (Vec::with_capacity(n * (d + 2)), Vec::with_capacity(n * d));
         for _ in 0..n {
             let i = rng.random_range(0..rows);
-            let x0 = &data[i * d..(i + 1) * d];
+            let x0 = data.row(i);
             let t = t0 + (t_max - t0) * rng.random::<f64>();
             let (a, h) = ou(t);
             z.extend(x0.iter().map(|v| {
                 a * v + h.sqrt() * Distribution::<f64>::sample(&StandardNormal, &mut rng)
             }));
             z.extend([t, 1.0]);
-            y.extend_from_slice(x0);
+            y.extend(x0);
         }
         Self {
-            z,
-            y,
-            f_star: Vec::new(),
-            d,
+            z: rows_of(z, d + 2),
+            y: rows_of(y, d),
+            f_star: Array2::zeros((0, d)),
         }
     }
 
     /// Number of triples.
     pub fn len(&self) -> usize {
-        self.y.len() / self.d
+        self.y.nrows()
+    }
+
+    /// Data dimension d.
+    pub fn d(&self) -> usize {
+        self.y.ncols()
     }
 
     /// Whether there are none.
@@ -203,7 +212,7 @@ impl Triples {
 
     /// Input dimension p = d + 2.
     pub fn p(&self) -> usize {
-        self.d + 2
+        self.d() + 2
     }
 
     /// Mean squared label noise E‖X₀ − f*‖²/d of these triples (the σ̂² of RWY's rule

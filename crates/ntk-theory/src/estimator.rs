@@ -8,6 +8,8 @@
 //! clamped to the fitted range [t₀, T].
 
 use burn::tensor::Tensor;
+use ndarray::{Array2, ArrayView2, Axis, Slice};
+use score_core::array::{from_rows, on_rows, row_major, rows_of};
 use score_core::tensor::host_denoise;
 use score_core::{Conditioning, Denoiser};
 
@@ -57,14 +59,12 @@ pub const SAMPLING_CHECK: (usize, usize, usize) = (1024, 16, 4);
 pub struct KernelEstimator {
     /// The kernel.
     pub kernel: Kernel,
-    /// Training inputs, row-major N × p.
-    pub z: Vec<f64>,
-    /// Coefficients, row-major N × d.
-    pub alpha: Vec<f64>,
+    /// Training inputs, N × p (p = d + 2).
+    pub z: Array2<f64>,
+    /// Coefficients, N × d.
+    pub alpha: Array2<f64>,
     /// The rescaling applied to κ (1 / its largest diagonal entry).
     pub scale: f64,
-    /// Data dimension d.
-    pub d: usize,
     /// The fitted time range [t₀, T].
     pub t_range: (f64, f64),
     /// The number of GD steps used (0 for ridge).
@@ -118,37 +118,38 @@ pub fn k_grid(k_max: usize) -> Vec<usize> {
 /// A held-out split of the rescaled Gram matrix: the last `n_val` triples validate.
 struct Split {
     sp: Spectral,
-    cross: Vec<f64>,
+    cross: Array2<f64>,
     n_tr: usize,
 }
 
+/// The first `n` rows of `a`.
+fn head(a: &Array2<f64>, n: usize) -> ArrayView2<'_, f64> {
+    a.slice_axis(Axis(0), Slice::from(..n))
+}
+
 impl Split {
-    fn new(h: &[f64], triples: &Triples, fraction: f64) -> Result<Self> {
+    fn new(h: &Array2<f64>, triples: &Triples, fraction: f64) -> Result<Self> {
         if !(fraction > 0.0 && fraction < 1.0) {
             return Err(invalid("fraction", "must lie in (0, 1)"));
         }
-        let (n, d) = (triples.len(), triples.d);
+        let n = triples.len();
         let n_val = ((n as f64) * fraction).round().max(1.0) as usize;
         let n_tr = n
             .checked_sub(n_val)
             .filter(|&v| v > 0)
             .ok_or_else(|| invalid("fraction", "leaves no training triple; use more data"))?;
-        let h_tr: Vec<f64> = (0..n_tr)
-            .flat_map(|i| h[i * n..i * n + n_tr].to_vec())
-            .collect();
-        let cross: Vec<f64> = (n_tr..n)
-            .flat_map(|i| h[i * n..i * n + n_tr].to_vec())
-            .collect();
-        let sp = Spectral::new(&h_tr, &triples.y[..n_tr * d], d)?;
+        let h_tr = Array2::from_shape_fn((n_tr, n_tr), |(i, j)| h[[i, j]]);
+        let cross = Array2::from_shape_fn((n - n_tr, n_tr), |(i, j)| h[[n_tr + i, j]]);
+        let sp = Spectral::new(h_tr.view(), head(&triples.y, n_tr))?;
         Ok(Self { sp, cross, n_tr })
     }
 
     /// Squared validation error after k steps, summed over the held-out triples.
     fn error(&self, triples: &Triples, eta: f64, k: usize) -> f64 {
-        let d = triples.d;
-        let pred = predict(&self.cross, &self.sp.alpha_gd(eta, k as u32), self.n_tr, d);
+        let pred = predict(self.cross.view(), self.sp.alpha_gd(eta, k as u32).view());
+        let held = triples.y.slice_axis(Axis(0), Slice::from(self.n_tr..));
         pred.iter()
-            .zip(&triples.y[self.n_tr * d..])
+            .zip(held.iter())
             .map(|(a, b)| (a - b).powi(2))
             .sum()
     }
@@ -167,57 +168,44 @@ impl KernelEstimator {
         if triples.is_empty() {
             return Err(invalid("triples", "no training data"));
         }
-        let (p, d) = (triples.p(), triples.d);
-        let mut h = kernel.gram(&triples.z, p)?;
-        let n = triples.len();
-        let kmax = (0..n).map(|i| h[i * n + i]).fold(0.0, f64::max).max(1e-300);
+        let d = triples.d();
+        let mut h = kernel.gram(triples.z.view())?;
+        let kmax = h.diag().fold(0.0, |a: f64, &b| a.max(b)).max(1e-300);
         let scale = 1.0 / kmax;
         h.iter_mut().for_each(|v| *v *= scale);
+        let spectral = || Spectral::new(h.view(), triples.y.view());
         let (alpha, steps, searched_to) = match stop {
-            Stop::Ridge(gamma) => (alpha_krr(&h, &triples.y, d, gamma)?, 0, 0),
-            Stop::Steps(k) => (
-                Spectral::new(&h, &triples.y, d)?.alpha_gd(eta, k as u32),
-                k,
-                0,
-            ),
+            Stop::Ridge(gamma) => (alpha_krr(h.view(), triples.y.view(), gamma)?, 0, 0),
+            Stop::Steps(k) => (spectral()?.alpha_gd(eta, k as u32), k, 0),
             Stop::Rwy { sigma_hat } => {
-                let sp = Spectral::new(&h, &triples.y, d)?;
-                let k = rwy_stop(&sp.eigvals, 1.0, eta, sigma_hat, k_max)?;
+                let sp = spectral()?;
+                let k = rwy_stop(sp.eigvals.view(), 1.0, eta, sigma_hat, k_max)?;
                 (sp.alpha_gd(eta, k as u32), k, k_max)
             }
             Stop::Holdout { fraction } => {
                 let split = Split::new(&h, triples, fraction)?;
                 let (k, _, to) = search_until_turn(k_max, 1, |k| Ok(split.error(triples, eta, k)))?;
-                (
-                    Spectral::new(&h, &triples.y, d)?.alpha_gd(eta, k as u32),
-                    k,
-                    to,
-                )
+                (spectral()?.alpha_gd(eta, k as u32), k, to)
             }
             Stop::Sampling { fraction } => {
                 let split = Split::new(&h, triples, fraction)?;
                 let part = |alpha, steps| Self {
                     kernel,
-                    z: triples.z[..split.n_tr * p].to_vec(),
+                    z: head(&triples.z, split.n_tr).to_owned(),
                     alpha,
                     scale,
-                    d,
                     t_range,
                     steps,
                     searched_to: 0,
                 };
-                let held_out = &triples.y[..];
+                let reference = row_major(triples.y.view());
                 let (n_s, levels, every) = SAMPLING_CHECK;
                 let (k, _, to) = search_until_turn(k_max, every, |k| {
                     let xs = part(split.sp.alpha_gd(eta, k as u32), k).sample(n_s, levels, 0)?;
-                    score_core::metrics::sliced_w2(&xs, held_out, d, 64, 0)
+                    score_core::metrics::sliced_w2(&row_major(xs.view()), &reference, d, 64, 0)
                         .map_err(|e| invalid("sampling", e.to_string()))
                 })?;
-                (
-                    Spectral::new(&h, &triples.y, d)?.alpha_gd(eta, k as u32),
-                    k,
-                    to,
-                )
+                (spectral()?.alpha_gd(eta, k as u32), k, to)
             }
         };
         Ok(Self {
@@ -225,24 +213,27 @@ impl KernelEstimator {
             z: triples.z.clone(),
             alpha,
             scale,
-            d,
             t_range,
             steps,
             searched_to,
         })
     }
 
-    /// f(z) for row-major inputs z = (x, t, 1), `[m, d + 2]`.
-    pub fn predict(&self, z: &[f64]) -> Result<Vec<f64>> {
-        let p = self.d + 2;
-        let mut cross = self.kernel.cross_gram(z, &self.z, p)?;
+    /// Data dimension d.
+    pub fn d(&self) -> usize {
+        self.alpha.ncols()
+    }
+
+    /// f(z) for the inputs z = (x, t, 1) in the rows of `z` (`[m, d + 2]`): `[m, d]`.
+    pub fn predict(&self, z: ArrayView2<f64>) -> Result<Array2<f64>> {
+        let mut cross = self.kernel.cross_gram(z, self.z.view())?;
         cross.iter_mut().for_each(|v| *v *= self.scale);
-        Ok(predict(&cross, &self.alpha, self.z.len() / p, self.d))
+        Ok(predict(cross.view(), self.alpha.view()))
     }
 
     /// Mean squared error per coordinate against the exact f* of test triples.
     pub fn mse(&self, test: &Triples) -> Result<f64> {
-        let f = self.predict(&test.z)?;
+        let f = self.predict(test.z.view())?;
         Ok(f.iter()
             .zip(&test.f_star)
             .map(|(a, b)| (a - b).powi(2))
@@ -250,22 +241,18 @@ impl KernelEstimator {
             / f.len() as f64)
     }
 
-    /// The EDM-form denoiser on host rows `[B, d]` at one σ.
-    pub fn denoise_edm(&self, x: &[f64], sigma: f64) -> Result<Vec<f64>> {
-        self.predict(&edm_inputs(x, self.d, sigma, self.t_range))
+    /// The EDM-form denoiser on the rows of `x` (`[B, d]`) at one σ.
+    pub fn denoise_edm(&self, x: ArrayView2<f64>, sigma: f64) -> Result<Array2<f64>> {
+        self.predict(edm_inputs(x, sigma, self.t_range).view())
     }
 
     /// Save as safetensors: float64 `z` and `alpha`, the rest as JSON metadata.
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
-        let meta = serde_json::json!({"kernel": format!("{:?}", self.kernel), "scale": self.scale, "d": self.d, "t0": self.t_range.0, "t1": self.t_range.1, "steps": self.steps});
-        let n = self.alpha.len() / self.d;
+        let meta = serde_json::json!({"kernel": format!("{:?}", self.kernel), "scale": self.scale, "d": self.d(), "t0": self.t_range.0, "t1": self.t_range.1, "steps": self.steps});
         write_model(
             path,
             &meta,
-            &[
-                ("z", n, self.d + 2, &self.z),
-                ("alpha", n, self.d, &self.alpha),
-            ],
+            &[("z", self.z.view()), ("alpha", self.alpha.view())],
         )
     }
 
@@ -310,12 +297,13 @@ impl KernelEstimator {
         if d == 0 || alpha.len() % d != 0 || z.len() != alpha.len() / d * (d + 2) {
             return Err(bad("tensors 'z' and 'alpha' do not fit each other".into()));
         }
+        let n = alpha.len() / d;
+        let rows = |v, c, what| from_rows(v, n, c, what).map_err(|e| bad(e.to_string()));
         Ok(Self {
             kernel,
-            z,
-            alpha,
+            z: rows(z, d + 2, "z")?,
+            alpha: rows(alpha, d, "alpha")?,
             scale: field("scale")?,
-            d,
             t_range: (field("t0")?, field("t1")?),
             steps: field("steps")? as usize,
             searched_to: 0,
@@ -323,16 +311,16 @@ impl KernelEstimator {
     }
 
     /// Draw `n` samples with score-core's Heun sampler on `levels` Karras levels (ρ = 7)
-    /// over the fitted σ range, from the seeded initial noise N(0, σ_max² I); host rows
-    /// `[n, d]`.
-    pub fn sample(&self, n: usize, levels: usize, seed: u64) -> Result<Vec<f64>> {
+    /// over the fitted σ range, from the seeded initial noise N(0, σ_max² I): `[n, d]`.
+    pub fn sample(&self, n: usize, levels: usize, seed: u64) -> Result<Array2<f64>> {
+        let d = self.d();
         use burn::tensor::{DType, Device};
         use score_core::samplers::{HeunOptions, SampleContext, heun_sample};
         let fail = |e: score_core::ScoreError| invalid("sampling", e.to_string());
         let (smin, smax) = self.sigma_range();
         let sigmas = score_core::sigmas::karras_sigmas(levels, smin, smax, 7.0).map_err(fail)?;
         let mut rng = score_core::tensor::stream_rng(seed, 0x4e54, 0);
-        let x: Vec<f64> = (0..n * self.d)
+        let x: Vec<f64> = (0..n * d)
             .map(|_| {
                 smax * rand_distr::Distribution::<f64>::sample(
                     &rand_distr::StandardNormal,
@@ -344,12 +332,13 @@ impl KernelEstimator {
         let out = heun_sample(
             self,
             &sigmas,
-            score_core::tensor::from_f64_as(&x, [n, self.d], DType::F64, &device),
+            score_core::tensor::from_f64_as(&x, [n, d], DType::F64, &device),
             &HeunOptions::default(),
             &mut SampleContext::new(),
         )
         .map_err(fail)?;
-        score_core::tensor::to_vec_f64(out.x).map_err(fail)
+        let xs = score_core::tensor::to_vec_f64(out.x).map_err(fail)?;
+        Ok(rows_of(xs, d))
     }
 
     /// The EDM σ range the estimator was fitted on: (σ(t₀), σ(T)).
@@ -359,21 +348,21 @@ impl KernelEstimator {
     }
 }
 
-/// Write float64 matrices (name, rows, cols, values) and JSON metadata as safetensors.
+/// Write float64 matrices (name, values) and JSON metadata as safetensors.
 fn write_model(
     path: &std::path::Path,
     meta: &serde_json::Value,
-    items: &[(&str, usize, usize, &[f64])],
+    items: &[(&str, ArrayView2<f64>)],
 ) -> Result<()> {
     let bytes: Vec<Vec<u8>> = items
         .iter()
-        .map(|(_, _, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .map(|(_, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
         .collect();
     let views = items
         .iter()
         .zip(&bytes)
-        .map(|((name, r, c, _), b)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F64, vec![*r, *c], b)
+        .map(|((name, v), b)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F64, v.shape().to_vec(), b)
                 .map(|v| (name.to_string(), v))
                 .map_err(|e| invalid("model", e.to_string()))
         })
@@ -384,20 +373,26 @@ fn write_model(
     score_core::fs::write_atomic(path, &out).map_err(|e| invalid("model", e.to_string()))
 }
 
-/// The inputs z = (e^{−t}x, t, 1) for EDM-form rows x at noise σ, with t = ½ ln(1 + σ²)
-/// clamped to the fitted range.
-pub fn edm_inputs(x: &[f64], d: usize, sigma: f64, t_range: (f64, f64)) -> Vec<f64> {
+/// The inputs z = (e^{−t}x, t, 1) for the EDM-form rows of `x` (`[B, d]`) at noise σ,
+/// with t = ½ ln(1 + σ²) clamped to the fitted range: `[B, d + 2]`.
+pub fn edm_inputs(x: ArrayView2<f64>, sigma: f64, t_range: (f64, f64)) -> Array2<f64> {
     let t = (0.5 * (sigma * sigma).ln_1p()).clamp(t_range.0, t_range.1);
     let a = (-t).exp();
-    x.chunks(d)
-        .flat_map(|r| r.iter().map(|v| a * v).chain([t, 1.0]).collect::<Vec<_>>())
-        .collect()
+    let (b, d) = x.dim();
+    Array2::from_shape_fn((b, d + 2), |(i, j)| match j.cmp(&d) {
+        std::cmp::Ordering::Less => a * x[[i, j]],
+        std::cmp::Ordering::Equal => t,
+        std::cmp::Ordering::Greater => 1.0,
+    })
 }
 
 impl<const D: usize> Denoiser<D> for KernelEstimator {
     fn denoise(&self, x: Tensor<D>, sigma: Tensor<1>, _cond: Option<&Conditioning>) -> Tensor<D> {
+        let d = self.d();
         host_denoise(x, sigma, |rows, s| {
-            self.denoise_edm(rows, s).expect("rows of dimension d")
+            on_rows(rows, d, |v| {
+                self.denoise_edm(v, s).expect("rows of dimension d")
+            })
         })
         .expect("float tensor data")
     }
@@ -425,20 +420,17 @@ impl NetworkEstimator {
         t_range: (f64, f64),
         seed: u64,
     ) -> Result<Self> {
-        let (p, d) = (triples.p(), triples.d);
+        let (p, d) = (triples.p(), triples.d());
         let mut net = crate::network::TwoLayerRelu::symmetric(m, p, d, seed)?;
-        let n = triples.len();
-        let kmax = (0..n)
-            .map(|i| {
-                Kernel::Ntk1.eval(
-                    &triples.z[i * p..(i + 1) * p],
-                    &triples.z[i * p..(i + 1) * p],
-                )
-            })
+        let kmax = triples
+            .z
+            .rows()
+            .into_iter()
+            .map(|z| Kernel::Ntk1.eval(z, z))
             .fold(0.0, f64::max);
         let eta = 1.0 / kmax.max(1e-300);
         for _ in 0..steps {
-            net.gd_step(&triples.z, &triples.y, eta);
+            net.gd_step(triples.z.view(), triples.y.view(), eta);
         }
         Ok(Self {
             net,
@@ -447,33 +439,35 @@ impl NetworkEstimator {
         })
     }
 
-    /// Mean squared error per coordinate against labels `y` of inputs `z`.
-    pub fn mse_to(&self, z: &[f64], y: &[f64]) -> f64 {
+    /// Mean squared error per coordinate against labels `y` of the inputs `z`.
+    pub fn mse_to(&self, z: ArrayView2<f64>, y: ArrayView2<f64>) -> f64 {
         let f = self.net.forward(z);
         f.iter().zip(y).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / f.len() as f64
     }
 
-    /// The EDM-form denoiser on host rows at one σ.
-    pub fn denoise_edm(&self, x: &[f64], sigma: f64) -> Vec<f64> {
-        self.net
-            .forward(&edm_inputs(x, self.net.d, sigma, self.t_range))
+    /// The EDM-form denoiser on the rows of `x` at one σ.
+    pub fn denoise_edm(&self, x: ArrayView2<f64>, sigma: f64) -> Array2<f64> {
+        self.net.forward(edm_inputs(x, sigma, self.t_range).view())
     }
 
     /// Save as safetensors (`w`, `a`, metadata).
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
-        let meta = serde_json::json!({"kind": "network", "m": self.net.m, "p": self.net.p, "d": self.net.d, "t0": self.t_range.0, "t1": self.t_range.1, "steps": self.steps});
-        let (m, p, d) = (self.net.m, self.net.p, self.net.d);
+        let meta = serde_json::json!({"kind": "network", "m": self.net.m(), "p": self.net.p(), "d": self.net.d(), "t0": self.t_range.0, "t1": self.t_range.1, "steps": self.steps});
         write_model(
             path,
             &meta,
-            &[("w", m, p, &self.net.w), ("a", m, d, &self.net.a)],
+            &[("w", self.net.w.view()), ("a", self.net.a.view())],
         )
     }
 }
 
 impl<const D: usize> Denoiser<D> for NetworkEstimator {
     fn denoise(&self, x: Tensor<D>, sigma: Tensor<1>, _cond: Option<&Conditioning>) -> Tensor<D> {
-        host_denoise(x, sigma, |rows, s| self.denoise_edm(rows, s)).expect("float tensor data")
+        let d = self.net.d();
+        host_denoise(x, sigma, |rows, s| {
+            on_rows(rows, d, |v| self.denoise_edm(v, s))
+        })
+        .expect("float tensor data")
     }
 }
 

@@ -7,25 +7,41 @@
 //! - kernel ridge regression: α = (H + Nγ I)⁻¹ Y (Cholesky).
 
 use faer::{Mat, Side};
+use ndarray::{Array1, Array2, ArrayView2};
 
 use crate::error::{NtkError, Result, invalid};
 
-fn check(h: &[f64], y: &[f64], d: usize) -> Result<usize> {
-    let n = (h.len() as f64).sqrt() as usize;
-    if n * n != h.len() || d == 0 || y.len() != n * d {
+/// (n, d) of a Gram matrix H (n × n) and targets Y (n × d), or an error.
+fn check(h: &ArrayView2<f64>, y: &ArrayView2<f64>) -> Result<(usize, usize)> {
+    let (n, d) = y.dim();
+    if h.dim() != (n, n) || d == 0 {
         return Err(invalid(
             "gram/targets",
-            format!("H has {} entries and Y {} for d = {d}", h.len(), y.len()),
+            format!(
+                "H is {:?} and Y {:?}: need n × n and n × d, d ≥ 1",
+                h.dim(),
+                y.dim()
+            ),
         ));
     }
-    Ok(n)
+    Ok((n, d))
+}
+
+/// A faer matrix of an array view.
+fn mat(a: &ArrayView2<f64>) -> Mat<f64> {
+    Mat::from_fn(a.nrows(), a.ncols(), |i, j| a[[i, j]])
+}
+
+/// An array of a faer matrix.
+fn array(m: &Mat<f64>) -> Array2<f64> {
+    Array2::from_shape_fn((m.nrows(), m.ncols()), |(i, j)| m[(i, j)])
 }
 
 /// The eigendecomposition of a Gram matrix, with Vᵀ Y kept, for any spectral filter.
 #[derive(Debug, Clone)]
 pub struct Spectral {
     /// Eigenvalues of H (ascending, clipped at 0).
-    pub eigvals: Vec<f64>,
+    pub eigvals: Array1<f64>,
     vecs: Mat<f64>,
     vty: Mat<f64>,
     n: usize,
@@ -33,10 +49,10 @@ pub struct Spectral {
 }
 
 impl Spectral {
-    /// Decompose H (row-major n × n) and project Y (n × d).
-    pub fn new(h: &[f64], y: &[f64], d: usize) -> Result<Self> {
-        let n = check(h, y, d)?;
-        let hm = Mat::from_fn(n, n, |i, j| h[i * n + j]);
+    /// Decompose H (n × n) and project Y (n × d).
+    pub fn new(h: ArrayView2<f64>, y: ArrayView2<f64>) -> Result<Self> {
+        let (n, d) = check(&h, &y)?;
+        let hm = mat(&h);
         let evd = hm
             .self_adjoint_eigen(Side::Lower)
             .map_err(|e| NtkError::LinAlg {
@@ -46,7 +62,7 @@ impl Spectral {
         let s = evd.S().column_vector();
         let eigvals = (0..n).map(|i| s[i].max(0.0)).collect();
         let vecs = evd.U().to_owned();
-        let ym = Mat::from_fn(n, d, |i, k| y[i * d + k]);
+        let ym = mat(&y);
         let vty = vecs.transpose() * &ym;
         Ok(Self {
             eigvals,
@@ -58,14 +74,14 @@ impl Spectral {
     }
 
     /// The same decomposition with other labels Y' (n × d): no second factorisation.
-    pub fn with_labels(&self, y: &[f64]) -> Result<Self> {
-        if y.len() != self.n * self.d {
+    pub fn with_labels(&self, y: ArrayView2<f64>) -> Result<Self> {
+        if y.dim() != (self.n, self.d) {
             return Err(crate::error::invalid(
                 "labels",
-                format!("{} values for {} × {}", y.len(), self.n, self.d),
+                format!("{:?} for {} × {}", y.dim(), self.n, self.d),
             ));
         }
-        let ym = Mat::from_fn(self.n, self.d, |i, k| y[i * self.d + k]);
+        let ym = mat(&y);
         Ok(Self {
             vty: self.vecs.transpose() * &ym,
             ..self.clone()
@@ -73,22 +89,19 @@ impl Spectral {
     }
 
     /// Kernel ridge regression (H + NγI)⁻¹Y through the decomposition.
-    pub fn alpha_ridge(&self, gamma: f64) -> Vec<f64> {
+    pub fn alpha_ridge(&self, gamma: f64) -> Array2<f64> {
         let ng = self.n as f64 * gamma;
         self.alpha(|l| 1.0 / (l + ng))
     }
 
-    /// α = V diag(g(λ)) Vᵀ Y for a filter g, row-major n × d.
-    pub fn alpha(&self, g: impl Fn(f64) -> f64) -> Vec<f64> {
+    /// α = V diag(g(λ)) Vᵀ Y for a filter g, n × d.
+    pub fn alpha(&self, g: impl Fn(f64) -> f64) -> Array2<f64> {
         let scaled = Mat::from_fn(self.n, self.d, |i, k| g(self.eigvals[i]) * self.vty[(i, k)]);
-        let a = &self.vecs * &scaled;
-        (0..self.n * self.d)
-            .map(|idx| a[(idx / self.d, idx % self.d)])
-            .collect()
+        array(&(&self.vecs * &scaled))
     }
 
     /// Gradient descent for k steps of size η (closed form).
-    pub fn alpha_gd(&self, eta: f64, k: u32) -> Vec<f64> {
+    pub fn alpha_gd(&self, eta: f64, k: u32) -> Array2<f64> {
         let n = self.n as f64;
         self.alpha(|l| {
             let x = eta * l / n;
@@ -101,7 +114,7 @@ impl Spectral {
     }
 
     /// Gradient flow to time τ.
-    pub fn alpha_flow(&self, tau: f64) -> Vec<f64> {
+    pub fn alpha_flow(&self, tau: f64) -> Array2<f64> {
         let n = self.n as f64;
         self.alpha(|l| {
             let x = tau * l / n;
@@ -113,56 +126,54 @@ impl Spectral {
         })
     }
 
-    /// The fitted values at the training inputs, H α, for a given α (row-major n × d).
-    pub fn fitted(&self, alpha: &[f64]) -> Vec<f64> {
-        let am = Mat::from_fn(self.n, self.d, |i, k| alpha[i * self.d + k]);
+    /// The fitted values at the training inputs, H α, for a given α (n × d).
+    pub fn fitted(&self, alpha: ArrayView2<f64>) -> Array2<f64> {
+        let am = mat(&alpha);
         let vta = self.vecs.transpose() * &am; // once, not per element
         let lam = Mat::from_fn(self.n, self.d, |i, k| self.eigvals[i] * vta[(i, k)]);
-        let f = &self.vecs * &lam;
-        (0..self.n * self.d)
-            .map(|idx| f[(idx / self.d, idx % self.d)])
-            .collect()
+        array(&(&self.vecs * &lam))
     }
 }
 
 /// Gradient descent by explicit iteration: α_{k+1} = α_k + (η/N)(Y − H α_k), α_0 = 0.
-pub fn alpha_gd_explicit(h: &[f64], y: &[f64], d: usize, eta: f64, k: usize) -> Result<Vec<f64>> {
-    let n = check(h, y, d)?;
-    let hm = Mat::from_fn(n, n, |i, j| h[i * n + j]);
-    let ym = Mat::from_fn(n, d, |i, c| y[i * d + c]);
+pub fn alpha_gd_explicit(
+    h: ArrayView2<f64>,
+    y: ArrayView2<f64>,
+    eta: f64,
+    k: usize,
+) -> Result<Array2<f64>> {
+    let (n, d) = check(&h, &y)?;
+    let hm = mat(&h);
+    let ym = mat(&y);
     let mut a = Mat::<f64>::zeros(n, d);
     let step = eta / n as f64;
     for _ in 0..k {
         let r = &ym - &hm * &a;
         a += r * faer::Scale(step);
     }
-    Ok((0..n * d).map(|idx| a[(idx / d, idx % d)]).collect())
+    Ok(array(&a))
 }
 
 /// Kernel ridge regression α = (H + Nγ I)⁻¹ Y by Cholesky.
-pub fn alpha_krr(h: &[f64], y: &[f64], d: usize, gamma: f64) -> Result<Vec<f64>> {
-    let n = check(h, y, d)?;
+pub fn alpha_krr(h: ArrayView2<f64>, y: ArrayView2<f64>, gamma: f64) -> Result<Array2<f64>> {
+    let (n, _) = check(&h, &y)?;
     let reg = n as f64 * gamma;
-    let hm = Mat::from_fn(n, n, |i, j| h[i * n + j] + if i == j { reg } else { 0.0 });
+    let hm = Mat::from_fn(n, n, |i, j| h[[i, j]] + if i == j { reg } else { 0.0 });
     let llt = hm.llt(Side::Lower).map_err(|e| NtkError::LinAlg {
         what: "Cholesky of H + Nγ I",
         detail: format!("{e:?} (increase γ)"),
     })?;
-    let ym = Mat::from_fn(n, d, |i, c| y[i * d + c]);
-    let a = faer::linalg::solvers::Solve::solve(&llt, &ym);
-    Ok((0..n * d).map(|idx| a[(idx / d, idx % d)]).collect())
+    let a = faer::linalg::solvers::Solve::solve(&llt, &mat(&y));
+    Ok(array(&a))
 }
 
-/// Predictions κ(z_new, Z)·α: `cross` is the row-major n_new × n cross-Gram matrix.
-pub fn predict(cross: &[f64], alpha: &[f64], n: usize, d: usize) -> Vec<f64> {
-    let m = cross.len() / n;
-    let mut out = vec![0.0; m * d];
-    for i in 0..m {
-        for j in 0..n {
-            let c = cross[i * n + j];
-            for k in 0..d {
-                out[i * d + k] += c * alpha[j * d + k];
-            }
+/// Predictions κ(z_new, Z)·α: `cross` is the n_new × n cross-Gram matrix, α n × d.
+/// Summed in the order of the training points, whatever the thread count.
+pub fn predict(cross: ArrayView2<f64>, alpha: ArrayView2<f64>) -> Array2<f64> {
+    let mut out = Array2::zeros((cross.nrows(), alpha.ncols()));
+    for (mut row, c) in out.rows_mut().into_iter().zip(cross.rows()) {
+        for (&cj, aj) in c.iter().zip(alpha.rows()) {
+            row.scaled_add(cj, &aj);
         }
     }
     out

@@ -8,6 +8,9 @@
 
 use std::f64::consts::PI;
 
+use ndarray::{Array2, ArrayView1, ArrayView2};
+use score_core::array::{contiguous, row_major, rows_of};
+
 use crate::error::{Result, invalid};
 
 /// A kernel on R^p.
@@ -47,7 +50,12 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 
 impl Kernel {
     /// κ(z, z').
-    pub fn eval(&self, z: &[f64], zp: &[f64]) -> f64 {
+    pub fn eval(&self, z: ArrayView1<f64>, zp: ArrayView1<f64>) -> f64 {
+        self.eval_slices(&contiguous(z), &contiguous(zp))
+    }
+
+    /// κ(z, z') of two points given as slices.
+    pub(crate) fn eval_slices(&self, z: &[f64], zp: &[f64]) -> f64 {
         let (nz, nzp) = (dot(z, z).sqrt(), dot(zp, zp).sqrt());
         if nz == 0.0 || nzp == 0.0 {
             return if *self == Self::ArcCos0 { 0.5 } else { 0.0 };
@@ -74,18 +82,25 @@ impl Kernel {
         }
     }
 
-    /// The Gram matrix of row-major points `[n, p]` against `[n', p]`, row-major n × n'.
-    pub fn cross_gram(&self, a: &[f64], b: &[f64], p: usize) -> Result<Vec<f64>> {
-        if p == 0 || !a.len().is_multiple_of(p) || !b.len().is_multiple_of(p) {
+    /// The Gram matrix κ(a_i, b_j) of the rows of `a` (`[n, p]`) against those of `b`
+    /// (`[n', p]`): n × n'.
+    pub fn cross_gram(&self, a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>> {
+        let p = a.ncols();
+        if p == 0 || b.ncols() != p {
             return Err(invalid(
                 "points",
-                format!(
-                    "{} and {} values are not rows of dimension {p}",
-                    a.len(),
-                    b.len()
-                ),
+                format!("rows of dimension {p} and {} do not pair", b.ncols()),
             ));
         }
+        let nb = b.nrows();
+        Ok(rows_of(
+            self.cross_gram_flat(&row_major(a), &row_major(b), p),
+            nb,
+        ))
+    }
+
+    /// [`Self::cross_gram`] of row-major points of dimension `p`, row-major out.
+    pub(crate) fn cross_gram_flat(&self, a: &[f64], b: &[f64], p: usize) -> Vec<f64> {
         let (na, nb) = (a.len() / p, b.len() / p);
         let mut out = vec![0.0; na * nb];
         let threads = std::thread::available_parallelism()
@@ -99,23 +114,23 @@ impl Kernel {
                         let i = ci * rows_per + ri;
                         let zi = &a[i * p..(i + 1) * p];
                         for (j, v) in row.iter_mut().enumerate() {
-                            *v = self.eval(zi, &b[j * p..(j + 1) * p]);
+                            *v = self.eval_slices(zi, &b[j * p..(j + 1) * p]);
                         }
                     }
                 });
             }
         });
-        Ok(out)
+        out
     }
 
-    /// The symmetric Gram matrix H_ij = κ(z_i, z_j), row-major n × n (upper triangle
-    /// computed, mirrored).
-    pub fn gram(&self, z: &[f64], p: usize) -> Result<Vec<f64>> {
-        let mut h = self.cross_gram(z, z, p)?;
-        let n = z.len() / p;
+    /// The symmetric Gram matrix H_ij = κ(z_i, z_j) of the rows of `z`, n × n (the
+    /// upper triangle mirrored onto the lower).
+    pub fn gram(&self, z: ArrayView2<f64>) -> Result<Array2<f64>> {
+        let mut h = self.cross_gram(z, z)?;
+        let n = h.nrows();
         for i in 0..n {
             for j in 0..i {
-                h[i * n + j] = h[j * n + i];
+                h[[i, j]] = h[[j, i]];
             }
         }
         Ok(h)

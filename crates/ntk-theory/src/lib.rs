@@ -23,7 +23,23 @@
 //! - [`decomposition`]: the paper's error decomposition (coupling, label mismatch, early
 //!   stopping, approximation) measured term by term.
 //! - [`study`]: the spec's four studies, the sampling check and the stopping sweep.
-//! - [`report`]: all of them as tables and plots (`cargo xtask experiment ntk`).
+//!
+//! Inputs, labels, Gram matrices and coefficients are `ndarray` arrays (re-exported as
+//! [`ndarray`](crate::ndarray)): views in (one point per row), owned arrays out.
+//!
+//! ```
+//! use ntk_theory::kernel_gd::{Spectral, predict};
+//! use ntk_theory::kernels::Kernel;
+//! use ntk_theory::ndarray::array;
+//!
+//! // Kernel GD on three inputs z = (x, t, 1) with one label each, then predictions.
+//! let z = array![[0.5, 0.1, 1.0], [-1.0, 0.2, 1.0], [2.0, 0.3, 1.0]];
+//! let y = array![[0.4], [-0.9], [1.8]];
+//! let h = Kernel::Ntk1.gram(z.view()).unwrap();
+//! let alpha = Spectral::new(h.view(), y.view()).unwrap().alpha_gd(1.0, 100);
+//! let f = predict(h.view(), alpha.view());
+//! assert_eq!(f.dim(), (3, 1));
+//! ```
 
 pub mod decomposition;
 pub mod dsm;
@@ -36,3 +52,4 @@ pub mod stopping;
 pub mod study;
 
 pub use error::{NtkError, Result};
+pub use ndarray;

@@ -2,24 +2,20 @@
 //! output weights a_r ∈ {±1}^d fixed, first-layer weights w_r ~ N(0, I) trained, and a
 //! symmetric initialisation (neurons in pairs (w, a), (w, −a)) so that f₀ ≡ 0.
 
+use ndarray::{Array2, ArrayView1, ArrayView2};
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
+use score_core::array::{contiguous, row_major, rows_of};
 
 use crate::error::{Result, invalid};
 
 /// The two-layer ReLU network with m neurons on inputs in R^p and outputs in R^d.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TwoLayerRelu {
-    /// First-layer weights, row-major m × p.
-    pub w: Vec<f64>,
-    /// Output signs, row-major m × d.
-    pub a: Vec<f64>,
-    /// Width m.
-    pub m: usize,
-    /// Input dimension p.
-    pub p: usize,
-    /// Output dimension d.
-    pub d: usize,
+    /// First-layer weights, m × p (row r is w_r).
+    pub w: Array2<f64>,
+    /// Output signs, m × d (row r is a_r).
+    pub a: Array2<f64>,
 }
 
 impl TwoLayerRelu {
@@ -51,9 +47,80 @@ impl TwoLayerRelu {
             w.extend(&wr);
             a.extend(ar.iter().map(|v| -v));
         }
-        Ok(Self { w, a, m, p, d })
+        Ok(Self {
+            w: rows_of(w, p),
+            a: rows_of(a, d),
+        })
     }
 
+    /// Width m.
+    pub fn m(&self) -> usize {
+        self.w.nrows()
+    }
+
+    /// Input dimension p.
+    pub fn p(&self) -> usize {
+        self.w.ncols()
+    }
+
+    /// Output dimension d.
+    pub fn d(&self) -> usize {
+        self.a.ncols()
+    }
+
+    /// The weights as row-major slices (borrowed when in standard layout).
+    fn flat(&self) -> Flat<'_> {
+        Flat {
+            w: row_major(self.w.view()),
+            a: row_major(self.a.view()),
+            m: self.m(),
+            p: self.p(),
+            d: self.d(),
+        }
+    }
+
+    /// f_W(z) for the rows of `z` (`[n, p]`): `[n, d]`.
+    pub fn forward(&self, z: ArrayView2<f64>) -> Array2<f64> {
+        let f = self.flat();
+        rows_of(f.forward(&row_major(z)), f.d)
+    }
+
+    /// The empirical NTK of the first layer per output coordinate,
+    /// (z_iᵀz_j)·(1/m)·Σ_r 1[w_rᵀz_i > 0]·1[w_rᵀz_j > 0], n × n for the rows of `z`.
+    /// (For ±1 output weights it is the same for every output coordinate.)
+    pub fn empirical_ntk(&self, z: ArrayView2<f64>) -> Array2<f64> {
+        let n = z.nrows();
+        rows_of(self.flat().empirical_ntk(&row_major(z)), n)
+    }
+
+    /// The gradient of output coordinate `k` at input `z` with respect to w (m × p):
+    /// m^{−1/2}·a_{r,k}·1[w_rᵀz > 0]·z for each neuron r.
+    pub fn grad(&self, z: ArrayView1<f64>, k: usize) -> Array2<f64> {
+        let f = self.flat();
+        rows_of(f.grad(&contiguous(z), k), f.p)
+    }
+
+    /// One full-batch gradient-descent step on L = (1/2N)·Σ_j ‖f(z_j) − y_j‖² with step η,
+    /// for inputs `z` (`[N, p]`) and labels `y` (`[N, d]`).
+    pub fn gd_step(&mut self, z: ArrayView2<f64>, y: ArrayView2<f64>, eta: f64) {
+        let grad = self.flat().gradient(&row_major(z), &row_major(y));
+        self.w
+            .iter_mut()
+            .zip(&grad)
+            .for_each(|(w, g)| *w -= eta * g);
+    }
+}
+
+/// The network's weights as row-major slices, for the loops below.
+struct Flat<'a> {
+    w: std::borrow::Cow<'a, [f64]>,
+    a: std::borrow::Cow<'a, [f64]>,
+    m: usize,
+    p: usize,
+    d: usize,
+}
+
+impl Flat<'_> {
     fn pre(&self, r: usize, z: &[f64]) -> f64 {
         self.w[r * self.p..(r + 1) * self.p]
             .iter()
@@ -62,9 +129,8 @@ impl TwoLayerRelu {
             .sum()
     }
 
-    /// f_W(z) for row-major inputs `[n, p]`: `[n, d]`.
-    pub fn forward(&self, z: &[f64]) -> Vec<f64> {
-        let n = z.len() / self.p;
+    fn forward(&self, z: &[f64]) -> Vec<f64> {
+        let n = z.len().checked_div(self.p).unwrap_or(0);
         let scale = 1.0 / (self.m as f64).sqrt();
         let mut out = vec![0.0; n * self.d];
         for i in 0..n {
@@ -81,11 +147,8 @@ impl TwoLayerRelu {
         out
     }
 
-    /// The empirical NTK of the first layer per output coordinate,
-    /// (z_iᵀz_j)·(1/m)·Σ_r 1[w_rᵀz_i > 0]·1[w_rᵀz_j > 0], as an n × n row-major matrix.
-    /// (For ±1 output weights it is the same for every output coordinate.)
-    pub fn empirical_ntk(&self, z: &[f64]) -> Vec<f64> {
-        let n = z.len() / self.p;
+    fn empirical_ntk(&self, z: &[f64]) -> Vec<f64> {
+        let n = z.len().checked_div(self.p).unwrap_or(0);
         let act: Vec<Vec<bool>> = (0..n)
             .map(|i| {
                 (0..self.m)
@@ -113,9 +176,7 @@ impl TwoLayerRelu {
         h
     }
 
-    /// The gradient of output coordinate `k` at input `z` with respect to w (m × p,
-    /// row-major): m^{−1/2}·a_{r,k}·1[w_rᵀz > 0]·z for each neuron r.
-    pub fn grad(&self, z: &[f64], k: usize) -> Vec<f64> {
+    fn grad(&self, z: &[f64], k: usize) -> Vec<f64> {
         let scale = 1.0 / (self.m as f64).sqrt();
         let mut g = vec![0.0; self.m * self.p];
         for r in 0..self.m {
@@ -129,9 +190,9 @@ impl TwoLayerRelu {
         g
     }
 
-    /// One full-batch gradient-descent step on L = (1/2N)·Σ_j ‖f(z_j) − y_j‖² with step η.
-    pub fn gd_step(&mut self, z: &[f64], y: &[f64], eta: f64) {
-        let n = z.len() / self.p;
+    /// ∂L/∂w of the full-batch loss, row-major m × p.
+    fn gradient(&self, z: &[f64], y: &[f64]) -> Vec<f64> {
+        let n = z.len().checked_div(self.p).unwrap_or(0);
         let resid: Vec<f64> = self.forward(z).iter().zip(y).map(|(f, t)| f - t).collect();
         let scale = 1.0 / (self.m as f64).sqrt();
         let mut grad = vec![0.0; self.m * self.p];
@@ -150,9 +211,6 @@ impl TwoLayerRelu {
                 }
             }
         }
-        self.w
-            .iter_mut()
-            .zip(&grad)
-            .for_each(|(w, g)| *w -= eta * g);
+        grad
     }
 }

@@ -8,6 +8,8 @@
 //! sup κ > 1 is rescaled by its largest diagonal entry first (the step size η then
 //! refers to the rescaled kernel). Hold-out: the k with the smallest validation error.
 
+use ndarray::ArrayView1;
+
 use crate::error::{Result, invalid};
 
 /// The RWY stopping step for eigenvalues `eig_h` of H (not divided by N), kernel bound
@@ -15,7 +17,7 @@ use crate::error::{Result, invalid};
 /// level σ̂. Returns k* − 1 for the first k* ≥ 1 that violates the bound (0 when k = 1
 /// already violates it: no step is taken), or `k_max` when none up to `k_max` does.
 pub fn rwy_stop(
-    eig_h: &[f64],
+    eig_h: ArrayView1<f64>,
     kappa_max: f64,
     eta: f64,
     sigma_hat: f64,

@@ -1,8 +1,10 @@
 //! The spec's four studies and the sampling check, as functions that return their
 //! numbers and write a markdown table and SVG plots (`cargo xtask experiment ntk`).
 
+use ndarray::Array2;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
+use score_core::array::row_major;
 use score_core::metrics::{loglog_slope, mean_interval, sliced_w2};
 use score_core::mixture::GaussianMixture;
 use score_core::tensor::stream_rng;
@@ -15,15 +17,17 @@ use crate::kernels::Kernel;
 use crate::network::TwoLayerRelu;
 use crate::stopping::rwy_stop;
 
-fn randn(n: usize, seed: u64) -> Vec<f64> {
+/// `n` rows of `d` standard normal values.
+fn randn(n: usize, d: usize, seed: u64) -> Array2<f64> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| Distribution::<f64>::sample(&StandardNormal, &mut rng))
-        .collect()
+    Array2::from_shape_simple_fn((n, d), || {
+        Distribution::<f64>::sample(&StandardNormal, &mut rng)
+    })
 }
 
-fn op_norm(a: &[f64], n: usize) -> Result<f64> {
-    let m = faer::Mat::from_fn(n, n, |i, j| a[i * n + j]);
+fn op_norm(a: &Array2<f64>) -> Result<f64> {
+    let n = a.nrows();
+    let m = faer::Mat::from_fn(n, n, |i, j| a[[i, j]]);
     let ev = m
         .self_adjoint_eigenvalues(faer::Side::Lower)
         .map_err(|e| NtkError::LinAlg {
@@ -54,22 +58,20 @@ pub struct WidthStudy {
 
 /// Study 1: ‖H_m − H‖_op against width (n = 50 points z ~ N(0, I₃), mean over `seeds`).
 pub fn width_study(widths: &[usize], seeds: u64) -> Result<WidthStudy> {
-    let n = 50;
-    let z = randn(n * 3, 3);
-    let h = Kernel::Ntk1.gram(&z, 3)?;
+    let z = randn(50, 3, 3);
+    let h = Kernel::Ntk1.gram(z.view())?;
     let mut pts = Vec::new();
     for &m in widths {
         let mut acc = 0.0;
         for s in 0..seeds {
-            let hm = TwoLayerRelu::symmetric(m, 3, 1, 10 + s)?.empirical_ntk(&z);
-            let diff: Vec<f64> = hm.iter().zip(&h).map(|(a, b)| a - b).collect();
-            acc += op_norm(&diff, n)?;
+            let hm = TwoLayerRelu::symmetric(m, 3, 1, 10 + s)?.empirical_ntk(z.view());
+            acc += op_norm(&(hm - &h))?;
         }
         pts.push((m as f64, acc / seeds as f64));
     }
     Ok(WidthStudy {
         slope: loglog_slope(&pts),
-        h_op: op_norm(&h, n)?,
+        h_op: op_norm(&h)?,
         points: pts,
     })
 }
@@ -85,20 +87,20 @@ pub fn coupling_study(widths: &[usize], ks: &[usize]) -> Result<Vec<(usize, usiz
     };
     let tr = Triples::draw(&target, 100, 0.01, 2.0, 1);
     let te = Triples::draw(&target, 200, 0.01, 2.0, 2);
-    let h = Kernel::Ntk1.gram(&tr.z, 3)?;
-    let kmax = (0..100).map(|i| h[i * 100 + i]).fold(0.0, f64::max);
+    let h = Kernel::Ntk1.gram(tr.z.view())?;
+    let kmax = h.diag().fold(0.0, |a: f64, &b| a.max(b));
     let eta = 1.0 / kmax; // η·λ_max/N ≤ 1
-    let sp = Spectral::new(&h, &tr.y, 1)?;
-    let cross = Kernel::Ntk1.cross_gram(&te.z, &tr.z, 3)?;
+    let sp = Spectral::new(h.view(), tr.y.view())?;
+    let cross = Kernel::Ntk1.cross_gram(te.z.view(), tr.z.view())?;
     let mut out = Vec::new();
     for &m in widths {
         for &k in ks {
             let mut net = TwoLayerRelu::symmetric(m, 3, 1, 7)?;
             for _ in 0..k {
-                net.gd_step(&tr.z, &tr.y, eta);
+                net.gd_step(tr.z.view(), tr.y.view(), eta);
             }
-            let f_net = net.forward(&te.z);
-            let f_ker = predict(&cross, &sp.alpha_gd(eta, k as u32), 100, 1);
+            let f_net = net.forward(te.z.view());
+            let f_ker = predict(cross.view(), sp.alpha_gd(eta, k as u32).view());
             let gap = f_net
                 .iter()
                 .zip(&f_ker)
@@ -136,31 +138,30 @@ pub struct RateRow {
 /// The kernel set-up of one training draw: rescaled Gram, its spectrum, and the rescaled
 /// cross Gram against the test inputs.
 pub(crate) struct Fit {
-    pub(crate) h: Vec<f64>,
+    pub(crate) h: Array2<f64>,
     pub(crate) sp: Spectral,
-    pub(crate) cross: Vec<f64>,
+    pub(crate) cross: Array2<f64>,
 }
 
 impl Fit {
     pub(crate) fn new(tr: &Triples, te: &Triples) -> Result<Self> {
-        let (n, p) = (tr.len(), tr.p());
-        let mut h = Kernel::Ntk1.gram(&tr.z, p)?;
-        let scale = 1.0 / (0..n).map(|i| h[i * n + i]).fold(0.0, f64::max);
+        let mut h = Kernel::Ntk1.gram(tr.z.view())?;
+        let scale = 1.0 / h.diag().fold(0.0, |a: f64, &b| a.max(b));
         h.iter_mut().for_each(|v| *v *= scale);
-        let mut cross = Kernel::Ntk1.cross_gram(&te.z, &tr.z, p)?;
+        let mut cross = Kernel::Ntk1.cross_gram(te.z.view(), tr.z.view())?;
         cross.iter_mut().for_each(|v| *v *= scale);
-        let sp = Spectral::new(&h, &tr.y, tr.d)?;
+        let sp = Spectral::new(h.view(), tr.y.view())?;
         Ok(Self { h, sp, cross })
     }
 
     /// Predictions at the test inputs of coefficients `alpha`.
-    pub(crate) fn at_test(&self, alpha: &[f64], d: usize) -> Vec<f64> {
-        predict(&self.cross, alpha, self.sp.eigvals.len(), d)
+    pub(crate) fn at_test(&self, alpha: &Array2<f64>) -> Array2<f64> {
+        predict(self.cross.view(), alpha.view())
     }
 }
 
-/// Mean squared difference of two equally long vectors.
-pub(crate) fn msd(a: &[f64], b: &[f64]) -> f64 {
+/// Mean squared difference of two arrays of the same shape.
+pub(crate) fn msd(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
     a.iter().zip(b).map(|(u, v)| (u - v).powi(2)).sum::<f64>() / a.len().max(1) as f64
 }
 
@@ -194,17 +195,16 @@ fn rate_row(
     t_range: (f64, f64),
     seed: u64,
 ) -> Result<RateRow> {
-    let d = tr.d;
     let fit = Fit::new(tr, te)?;
-    let mse = |alpha: &[f64]| msd(&fit.at_test(alpha, d), &te.f_star);
+    let mse = |alpha: &Array2<f64>| msd(&fit.at_test(alpha), &te.f_star);
     let (k_oracle, mse_oracle) = k_grid(k_max)
         .into_iter()
         .map(|k| (k, mse(&fit.sp.alpha_gd(1.0, k as u32))))
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .unwrap_or((0, f64::NAN));
-    let mse_interp = mse(&alpha_krr(&fit.h, &tr.y, d, 1e-8)?);
+    let mse_interp = mse(&alpha_krr(fit.h.view(), tr.y.view(), 1e-8)?);
     let k_rwy = rwy_stop(
-        &fit.sp.eigvals,
+        fit.sp.eigvals.view(),
         1.0,
         1.0,
         tr.label_noise_var().sqrt(),
@@ -371,9 +371,9 @@ pub fn sampling_check(
     let truth = gm.sample(m, &mut rng);
     let other = gm.sample(m, &mut rng);
     Ok(SamplingResult {
-        sliced_w2: sliced_w2(&xs, &truth, 2, 128, 0).map_err(io)?,
+        sliced_w2: sliced_w2(&row_major(xs.view()), &truth, 2, 128, 0).map_err(io)?,
         floor: sliced_w2(&other, &truth, 2, 128, 0).map_err(io)?,
-        nll: gm.mean_nll(&xs),
+        nll: gm.mean_nll(&row_major(xs.view())),
         nll_true: gm.mean_nll(&truth),
         k: est.steps,
     })

@@ -11,7 +11,7 @@ const GAUSS_1D: Target = Target::Gaussian {
     var: 0.25,
 };
 
-fn mean_std(x: &[f64]) -> (f64, f64) {
+fn mean_std(x: &ndarray::Array2<f64>) -> (f64, f64) {
     let m = x.iter().sum::<f64>() / x.len() as f64;
     let v = x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (x.len() - 1) as f64;
     (m, v.sqrt())
@@ -39,13 +39,14 @@ fn both_mixture_modes_are_found_by_sampling() {
     )
     .unwrap();
     let xs = est.sample(400, 16, 1).unwrap();
-    let plus = xs.chunks(2).filter(|r| r[0] + r[1] > 0.0).count() as f64 / 400.0;
+    let plus = xs.rows().into_iter().filter(|r| r[0] + r[1] > 0.0).count() as f64 / 400.0;
     assert!((0.35..=0.65).contains(&plus), "share of the + mode {plus}");
     // And the samples sit at the modes, not between them: the mean distance to the nearer
     // centre is below √2, half the 2√2 between a centre and the origin (true samples:
     // 0.5·√(π/2) = 0.63; samples at the midpoint between the modes: 2.83).
     let dist = xs
-        .chunks(2)
+        .rows()
+        .into_iter()
         .map(|r| {
             let c = if r[0] + r[1] > 0.0 { 2.0 } else { -2.0 };
             ((r[0] - c).powi(2) + (r[1] - c).powi(2)).sqrt()

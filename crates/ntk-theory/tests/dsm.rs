@@ -36,7 +36,7 @@ fn posterior_mean_is_tweedie_of_the_marginal() {
             };
             for &x in &[-1.3, 0.2, 2.4] {
                 let fd = (logp(x + 1e-5) - logp(x - 1e-5)) / 2e-5;
-                let s = target.score(&[x], t)[0];
+                let s = target.score(ndarray::ArrayView1::from(&[x]), t)[0];
                 assert!(
                     (fd - s).abs() < 1e-6 * s.abs().max(1.0),
                     "{target:?} t {t} x {x}: {fd} vs {s}"
@@ -77,21 +77,22 @@ fn triples_have_the_right_noise_level() {
 #[test]
 fn stopping_rules() {
     // RWY stops earlier when the noise is larger.
-    let eig: Vec<f64> = (0..200).map(|i| 200.0 * 0.9f64.powi(i)).collect();
-    let k_small_noise = rwy_stop(&eig, 1.0, 1.0, 0.05, 100_000).unwrap();
-    let k_big_noise = rwy_stop(&eig, 1.0, 1.0, 0.5, 100_000).unwrap();
+    let eig: ndarray::Array1<f64> = (0..200).map(|i| 200.0 * 0.9f64.powi(i)).collect();
+    let k_small_noise = rwy_stop(eig.view(), 1.0, 1.0, 0.05, 100_000).unwrap();
+    let k_big_noise = rwy_stop(eig.view(), 1.0, 1.0, 0.5, 100_000).unwrap();
     assert!(
         k_big_noise < k_small_noise,
         "{k_big_noise} vs {k_small_noise}"
     );
-    assert!(rwy_stop(&eig, 1.0, 1.0, 0.0, 10).is_err());
+    assert!(rwy_stop(eig.view(), 1.0, 1.0, 0.0, 10).is_err());
     // A case computed by hand (RWY 2014, eq. 6: the stop is the step *before* the first
     // violation). N = 4 eigenvalues of H equal to 2, so λ̂ = 1/2 for H/N; η = 1. For
     // k ≥ 2, R̂(1/√k) = √(1/k) and the bound 1/(2eσ̂k) is crossed when √k > 1/(2eσ̂):
     // with σ̂ = 0.05, at k = 14 (√13 = 3.606 < 3.679 < √14 = 3.742), so T̂ = 13.
-    assert_eq!(rwy_stop(&[2.0; 4], 1.0, 1.0, 0.05, 1000).unwrap(), 13);
+    let twos = ndarray::Array1::from_elem(4, 2.0);
+    assert_eq!(rwy_stop(twos.view(), 1.0, 1.0, 0.05, 1000).unwrap(), 13);
     // With σ̂ = 1 already k = 1 violates it (√½ > 1/(2e)): T̂ = 0, no step.
-    assert_eq!(rwy_stop(&[2.0; 4], 1.0, 1.0, 1.0, 1000).unwrap(), 0);
+    assert_eq!(rwy_stop(twos.view(), 1.0, 1.0, 1.0, 1000).unwrap(), 0);
     assert_eq!(
         holdout_stop(&[1, 5, 9], |k| (k as f64 - 5.2).abs()),
         (5, (5.0f64 - 5.2).abs())
@@ -151,7 +152,7 @@ fn estimator_save_load_and_denoiser() {
     est.save(&p).unwrap();
     let back = KernelEstimator::load(&p).unwrap();
     assert_eq!(
-        (back.z.clone(), back.alpha.clone(), back.steps, back.d),
+        (back.z.clone(), back.alpha.clone(), back.steps, back.d()),
         (est.z.clone(), est.alpha.clone(), 50, 2)
     );
     // As a Denoiser (EDM form) it matches the host evaluation.
@@ -162,7 +163,9 @@ fn estimator_save_load_and_denoiser() {
         None,
     ))
     .unwrap();
-    let want = est.denoise_edm(&x, 0.7).unwrap();
+    let want = est
+        .denoise_edm(ndarray::ArrayView2::from_shape((2, 2), &x).unwrap(), 0.7)
+        .unwrap();
     assert!(
         got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6),
         "{got:?} vs {want:?}"

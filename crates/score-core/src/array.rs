@@ -50,6 +50,17 @@ pub fn vector(values: Vec<f64>) -> Array1<f64> {
     Array1::from_vec(values)
 }
 
+/// A host denoiser of rows `f` applied to the flat row-major values `x` of rows of
+/// width `d` (as `score_core::tensor::host_denoise` hands them over: read as a view, no
+/// copy), its result returned as row-major values.
+pub fn on_rows(x: &[f64], d: usize, f: impl Fn(ArrayView2<f64>) -> Array2<f64>) -> Vec<f64> {
+    let b = x.len().checked_div(d).unwrap_or(0);
+    match ArrayView2::from_shape((b, d), &x[..b * d]) {
+        Ok(v) => row_major(f(v).view()).into_owned(),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// `a` as a faer matrix view when in standard layout (no copy); `None` otherwise.
 pub fn faer_view<'a>(a: ArrayView2<'a, f64>) -> Option<faer::MatRef<'a, f64>> {
     let (r, c) = a.dim();

@@ -450,6 +450,17 @@ impl UNet {
     }
 }
 
+/// Working memory of one image through a UNet (the estimate behind every size check of
+/// a UNet): the sampler's states (8 images' worth), about 24 maps of the widest level
+/// live at once, and attention at a sixteenth of the positions, in f32 bytes.
+pub fn pass_bytes([c, h, w]: [usize; 3], widest_channels: usize) -> u128 {
+    let px = (h * w) as u128;
+    let state = 8 * c as u128 * px;
+    let acts = 24 * widest_channels as u128 * px;
+    let attn = 3 * (px / 16).pow(2);
+    (state + acts + attn) * 4
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -599,15 +610,4 @@ mod tests {
                 .is_err()
         );
     }
-}
-
-/// Working memory of one image through a UNet (the estimate behind every size check of
-/// a UNet): the sampler's states (8 images' worth), about 24 maps of the widest level
-/// live at once, and attention at a sixteenth of the positions, in f32 bytes.
-pub fn pass_bytes([c, h, w]: [usize; 3], widest_channels: usize) -> u128 {
-    let px = (h * w) as u128;
-    let state = 8 * c as u128 * px;
-    let acts = 24 * widest_channels as u128 * px;
-    let attn = 3 * (px / 16).pow(2);
-    (state + acts + attn) * 4
 }

@@ -611,6 +611,29 @@ pub fn shipped_checkpoint() -> std::path::PathBuf {
     score_io::images::shipped_data_dir().join("checkpoints/fashion-mnist-unet.safetensors")
 }
 
+/// Refuse `n = 0` and a sample count whose working memory exceeds the machine's (an
+/// estimate: the sampler's states, and the network's activations at full resolution,
+/// about 24 maps of the widest level live at once, plus attention). Names `--n`.
+pub fn ensure_sampling_fits(model: &LoadedModel, n: usize) -> Result<()> {
+    if n == 0 {
+        return Err(ScoreError::invalid("--n", "need at least one sample"));
+    }
+    ensure_passes_fit(model, n as u128, "--n", "use a smaller --n")
+}
+
+/// Refuse `n` image-sized network passes whose working memory exceeds the budget (the
+/// estimate of [`ensure_sampling_fits`], `score_nn::unet::pass_bytes` per image), naming
+/// `flag`.
+pub fn ensure_passes_fit(model: &LoadedModel, n: u128, flag: &str, hint: &str) -> Result<()> {
+    let bytes = match model {
+        LoadedModel::Unet(net, chw) => {
+            n.saturating_mul(score_nn::unet::pass_bytes(*chw, net.widest_channels()))
+        }
+        LoadedModel::Mlp(_, d) => n.saturating_mul(8 * 4 * (*d as u128).max(256)),
+    };
+    score_core::limits::ensure_fits(flag, bytes, hint)
+}
+
 #[cfg(test)]
 mod tests {
 

@@ -59,9 +59,11 @@ impl std::fmt::Debug for RunDir {
 
 impl RunDir {
     /// Create and lock `out`, apply `mode` to a run already there (refuse it, read it
-    /// back, or remove its checkpoint and log).
+    /// back, or remove its checkpoint and log), after finishing or removing what a killed
+    /// write left (safe under the lock: no other process writes here).
     pub fn open(out: &Path, mode: RunMode) -> Result<Self> {
         let lock = RunLock::acquire(out)?;
+        score_core::fs::clean_stale_temporaries(out)?;
         let checkpoint = out.join(CHECKPOINT_FILE);
         guard_existing_run(mode, out, &checkpoint)?;
         let resume = if mode == RunMode::Resume && checkpoint.exists() {
