@@ -18,7 +18,7 @@ ROLE = {
     "musicscore-data": "MusicScore data",
     "musicscore-gen": "text-to-score:\\ntraining, evaluation",
     "scorelab-experiments": "the papers' studies",
-    "scorelab-run": "the commands' runs:\\ntrain, sample",
+    "scorelab-run": "the commands' runs:\\ntrain, sample, fid",
     "scorelab": "the scorelab binary",
 }
 PAPER = {"gaussian-score", "ntk-theory", "scoreaug", "disback", "musicscore-data", "musicscore-gen"}

@@ -4,8 +4,10 @@
 //! shipped checkpoint (trained on 9 000 test images) from the same sampler, seed and
 //! count, against one reference (issue 28).
 
-use crate::own_data::{pinned_binary, s, scorelab_json, train, write_report};
+use crate::own_data::{fid_spec, train, train_spec, write_report};
 use anyhow::Result;
+use score_core::burn::tensor::Device;
+use scorelab_run::TrainSpec;
 use std::path::Path;
 
 /// What the study runs: training steps, samples per model, the FID reference.
@@ -21,23 +23,14 @@ pub struct Plan {
 /// Run the study in `work` (resuming a run there) and write `results/report.json`.
 pub fn experiment(work: &Path, results: &Path, plan: &Plan) -> Result<()> {
     crate::fashion_setup::run()?;
-    pinned_binary(work)?;
     let run = work.join("run");
-    let steps = plan.steps.to_string();
-    let trained = train(
-        &run,
-        &[
-            "--data",
-            "fashion-mnist",
-            "--channels",
-            "16",
-            "--steps",
-            &steps,
-            "--seed",
-            "0",
-        ],
-    )?;
-    let n = plan.n.to_string();
+    let trained = train(&TrainSpec {
+        data: Some("fashion-mnist".into()),
+        channels: Some(16),
+        steps: Some(plan.steps),
+        seed: Some(0),
+        ..train_spec(&run)
+    })?;
     let shipped = score_train::pipeline::shipped_checkpoint();
     let mut rows = Vec::new();
     for (name, ck) in [
@@ -45,19 +38,9 @@ pub fn experiment(work: &Path, results: &Path, plan: &Plan) -> Result<()> {
         ("60k training split", run.join("checkpoint.safetensors")),
     ] {
         let t0 = std::time::Instant::now();
-        let r = scorelab_json(&[
-            "fid",
-            "--checkpoint",
-            s(&ck),
-            "--n",
-            &n,
-            "--steps",
-            "18",
-            "--ref",
-            &plan.reference,
-            "--seed",
-            "0",
-        ])?;
+        let mut spec = fid_spec(None, Some(ck.clone()), &plan.reference);
+        spec.n = plan.n;
+        let r = scorelab_run::fid::fid(&spec, &Device::flex(), &scorelab_run::fid::Quiet)?;
         rows.push(serde_json::json!({
             "model": name, "checkpoint": ck, "fid": r["fid"], "n": r["n"], "n_ref": r["n_ref"],
             "std_error": r["bootstrap"]["std_error"], "interval95": r["bootstrap"]["interval95"],

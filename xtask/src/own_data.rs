@@ -4,6 +4,12 @@
 //! the training images beside a held-out real-vs-real floor (issue 28).
 
 use anyhow::{Context, Result};
+use score_core::burn::tensor::Device;
+use score_core::samplers::{GivenOptions, Sampler};
+use score_core::sigmas::GridKind;
+use score_train::run::RunMode;
+use scorelab_run::fid::FidSpec;
+use scorelab_run::{GridSpec, SampleSpec, TrainSpec};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -114,123 +120,120 @@ impl Plan {
     }
 }
 
-/// Build `scorelab` and copy the binary into `work`, so that the study runs one build
-/// throughout, whatever happens to the tree meanwhile.
-pub(crate) fn pinned_binary(work: &Path) -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let st = std::process::Command::new(cargo)
-        .args(["build", "-q", "-p", "scorelab"])
-        .status()
-        .context("running cargo build -p scorelab")?;
-    anyhow::ensure!(st.success(), "cargo build -p scorelab failed with {st}");
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
-    std::fs::create_dir_all(work)?;
-    let bin = work.join("scorelab");
-    std::fs::copy(target.join("debug/scorelab"), &bin).context("copying the scorelab binary")?;
-    BIN.set(bin).ok();
-    Ok(())
+/// Notes of the runs on stderr.
+fn note(line: &str) {
+    eprintln!("{line}");
 }
 
-static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-
-/// `scorelab ARGS --json` (the pinned binary), its stdout parsed.
-pub(crate) fn scorelab_json(args: &[&str]) -> Result<serde_json::Value> {
-    let bin = BIN.get().context("the scorelab binary is not pinned")?;
-    let out = std::process::Command::new(bin)
-        .args(args)
-        .arg("--json")
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .context("running scorelab")?;
-    anyhow::ensure!(
-        out.status.success(),
-        "scorelab {args:?} failed with {}",
-        out.status
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let last = text.lines().last().unwrap_or_default();
-    serde_json::from_str(last).with_context(|| format!("scorelab {args:?}: not JSON: {text}"))
+/// A run of `scorelab train` (its defaults) into `run`, resuming a run there.
+pub(crate) fn train_spec(run: &Path) -> TrainSpec {
+    TrainSpec {
+        out: run.to_path_buf(),
+        mode: RunMode::Resume,
+        progress: true,
+        ..TrainSpec::default()
+    }
 }
 
 /// `fid --images A --ref B`: the report's FID, its bootstrap standard error and counts.
 fn fid(images: &Path, reference: &Path) -> Result<serde_json::Value> {
-    let r = scorelab_json(&["fid", "--images", s(images), "--ref", s(reference)])?;
+    let spec = fid_spec(Some(s(images).into()), None, s(reference));
+    let r = scorelab_run::fid::fid(&spec, &Device::flex(), &scorelab_run::fid::Quiet)?;
     Ok(serde_json::json!({
         "images": images, "ref": reference, "fid": r["fid"], "n": r["n"], "n_ref": r["n_ref"],
         "std_error": r["bootstrap"]["std_error"],
     }))
 }
 
+/// `scorelab fid`'s defaults for `images` (or a checkpoint's samples) against `reference`.
+pub(crate) fn fid_spec(
+    images: Option<String>,
+    checkpoint: Option<PathBuf>,
+    reference: &str,
+) -> FidSpec {
+    FidSpec {
+        images,
+        checkpoint,
+        n: 1000,
+        steps: 18,
+        reference: reference.into(),
+        kid: false,
+        pr: false,
+        bootstrap: 200,
+        opts: scorelab_run::fid::ImageOpts::default(),
+        seed: 0,
+    }
+}
+
 pub(crate) fn s(p: &Path) -> &str {
     p.to_str().unwrap_or_default()
 }
 
-/// Train with `args` into `run` (resuming a run there), timed.
-pub(crate) fn train(run: &Path, args: &[&str]) -> Result<serde_json::Value> {
+/// Train as `spec` says (resuming a run in its folder), timed.
+pub(crate) fn train(spec: &TrainSpec) -> Result<serde_json::Value> {
     let t0 = Instant::now();
-    let mut all = vec!["train", "--resume", "--out", s(run)];
-    all.extend_from_slice(args);
-    let r = scorelab_json(&all)?;
+    let r = scorelab_run::train_run(spec, &Device::flex(), &note)?;
     Ok(
-        serde_json::json!({"run": run, "step": r["step"], "loss": r["loss"], "seconds_this_call": t0.elapsed().as_secs_f64()}),
+        serde_json::json!({"run": spec.out, "step": r.step, "loss": r.loss, "seconds_this_call": t0.elapsed().as_secs_f64()}),
     )
 }
 
-/// `sample` `n` images of `run` into `out` (`--batch 64`, DPM-Solver++(2M), 12 steps).
-fn sample(run: &Path, out: &Path, n: usize, extra: &[&str]) -> Result<PathBuf> {
-    let ck = run.join("checkpoint.safetensors");
-    let n = n.to_string();
-    let mut args = vec![
-        "sample",
-        "--checkpoint",
-        s(&ck),
-        "--n",
-        &n,
-        "--batch",
-        "64",
-        "--sampler",
-        "dpmpp-2m",
-        "--steps",
-        "12",
-        "--out",
-        s(out),
-    ];
-    args.extend_from_slice(extra);
-    scorelab_json(&args)?;
+/// Sample `n` images of `run` into `out` (batches of 64, DPM-Solver++(2M), 12 steps),
+/// of class `class` at guidance `w` where given.
+fn sample(
+    run: &Path,
+    out: &Path,
+    n: usize,
+    seed: u64,
+    class: Option<(usize, f64)>,
+) -> Result<PathBuf> {
+    let spec = SampleSpec {
+        checkpoint: run.join("checkpoint.safetensors"),
+        weights: score_train::pipeline::Weights::Ema,
+        n,
+        sampler: Sampler::build("dpmpp-2m", seed, &GivenOptions::default())?,
+        grid: GridSpec {
+            kind: GridKind::Karras,
+            steps: 12,
+            sigma_min: None,
+            sigma_max: None,
+            rho: None,
+        },
+        ems: None,
+        class: class.map(|c| c.0),
+        guidance: class.map_or(1.0, |c| c.1),
+        noise: None,
+        teleport: None,
+        batch: Some(64),
+        out: out.to_path_buf(),
+        seed,
+    };
+    scorelab_run::sample(&spec, &Device::flex(), &|_, _| {})?;
     Ok(out.join("images"))
 }
 
 /// `cargo xtask experiment own-data`.
 pub fn experiment(work: &Path, results: &Path, quick: bool, steps: Option<usize>) -> Result<()> {
     let p = Plan::new(quick, steps);
-    pinned_binary(work)?;
     let data = work.join("shapes");
     let npz = shapes(&data, p.train_images, 64, 0)?;
     let heldout = work.join("heldout");
     shapes(&heldout, p.heldout_images, 64, 1)?;
-    let run_toml = work.join("run.toml");
-    let steps = p.steps.to_string();
-    let toml = format!(
-        "data = {:?}\ncond = \"class\"\nsteps = {steps}\nbatch_size = 16\nchannels = 32\nxflip = true\ncheckpoint_every = 50\n",
-        s(&data)
-    );
-    score_core::fs::write_atomic(&run_toml, toml.as_bytes())?;
     let folder_run = work.join("folder-run");
-    let trained = train(&folder_run, &["--config", s(&run_toml)])?;
+    let trained = train(&TrainSpec {
+        data: Some(s(&data).into()),
+        cond: Some("class".into()),
+        steps: Some(p.steps),
+        batch_size: Some(16),
+        channels: Some(32),
+        xflip: true,
+        checkpoint_every: Some(50),
+        ..train_spec(&folder_run)
+    })?;
     let mut per_class = Vec::new();
     for (k, class) in CLASSES.iter().enumerate() {
-        let (kk, seed) = (k.to_string(), (100 + k).to_string());
         let out = work.join(format!("samples-{class}"));
-        let extra = [
-            "--class",
-            kk.as_str(),
-            "--guidance",
-            "2",
-            "--seed",
-            seed.as_str(),
-        ];
-        let images = sample(&folder_run, &out, p.samples, &extra)?;
+        let images = sample(&folder_run, &out, p.samples, 100 + k as u64, Some((k, 2.0)))?;
         per_class.push(serde_json::json!({
             "class": class,
             "samples": fid(&images, &data.join(class))?,
@@ -238,25 +241,21 @@ pub fn experiment(work: &Path, results: &Path, quick: bool, steps: Option<usize>
         }));
     }
     let npz_run = work.join("npz-run");
-    let n_steps = p.npz_steps.to_string();
-    let npz_steps = [
-        "--data",
-        s(&npz),
-        "--steps",
-        &n_steps,
-        "--batch-size",
-        "16",
-        "--channels",
-        "32",
-        "--xflip",
-    ];
-    let npz_trained = train(&npz_run, &npz_steps)?;
+    let npz_trained = train(&TrainSpec {
+        data: Some(s(&npz).into()),
+        steps: Some(p.npz_steps),
+        batch_size: Some(16),
+        channels: Some(32),
+        xflip: true,
+        ..train_spec(&npz_run)
+    })?;
     let n_all = (2 * p.samples).to_string();
     let npz_images = sample(
         &npz_run,
         &work.join("samples-npz"),
         2 * p.samples,
-        &["--seed", "200"],
+        200,
+        None,
     )?;
     let report = serde_json::json!({
         "quick": quick, "steps": p.steps, "npz_steps": p.npz_steps, "images": p.train_images, "heldout": p.heldout_images, "resolution": 64,

@@ -4,7 +4,6 @@
 use crate::args::*;
 use crate::common::ensure_sampling_fits;
 use crate::common::*;
-use crate::fid;
 use anyhow::{Context, Result};
 use score_core::fs::write_atomic_all;
 use score_core::samplers::Sampler;
@@ -63,7 +62,14 @@ pub(crate) fn cmd_demo(c: &Common, a: &DemoArgs) -> Result<()> {
     let fid = if a.no_fid {
         serde_json::json!({ "skipped": "--no-fid" })
     } else {
-        fid::demo_fid(&v, shape, &train_set, &held, c.json, &dev)?
+        scorelab_run::fid::demo_fid(
+            &v,
+            shape,
+            &train_set,
+            &held,
+            &crate::fid::FidBars::new(c.json),
+            &dev,
+        )?
     };
     let secs = t0.elapsed().as_secs_f64();
     let report = serde_json::json!({

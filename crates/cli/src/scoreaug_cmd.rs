@@ -90,7 +90,8 @@ pub(crate) fn run(c: &Common, cmd: &ScoreAugCmd) -> Result<()> {
     };
     let fid_parts = if a.fid {
         let inception = FidInception::load_default(&dev)?;
-        let stats = crate::fid::heldout_stats(&inception, &held, c.json)?;
+        let stats =
+            scorelab_run::fid::heldout_stats(&inception, &held, &crate::fid::FidBars::new(c.json))?;
         Some((inception, FidReference::new(stats)?))
     } else {
         None

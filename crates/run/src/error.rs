@@ -28,3 +28,11 @@ pub type Result<T, E = RunError> = std::result::Result<T, E>;
 pub(crate) fn invalid(message: impl Into<String>) -> RunError {
     RunError::Invalid(message.into())
 }
+
+/// Return an [`RunError::Invalid`] with a formatted message.
+macro_rules! bail {
+    ($($t:tt)*) => {
+        return Err($crate::error::RunError::Invalid(format!($($t)*)))
+    };
+}
+pub(crate) use bail;

@@ -16,10 +16,15 @@
 //!   a resume may change, what it must restate), the data ([`train_data`]), the network
 //!   ([`train_net`]), the run record ([`record`]) and `config.toml` ([`run_file`]).
 //!
+//! - [`fid`]: FID with a bootstrap interval, KID and precision/recall
+//!   ([`fid::fid`]), statistics files ([`fid::fid_stats`]), the demo's held-out
+//!   reference.
+//!
 //! Errors are [`RunError`]: a setting that cannot work, named by its flag, or the error
 //! of the crate below that did the work.
 
 pub mod error;
+pub mod fid;
 mod one_step;
 pub mod per_image;
 pub mod record;
