@@ -7,8 +7,7 @@ use anyhow::Result;
 use clap::Args;
 use scorelab_run::fid::{FidSpec, ImageOpts, Progress};
 
-use crate::common::{Common, device, emit};
-use crate::feedback::Bars;
+use crate::common::{Common, bar_of, device, emit};
 
 /// Where a set of images comes from, and how to read `.npy` values.
 #[derive(Args, Clone)]
@@ -84,25 +83,40 @@ pub(crate) struct FidStatsArgs {
     opts: ImageArgs,
 }
 
-/// Progress of FID work on the terminal's bars (none with `--json`), notes on stderr.
-pub(crate) struct FidBars(std::sync::Arc<dyn musicscore_gen::systems::Feedback>);
+/// Progress of FID work on the terminal's bars, in images (none with `--json`); notes on
+/// stderr unless `--json`.
+pub(crate) struct FidBars {
+    json: bool,
+    bar: std::sync::Mutex<Option<indicatif::ProgressBar>>,
+}
 
 impl FidBars {
     pub(crate) fn new(json: bool) -> Self {
-        Self(Bars::shared(json))
+        Self {
+            json,
+            bar: std::sync::Mutex::new(None),
+        }
     }
 }
 
 impl Progress for FidBars {
     fn step(&self, what: &str, done: u64, total: u64) {
-        self.0.step(what, done, total);
+        if self.json {
+            return;
+        }
+        let mut slot = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        let b = slot.get_or_insert_with(|| bar_of(total, what, "images"));
+        b.set_position(done);
         if done >= total {
-            self.0.done(what);
+            b.finish_and_clear();
+            *slot = None;
         }
     }
 
     fn note(&self, line: &str) {
-        self.0.note(line);
+        if !self.json {
+            eprintln!("{line}");
+        }
     }
 }
 
