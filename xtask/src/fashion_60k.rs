@@ -39,7 +39,7 @@ pub fn experiment(work: &Path, results: &Path, plan: &Plan) -> Result<()> {
     ] {
         let t0 = std::time::Instant::now();
         let mut spec = fid_spec(None, Some(ck.clone()), &plan.reference);
-        spec.n = plan.n;
+        spec.n = Some(plan.n);
         let r = scorelab_run::fid::fid(&spec, &Device::flex(), &scorelab_run::fid::Quiet)?;
         rows.push(serde_json::json!({
             "model": name, "checkpoint": ck, "fid": r["fid"], "n": r["n"], "n_ref": r["n_ref"],

@@ -154,12 +154,12 @@ pub(crate) fn fid_spec(
     FidSpec {
         images,
         checkpoint,
-        n: 1000,
-        steps: 18,
+        n: None,
+        steps: None,
         reference: reference.into(),
         kid: false,
         pr: false,
-        bootstrap: 200,
+        bootstrap: None,
         opts: scorelab_run::fid::ImageOpts::default(),
         seed: 0,
     }
@@ -191,14 +191,14 @@ fn sample(
         checkpoint: run.join("checkpoint.safetensors"),
         weights: score_train::pipeline::Weights::Ema,
         n,
-        sampler: Sampler::build("dpmpp-2m", seed, &GivenOptions::default())?,
-        grid: GridSpec {
+        sampler: Some(Sampler::build("dpmpp-2m", seed, &GivenOptions::default())?),
+        grid: Some(GridSpec {
             kind: GridKind::Karras,
             steps: 12,
             sigma_min: None,
             sigma_max: None,
             rho: None,
-        },
+        }),
         ems: None,
         class: class.map(|c| c.0),
         guidance: class.map_or(1.0, |c| c.1),

@@ -170,15 +170,15 @@ pub(crate) struct SampleArgs {
     #[arg(long, default_value_t = 64)]
     pub(crate) n: usize,
     /// euler, heun, dpmpp-2m, euler-ancestral, ddim, dpmpp-2m-sde, dpmpp-3m-sde, unipc or
-    /// dpm-solver-v3 (with --ems).
-    #[arg(long, default_value = "heun")]
-    pub(crate) sampler: String,
-    /// Number of σ levels (Heun uses 2N − 1 evaluations).
-    #[arg(long, default_value_t = 18)]
-    pub(crate) steps: usize,
-    /// σ grid: karras, vp, ve, log-uniform or linear.
-    #[arg(long, default_value = "karras")]
-    pub(crate) grid: String,
+    /// dpm-solver-v3 (with --ems) [default: heun].
+    #[arg(long)]
+    pub(crate) sampler: Option<String>,
+    /// Number of σ levels (Heun uses 2N − 1 evaluations) [default: 18].
+    #[arg(long)]
+    pub(crate) steps: Option<usize>,
+    /// σ grid: karras, vp, ve, log-uniform or linear [default: karras].
+    #[arg(long)]
+    pub(crate) grid: Option<String>,
     #[command(flatten)]
     pub(crate) sampler_opts: SamplerOpts,
     /// karras: the grid's ρ [default: 7, EDM's].
@@ -215,15 +215,17 @@ pub(crate) struct SampleArgs {
     /// free of FID cost on the shipped model, docs/gaussian-score.md), or `auto` (the
     /// explained-variance rule, which spends calibration evaluations; see also
     /// --skip-sigma).
-    #[arg(long, default_value = "15%")]
-    pub(crate) skip: String,
+    /// [default: 15%]
+    #[arg(long)]
+    pub(crate) skip: Option<String>,
     /// With --teleport: skip to the first grid level at or below this σ.
     #[arg(long)]
     pub(crate) skip_sigma: Option<f64>,
     /// With --skip auto: score explained-variance threshold (0.9975 = 5% relative error
     /// of the ODE velocity).
-    #[arg(long, default_value_t = gaussian_score::teleport::DEFAULT_AUTO_THRESHOLD)]
-    pub(crate) skip_threshold: f64,
+    /// [default: 0.9975]
+    #[arg(long)]
+    pub(crate) skip_threshold: Option<f64>,
     /// With --teleport: teleport and sample in VP coordinates (x_vp = x/√(1 + σ²); the VP
     /// closed form, then deterministic DDIM on VP states). Needs --sampler euler or ddim
     /// with --eta 0, which it reproduces in EDM variables.

@@ -51,6 +51,13 @@ pub(crate) fn emit(json: bool, value: serde_json::Value, human: impl FnOnce()) {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SamplerOpts(GivenOptions);
 
+impl SamplerOpts {
+    /// Whether no sampler option was given.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.0.is_empty()
+    }
+}
+
 impl clap::FromArgMatches for SamplerOpts {
     fn from_arg_matches(m: &clap::ArgMatches) -> std::result::Result<Self, clap::Error> {
         let mut given = Vec::new();

@@ -47,12 +47,12 @@ pub(crate) struct FidArgs {
     /// Or sample the images from this checkpoint (Heun, Karras grid, seed `--seed`).
     #[arg(long, conflicts_with = "images")]
     checkpoint: Option<PathBuf>,
-    /// Images to sample with `--checkpoint`.
-    #[arg(long, default_value_t = 1000)]
-    n: usize,
-    /// σ levels of the sampler with `--checkpoint`.
-    #[arg(long, default_value_t = 18)]
-    steps: usize,
+    /// Images to sample with `--checkpoint` [default: 1000].
+    #[arg(long)]
+    n: Option<usize>,
+    /// σ levels of the sampler with `--checkpoint` [default: 18].
+    #[arg(long)]
+    steps: Option<usize>,
     /// Reference: images (as `--images`) or statistics (`.npz` with `mu`, `sigma`).
     #[arg(long = "ref")]
     reference: String,
@@ -64,9 +64,9 @@ pub(crate) struct FidArgs {
     /// VGG-16 fc2 features, so the values are not comparable with theirs.
     #[arg(long)]
     pr: bool,
-    /// Bootstrap resamples of the scored set for FID's interval (0: none).
-    #[arg(long, default_value_t = 200)]
-    bootstrap: usize,
+    /// Bootstrap resamples of the scored set for FID's interval (0: none) [default: 200].
+    #[arg(long)]
+    bootstrap: Option<usize>,
     #[command(flatten)]
     opts: ImageArgs,
 }

@@ -169,27 +169,56 @@ impl SampleArgs {
             Some(model) => Some(TeleportSpec {
                 model: model.clone(),
                 skip: gaussian_score::Skip::from_options(
-                    &self.skip,
+                    self.skip.as_deref().unwrap_or("15%"),
                     self.skip_sigma,
-                    self.skip_threshold,
+                    self.skip_threshold
+                        .unwrap_or(gaussian_score::teleport::DEFAULT_AUTO_THRESHOLD),
                 )?,
                 vp: self.vp,
             }),
-            None if self.vp => bail!("--vp: teleports in VP coordinates; it needs --teleport"),
+            None if self.vp
+                || self.skip.is_some()
+                || self.skip_sigma.is_some()
+                || self.skip_threshold.is_some() =>
+            {
+                bail!(
+                    "--vp/--skip/--skip-sigma/--skip-threshold: they set how teleportation runs; give --teleport MODEL"
+                )
+            }
             None => None,
         };
+        let sampler = (self.sampler.is_some() || !self.sampler_opts.is_empty())
+            .then(|| {
+                let name = self.sampler.as_deref().unwrap_or("heun");
+                sampler_from(name, c.seed(), &self.sampler_opts)
+            })
+            .transpose()?;
+        let stated = self.steps.is_some()
+            || self.grid.is_some()
+            || self.rho.is_some()
+            || self.sigma_min.is_some()
+            || self.sigma_max.is_some();
+        let grid = stated
+            .then(|| -> Result<GridSpec> {
+                Ok(GridSpec {
+                    kind: self
+                        .grid
+                        .as_deref()
+                        .unwrap_or("karras")
+                        .parse::<GridKind>()?,
+                    steps: self.steps.unwrap_or(18),
+                    sigma_min: self.sigma_min,
+                    sigma_max: self.sigma_max,
+                    rho: self.rho,
+                })
+            })
+            .transpose()?;
         Ok(SampleSpec {
             checkpoint: self.checkpoint.clone(),
             weights,
             n: self.n,
-            sampler: sampler_from(&self.sampler, c.seed(), &self.sampler_opts)?,
-            grid: GridSpec {
-                kind: self.grid.parse::<GridKind>()?,
-                steps: self.steps,
-                sigma_min: self.sigma_min,
-                sigma_max: self.sigma_max,
-                rho: self.rho,
-            },
+            sampler,
+            grid,
             ems: self.sampler_opts.ems_path().map(Path::to_path_buf),
             class: self.class,
             guidance: self.guidance,

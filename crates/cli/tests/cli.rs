@@ -1019,6 +1019,18 @@ fn distill_disback_then_one_step_sample() {
     let arr = score_io::npy::read_npy_finite(&samples.join("samples.npy")).unwrap();
     assert_eq!(arr.shape, vec![4, 1, 28, 28]);
     assert!(samples.join("samples.png").is_file());
+    // Sampler and grid flags do not apply to a one-step generator: refused, not ignored
+    // (issue 26).
+    for flags in [["--sampler", "euler"], ["--steps", "5"]] {
+        let mut args = vec!["sample", "--checkpoint", &generator, "--n", "1"];
+        args.extend(flags);
+        args.extend(["--out", samples.to_str().unwrap()]);
+        let (ok, _, err) = scorelab(&args);
+        assert!(
+            !ok && err.contains("one-step generator") && err.contains(flags[0]),
+            "{err}"
+        );
+    }
     let (ok, _, err) = scorelab(&[
         "distill",
         "--teacher",

@@ -1503,24 +1503,28 @@ fn a_tampered_text_encoder_is_refused_by_its_digest() {
 }
 
 #[test]
-fn vp_without_teleport_is_refused_not_ignored() {
-    // `--vp` changes how teleportation runs; without `--teleport` it used to be ignored
-    // silently on image checkpoints (issue 26: reinterpreted flags).
+fn flags_that_do_not_apply_are_refused_not_ignored() {
+    // Issue 26 (reinterpreted flags): teleportation's settings without `--teleport`, and
+    // `fid`'s sampling sizes with `--images`, used to be ignored silently.
     let ck = shipped_checkpoint();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("s");
-    let args = [
-        "sample",
-        "--checkpoint",
-        ck.to_str().unwrap(),
-        "--n",
-        "1",
-        "--steps",
-        "2",
-        "--vp",
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    fails(&args, &["--vp", "--teleport"]);
+    for flag in [
+        ["--vp", ""],
+        ["--skip", "3"],
+        ["--skip-sigma", "10"],
+        ["--skip-threshold", "0.9"],
+    ] {
+        let mut args = vec!["sample", "--checkpoint", ck.to_str().unwrap(), "--n", "1"];
+        args.extend(flag.iter().filter(|f| !f.is_empty()));
+        args.extend(["--out", out.to_str().unwrap()]);
+        fails(&args, &[flag[0], "--teleport"]);
+    }
     assert!(!out.join("samples.npy").exists());
+    let a = dir.path().join("a.npy");
+    write_npy(&a, &[4, 8, 8], &[0.0; 256]);
+    for flag in ["--n", "--steps"] {
+        let args = ["fid", "--images", s(&a), "--ref", s(&a), flag, "5"];
+        fails(&args, &["--n/--steps", "--images"]);
+    }
 }

@@ -60,18 +60,19 @@ pub struct FidSpec {
     pub images: Option<String>,
     /// Or sample the images from this checkpoint (Heun, Karras grid, seed `seed`).
     pub checkpoint: Option<PathBuf>,
-    /// Images to sample from the checkpoint.
-    pub n: usize,
-    /// σ levels of the sampler.
-    pub steps: usize,
+    /// Images to sample from the checkpoint [1000; only with `checkpoint`].
+    pub n: Option<usize>,
+    /// σ levels of the sampler [18; only with `checkpoint`].
+    pub steps: Option<usize>,
     /// The reference: images (as `images`) or statistics (`.npz` with `mu`, `sigma`).
     pub reference: String,
     /// Also KID (needs reference images).
     pub kid: bool,
     /// Also improved precision and recall, k = 3 (needs reference images).
     pub pr: bool,
-    /// Bootstrap resamples of the scored set (0: none).
-    pub bootstrap: usize,
+    /// Bootstrap resamples of the scored set (0: none) [200; not for two statistics
+    /// files].
+    pub bootstrap: Option<usize>,
     /// Reading and batching.
     pub opts: ImageOpts,
     /// Seed of the samples and the bootstrap.
@@ -292,6 +293,9 @@ fn fid_of_two_stats(a: &FidSpec, images: &str) -> Result<serde_json::Value> {
     if a.kid || a.pr {
         bail!("--kid and --pr compare features, which statistics files do not hold");
     }
+    if a.bootstrap.is_some() {
+        bail!("--bootstrap resamples features, which statistics files do not hold");
+    }
     let (x, r) = (
         FeatureStats::load_npz(Path::new(images))?,
         FeatureStats::load_npz(Path::new(&a.reference))?,
@@ -337,17 +341,9 @@ fn reference(
 /// The most bootstrap resamples `fid` takes.
 const MAX_BOOTSTRAP: usize = 10_000;
 
-/// FID of the images (or samples) of `a` against its reference, with a bootstrap
-/// interval, and KID and precision/recall when asked: the report as `scorelab fid
-/// --json` prints it.
-pub fn fid(a: &FidSpec, dev: &Device, p: &dyn Progress) -> Result<serde_json::Value> {
-    if let Some(images) = a.images.as_deref()
-        && npz_is_stats(images)
-    {
-        return fid_of_two_stats(a, images);
-    }
-    let t0 = Instant::now();
-    let is_stats = npz_is_stats(&a.reference);
+/// The settings of `fid` that cannot work, refused before any input is read; the
+/// bootstrap's resample count.
+fn check_settings(a: &FidSpec, is_stats: bool) -> Result<usize> {
     if is_stats && (a.kid || a.pr) {
         bail!(
             "--kid and --pr compare features: give --ref images, not statistics ({})",
@@ -359,12 +355,32 @@ pub fn fid(a: &FidSpec, dev: &Device, p: &dyn Progress) -> Result<serde_json::Va
     }
     // The bootstrap's own relative error is about 1/√(2B): 0.7 % at 10 000 resamples;
     // more only costs time (each resample is an eigendecomposition).
-    if a.bootstrap > MAX_BOOTSTRAP {
+    let bootstrap = a.bootstrap.unwrap_or(200);
+    if bootstrap > MAX_BOOTSTRAP {
         bail!(
-            "--bootstrap {}: at most {MAX_BOOTSTRAP} (the standard error is then known to 0.7 %)",
-            a.bootstrap
+            "--bootstrap {bootstrap}: at most {MAX_BOOTSTRAP} (the standard error is then known to 0.7 %)"
         );
     }
+    if a.checkpoint.is_none() && (a.n.is_some() || a.steps.is_some()) {
+        bail!(
+            "--n/--steps: they size the samples of --checkpoint; with --images they do not apply"
+        );
+    }
+    Ok(bootstrap)
+}
+
+/// FID of the images (or samples) of `a` against its reference, with a bootstrap
+/// interval, and KID and precision/recall when asked: the report as `scorelab fid
+/// --json` prints it.
+pub fn fid(a: &FidSpec, dev: &Device, p: &dyn Progress) -> Result<serde_json::Value> {
+    if let Some(images) = a.images.as_deref()
+        && npz_is_stats(images)
+    {
+        return fid_of_two_stats(a, images);
+    }
+    let t0 = Instant::now();
+    let is_stats = npz_is_stats(&a.reference);
+    let bootstrap = check_settings(a, is_stats)?;
     // Read every input before the network and before minutes of features, so that a
     // bad --ref or --images fails at once.
     let cached_test = matches!(
@@ -389,7 +405,10 @@ pub fn fid(a: &FidSpec, dev: &Device, p: &dyn Progress) -> Result<serde_json::Va
     let (ref_stats, ref_feats, ref_source) = reference(p, a, ref_stats, ref_set, &net)?;
     let set = match (images, &a.checkpoint) {
         (Some(set), _) => set,
-        (None, Some(ck)) => sample_set(ck, a.n, a.steps, a.seed, p, dev)?,
+        (None, Some(ck)) => {
+            let (n, steps) = (a.n.unwrap_or(1000), a.steps.unwrap_or(18));
+            sample_set(ck, n, steps, a.seed, p, dev)?
+        }
         (None, None) => bail!("give --images or --checkpoint"),
     };
     let tf = Instant::now();
@@ -402,7 +421,7 @@ pub fn fid(a: &FidSpec, dev: &Device, p: &dyn Progress) -> Result<serde_json::Va
             ref_stats.dim()
         );
     }
-    let est = FidReference::new(ref_stats)?.estimate(&f, a.bootstrap, a.seed)?;
+    let est = FidReference::new(ref_stats)?.estimate(&f, bootstrap, a.seed)?;
     let mut report = serde_json::json!({
         "images": set.source, "ref": ref_source, "fid": est.fid, "n": est.n, "n_ref": est.n_ref,
         "bootstrap": {"resamples": est.resamples, "std_error": est.std_error, "interval95": [est.interval.0, est.interval.1]},

@@ -28,6 +28,12 @@ pub(crate) fn sample(
             spec.checkpoint.display()
         )));
     }
+    if spec.sampler.is_some() || spec.grid.is_some() || spec.ems.is_some() {
+        return Err(invalid(format!(
+            "--sampler/--steps/--grid and the sampler options: {} is a one-step generator (one network evaluation from σ_gen = {sigma_gen}); they do not apply",
+            spec.checkpoint.display()
+        )));
+    }
     let t0 = Instant::now();
     let (shape, values): (Vec<usize>, Vec<f32>) = match model {
         LoadedModel::Unet(net, [ch, h, w]) => {

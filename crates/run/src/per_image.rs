@@ -114,8 +114,7 @@ fn sample_range(
     let condition = image_condition(net, spec, range.clone(), dev)?;
     // Stochastic samplers draw their step noise per batch, seeded by its first image.
     let sampler = spec
-        .sampler
-        .clone()
+        .sampler()?
         .with_seed(spec.seed.wrapping_add(range.start as u64));
     let out =
         pipeline::generate_images(net, precond, &sampler, sigmas, noise, &condition, |_, _| {})?;

@@ -28,13 +28,14 @@ pub fn sample(spec: &SampleSpec, dev: &Device, on_step: &dyn Fn(u64, u64)) -> Re
     if let Some(sigma_gen) = pipeline::one_step_sigma(&spec.checkpoint, &meta)? {
         return crate::one_step::sample(spec, &model, &precond, sigma_gen, meta.step, dev);
     }
-    let sigmas = spec.grid.sigmas()?;
-    check_ems(spec, &sigmas)?;
+    let (sampler, grid) = (spec.sampler()?, spec.grid());
+    let sigmas = grid.sigmas()?;
+    check_ems(spec, &sampler, &sigmas)?;
     let mut report = SampleReport {
         checkpoint: spec.checkpoint.clone(),
         trained_steps: meta.step,
-        sampler: spec.sampler.name().to_string(),
-        steps: spec.grid.steps,
+        sampler: sampler.name().to_string(),
+        steps: grid.steps,
         nfe: 0,
         calibration_nfe: 0,
         network_calls: 0,
@@ -92,8 +93,8 @@ fn check_counts(spec: &SampleSpec, model: &LoadedModel) -> Result<()> {
 }
 
 /// DPM-Solver-v3's statistics must be this checkpoint's and cover the grid.
-fn check_ems(spec: &SampleSpec, sigmas: &[f64]) -> Result<()> {
-    let (Sampler::DpmSolverV3(v3), Some(path)) = (&spec.sampler, &spec.ems) else {
+fn check_ems(spec: &SampleSpec, sampler: &Sampler, sigmas: &[f64]) -> Result<()> {
+    let (Sampler::DpmSolverV3(v3), Some(path)) = (sampler, &spec.ems) else {
         return Ok(());
     };
     let digest = score_core::fs::file_digest(&spec.checkpoint)?;
@@ -124,7 +125,7 @@ fn sample_mlp(
     );
     let den = Preconditioned::new(net, precond);
     let out = spec
-        .sampler
+        .sampler()?
         .sample(&den, sigmas, x, &mut SampleContext::new())?;
     Ok((to_vec_f32(out.x)?, shape.to_vec(), out.nfe))
 }
@@ -166,7 +167,7 @@ fn sample_unet(
             let out = pipeline::generate_images(
                 net,
                 precond,
-                &spec.sampler,
+                &spec.sampler()?,
                 sigmas,
                 noise,
                 &condition,
@@ -181,7 +182,7 @@ fn sample_unet(
         }
         Some(t) => {
             let den = Preconditioned::new(net, precond);
-            let (out, k, calib) = teleported(&den, t, &spec.sampler, sigmas, noise, progress)?;
+            let (out, k, calib) = teleported(&den, t, &spec.sampler()?, sigmas, noise, progress)?;
             (out, Some(k), calib)
         }
     };

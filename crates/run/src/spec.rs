@@ -76,10 +76,11 @@ pub struct SampleSpec {
     pub weights: Weights,
     /// Number of samples.
     pub n: usize,
-    /// The sampler (from the registry, `score_core::samplers::Sampler::from_options`).
-    pub sampler: Sampler,
-    /// The σ grid.
-    pub grid: GridSpec,
+    /// The sampler (from the registry, `score_core::samplers::Sampler::build`)
+    /// [`None`: Heun with EDM's defaults].
+    pub sampler: Option<Sampler>,
+    /// The σ grid [`None`: Karras, 18 levels, EDM's range and ρ].
+    pub grid: Option<GridSpec>,
     /// DPM-Solver-v3's statistics file, checked against this checkpoint and grid.
     pub ems: Option<PathBuf>,
     /// Class-conditional checkpoints: the class of every sample [classes in turn].
@@ -96,6 +97,32 @@ pub struct SampleSpec {
     pub out: PathBuf,
     /// Seed of the initial noise (and of stochastic samplers).
     pub seed: u64,
+}
+
+impl SampleSpec {
+    /// The sampler: the one stated, or Heun with EDM's defaults (as `scorelab sample`
+    /// builds it without `--sampler`).
+    pub fn sampler(&self) -> Result<Sampler> {
+        match &self.sampler {
+            Some(s) => Ok(s.clone()),
+            None => Ok(Sampler::build(
+                "heun",
+                self.seed,
+                &score_core::samplers::GivenOptions::default(),
+            )?),
+        }
+    }
+
+    /// The σ grid: the one stated, or Karras with 18 levels.
+    pub fn grid(&self) -> GridSpec {
+        self.grid.clone().unwrap_or(GridSpec {
+            kind: GridKind::Karras,
+            steps: 18,
+            sigma_min: None,
+            sigma_max: None,
+            rho: None,
+        })
+    }
 }
 
 /// What a sampling run did.

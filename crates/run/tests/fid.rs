@@ -27,12 +27,12 @@ fn two_statistics_files_give_the_closed_form_and_refuse_feature_measures() {
     let mut spec = FidSpec {
         images: Some(a),
         checkpoint: None,
-        n: 0,
-        steps: 0,
+        n: None,
+        steps: None,
         reference: b,
         kid: false,
         pr: false,
-        bootstrap: 0,
+        bootstrap: None,
         opts: ImageOpts::default(),
         seed: 0,
     };
@@ -46,4 +46,8 @@ fn two_statistics_files_give_the_closed_form_and_refuse_feature_measures() {
     spec.kid = true;
     let e = fid(&spec, &Device::flex(), &Quiet).unwrap_err().to_string();
     assert!(e.contains("--kid and --pr"), "{e}");
+    // A resample count was silently ignored for statistics files (issue 26).
+    (spec.kid, spec.bootstrap) = (false, Some(50));
+    let e = fid(&spec, &Device::flex(), &Quiet).unwrap_err().to_string();
+    assert!(e.contains("--bootstrap"), "{e}");
 }

@@ -13,14 +13,14 @@ fn spec(out: &std::path::Path) -> SampleSpec {
         checkpoint: shipped_checkpoint(),
         weights: Weights::Ema,
         n: 2,
-        sampler: Sampler::Heun(HeunOptions::default()),
-        grid: GridSpec {
+        sampler: Some(Sampler::Heun(HeunOptions::default())),
+        grid: Some(GridSpec {
             kind: GridKind::Karras,
             steps: 4,
             sigma_min: None,
             sigma_max: None,
             rho: None,
-        },
+        }),
         ems: None,
         class: None,
         guidance: 1.0,
@@ -77,8 +77,8 @@ fn settings_the_checkpoint_cannot_take_are_refused_by_their_flag() {
             .contains("--batch")
     );
     let mut s = spec(dir.path());
-    s.grid.kind = GridKind::Vp;
-    s.grid.rho = Some(7.0);
+    let g = s.grid.as_mut().unwrap();
+    (g.kind, g.rho) = (GridKind::Vp, Some(7.0));
     let e = sample(&s, &dev, &|_, _| {}).unwrap_err().to_string();
     assert!(
         e.contains("--rho applies to the karras grid, not vp"),
