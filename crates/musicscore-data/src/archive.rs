@@ -249,8 +249,9 @@ struct SavedIndex {
     digest: String,
 }
 
-/// FNV-1a over the entries' names, offsets and sizes.
-fn entries_digest(entries: &[(String, u64, u64)]) -> String {
+/// FNV-1a over the entries' names, offsets and sizes (name, offset, size): the digest a
+/// saved index carries, so that a damaged or edited cache is rebuilt, not used.
+pub fn entries_digest(entries: &[(String, u64, u64)]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |bytes: &[u8]| {
         for &b in bytes {

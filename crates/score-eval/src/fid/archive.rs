@@ -25,6 +25,10 @@ pub struct Archive<'a> {
     path: &'a Path,
 }
 
+/// Deflate's largest expansion (a 258-byte match coded in 2 bits at best), with room
+/// for the block headers of tiny streams.
+const MAX_DEFLATE_RATIO: usize = 1032;
+
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
@@ -116,13 +120,24 @@ impl<'a> Archive<'a> {
         let out = match entry.method {
             0 => raw.to_vec(),
             8 => {
+                // Deflate expands data at most 1032-fold: a larger declared size cannot be
+                // true, and is refused before a buffer of that size is allocated.
+                if entry.size > raw.len().saturating_mul(MAX_DEFLATE_RATIO) {
+                    return Err(bad(&format!(
+                        "the directory declares {} bytes from {} compressed, more than deflate's {MAX_DEFLATE_RATIO}:1 allows",
+                        entry.size,
+                        raw.len()
+                    )));
+                }
                 score_core::limits::ensure_fits(
                     &entry.name,
                     entry.size as u128,
                     "a smaller archive",
                 )?;
                 let mut out = Vec::with_capacity(entry.size);
+                // Never inflate past the declared size (one byte more shows a mismatch).
                 flate2::read::DeflateDecoder::new(raw)
+                    .take(entry.size as u64 + 1)
                     .read_to_end(&mut out)
                     .map_err(|err| bad(&format!("deflate: {err}")))?;
                 out
@@ -254,6 +269,43 @@ mod tests {
     }
 
     use super::*;
+
+    /// A one-entry archive whose entry is `data` deflated and whose directory declares
+    /// `size` uncompressed bytes.
+    fn deflated(data: &[u8], size: u32) -> Vec<u8> {
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut z, data).unwrap();
+        let mut bytes = write_stored(&[("mu.npy", &z.finish().unwrap())]);
+        let eocd = bytes.len() - 22;
+        let cd = u32_at(&bytes, eocd + 16).unwrap();
+        bytes[8..10].copy_from_slice(&8u16.to_le_bytes()); // local header: deflate
+        bytes[cd + 10..cd + 12].copy_from_slice(&8u16.to_le_bytes());
+        bytes[cd + 24..cd + 28].copy_from_slice(&size.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn a_declared_size_deflate_cannot_reach_is_refused_before_allocating() {
+        // Fuzzing (`fuzz/fuzz_targets/npz_stats.rs`) found a 400-byte `.npz` whose
+        // directory declared 4 294 967 151 bytes: the reader allocated them up front.
+        let path = Path::new("t.npz");
+        let honest = deflated(&[7u8; 5000], 5000);
+        let z = Archive::new(&honest, path).unwrap();
+        assert_eq!(z.read_named("mu.npy").unwrap(), vec![7u8; 5000]);
+        let lie = deflated(&[7u8; 5000], 0xffff_ffef);
+        let z = Archive::new(&lie, path).unwrap();
+        let e = z.read_named("mu.npy").unwrap_err().to_string();
+        assert!(e.contains("more than deflate's 1032:1 allows"), "{e}");
+        // A size within the ratio but larger than the data: inflation stops one byte
+        // past the data, and the mismatch is named.
+        let short = deflated(&[7u8; 5000], 6000);
+        let z = Archive::new(&short, path).unwrap();
+        let e = z.read_named("mu.npy").unwrap_err().to_string();
+        assert!(
+            e.contains("5000 bytes after decompression, the directory says 6000"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn stored_archives_round_trip_and_truncation_is_an_error() {
