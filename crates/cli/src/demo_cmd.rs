@@ -67,7 +67,7 @@ pub(crate) fn cmd_demo(c: &Common, a: &DemoArgs) -> Result<()> {
             shape,
             &train_set,
             &held,
-            &crate::fid::FidBars::new(c.json),
+            &crate::feedback::Bars::new(c.json, "images"),
             &dev,
         )?
     };

@@ -1,27 +1,37 @@
-//! Progress bars and messages for the library pipelines' [`Feedback`]: one bar at a
-//! time on stderr, none with `--json` (warnings are printed either way).
+//! Progress bars and messages for the library pipelines (musicscore-gen's [`Feedback`],
+//! scorelab-run's FID [`Progress`]): one bar at a time on stderr, none with `--json`
+//! (warnings are printed either way).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use indicatif::ProgressBar;
 use musicscore_gen::systems::Feedback;
+use scorelab_run::fid::Progress;
 
 use crate::common::{bar_of, spinner};
 
 /// Bars on stderr unless `json`.
 pub(crate) struct Bars {
     json: bool,
+    /// What a step of a computation counts (`steps`, `images`).
+    unit: &'static str,
     bar: Mutex<Option<ProgressBar>>,
 }
 
 impl Bars {
-    /// As the library's feedback object.
-    pub(crate) fn shared(json: bool) -> Arc<dyn Feedback> {
-        Arc::new(Self {
+    /// Bars whose computations count `unit`s.
+    pub(crate) fn new(json: bool, unit: &'static str) -> Self {
+        Self {
             json,
+            unit,
             bar: Mutex::new(None),
-        })
+        }
+    }
+
+    /// As musicscore-gen's feedback object (computations count steps).
+    pub(crate) fn shared(json: bool) -> Arc<dyn Feedback> {
+        Arc::new(Self::new(json, "steps"))
     }
 
     /// Update the current bar, creating it with `make` when there is none.
@@ -71,7 +81,7 @@ impl Feedback for Bars {
     }
 
     fn step(&self, what: &str, i: u64, n: u64) {
-        self.with(|| Some(bar_of(n, what, "steps")), |b| b.set_position(i));
+        self.with(|| Some(bar_of(n, what, self.unit)), |b| b.set_position(i));
     }
 
     fn done(&self, _what: &str) {
@@ -90,5 +100,18 @@ impl Feedback for Bars {
 
     fn training_bar(&self) -> bool {
         !self.json
+    }
+}
+
+impl Progress for Bars {
+    fn step(&self, what: &str, done: u64, total: u64) {
+        Feedback::step(self, what, done, total);
+        if done >= total {
+            self.finish();
+        }
+    }
+
+    fn note(&self, line: &str) {
+        Feedback::note(self, line);
     }
 }

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use scorelab_run::fid::{FidSpec, ImageOpts, Progress};
+use scorelab_run::fid::{FidSpec, ImageOpts};
 
-use crate::common::{Common, bar_of, device, emit};
+use crate::common::{Common, device, emit};
+use crate::feedback::Bars;
 
 /// Where a set of images comes from, and how to read `.npy` values.
 #[derive(Args, Clone)]
@@ -83,43 +84,6 @@ pub(crate) struct FidStatsArgs {
     opts: ImageArgs,
 }
 
-/// Progress of FID work on the terminal's bars, in images (none with `--json`); notes on
-/// stderr unless `--json`.
-pub(crate) struct FidBars {
-    json: bool,
-    bar: std::sync::Mutex<Option<indicatif::ProgressBar>>,
-}
-
-impl FidBars {
-    pub(crate) fn new(json: bool) -> Self {
-        Self {
-            json,
-            bar: std::sync::Mutex::new(None),
-        }
-    }
-}
-
-impl Progress for FidBars {
-    fn step(&self, what: &str, done: u64, total: u64) {
-        if self.json {
-            return;
-        }
-        let mut slot = self.bar.lock().unwrap_or_else(|e| e.into_inner());
-        let b = slot.get_or_insert_with(|| bar_of(total, what, "images"));
-        b.set_position(done);
-        if done >= total {
-            b.finish_and_clear();
-            *slot = None;
-        }
-    }
-
-    fn note(&self, line: &str) {
-        if !self.json {
-            eprintln!("{line}");
-        }
-    }
-}
-
 pub(crate) fn run_fid(c: &Common, a: &FidArgs) -> Result<()> {
     let spec = FidSpec {
         images: a.images.clone(),
@@ -133,7 +97,7 @@ pub(crate) fn run_fid(c: &Common, a: &FidArgs) -> Result<()> {
         opts: a.opts.opts(),
         seed: c.seed(),
     };
-    let r = scorelab_run::fid::fid(&spec, &device(&c.device)?, &FidBars::new(c.json))?;
+    let r = scorelab_run::fid::fid(&spec, &device(&c.device)?, &Bars::new(c.json, "images"))?;
     let shown = r.clone();
     emit(c.json, r, || print_fid(&shown));
     Ok(())
@@ -197,7 +161,7 @@ pub(crate) fn run_fid_stats(c: &Common, a: &FidStatsArgs) -> Result<()> {
         &a.out,
         &a.opts.opts(),
         &dev,
-        &FidBars::new(c.json),
+        &Bars::new(c.json, "images"),
     )?;
     let shown = r.clone();
     emit(c.json, r, || {

@@ -90,8 +90,11 @@ pub(crate) fn run(c: &Common, cmd: &ScoreAugCmd) -> Result<()> {
     };
     let fid_parts = if a.fid {
         let inception = FidInception::load_default(&dev)?;
-        let stats =
-            scorelab_run::fid::heldout_stats(&inception, &held, &crate::fid::FidBars::new(c.json))?;
+        let stats = scorelab_run::fid::heldout_stats(
+            &inception,
+            &held,
+            &crate::feedback::Bars::new(c.json, "images"),
+        )?;
         Some((inception, FidReference::new(stats)?))
     } else {
         None

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use score_core::tensor::{ensure_finite, from_f32, to_vec_f32};
+use score_nn::ScoreNetwork;
 use score_train::pipeline::LoadedModel;
 
 use crate::error::{Result, invalid};
@@ -37,27 +38,9 @@ pub(crate) fn sample(
     let t0 = Instant::now();
     let (shape, values): (Vec<usize>, Vec<f32>) = match model {
         LoadedModel::Unet(net, [ch, h, w]) => {
-            let shape = [spec.n, *ch, *h, *w];
-            let z = from_f32(
-                initial_noise(spec.noise.as_deref(), &shape, spec.seed, dev)?,
-                shape,
-                dev,
-            );
-            let x = disback::teacher::generate(net, precond, sigma_gen, z);
-            ensure_finite(&x, "one-step generator", ONE_STEP_HINT)?;
-            (shape.to_vec(), to_vec_f32(x)?)
+            generate(spec, net, precond, sigma_gen, [spec.n, *ch, *h, *w], dev)?
         }
-        LoadedModel::Mlp(net, d) => {
-            let shape = [spec.n, *d];
-            let z = from_f32(
-                initial_noise(spec.noise.as_deref(), &shape, spec.seed, dev)?,
-                shape,
-                dev,
-            );
-            let x = disback::teacher::generate(net, precond, sigma_gen, z);
-            ensure_finite(&x, "one-step generator", ONE_STEP_HINT)?;
-            (shape.to_vec(), to_vec_f32(x)?)
-        }
+        LoadedModel::Mlp(net, d) => generate(spec, net, precond, sigma_gen, [spec.n, *d], dev)?,
     };
     std::fs::create_dir_all(&spec.out).map_err(|e| score_core::ScoreError::io(&spec.out, e))?;
     let png = match shape.as_slice() {
@@ -84,4 +67,20 @@ pub(crate) fn sample(
         out: spec.out.clone(),
         per_image: None,
     })
+}
+
+/// One evaluation of the generator `net` on the run's initial noise of `shape`: the
+/// samples' shape and values, refused when not finite.
+fn generate<const D: usize, N: ScoreNetwork<D>>(
+    spec: &SampleSpec,
+    net: &N,
+    precond: &score_core::Precond,
+    sigma_gen: f64,
+    shape: [usize; D],
+    dev: &Device,
+) -> Result<(Vec<usize>, Vec<f32>)> {
+    let noise = initial_noise(spec.noise.as_deref(), &shape, spec.seed, dev)?;
+    let x = disback::teacher::generate(net, precond, sigma_gen, from_f32(noise, shape, dev));
+    ensure_finite(&x, "one-step generator", ONE_STEP_HINT)?;
+    Ok((shape.to_vec(), to_vec_f32(x)?))
 }

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use ndarray::{Array2, ArrayView1, ArrayView2};
 
 use crate::error::{Result, ScoreError};
 
@@ -43,11 +43,6 @@ pub fn rows_of(mut values: Vec<f64>, cols: usize) -> Array2<f64> {
     values.truncate(rows * cols);
     // rows × cols = values.len() now, so the shape always fits.
     Array2::from_shape_vec((rows, cols), values).unwrap_or_else(|_| Array2::zeros((0, cols)))
-}
-
-/// A vector as a 1-D array (no copy).
-pub fn vector(values: Vec<f64>) -> Array1<f64> {
-    Array1::from_vec(values)
 }
 
 /// A host denoiser of rows `f` applied to the flat row-major values `x` of rows of
