@@ -4,6 +4,7 @@
 use anyhow::Result;
 use burn::tensor::Device;
 use clap::Args;
+pub(crate) use score_core::fs::ensure_not_input;
 use score_core::samplers::Sampler;
 use score_core::samplers::{GivenOptions, OPTIONS, OptionKind, OptionValue};
 use std::path::PathBuf;

@@ -89,7 +89,7 @@ impl FilterArgs {
             pages: self
                 .pages
                 .as_deref()
-                .map(|s| pair(s, '-', "--pages"))
+                .map(|s| range(s, "--pages"))
                 .transpose()?,
             splits,
             min_size: self
@@ -102,11 +102,7 @@ impl FilterArgs {
                 .as_deref()
                 .map(|s| pair(s, 'x', "--max-size"))
                 .transpose()?,
-            ink: self
-                .ink
-                .as_deref()
-                .map(|s| pair(s, '-', "--ink"))
-                .transpose()?,
+            ink: self.ink.as_deref().map(|s| range(s, "--ink")).transpose()?,
             drop_blank: self.drop_blank,
             drop_duplicates: self.drop_duplicates,
             matched_only: self.matched_only,
@@ -173,6 +169,18 @@ pub(crate) fn ensure_pages(c: &Corpus, keep: &[usize]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `A-B` with A ≤ B (a reversed range matched nothing, silently).
+fn range<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+    s: &str,
+    flag: &str,
+) -> Result<(T, T)> {
+    let (a, b) = pair::<T>(s, '-', flag)?;
+    if a > b {
+        bail!("{flag}: '{s}' is reversed: A-B needs A ≤ B (did you mean {b}-{a}?)");
+    }
+    Ok((a, b))
 }
 
 pub(crate) fn pair<T: std::str::FromStr>(s: &str, sep: char, flag: &str) -> Result<(T, T)> {

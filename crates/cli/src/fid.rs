@@ -1,13 +1,13 @@
 //! `scorelab fid` and `scorelab fid-stats`: the flags as `scorelab_run::fid`'s
 //! specification, the report printed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
 use scorelab_run::fid::{FidSpec, ImageOpts};
 
-use crate::common::{Common, device, emit};
+use crate::common::{Common, device, emit, ensure_not_input};
 use crate::feedback::Bars;
 
 /// Where a set of images comes from, and how to read `.npy` values.
@@ -155,6 +155,7 @@ fn print_fid(r: &serde_json::Value) {
 }
 
 pub(crate) fn run_fid_stats(c: &Common, a: &FidStatsArgs) -> Result<()> {
+    ensure_not_input(&a.out, "--out", &[(Path::new(&a.images), "--images")])?;
     let dev = device(&c.device)?;
     let r = scorelab_run::fid::fid_stats(
         &a.images,

@@ -13,7 +13,7 @@ use score_io::images::ImageDataset;
 use score_io::npy::{read_npy_finite, write_npy_f32};
 use score_train::pipeline;
 
-use crate::common::{Common, SamplerOpts, device, emit, sampler_from};
+use crate::common::{Common, SamplerOpts, device, emit, ensure_not_input, sampler_from};
 
 #[derive(Subcommand)]
 pub enum GaussianCmd {
@@ -157,6 +157,7 @@ pub fn run(c: &Common, cmd: &GaussianCmd) -> Result<()> {
 
 /// `GaussianCmd::Fit`.
 fn cmd_fit(c: &Common, a: &FitArgs) -> Result<()> {
+    ensure_not_input(&a.out, "--out", &[(Path::new(&a.data), "--data")])?;
     if a.components == Some(0) {
         bail!("--components 0: a mixture needs at least one component (1 fits one Gaussian)");
     }
@@ -195,6 +196,13 @@ fn cmd_fit(c: &Common, a: &FitArgs) -> Result<()> {
 
 /// `GaussianCmd::Solve`.
 fn cmd_solve(c: &Common, a: &SolveArgs) -> Result<()> {
+    let start = [(&a.x_start, "--x-start"), (&a.noise, "--noise")];
+    let mut inputs: Vec<_> = start
+        .iter()
+        .filter_map(|(p, f)| Some((p.as_deref()?, *f)))
+        .collect();
+    inputs.push((&a.model, "--model"));
+    ensure_not_input(&a.out, "--out", &inputs)?;
     let model = ScoreModel::load(&a.model)?;
     let g = model
         .gaussian()
@@ -232,6 +240,9 @@ fn cmd_solve(c: &Common, a: &SolveArgs) -> Result<()> {
 
 /// `GaussianCmd::Sample`.
 fn cmd_sample(c: &Common, a: &GSampleArgs) -> Result<()> {
+    let mut inputs = vec![(a.model.as_path(), "--model"), (&a.noise, "--noise")];
+    inputs.extend(a.sampler_opts.ems_path().map(|p| (p, "--ems")));
+    ensure_not_input(&a.out, "--out", &inputs)?;
     let dev = device(&c.device)?;
     let model = ScoreModel::load(&a.model)?;
     let arr = read_npy_finite(&a.noise)?;

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 
-use crate::common::{Common, device, emit};
+use crate::common::{Common, device, emit, ensure_not_input};
 use score_nn::Preconditioned;
 use score_train::pipeline::{self, LoadedModel};
 
@@ -95,6 +95,7 @@ pub fn run_import(c: &Common, cmd: &ImportCmd) -> Result<()> {
 }
 
 fn import_diffusers(c: &Common, a: &ImportDiffusersArgs) -> Result<()> {
+    ensure_not_input(&a.out, "--out", &[(&a.dir, "DIR")])?;
     let dev = device(&c.device)?;
     let t0 = Instant::now();
     let overrides = score_train::import::SchedulerOptions {
@@ -135,6 +136,15 @@ fn import_diffusers(c: &Common, a: &ImportDiffusersArgs) -> Result<()> {
 }
 
 fn import_edm(c: &Common, a: &ImportEdmArgs) -> Result<()> {
+    let config = a.config.as_deref().map(|p| (p, "--config"));
+    ensure_not_input(
+        &a.out,
+        "--out",
+        &[Some((&*a.source, "SOURCE")), config]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>(),
+    )?;
     let dev = device(&c.device)?;
     let t0 = Instant::now();
     let is_pkl = a.source.extension().is_some_and(|e| e == "pkl");
@@ -170,6 +180,11 @@ fn import_edm(c: &Common, a: &ImportEdmArgs) -> Result<()> {
 }
 
 pub fn run_denoise(c: &Common, a: &DenoiseArgs) -> Result<()> {
+    ensure_not_input(
+        &a.out,
+        "--out",
+        &[(&a.checkpoint, "--checkpoint"), (&a.x, "--x")],
+    )?;
     let dev = device(&c.device)?;
     if !(a.sigma.is_finite() && a.sigma > 0.0) {
         bail!("--sigma: needs a finite σ > 0, found {}", a.sigma);

@@ -123,8 +123,7 @@ fn install_interrupt_handler() {
 /// The long flags `train` takes (its own and the global ones) and whether each is a
 /// switch (a flag without a value).
 fn train_flags() -> Vec<(String, bool)> {
-    use clap::CommandFactory;
-    let mut cli = Cli::command();
+    let mut cli = cli_command();
     cli.build();
     let train = cli
         .find_subcommand("train")
@@ -142,10 +141,21 @@ fn train_flags() -> Vec<(String, bool)> {
         .collect()
 }
 
+/// clap's description of the command line, with negative numbers taken as values in
+/// every subcommand: `--lr -1` then reaches the flag's own check ("must be positive")
+/// instead of failing as "unexpected argument '-1'".
+fn cli_command() -> clap::Command {
+    fn negatives(cmd: clap::Command) -> clap::Command {
+        cmd.allow_negative_numbers(true).mut_subcommands(negatives)
+    }
+    use clap::CommandFactory;
+    negatives(Cli::command())
+}
+
 /// The command line, parsed with clap's later-flag-wins rule for repeated flags.
 fn parse_with_overrides(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
-    use clap::{CommandFactory, FromArgMatches};
-    let m = Cli::command()
+    use clap::FromArgMatches;
+    let m = cli_command()
         .args_override_self(true)
         .try_get_matches_from(argv)?;
     Cli::from_arg_matches(&m)
@@ -154,7 +164,11 @@ fn parse_with_overrides(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Erro
 /// The command line, with `train --config FILE`'s keys as flags before the given ones.
 fn parse_cli() -> Result<Cli> {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let cli = Cli::parse_from(&argv);
+    let cli = {
+        use clap::FromArgMatches;
+        let m = cli_command().get_matches_from(&argv);
+        Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit())
+    };
     let Command::Train(TrainArgs {
         config: Some(file), ..
     }) = &cli.command

@@ -100,16 +100,16 @@ pub struct ExportArgs {
     /// (e.g. 0.7,0.15,0.15), seeded with --seed.
     #[arg(long)]
     resplit: Option<String>,
-    /// Groups kept together by --resplit: file (PDF) or work.
-    #[arg(long, default_value = "file")]
-    group_by: String,
+    /// Groups kept together by --resplit: file (PDF) or work [default: file].
+    #[arg(long)]
+    group_by: Option<String>,
     /// Re-encode as PNG at a training size: fit:WxH (fit and pad), crop:WxH (centre
     /// crop) or tiles:S[@scale] (staff-system tiles). Default: copy the files.
     #[arg(long)]
     resize: Option<String>,
-    /// gray or rgb (with --resize).
-    #[arg(long, default_value = "gray")]
-    color: String,
+    /// gray or rgb (with --resize) [default: gray].
+    #[arg(long)]
+    color: Option<String>,
     /// Replace a non-empty output folder.
     #[arg(long)]
     overwrite: bool,
@@ -174,6 +174,9 @@ pub fn run(cmd: &MusicScoreCmd, c: &Common) -> Result<()> {
 fn cmd_stats(c: &Common, a: &StatsArgs) -> Result<()> {
     let corpora = open_all(&a.root, !a.no_facts, c.json)?;
     for corpus in &corpora {
+        if corpus.pages.is_empty() {
+            ensure_pages(corpus, &[])?;
+        }
         let keep = select(corpus, &a.filter)?;
         let s = Stats::compute(corpus, &keep);
         emit(c.json, serde_json::to_value(&s)?, || {
@@ -283,6 +286,15 @@ fn cmd_prompts(c: &Common, a: &PromptArgs) -> Result<()> {
 /// `MusicScoreCmd::Export`.
 fn cmd_export(c: &Common, a: &ExportArgs) -> Result<()> {
     score_core::fs::ensure_apart(&a.out, "--out", &a.root.root, "--root")?;
+    // Each was ignored without the flag it qualifies (and not even checked).
+    if a.group_by.is_some() && a.resplit.is_none() {
+        bail!("--group-by: only --resplit groups pages (without it the published splits are kept)");
+    }
+    if a.color.is_some() && a.resize.is_none() {
+        bail!(
+            "--color: only --resize re-encodes pages (without it the files are copied as they are)"
+        );
+    }
     let filter = a.filter.filter()?;
     let corpus = open_one(&a.root, filter.needs_facts(), c.json)?;
     if a.caption.dropout > 0.0 {
@@ -304,7 +316,7 @@ fn cmd_export(c: &Common, a: &ExportArgs) -> Result<()> {
             let f: [f64; 3] = f
                 .try_into()
                 .map_err(|_| anyhow::anyhow!("--resplit: '{s}' is not three numbers"))?;
-            let by = match a.group_by.as_str() {
+            let by = match a.group_by.as_deref().unwrap_or("file") {
                 "file" => GroupBy::File,
                 "work" => GroupBy::Work,
                 other => bail!("--group-by: '{other}' is not file or work"),
@@ -320,7 +332,7 @@ fn cmd_export(c: &Common, a: &ExportArgs) -> Result<()> {
     let resize = a
         .resize
         .as_deref()
-        .map(|r| parse_resize(r, &a.color))
+        .map(|r| parse_resize(r, a.color.as_deref().unwrap_or("gray")))
         .transpose()?;
     let sp = spinner(c.json, format!("exporting {} pages", assign.len()));
     let summary = export_imagefolder(&corpus, &assign, &a.out, &cap, resize, a.overwrite);
@@ -350,6 +362,12 @@ fn cmd_export(c: &Common, a: &ExportArgs) -> Result<()> {
 /// `MusicScoreCmd::Preview`.
 fn cmd_preview(c: &Common, a: &PreviewArgs) -> Result<()> {
     score_core::fs::ensure_apart(&a.out, "--out", &a.root.root, "--root")?;
+    // 0 pages wrote an empty sheet; 0 columns was taken as 1.
+    for (flag, v) in [("--n", a.n), ("--cols", a.cols), ("--thumb", a.thumb)] {
+        if v == 0 {
+            bail!("{flag}: must be at least 1");
+        }
+    }
     let corpus = open_one(&a.root, a.filter.filter()?.needs_facts(), c.json)?;
     let cap = a.caption.captioner(c.seed())?;
     let keep: Vec<usize> = select(&corpus, &a.filter)?;

@@ -13,7 +13,7 @@ use score_core::sigmas::karras_sigmas;
 use score_core::tensor::{from_f64, randn, stream_rng, to_vec_f32};
 use score_io::npy::{read_npy_finite, write_npy_f32, write_npy_f64};
 
-use crate::common::{Common, SamplerOpts, device, emit, sampler_from};
+use crate::common::{Common, SamplerOpts, device, emit, ensure_not_input, sampler_from};
 
 #[derive(Subcommand)]
 pub enum NtkCmd {
@@ -106,6 +106,7 @@ pub fn run(c: &Common, cmd: &NtkCmd) -> Result<()> {
 
 /// `NtkCmd::Gram`.
 fn cmd_gram(c: &Common, a: &GramArgs) -> Result<()> {
+    ensure_not_input(&a.out, "--out", &[(&a.inputs, "--inputs")])?;
     let arr = read_npy_finite(&a.inputs)?;
     let (n, p) = arr.matrix(&a.inputs)?;
     ensure_values_fit("--inputs (n × n Gram matrix)", (n as u128).pow(2), 8, "")?;
@@ -122,6 +123,8 @@ fn cmd_gram(c: &Common, a: &GramArgs) -> Result<()> {
 
 /// `NtkCmd::Fit`.
 fn cmd_fit(c: &Common, a: &FitArgs) -> Result<()> {
+    ensure_not_input(&a.out, "--out", &[(&a.data, "--data")])?;
+    check_fit_flags(a)?;
     let arr = read_npy_finite(&a.data)?;
     let (_, d) = arr.matrix(&a.data)?;
     if a.n == 0 {
@@ -167,6 +170,29 @@ fn cmd_fit(c: &Common, a: &FitArgs) -> Result<()> {
     let est = KernelEstimator::fit(&tr, a.kernel.parse()?, 1.0, stop, a.k_max, (a.t0, a.t_max))?;
     est.save(&a.out)?;
     report_kernel_fit(c, a, &est, d, t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The fit's flags that could be taken in a way the user did not mean: a time range
+/// that is empty or reversed, a search bound of 0 (the search would start at 1 and
+/// extend past it), a label-noise level that only `--stop rwy` reads.
+fn check_fit_flags(a: &FitArgs) -> Result<()> {
+    if !(a.t0 >= 0.0 && a.t0 < a.t_max && a.t_max.is_finite()) {
+        bail!(
+            "--t0/--t-max: need 0 ≤ t₀ < T < inf, got t₀ = {}, T = {}",
+            a.t0,
+            a.t_max
+        );
+    }
+    if a.k_max == 0 {
+        bail!("--k-max: must be at least 1");
+    }
+    if a.sigma_hat.is_some() && a.stop != "rwy" {
+        bail!(
+            "--sigma-hat: only --stop rwy reads it (--stop is {})",
+            a.stop
+        );
+    }
     Ok(())
 }
 
@@ -218,6 +244,9 @@ fn report_kernel_fit(c: &Common, a: &FitArgs, est: &KernelEstimator, d: usize, s
 
 /// `NtkCmd::Sample`.
 fn cmd_sample(c: &Common, a: &SampleArgs) -> Result<()> {
+    let mut inputs = vec![(a.model.as_path(), "--model")];
+    inputs.extend(a.sampler_opts.ems_path().map(|p| (p, "--ems")));
+    ensure_not_input(&a.out, "--out", &inputs)?;
     let dev = device(&c.device)?;
     let est = KernelEstimator::load(&a.model)?;
     let (smin, smax) = est.sigma_range();

@@ -29,6 +29,16 @@ fn ensure_statistics_fit(model: &LoadedModel, points: usize) -> Result<()> {
 }
 
 pub(crate) fn cmd_ems(c: &Common, a: &EmsArgs) -> Result<()> {
+    let inputs = [(&a.checkpoint, "--checkpoint"), (&a.model, "--model")];
+    let inputs: Vec<_> = inputs
+        .iter()
+        .filter_map(|(p, f)| Some((p.as_deref()?, *f)))
+        .collect();
+    ensure_not_input(
+        &a.out,
+        "--out",
+        &[&inputs[..], &[(Path::new(&a.data), "--data")]].concat(),
+    )?;
     let dev = device(&c.device)?;
     if a.n < 2 || a.points < 2 {
         bail!("--n and --points: need at least 2 each");

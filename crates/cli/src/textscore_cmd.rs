@@ -152,8 +152,11 @@ fn generation_model(
             path.display()
         );
     }
-    if a.n == 0 || a.steps < 2 {
-        bail!("--n must be positive and --steps at least 2");
+    if a.n == 0 {
+        bail!("--n: must be at least 1");
+    }
+    if a.steps < 2 {
+        bail!("--steps: need at least 2 noise levels, got {}", a.steps);
     }
     let model = TextModel::load(&path, dev)?;
     let tpl = Template::parse(&model.record.template)?;

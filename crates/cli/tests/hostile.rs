@@ -1528,3 +1528,309 @@ fn flags_that_do_not_apply_are_refused_not_ignored() {
         fails(&args, &["--n/--steps", "--images"]);
     }
 }
+
+#[test]
+fn an_output_that_is_an_input_is_refused_and_the_input_kept() {
+    // Issue 26, third round: `fid-stats --out` equal to `--images` replaced the images
+    // with their statistics, `ems --out` equal to `--checkpoint` the checkpoint with a
+    // JSON file, `gaussian fit --out` equal to `--data` the data with a model.
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    write_npy(&p("img.npy"), &[4, 1, 8, 8], &[0.25; 256]);
+    write_npy(
+        &p("v.npy"),
+        &[20, 3],
+        &(0..60).map(f64::from).collect::<Vec<_>>(),
+    );
+    std::fs::copy(shipped_checkpoint(), p("ck.safetensors")).unwrap();
+    // The same file by another path counts too.
+    std::os::unix::fs::symlink(p("v.npy"), p("link.npy")).unwrap();
+    let before: Vec<Vec<u8>> = ["img.npy", "v.npy", "ck.safetensors"]
+        .iter()
+        .map(|n| std::fs::read(p(n)).unwrap())
+        .collect();
+    let (img, v, ck, link) = (p("img.npy"), p("v.npy"), p("ck.safetensors"), p("link.npy"));
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["fid-stats", "--images", s(&img), "--out", s(&img)],
+            "--images",
+        ),
+        (
+            &[
+                "ems",
+                "--checkpoint",
+                s(&ck),
+                "--n",
+                "2",
+                "--points",
+                "2",
+                "--out",
+                s(&ck),
+            ],
+            "--checkpoint",
+        ),
+        (
+            &["gaussian", "fit", "--data", s(&v), "--out", s(&link)],
+            "--data",
+        ),
+        (
+            &["ntk", "gram", "--inputs", s(&v), "--out", s(&v)],
+            "--inputs",
+        ),
+        (
+            &["ntk", "fit", "--data", s(&v), "--n", "8", "--out", s(&v)],
+            "--data",
+        ),
+        (
+            &[
+                "denoise",
+                "--checkpoint",
+                s(&ck),
+                "--x",
+                s(&img),
+                "--sigma",
+                "1",
+                "--out",
+                s(&img),
+            ],
+            "--x",
+        ),
+    ];
+    for (args, input) in cases {
+        fails(
+            args,
+            &["--out", &format!("is {input}"), "replace the input"],
+        );
+    }
+    for (n, b) in ["img.npy", "v.npy", "ck.safetensors"].iter().zip(before) {
+        assert_eq!(std::fs::read(p(n)).unwrap(), b, "{n} changed");
+    }
+}
+
+#[test]
+fn negative_numbers_reach_the_flags_own_check() {
+    // clap took `-1` for a flag and said "unexpected argument '-1' found".
+    let ck = shipped_checkpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s");
+    let sample = [
+        "sample",
+        "--checkpoint",
+        s(&ck),
+        "--n",
+        "1",
+        "--out",
+        s(&out),
+    ];
+    fails(
+        &[&sample[..], &["--churn", "-1"]].concat(),
+        &["--churn", "non-negative"],
+    );
+    fails(&["sigmas", "--sigma-min", "-1"], &["sigma_min = -1"]);
+    fails(
+        &[&tiny_train(s(&out), "2", &[])[..], &["--lr", "-0.5"]].concat(),
+        &["lr", "positive", "-0.5"],
+    );
+}
+
+#[test]
+fn flags_that_would_be_reinterpreted_or_ignored_are_refused() {
+    // Issue 26, third round: each of these ran, taking the flag as something else or
+    // not at all.
+    let ck = shipped_checkpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o");
+    let o = s(&out);
+    let sample = ["sample", "--checkpoint", s(&ck), "--n", "1", "--out", o];
+    // Heun's churn window without churn, or empty.
+    fails(
+        &[&sample[..], &["--s-noise", "1.1"]].concat(),
+        &["--s-noise", "--churn"],
+    );
+    fails(
+        &[
+            &sample[..],
+            &["--churn", "5", "--s-tmin", "5", "--s-tmax", "1"],
+        ]
+        .concat(),
+        &["--s-tmin 5", "--s-tmax 1"],
+    );
+    // A subset larger than the data set (the log said "balanced subset of 100000").
+    fails(
+        &["train", "--subset", "100000", "--steps", "1", "--out", o],
+        &["--subset 100000", "10000 images"],
+    );
+    let v = dir.path().join("v.npy");
+    write_npy(&v, &[20, 3], &(0..60).map(f64::from).collect::<Vec<_>>());
+    fails(
+        &[
+            "train",
+            "--data",
+            s(&v),
+            "--subset",
+            "4",
+            "--steps",
+            "1",
+            "--out",
+            o,
+        ],
+        &["--subset", "vectors"],
+    );
+    // The kernel fit's time range, search bound and rwy's noise level.
+    let fit = ["ntk", "fit", "--data", s(&v), "--n", "8", "--out", o];
+    fails(
+        &[&fit[..], &["--t0", "5", "--t-max", "3"]].concat(),
+        &["--t0/--t-max"],
+    );
+    fails(&[&fit[..], &["--k-max", "0"]].concat(), &["--k-max"]);
+    fails(
+        &[&fit[..], &["--sigma-hat", "1"]].concat(),
+        &["--sigma-hat", "--stop rwy"],
+    );
+    // EV at σ = 0 (a table of NaN) and with no probes (a panic).
+    fails(
+        &["gaussian", "ev", "--sigmas", "0,1", "--out", o],
+        &["--sigmas", "got 0"],
+    );
+    fails(
+        &["gaussian", "ev", "--probes", "0", "--out", o],
+        &["--probes"],
+    );
+    // MusicScore: reversed ranges matched nothing; export's qualifiers without what
+    // they qualify; an empty or zero-column preview.
+    let root = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/musicscore/MisicScore-400"
+    );
+    fails(
+        &["musicscore", "stats", "--root", root, "--pages", "5-2"],
+        &["--pages", "reversed", "2-5"],
+    );
+    fails(
+        &["musicscore", "stats", "--root", root, "--ink", "0.5-0.1"],
+        &["--ink", "reversed"],
+    );
+    fails(
+        &[
+            "musicscore",
+            "export",
+            "--root",
+            root,
+            "--color",
+            "rgb",
+            "--out",
+            o,
+        ],
+        &["--color", "--resize"],
+    );
+    fails(
+        &[
+            "musicscore",
+            "export",
+            "--root",
+            root,
+            "--group-by",
+            "work",
+            "--out",
+            o,
+        ],
+        &["--group-by", "--resplit"],
+    );
+    let png = dir.path().join("p.png");
+    for flag in ["--n", "--cols", "--thumb"] {
+        fails(
+            &[
+                "musicscore",
+                "preview",
+                "--root",
+                root,
+                flag,
+                "0",
+                "--out",
+                s(&png),
+            ],
+            &[flag],
+        );
+    }
+    assert!(!out.join("checkpoint.safetensors").exists() && !png.exists());
+}
+
+#[test]
+fn messages_say_what_the_file_is_and_what_to_do() {
+    // Issue 26, third round: unclear messages.
+    let dir = tempfile::tempdir().unwrap();
+    let o = dir.path().join("o");
+    let npy = dir.path().join("x.npy");
+    write_npy(&npy, &[2, 3], &[0.0; 6]);
+    // A .npy given as a checkpoint: "header: header too large".
+    fails(
+        &[
+            "sample",
+            "--checkpoint",
+            s(&npy),
+            "--n",
+            "1",
+            "--out",
+            s(&o),
+        ],
+        &["not a checkpoint", ".npy array"],
+    );
+    // Which of two flags is wrong.
+    fails(
+        &["train", "--subset", "16", "--steps", "0", "--out", s(&o)],
+        &["invalid steps"],
+    );
+    fails(
+        &[
+            "musicscore",
+            "generate",
+            "--n",
+            "1",
+            "--steps",
+            "1",
+            "--out",
+            s(&o),
+        ],
+        &["--steps", "got 1"],
+    );
+    // A diffusers folder without weights: the message spoke of a .bin that was not there.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let line = fails(
+        &["import", "diffusers", s(&empty), "--out", s(&o)],
+        &["no diffusion_pytorch_model.safetensors"],
+    );
+    assert!(!line.contains(".bin"), "{line}");
+    // A size the UNet cannot halve: the nearest sizes that work.
+    fails(
+        &[
+            "train",
+            "--subset",
+            "16",
+            "--resolution",
+            "17",
+            "--steps",
+            "1",
+            "--out",
+            s(&o),
+        ],
+        &["17", "16 or 20", "--resolution"],
+    );
+    // Fashion-MNIST away from the checkout: every folder tried, and the remedies.
+    let r = scorelab_env(
+        &["train", "--steps", "1", "--out", s(&o)],
+        &[
+            ("SCORELAB_DATA_DIR", s(&empty)),
+            ("SCORELAB_CACHE", s(&empty)),
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.err);
+    for needle in [
+        "is in none of",
+        s(&empty),
+        "--data-dir",
+        "SCORELAB_DATA_DIR",
+    ] {
+        assert!(r.err.contains(needle), "'{needle}' not in {}", r.err);
+    }
+}

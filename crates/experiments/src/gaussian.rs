@@ -31,6 +31,27 @@ fn write(path: &Path, text: &str) -> Result<()> {
     Ok(score_core::fs::write_atomic(path, text.as_bytes())?)
 }
 
+/// The noise levels and probe count of an EV study, before any work: every σ finite and
+/// positive (σ = 0 has no score, and gave a table of NaN), at least one σ and one probe
+/// (0 probes panicked in a reshape).
+fn check_ev_request(sigmas: &[f64], probes: usize) -> Result<()> {
+    let invalid =
+        |field, detail: String| Err(score_core::ScoreError::invalid(field, detail).into());
+    if let Some(s) = sigmas.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+        return invalid(
+            "--sigmas",
+            format!("every σ must be finite and positive, got {s}"),
+        );
+    }
+    if sigmas.is_empty() {
+        return invalid("--sigmas", "need at least one σ".into());
+    }
+    if probes == 0 {
+        return invalid("--probes", "need at least one probe image".into());
+    }
+    Ok(())
+}
+
 /// Explained variance of the checkpoint's denoiser and score against the Gaussian, the
 /// K-component mixtures and the delta mixture of the training images, per σ, on
 /// `probes` training and `probes` held-out images. `data` is (training, held-out)
@@ -47,6 +68,7 @@ pub fn ev_study(
     out: &Path,
     device: &Device,
 ) -> Result<Vec<EvRow>> {
+    check_ev_request(sigmas, probes)?;
     let (net, chw, precond, meta) = pipeline::load_image_net(checkpoint, device)?;
     let (train, held) = match data {
         Some(d) => d,

@@ -259,7 +259,8 @@ impl KernelEstimator {
     /// Load a model written by [`KernelEstimator::save`].
     pub fn load(path: &std::path::Path) -> Result<Self> {
         let bad = |d: String| invalid("model", format!("{}: {d}", path.display()));
-        let bytes = score_core::fs::read_file(path).map_err(|e| bad(e.to_string()))?;
+        // The read error names the file already.
+        let bytes = score_core::fs::read_file(path).map_err(|e| invalid("model", e.to_string()))?;
         let (_, md) = safetensors::SafeTensors::read_metadata(&bytes)
             .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
         let meta: serde_json::Value = md

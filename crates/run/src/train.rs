@@ -76,7 +76,7 @@ pub fn train_run(
             train_mlp(&data, (&rec, &cfg), &with_record, run, &dev)?
         }
         TrainData::Images(images) => {
-            let images = prepare_images(images, &rec);
+            let images = prepare_images(images, &rec)?;
             note(&format!("data: {}", images.source));
             if resume.is_none() {
                 let values = &mut images.pixels.iter().map(|&v| v as f64);
@@ -95,6 +95,7 @@ pub fn train_run(
             train_images(&data, &shape, (&rec, &cfg), &with_record, run, &dev)?
         }
         TrainData::Streamed(folder) => {
+            crate::train_data::check_subset(&rec, folder.len())?;
             let data = StreamedImageData::new(folder, rec.subset, rec.xflip, rec.cond == "class");
             let shape = streamed_shape(&data, &rec);
             note(&format!("data: {} (read image by image)", shape.source));

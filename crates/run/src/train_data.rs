@@ -14,11 +14,7 @@ use crate::record::RunRecord;
 /// or a `.npy`/`.npz` image array; `dir` is where Fashion-MNIST's IDX files are.
 pub fn load_images(name: &str, dir: Option<&Path>) -> Result<ImageDataset> {
     Ok(match name {
-        "fashion-mnist" => ImageDataset::fashion_mnist(dir, Split::Train).map_err(|e| {
-            invalid(format!(
-                "{e}: the Fashion-MNIST training split is not shipped: `cargo xtask fashion-mnist-setup` (Debian's package, unpacked into the cache), `apt-get install dataset-fashion-mnist`, or --data-dir; `--data fashion-mnist-test` uses the shipped 10 000 images"
-            ))
-        })?,
+        "fashion-mnist" => ImageDataset::fashion_mnist(dir, Split::Train)?,
         "fashion-mnist-test" => ImageDataset::fashion_mnist(dir, Split::Test)?,
         other => {
             let p = Path::new(other);
@@ -89,7 +85,8 @@ pub(crate) fn open_train_data(rec: &RunRecord) -> Result<TrainData> {
 }
 
 /// The run's images: its subset, then its x-flip.
-pub(crate) fn prepare_images(mut images: ImageDataset, rec: &RunRecord) -> ImageDataset {
+pub(crate) fn prepare_images(mut images: ImageDataset, rec: &RunRecord) -> Result<ImageDataset> {
+    check_subset(rec, images.num_images())?;
     if rec.subset > 0 {
         images = images.balanced_subset(rec.subset);
         images.source = format!("{} (balanced subset of {})", images.source, rec.subset);
@@ -97,7 +94,7 @@ pub(crate) fn prepare_images(mut images: ImageDataset, rec: &RunRecord) -> Image
     if rec.xflip {
         images = images.with_xflip();
     }
-    images
+    Ok(images)
 }
 
 /// A digest of the data's values (and labels): FNV-1a over their bits, in order; a
@@ -161,6 +158,24 @@ pub(crate) fn check_vector_run(rec: &RunRecord) -> Result<()> {
         return Err(invalid(format!(
             "--augment: {} holds vectors; augmentation needs images",
             rec.data
+        )));
+    }
+    if rec.subset > 0 {
+        return Err(invalid(format!(
+            "--subset: {} holds vectors; a class-balanced subset needs labelled images",
+            rec.data
+        )));
+    }
+    Ok(())
+}
+
+/// `--subset N` against the `available` images: a subset larger than the data set
+/// used to train on all of it while the log said "balanced subset of N".
+pub(crate) fn check_subset(rec: &RunRecord, available: usize) -> Result<()> {
+    if rec.subset > available {
+        return Err(invalid(format!(
+            "--subset {}: {} holds only {available} images",
+            rec.subset, rec.data
         )));
     }
     Ok(())

@@ -40,8 +40,16 @@ fn unet_for(images: &DataShape, rec: &RunRecord) -> Result<UNetConfig> {
     if let Some(aug) = &rec.augment {
         unet.augment_dim = aug.augment_dim();
     }
-    unet.validate()
-        .map_err(|e| invalid(format!("{} images: {e}", images.source)))?;
+    unet.validate().map_err(|e| {
+        let fix = match rec.resolution {
+            Some(_) => "choose another --resolution",
+            None => "resize them with --resolution",
+        };
+        invalid(format!(
+            "{c}×{h}×{} images ({}): the UNet's {e}; {fix}",
+            images.image_shape[2], rec.data
+        ))
+    })?;
     Ok(unet)
 }
 

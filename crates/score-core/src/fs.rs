@@ -319,6 +319,32 @@ pub fn ensure_apart(out: &Path, out_flag: &'static str, input: &Path, in_flag: &
     ))
 }
 
+/// Refuse an output file that is one of the inputs (the same file, by any path or link):
+/// writing it would replace the input. Each input is `(path, flag)`; the error names the
+/// output's flag and the input's. An output inside an input folder is allowed (a
+/// statistics file beside the images it summarises); `ensure_apart` is the check for
+/// output folders.
+pub fn ensure_not_input(
+    out: &Path,
+    out_flag: &'static str,
+    inputs: &[(&Path, &str)],
+) -> Result<()> {
+    let o = resolved(out)?;
+    for (input, in_flag) in inputs {
+        if resolved(input)? == o {
+            return Err(ScoreError::invalid(
+                out_flag,
+                format!(
+                    "{} is {in_flag} {}: writing it would replace the input; choose another {out_flag}",
+                    out.display(),
+                    input.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// An advisory lock on a run folder (`.scorelab.lock` in it), held until dropped: a
 /// second process that tries to write the same run is refused instead of interleaving
 /// its checkpoints and log with the first one's. The operating system releases the lock
@@ -424,6 +450,29 @@ mod tests {
         );
         drop(first);
         RunLock::acquire(&run).unwrap();
+    }
+
+    #[test]
+    fn an_output_file_that_is_an_input_by_any_path_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data.npy");
+        std::fs::write(&data, b"x").unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::os::unix::fs::symlink(&data, dir.path().join("link.npy")).unwrap();
+        let refused = |out: &Path| {
+            ensure_not_input(
+                out,
+                "--out",
+                &[(Path::new("/nonexistent/m"), "--model"), (&data, "--data")],
+            )
+            .map_err(|e| e.to_string())
+        };
+        let err = refused(&data).unwrap_err();
+        assert!(err.contains("--out") && err.contains("is --data"), "{err}");
+        assert!(refused(&dir.path().join("link.npy")).is_err());
+        assert!(refused(&dir.path().join("sub/../data.npy")).is_err());
+        // Beside the input, or a new file, is fine.
+        assert!(refused(&dir.path().join("stats.npz")).is_ok());
     }
 
     #[test]

@@ -180,14 +180,32 @@ impl ImageDataset {
             PathBuf::from(DEBIAN_FASHION_DIR),
             cached_fashion_dir(),
         ];
-        let mut last = None;
-        for c in &candidates {
-            match Self::fashion_mnist_in(c, split) {
-                Ok(ds) => return Ok(ds),
-                Err(e) => last = Some(e),
-            }
+        let (stem, fix) = match split {
+            Split::Train => (
+                "train-images-idx3-ubyte",
+                "the training split is not shipped: run `cargo xtask fashion-mnist-setup` (Debian's package, unpacked into the cache), `apt-get install dataset-fashion-mnist`, or pass --data-dir (`--data fashion-mnist-test` uses the shipped 10 000 images)",
+            ),
+            Split::Test => (
+                "t10k-images-idx3-ubyte",
+                "the test split ships in a checkout's data/fashion-mnist: pass --data-dir, or set SCORELAB_DATA_DIR to the checkout's data folder (a binary run away from its checkout does not find it)",
+            ),
+        };
+        // The first folder that has the images is read (and its errors reported); the
+        // message for none names every folder tried, not only the last.
+        match candidates.iter().find(|c| find_file(c, stem).is_some()) {
+            Some(c) => Self::fashion_mnist_in(c, split),
+            None => Err(ScoreError::invalid(
+                "data",
+                format!(
+                    "Fashion-MNIST's {stem}[.gz] is in none of {}; {fix}",
+                    candidates
+                        .iter()
+                        .map(|c| c.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
         }
-        Err(last.expect("at least one candidate"))
     }
 
     /// Number of images.

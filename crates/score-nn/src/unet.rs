@@ -311,9 +311,15 @@ impl UNetConfig {
             ));
         }
         for (name, side) in [("resolution", self.resolution), ("width", self.width)] {
-            if !side.is_multiple_of(1 << (levels - 1)) {
+            let step = 1usize << (levels - 1);
+            if !side.is_multiple_of(step) {
+                let (below, above) = (side / step * step, (side / step + 1) * step);
+                let near = match below {
+                    0 => format!("{above}"),
+                    _ => format!("{below} or {above}"),
+                };
                 return Err(format!(
-                    "{name}: {side} is not divisible by 2^{}",
+                    "{name}: {side} is not a multiple of {step} (its {levels} levels halve it {} times); {near} would do",
                     levels - 1
                 ));
             }

@@ -193,6 +193,25 @@ pub struct CheckpointFile {
     pub meta: CheckpointMeta,
 }
 
+/// What a file given as a checkpoint is instead, by its first bytes, when that is a
+/// format users mix up with one: the safetensors reader only says its header is bad.
+fn other_format(bytes: &[u8]) -> Option<&'static str> {
+    let starts = |magic: &[u8]| bytes.starts_with(magic);
+    if starts(b"\x93NUMPY") {
+        Some("a .npy array (`sample --noise` and `denoise --x` take those)")
+    } else if starts(b"PK\x03\x04") {
+        Some(
+            "a zip archive (a .npz, or a PyTorch .pt/.pth: `scorelab import` reads EDM and diffusers models)",
+        )
+    } else if starts(b"\x80") {
+        Some("a Python pickle (an EDM network-snapshot .pkl: `scorelab import edm` converts it)")
+    } else if starts(b"\x89PNG") || starts(b"\xff\xd8\xff") {
+        Some("an image")
+    } else {
+        None
+    }
+}
+
 impl CheckpointFile {
     /// Read and validate the header of a checkpoint.
     pub fn read(path: &Path) -> Result<Self> {
@@ -202,8 +221,13 @@ impl CheckpointFile {
 
     /// Validate checkpoint `bytes` read from `path` (named in errors).
     pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self> {
-        let (_, md) = SafeTensors::read_metadata(&bytes)
-            .map_err(|e| ScoreError::format(path, "safetensors", format!("header: {e}")))?;
+        let (_, md) = SafeTensors::read_metadata(&bytes).map_err(|e| {
+            let detail = match other_format(&bytes) {
+                Some(kind) => format!("not a checkpoint: the file is {kind}"),
+                None => format!("header: {e}"),
+            };
+            ScoreError::format(path, "safetensors", detail)
+        })?;
         let raw = md
             .metadata()
             .as_ref()

@@ -253,6 +253,22 @@ fn first_existing(paths: &[PathBuf]) -> Option<PathBuf> {
     paths.iter().find(|p| p.is_file()).cloned()
 }
 
+/// The weights file of a diffusers model folder (full or fp16 safetensors); the error
+/// tells a `.bin`-only folder (convert it) from one with no weights at all.
+fn diffusers_weights(base: &Path) -> Result<PathBuf> {
+    first_existing(&[
+        base.join("diffusion_pytorch_model.safetensors"),
+        base.join("diffusion_pytorch_model.fp16.safetensors"),
+    ])
+    .ok_or_else(|| {
+        let bin = base.join("diffusion_pytorch_model.bin").is_file();
+        bad(base, match bin {
+            true => "holds diffusion_pytorch_model.bin but no .safetensors: convert it with safetensors first (a pickle is not read)".into(),
+            false => "no diffusion_pytorch_model.safetensors here or in unet/ (expected a diffusers UNet2DModel folder)".into(),
+        })
+    })
+}
+
 /// Import diffusers' `UNet2DModel` from `dir` (`config.json` and
 /// `diffusion_pytorch_model.safetensors`, or the same under `dir/unet`); the β schedule
 /// from `scheduler_config.json` beside it (or in `scheduler/` of the pipeline folder),
@@ -268,11 +284,7 @@ pub fn import_diffusers(
         dir.to_path_buf()
     };
     let cfg_path = base.join("config.json");
-    let weights = first_existing(&[
-        base.join("diffusion_pytorch_model.safetensors"),
-        base.join("diffusion_pytorch_model.fp16.safetensors"),
-    ])
-    .ok_or_else(|| bad(&base, "no diffusion_pytorch_model.safetensors (a .bin checkpoint: convert it with safetensors first)".into()))?;
+    let weights = diffusers_weights(&base)?;
     let bytes = score_core::fs::read_file(&cfg_path)?;
     let raw: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| bad(&cfg_path, format!("not JSON: {e}")))?;

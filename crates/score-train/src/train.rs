@@ -153,8 +153,11 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Check the settings.
     pub fn validate(&self) -> Result<()> {
-        if self.steps == 0 || self.batch_size == 0 {
-            return Err(ScoreError::invalid("steps/batch_size", "must be positive"));
+        if self.steps == 0 {
+            return Err(ScoreError::invalid("steps", "must be at least 1"));
+        }
+        if self.batch_size == 0 {
+            return Err(ScoreError::invalid("batch_size", "must be at least 1"));
         }
         if self.checkpoint_every == 0 || self.log_every == 0 {
             return Err(ScoreError::invalid(

@@ -210,7 +210,7 @@ pub const OPTIONS: &[SamplerOption] = &[
         flag: "--churn",
         kind: OptionKind::Number,
         samplers: &["heun"],
-        help: "heun: S_churn, the noise injected over the run (EDM Algorithm 2; 0 = deterministic) [default: 0]",
+        help: "heun: S_churn, the noise injected over the run (EDM Algorithm 2: γ = min(S_churn/N, √2 − 1) per step, so values past N(√2 − 1) act alike; 0 = deterministic) [default: 0]",
     },
     SamplerOption {
         flag: "--s-tmin",
@@ -383,13 +383,7 @@ impl Sampler {
 
     fn with_options(self, given: &GivenOptions) -> Result<Sampler> {
         Ok(match self {
-            Sampler::Heun(mut o) => {
-                o.s_churn = given.number("--churn").unwrap_or(o.s_churn);
-                o.s_tmin = given.number("--s-tmin").unwrap_or(o.s_tmin);
-                o.s_tmax = given.number("--s-tmax").unwrap_or(o.s_tmax);
-                o.s_noise = given.number("--s-noise").unwrap_or(o.s_noise);
-                Sampler::Heun(o)
-            }
+            Sampler::Heun(o) => Sampler::Heun(churn(o, given)?),
             Sampler::EulerAncestral(o) => Sampler::EulerAncestral(noisy(o, given)?),
             Sampler::Ddim(o) => Sampler::Ddim(noisy(o, given)?),
             Sampler::DpmppTwoMSde(o) => Sampler::DpmppTwoMSde(sde(o, given)),
@@ -422,6 +416,35 @@ fn noisy(mut o: AncestralOptions, given: &GivenOptions) -> Result<AncestralOptio
         ));
     }
     o.s_noise = given.number("--s-noise").unwrap_or(o.s_noise);
+    Ok(o)
+}
+
+/// Heun's churn options. S_tmin, S_tmax and S_noise only shape the churn, so without
+/// `--churn` above 0 they would change nothing, and a window with S_tmin > S_tmax would
+/// switch the churn off: both are refused rather than ignored.
+fn churn(mut o: HeunOptions, given: &GivenOptions) -> Result<HeunOptions> {
+    o.s_churn = given.number("--churn").unwrap_or(o.s_churn);
+    o.s_tmin = given.number("--s-tmin").unwrap_or(o.s_tmin);
+    o.s_tmax = given.number("--s-tmax").unwrap_or(o.s_tmax);
+    o.s_noise = given.number("--s-noise").unwrap_or(o.s_noise);
+    let shaping = ["--s-tmin", "--s-tmax", "--s-noise"];
+    if let Some(flag) = shaping.iter().find(|f| given.number(f).is_some())
+        && o.s_churn == 0.0
+    {
+        return Err(ScoreError::invalid(
+            "sampler option",
+            format!("{flag} shapes heun's churn, which is off: give --churn above 0 too"),
+        ));
+    }
+    if o.s_tmin > o.s_tmax {
+        return Err(ScoreError::invalid(
+            "sampler option",
+            format!(
+                "--s-tmin {} is above --s-tmax {}: the churn window would be empty",
+                o.s_tmin, o.s_tmax
+            ),
+        ));
+    }
     Ok(o)
 }
 
