@@ -7,6 +7,7 @@ import json, os, subprocess
 
 ROLE = {
     "score-core": "σ grids, preconditioning, Denoiser,\\nsamplers, guidance, sample metrics",
+    "scorelab-kernels": "our kernels (backend\\nextensions): fused GroupNorm",
     "score-io": "IDX, .npy, PNG,\\nimage datasets",
     "score-nn": "UNet, MLP, norms,\\nMiniLM encoder",
     "score-eval": "FID/KID/P&R, Inception\\nand its readers, plots",

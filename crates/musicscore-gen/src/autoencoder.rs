@@ -21,11 +21,10 @@ use score_core::burn::config::Config;
 use score_core::burn::module::Module;
 use score_core::burn::nn::conv::{Conv2d, Conv2dConfig};
 use score_core::burn::nn::{GroupNorm, PaddingConfig2d};
-use score_core::burn::tensor::activation::silu;
 use score_core::burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use score_nn::norm::{group_norm, group_norm_layer};
+use score_nn::norm::{group_norm_layer, group_norm_silu};
 
 /// Configuration of [`Autoencoder`].
 #[derive(Config, Debug, PartialEq)]
@@ -99,8 +98,8 @@ impl Res {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = self.c0.forward(silu(group_norm(&self.n0, x.clone())));
-        x + self.c1.forward(silu(group_norm(&self.n1, h)))
+        let h = self.c0.forward(group_norm_silu(&self.n0, x.clone()));
+        x + self.c1.forward(group_norm_silu(&self.n1, h))
     }
 }
 
@@ -134,7 +133,7 @@ impl Autoencoder {
         for (down, res) in self.enc_down.iter().zip(&self.enc_res) {
             h = res.forward(down.forward(h));
         }
-        let out = self.enc_out.forward(silu(group_norm(&self.enc_norm, h)));
+        let out = self.enc_out.forward(group_norm_silu(&self.enc_norm, h));
         let c = out.dims()[1] / 2;
         let mean = out.clone().narrow(1, 0, c);
         // SD clamps the log-variance to [−30, 20].
@@ -153,7 +152,7 @@ impl Autoencoder {
                 h = self.dec_res[k - 1].forward(h);
             }
         }
-        self.dec_out.forward(silu(group_norm(&self.dec_norm, h)))
+        self.dec_out.forward(group_norm_silu(&self.dec_norm, h))
     }
 
     /// The training loss of a batch `x` `[n, 1, H, W]` with standard normal `eps` of

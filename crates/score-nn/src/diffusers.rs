@@ -287,7 +287,7 @@ impl Resnet {
     }
 
     fn forward(&self, x: Tensor<4>, temb: &Tensor<2>) -> Tensor<4> {
-        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        let h = self.conv1.forward(self.norm1.forward_silu(x.clone()));
         let [b, c, _, _] = h.dims();
         let t = self.time_emb_proj.forward(silu(temb.clone()));
         let h = if self.scale_shift {
@@ -675,7 +675,7 @@ impl ScoreNetwork<4> for DiffusersUNet {
         for b in &self.up_blocks {
             x = b.forward_up(x, &temb, &mut skips);
         }
-        self.conv_out.forward(silu(self.conv_norm_out.forward(x)))
+        self.conv_out.forward(self.conv_norm_out.forward_silu(x))
     }
 }
 

@@ -4,7 +4,7 @@
 //! raw network F into a [`Denoiser`](score_core::denoiser::Denoiser).
 //!
 //! - [`mlp::MlpDenoiser`]: for low-dimensional data, with a Fourier σ embedding.
-//! - [`norm::group_norm`]: GroupNorm as one `batch_norm_train` operation.
+//! - [`norm::group_norm`], [`norm::group_norm_silu`]: GroupNorm (+ SiLU) as one operation of the kernels crate on burn-flex.
 //! - [`unet::UNet`]: a DDPM++/SongUNet-style UNet (Song et al. 2021; EDM's
 //!   `SongUNet`): residual blocks with GroupNorm and SiLU, self-attention at chosen
 //!   resolutions, skip connections, dropout, and three optional conditioning inputs

@@ -1,19 +1,17 @@
-//! GroupNorm as two operations: the statistics of each (item, group) through burn's
-//! `batch_norm_train`, then the per-channel affine (on burn-flex as a depthwise 1×1
-//! convolution, see [`channel_affine`]; elsewhere as a broadcast multiply and add).
+//! GroupNorm, its affine and (optionally) the SiLU after it. On burn-flex the three
+//! are one operation and one autodiff node: `scorelab_kernels::group_norm_act`, our
+//! own kernel crate's backend extension. On other backends, two operations: the
+//! statistics of each (item, group) through burn's `batch_norm_train`, then the
+//! per-channel affine as a broadcast multiply and add (and SiLU after it).
 //!
 //! burn-nn's `GroupNorm::forward` composes about seven whole-tensor operations (mean,
 //! centre, square, mean, divide, scale, shift), and autodiff records each. Reshaping
 //! `[N, C, …]` to `[1, N·G, C/G·…]` makes each (item, group) a batch-norm channel, so
 //! `batch_norm_train` computes exactly GroupNorm's statistics (biased variance, ε inside
-//! the square root) and autodiff differentiates it as one node. On burn-flex that
-//! operation is the fused kernel of the repository's burn-flex patch
-//! (`patches/burn-flex/PATCH.md`); on other backends it is burn's default composition,
-//! which computes the same function.
+//! the square root) and autodiff differentiates it as one node.
 
 use burn::nn::{GroupNorm, GroupNormConfig};
-use burn::tensor::module::{batch_norm_train, conv2d};
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::module::batch_norm_train;
 use burn::tensor::{Device, Tensor};
 
 /// A GroupNorm layer over `ch` channels with the most groups, at most `groups`, that
@@ -29,17 +27,61 @@ pub fn group_norm_layer(groups: usize, ch: usize, device: &Device) -> GroupNorm 
 /// `norm.forward(x)`, computed as described in the module docs. Same parameters
 /// (`gamma`, `beta`, `epsilon`, `affine`), same result up to f32 rounding.
 pub fn group_norm<const D: usize>(norm: &GroupNorm, x: Tensor<D>) -> Tensor<D> {
+    group_norm_act(norm, x, false)
+}
+
+/// `silu(norm.forward(x))`: GroupNorm and SiLU as one operation on burn-flex.
+pub fn group_norm_silu<const D: usize>(norm: &GroupNorm, x: Tensor<D>) -> Tensor<D> {
+    group_norm_act(norm, x, true)
+}
+
+fn group_norm_act<const D: usize>(norm: &GroupNorm, x: Tensor<D>, silu: bool) -> Tensor<D> {
     let affine = match (&norm.gamma, &norm.beta) {
         (Some(g), Some(b)) if norm.affine => Some((g.val(), b.val())),
         _ => None,
     };
-    group_norm_with(x, norm.num_groups, norm.epsilon, affine)
+    group_norm_act_with(x, norm.num_groups, norm.epsilon, affine, silu)
 }
 
 /// GroupNorm of `x` with `groups` groups and ε = `eps`, then the per-channel affine
 /// (γ, β) when given: the computation of [`group_norm`] for layers that hold their
 /// parameters themselves (EDM's `GroupNorm`, diffusers' `nn.GroupNorm`).
 pub fn group_norm_with<const D: usize>(
+    x: Tensor<D>,
+    groups: usize,
+    eps: f64,
+    affine: Option<(Tensor<1>, Tensor<1>)>,
+) -> Tensor<D> {
+    group_norm_act_with(x, groups, eps, affine, false)
+}
+
+/// [`group_norm_with`], then SiLU when `silu`: on burn-flex (with or without autodiff)
+/// one operation of the kernels crate; elsewhere [`composed_group_norm`] and SiLU.
+pub fn group_norm_act_with<const D: usize>(
+    x: Tensor<D>,
+    groups: usize,
+    eps: f64,
+    affine: Option<(Tensor<1>, Tensor<1>)>,
+    silu: bool,
+) -> Tensor<D> {
+    let device = x.device();
+    if device.clone().inner() != Device::flex() {
+        let y = composed_group_norm(x, groups, eps, affine);
+        return if silu {
+            burn::tensor::activation::silu(y)
+        } else {
+            y
+        };
+    }
+    let c = x.dims()[1];
+    let (gamma, beta) =
+        affine.unwrap_or_else(|| (Tensor::ones([c], &device), Tensor::zeros([c], &device)));
+    scorelab_kernels::group_norm_act(x, gamma, beta, groups, eps, silu)
+}
+
+/// GroupNorm as burn's `batch_norm_train` over `[1, N·G, …]` and a broadcast affine:
+/// the path of backends without the kernel.
+pub fn composed_group_norm<const D: usize>(
     x: Tensor<D>,
     groups: usize,
     eps: f64,
@@ -54,10 +96,6 @@ pub fn group_norm_with<const D: usize>(
     let zero = Tensor::<1>::zeros([rows], &device);
     let y = batch_norm_train(flat, unit, zero, eps).output.reshape(dims);
     match affine {
-        // On burn-flex the patch runs the depthwise 1×1 convolution as one pass per
-        // plane; other backends would take burn's generic grouped-convolution
-        // gradients (one product per group), so they keep the broadcast affine.
-        Some((g, b)) if device.clone().inner() == Device::flex() => channel_affine(y, g, b),
         Some((g, b)) => {
             let mut per_channel = [1usize; D];
             per_channel[1] = dims[1];
@@ -65,23 +103,6 @@ pub fn group_norm_with<const D: usize>(
         }
         None => y,
     }
-}
-
-/// `γ[c]·x[n, c, …] + β[c]` as a depthwise 1×1 convolution (groups = channels), which
-/// autodiff records as one node: one pass forward, and one pass for each of the
-/// input, γ and β gradients on burn-flex (the patch's per-channel affine), instead of
-/// a broadcast multiply and add forward and their broadcasts and reductions backward.
-pub fn channel_affine<const D: usize>(
-    x: Tensor<D>,
-    gamma: Tensor<1>,
-    beta: Tensor<1>,
-) -> Tensor<D> {
-    let dims = x.dims();
-    let c = dims[1];
-    let rest = dims.iter().skip(2).product::<usize>();
-    let planes = x.reshape([dims[0], c, rest, 1]);
-    let options = ConvOptions::new([1, 1], [0, 0], [1, 1], c);
-    conv2d(planes, gamma.reshape([c, 1, 1, 1]), Some(beta), options).reshape(dims)
 }
 
 #[cfg(test)]
@@ -102,7 +123,8 @@ mod tests {
             / scale
     }
 
-    /// Forward and gradients (input, γ, β) against burn-nn's composed GroupNorm, on a
+    /// Forward and gradients (input, γ, β) of the kernel (with and without SiLU) and of
+    /// the composed path against burn-nn's composed GroupNorm, on a
     /// shape with two items, 4 groups of 3 channels and an offset mean (so centring
     /// matters). Both sides are f32 with different summation orders: the statistics
     /// of n = 3·5·7 = 105 values differ by at most about n·2^−24 ≈ 6e−6 relative in the
@@ -121,88 +143,47 @@ mod tests {
             .add_scalar(3.0)
             .require_grad();
         let w = randn([2, 12, 5, 7], &mut rng, &dev);
-        let run = |fused: bool| {
-            let y = if fused {
-                group_norm(&gn, x.clone())
-            } else {
-                gn.forward(x.clone())
+        let affine = || {
+            Some((
+                gn.gamma.as_ref().unwrap().val(),
+                gn.beta.as_ref().unwrap().val(),
+            ))
+        };
+        let run = |path: &str| {
+            let y = match path {
+                "kernel" => group_norm(&gn, x.clone()),
+                "composed" => composed_group_norm(x.clone(), 4, gn.epsilon, affine()),
+                "kernel + silu" => group_norm_silu(&gn, x.clone()),
+                "burn + silu" => burn::tensor::activation::silu(gn.forward(x.clone())),
+                _ => gn.forward(x.clone()),
             };
             let grads = (y.clone() * w.clone()).sum().backward();
             let g = |t: Option<Tensor<1>>| to_vec_f32(t.unwrap()).unwrap();
-            (
+            [
                 to_vec_f32(y.inner()).unwrap(),
                 to_vec_f32(x.grad(&grads).unwrap()).unwrap(),
                 g(gn.gamma.as_ref().unwrap().grad(&grads)),
                 g(gn.beta.as_ref().unwrap().grad(&grads)),
-            )
-        };
-        let (a, b) = (run(true), run(false));
-        for (what, u, v) in [
-            ("output", &a.0, &b.0),
-            ("d input", &a.1, &b.1),
-            ("d gamma", &a.2, &b.2),
-            ("d beta", &a.3, &b.3),
-        ] {
-            let e = max_rel(u, v);
-            assert!(e < 2e-5, "{what}: max relative difference {e:.2e}");
-        }
-    }
-
-    /// The per-channel affine (a depthwise 1×1 convolution) against the broadcast
-    /// multiply and add it replaces, on a rank-3 input (so the reshape to planes
-    /// matters): output and the gradients of input, γ and β. The output and the input
-    /// gradient are one product (and one sum) per element on both sides; γ's and β's
-    /// gradients sum n = 2·9 = 18 terms, in f64 here and in f32 there, so they differ
-    /// by at most about n·2⁻²⁴ ≈ 1.1e−6 relative to the sum of |terms|, below 2e−5
-    /// of the largest value; a wrong channel or a missing term is off by O(1).
-    #[test]
-    fn channel_affine_matches_the_broadcast_affine() {
-        let dev = Device::flex().autodiff();
-        let mut rng = stream_rng(5, 0x6e, 0);
-        let x = randn([2, 6, 9], &mut rng, &dev).require_grad();
-        let gamma = randn([6], &mut rng, &dev).require_grad();
-        let beta = randn([6], &mut rng, &dev).require_grad();
-        let w = randn([2, 6, 9], &mut rng, &dev);
-        let run = |conv: bool| {
-            let y = if conv {
-                channel_affine(x.clone(), gamma.clone(), beta.clone())
-            } else {
-                x.clone() * gamma.clone().reshape([1, 6, 1]) + beta.clone().reshape([1, 6, 1])
-            };
-            let grads = (y.clone() * w.clone()).sum().backward();
-            [
-                to_vec_f32(y.inner()).unwrap(),
-                to_vec_f32(x.grad(&grads).unwrap()).unwrap(),
-                to_vec_f32(gamma.grad(&grads).unwrap()).unwrap(),
-                to_vec_f32(beta.grad(&grads).unwrap()).unwrap(),
             ]
         };
-        // Inference (no autodiff): the normalised input is not shared, so the patch
-        // writes the affine over it; same values.
-        let inf = Device::flex();
-        let xi = Tensor::<3>::from_data(x.to_data(), &inf);
-        let (gi, bi) = (
-            Tensor::<1>::from_data(gamma.to_data(), &inf),
-            Tensor::<1>::from_data(beta.to_data(), &inf),
-        );
-        let broadcast = xi.clone() * gi.clone().reshape([1, 6, 1]) + bi.clone().reshape([1, 6, 1]);
-        let e = max_rel(
-            &to_vec_f32(channel_affine(xi, gi, bi)).unwrap(),
-            &to_vec_f32(broadcast).unwrap(),
-        );
-        assert!(
-            e < 2e-5,
-            "inference output: max relative difference {e:.2e}"
-        );
-        let (a, b) = (run(true), run(false));
-        for (what, u, v) in ["output", "d input", "d gamma", "d beta"]
-            .iter()
-            .zip(&a)
-            .zip(&b)
-            .map(|((w, u), v)| (w, u, v))
-        {
-            let e = max_rel(u, v);
-            assert!(e < 2e-5, "{what}: max relative difference {e:.2e}");
+        for (ours, theirs) in [
+            ("kernel", "burn"),
+            ("composed", "burn"),
+            ("kernel + silu", "burn + silu"),
+        ] {
+            let (a, b) = (run(ours), run(theirs));
+            for (what, u, v) in ["output", "d input", "d gamma", "d beta"]
+                .iter()
+                .zip(&a)
+                .zip(&b)
+                .map(|((w, u), v)| (w, u, v))
+            {
+                let e = max_rel(u, v);
+                assert!(
+                    e < 2e-5,
+                    "{ours} vs {theirs}, {what}: max relative difference {e:.2e}"
+                );
+            }
         }
     }
 

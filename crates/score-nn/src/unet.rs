@@ -27,7 +27,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Dropout, DropoutConfig, GroupNorm, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::{silu, softmax};
 
-use super::norm::{group_norm, group_norm_layer};
+use super::norm::{group_norm, group_norm_layer, group_norm_silu};
 use burn::tensor::{Device, Tensor};
 
 use super::embedding::{ConditioningMaps, positional_embedding};
@@ -219,12 +219,12 @@ impl ResBlock {
 
     fn forward(&self, x: Tensor<4>, emb: &Tensor<2>, tokens: Option<&Tokens>) -> Tensor<4> {
         let [b, _, _, _] = x.dims();
-        let h = self.conv0.forward(silu(group_norm(&self.norm0, x.clone())));
+        let h = self.conv0.forward(group_norm_silu(&self.norm0, x.clone()));
         let cout = h.dims()[1];
         let h = h + self.affine.forward(emb.clone()).reshape([b, cout, 1, 1]);
         let h = self
             .conv1
-            .forward(self.dropout.forward(silu(group_norm(&self.norm1, h))));
+            .forward(self.dropout.forward(group_norm_silu(&self.norm1, h)));
         let skip = match &self.skip {
             Some(s) => s.forward(x),
             None => x,
@@ -432,7 +432,7 @@ impl ScoreNetwork<4> for UNet {
                 h = upsample(h);
             }
         }
-        self.conv_out.forward(silu(group_norm(&self.norm_out, h)))
+        self.conv_out.forward(group_norm_silu(&self.norm_out, h))
     }
 }
 

@@ -11,7 +11,7 @@ use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Tensor};
 
-use crate::norm::group_norm_with;
+use crate::norm::group_norm_act_with;
 
 /// EDM's weight initialisations (`weight_init`), scaled by `weight` (and the bias by
 /// `bias`). They matter only for training from scratch; imported weights replace them.
@@ -129,8 +129,17 @@ impl GroupNorm {
 
     /// Normalise `[B, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_act(x, false)
+    }
+
+    /// `silu(self.forward(x))`, as one operation on burn-flex.
+    pub fn forward_silu(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_act(x, true)
+    }
+
+    fn forward_act(&self, x: Tensor<4>, silu: bool) -> Tensor<4> {
         let affine = Some((self.weight.val(), self.bias.val()));
-        group_norm_with(x, self.groups, self.eps, affine)
+        group_norm_act_with(x, self.groups, self.eps, affine, silu)
     }
 }
 
@@ -399,7 +408,7 @@ impl UNetBlock {
     /// `x` `[B, cin, H, W]` and the embedding `[B, emb]` → `[B, cout, H', W']`.
     pub fn forward(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
         let orig = x.clone();
-        let x = self.conv0.forward(silu(self.norm0.forward(x)));
+        let x = self.conv0.forward(self.norm0.forward_silu(x));
         let [b, c, _, _] = x.dims();
         let params = self.affine.forward(emb);
         let x = if self.adaptive_scale {
@@ -407,7 +416,7 @@ impl UNetBlock {
             let shift = params.narrow(1, c, c).reshape([b, c, 1, 1]);
             silu(shift + self.norm1.forward(x) * scale.add_scalar(1.0))
         } else {
-            silu(self.norm1.forward(x + params.reshape([b, c, 1, 1])))
+            self.norm1.forward_silu(x + params.reshape([b, c, 1, 1]))
         };
         let x = self.conv1.forward(self.dropout.forward(x));
         let skip = match &self.skip {

@@ -1,0 +1,254 @@
+//! The fused GroupNorm + affine (+ SiLU) on burn-flex, for f32 tensors (other dtypes
+//! take [`crate::composed`]). Each (item, group) block is contiguous in `[N, C, …]`
+//! layout and independent of the others, so blocks run on rayon; every sum inside a
+//! block runs in one fixed order, and the γ/β gradients add the blocks' partial sums in
+//! item order, so results do not depend on the thread count.
+
+use burn::backend::flex::FlexTensor;
+use burn::backend::{Flex, TensorMetadata};
+use burn::tensor::{DType, Shape, TensorData};
+use rayon::prelude::*;
+
+use crate::{GnGrads, GroupNormKernel, composed};
+
+/// e^x in f32 without a library call, so that loops over it vectorise (also on
+/// baseline x86-64, where `floor` is one): x = k·ln 2 + r with |r| ≤ ln 2 / 2, k
+/// rounded to nearest by adding 1.5·2²³ (which leaves k in the sum's low mantissa
+/// bits), ln 2 split in two parts so that r is exact to f32, e^r by the degree-6
+/// minimax polynomial of Cephes' `expf`, and 2^k from the exponent bits. Inputs are
+/// clamped to [−87, 88] (e^−87 ≈ 1.6e−38 is the smallest normal result); NaN stays
+/// NaN. Relative error below 2.4e−7 on the clamped range (tests).
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const SHIFT: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * LOG2E + SHIFT;
+    let k = t - SHIFT;
+    let ki = (t.to_bits() as i32).wrapping_sub(SHIFT.to_bits() as i32);
+    let r = x - k * LN2_HI - k * LN2_LO;
+    let mut p = 1.987_569_1e-4_f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5;
+    let er = p * r * r + r + 1.0;
+    // k ∈ [−126, 127] after the clamp: a normal power of two. A NaN input gives some
+    // power of two here and `er` carries the NaN.
+    f32::from_bits(((ki + 127) as u32 & 0xff) << 23) * er
+}
+
+/// 1 / (1 + e^−x).
+#[inline(always)]
+pub fn sigmoid_f32(x: f32) -> f32 {
+    1.0 / (1.0 + exp_f32(-x))
+}
+
+/// Σ f(v) over `v`, each term rounded to f32 and summed in f64 over eight interleaved
+/// lanes combined in lane order: one order for a given length, whatever the thread
+/// count, and a loop the compiler vectorises.
+#[inline(always)]
+fn sum_lanes(v: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let chunks = v.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for j in 0..8 {
+            acc[j] += f(c[j]) as f64;
+        }
+    }
+    for (j, &t) in tail.iter().enumerate() {
+        acc[j] += f(t) as f64;
+    }
+    acc.iter().sum()
+}
+
+/// (μ, 1/√(σ² + ε)) of one block, σ² the biased variance by two passes.
+fn stats(block: &[f32], eps: f64) -> (f32, f32) {
+    let m = block.len().max(1) as f64;
+    let mean = (sum_lanes(block, |v| v) / m) as f32;
+    let var = sum_lanes(block, |v| (v - mean) * (v - mean)) / m;
+    (mean, (1.0 / (var + eps).sqrt()) as f32)
+}
+
+/// The f32 values of `t`, borrowed when its layout is contiguous (no copy), else
+/// copied out.
+fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+    match t.as_slice::<f32>() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(
+            t.to_contiguous()
+                .into_data()
+                .try_into_vec::<f32>()
+                .expect("an f32 tensor"),
+        ),
+    }
+}
+
+fn is_f32(ts: &[&FlexTensor]) -> bool {
+    ts.iter().all(|t| t.dtype() == DType::F32)
+}
+
+/// The block geometry: values per (item, group) block and per channel.
+fn geometry(shape: &Shape, groups: usize) -> (usize, usize) {
+    let (n, c) = (shape[0], shape[1]);
+    let block = shape.num_elements() / (n * groups).max(1);
+    (block, block / (c / groups).max(1))
+}
+
+impl GroupNormKernel for Flex {
+    fn gn_forward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        groups: usize,
+        eps: f64,
+        silu: bool,
+    ) -> FlexTensor {
+        if !is_f32(&[&x, &gamma, &beta]) {
+            return composed::forward::<Flex>(x, gamma, beta, groups, eps, silu);
+        }
+        let shape = x.shape();
+        let (block, plane) = geometry(&shape, groups);
+        let (xs, gs, bs) = (values(&x), values(&gamma), values(&beta));
+        let cpg = block / plane.max(1);
+        let mut out = vec![0.0f32; xs.len()];
+        out.par_chunks_mut(block.max(1))
+            .zip(xs.par_chunks(block.max(1)))
+            .enumerate()
+            .for_each(|(b, (o, xb))| {
+                let (mean, rstd) = stats(xb, eps);
+                let first = (b % groups) * cpg;
+                for (k, (oc, xc)) in o.chunks_mut(plane).zip(xb.chunks(plane)).enumerate() {
+                    let (g, be) = (gs[first + k], bs[first + k]);
+                    for (y, &v) in oc.iter_mut().zip(xc) {
+                        let z = (v - mean) * rstd * g + be;
+                        *y = if silu { z * sigmoid_f32(z) } else { z };
+                    }
+                }
+            });
+        FlexTensor::from_data(TensorData::new(out, shape))
+    }
+
+    fn gn_backward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        grad: FlexTensor,
+        groups: usize,
+        eps: f64,
+        silu: bool,
+    ) -> GnGrads<Flex> {
+        if !is_f32(&[&x, &gamma, &beta, &grad]) {
+            return composed::backward::<Flex>(x, gamma, beta, grad, groups, eps, silu);
+        }
+        let shape = x.shape();
+        let (n, c) = (shape[0], shape[1]);
+        let (block, plane) = geometry(&shape, groups);
+        let cpg = block / plane.max(1);
+        let (xs, gs, bs, dys) = (values(&x), values(&gamma), values(&beta), values(&grad));
+        let mut dx = vec![0.0f32; xs.len()];
+        // Per (item, channel): Σ dz·x̂ and Σ dz, in the blocks' channel order.
+        let mut partial = vec![(0.0f64, 0.0f64); n * c];
+        dx.par_chunks_mut(block.max(1))
+            .zip(partial.par_chunks_mut(cpg.max(1)))
+            .enumerate()
+            .for_each(|(b, (dxb, part))| {
+                let r = b * block..(b + 1) * block;
+                let first = (b % groups) * cpg;
+                let params = (&gs[first..first + cpg], &bs[first..first + cpg]);
+                block_backward(
+                    &xs[r.clone()],
+                    &dys[r],
+                    params,
+                    plane,
+                    (eps, silu),
+                    dxb,
+                    part,
+                );
+            });
+        let (mut d_gamma, mut d_beta) = (vec![0.0f64; c], vec![0.0f64; c]);
+        for item in partial.chunks(c) {
+            for (ch, (dg, db)) in item.iter().enumerate() {
+                d_gamma[ch] += dg;
+                d_beta[ch] += db;
+            }
+        }
+        let vec1 = |v: Vec<f64>| {
+            let v: Vec<f32> = v.into_iter().map(|x| x as f32).collect();
+            FlexTensor::from_data(TensorData::new(v, [c]))
+        };
+        GnGrads {
+            x: FlexTensor::from_data(TensorData::new(dx, shape)),
+            gamma: vec1(d_gamma),
+            beta: vec1(d_beta),
+        }
+    }
+}
+
+/// One block's backward pass: the first sweep writes g = γ·dz into `dx` and sums
+/// Σg, Σg·x̂ (the group's) and Σdz·x̂, Σdz (each channel's, into `part`); the second
+/// turns g into ∂x = (g − Σg/M − x̂·Σg·x̂/M)·rstd.
+fn block_backward(
+    xb: &[f32],
+    dyb: &[f32],
+    (gs, bs): (&[f32], &[f32]),
+    plane: usize,
+    (eps, silu): (f64, bool),
+    dx: &mut [f32],
+    part: &mut [(f64, f64)],
+) {
+    let (mean, rstd) = stats(xb, eps);
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for k in 0..gs.len() {
+        let span = k * plane..(k + 1) * plane;
+        let (g, be) = (gs[k], bs[k]);
+        let (xs, dys, out) = (&xb[span.clone()], &dyb[span.clone()], &mut dx[span]);
+        // One sweep: dz, its two channel sums (f64 lanes, fixed order), and g = γ·dz.
+        let grad_at = |v: f32, dy: f32| -> (f32, f32) {
+            let a = (v - mean) * rstd;
+            match silu {
+                true => {
+                    let z = a * g + be;
+                    let s = sigmoid_f32(z);
+                    (dy * s * (1.0 + z * (1.0 - s)), a)
+                }
+                false => (dy, a),
+            }
+        };
+        let (mut lane_db, mut lane_dg) = ([0.0f64; 8], [0.0f64; 8]);
+        let (cx, cy, mut co) = (
+            xs.chunks_exact(8),
+            dys.chunks_exact(8),
+            out.chunks_exact_mut(8),
+        );
+        let (tx, ty) = (cx.remainder(), cy.remainder());
+        for ((x8, y8), o8) in cx.zip(cy).zip(&mut co) {
+            for j in 0..8 {
+                let (dz, a) = grad_at(x8[j], y8[j]);
+                lane_db[j] += dz as f64;
+                lane_dg[j] += (dz * a) as f64;
+                o8[j] = dz * g;
+            }
+        }
+        for (j, ((&v, &dy), o)) in tx.iter().zip(ty).zip(co.into_remainder()).enumerate() {
+            let (dz, a) = grad_at(v, dy);
+            lane_db[j] += dz as f64;
+            lane_dg[j] += (dz * a) as f64;
+            *o = dz * g;
+        }
+        let (db, dg) = (lane_db.iter().sum::<f64>(), lane_dg.iter().sum::<f64>());
+        part[k] = (dg, db);
+        s1 += db * g as f64;
+        s2 += dg * g as f64;
+    }
+    let m = xb.len().max(1) as f64;
+    let (mean_g, mean_ga) = ((s1 / m) as f32, (s2 / m) as f32);
+    for (&v, out) in xb.iter().zip(dx.iter_mut()) {
+        let a = (v - mean) * rstd;
+        *out = (*out - mean_g - a * mean_ga) * rstd;
+    }
+}
