@@ -1,21 +1,21 @@
-//! The kernels of the burn-flex patch (`patches/burn-flex/PATCH.md`, issue 11), each
-//! beside the generic path it replaces, at the shape of the issue's table
-//! ([32, 64, 32, 32], 8 groups):
-//! - GroupNorm: `score_nn::norm::group_norm` (one fused `batch_norm_train`)
+//! scorelab's kernels (`crates/kernels`) and those of the burn-flex patch
+//! (`patches/burn-flex/PATCH.md`), each beside the generic path it replaces, at the
+//! shape of issue 11's table ([32, 64, 32, 32], 8 groups):
+//! - GroupNorm: `score_nn::norm::group_norm` (the kernels crate's fused GroupNorm)
 //!   against burn-nn's `GroupNorm::forward` (composed tensor operations), forward and
 //!   forward + backward;
-//! - SiLU's sigmoid: `activation::sigmoid` (the patched, vectorised kernel) against
-//!   the same function composed from burn's `exp`, `add` and `recip`;
+//! - SiLU: `score_nn::norm::silu` (the kernels crate's one-pass SiLU) against burn's
+//!   `activation::silu` on burn-flex;
 //! - the 3×3 convolutions of the UNet (16→16 at 28×28, 32→32 at 14×14 and 7×7, batch
 //!   32): through burn's autodiff (forward; forward + input gradient; forward + weight
 //!   gradient), and on burn-flex directly, each gradient kernel of the patch beside the
 //!   path burn's trait defaults take, and both forward paths.
 
 use burn::nn::GroupNormConfig;
-use burn::tensor::{Device, Tensor, activation::sigmoid};
+use burn::tensor::{Device, Tensor, activation};
 use criterion::{Criterion, criterion_group, criterion_main};
 use score_core::tensor::{randn, stream_rng, to_vec_f32};
-use score_nn::norm::group_norm;
+use score_nn::norm::{group_norm, silu};
 
 fn done<const D: usize>(t: Tensor<D>) {
     let _ = to_vec_f32(t.flatten::<1>(0, D - 1).narrow(0, 0, 1)).unwrap();
@@ -49,19 +49,17 @@ fn groupnorm(c: &mut Criterion) {
     g.finish();
 }
 
-fn sigmoids(c: &mut Criterion) {
-    let mut g = c.benchmark_group("sigmoid-2M");
+fn silus(c: &mut Criterion) {
+    let mut g = c.benchmark_group("silu-2M");
     g.sample_size(20);
     let dev = Device::flex();
     let x = randn([32, 64, 32, 32], &mut stream_rng(1, 0, 0), &dev);
-    g.bench_function("patched", |b| b.iter(|| done(sigmoid(x.clone()))));
-    g.bench_function("composed", |b| {
-        b.iter(|| done(x.clone().neg().exp().add_scalar(1.0).recip()))
-    });
+    g.bench_function("kernel", |b| b.iter(|| done(silu(x.clone()))));
+    g.bench_function("burn", |b| b.iter(|| done(activation::silu(x.clone()))));
     g.finish();
 }
 
-criterion_group!(benches, groupnorm, sigmoids, convs, conv_grads);
+criterion_group!(benches, groupnorm, silus, convs, conv_grads);
 criterion_main!(benches);
 
 /// The convolution's gradients on burn-flex directly: the patched kernels

@@ -9,43 +9,8 @@ use burn::backend::{Flex, TensorMetadata};
 use burn::tensor::{DType, Shape, TensorData};
 use rayon::prelude::*;
 
+use crate::math::{sigmoid_f32, silu_grad_f32, values};
 use crate::{GnGrads, GroupNormKernel, composed};
-
-/// e^x in f32 without a library call, so that loops over it vectorise (also on
-/// baseline x86-64, where `floor` is one): x = k·ln 2 + r with |r| ≤ ln 2 / 2, k
-/// rounded to nearest by adding 1.5·2²³ (which leaves k in the sum's low mantissa
-/// bits), ln 2 split in two parts so that r is exact to f32, e^r by the degree-6
-/// minimax polynomial of Cephes' `expf`, and 2^k from the exponent bits. Inputs are
-/// clamped to [−87, 88] (e^−87 ≈ 1.6e−38 is the smallest normal result); NaN stays
-/// NaN. Relative error below 2.4e−7 on the clamped range (tests).
-#[inline(always)]
-pub fn exp_f32(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const SHIFT: f32 = 12_582_912.0;
-    let x = x.clamp(-87.0, 88.0);
-    let t = x * LOG2E + SHIFT;
-    let k = t - SHIFT;
-    let ki = (t.to_bits() as i32).wrapping_sub(SHIFT.to_bits() as i32);
-    let r = x - k * LN2_HI - k * LN2_LO;
-    let mut p = 1.987_569_1e-4_f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
-    let er = p * r * r + r + 1.0;
-    // k ∈ [−126, 127] after the clamp: a normal power of two. A NaN input gives some
-    // power of two here and `er` carries the NaN.
-    f32::from_bits(((ki + 127) as u32 & 0xff) << 23) * er
-}
-
-/// 1 / (1 + e^−x).
-#[inline(always)]
-pub fn sigmoid_f32(x: f32) -> f32 {
-    1.0 / (1.0 + exp_f32(-x))
-}
 
 /// Σ f(v) over `v` in a fixed order whatever the thread count: runs of 256 values are
 /// summed in f32 over eight interleaved lanes (a loop the compiler vectorises, each
@@ -77,20 +42,6 @@ fn stats(block: &[f32], eps: f64) -> (f32, f32) {
     let mean = (sum_lanes(block, |v| v) / m) as f32;
     let var = sum_lanes(block, |v| (v - mean) * (v - mean)) / m;
     (mean, (1.0 / (var + eps).sqrt()) as f32)
-}
-
-/// The f32 values of `t`, borrowed when its layout is contiguous (no copy), else
-/// copied out.
-fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
-    match t.as_slice::<f32>() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(
-            t.to_contiguous()
-                .into_data()
-                .try_into_vec::<f32>()
-                .expect("an f32 tensor"),
-        ),
-    }
 }
 
 fn is_f32(ts: &[&FlexTensor]) -> bool {
@@ -210,9 +161,7 @@ fn channel_sweep<const SILU: bool>(
     let grad = |v: f32, d: f32| -> (f32, f32) {
         let a = (v - mean) * rstd;
         if SILU {
-            let z = a * g + be;
-            let s = sigmoid_f32(z);
-            (d * s * (1.0 + z * (1.0 - s)), a)
+            (d * silu_grad_f32(a * g + be), a)
         } else {
             (d, a)
         }

@@ -10,7 +10,9 @@
 //!   twice and writes the input gradient once, with the γ and β gradients summed over
 //!   the batch in item order. The blocks run on rayon, but every sum is inside one
 //!   block or in a fixed order across them, so the result is the same on any number of
-//!   threads. SiLU's sigmoid uses a polynomial e^x that vectorises ([`flex::exp_f32`]).
+//!   threads. SiLU's sigmoid uses a polynomial e^x that vectorises ([`math::exp_f32`]).
+//! - [`silu`]: x·sigmoid(x) alone (the time embeddings, EDM's adaptive-scale blocks),
+//!   one pass and one node each way on burn-flex.
 //! - Every other backend takes the trait's default bodies, which compose burn's
 //!   primitives ([`composed`]): the same function, one node per primitive.
 //!
@@ -27,9 +29,11 @@
 //! assert_eq!(y.dims(), [2, 4, 3, 3]);
 //! ```
 
+pub mod activation;
 mod autodiff;
 pub mod composed;
 pub mod flex;
+pub mod math;
 
 use burn::backend::{Backend, Dispatch, backend_extension, tensor::FloatTensor};
 use burn::tensor::Tensor;
@@ -94,6 +98,13 @@ impl GroupNormOps for burn::backend::Flex {
     ) -> FloatTensor<Self> {
         Self::gn_forward(x, gamma, beta, groups, eps, silu)
     }
+}
+
+/// SiLU, x·sigmoid(x), as one operation and one autodiff node (on burn-flex, one
+/// vectorised pass each way; elsewhere burn's `sigmoid` and products).
+pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    use crate::activation::SiluOps;
+    Tensor::from_dispatch(Dispatch::fused_silu(x.into_dispatch()))
 }
 
 /// GroupNorm of `x` (`[N, C, …]`) with `groups` groups and ε = `eps`, the per-channel

@@ -11,9 +11,10 @@
 //! block types, Fourier or learned time embeddings and resnet up/down-sampling are
 //! refused by name ([`UNet2DConfig::check`]).
 
+use crate::norm::silu;
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig};
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::softmax;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};

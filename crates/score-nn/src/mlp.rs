@@ -4,10 +4,10 @@
 //! cond), and residual SiLU blocks h_{l+1} = h_l + W_l·silu(h_l + emb_l). Paired with
 //! EDM preconditioning it gives a [`Denoiser`](score_core::denoiser::Denoiser) on `[B, d]`.
 
+use crate::norm::silu;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
 
 use super::embedding::{ConditioningMaps, FourierEmbedding};

@@ -25,9 +25,9 @@ use burn::config::Config;
 use burn::module::{Initializer, Module};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Dropout, DropoutConfig, GroupNorm, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::softmax;
 
-use super::norm::{group_norm, group_norm_layer, group_norm_silu};
+use super::norm::{group_norm, group_norm_layer, group_norm_silu, silu};
 use burn::tensor::{Device, Tensor};
 
 use super::embedding::{ConditioningMaps, positional_embedding};

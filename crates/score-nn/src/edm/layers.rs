@@ -4,9 +4,10 @@
 //! separable FIR filter, `GroupNorm` with EDM's group rule, the unified `UNetBlock`
 //! of DDPM++, NCSN++ and ADM, and the positional and Fourier noise embeddings.
 
+use crate::norm::silu;
 use burn::module::{Initializer, Module, Param};
 use burn::nn::{Dropout, DropoutConfig};
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::softmax;
 use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Tensor};

@@ -13,8 +13,8 @@
 
 pub mod layers;
 
+use crate::norm::silu;
 use burn::module::Module;
-use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 

@@ -103,12 +103,7 @@ impl ActivationOps<Flex> for Flex {
     }
 
     fn sigmoid(tensor: FloatTensor<Flex>) -> FloatTensor<Flex> {
-        // scorelab patch: f32 through a vectorisable exp, in parallel (see
-        // `sigmoid_f32_fast`); the other dtypes as before.
-        match tensor.dtype() {
-            DType::F32 => sigmoid_f32_fast(tensor),
-            _ => unary_op(tensor, sigmoid_f32, sigmoid_f64),
-        }
+        unary_op(tensor, sigmoid_f32, sigmoid_f64)
     }
 
     fn sigmoid_backward(output: FloatTensor<Flex>, grad: FloatTensor<Flex>) -> FloatTensor<Flex> {
@@ -182,74 +177,6 @@ fn sigmoid_f32(x: f32) -> f32 {
         let e = x.exp();
         e / (1.0 + e)
     }
-}
-
-/// scorelab patch: e^x for f32 without a libm call, so that loops over it vectorise.
-///
-/// e^x = 2^k · e^r with k = round(x / ln 2) and r = x − k·ln 2 ∈ [−ln 2 / 2, ln 2 / 2];
-/// ln 2 is split in two (0.693359375 has 9 significant bits, so k·C1 is exact) and e^r
-/// is Cephes' degree-7 minimax polynomial for `expf` (about 1 ulp on this interval).
-/// k is rounded by adding 1.5·2^23, which also leaves k in the low bits of the sum, and
-/// 2^k is built from its exponent bits. x is clamped to [−87, 88] so that 2^k stays a
-/// normal float: results below e^−87 (about 1.6e−38) come out as e^−87 instead of a
-/// subnormal, and above e^88 as e^88 (3.4e38 is the largest f32). NaN stays NaN.
-#[inline(always)]
-pub(crate) fn exp_f32_fast(x: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
-    const C1: f32 = 0.693_359_4;
-    const C2: f32 = -2.121_944_4e-4;
-    let x = x.clamp(-87.0, 88.0);
-    let t = x * core::f32::consts::LOG2_E + MAGIC;
-    let k = t - MAGIC;
-    let ki = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
-    let r = x - k * C1 - k * C2;
-    let r2 = r * r;
-    let p = (((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r
-        + 4.166_579_6e-2)
-        * r
-        + 1.666_666_5e-1)
-        * r
-        + 5.000_000_1e-1)
-        * r2
-        + r
-        + 1.0;
-    p * f32::from_bits((ki.wrapping_add(127) as u32) << 23)
-}
-
-/// scorelab patch: f32 sigmoid 1 / (1 + e^−x) with [`exp_f32_fast`], in place when the
-/// tensor is unique, over chunks in parallel under `rayon`. For x < −87 it returns
-/// about 1.6e−38 instead of a smaller subnormal.
-fn sigmoid_f32_fast(tensor: FlexTensor) -> FlexTensor {
-    const CHUNK: usize = 1 << 14;
-    let sig = |x: f32| 1.0 / (1.0 + exp_f32_fast(-x));
-    let mut t = tensor.into_contiguous();
-    if t.is_unique() {
-        let f = |c: &mut [f32]| c.iter_mut().for_each(|v| *v = sig(*v));
-        let data: &mut [f32] = t.storage_mut();
-        #[cfg(feature = "rayon")]
-        {
-            use rayon::prelude::*;
-            data.par_chunks_mut(CHUNK).for_each(f);
-        }
-        #[cfg(not(feature = "rayon"))]
-        f(data);
-        return t;
-    }
-    let src: &[f32] = t.storage();
-    let mut out = vec![0.0f32; src.len()];
-    let f = |(o, i): (&mut [f32], &[f32])| o.iter_mut().zip(i).for_each(|(o, &x)| *o = sig(x));
-    #[cfg(feature = "rayon")]
-    {
-        use rayon::prelude::*;
-        out.par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(f);
-    }
-    #[cfg(not(feature = "rayon"))]
-    f((out.as_mut_slice(), src));
-    FlexTensor::new(
-        Bytes::from_elems(out),
-        Layout::contiguous(t.layout().shape().clone()),
-        DType::F32,
-    )
 }
 
 #[inline]

@@ -31,7 +31,7 @@ use burn_backend::tensor::FloatTensor;
 use burn_backend::{DType, TensorMetadata};
 use burn_std::{Bytes, Shape};
 
-use crate::ops::norm::{Real, from_f32, lane_sum, lane_sums2, per_channel, runs, to_f32};
+use crate::ops::norm::{Real, from_f32, lane_sum, per_channel, runs, to_f32};
 use crate::{Flex, FlexTensor, Layout};
 
 /// Shapes and options of one 2-D convolution. Only the padding before each axis
@@ -272,9 +272,6 @@ fn per_run<R: Send>(
 }
 
 fn weight_grad_typed<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
-    if g.is_channel_affine() {
-        return affine_w_grad(g, x, dy);
-    }
     let (p, kg, cog) = (g.p(), g.k_group(), g.co_group());
     let (x_img, dy_img) = (g.c_in * g.h * g.w, g.c_out * p);
     let partial = per_run(batch_runs(g.batch, reduction_run_len(g)), |run| {
@@ -342,9 +339,6 @@ fn weight_grad_typed<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
 }
 
 fn x_grad_typed<T: Real>(g: &Geometry, w: &[T], dy: &[T]) -> Vec<T> {
-    if g.is_channel_affine() {
-        return affine_x_grad(g, w, dy);
-    }
     if let Some(dx) = x_grad_as_conv(g, w, dy) {
         return dx;
     }
@@ -383,9 +377,6 @@ fn x_grad_typed<T: Real>(g: &Geometry, w: &[T], dy: &[T]) -> Vec<T> {
 /// block the product is written into the NCHW output directly (each plane starting as
 /// its bias); otherwise into a block buffer, then copied to the images' planes.
 fn forward_typed<T: Real>(g: &Geometry, x: &[T], w: &[T], bias: Option<&[f64]>) -> Vec<T> {
-    if g.is_channel_affine() {
-        return affine_forward(g, x, w, bias);
-    }
     let (p, kg, cog) = (g.p(), g.k_group(), g.co_group());
     let (x_img, out_img) = (g.c_in * g.h * g.w, g.c_out * p);
     // Every element is written below (a GEMM that does not read its destination, or a
@@ -490,115 +481,6 @@ fn x_grad_as_conv<T: Real>(g: &Geometry, w: &[T], dy: &[T]) -> Option<Vec<T>> {
         ..*g
     };
     Some(forward_typed(&t, dy, &flipped(g, w), None))
-}
-
-// ---------------------------------------------------------------------------
-// Per-channel affine: the depthwise 1×1 convolution (groups = C_in = C_out,
-// stride 1, no padding), y[n, c] = w[c]·x[n, c] + b[c]. GroupNorm's γ and β
-// run as this convolution in scorelab, so that autodiff records one node.
-// ---------------------------------------------------------------------------
-
-impl Geometry {
-    /// Whether this is the per-channel affine above.
-    fn is_channel_affine(&self) -> bool {
-        self.groups == self.c_in
-            && self.c_out == self.c_in
-            && (self.kh, self.kw) == (1, 1)
-            && self.stride == [1, 1]
-            && self.pad == [0, 0]
-            && (self.oh, self.ow) == (self.h, self.w)
-    }
-}
-
-/// `out[n, c] = f(n, c, plane)` for every plane, in parallel under `rayon`.
-fn map_planes<T: Real>(
-    g: &Geometry,
-    src: &[T],
-    f: impl Fn(usize, &[T], &mut [T]) + Sync + Send,
-) -> Vec<T> {
-    let p = g.p();
-    let mut out = vec![T::default(); src.len()];
-    #[cfg(feature = "rayon")]
-    {
-        use rayon::prelude::*;
-        out.par_chunks_mut(p)
-            .zip(src.par_chunks(p))
-            .with_min_len((16384 / p.max(1)).max(1))
-            .enumerate()
-            .for_each(|(i, (o, x))| f(i % g.c_out, x, o));
-    }
-    #[cfg(not(feature = "rayon"))]
-    for (i, (o, x)) in out.chunks_mut(p).zip(src.chunks(p)).enumerate() {
-        f(i % g.c_out, x, o);
-    }
-    out
-}
-
-/// The affine's output: `w[c]·x + b[c]` per plane.
-fn affine_forward<T: Real>(g: &Geometry, x: &[T], w: &[T], bias: Option<&[f64]>) -> Vec<T> {
-    map_planes(g, x, |c, xs, out| {
-        let (a, b) = (w[c], T::from64(bias.map_or(0.0, |b| b[c])));
-        for (o, v) in out.iter_mut().zip(xs) {
-            *o = a * *v + b;
-        }
-    })
-}
-
-/// The affine's output written over its input, when no other tensor shares it (as
-/// the normalised activations of an inference pass): no new buffer to fault in.
-fn affine_in_place<T: Real>(
-    g: &Geometry,
-    mut x: FlexTensor,
-    w: FlexTensor,
-    bias: Option<&[f64]>,
-) -> FlexTensor {
-    let w = w.to_contiguous();
-    let w: Vec<T> = w.storage::<T>().to_vec();
-    let p = g.p();
-    let data: &mut [T] = x.storage_mut();
-    let body = |(i, plane): (usize, &mut [T])| {
-        let c = i % g.c_out;
-        let (a, b) = (w[c], T::from64(bias.map_or(0.0, |b| b[c])));
-        for v in plane.iter_mut() {
-            *v = a * *v + b;
-        }
-    };
-    #[cfg(feature = "rayon")]
-    {
-        use rayon::prelude::*;
-        data[..g.batch * g.c_in * p]
-            .par_chunks_mut(p)
-            .with_min_len((16384 / p.max(1)).max(1))
-            .enumerate()
-            .for_each(body);
-    }
-    #[cfg(not(feature = "rayon"))]
-    data[..g.batch * g.c_in * p]
-        .chunks_mut(p)
-        .enumerate()
-        .for_each(body);
-    x
-}
-
-/// The affine's input gradient: `w[c]·dy` per plane.
-fn affine_x_grad<T: Real>(g: &Geometry, w: &[T], dy: &[T]) -> Vec<T> {
-    map_planes(g, dy, |c, ds, out| {
-        for (o, d) in out.iter_mut().zip(ds) {
-            *o = w[c] * *d;
-        }
-    })
-}
-
-/// The affine's weight gradient: `Σ dy·x` per channel, in f64.
-fn affine_w_grad<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
-    let shape = (g.batch, g.c_out, g.p());
-    per_channel(g.c_out, |c| {
-        let sum: f64 = runs(x, shape, c)
-            .zip(runs(dy, shape, c))
-            .map(|(xs, ds)| lane_sums2(xs, ds, 0.0).1)
-            .sum();
-        T::from64(sum)
-    })
 }
 
 fn bias_grad_typed<T: Real>(batch: usize, channels: usize, p: usize, dy: &[T]) -> Vec<T> {
@@ -733,20 +615,6 @@ pub fn conv2d(
             .map(|v| *v as f64)
             .collect(),
     });
-    if g.is_channel_affine()
-        && x.is_unique()
-        && x.layout().contiguous_offsets().is_some_and(|o| o.0 == 0)
-    {
-        return match x.dtype() {
-            DType::F32 => affine_in_place::<f32>(&g, x, weight, bias.as_deref()),
-            DType::F64 => affine_in_place::<f64>(&g, x, weight, bias.as_deref()),
-            _ => by_dtype(
-                [x, weight],
-                |x, w| (forward_typed(&g, x, w, bias.as_deref()), out_shape.clone()),
-                |x, w| (forward_typed(&g, x, w, bias.as_deref()), out_shape.clone()),
-            ),
-        };
-    }
     by_dtype(
         [x, weight],
         |x, w| (forward_typed(&g, x, w, bias.as_deref()), out_shape.clone()),
@@ -754,10 +622,8 @@ pub fn conv2d(
     )
 }
 
-/// Whether [`conv2d`] is the faster forward path: f32 or f64, and either the
-/// per-channel affine (depthwise 1×1: one pass per plane, where `conv.rs` would run one
-/// tiny GEMM per plane), or groups of more than four channels, a kernel larger than 1×1
-/// and at least 256 output positions per image. The latter was measured on
+/// Whether [`conv2d`] is the faster forward path: f32 or f64, groups of more than four
+/// channels, a kernel larger than 1×1 and at least 256 output positions per image. The latter was measured on
 /// the UNet's 3×3 layers (`cargo bench -p scorelab-benches --bench kernels --
 /// conv-grad`): 1.7× faster at 28×28, level at 14×14, slower at 7×7, where the
 /// default path's tiles span several images. 1×1 kernels, up to four input channels
@@ -774,12 +640,6 @@ pub fn prefers_nchw(dtype: DType, x: &Shape, w: &Shape, options: &ConvOptions<2>
         (Some(h), Some(v)) => h * v,
         _ => 0,
     };
-    let affine = w[0] == x[1]
-        && w[1] == 1
-        && (w[2], w[3]) == (1, 1)
-        && options.groups == x[1]
-        && options.stride == [1, 1]
-        && options.padding == [(0, 0), (0, 0)];
     let columns = w[1] > 4 && w[2] * w[3] > 1 && positions >= 256;
-    matches!(dtype, DType::F32 | DType::F64) && (affine || columns)
+    matches!(dtype, DType::F32 | DType::F64) && columns
 }
