@@ -108,10 +108,7 @@ pub fn backward<B: Backend>(
     let dz = match silu {
         true => {
             let z = affine::<B>(a3.clone(), gamma.clone(), beta, &shape);
-            let s = B::sigmoid(z.clone());
-            let one_minus_s = B::float_add_scalar(B::float_neg(s.clone()), Scalar::from(1.0));
-            let inner = B::float_add_scalar(B::float_mul(z, one_minus_s), Scalar::from(1.0));
-            B::float_mul(grad, B::float_mul(s, inner))
+            crate::activation::composed_backward::<B>(z, grad)
         }
         false => grad,
     };
