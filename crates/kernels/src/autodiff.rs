@@ -43,38 +43,29 @@ impl<B: GroupNormKernel, C: CheckpointStrategy> GroupNormOps for Autodiff<B, C> 
         eps: f64,
         silu: bool,
     ) -> FloatTensor<Self> {
+        let forward = |x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>| {
+            let (x, g, b) = (
+                x.into_primitive(),
+                gamma.into_primitive(),
+                beta.into_primitive(),
+            );
+            B::gn_forward(x, g, b, groups, eps, silu)
+        };
         match FusedGroupNorm
             .prepare::<C>([x.node(), gamma.node(), beta.node()])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(mut prep) => {
-                let state = (
+                let inputs = (
                     prep.checkpoint(&x),
                     prep.checkpoint(&gamma),
                     prep.checkpoint(&beta),
-                    groups,
-                    eps,
-                    silu,
                 );
-                let out = B::gn_forward(
-                    x.into_primitive(),
-                    gamma.into_primitive(),
-                    beta.into_primitive(),
-                    groups,
-                    eps,
-                    silu,
-                );
-                prep.finish(state, out)
+                let state = (inputs.0, inputs.1, inputs.2, groups, eps, silu);
+                prep.finish(state, forward(x, gamma, beta))
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::gn_forward(
-                x.into_primitive(),
-                gamma.into_primitive(),
-                beta.into_primitive(),
-                groups,
-                eps,
-                silu,
-            )),
+            OpsKind::UnTracked(prep) => prep.finish(forward(x, gamma, beta)),
         }
     }
 }
