@@ -17,7 +17,7 @@ use crate::{GnGrads, GroupNormKernel, composed};
 /// lane adding 32 terms, so within about 32·2⁻²⁴ ≈ 2e−6 of the run's Σ|term|), and
 /// the runs' sums are added in f64.
 #[inline(always)]
-fn sum_lanes(v: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+pub(crate) fn sum_lanes(v: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     let mut total = 0.0f64;
     for run in v.chunks(256) {
         let mut acc = [0.0f32; 8];

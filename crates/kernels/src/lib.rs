@@ -32,11 +32,14 @@
 pub mod activation;
 mod autodiff;
 pub mod composed;
+pub mod conv;
+mod conv_flex;
 pub mod flex;
 pub mod math;
 
 use burn::backend::{Backend, Dispatch, backend_extension, tensor::FloatTensor};
 use burn::tensor::Tensor;
+use burn::tensor::ops::ConvOptions;
 
 pub use composed::GnGrads;
 
@@ -133,4 +136,62 @@ pub fn group_norm_act<const D: usize>(
         silu,
     );
     Tensor::from_dispatch(out)
+}
+
+/// The 2-D convolution `bias + x ⋆ weight` (`x: [N, C_in, H, W]`, `weight: [C_out,
+/// C_in/G, k_h, k_w]`, burn's [`ConvOptions`]) as one operation and one autodiff node.
+/// On burn-flex (with or without autodiff), for f32, the NCHW kernels of this crate
+/// ([`conv`]: the forward pass where it is the faster one, the three gradients always);
+/// on other devices burn's own `conv2d`, so it can be called on any device.
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    use crate::conv::ConvOps;
+    if x.device().inner() != burn::tensor::Device::flex() {
+        return burn::tensor::module::conv2d(x, weight, bias, options);
+    }
+    let (x, w) = (x.into_dispatch(), weight.into_dispatch());
+    Tensor::from_dispatch(match bias {
+        Some(b) => Dispatch::scorelab_conv2d_bias(x, w, b.into_dispatch(), options),
+        None => Dispatch::scorelab_conv2d(x, w, options),
+    })
+}
+
+/// burn-nn's [`Conv2d`](burn::nn::conv::Conv2d) layer applied through [`conv2d`]: the
+/// same padding (`Same`, `Valid` or explicit), stride, dilation and groups as its own
+/// `forward`, and the same parameters, so records stay as they are.
+pub fn conv2d_layer(layer: &burn::nn::conv::Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    let options = ConvOptions::new_with_padding(
+        layer.stride,
+        [padding(layer, 0, h), padding(layer, 1, w)],
+        layer.dilation,
+        layer.groups,
+    );
+    let bias = layer.bias.as_ref().map(|b| b.val());
+    conv2d(x, layer.weight.val(), bias, options)
+}
+
+/// The (before, after) padding of axis `axis` (0: height, 1: width) of `len` values as
+/// burn-nn's `Conv2d` takes it (its own computation is private): `Same` pads to an
+/// output of ⌈len/stride⌉ with the kernel's undilated size, the odd value after.
+fn padding(layer: &burn::nn::conv::Conv2d, axis: usize, len: usize) -> (usize, usize) {
+    use burn::nn::PaddingConfig2d as P;
+    let (kernel, stride) = (layer.kernel_size[axis], layer.stride[axis]);
+    match layer.padding {
+        P::Valid => (0, 0),
+        P::Same => {
+            let out = len.div_ceil(stride);
+            let total = match out {
+                0 => 0,
+                _ => ((out - 1) * stride + kernel).saturating_sub(len),
+            };
+            (total / 2, total - total / 2)
+        }
+        P::Explicit(top, _, bottom, _) if axis == 0 => (top, bottom),
+        P::Explicit(_, left, _, right) => (left, right),
+    }
 }

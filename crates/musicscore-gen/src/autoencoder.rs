@@ -98,8 +98,8 @@ impl Res {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = self.c0.forward(group_norm_silu(&self.n0, x.clone()));
-        x + self.c1.forward(group_norm_silu(&self.n1, h))
+        let h = scorelab_kernels::conv2d_layer(&self.c0, group_norm_silu(&self.n0, x.clone()));
+        x + scorelab_kernels::conv2d_layer(&self.c1, group_norm_silu(&self.n1, h))
     }
 }
 
@@ -129,11 +129,11 @@ impl Autoencoder {
     /// The posterior's mean and log-variance, each `[n, c, H/f, W/f]`, of images
     /// `[n, 1, H, W]` (H and W multiples of f).
     pub fn encode(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
-        let mut h = self.enc_in.forward(x);
+        let mut h = scorelab_kernels::conv2d_layer(&self.enc_in, x);
         for (down, res) in self.enc_down.iter().zip(&self.enc_res) {
-            h = res.forward(down.forward(h));
+            h = res.forward(scorelab_kernels::conv2d_layer(down, h));
         }
-        let out = self.enc_out.forward(group_norm_silu(&self.enc_norm, h));
+        let out = scorelab_kernels::conv2d_layer(&self.enc_out, group_norm_silu(&self.enc_norm, h));
         let c = out.dims()[1] / 2;
         let mean = out.clone().narrow(1, 0, c);
         // SD clamps the log-variance to [−30, 20].
@@ -143,16 +143,16 @@ impl Autoencoder {
 
     /// Images `[n, 1, H, W]` from latents `[n, c, H/f, W/f]`.
     pub fn decode(&self, z: Tensor<4>) -> Tensor<4> {
-        let mut h = self.dec_in.forward(z);
+        let mut h = scorelab_kernels::conv2d_layer(&self.dec_in, z);
         let l = self.dec_up.len();
         h = self.dec_res[l - 1].forward(h);
         for k in (0..l).rev() {
-            h = self.dec_up[k].forward(upsample(h));
+            h = scorelab_kernels::conv2d_layer(&self.dec_up[k], upsample(h));
             if k > 0 {
                 h = self.dec_res[k - 1].forward(h);
             }
         }
-        self.dec_out.forward(group_norm_silu(&self.dec_norm, h))
+        scorelab_kernels::conv2d_layer(&self.dec_out, group_norm_silu(&self.dec_norm, h))
     }
 
     /// The training loss of a batch `x` `[n, 1, H, W]` with standard normal `eps` of

@@ -15,9 +15,9 @@ use crate::norm::silu;
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::activation::softmax;
-use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
+use scorelab_kernels::conv2d;
 use serde::{Deserialize, Serialize};
 
 use crate::edm::layers::{GroupNorm, Init, Linear};

@@ -112,16 +112,15 @@ impl AttentionBlock {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
-        let qkv = self
-            .qkv
-            .forward(group_norm(&self.norm, x.clone()))
+        let qkv = scorelab_kernels::conv2d_layer(&self.qkv, group_norm(&self.norm, x.clone()))
             .reshape([b, 3, c, h * w]);
         let q = qkv.clone().narrow(1, 0, 1).reshape([b, c, h * w]);
         let k = qkv.clone().narrow(1, 1, 1).reshape([b, c, h * w]);
         let v = qkv.narrow(1, 2, 1).reshape([b, c, h * w]);
         let att = softmax(q.swap_dims(1, 2).matmul(k).div_scalar((c as f64).sqrt()), 2); // [b, hw, hw]
         let out = v.matmul(att.swap_dims(1, 2)).reshape([b, c, h, w]);
-        (x + self.proj.forward(out)).mul_scalar(std::f64::consts::FRAC_1_SQRT_2)
+        (x + scorelab_kernels::conv2d_layer(&self.proj, out))
+            .mul_scalar(std::f64::consts::FRAC_1_SQRT_2)
     }
 }
 
@@ -156,9 +155,7 @@ impl CrossAttention {
     fn forward(&self, x: Tensor<4>, t: &Tokens) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
         let l = t.tokens.dims()[1];
-        let q = self
-            .q
-            .forward(group_norm(&self.norm, x.clone()))
+        let q = scorelab_kernels::conv2d_layer(&self.q, group_norm(&self.norm, x.clone()))
             .reshape([b, c, h * w])
             .swap_dims(1, 2); // [b, hw, c]
         let kv = self.kv.forward(t.tokens.clone()); // [b, l, 2c]
@@ -175,7 +172,8 @@ impl CrossAttention {
         let present = t.mask.clone().max_dim(1).reshape([b, 1, 1]);
         let out = softmax(logits, 2).matmul(v) * present; // [b, hw, c]
         let out = out.swap_dims(1, 2).reshape([b, c, h, w]);
-        (x + self.proj.forward(out)).mul_scalar(std::f64::consts::FRAC_1_SQRT_2)
+        (x + scorelab_kernels::conv2d_layer(&self.proj, out))
+            .mul_scalar(std::f64::consts::FRAC_1_SQRT_2)
     }
 }
 
@@ -219,14 +217,16 @@ impl ResBlock {
 
     fn forward(&self, x: Tensor<4>, emb: &Tensor<2>, tokens: Option<&Tokens>) -> Tensor<4> {
         let [b, _, _, _] = x.dims();
-        let h = self.conv0.forward(group_norm_silu(&self.norm0, x.clone()));
+        let h =
+            scorelab_kernels::conv2d_layer(&self.conv0, group_norm_silu(&self.norm0, x.clone()));
         let cout = h.dims()[1];
         let h = h + self.affine.forward(emb.clone()).reshape([b, cout, 1, 1]);
-        let h = self
-            .conv1
-            .forward(self.dropout.forward(group_norm_silu(&self.norm1, h)));
+        let h = scorelab_kernels::conv2d_layer(
+            &self.conv1,
+            self.dropout.forward(group_norm_silu(&self.norm1, h)),
+        );
         let skip = match &self.skip {
-            Some(s) => s.forward(x),
+            Some(s) => scorelab_kernels::conv2d_layer(s, x),
             None => x,
         };
         let mut out = (h + skip).mul_scalar(std::f64::consts::FRAC_1_SQRT_2);
@@ -410,7 +410,7 @@ impl ScoreNetwork<4> for UNet {
             })
         });
         let tokens = tokens.as_ref();
-        let mut h = self.conv_in.forward(x_in);
+        let mut h = scorelab_kernels::conv2d_layer(&self.conv_in, x_in);
         let mut skips = vec![h.clone()];
         let levels = self.enc.len();
         for (level, blocks) in self.enc.iter().enumerate() {
@@ -432,7 +432,7 @@ impl ScoreNetwork<4> for UNet {
                 h = upsample(h);
             }
         }
-        self.conv_out.forward(group_norm_silu(&self.norm_out, h))
+        scorelab_kernels::conv2d_layer(&self.conv_out, group_norm_silu(&self.norm_out, h))
     }
 }
 
@@ -557,7 +557,7 @@ mod tests {
                 mask: &zeros,
             },
         );
-        let plain = (x.clone() + ca.proj.forward(x.zeros_like()))
+        let plain = (x.clone() + scorelab_kernels::conv2d_layer(&ca.proj, x.zeros_like()))
             .mul_scalar(std::f64::consts::FRAC_1_SQRT_2);
         let d0 = to_vec_f32((none - plain).abs().max()).unwrap()[0];
         assert!(d0 < 1e-6, "{d0}");

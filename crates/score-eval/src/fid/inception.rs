@@ -70,7 +70,7 @@ impl ConvBn {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.conv.forward(x))
+        relu(scorelab_kernels::conv2d_layer(&self.conv, x))
     }
 }
 

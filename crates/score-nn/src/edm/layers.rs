@@ -8,9 +8,10 @@ use crate::norm::silu;
 use burn::module::{Initializer, Module, Param};
 use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::activation::softmax;
-use burn::tensor::module::{conv_transpose2d, conv2d};
+use burn::tensor::module::conv_transpose2d;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Tensor};
+use scorelab_kernels::conv2d;
 
 use crate::norm::group_norm_act_with;
 
