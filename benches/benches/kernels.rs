@@ -1,6 +1,5 @@
-//! scorelab's kernels (`crates/kernels`) and those of the burn-flex patch
-//! (`patches/burn-flex/PATCH.md`), each beside the generic path it replaces, at the
-//! shape of issue 11's table ([32, 64, 32, 32], 8 groups):
+//! scorelab's kernels (`crates/kernels`), each beside the burn or burn-flex path it
+//! replaces, at the shape of issue 11's table ([32, 64, 32, 32], 8 groups):
 //! - GroupNorm: `score_nn::norm::group_norm` (the kernels crate's fused GroupNorm)
 //!   against burn-nn's `GroupNorm::forward` (composed tensor operations), forward and
 //!   forward + backward;
@@ -8,8 +7,8 @@
 //!   `activation::silu` on burn-flex;
 //! - the 3×3 convolutions of the UNet (16→16 at 28×28, 32→32 at 14×14 and 7×7, batch
 //!   32): through burn's autodiff (forward; forward + input gradient; forward + weight
-//!   gradient), and on burn-flex directly, each gradient kernel of the patch beside the
-//!   path burn's trait defaults take, and both forward paths.
+//!   gradient), and on burn-flex directly, each pass of the kernels crate's convolution
+//!   (`ConvKernel for Flex`) beside burn-flex's own operation for it.
 
 use burn::nn::GroupNormConfig;
 use burn::tensor::{Device, Tensor, activation};
@@ -62,15 +61,17 @@ fn silus(c: &mut Criterion) {
 criterion_group!(benches, groupnorm, silus, convs, conv_grads);
 criterion_main!(benches);
 
-/// The convolution's gradients on burn-flex directly: the patched kernels
-/// (`conv2d_x_backward`, `conv2d_weight_backward`, `conv2d_bias_backward`) beside what
-/// burn's trait defaults run instead (a transposed convolution; a convolution of the
-/// axis-swapped input and output gradient; swap, copy and sum), at the UNet's shapes.
+/// The convolution on burn-flex directly: the kernels crate's passes
+/// (`scorelab_kernels::conv::ConvKernel`) beside burn-flex's `ModuleOps` (`conv2d`,
+/// `conv2d_x_backward`, `conv2d_weight_backward`, `conv2d_bias_backward`), at the
+/// UNet's shapes.
 fn conv_grads(c: &mut Criterion) {
+    use burn::backend::Flex;
+    use burn::backend::flex::FlexTensor;
+    use burn::backend::ops::ModuleOps;
     use burn::tensor::TensorData;
-    use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
-    use burn_backend::ops::{FloatTensorOps, ModuleOps};
-    use burn_flex::{Flex, FlexTensor};
+    use burn::tensor::ops::ConvOptions;
+    use scorelab_kernels::conv::ConvKernel;
     let mut g = c.benchmark_group("conv-grad-unet");
     g.sample_size(20);
     let mut rng = stream_rng(5, 0, 0);
@@ -84,42 +85,32 @@ fn conv_grads(c: &mut Criterion) {
             flex([co, ci, 3, 3]),
             flex([32, co, hw, hw]),
         );
-        let opts = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
-        let bias = flex([1, 1, 1, co]);
+        let o = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+        let bias = FlexTensor::from_data(TensorData::new(vec![0.5f32; co], [co]));
         let id = |what: &str| format!("{ci}to{co}_{hw}_{what}");
-        g.bench_function(id("x_patched"), |b| {
-            b.iter(|| Flex::conv2d_x_backward(x.clone(), w.clone(), dy.clone(), opts.clone()))
+        g.bench_function(id("x_kernels"), |b| {
+            b.iter(|| Flex::conv_x_grad(x.clone(), w.clone(), dy.clone(), o.clone()))
         });
-        g.bench_function(id("x_default"), |b| {
-            let t = ConvTransposeOptions::new([1, 1], [1, 1], [0, 0], [1, 1], 1);
-            b.iter(|| Flex::conv_transpose2d(dy.clone(), w.clone(), None, t.clone()))
+        g.bench_function(id("x_burn_flex"), |b| {
+            b.iter(|| Flex::conv2d_x_backward(x.clone(), w.clone(), dy.clone(), o.clone()))
         });
-        g.bench_function(id("w_patched"), |b| {
-            b.iter(|| Flex::conv2d_weight_backward(x.clone(), w.clone(), dy.clone(), opts.clone()))
+        g.bench_function(id("w_kernels"), |b| {
+            b.iter(|| Flex::conv_weight_grad(x.clone(), w.clone(), dy.clone(), o.clone()))
         });
-        g.bench_function(id("w_default"), |b| {
-            let o = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
-            b.iter(|| {
-                let xs = Flex::float_swap_dims(x.clone(), 0, 1);
-                let ds = Flex::float_swap_dims(dy.clone(), 0, 1);
-                Flex::float_swap_dims(Flex::conv2d(xs, ds, None, o.clone()), 0, 1)
-            })
+        g.bench_function(id("w_burn_flex"), |b| {
+            b.iter(|| Flex::conv2d_weight_backward(x.clone(), w.clone(), dy.clone(), o.clone()))
         });
-        g.bench_function(id("b_patched"), |b| {
+        g.bench_function(id("b_kernels"), |b| {
+            b.iter(|| Flex::conv_bias_grad(x.clone(), bias.clone(), dy.clone()))
+        });
+        g.bench_function(id("b_burn_flex"), |b| {
             b.iter(|| Flex::conv2d_bias_backward(x.clone(), bias.clone(), dy.clone()))
         });
-        g.bench_function(id("b_default"), |b| {
-            b.iter(|| {
-                let s = Flex::float_swap_dims(dy.clone(), 0, 1);
-                let s = Flex::float_reshape(s, [co, 32 * hw * hw].into());
-                Flex::float_sum_dim(s, 1)
-            })
+        g.bench_function(id("fwd_kernels"), |b| {
+            b.iter(|| Flex::conv_forward(x.clone(), w.clone(), None, o.clone()))
         });
-        g.bench_function(id("fwd"), |b| {
-            b.iter(|| Flex::conv2d(x.clone(), w.clone(), None, opts.clone()))
-        });
-        g.bench_function(id("fwd_nchw"), |b| {
-            b.iter(|| burn_flex::ops::conv_grad::conv2d(x.clone(), w.clone(), None, &opts))
+        g.bench_function(id("fwd_burn_flex"), |b| {
+            b.iter(|| Flex::conv2d(x.clone(), w.clone(), None, o.clone()))
         });
     }
     g.finish();
@@ -151,7 +142,7 @@ fn convs(c: &mut Criterion) {
             };
             g.bench_function(format!("{ci}to{co}_{hw}_{mode}"), |b| {
                 b.iter(|| {
-                    let y = conv.forward(x.clone());
+                    let y = scorelab_kernels::conv2d_layer(&conv, x.clone());
                     if mode == "fwd" {
                         done(y)
                     } else {

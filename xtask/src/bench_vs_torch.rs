@@ -32,6 +32,7 @@ use score_nn::Preconditioned;
 use score_nn::norm::group_norm;
 use score_nn::precond::denoising_loss;
 use score_train::pipeline;
+use scorelab_kernels::conv2d_layer;
 
 /// One side's timings of one round: (op key, seconds).
 type Round = Vec<(String, f64)>;
@@ -44,7 +45,10 @@ pub const OPS: [(&str, &str); 7] = [
     ),
     ("denoiser_b64", "denoiser evaluation, batch 64"),
     ("matmul_1024", "matmul 1024³"),
-    ("conv3x3_fwd", "conv 3×3 64→64, 32×32, batch 32, forward"),
+    (
+        "conv3x3_fwd",
+        "conv 3×3 64→64, 32×32, batch 32, forward (the networks': `scorelab_kernels::conv2d_layer`)",
+    ),
     ("conv3x3_fwd_bwd", "same, forward + backward"),
     (
         "groupnorm_fwd",
@@ -362,7 +366,7 @@ fn ours(checkpoint: &Path, reps: usize, dev: &Device) -> Result<Vec<(String, f64
     let (c_inf, g_inf) = (conv.init(&inf), gn.init(&inf));
     out.push((
         "conv3x3_fwd".into(),
-        time_median(reps, || sync(c_inf.forward(h.clone()))),
+        time_median(reps, || sync(conv2d_layer(&c_inf, h.clone()))),
     ));
     out.push((
         "groupnorm_fwd".into(),
@@ -373,7 +377,7 @@ fn ours(checkpoint: &Path, reps: usize, dev: &Device) -> Result<Vec<(String, f64
     out.push((
         "conv3x3_fwd_bwd".into(),
         time_median(reps, || {
-            let grads = c_ad.forward(h_ad.clone()).sum().backward();
+            let grads = conv2d_layer(&c_ad, h_ad.clone()).sum().backward();
             if let Some(g) = h_ad.grad(&grads) {
                 sync(g);
             }

@@ -440,7 +440,7 @@ pub(crate) fn bias_grad(g: &Geometry, dy: &[f32]) -> Vec<f32> {
         .map(|c| {
             let planes = (0..g.batch).map(|n| &dy[n * out_img + c * p..][..p]);
             planes
-                .map(|v| crate::flex::sum_lanes(v, |x| x))
+                .map(|v| crate::math::sum_lanes(v, |x| x))
                 .sum::<f64>() as f32
         })
         .collect()

@@ -9,32 +9,8 @@ use burn::backend::{Flex, TensorMetadata};
 use burn::tensor::{DType, Shape, TensorData};
 use rayon::prelude::*;
 
-use crate::math::{sigmoid_f32, silu_grad_f32, values};
+use crate::math::{sigmoid_f32, silu_grad_f32, sum_lanes, values};
 use crate::{GnGrads, GroupNormKernel, composed};
-
-/// Σ f(v) over `v` in a fixed order whatever the thread count: runs of 256 values are
-/// summed in f32 over eight interleaved lanes (a loop the compiler vectorises, each
-/// lane adding 32 terms, so within about 32·2⁻²⁴ ≈ 2e−6 of the run's Σ|term|), and
-/// the runs' sums are added in f64.
-#[inline(always)]
-pub(crate) fn sum_lanes(v: &[f32], f: impl Fn(f32) -> f32) -> f64 {
-    let mut total = 0.0f64;
-    for run in v.chunks(256) {
-        let mut acc = [0.0f32; 8];
-        let chunks = run.chunks_exact(8);
-        let tail = chunks.remainder();
-        for c in chunks {
-            for j in 0..8 {
-                acc[j] += f(c[j]);
-            }
-        }
-        for (j, &t) in tail.iter().enumerate() {
-            acc[j] += f(t);
-        }
-        total += acc.iter().map(|&a| a as f64).sum::<f64>();
-    }
-    total
-}
 
 /// (μ, 1/√(σ² + ε)) of one block, σ² the biased variance by two passes.
 fn stats(block: &[f32], eps: f64) -> (f32, f32) {

@@ -13,16 +13,22 @@
 //!   threads. SiLU's sigmoid uses a polynomial e^x that vectorises ([`math::exp_f32`]).
 //! - [`silu`]: x·sigmoid(x) alone (the time embeddings, EDM's adaptive-scale blocks),
 //!   one pass and one node each way on burn-flex.
+//! - [`conv2d`] and [`conv2d_layer`]: the 2-D convolution, forward and its three
+//!   gradients straight from NCHW on burn-flex ([`conv`]), one node.
+//! - [`upsample2x`] and [`downsample2x`]: nearest 2× upsampling and 2×2 average pooling
+//!   ([`resample`]), one pass and one node each way.
 //! - Every other backend takes the trait's default bodies, which compose burn's
 //!   primitives ([`composed`]): the same function, one node per primitive.
 //!
-//! The tests (`tests/group_norm.rs`) hold both paths against an f64 definition, the
-//! f64 gradients against central differences, and the Flex kernel to the bit across
+//! The tests (`tests/`) hold the kernels against f64 definitions (and GroupNorm's f64
+//! gradients against central differences), and each Flex kernel to the bit across
 //! thread counts.
 //!
 //! ```
 //! use burn::tensor::{Device, Tensor};
 //! let dev = Device::flex();
+//! let up = scorelab_kernels::upsample2x(Tensor::<4>::ones([1, 2, 3, 3], &dev));
+//! assert_eq!(up.dims(), [1, 2, 6, 6]);
 //! let x = Tensor::<4>::ones([2, 4, 3, 3], &dev);
 //! let (gamma, beta) = (Tensor::<1>::ones([4], &dev), Tensor::<1>::zeros([4], &dev));
 //! let y = scorelab_kernels::group_norm_act(x, gamma, beta, 2, 1e-5, true);
@@ -36,6 +42,7 @@ pub mod conv;
 mod conv_flex;
 pub mod flex;
 pub mod math;
+pub mod resample;
 
 use burn::backend::{Backend, Dispatch, backend_extension, tensor::FloatTensor};
 use burn::tensor::Tensor;
@@ -194,4 +201,39 @@ fn padding(layer: &burn::nn::conv::Conv2d, axis: usize, len: usize) -> (usize, u
         P::Explicit(top, _, bottom, _) if axis == 0 => (top, bottom),
         P::Explicit(_, left, _, right) => (left, right),
     }
+}
+
+/// Nearest 2× upsampling of `[N, C, H, W]` to `[N, C, 2H, 2W]`, one operation and one
+/// autodiff node (its gradient the 2×2 block sum) on burn-flex; burn's expanded view
+/// elsewhere ([`resample`]).
+pub fn upsample2x(x: Tensor<4>) -> Tensor<4> {
+    use crate::resample::ResampleOps;
+    if x.device().inner() != burn::tensor::Device::flex() {
+        let [b, c, h, w] = x.dims();
+        return x
+            .reshape([b, c, h, 1, w, 1])
+            .expand([b, c, h, 2, w, 2])
+            .reshape([b, c, 2 * h, 2 * w]);
+    }
+    Tensor::from_dispatch(Dispatch::scorelab_upsample2x(x.into_dispatch()))
+}
+
+/// 2×2 average pooling of `[N, C, 2H, 2W]` to `[N, C, H, W]` (`((a + b) + (c + d))·¼`
+/// per block), one operation and one autodiff node on burn-flex; burn's means over
+/// inner axes elsewhere ([`resample`]). `H` and `W` must be even.
+pub fn downsample2x(x: Tensor<4>) -> Tensor<4> {
+    use crate::resample::ResampleOps;
+    let [b, c, h, w] = x.dims();
+    assert!(
+        h.is_multiple_of(2) && w.is_multiple_of(2),
+        "downsample2x: {h}×{w} is not even"
+    );
+    if x.device().inner() != burn::tensor::Device::flex() {
+        return x
+            .reshape([b, c, h / 2, 2, w / 2, 2])
+            .mean_dim(5)
+            .mean_dim(3)
+            .reshape([b, c, h / 2, w / 2]);
+    }
+    Tensor::from_dispatch(Dispatch::scorelab_downsample2x(x.into_dispatch()))
 }

@@ -101,7 +101,9 @@ fn tensor<const D: usize>(v: &[f32], shape: [usize; D], dtype: DType, dev: &Devi
         DType::F64 => TensorData::new(v.iter().map(|&x| x as f64).collect::<Vec<_>>(), shape),
         _ => TensorData::new(v.to_vec(), shape),
     };
-    Tensor::from_data(data, dev)
+    let t = Tensor::from_data(data, (dev, dtype));
+    assert_eq!(t.dtype(), dtype);
+    t
 }
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {

@@ -118,13 +118,6 @@ pub struct Autoencoder {
     dec_out: Conv2d,
 }
 
-fn upsample(x: Tensor<4>) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
-    x.reshape([b, c, h, 1, w, 1])
-        .expand([b, c, h, 2, w, 2])
-        .reshape([b, c, 2 * h, 2 * w])
-}
-
 impl Autoencoder {
     /// The posterior's mean and log-variance, each `[n, c, H/f, W/f]`, of images
     /// `[n, 1, H, W]` (H and W multiples of f).
@@ -147,7 +140,7 @@ impl Autoencoder {
         let l = self.dec_up.len();
         h = self.dec_res[l - 1].forward(h);
         for k in (0..l).rev() {
-            h = scorelab_kernels::conv2d_layer(&self.dec_up[k], upsample(h));
+            h = scorelab_kernels::conv2d_layer(&self.dec_up[k], scorelab_kernels::upsample2x(h));
             if k > 0 {
                 h = self.dec_res[k - 1].forward(h);
             }

@@ -1,6 +1,8 @@
-//! burn-flex patch, strided layouts (`patches/burn-flex/PATCH.md`, item 7): copying a
-//! view whose innermost stride is not 1 (a broadcast axis, a strided axis) and a
-//! scalar operation on a non-contiguous view, against values computed by index.
+//! burn-flex's strided layouts, which the UNet's resampling and gradients rely on:
+//! copying a view whose innermost stride is not 1 (a broadcast axis, a strided axis)
+//! and a scalar operation on a non-contiguous view, against values computed by index.
+//! (Written for scorelab's former burn-flex patch, item 8; they hold on the published
+//! crate too.)
 
 use burn::tensor::{Device, Tensor, TensorData};
 use score_core::tensor::to_vec_f32;

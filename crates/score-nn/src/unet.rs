@@ -256,21 +256,6 @@ pub struct UNet {
     widest_channels: usize,
 }
 
-fn downsample(x: Tensor<4>) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
-    x.reshape([b, c, h / 2, 2, w / 2, 2])
-        .mean_dim(5)
-        .mean_dim(3)
-        .reshape([b, c, h / 2, w / 2])
-}
-
-fn upsample(x: Tensor<4>) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
-    x.reshape([b, c, h, 1, w, 1])
-        .expand([b, c, h, 2, w, 2])
-        .reshape([b, c, 2 * h, 2 * w])
-}
-
 impl UNetConfig {
     /// The configuration stored in a checkpoint. Fields added since a checkpoint was
     /// written (`width`, `token_dim`, `cross_attn_resolutions`) take their defaults, so
@@ -419,7 +404,7 @@ impl ScoreNetwork<4> for UNet {
                 skips.push(h.clone());
             }
             if level + 1 < levels {
-                h = downsample(h);
+                h = scorelab_kernels::downsample2x(h);
                 skips.push(h.clone());
             }
         }
@@ -429,7 +414,7 @@ impl ScoreNetwork<4> for UNet {
                 h = b.forward(Tensor::cat(vec![h, s], 1), &emb, tokens);
             }
             if i + 1 < levels {
-                h = upsample(h);
+                h = scorelab_kernels::upsample2x(h);
             }
         }
         scorelab_kernels::conv2d_layer(&self.conv_out, group_norm_silu(&self.norm_out, h))
