@@ -26,6 +26,14 @@ ls /usr/local/nvidia/share/vulkan/icd.d/ /usr/share/vulkan/icd.d/ 2>&1 | head
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv | tee "$OUT/gpu.txt"
 python3 -c 'import torch; print("torch", torch.__version__, torch.version.cuda, torch.cuda.get_device_name(0))' | tee -a "$OUT/gpu.txt"
 nproc | tee -a "$OUT/gpu.txt"
+# burn's autotune (on with --features wgpu|cuda since 2026-12-07) writes the kernel it
+# chose for each operation and shape, with the candidates' times, to $OUT/autotune.log:
+# cubecl reads cubecl.toml from the working directory.
+cat > cubecl.toml <<TOML
+[autotune.logger]
+level = "minimal"
+file = "$OUT/autotune.log"
+TOML
 
 STEPS=${STEPS:-bench demo train scaling}  # the steps to run, by name
 step() { # name, seconds, command...

@@ -44,7 +44,7 @@ pub fn composed_backward<B: Backend>(x: FloatTensor<B>, grad: FloatTensor<B>) ->
 }
 
 /// The operation as burn dispatches it.
-#[backend_extension(Flex, Autodiff)]
+#[backend_extension(Flex, Cube: cfg(feature = "cube"), Autodiff)]
 pub trait SiluOps: Backend {
     /// See [`SiluKernel::silu_forward`].
     fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self>;

@@ -17,6 +17,9 @@
 //!   gradients straight from NCHW on burn-flex ([`conv`]), one node.
 //! - [`upsample2x`] and [`downsample2x`]: nearest 2× upsampling and 2×2 average pooling
 //!   ([`resample`]), one pass and one node each way.
+//! - On burn's `Cube` backend (wgpu, CUDA; this crate's `wgpu`/`cuda` features) the
+//!   GroupNorm and SiLU kernels are cubecl kernels ([`cube`]), with the same autodiff
+//!   nodes; the convolution and the resampling take burn's own operations there.
 //! - Every other backend takes the trait's default bodies, which compose burn's
 //!   primitives ([`composed`]): the same function, one node per primitive.
 //!
@@ -40,6 +43,8 @@ mod autodiff;
 pub mod composed;
 pub mod conv;
 mod conv_flex;
+#[cfg(feature = "cube")]
+pub mod cube;
 pub mod flex;
 pub mod math;
 pub mod resample;
@@ -84,7 +89,7 @@ pub trait GroupNormKernel: Backend {
 
 /// The operation as burn dispatches it: to burn-flex's kernel, or to the autodiff node
 /// (the `autodiff` module) that calls the inner backend's forward and backward.
-#[backend_extension(Flex, Autodiff)]
+#[backend_extension(Flex, Cube: cfg(feature = "cube"), Autodiff)]
 pub trait GroupNormOps: Backend {
     /// See [`GroupNormKernel::gn_forward`].
     fn fused_group_norm(
@@ -114,7 +119,19 @@ impl GroupNormOps for burn::backend::Flex {
 /// vectorised pass each way; elsewhere burn's `sigmoid` and products).
 pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     use crate::activation::SiluOps;
+    if !has_kernels(&x.device()) {
+        let x = x.into_dispatch();
+        return Tensor::from_dispatch(activation::composed_forward::<Dispatch>(x));
+    }
     Tensor::from_dispatch(Dispatch::fused_silu(x.into_dispatch()))
+}
+
+/// Whether GroupNorm and SiLU have kernels of this crate on `device`: burn-flex always,
+/// the `Cube` backend (wgpu, CUDA) when this crate is built with `wgpu` or `cuda`.
+/// Elsewhere (a GPU backend enabled in burn but not here) the wrappers compose burn's
+/// operations instead of reaching an extension that would panic.
+fn has_kernels(device: &burn::tensor::Device) -> bool {
+    cfg!(feature = "cube") || device.clone().inner() == burn::tensor::Device::flex()
 }
 
 /// GroupNorm of `x` (`[N, C, …]`) with `groups` groups and ε = `eps`, the per-channel
@@ -134,6 +151,15 @@ pub fn group_norm_act<const D: usize>(
         "group_norm_act: {groups} groups must divide the {} channels of {dims:?}",
         dims[1]
     );
+    if !has_kernels(&x.device()) {
+        let (x, g, b) = (
+            x.into_dispatch(),
+            gamma.into_dispatch(),
+            beta.into_dispatch(),
+        );
+        let out = composed::forward::<Dispatch>(x, g, b, groups, eps, silu);
+        return Tensor::from_dispatch(out);
+    }
     let out = Dispatch::fused_group_norm(
         x.into_dispatch(),
         gamma.into_dispatch(),

@@ -9,6 +9,8 @@
 //! padding; padding beyond the kernel's reach (the col2im scatter); maps large enough
 //! for the NCHW forward pass; batches split into several runs.
 
+mod common;
+
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
@@ -117,15 +119,20 @@ enum Path {
     Kernels,
     /// The same call on f64 tensors: burn's own convolution and gradients.
     KernelsF64,
+    /// The same call on wgpu (f32): burn's own convolution on the `Cube` backend.
+    #[cfg(feature = "wgpu")]
+    Wgpu,
 }
 
 /// The output and the three gradients of Σ r·conv(x, w, b), as f64.
 fn run(c: &Case, seed: u64, path: Path, bias: bool) -> ([Vec<f64>; 4], [Vec<f32>; 3], [usize; 2]) {
-    let dev = Device::flex().autodiff();
-    let dtype = match path {
-        Path::Kernels => DType::F32,
-        Path::KernelsF64 => DType::F64,
+    let (dev, dtype) = match path {
+        Path::Kernels => (Device::flex(), DType::F32),
+        Path::KernelsF64 => (Device::flex(), DType::F64),
+        #[cfg(feature = "wgpu")]
+        Path::Wgpu => (common::wgpu_device().unwrap(), DType::F32),
     };
+    let dev = dev.autodiff();
     let ws = [c.c_out, c.x[1] / c.groups, c.kernel[0], c.kernel[1]];
     let s = seed as f64;
     let xv = wave(c.x.iter().product(), s);
@@ -211,36 +218,48 @@ fn check_path(c: &Case, seed: u64, path: Path, bias: bool) {
     }
 }
 
+const UNET: Case = Case {
+    x: [3, 5, 9, 8],
+    c_out: 4,
+    kernel: [3, 3],
+    stride: [1, 1],
+    padding: [(1, 1), (1, 1)],
+    dilation: [1, 1],
+    groups: 1,
+};
+
+const STRIDED: Case = Case {
+    x: [2, 4, 9, 11],
+    c_out: 6,
+    kernel: [3, 2],
+    stride: [2, 3],
+    padding: [(2, 0), (0, 1)],
+    dilation: [1, 2],
+    groups: 2,
+};
+
 #[test]
 fn unet_3x3_stride_1_padding_1() {
-    check(
-        &Case {
-            x: [3, 5, 9, 8],
-            c_out: 4,
-            kernel: [3, 3],
-            stride: [1, 1],
-            padding: [(1, 1), (1, 1)],
-            dilation: [1, 1],
-            groups: 1,
-        },
-        1,
-    );
+    check(&UNET, 1);
 }
 
 #[test]
 fn strided_dilated_asymmetric_grouped() {
-    check(
-        &Case {
-            x: [2, 4, 9, 11],
-            c_out: 6,
-            kernel: [3, 2],
-            stride: [2, 3],
-            padding: [(2, 0), (0, 1)],
-            dilation: [1, 2],
-            groups: 2,
-        },
-        2,
-    );
+    check(&STRIDED, 2);
+}
+
+/// On wgpu (lavapipe without a GPU) the call takes burn's own convolution: the same
+/// cases against the same definition and bound.
+#[cfg(feature = "wgpu")]
+#[test]
+fn on_wgpu_the_same_cases_hold() {
+    if common::wgpu_device().is_none() {
+        return;
+    }
+    for (case, seed) in [(&UNET, 1), (&STRIDED, 2)] {
+        check_path(case, seed, Path::Wgpu, true);
+        check_path(case, seed, Path::Wgpu, false);
+    }
 }
 
 #[test]

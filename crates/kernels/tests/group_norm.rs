@@ -1,6 +1,9 @@
 //! The fused GroupNorm + affine (+ SiLU) against its f64 definition: the burn-flex
 //! kernel through the autodiff node (forward and the three gradients), the composed
-//! fallback, and the kernel to the bit across thread counts.
+//! fallback, the kernel to the bit across thread counts, and (with `--features wgpu`)
+//! the cubecl kernel on wgpu.
+
+mod common;
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
@@ -103,9 +106,9 @@ fn f32s(v: &[f64]) -> Vec<f32> {
     v.iter().map(|&x| x as f32).collect()
 }
 
-/// y and the three gradients from the Tensor API on Flex with autodiff.
-fn through_autodiff(k: &Case) -> [Vec<f32>; 4] {
-    let dev = Device::flex().autodiff();
+/// y and the three gradients from the Tensor API on `dev` with autodiff.
+fn through_autodiff(k: &Case, dev: &Device) -> [Vec<f32>; 4] {
+    let dev = dev.clone().autodiff();
     let data = |v: &[f64], shape: Vec<usize>| TensorData::new(f32s(v), shape);
     let x = Tensor::<4>::from_data(data(&k.x, padded(&k.shape)), &dev).require_grad();
     let c = k.gamma.len();
@@ -156,13 +159,53 @@ fn cases() -> Vec<Case> {
 fn the_flex_kernel_matches_the_f64_definition_forward_and_backward() {
     for k in cases() {
         let (y, dx, dg, db) = reference(&k);
-        let [gy, gdx, gdg, gdb] = through_autodiff(&k);
+        let [gy, gdx, gdg, gdb] = through_autodiff(&k, &Device::flex());
         let what = format!("{:?} groups {} silu {}", k.shape, k.groups, k.silu);
         assert!(rel(&gy, &y) < 1e-5, "{what}: y off by {}", rel(&gy, &y));
         for (name, got, want) in [("x", &gdx, &dx), ("gamma", &gdg, &dg), ("beta", &gdb, &db)] {
             let e = rel(got, want);
             assert!(e < 1e-4, "{what}: ∂{name} off by {e}");
         }
+    }
+}
+
+/// The cubecl kernel (wgpu; lavapipe without a GPU) against the same definition. Its
+/// statistics are f32 (WGSL has no f64): each unit adds ⌈M/256⌉ values in sequence and
+/// the tree 8 levels, at most 4 + 8 = 12 roundings (2⁻²⁴ each) of sums of |x| ≤ 5.5 for
+/// the largest block here (M = 1 024), so μ and σ² move by ≲ 12·6e−8·5.5 ≈ 4e−6, which
+/// reaches y through rstd·γ ≈ 0.6·1.4 as ≈ 3e−6, 1e−6 of max |y| ≈ 3: inside the same
+/// bounds (1e−5, 1e−4). Two runs give the same bits.
+#[cfg(feature = "wgpu")]
+#[test]
+fn the_cube_kernel_matches_the_f64_definition_forward_and_backward() {
+    let Some(dev) = common::wgpu_device() else {
+        return;
+    };
+    let mut all = cases();
+    all.push(case(&[2, 8, 16, 16], 2, true));
+    all.push(case(&[3, 32, 4, 4], 8, false));
+    for k in all {
+        let (y, dx, dg, db) = reference(&k);
+        let got = through_autodiff(&k, &dev);
+        let what = format!("wgpu {:?} groups {} silu {}", k.shape, k.groups, k.silu);
+        assert!(
+            rel(&got[0], &y) < 1e-5,
+            "{what}: y off by {}",
+            rel(&got[0], &y)
+        );
+        for (name, got, want) in [
+            ("x", &got[1], &dx),
+            ("gamma", &got[2], &dg),
+            ("beta", &got[3], &db),
+        ] {
+            let e = rel(got, want);
+            assert!(e < 1e-4, "{what}: ∂{name} off by {e}");
+        }
+        assert_eq!(
+            got,
+            through_autodiff(&k, &dev),
+            "{what}: a second run differs"
+        );
     }
 }
 
@@ -246,7 +289,7 @@ fn the_flex_kernel_does_not_depend_on_the_thread_count() {
             .num_threads(threads)
             .build()
             .unwrap();
-        pool.install(|| through_autodiff(&k))
+        pool.install(|| through_autodiff(&k, &Device::flex()))
     };
     assert_eq!(on(1), on(3));
 }

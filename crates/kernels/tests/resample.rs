@@ -2,6 +2,8 @@
 //! downsample2x}`) against values and gradients by index, and to the bit against the
 //! composition they replaced (an expanded view; two means over inner axes).
 
+mod common;
+
 use burn::tensor::{Device, Tensor, TensorData};
 
 fn wave(n: usize, seed: f64) -> Vec<f32> {
@@ -22,7 +24,28 @@ const S: [usize; 4] = [2, 3, 4, 6];
 
 #[test]
 fn upsampling_copies_each_value_into_its_block_and_sums_the_gradient() {
-    let dev = Device::flex().autodiff();
+    check_upsampling(&Device::flex());
+}
+
+#[test]
+fn pooling_averages_blocks_as_the_two_means_did_and_spreads_the_gradient() {
+    check_pooling(&Device::flex());
+}
+
+/// The same two checks on wgpu (lavapipe without a GPU), where the calls take burn's
+/// own operations.
+#[cfg(feature = "wgpu")]
+#[test]
+fn on_wgpu_the_same_checks_hold() {
+    let Some(dev) = common::wgpu_device() else {
+        return;
+    };
+    check_upsampling(&dev);
+    check_pooling(&dev);
+}
+
+fn check_upsampling(dev: &Device) {
+    let dev = dev.clone().autodiff();
     let [n, c, h, w] = S;
     let xv = wave(n * c * h * w, 0.1);
     let x = t4(&xv, S, &dev).require_grad();
@@ -55,9 +78,10 @@ fn upsampling_copies_each_value_into_its_block_and_sums_the_gradient() {
     }
 }
 
-#[test]
-fn pooling_averages_blocks_as_the_two_means_did_and_spreads_the_gradient() {
-    let dev = Device::flex().autodiff();
+/// Pooling's values against ((a + b) + (c + d))·¼ (to the bit: that is the kernel's
+/// order, and the two means' on burn-flex), and its gradient, exact.
+fn check_pooling(dev: &Device) {
+    let dev = dev.clone().autodiff();
     let [n, c, h, w] = S;
     let xv = wave(n * c * h * w, 0.3);
     let x = t4(&xv, S, &dev).require_grad();
@@ -74,6 +98,16 @@ fn pooling_averages_blocks_as_the_two_means_did_and_spreads_the_gradient() {
         vals(old.inner()),
         "bits of the old composition"
     );
+    let yv = vals(y.clone().inner());
+    for p in 0..n * c {
+        for i in 0..h / 2 {
+            for j in 0..w / 2 {
+                let v = |a: usize, b: usize| xv[(p * h + 2 * i + a) * w + 2 * j + b];
+                let want = ((v(0, 0) + v(0, 1)) + (v(1, 0) + v(1, 1))) * 0.25;
+                assert_eq!(yv[(p * h / 2 + i) * w / 2 + j], want, "y by index");
+            }
+        }
+    }
     let rv = wave(xv.len() / 4, 0.9);
     let g = (y * t4(&rv, [n, c, h / 2, w / 2], &dev)).sum().backward();
     let gx = vals(x.grad(&g).unwrap());

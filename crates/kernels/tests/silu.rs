@@ -1,4 +1,7 @@
-//! SiLU as one operation and one autodiff node, against its f64 definition.
+//! SiLU as one operation and one autodiff node, against its f64 definition: on burn-flex
+//! and (with `--features wgpu`) the cubecl kernel on wgpu.
+
+mod common;
 
 use burn::tensor::{Device, Tensor, TensorData};
 
@@ -16,8 +19,8 @@ fn reference(x: &[f64], w: &[f64]) -> Vec<[f64; 4]> {
         .collect()
 }
 
-fn run(x: &[f64], w: &[f64]) -> (Vec<f32>, Vec<f32>) {
-    let dev = Device::flex().autodiff();
+fn run(x: &[f64], w: &[f64], dev: &Device) -> (Vec<f32>, Vec<f32>) {
+    let dev = dev.clone().autodiff();
     let t = |v: &[f64]| {
         let v: Vec<f32> = v.iter().map(|&a| a as f32).collect();
         let n = v.len();
@@ -36,25 +39,51 @@ fn run(x: &[f64], w: &[f64]) -> (Vec<f32>, Vec<f32>) {
 /// parallel chunks, including the saturated tails.
 #[test]
 fn silu_matches_its_definition_forward_and_backward() {
-    let x: Vec<f64> = (0..70_000)
-        .map(|i| -40.0 + 80.0 * i as f64 / 69_999.0)
-        .collect();
-    let w: Vec<f64> = (0..70_000).map(|i| (i as f64 * 0.37).sin()).collect();
-    let want = reference(&x, &w);
-    let (gy, gdx) = run(&x, &w);
-    for (i, r) in want.iter().enumerate() {
-        for (name, g, v, scale) in [("y", gy[i], r[0], r[1]), ("dx", gdx[i], r[2], r[3])] {
-            let err = (g as f64 - v).abs() / scale.max(1e-3);
-            assert!(err < 1e-6, "{name}[{i}] (x = {}): {g} vs {v}", x[i]);
-        }
-    }
+    let (x, w) = inputs();
+    let (gy, gdx) = run(&x, &w, &Device::flex());
+    check(&x, &w, (&gy, &gdx), |_| 1e-6);
     // The same bits on 1 and 3 threads.
     let on = |n: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build()
             .unwrap();
-        pool.install(|| run(&x, &w))
+        pool.install(|| run(&x, &w, &Device::flex()))
     };
     assert_eq!(on(1), on(3));
+}
+
+/// 70 000 values over [−40, 40] and the upstream gradient.
+fn inputs() -> (Vec<f64>, Vec<f64>) {
+    let x: Vec<f64> = (0..70_000)
+        .map(|i| -40.0 + 80.0 * i as f64 / 69_999.0)
+        .collect();
+    let w: Vec<f64> = (0..70_000).map(|i| (i as f64 * 0.37).sin()).collect();
+    (x, w)
+}
+
+/// y and ∂x within `tol(x)` of the terms' size (at least 1e−3) at every element.
+fn check(x: &[f64], w: &[f64], (gy, gdx): (&[f32], &[f32]), tol: impl Fn(f64) -> f64) {
+    for (i, r) in reference(x, w).iter().enumerate() {
+        for (name, g, v, scale) in [("y", gy[i], r[0], r[1]), ("dx", gdx[i], r[2], r[3])] {
+            let err = (g as f64 - v).abs() / scale.max(1e-3);
+            assert!(err < tol(x[i]), "{name}[{i}] (x = {}): {g} vs {v}", x[i]);
+        }
+    }
+}
+
+/// The cubecl kernel on wgpu. Its e^x is the shader's `exp`, which Vulkan allows
+/// 3 + 2|x| ulp of error; s = 1/(1 + e^−x) carries that relative error δ, and y and ∂x
+/// at most 2δ plus a handful of f32 roundings: (2·(3 + 2|x|) + 10)·2⁻²⁴ of the terms.
+#[cfg(feature = "wgpu")]
+#[test]
+fn the_cube_kernel_matches_the_definition_forward_and_backward() {
+    let Some(dev) = common::wgpu_device() else {
+        return;
+    };
+    let (x, w) = inputs();
+    let (gy, gdx) = run(&x, &w, &dev);
+    check(&x, &w, (&gy, &gdx), |v| {
+        (2.0 * (3.0 + 2.0 * v.abs()) + 10.0) * 2f64.powi(-24)
+    });
 }
