@@ -10,10 +10,12 @@
 //! 1. Its staves come from [`crate::image::detect_staves`]. In a band from 2 `s` above a
 //!    staff's top line to 1.5 `s` below its bottom line (a sharp on the top line reaches
 //!    1.5 `s` above it, a flat's stem 2 `s` above its note), dark pixels (luma below
-//!    half) are glyph ink, except on a staff line's rows, where a pixel counts only
-//!    when the nearest rows above and below the line are dark at that column too (a
-//!    stroke crossing the line).
-//! 2. Glyphs are runs of adjacent columns holding glyph ink, with their bounding boxes.
+//!    half) are glyph ink, except on a staff line's rows (within a pixel of a detected
+//!    line, or dark over half the image's width: a thick or undetected line), where a
+//!    pixel counts only when the nearest rows above and below the line are dark at
+//!    that column too (a stroke crossing the line).
+//! 2. Glyphs are 8-connected pieces of glyph ink, pieces sharing at least half the
+//!    narrower one's columns merged (a stroke cut by a line), with their bounding boxes.
 //! 3. The clef is the first glyph at least 1.5 `s` wide and 2.5 `s` tall (SMuFL's
 //!    treble, alto and bass clefs, as verovio engraves them, are 2.5–2.8 `s` wide and
 //!    3–7 `s` tall; a brace or barline before it is under 0.5 `s` wide). Glyphs under
@@ -116,14 +118,20 @@ fn dark(img: &Raster, x: usize, y: usize) -> bool {
     img.luma(y * img.width + x) < 192
 }
 
-/// Step 1: the glyph-ink mask of a staff's band, `rows` (first, one past last), as a
-/// closure over (x, y).
+/// Step 1: the glyph-ink mask of a staff's band, as a closure over (x, y). Line rows are
+/// those within a pixel of a detected line's centre, and any row of the band dark over
+/// at least half the image's width (a line drawn two pixels thick, or one the detector
+/// missed: no glyph row of a system is that long).
 fn glyph_ink<'a>(img: &'a Raster, staff: &'a Staff) -> impl Fn(usize, usize) -> bool + 'a {
+    let long: Vec<bool> = (0..img.height)
+        .map(|y| 2 * (0..img.width).filter(|&x| dark(img, x, y)).count() >= img.width)
+        .collect();
     let on_line = move |y: usize| {
-        staff
-            .lines
-            .iter()
-            .any(|&c| ((y as f64 + 0.5) - c).abs() < 1.0)
+        long[y]
+            || staff
+                .lines
+                .iter()
+                .any(|&c| ((y as f64 + 0.5) - c).abs() < 1.0)
     };
     move |x: usize, y: usize| {
         if !dark(img, x, y) {
@@ -180,8 +188,10 @@ fn components(mask: &[bool], w: usize, h: usize) -> Vec<Vec<usize>> {
 }
 
 /// Step 2: the glyphs of one staff, left to right: 8-connected components of its glyph
-/// ink, and components whose column ranges overlap merged (a stroke cut where it
-/// crosses a staff line).
+/// ink, and components whose column ranges overlap by at least half the narrower one's
+/// width merged (a stroke cut where it crosses a staff line lies above and below it in
+/// the same columns; the staggered accidentals of a signature, or a clef and the first
+/// of them, overlap by a column or two and stay apart).
 fn glyphs(img: &Raster, staff: &Staff) -> Vec<Glyph> {
     let s = staff.space;
     let first = *staff.lines.first().unwrap_or(&0.0);
@@ -203,8 +213,12 @@ fn glyphs(img: &Raster, staff: &Staff) -> Vec<Glyph> {
     boxes.sort_by_key(|b| (b.0, b.1));
     let mut merged: Vec<(usize, usize, Vec<usize>)> = Vec::new();
     for b in boxes {
+        let overlap = |m: &(usize, usize, Vec<usize>)| {
+            let shared = m.1.min(b.1).saturating_sub(b.0.max(m.0));
+            2 * shared >= (m.1 - m.0).min(b.1 - b.0).max(1)
+        };
         match merged.last_mut() {
-            Some(m) if b.0 < m.1 => {
+            Some(m) if b.0 < m.1 && overlap(m) => {
                 m.1 = m.1.max(b.1);
                 m.2.extend(b.2);
             }
@@ -281,13 +295,14 @@ fn read_staff(img: &Raster, staff: &Staff) -> Option<i32> {
         .position(|g| g.width() >= 2.0 * s && g.height() >= 2.5 * s)?;
     let mut prev_end = gl[clef].x1;
     let mut i = clef + 1;
-    while i < gl.len() && gl[i].height() < 1.2 * s && ((gl[i].x0 - prev_end) as f64) < s {
+    while i < gl.len() && gl[i].height() < 1.2 * s && (gl[i].x0.saturating_sub(prev_end) as f64) < s
+    {
         prev_end = gl[i].x1;
         i += 1;
     }
     let mut acc: Vec<Glyph> = Vec::new();
     for g in &gl[i..] {
-        let gap = (g.x0 - prev_end) as f64;
+        let gap = g.x0.saturating_sub(prev_end) as f64;
         if g.height() < 0.5 * s && g.width() <= 0.6 * s && gap <= s {
             // A fragment of a stroke the line removal cut off: step over it.
             prev_end = g.x1;
@@ -380,6 +395,27 @@ mod tests {
         fill(r, x, y - 2, 6, 2);
         fill(r, x + 5, y - 2, 1, 5);
         fill(r, x, y + 3, 6, 1);
+    }
+
+    /// A staff line the detector does not take (drawn over 55 % of the width, under its
+    /// 60 % coverage) is still not glyph ink: read as a line, it joined the clef and
+    /// every accidental into one glyph and the signature read as none.
+    #[test]
+    fn a_line_the_detector_misses_is_not_taken_for_a_glyph() {
+        let row = |steps_below_f5: usize| 40 + steps_below_f5 * S / 2;
+        let mut d = staff();
+        for x in 10..230 {
+            d.data[(40 + 4 * S) * 240 + x] = if x < 142 { 0 } else { 255 };
+        }
+        sharp(&mut d, 36, row(0));
+        sharp(&mut d, 45, row(3));
+        let staves = detect_staves(&d);
+        assert_eq!(
+            staves.first().map(|s| s.lines.len()),
+            Some(4),
+            "the bottom line is missed"
+        );
+        assert_eq!(read_key_signature(&d).map(|k| k.fifths), Some(2));
     }
 
     #[test]
