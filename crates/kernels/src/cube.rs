@@ -94,30 +94,49 @@ fn block_index(blocks: usize) -> usize {
     if b < blocks { b } else { blocks }
 }
 
-#[cube(launch)]
-#[allow(clippy::too_many_arguments)]
-fn gn_forward_kernel(
-    x: &Tensor<f32>,
-    gamma: &Tensor<f32>,
-    beta: &Tensor<f32>,
-    out: &mut Tensor<f32>,
+/// The shape of a GroupNorm launch: `blocks` (item, group) blocks of `len` values, each
+/// channel a plane of `plane` values, `groups` groups per item.
+#[derive(CubeLaunch, CubeType)]
+struct GnArgs {
     blocks: u32,
     len: u32,
     plane: u32,
     groups: u32,
     eps: f32,
+}
+
+/// This cube's block: (its first value, its first channel, μ, 1/√(σ² + ε)). The kernels
+/// return before calling it from a cube past the last block.
+#[cube]
+fn block_setup(
+    x: &Tensor<f32>,
+    args: &GnArgs,
+    b: usize,
+    #[comptime] threads: usize,
+) -> (usize, usize, f32, f32) {
+    let len = args.len as usize;
+    let base = b * len;
+    let (mean, rstd) = block_stats(x, base, len, args.eps, threads);
+    let first = (b % args.groups as usize) * (len / args.plane as usize);
+    (base, first, mean, rstd)
+}
+
+#[cube(launch)]
+fn gn_forward_kernel(
+    x: &Tensor<f32>,
+    gamma: &Tensor<f32>,
+    beta: &Tensor<f32>,
+    out: &mut Tensor<f32>,
+    args: GnArgs,
     #[comptime] silu: bool,
     #[comptime] threads: usize,
 ) {
-    let (blocks, len) = (blocks as usize, len as usize);
-    let (plane, groups) = (plane as usize, groups as usize);
-    let b = block_index(blocks);
-    if b == blocks {
+    let b = block_index(args.blocks as usize);
+    if b == args.blocks as usize {
         terminate!();
     }
-    let base = b * len;
-    let (mean, rstd) = block_stats(x, base, len, eps, threads);
-    let first = (b % groups) * (len / plane);
+    let (base, first, mean, rstd) = block_setup(x, &args, b, threads);
+    let (len, plane) = (args.len as usize, args.plane as usize);
     let mut i = UNIT_POS_X as usize;
     while i < len {
         let c = first + i / plane;
@@ -146,23 +165,17 @@ fn gn_backward_kernel(
     dy: &Tensor<f32>,
     dx: &mut Tensor<f32>,
     partial: &mut Tensor<f32>,
-    blocks: u32,
-    len: u32,
-    plane: u32,
-    groups: u32,
-    eps: f32,
+    args: GnArgs,
     #[comptime] silu: bool,
     #[comptime] threads: usize,
 ) {
-    let (blocks, len) = (blocks as usize, len as usize);
-    let (plane, groups) = (plane as usize, groups as usize);
+    let (blocks, len, plane) = (args.blocks as usize, args.len as usize, args.plane as usize);
     let b = block_index(blocks);
     if b == blocks {
         terminate!();
     }
-    let (base, cpg, unit) = (b * len, len / plane, UNIT_POS_X as usize);
-    let (mean, rstd) = block_stats(x, base, len, eps, threads);
-    let first = (b % groups) * cpg;
+    let (base, first, mean, rstd) = block_setup(x, &args, b, threads);
+    let (cpg, unit) = (len / plane, UNIT_POS_X as usize);
     // partial: [2, N·C], the item's Σdz·x̂ then Σdz per channel, at b·cpg + k.
     let half = blocks * cpg;
     let mut s1 = 0.0f32;
@@ -261,13 +274,14 @@ fn block_grid(blocks: usize) -> (CubeCount, CubeDim) {
     )
 }
 
-/// [blocks, values per block, values per channel plane, groups] for `x`'s shape.
-fn gn_geometry(shape: &Shape, groups: usize) -> [u32; 4] {
+/// The launch arguments for `x`'s shape, and the number of blocks.
+fn gn_args(shape: &Shape, groups: usize, eps: f64) -> (GnArgsLaunch, usize) {
     let (n, c) = (shape[0], shape[1]);
     let blocks = n * groups;
     let len = shape.num_elements() / blocks.max(1);
     let plane = len / (c / groups).max(1);
-    [blocks, len, plane, groups].map(|v| v as u32)
+    let [b, l, p, g] = [blocks, len, plane, groups].map(|v| v as u32);
+    (GnArgsLaunch::new(b, l, p, g, eps as f32), blocks)
 }
 
 impl GroupNormKernel for CubeBackend {
@@ -288,9 +302,9 @@ impl GroupNormKernel for CubeBackend {
             into_contiguous(beta),
         );
         let shape = x.shape();
-        let geometry = gn_geometry(&shape, groups);
+        let (args, blocks) = gn_args(&shape, groups, eps);
         let out = empty_like(&x, shape);
-        let (count, dim) = block_grid(geometry[0] as usize);
+        let (count, dim) = block_grid(blocks);
         gn_forward_kernel::launch(
             &x.client,
             count,
@@ -299,11 +313,7 @@ impl GroupNormKernel for CubeBackend {
             gamma.into_tensor_arg(),
             beta.into_tensor_arg(),
             out.clone().into_tensor_arg(),
-            geometry[0],
-            geometry[1],
-            geometry[2],
-            geometry[3],
-            eps as f32,
+            args,
             silu,
             THREADS as usize,
         );
@@ -325,10 +335,10 @@ impl GroupNormKernel for CubeBackend {
         let [x, gamma, beta, grad] = [x, gamma, beta, grad].map(into_contiguous);
         let shape = x.shape();
         let (n, c) = (shape[0], shape[1]);
-        let geometry = gn_geometry(&shape, groups);
+        let (args, blocks) = gn_args(&shape, groups, eps);
         let dx = empty_like(&x, shape);
         let partial = empty_like(&x, Shape::from(vec![2 * n * c]));
-        let (count, dim) = block_grid(geometry[0] as usize);
+        let (count, dim) = block_grid(blocks);
         gn_backward_kernel::launch(
             &x.client,
             count,
@@ -339,11 +349,7 @@ impl GroupNormKernel for CubeBackend {
             grad.into_tensor_arg(),
             dx.clone().into_tensor_arg(),
             partial.clone().into_tensor_arg(),
-            geometry[0],
-            geometry[1],
-            geometry[2],
-            geometry[3],
-            eps as f32,
+            args,
             silu,
             THREADS as usize,
         );
