@@ -8,15 +8,17 @@
 #           binaries into .gpubin/ (scorelab.xz, xtask.xz); the Vulkan and GL loaders
 #           as Debian packages into .gl/ (`apt-get download libvulkan1 libegl1 libglvnd0
 #           libopengl0 libgl1 libglx0 libgles2`);
+#           With burn's fusion (opt-in since 2026-12-07, `--features scorelab/fusion`):
+#           a third binary, .gpubin/scorelab-fusion.xz, for the `fusion` step;
 #   there:  bash benches/gpu/device-check.sh   (from the repository root; OUT=results;
-#           STEPS="bench demo" runs only those of bench, demo, train, scaling)
+#           STEPS="bench demo" runs only those of bench, demo, train, scaling, fusion)
 # Each step has its own time limit so that one slow step does not cost the others.
 set -uo pipefail
 BIN=${BIN:-.gpubin}
 OUT=${OUT:-out/gpu}
 mkdir -p "$OUT"
 for f in "$BIN"/*.xz; do xz -dkf "$f"; done
-chmod +x "$BIN/scorelab" "$BIN/xtask"
+chmod +x "$BIN/scorelab" "$BIN/xtask" "$BIN/scorelab-fusion" 2>/dev/null
 for f in .gl/*.deb; do dpkg -x "$f" /; done
 ldconfig
 export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
@@ -35,7 +37,7 @@ level = "minimal"
 file = "$OUT/autotune.log"
 TOML
 
-STEPS=${STEPS:-bench demo train scaling}  # the steps to run, by name
+STEPS=${STEPS:-bench demo train scaling fusion}  # the steps to run, by name
 step() { # name, seconds, command...
     local name=$1 secs=$2; shift 2
     case " $STEPS " in *" $name "*) ;; *) echo "== $name skipped"; return ;; esac
@@ -54,4 +56,11 @@ step train 70 "$BIN/scorelab" --device wgpu train --data fashion-mnist-test --su
 cp /tmp/gpu-train/train.jsonl "$OUT/train.jsonl" 2>/dev/null
 step scaling 100 "$BIN/xtask" bench-vs-torch --device wgpu --python python3 --scaling 8,32,128 \
     --rounds 2 --reps 5 --out "$OUT"
+# burn's fusion: the demo checkpoint's samples on wgpu under fusion against burn-flex's
+# (on software Vulkan they differ by up to 481 where values lie in [-1.2, 1.6]).
+CK=data/checkpoints/fashion-mnist-unet.safetensors
+step fusion 150 bash -c "'$BIN/scorelab-fusion' sample --device wgpu --checkpoint $CK --n 16 \
+    --out /tmp/fusion-wgpu && '$BIN/scorelab' sample --checkpoint $CK --n 16 --out /tmp/fusion-flex \
+    && python3 -c 'import numpy as n; a=n.load(\"/tmp/fusion-wgpu/samples.npy\"); \
+b=n.load(\"/tmp/fusion-flex/samples.npy\"); print(\"fusion vs flex max|d|\", abs(a-b).max())'"
 ls -la "$OUT"

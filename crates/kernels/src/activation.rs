@@ -44,15 +44,27 @@ pub fn composed_backward<B: Backend>(x: FloatTensor<B>, grad: FloatTensor<B>) ->
 }
 
 /// The operation as burn dispatches it.
-#[backend_extension(Flex, Cube: cfg(feature = "cube"), Autodiff)]
+#[backend_extension(Flex, Cube: cfg(feature = "cube"), Autodiff, Fusion: cfg(feature = "fusion"))]
 pub trait SiluOps: Backend {
     /// See [`SiluKernel::silu_forward`].
+    #[fusion(dtype = x, shape = x)]
     fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// See [`SiluKernel::silu_backward`]. Only burn's fusion calls it (through
+    /// [`SiluKernel`] on `Fusion<B>`); the default composes burn's primitives.
+    #[fusion(dtype = x, shape = x)]
+    fn fused_silu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        composed_backward::<Self>(x, grad)
+    }
 }
 
 impl SiluOps for Flex {
     fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::silu_forward(x)
+    }
+
+    fn fused_silu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::silu_backward(x, grad)
     }
 }
 

@@ -15,6 +15,13 @@ pub struct GnGrads<B: Backend> {
     pub beta: FloatTensor<B>,
 }
 
+impl<B: Backend> GnGrads<B> {
+    /// (∂x, ∂γ, ∂β).
+    pub fn into_tuple(self) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+        (self.x, self.gamma, self.beta)
+    }
+}
+
 /// `[N, G, M]`: the batch, the groups, the values per (item, group).
 fn grouped(shape: &Shape, groups: usize) -> [usize; 3] {
     let n = shape[0];

@@ -432,10 +432,26 @@ impl GroupNormOps for CubeBackend {
     ) -> CubeTensor {
         Self::gn_forward(x, gamma, beta, groups, eps, silu)
     }
+
+    fn fused_group_norm_backward(
+        x: CubeTensor,
+        gamma: CubeTensor,
+        beta: CubeTensor,
+        grad: CubeTensor,
+        groups: usize,
+        eps: f64,
+        silu: bool,
+    ) -> (CubeTensor, CubeTensor, CubeTensor) {
+        Self::gn_backward(x, gamma, beta, grad, groups, eps, silu).into_tuple()
+    }
 }
 
 impl SiluOps for CubeBackend {
     fn fused_silu(x: CubeTensor) -> CubeTensor {
         Self::silu_forward(x)
+    }
+
+    fn fused_silu_backward(x: CubeTensor, grad: CubeTensor) -> CubeTensor {
+        Self::silu_backward(x, grad)
     }
 }

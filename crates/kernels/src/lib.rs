@@ -46,6 +46,8 @@ mod conv_flex;
 #[cfg(feature = "cube")]
 pub mod cube;
 pub mod flex;
+#[cfg(feature = "fusion")]
+pub mod fusion;
 pub mod math;
 pub mod resample;
 
@@ -87,11 +89,15 @@ pub trait GroupNormKernel: Backend {
     }
 }
 
-/// The operation as burn dispatches it: to burn-flex's kernel, or to the autodiff node
-/// (the `autodiff` module) that calls the inner backend's forward and backward.
-#[backend_extension(Flex, Cube: cfg(feature = "cube"), Autodiff)]
+/// The operation as burn dispatches it: to burn-flex's or the `Cube` backend's kernel, or
+/// to the autodiff node (the `autodiff` module) that calls the inner backend's forward and
+/// backward. With burn's `fusion` (feature `fusion`), `Fusion<B>` records both passes as
+/// opaque operations of its stream and runs B's kernels when the stream executes
+/// ([`fusion`]).
+#[backend_extension(Flex, Cube: cfg(feature = "cube"), Autodiff, Fusion: cfg(feature = "fusion"))]
 pub trait GroupNormOps: Backend {
     /// See [`GroupNormKernel::gn_forward`].
+    #[fusion(dtype = x, shape = x)]
     fn fused_group_norm(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
@@ -100,6 +106,22 @@ pub trait GroupNormOps: Backend {
         eps: f64,
         silu: bool,
     ) -> FloatTensor<Self>;
+
+    /// See [`GroupNormKernel::gn_backward`]: (∂x, ∂γ, ∂β). Only burn's fusion calls it
+    /// (through [`GroupNormKernel`] on `Fusion<B>`); the default composes burn's
+    /// primitives.
+    #[fusion(meta = |x, gamma, beta, _grad, _groups, _eps, _silu| (x.clone(), gamma.clone(), beta.clone()))]
+    fn fused_group_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        groups: usize,
+        eps: f64,
+        silu: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        composed::backward::<Self>(x, gamma, beta, grad, groups, eps, silu).into_tuple()
+    }
 }
 
 impl GroupNormOps for burn::backend::Flex {
@@ -112,6 +134,18 @@ impl GroupNormOps for burn::backend::Flex {
         silu: bool,
     ) -> FloatTensor<Self> {
         Self::gn_forward(x, gamma, beta, groups, eps, silu)
+    }
+
+    fn fused_group_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        groups: usize,
+        eps: f64,
+        silu: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        Self::gn_backward(x, gamma, beta, grad, groups, eps, silu).into_tuple()
     }
 }
 
