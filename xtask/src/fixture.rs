@@ -241,10 +241,22 @@ fn render_scores(opts: &FixtureOptions) -> Result<Value> {
     let render = opts
         .work
         .join(if opts.study { "render-study" } else { "render" });
-    if render.exists() && !opts.study {
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixture");
+    let stamp = render.join("scripts.sha256");
+    let version = scripts_sha256(&scripts)?;
+    let kept = opts.study && fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == version);
+    if render.exists() && !kept {
+        if opts.study {
+            eprintln!(
+                "{}: rendered by other fixture scripts; rendering afresh",
+                render.display()
+            );
+        }
         fs::remove_dir_all(&render)?;
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixture/render_musicscore.py");
+    fs::create_dir_all(&render)?;
+    score_core::fs::write_atomic(&stamp, version.as_bytes())?;
+    let script = scripts.join("render_musicscore.py");
     let mut cmd = Command::new(&py);
     cmd.arg(&script).arg(&render);
     if opts.study {
@@ -253,6 +265,25 @@ fn render_scores(opts: &FixtureOptions) -> Result<Value> {
     run(&mut cmd)?;
     let manifest: Value = serde_json::from_str(&fs::read_to_string(render.join("manifest.json"))?)?;
     Ok(manifest)
+}
+
+/// The SHA-256 of the fixture's Python scripts (name and contents, in name order): the
+/// study render keeps finished works only while these are unchanged.
+fn scripts_sha256(dir: &Path) -> Result<String> {
+    let mut names: Vec<PathBuf> = fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "py"))
+        .collect();
+    names.sort();
+    let mut all = Vec::new();
+    for p in names {
+        all.extend_from_slice(p.file_name().unwrap_or_default().as_encoded_bytes());
+        all.push(0);
+        all.extend(fs::read(&p).with_context(|| format!("reading {}", p.display()))?);
+        all.push(0);
+    }
+    Ok(crate::pypi::sha256(&all))
 }
 
 /// The system fonts for rasterising the SVG pages (warned about when there are none).
