@@ -28,8 +28,10 @@
 //!    2 `s`), at most 7.
 //! 5. Sharps or flats: from two accidentals on, the direction of the first step (the
 //!    second sharp, C, is a fourth below the first, F; the second flat, E, a fourth
-//!    above the first, B, in every clef); a lone accidental by its shape (a flat's ink
-//!    lies in its lower half, its bowl; a sharp's is balanced between the halves).
+//!    above the first, B, in every clef); a lone accidental by its shape: ink in two or
+//!    more columns of its top 40 % of rows is a sharp's two stems, in none a flat's
+//!    thin stem (anti-aliased to grey); with one, by its ink's balance (a flat's lies
+//!    in its lower half, its bowl; a sharp's is balanced between the halves).
 //!
 //! A system's reading is the most frequent among its staves (the first staff's on a
 //! tie); a system with no readable staff gives `None`.
@@ -99,6 +101,9 @@ struct Glyph {
     bottom: usize,
     upper: usize,
     lower: usize,
+    /// Columns with ink in the glyph's top 40 % of rows: a sharp's two stems, a flat's
+    /// one thin stem (anti-aliased to grey, mostly not ink).
+    top_columns: usize,
 }
 
 impl Glyph {
@@ -241,6 +246,14 @@ fn glyphs(img: &Raster, staff: &Staff) -> Vec<Glyph> {
                 .iter()
                 .filter(|&&i| ((y0 + i / w) as f64 + 0.5) < mid)
                 .count();
+            let top_rows = top + (0.4 * (bottom - top) as f64).round().max(1.0) as usize;
+            let mut cols: Vec<usize> = m
+                .iter()
+                .filter(|&&i| y0 + i / w < top_rows)
+                .map(|i| i % w)
+                .collect();
+            cols.sort_unstable();
+            cols.dedup();
             Glyph {
                 x0,
                 x1,
@@ -248,6 +261,7 @@ fn glyphs(img: &Raster, staff: &Staff) -> Vec<Glyph> {
                 bottom,
                 upper,
                 lower: m.len() - upper,
+                top_columns: cols.len(),
             }
         })
         .collect()
@@ -321,7 +335,11 @@ fn read_staff(img: &Raster, staff: &Staff) -> Option<i32> {
     }
     let sharps = match acc.as_slice() {
         [] => return Some(0),
-        [one] => one.upper as f64 >= 0.6 * one.lower as f64,
+        [one] => match one.top_columns {
+            0 => false,
+            1 => one.upper as f64 >= 0.6 * one.lower as f64,
+            _ => true,
+        },
         [a, b, ..] => b.centre() > a.centre(),
     };
     let n = acc.len() as i32;
@@ -416,6 +434,21 @@ mod tests {
             "the bottom line is missed"
         );
         assert_eq!(read_key_signature(&d).map(|k| k.fifths), Some(2));
+    }
+
+    /// A lone sharp whose lower half holds most of its ink (here a lower bar 6 rows
+    /// thick; on real pages a bar merged with a staff line, or a light anti-aliased
+    /// upper half) is still a sharp: its two stems show in its top 40 %, where a flat
+    /// has one. The ink balance alone read it as a flat.
+    #[test]
+    fn a_lone_sharp_is_told_by_its_two_stems() {
+        let mut g = staff();
+        let (x, y) = (36, 40);
+        fill(&mut g, x + 1, y - 10, 1, 20);
+        fill(&mut g, x + 5, y - 10, 1, 20);
+        fill(&mut g, x, y - 4, S, 1);
+        fill(&mut g, x, y + 3, S, 6);
+        assert_eq!(read_key_signature(&g).map(|k| k.fifths), Some(1));
     }
 
     #[test]

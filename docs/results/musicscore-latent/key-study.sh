@@ -5,12 +5,15 @@
 # show the prompt's number of sharps or flats, with Wilson 95 % intervals; pages/ keeps
 # each prompt's first page (four systems).
 # Usage: key-study.sh [SCORELAB] [N] [W]   (SCORELAB defaults to `cargo run -q -p scorelab --`)
+# KEY_STUDY_CHECKPOINT (default: the shipped model) and KEY_STUDY_OUT (default: this
+# folder) study another model; KEY_STUDY_WORK is where the samples go.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+out_dir="${KEY_STUDY_OUT:-$here}"
 bin="${1:-cargo run -q -p scorelab --}"
 n="${2:-16}"
 w="${3:-4}"
-ck="$here/../../../data/checkpoints/musicscore-latent.safetensors"
+ck="${KEY_STUDY_CHECKPOINT:-$here/../../../data/checkpoints/musicscore-latent.safetensors}"
 work="${KEY_STUDY_WORK:-$here/../../../out/key-study}"
 prompts=(
   "violin|C major" "violin|G major" "violin|D major" "violin|A major"
@@ -28,10 +31,10 @@ for p in "${prompts[@]}"; do
       "a music score, instrumentation is $inst, key is $key" \
       --n "$n" --guidance "$w" --seed 0 --page 4 --out "$out" >/dev/null
   fi
-  mkdir -p "$here/pages"
-  cp "$out/page-0.png" "$here/pages/$slug.png"   # the first four systems as a page
+  mkdir -p "$out_dir/pages"
+  cp "$out/page-0.png" "$out_dir/pages/$slug.png"   # the first four systems as a page
 done
-python3 - "$work" "$here/keys.md" "$n" "$w" <<'PY'
+python3 - "$work" "$out_dir/keys.md" "$n" "$w" <<'PY'
 import json, math, os, sys
 work, md, n, w = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 def wilson(k, n, z=1.96):
