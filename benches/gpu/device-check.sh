@@ -11,7 +11,8 @@
 #           With burn's fusion (opt-in since 2026-12-07, `--features scorelab/fusion`):
 #           a third binary, .gpubin/scorelab-fusion.xz, for the `fusion` step;
 #   there:  bash benches/gpu/device-check.sh   (from the repository root; OUT=results;
-#           STEPS="bench demo" runs only those of bench, demo, train, scaling, fusion)
+#           STEPS="bench demo" runs only those of bench, demo, train, scaling, fusion,
+#           devices)
 # Each step has its own time limit so that one slow step does not cost the others.
 set -uo pipefail
 BIN=${BIN:-.gpubin}
@@ -37,7 +38,7 @@ level = "minimal"
 file = "$OUT/autotune.log"
 TOML
 
-STEPS=${STEPS:-bench demo train scaling fusion}  # the steps to run, by name
+STEPS=${STEPS:-bench demo train scaling fusion devices}  # the steps to run, by name
 step() { # name, seconds, command...
     local name=$1 secs=$2; shift 2
     case " $STEPS " in *" $name "*) ;; *) echo "== $name skipped"; return ;; esac
@@ -64,3 +65,9 @@ step fusion 150 bash -c "'$BIN/scorelab-fusion' sample --device wgpu --checkpoin
     && python3 -c 'import numpy as n; a=n.load(\"/tmp/fusion-wgpu/samples.npy\"); \
 b=n.load(\"/tmp/fusion-flex/samples.npy\"); print(\"fusion vs flex max|d|\", abs(a-b).max())'"
 ls -la "$OUT"
+# Data parallelism (`train --devices`, since 2026-12-08): two replicas on the one GPU
+# against one device with the same two micro-batches: the same loss, and the overhead
+# of the replica's copies and threads in the seconds.
+DP="train --data fashion-mnist-test --subset 2048 --steps 50 --batch-size 32 --channels 16 --json"
+step devices 120 bash -c "'$BIN/scorelab' $DP --devices wgpu,wgpu --out /tmp/dp2 \
+    && '$BIN/scorelab' --device wgpu $DP --grad-accumulation 2 --out /tmp/dp1"

@@ -89,6 +89,13 @@ pub(crate) struct TrainArgs {
     /// step in less memory) [default: 1].
     #[arg(long)]
     pub(crate) grad_accumulation: Option<usize>,
+    /// Data parallelism: a comma-separated list of devices (e.g. cuda:0,cuda:1) that
+    /// share each batch, in place of --device. The first holds the network, optimiser
+    /// and EMA; micro-batch j of --grad-accumulation (default: the device count) runs on
+    /// device j mod N, and the gradients are added on the first in the order of j, so
+    /// the step is the one a single device takes with the same --grad-accumulation.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) devices: Vec<String>,
     /// How batches are drawn: epochs (shuffled, each image once per epoch) or
     /// replacement [default: epochs].
     #[arg(long)]

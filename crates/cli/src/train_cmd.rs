@@ -109,13 +109,39 @@ impl TrainArgs {
             label_dropout: self.label_dropout,
             sigma_data: self.sigma_data,
             progress: !c.json,
+            replicas: Vec::new(),
         })
     }
 }
 
+/// The devices of a run: `--devices` (the first holds the network) or `--device`.
+fn devices_of(c: &Common, a: &TrainArgs) -> Result<Vec<burn::tensor::Device>> {
+    let Some(first) = a.devices.first() else {
+        return Ok(vec![device(&c.device)?]);
+    };
+    if c.device != "flex" && &c.device != first {
+        anyhow::bail!(
+            "--device {} and --devices {}: give one (--devices lists every device, the first holding the network)",
+            c.device,
+            a.devices.join(",")
+        );
+    }
+    a.devices.iter().map(|d| device(d.trim())).collect()
+}
+
 pub(crate) fn cmd_train(c: &Common, a: &TrainArgs) -> Result<()> {
-    let spec = a.spec(c)?;
-    let r = scorelab_run::train_run(&spec, &device(&c.device)?, &|line| eprintln!("{line}"))?;
+    let mut spec = a.spec(c)?;
+    let mut devices = devices_of(c, a)?;
+    let main = devices.remove(0);
+    spec.replicas = devices;
+    if !spec.replicas.is_empty() {
+        eprintln!(
+            "data parallel over {} devices: {}",
+            a.devices.len(),
+            a.devices.join(", ")
+        );
+    }
+    let r = scorelab_run::train_run(&spec, &main, &|line| eprintln!("{line}"))?;
     emit(c.json, serde_json::to_value(&r)?, || {
         outln!("{}", train_line(&r))
     });

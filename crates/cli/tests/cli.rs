@@ -2276,3 +2276,70 @@ fn dpm_solver_v3_runs_on_an_exact_gaussian_from_ems_model() {
     let (ok, _, err) = sample(&p("h.safetensors"));
     assert!(!ok && err.contains("estimated on another model"), "{err}");
 }
+
+/// A checkpoint's tensors by name, as bytes, but the optimiser's state (a record keyed
+/// by parameter ids, which are drawn anew by every process).
+fn weights(path: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let b = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+    let header = json(std::str::from_utf8(&b[8..8 + n]).unwrap());
+    let data = &b[8 + n..];
+    let mut out = std::collections::BTreeMap::new();
+    for (name, t) in header.as_object().unwrap() {
+        if name == "__metadata__" || name == "optimizer" {
+            continue;
+        }
+        let at = |i: usize| t["data_offsets"][i].as_u64().unwrap() as usize;
+        out.insert(name.clone(), data[at(0)..at(1)].to_vec());
+    }
+    out
+}
+
+/// `train --devices flex,flex` splits each batch over two replicas and takes the step
+/// that one device takes with `--grad-accumulation 2`: the checkpoints are the same
+/// bytes. Bad lists are refused by name.
+#[test]
+fn devices_share_the_batch_and_take_the_single_device_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let out = out.to_str().unwrap().to_string();
+        let mut args = vec![
+            "train",
+            "--subset",
+            "20",
+            "--steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--channels",
+            "8",
+            "--out",
+            &out,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let (ok, stdout, err) = scorelab(&args);
+        (ok, stdout, err, format!("{out}/checkpoint.safetensors"))
+    };
+    let (ok, _, err, one) = run("one", &["--grad-accumulation", "2"]);
+    assert!(ok, "{err}");
+    let (ok, _, err, two) = run("two", &["--devices", "flex,flex"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("data parallel over 2 devices"), "{err}");
+    let (one, two) = (weights(&one), weights(&two));
+    assert!(
+        one.keys().any(|k| k.starts_with("model.")) && one.keys().any(|k| k.starts_with("ema."))
+    );
+    assert!(one == two, "the weights differ");
+    let (ok, _, err, _) = run("bad", &["--devices", "flex,tpu"]);
+    assert!(!ok && err.contains("'tpu'"), "{err}");
+    let (ok, _, err, _) = run(
+        "odd",
+        &["--devices", "flex,flex", "--grad-accumulation", "3"],
+    );
+    assert!(
+        !ok && err.contains("grad_accumulation") && err.contains("2 devices"),
+        "{err}"
+    );
+}

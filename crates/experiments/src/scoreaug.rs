@@ -197,6 +197,7 @@ fn run_one(
             log: None,
             progress: false,
             stop_after: Some(o.eval_every),
+            replicas: Vec::new(),
         };
         let resume = (step > 0)
             .then(|| score_train::checkpoint::CheckpointFile::read(&ck))

@@ -155,6 +155,7 @@ pub fn train_text(
         progress: fb.training_bar(),
         stop_after: None,
         keep_checkpoints: spec.keep_checkpoints,
+        replicas: Vec::new(),
     };
     let data = TextScoreData {
         items,
@@ -602,6 +603,7 @@ pub fn train_ae(spec: &AeRunSpec, device: &Device, fb: &Arc<dyn Feedback>) -> Re
         progress: fb.training_bar(),
         stop_after: None,
         keep_checkpoints: false,
+        replicas: Vec::new(),
     };
     let t0 = Instant::now();
     let (ae, l1) = train_autoencoder(&data, &settings, &cfg, &out, resume.as_ref(), &dev)?;

@@ -58,6 +58,7 @@ fn out(dir: &std::path::Path, stop_after: Option<usize>) -> TrainOutput {
         log: None,
         progress: false,
         stop_after,
+        replicas: Vec::new(),
         keep_checkpoints: false,
     }
 }

@@ -122,6 +122,7 @@ fn output(spec: &TrainSpec, run: &RunDir) -> TrainOutput {
         log: Some(run.log()),
         progress: spec.progress,
         stop_after: None,
+        replicas: spec.replicas.iter().map(|d| d.clone().autodiff()).collect(),
     }
 }
 

@@ -71,6 +71,9 @@ pub struct TrainSpec {
     pub sigma_data: Option<f64>,
     /// Draw the training progress bar.
     pub progress: bool,
+    /// Data parallelism: devices besides `train_run`'s that share each batch's
+    /// micro-batches (a new run's `grad_accumulation` then defaults to the device count).
+    pub replicas: Vec<burn::tensor::Device>,
 }
 
 /// `grad_clip`: 0 is off, a positive value the bound; NaN, infinity and negative
@@ -196,7 +199,10 @@ fn fresh_settings(spec: &TrainSpec) -> Result<(TrainConfig, RunRecord)> {
     cfg.weight_decay = spec.weight_decay.unwrap_or(cfg.weight_decay);
     cfg.adam_betas = spec.adam_betas.unwrap_or(cfg.adam_betas);
     cfg.lr_schedule = spec.lr_schedule.unwrap_or(cfg.lr_schedule);
-    cfg.grad_accumulation = spec.grad_accumulation.unwrap_or(cfg.grad_accumulation);
+    let devices = 1 + spec.replicas.len();
+    cfg.grad_accumulation = spec
+        .grad_accumulation
+        .unwrap_or(cfg.grad_accumulation.max(devices));
     cfg.batches = spec.batches.unwrap_or(cfg.batches);
     let cond = spec.cond.clone().unwrap_or_else(no_cond);
     if !matches!(cond.as_str(), "none" | "class") {

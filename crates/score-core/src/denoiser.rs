@@ -42,6 +42,18 @@ impl Conditioning {
         }
     }
 
+    /// Every input moved to `device` (for a replica on another device).
+    pub fn to_device(self, device: &burn::tensor::Device) -> Self {
+        let mv = |t: Option<Tensor<2>>| t.map(|t| t.to_device(device));
+        Self {
+            class_labels: mv(self.class_labels),
+            augment: mv(self.augment),
+            context: mv(self.context),
+            tokens: self.tokens.map(|t| t.to_device(device)),
+            token_mask: mv(self.token_mask),
+        }
+    }
+
     /// Only class labels.
     pub fn labels(class_labels: Tensor<2>) -> Self {
         Self {

@@ -10,20 +10,24 @@ use crate::error::{Result, ScoreError};
 use crate::tensor::to_vec_f32;
 
 /// The device names [`by_name`] knows.
-pub const NAMES: &str = "flex, wgpu or cuda";
+pub const NAMES: &str = "flex, wgpu, wgpu:N, cuda or cuda:N";
 
-/// The device called `name`: `flex` (or `cpu`), `wgpu`, `cuda` (first GPU).
+/// The device called `name`: `flex` (or `cpu`), `wgpu` (the default adapter), `wgpu:N`
+/// (the N-th discrete GPU), `cuda` (the first GPU) or `cuda:N`.
 pub fn by_name(name: &str) -> Result<Device> {
-    let dev = match name {
-        "flex" | "cpu" => Device::flex(),
-        "wgpu" => wgpu()?,
-        "cuda" => cuda()?,
-        other => {
-            return Err(ScoreError::InvalidArgument {
-                field: "device",
-                detail: format!("unknown device '{other}', expected {NAMES}"),
-            });
-        }
+    let unknown = || ScoreError::InvalidArgument {
+        field: "device",
+        detail: format!("unknown device '{name}', expected {NAMES}"),
+    };
+    let (kind, index) = match name.split_once(':') {
+        Some((k, i)) => (k, Some(i.parse::<usize>().map_err(|_| unknown())?)),
+        None => (name, None),
+    };
+    let dev = match (kind, index) {
+        ("flex" | "cpu", None) => Device::flex(),
+        ("wgpu", i) => wgpu(i)?,
+        ("cuda", i) => cuda(i.unwrap_or(0))?,
+        _ => return Err(unknown()),
     };
     let probe = dev.clone();
     let ok = std::panic::catch_unwind(move || to_vec_f32(Tensor::<1>::ones([2], &probe)).is_ok());
@@ -46,22 +50,26 @@ fn not_built(name: &str) -> ScoreError {
 }
 
 #[cfg(feature = "wgpu")]
-fn wgpu() -> Result<Device> {
-    Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice))
+fn wgpu(index: Option<usize>) -> Result<Device> {
+    use burn::tensor::DeviceKind;
+    Ok(Device::wgpu(index.map_or(
+        DeviceKind::DefaultDevice,
+        DeviceKind::DiscreteGpu,
+    )))
 }
 
 #[cfg(not(feature = "wgpu"))]
-fn wgpu() -> Result<Device> {
+fn wgpu(_index: Option<usize>) -> Result<Device> {
     Err(not_built("wgpu"))
 }
 
 #[cfg(feature = "cuda")]
-fn cuda() -> Result<Device> {
-    Ok(Device::cuda(0))
+fn cuda(index: usize) -> Result<Device> {
+    Ok(Device::cuda(index))
 }
 
 #[cfg(not(feature = "cuda"))]
-fn cuda() -> Result<Device> {
+fn cuda(_index: usize) -> Result<Device> {
     Err(not_built("cuda"))
 }
 
@@ -74,12 +82,18 @@ mod tests {
         assert!(by_name("flex").is_ok());
         let e = by_name("tpu").unwrap_err().to_string();
         assert!(e.contains("device") && e.contains("tpu"), "{e}");
+        for bad in ["flex:1", "cuda:x", "cuda:", "tpu:0"] {
+            let e = by_name(bad).unwrap_err().to_string();
+            assert!(e.contains(bad), "{e}");
+        }
     }
 
     #[cfg(not(feature = "cuda"))]
     #[test]
     fn cuda_without_the_feature_names_the_feature() {
-        let e = by_name("cuda").unwrap_err().to_string();
-        assert!(e.contains("--features cuda"), "{e}");
+        for name in ["cuda", "cuda:1"] {
+            let e = by_name(name).unwrap_err().to_string();
+            assert!(e.contains("--features cuda"), "{e}");
+        }
     }
 }

@@ -573,6 +573,7 @@ pub fn train_demo_unet(
         log: Some(out.join("train.jsonl")),
         progress,
         stop_after: None,
+        replicas: Vec::new(),
     };
     let data = ImageData {
         images: train_set,

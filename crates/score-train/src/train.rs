@@ -681,9 +681,14 @@ mod tests {
     }
 }
 
-/// Where training writes, and how it reports.
+/// Where training writes, how it reports, and the further devices it computes on.
 #[derive(Debug, Clone, Default)]
 pub struct TrainOutput {
+    /// Data parallelism: autodiff devices besides the network's that share each batch's
+    /// `grad_accumulation` micro-batches (which must then be a multiple of the device
+    /// count). The step does not depend on them (see [`objective_gradients`]), so they
+    /// are not part of the configuration, and a run may resume on other devices.
+    pub replicas: Vec<Device>,
     /// Checkpoint file (rewritten atomically every `checkpoint_every` steps).
     pub checkpoint: Option<PathBuf>,
     /// JSON-lines log (appended).
@@ -874,36 +879,113 @@ fn drop_labels(c: &mut Conditioning, p: f64, rng: &mut rand::rngs::StdRng, devic
     }
 }
 
+/// Serialises the forward passes of replicas on several devices: burn 0.22.1 draws
+/// random numbers (dropout) from one stream per backend, shared by its devices, so a
+/// micro-batch's seeding and the draws of its forward pass must not interleave with
+/// another's. The backward passes, most of a step's work, run at once.
+static FORWARD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Micro-batch `j` of `grad_accumulation` on `net`'s device: its summed per-sample
+/// losses / batch size, and their gradients. Its dropout is seeded `seed + j`, so
+/// that what it draws does not depend on the device or thread that computes it.
+fn micro_gradients<const D: usize, N: ScoreNetwork<D>>(
+    net: &N,
+    cfg: &TrainConfig,
+    batch: &Batch<D>,
+    j: usize,
+    seed: u64,
+) -> (f64, GradientsParams) {
+    let rows = batch.sigma.dims()[0];
+    let micro = rows / cfg.grad_accumulation;
+    let device = net.devices().swap_remove(0);
+    let cut = |t: &Tensor<D>| t.clone().narrow(0, j * micro, micro).to_device(&device);
+    let cond = batch.reg.cond.as_ref();
+    let cond = cond.map(|c| c.narrow(j * micro, micro).to_device(&device));
+    let loss = {
+        let _alone = FORWARD
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        device.seed(seed.wrapping_add(j as u64));
+        regression_loss(
+            net,
+            &cfg.precond,
+            cut(&batch.reg.input),
+            batch
+                .sigma
+                .clone()
+                .narrow(0, j * micro, micro)
+                .to_device(&device),
+            cut(&batch.reg.target),
+            cond.as_ref(),
+        )
+        .sum()
+        .div_scalar(rows as f64)
+    };
+    let value = loss.clone().into_scalar::<f32>() as f64;
+    (value, GradientsParams::from_grads(loss.backward(), net))
+}
+
+/// The micro-batches `first, first + stride, …` on one replica, their gradients moved
+/// to `main`.
+fn replica_gradients<const D: usize, N: ScoreNetwork<D>>(
+    replica: &N,
+    cfg: &TrainConfig,
+    batch: &Batch<D>,
+    (first, stride): (usize, usize),
+    (seed, main): (u64, &Device),
+) -> Vec<(f64, GradientsParams)> {
+    (first..cfg.grad_accumulation)
+        .step_by(stride)
+        .map(|j| {
+            let (v, g) = micro_gradients(replica, cfg, batch, j, seed);
+            (v, g.to_device(main, replica))
+        })
+        .collect()
+}
+
 /// The loss of the batch's mean and its gradients, over `grad_accumulation`
 /// micro-batches: each contributes its summed per-sample losses / batch_size, so the
-/// gradients add up to those of the whole batch at once.
+/// gradients add up to those of the whole batch at once. With `replicas` (data
+/// parallelism), micro-batch j runs on device j mod (1 + replicas) (device 0: `net`'s),
+/// each device in its own thread; the gradients are brought to `net`'s device and added
+/// in the order of j, so the step is the same whatever the number of devices (to the
+/// devices' own arithmetic: bit for bit when they are one backend).
 fn accumulated_gradients<const D: usize, N: ScoreNetwork<D>>(
     net: &N,
     cfg: &TrainConfig,
     batch: &Batch<D>,
+    replicas: &[Device],
+    seed: u64,
 ) -> (f64, GradientsParams) {
-    let rows = batch.sigma.dims()[0];
-    let micro = rows / cfg.grad_accumulation;
+    let main = batch.sigma.device();
+    let k = 1 + replicas.len();
+    let parts: Vec<Vec<(f64, GradientsParams)>> = if k == 1 {
+        vec![replica_gradients(net, cfg, batch, (0, 1), (seed, &main))]
+    } else {
+        // Owned copies (a module is `Send`, not `Sync`); they share `net`'s parameter ids.
+        let nets = std::iter::once(net.clone()).chain(replicas.iter().map(|d| net.clone().fork(d)));
+        std::thread::scope(|s| {
+            let workers: Vec<_> = nets
+                .enumerate()
+                .map(|(d, r)| {
+                    let main = &main;
+                    s.spawn(move || replica_gradients(&r, cfg, batch, (d, k), (seed, main)))
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    };
+    // Micro-batch j is parts[j % k][j / k]: add them in the order of j.
+    let mut parts: Vec<_> = parts.into_iter().map(Vec::into_iter).collect();
     let mut accum = burn::optim::GradientsAccumulator::<N>::new();
     let mut value = 0.0;
     for j in 0..cfg.grad_accumulation {
-        let loss = regression_loss(
-            net,
-            &cfg.precond,
-            batch.reg.input.clone().narrow(0, j * micro, micro),
-            batch.sigma.clone().narrow(0, j * micro, micro),
-            batch.reg.target.clone().narrow(0, j * micro, micro),
-            batch
-                .reg
-                .cond
-                .as_ref()
-                .map(|c| c.narrow(j * micro, micro))
-                .as_ref(),
-        )
-        .sum()
-        .div_scalar(rows as f64);
-        value += loss.clone().into_scalar::<f32>() as f64;
-        accum.accumulate(net, GradientsParams::from_grads(loss.backward(), net));
+        let (v, g) = parts[j % k].next().expect("one result per micro-batch");
+        value += v;
+        accum.accumulate(net, g);
     }
     (value, accum.grads())
 }
@@ -990,7 +1072,8 @@ impl<N: Module> Learner<N> {
 /// clean batch `x0` (on `net`'s autodiff device): per-sample σ from `cfg.precond`,
 /// Gaussian noise, the device's dropout seed and label dropout, all drawn from `rng` in
 /// that order, then [`Objective::regression`] and the loss of every objective
-/// ([`regression_loss`]) over `cfg.grad_accumulation` micro-batches.
+/// ([`regression_loss`]) over `cfg.grad_accumulation` micro-batches, spread over `net`'s
+/// device and `replicas` (data parallelism; `&[]` for one device).
 pub fn objective_gradients<const D: usize, N: ScoreNetwork<D>>(
     net: &N,
     cfg: &TrainConfig,
@@ -998,25 +1081,40 @@ pub fn objective_gradients<const D: usize, N: ScoreNetwork<D>>(
     x0: Tensor<D>,
     cond: Option<Conditioning>,
     rng: &mut rand::rngs::StdRng,
+    replicas: &[Device],
 ) -> Result<(f64, GradientsParams)> {
     let precond = cfg.precond;
-    objective_gradients_with(net, cfg, objective, x0, cond, rng, &|r| {
-        precond.sample_training_sigma(r)
-    })
+    let draw = |r: &mut rand::rngs::StdRng| precond.sample_training_sigma(r);
+    let (batch, seed) = draw_batch(cfg, objective, x0, cond, rng, &draw)?;
+    Ok(accumulated_gradients(net, cfg, &batch, replicas, seed))
 }
 
-/// [`objective_gradients`] with per-sample σ drawn by `draw_sigma` instead of the
-/// preconditioning's training distribution (distillation trains its fake score on the
-/// σ its loss queries).
+/// [`objective_gradients`] on one device with per-sample σ drawn by `draw_sigma`
+/// instead of the preconditioning's training distribution (distillation trains its fake
+/// score on the σ its loss queries).
 pub fn objective_gradients_with<const D: usize, N: ScoreNetwork<D>>(
     net: &N,
+    cfg: &TrainConfig,
+    objective: &dyn Objective<D>,
+    x0: Tensor<D>,
+    cond: Option<Conditioning>,
+    rng: &mut rand::rngs::StdRng,
+    draw_sigma: &dyn Fn(&mut rand::rngs::StdRng) -> f64,
+) -> Result<(f64, GradientsParams)> {
+    let (batch, seed) = draw_batch(cfg, objective, x0, cond, rng, draw_sigma)?;
+    Ok(accumulated_gradients(net, cfg, &batch, &[], seed))
+}
+
+/// A step's random draws, in order (σ, noise, dropout seed, label dropout, the
+/// objective's own), and the regression they make.
+fn draw_batch<const D: usize>(
     cfg: &TrainConfig,
     objective: &dyn Objective<D>,
     x0: Tensor<D>,
     mut cond: Option<Conditioning>,
     rng: &mut rand::rngs::StdRng,
     draw_sigma: &dyn Fn(&mut rand::rngs::StdRng) -> f64,
-) -> Result<(f64, GradientsParams)> {
+) -> Result<(Batch<D>, u64)> {
     let device = x0.device();
     if !x0.dims()[0].is_multiple_of(cfg.grad_accumulation.max(1)) {
         return Err(ScoreError::invalid(
@@ -1030,13 +1128,13 @@ pub fn objective_gradients_with<const D: usize, N: ScoreNetwork<D>>(
     }
     let sigmas: Vec<f64> = (0..x0.dims()[0]).map(|_| draw_sigma(rng)).collect();
     let noise = randn(x0.dims(), rng, &device);
-    device.seed(rng.random());
+    let seed: u64 = rng.random();
     if let Some(c) = cond.as_mut() {
         drop_labels(c, cfg.label_dropout, rng, &device);
     }
     let sigma = tensor1(&sigmas, &device);
     let reg = objective.regression(x0, &sigma, noise, cond, rng)?;
-    Ok(accumulated_gradients(net, cfg, &Batch { sigma, reg }))
+    Ok((Batch { sigma, reg }, seed))
 }
 
 struct Flatten(Vec<Tensor<1>>);
@@ -1189,6 +1287,16 @@ where
     if data.is_empty() {
         return Err(ScoreError::invalid("data", "the training set is empty"));
     }
+    let devices = 1 + out.replicas.len();
+    if !cfg.grad_accumulation.is_multiple_of(devices) {
+        return Err(ScoreError::invalid(
+            "grad_accumulation",
+            format!(
+                "{} micro-batches cannot be shared by {devices} devices: give a multiple of {devices}",
+                cfg.grad_accumulation
+            ),
+        ));
+    }
     let device = net
         .devices()
         .into_iter()
@@ -1313,6 +1421,7 @@ where
             x0,
             cond,
             &mut rng,
+            &self.out.replicas,
         )?;
         if !value.is_finite() || self.guard.observe(value) {
             return Err(self.loss_failure(step, value));

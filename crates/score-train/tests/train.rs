@@ -235,3 +235,74 @@ fn corrupt_checkpoint_is_an_error_naming_the_file() {
         .to_string();
     assert!(msg.contains("broken.safetensors"), "{msg}");
 }
+
+/// Data parallelism: micro-batch j runs on device j mod k and the gradients are added in
+/// the order of j, so two replicas take the step one device takes, to the bit (same
+/// backend, same operations, same order), dropout included: each micro-batch seeds its
+/// own draws.
+#[test]
+fn replicas_take_the_step_of_one_device() {
+    use score_io::images::ImageDataset;
+    use score_train::train::ImageData;
+    let device = Device::flex().autodiff();
+    let mut rng = stream_rng(11, 0, 0);
+    let pixels = (0..16 * 64)
+        .map(|_| rand::RngExt::random_range(&mut rng, -1.0f32..1.0))
+        .collect();
+    let data = ImageData {
+        images: ImageDataset {
+            pixels,
+            labels: vec![0; 16],
+            image_shape: [1, 8, 8],
+            num_classes: 1,
+            source: "test".into(),
+        },
+        use_labels: false,
+    };
+    let unet = score_train::pipeline::unet_config_for(8, 1, 8).with_dropout(0.3);
+    let net0 = unet.init(&device);
+    let cfg = TrainConfig {
+        steps: 3,
+        batch_size: 8,
+        grad_accumulation: 4,
+        seed: 2,
+        ..TrainConfig::default()
+    };
+    let run = |replicas: Vec<Device>| {
+        let out = TrainOutput {
+            replicas,
+            ..Default::default()
+        };
+        let r = train(
+            net0.clone(),
+            &data,
+            &cfg,
+            serde_json::Value::Null,
+            &out,
+            None,
+        );
+        collect_params(&r.unwrap().net)
+    };
+    let one = run(Vec::new());
+    let two = run(vec![device.clone()]);
+    for ((p, _, a), (_, _, b)) in one.iter().zip(&two) {
+        assert_eq!(
+            a.try_to_vec::<f32>().unwrap(),
+            b.try_to_vec::<f32>().unwrap(),
+            "parameter {p}"
+        );
+    }
+    // Three devices cannot share four micro-batches evenly: an error naming the field.
+    let out = TrainOutput {
+        replicas: vec![device.clone(), device.clone()],
+        ..Default::default()
+    };
+    let e = train(net0, &data, &cfg, serde_json::Value::Null, &out, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("grad_accumulation") && e.contains("3 devices"),
+        "{e}"
+    );
+}
