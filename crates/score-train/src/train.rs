@@ -1287,16 +1287,7 @@ where
     if data.is_empty() {
         return Err(ScoreError::invalid("data", "the training set is empty"));
     }
-    let devices = 1 + out.replicas.len();
-    if !cfg.grad_accumulation.is_multiple_of(devices) {
-        return Err(ScoreError::invalid(
-            "grad_accumulation",
-            format!(
-                "{} micro-batches cannot be shared by {devices} devices: give a multiple of {devices}",
-                cfg.grad_accumulation
-            ),
-        ));
-    }
+    check_devices(cfg, out)?;
     let device = net
         .devices()
         .into_iter()
@@ -1354,6 +1345,21 @@ where
         last_loss: run.last_loss,
         seconds: fitted.seconds,
     })
+}
+
+/// The micro-batches must be shared evenly by the network's device and the replicas.
+fn check_devices(cfg: &TrainConfig, out: &TrainOutput) -> Result<()> {
+    let devices = 1 + out.replicas.len();
+    if cfg.grad_accumulation.is_multiple_of(devices) {
+        return Ok(());
+    }
+    Err(ScoreError::invalid(
+        "grad_accumulation",
+        format!(
+            "{} micro-batches cannot be shared by {devices} devices: give a multiple of {devices}",
+            cfg.grad_accumulation
+        ),
+    ))
 }
 
 /// Sums over the steps since the last log point.
