@@ -1,8 +1,8 @@
 //! scorelab's kernels (`crates/kernels`), each beside the burn or burn-flex path it
 //! replaces, at the shape of issue 11's table ([32, 64, 32, 32], 8 groups):
-//! - GroupNorm: `score_nn::norm::group_norm` (the kernels crate's fused GroupNorm)
-//!   against burn-nn's `GroupNorm::forward` (composed tensor operations), forward and
-//!   forward + backward;
+//! - GroupNorm: `score_nn::norm::group_norm` (the kernels crate's fused GroupNorm) and
+//!   `group_norm_silu` (with SiLU, as the UNet uses it) against burn-nn's
+//!   `GroupNorm::forward` (composed tensor operations), forward and forward + backward;
 //! - SiLU: `score_nn::norm::silu` (the kernels crate's one-pass SiLU) against burn's
 //!   `activation::silu` on burn-flex;
 //! - the 3×3 convolutions of the UNet (16→16 at 28×28, 32→32 at 14×14 and 7×7, batch
@@ -14,7 +14,7 @@ use burn::nn::GroupNormConfig;
 use burn::tensor::{Device, Tensor, activation};
 use criterion::{Criterion, criterion_group, criterion_main};
 use score_core::tensor::{randn, stream_rng, to_vec_f32};
-use score_nn::norm::{group_norm, silu};
+use score_nn::norm::{group_norm, group_norm_silu, silu};
 
 fn done<const D: usize>(t: Tensor<D>) {
     let _ = to_vec_f32(t.flatten::<1>(0, D - 1).narrow(0, 0, 1)).unwrap();
@@ -40,6 +40,10 @@ fn groupnorm(c: &mut Criterion) {
         };
         g.bench_function(format!("fused_{name}"), |b| {
             b.iter(|| step(group_norm(&gn, x.clone())))
+        });
+        // The UNet's own use: GroupNorm then SiLU, one operation each way.
+        g.bench_function(format!("fused_silu_{name}"), |b| {
+            b.iter(|| step(group_norm_silu(&gn, x.clone())))
         });
         g.bench_function(format!("burn_nn_{name}"), |b| {
             b.iter(|| step(gn.forward(x.clone())))

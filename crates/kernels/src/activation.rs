@@ -14,7 +14,7 @@ use burn::backend::{
 use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
-use crate::math::{sigmoid_f32, silu_grad_f32, values};
+use crate::math::{sigmoid_f32, silu_grad_f32, values, vectorized};
 
 /// SiLU and its backward pass on one execution backend; the default bodies compose
 /// burn's primitives, burn-flex overrides both.
@@ -82,9 +82,11 @@ impl SiluKernel for Flex {
         out.par_chunks_mut(CHUNK)
             .zip(xs.par_chunks(CHUNK))
             .for_each(|(o, x)| {
-                for (o, &v) in o.iter_mut().zip(x) {
-                    *o = v * sigmoid_f32(v);
-                }
+                vectorized(|| {
+                    for (o, &v) in o.iter_mut().zip(x) {
+                        *o = v * sigmoid_f32(v);
+                    }
+                })
             });
         FlexTensor::from_data(TensorData::new(out, shape))
     }
@@ -99,9 +101,11 @@ impl SiluKernel for Flex {
         out.par_chunks_mut(CHUNK)
             .zip(xs.par_chunks(CHUNK).zip(dys.par_chunks(CHUNK)))
             .for_each(|(o, (x, dy))| {
-                for ((o, &v), &d) in o.iter_mut().zip(x).zip(dy) {
-                    *o = d * silu_grad_f32(v);
-                }
+                vectorized(|| {
+                    for ((o, &v), &d) in o.iter_mut().zip(x).zip(dy) {
+                        *o = d * silu_grad_f32(v);
+                    }
+                })
             });
         FlexTensor::from_data(TensorData::new(out, shape))
     }

@@ -256,6 +256,30 @@ fn batch_runs(batch: usize, len: usize) -> Vec<std::ops::Range<usize>> {
         .collect()
 }
 
+thread_local! {
+    /// This thread's two scratch buffers (column matrices, block buffers), kept between
+    /// calls so that a convolution neither allocates nor clears them again.
+    static SCRATCH: std::cell::RefCell<[Vec<f32>; 2]> = const { std::cell::RefCell::new([Vec::new(), Vec::new()]) };
+}
+
+/// `f` on two scratch slices of `a` and `b` values from this thread's buffers, grown as
+/// needed and never cleared: every caller writes each value before it reads it. (A
+/// nested call on the same thread, which none of this file's makes, gets fresh ones.)
+fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut bufs) => {
+            let [x, y] = &mut *bufs;
+            for (v, n) in [(&mut *x, a), (&mut *y, b)] {
+                if v.len() < n {
+                    v.resize(n, 0.0);
+                }
+            }
+            f(&mut x[..a], &mut y[..b])
+        }
+        Err(_) => f(&mut vec![0.0; a], &mut vec![0.0; b]),
+    })
+}
+
 /// Build the columns of images `first..first + imgs` side by side: `cols[K·G, imgs·P]`.
 fn block_cols(g: &Geometry, x: &[f32], first: usize, imgs: usize, cols: &mut [f32]) {
     let (p, x_img, ld) = (g.p(), g.x_img(), imgs * g.p());
@@ -270,7 +294,7 @@ fn block_cols(g: &Geometry, x: &[f32], first: usize, imgs: usize, cols: &mut [f3
 /// into the output directly (each plane starting as its bias); otherwise into a block
 /// buffer, then copied to the images' planes.
 pub(crate) fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-    let (p, kg, cog, out_img) = (g.p(), g.k_group(), g.co_group(), g.out_img());
+    let (p, kg, out_img) = (g.p(), g.k_group(), g.out_img());
     let nb = g.block();
     let mut out = vec![0.0f32; g.batch * out_img];
     out.par_chunks_mut(nb * out_img.max(1))
@@ -278,36 +302,46 @@ pub(crate) fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) 
         .for_each(|(r, o)| {
             let imgs = o.len() / out_img.max(1);
             let ld = imgs * p;
-            let mut cols = vec![0.0f32; g.groups * kg * ld];
-            block_cols(g, x, r * nb, imgs, &mut cols);
-            let mut buf = if imgs > 1 {
-                vec![0.0f32; g.c_out * ld]
-            } else {
-                Vec::new()
-            };
-            let target: &mut [f32] = if imgs > 1 { &mut buf } else { o };
-            if let Some(bv) = bias {
-                for (plane, b) in target.chunks_exact_mut(ld).zip(bv) {
-                    plane.fill(*b);
+            let block = if imgs > 1 { g.c_out * ld } else { 0 };
+            with_scratch(g.groups * kg * ld, block, |cols, buf| {
+                block_cols(g, x, r * nb, imgs, cols);
+                if imgs == 1 {
+                    return forward_block(g, (w, bias), cols, o, ld);
                 }
-            }
-            for grp in 0..g.groups {
-                gemm(
-                    rm_mut(target, grp * cog * ld, (cog, ld), ld),
-                    bias.is_some(),
-                    rm(w, grp * cog * kg, (cog, kg), kg),
-                    rm(&cols, grp * kg * ld, (kg, ld), ld),
-                );
-            }
-            if imgs > 1 {
+                forward_block(g, (w, bias), cols, buf, ld);
                 for (b, img) in o.chunks_exact_mut(out_img).enumerate() {
                     for (co, plane) in img.chunks_exact_mut(p).enumerate() {
                         plane.copy_from_slice(&buf[co * ld + b * p..][..p]);
                     }
                 }
-            }
+            });
         });
     out
+}
+
+/// `target[C_out, ld] = bias + W · cols` for one block, group by group (every value
+/// written).
+fn forward_block(
+    g: &Geometry,
+    (w, bias): (&[f32], Option<&[f32]>),
+    cols: &[f32],
+    target: &mut [f32],
+    ld: usize,
+) {
+    let (kg, cog) = (g.k_group(), g.co_group());
+    if let Some(bv) = bias {
+        for (plane, b) in target.chunks_exact_mut(ld).zip(bv) {
+            plane.fill(*b);
+        }
+    }
+    for grp in 0..g.groups {
+        gemm(
+            rm_mut(target, grp * cog * ld, (cog, ld), ld),
+            bias.is_some(),
+            rm(w, grp * cog * kg, (cog, kg), kg),
+            rm(cols, grp * kg * ld, (kg, ld), ld),
+        );
+    }
 }
 
 /// The weight gradient `[C_out, C_in/G, k_h, k_w]`. Runs of at most one block and at
@@ -334,33 +368,34 @@ fn weight_grad_run(g: &Geometry, x: &[f32], dy: &[f32], run: std::ops::Range<usi
     let (p, kg, cog) = (g.p(), g.k_group(), g.co_group());
     let (out_img, nb) = (g.out_img(), g.block().min(run.len()));
     let mut acc = vec![0.0f32; g.c_out * kg];
-    let mut cols = vec![0.0f32; g.groups * kg * nb * p];
-    let mut buf = vec![0.0f32; if nb > 1 { g.c_out * nb * p } else { 0 }];
-    for (count, first) in run.clone().step_by(nb).enumerate() {
-        let imgs = nb.min(run.end - first);
-        let ld = imgs * p;
-        block_cols(g, x, first, imgs, &mut cols);
-        // dY of the block as [C_out, imgs·P] (one image's already is).
-        let lhs: &[f32] = if imgs == 1 {
-            &dy[first * out_img..(first + 1) * out_img]
-        } else {
-            for b in 0..imgs {
-                let img = &dy[(first + b) * out_img..][..out_img];
-                for (co, plane) in img.chunks_exact(p).enumerate() {
-                    buf[co * ld + b * p..][..p].copy_from_slice(plane);
+    let block = if nb > 1 { g.c_out * nb * p } else { 0 };
+    with_scratch(g.groups * kg * nb * p, block, |cols, buf| {
+        for (count, first) in run.clone().step_by(nb).enumerate() {
+            let imgs = nb.min(run.end - first);
+            let ld = imgs * p;
+            block_cols(g, x, first, imgs, cols);
+            // dY of the block as [C_out, imgs·P] (one image's already is).
+            let lhs: &[f32] = if imgs == 1 {
+                &dy[first * out_img..(first + 1) * out_img]
+            } else {
+                for b in 0..imgs {
+                    let img = &dy[(first + b) * out_img..][..out_img];
+                    for (co, plane) in img.chunks_exact(p).enumerate() {
+                        buf[co * ld + b * p..][..p].copy_from_slice(plane);
+                    }
                 }
+                &buf[..g.c_out * ld]
+            };
+            for grp in 0..g.groups {
+                gemm(
+                    rm_mut(&mut acc, grp * cog * kg, (cog, kg), kg),
+                    count > 0,
+                    rm(lhs, grp * cog * ld, (cog, ld), ld),
+                    rm(cols, grp * kg * ld, (kg, ld), ld).transpose(),
+                );
             }
-            &buf[..g.c_out * ld]
-        };
-        for grp in 0..g.groups {
-            gemm(
-                rm_mut(&mut acc, grp * cog * kg, (cog, kg), kg),
-                count > 0,
-                rm(lhs, grp * cog * ld, (cog, ld), ld),
-                rm(&cols, grp * kg * ld, (kg, ld), ld).transpose(),
-            );
         }
-    }
+    });
     acc
 }
 
@@ -375,20 +410,21 @@ pub(crate) fn x_grad(g: &Geometry, w: &[f32], dy: &[f32]) -> Vec<f32> {
     dx.par_chunks_mut(nb * x_img.max(1))
         .enumerate()
         .for_each(|(r, dxr)| {
-            let mut cols = vec![0.0f32; g.groups * kg * p];
-            for (b, img) in dxr.chunks_exact_mut(x_img).enumerate() {
-                let n = r * nb + b;
-                for grp in 0..g.groups {
-                    // cols[grp]: [kg, P] = W[grp]ᵀ: [kg, cog] · dY_n[grp]: [cog, P]
-                    gemm(
-                        rm_mut(&mut cols, grp * kg * p, (kg, p), p),
-                        false,
-                        rm(w, grp * cog * kg, (cog, kg), kg).transpose(),
-                        rm(dy, n * out_img + grp * cog * p, (cog, p), p),
-                    );
+            with_scratch(g.groups * kg * p, 0, |cols, _| {
+                for (b, img) in dxr.chunks_exact_mut(x_img).enumerate() {
+                    let n = r * nb + b;
+                    for grp in 0..g.groups {
+                        // cols[grp]: [kg, P] = W[grp]ᵀ: [kg, cog] · dY_n[grp]: [cog, P]
+                        gemm(
+                            rm_mut(cols, grp * kg * p, (kg, p), p),
+                            false,
+                            rm(w, grp * cog * kg, (cog, kg), kg).transpose(),
+                            rm(dy, n * out_img + grp * cog * p, (cog, p), p),
+                        );
+                    }
+                    col2im(g, cols, img);
                 }
-                col2im(g, &cols, img);
-            }
+            });
         });
     dx
 }

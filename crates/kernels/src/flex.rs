@@ -9,10 +9,11 @@ use burn::backend::{Flex, TensorMetadata};
 use burn::tensor::{DType, Shape, TensorData};
 use rayon::prelude::*;
 
-use crate::math::{sigmoid_f32, silu_grad_f32, sum_lanes, values};
+use crate::math::{sigmoid_f32, silu_grad_f32, sum_lanes, values, vectorized};
 use crate::{GnGrads, GroupNormKernel, composed};
 
 /// (μ, 1/√(σ² + ε)) of one block, σ² the biased variance by two passes.
+#[inline(always)]
 fn stats(block: &[f32], eps: f64) -> (f32, f32) {
     let m = block.len().max(1) as f64;
     let mean = (sum_lanes(block, |v| v) / m) as f32;
@@ -52,17 +53,19 @@ impl GroupNormKernel for Flex {
             .zip(xs.par_chunks(block.max(1)))
             .enumerate()
             .for_each(|(b, (o, xb))| {
-                let (mean, rstd) = stats(xb, eps);
-                let first = (b % groups) * cpg;
-                for (k, (oc, xc)) in o.chunks_mut(plane).zip(xb.chunks(plane)).enumerate() {
-                    // z = x·scale + shift with scale = γ·rstd, shift = β − μ·scale.
-                    let scale = gs[first + k] * rstd;
-                    let shift = bs[first + k] - mean * scale;
-                    match silu {
-                        true => affine_into::<true>(oc, xc, scale, shift),
-                        false => affine_into::<false>(oc, xc, scale, shift),
+                vectorized(|| {
+                    let (mean, rstd) = stats(xb, eps);
+                    let first = (b % groups) * cpg;
+                    for (k, (oc, xc)) in o.chunks_mut(plane).zip(xb.chunks(plane)).enumerate() {
+                        // z = x·scale + shift with scale = γ·rstd, shift = β − μ·scale.
+                        let scale = gs[first + k] * rstd;
+                        let shift = bs[first + k] - mean * scale;
+                        match silu {
+                            true => affine_into::<true>(oc, xc, scale, shift),
+                            false => affine_into::<false>(oc, xc, scale, shift),
+                        }
                     }
-                }
+                })
             });
         FlexTensor::from_data(TensorData::new(out, shape))
     }
@@ -94,15 +97,17 @@ impl GroupNormKernel for Flex {
                 let r = b * block..(b + 1) * block;
                 let first = (b % groups) * cpg;
                 let params = (&gs[first..first + cpg], &bs[first..first + cpg]);
-                block_backward(
-                    &xs[r.clone()],
-                    &dys[r],
-                    params,
-                    plane,
-                    (eps, silu),
-                    dxb,
-                    part,
-                );
+                vectorized(|| {
+                    block_backward(
+                        &xs[r.clone()],
+                        &dys[r],
+                        params,
+                        plane,
+                        (eps, silu),
+                        dxb,
+                        part,
+                    )
+                });
             });
         let (mut d_gamma, mut d_beta) = (vec![0.0f64; c], vec![0.0f64; c]);
         for item in partial.chunks(c) {
@@ -125,7 +130,8 @@ impl GroupNormKernel for Flex {
 
 /// One channel's sweep of the backward pass: dz (times SiLU′ when `SILU`) and its two
 /// sums Σdz, Σdz·x̂ (f32 lanes in runs of 256, runs added in f64: a fixed order), with
-/// γ·dz written to `out`.
+/// γ·dz written to `out`. dz is computed by a plain loop of its own, which the compiler
+/// vectorises (e^x included); inside the lanes' loop it stayed scalar.
 #[inline(always)]
 fn channel_sweep<const SILU: bool>(
     xs: &[f32],
@@ -134,35 +140,33 @@ fn channel_sweep<const SILU: bool>(
     (mean, rstd): (f32, f32),
     (g, be): (f32, f32),
 ) -> (f64, f64) {
-    let grad = |v: f32, d: f32| -> (f32, f32) {
-        let a = (v - mean) * rstd;
-        if SILU {
-            (d * silu_grad_f32(a * g + be), a)
-        } else {
-            (d, a)
+    if SILU {
+        for ((o, &v), &d) in out.iter_mut().zip(xs).zip(dys) {
+            *o = d * silu_grad_f32((v - mean) * rstd * g + be);
         }
-    };
+    } else {
+        out.copy_from_slice(dys);
+    }
     let (mut db, mut dg) = (0.0f64, 0.0f64);
-    for ((x, dy), o) in xs.chunks(256).zip(dys.chunks(256)).zip(out.chunks_mut(256)) {
+    for (x, dz) in xs.chunks(256).zip(out.chunks(256)) {
         let (mut lane_db, mut lane_dg) = ([0.0f32; 8], [0.0f32; 8]);
-        let (cx, cy, mut co) = (x.chunks_exact(8), dy.chunks_exact(8), o.chunks_exact_mut(8));
-        let (tx, ty) = (cx.remainder(), cy.remainder());
-        for ((x8, y8), o8) in cx.zip(cy).zip(&mut co) {
+        let (cx, cz) = (x.chunks_exact(8), dz.chunks_exact(8));
+        let (tx, tz) = (cx.remainder(), cz.remainder());
+        for (x8, z8) in cx.zip(cz) {
             for j in 0..8 {
-                let (dz, a) = grad(x8[j], y8[j]);
-                lane_db[j] += dz;
-                lane_dg[j] += dz * a;
-                o8[j] = dz * g;
+                lane_db[j] += z8[j];
+                lane_dg[j] += z8[j] * ((x8[j] - mean) * rstd);
             }
         }
-        for (j, ((&v, &d), o)) in tx.iter().zip(ty).zip(co.into_remainder()).enumerate() {
-            let (dz, a) = grad(v, d);
-            lane_db[j] += dz;
-            lane_dg[j] += dz * a;
-            *o = dz * g;
+        for (j, (&v, &z)) in tx.iter().zip(tz).enumerate() {
+            lane_db[j] += z;
+            lane_dg[j] += z * ((v - mean) * rstd);
         }
         db += lane_db.iter().map(|&v| v as f64).sum::<f64>();
         dg += lane_dg.iter().map(|&v| v as f64).sum::<f64>();
+    }
+    for o in out.iter_mut() {
+        *o *= g;
     }
     (db, dg)
 }
@@ -180,6 +184,7 @@ fn affine_into<const SILU: bool>(y: &mut [f32], x: &[f32], scale: f32, shift: f3
 /// One block's backward pass: the first sweep writes g = γ·dz into `dx` and sums
 /// Σg, Σg·x̂ (the group's) and Σdz·x̂, Σdz (each channel's, into `part`); the second
 /// turns g into ∂x = (g − Σg/M − x̂·Σg·x̂/M)·rstd.
+#[inline(always)]
 fn block_backward(
     xb: &[f32],
     dyb: &[f32],

@@ -50,6 +50,16 @@ pub fn silu_grad_f32(x: f32) -> f32 {
     s * (1.0 + x * (e * s))
 }
 
+/// `f()` compiled for, and run on, the best instruction set this CPU has among those
+/// pulp dispatches to (AVX2 + FMA on x86-64 where present): what `f` inlines (every
+/// function below is `#[inline(always)]`) vectorises 8 lanes wide even in a
+/// baseline x86-64 build. The same operations in the same order on every path: Rust
+/// contracts no multiply and add into an FMA, so results are bit-identical.
+#[inline(always)]
+pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    pulp::Arch::new().dispatch(f)
+}
+
 /// The f32 values of `t`, borrowed when its layout is contiguous (no copy), else
 /// copied out.
 pub(crate) fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
