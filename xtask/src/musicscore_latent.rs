@@ -33,6 +33,10 @@ pub struct TrainMusicscoreLatentArgs {
     /// musicscore-ae.safetensors).
     #[arg(long, default_value = "data/checkpoints/musicscore-latent.safetensors")]
     out: PathBuf,
+    /// Weight of the latent model's squared error in the leading eighth of the columns
+    /// (clefs and key signature) [default: 1, EDM's loss; the shipped model's].
+    #[arg(long)]
+    signature_weight: Option<f64>,
 }
 
 /// Train what is not trained yet, then export.
@@ -57,6 +61,7 @@ pub fn run(a: TrainMusicscoreLatentArgs) -> Result<()> {
     if !done(&latent, a.steps) {
         let mut spec = TextRunSpec::new(CorpusSpec::new(&root), &latent, a.steps);
         spec.mode = RunMode::Resume;
+        spec.signature_weight = a.signature_weight;
         if !latent.join("checkpoint.safetensors").exists() {
             spec.autoencoder = Some(ae.join("checkpoint.safetensors"));
         }

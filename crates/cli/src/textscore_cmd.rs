@@ -63,6 +63,11 @@ pub struct TextTrainArgs {
     /// checkpoint as autoencoder.safetensors [fixed on --resume].
     #[arg(long)]
     autoencoder: Option<PathBuf>,
+    /// Weight the squared error of each image's leading eighth of columns (clefs and
+    /// key signature) this much in the training loss [default: 1, EDM's loss; fixed on
+    /// --resume].
+    #[arg(long)]
+    signature_weight: Option<f64>,
 }
 
 #[derive(Args)]
@@ -110,6 +115,7 @@ impl TextTrainArgs {
             seed: c.seed_arg,
             keep_checkpoints: self.keep_checkpoints,
             autoencoder: self.autoencoder.clone(),
+            signature_weight: self.signature_weight,
         })
     }
 }

@@ -58,6 +58,10 @@ pub struct TextRecord {
     /// written before it was recorded).
     #[serde(default)]
     pub vocabulary: Option<Vocabulary>,
+    /// Trained with the squared error of the leading eighth of the columns weighted
+    /// this much ([`crate::textscore::SignatureWeighted`]); absent: EDM's loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_weight: Option<f64>,
 }
 
 impl TextRecord {

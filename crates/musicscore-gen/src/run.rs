@@ -17,7 +17,7 @@ use score_core::burn::tensor::Device;
 use score_nn::text::TextEncoder;
 use score_train::checkpoint::CheckpointFile;
 use score_train::run::{RunDir, RunMode, fixed_on_resume};
-use score_train::train::{TrainConfig, TrainOutput, train};
+use score_train::train::{Denoising, Objective, TrainConfig, TrainOutput, train_with};
 use serde::Serialize;
 
 use crate::autoencoder::{AutoencoderConfig, LatentRecord};
@@ -29,7 +29,9 @@ use crate::latent::{
     train_autoencoder,
 };
 use crate::systems::{CorpusSpec, Feedback, load_systems};
-use crate::textscore::{Geometry, PromptBank, SystemItem, TextScoreData, unet_config_for};
+use crate::textscore::{
+    Geometry, PromptBank, SignatureWeighted, SystemItem, TextScoreData, unet_config_for,
+};
 use crate::vocabulary::Vocabulary;
 
 /// The whole-system geometry of the autoencoder: the full width of a page at half of
@@ -75,6 +77,9 @@ pub struct TextRunSpec {
     pub keep_checkpoints: bool,
     /// Train in the latent space of this autoencoder (a `train-ae` checkpoint).
     pub autoencoder: Option<PathBuf>,
+    /// Weight of the squared error in the leading eighth of the columns (clefs and key
+    /// signature) [1: EDM's loss; on resume, the checkpoint's].
+    pub signature_weight: Option<f64>,
 }
 
 impl TextRunSpec {
@@ -92,6 +97,7 @@ impl TextRunSpec {
             seed: None,
             keep_checkpoints: false,
             autoencoder: None,
+            signature_weight: None,
         }
     }
 }
@@ -164,10 +170,19 @@ pub fn train_text(
     };
     let t0 = Instant::now();
     let net = unet_config_for(record.shape()).init(&dev);
-    let r = train(
+    let weighted = record
+        .signature_weight
+        .map(SignatureWeighted::eighth)
+        .transpose()?;
+    let objective: &dyn Objective<4> = match &weighted {
+        Some(w) => w,
+        None => &Denoising,
+    };
+    let r = train_with(
         net,
         &data,
         &cfg,
+        objective,
         checkpoint_extra(&record),
         &out,
         resume.as_ref(),
@@ -246,8 +261,35 @@ fn text_data(
         caption_dropout: dropout,
         latent,
         vocabulary: Some(vocabulary),
+        signature_weight: signature_weight(spec, resume, ck_path)?,
     };
     Ok((items, bank, record))
+}
+
+/// The signature weight of a run: the spec's for a new run; on resume the checkpoint's
+/// (a restated one must agree).
+fn signature_weight(
+    spec: &TextRunSpec,
+    resume: Option<&CheckpointFile>,
+    ck_path: &Path,
+) -> Result<Option<f64>> {
+    let Some(ck) = resume else {
+        return Ok(spec.signature_weight);
+    };
+    let stored = ck
+        .meta
+        .config_as::<TextConfig>(ck_path)?
+        .extra
+        .text
+        .signature_weight;
+    match spec.signature_weight {
+        Some(w) if Some(w) != stored => Err(invalid(format!(
+            "--signature-weight {w}: {} was trained with {}; resume with the same",
+            ck_path.display(),
+            stored.map_or("none".into(), |s| s.to_string())
+        ))),
+        _ => Ok(stored),
+    }
 }
 
 /// σ_data of a text-to-score run: the checkpoint's on resume, else the systems' pixels'.

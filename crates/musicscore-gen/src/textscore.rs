@@ -545,6 +545,34 @@ impl Adherence {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_signature_weight_covers_the_leading_eighth_and_factor_one_is_edm() {
+        use score_train::train::{Denoising, Objective};
+        let dev = Device::flex();
+        let sw = SignatureWeighted::eighth(4.0).unwrap();
+        // 17 columns: the leading ceil(17/8) = 3 of every row and channel weigh 4.
+        let w = score_core::tensor::to_vec_f32(sw.weight([2, 3, 17], &dev)).unwrap();
+        assert_eq!(w.len(), 2 * 3 * 17);
+        for (k, v) in w.iter().enumerate() {
+            assert_eq!(*v, if k % 17 < 3 { 4.0 } else { 1.0 }, "element {k}");
+        }
+        assert!(SignatureWeighted::eighth(0.0).is_err());
+        assert!(SignatureWeighted::eighth(f64::NAN).is_err());
+        // Its regression is plain denoising's, with the weight added.
+        let mut rng = score_core::tensor::stream_rng(1, 0, 0);
+        let x0 = score_core::tensor::randn([2, 1, 4, 16], &mut rng, &dev);
+        let n = score_core::tensor::randn([2, 1, 4, 16], &mut rng, &dev);
+        let s = Tensor::<1>::from_floats([0.5, 2.0], &dev);
+        let r = sw
+            .regression(x0.clone(), &s, n.clone(), None, &mut rng)
+            .unwrap();
+        let d = Denoising.regression(x0, &s, n, None, &mut rng).unwrap();
+        let v = |t: Tensor<4>| score_core::tensor::to_vec_f32(t).unwrap();
+        assert_eq!(v(r.input), v(d.input));
+        assert_eq!(v(r.target), v(d.target));
+        assert_eq!(r.weight.unwrap().dims(), [1, 1, 4, 16]);
+    }
+
     /// A synthetic page: `staves` five-line staves 7 px apart (space 7) joined by a
     /// barline at x = 40, starting at row `top`, lines from x = 40 to 600.
     fn page(staves: usize, top: usize) -> Raster {
@@ -636,5 +664,74 @@ mod tests {
         let blank = vec![1.0f32; 64 * 256];
         let a = Adherence::measure(&[img(2), img(2), img(1), blank], 64, 256, Some(2), None);
         assert_eq!((a.n, a.readable, a.agree), (4, 3, 2));
+    }
+}
+
+/// EDM's denoising objective with the squared error of the leading `fraction` of the
+/// image's columns (where a system's clefs and key signature are) weighted `factor`
+/// and every other element 1: a stronger training signal where the key is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SignatureWeighted {
+    /// The weight of the leading columns.
+    pub factor: f64,
+    /// Their share of the width (rounded up to whole columns).
+    pub fraction: f64,
+}
+
+impl SignatureWeighted {
+    /// The leading eighth weighted `factor` (the left eighth of a 416-px system holds
+    /// its clefs and a key signature of up to four accidentals).
+    pub fn eighth(factor: f64) -> Result<Self> {
+        if !(factor > 0.0 && factor.is_finite()) {
+            return Err(MusicScoreError::Invalid(format!(
+                "--signature-weight {factor}: must be positive and finite"
+            )));
+        }
+        Ok(Self {
+            factor,
+            fraction: 0.125,
+        })
+    }
+
+    /// The weight map `[1, c, h, w]`.
+    fn weight(
+        &self,
+        [c, h, w]: [usize; 3],
+        device: &Device,
+    ) -> score_core::burn::tensor::Tensor<4> {
+        let lead = ((w as f64 * self.fraction).ceil() as usize).min(w);
+        let row: Vec<f32> = (0..w)
+            .map(|x| if x < lead { self.factor as f32 } else { 1.0 })
+            .collect();
+        let all: Vec<f32> = row.iter().copied().cycle().take(c * h * w).collect();
+        from_f32(all, [1, c, h, w], device)
+    }
+}
+
+impl score_train::train::Objective<4> for SignatureWeighted {
+    fn regression(
+        &self,
+        x0: score_core::burn::tensor::Tensor<4>,
+        sigma: &score_core::burn::tensor::Tensor<1>,
+        noise: score_core::burn::tensor::Tensor<4>,
+        cond: Option<score_core::Conditioning>,
+        rng: &mut rand::rngs::StdRng,
+    ) -> score_core::Result<score_train::train::Regression<4>> {
+        let [_, c, h, w] = x0.dims();
+        let device = x0.device();
+        let mut r = score_train::train::Objective::<4>::regression(
+            &score_train::train::Denoising,
+            x0,
+            sigma,
+            noise,
+            cond,
+            rng,
+        )?;
+        r.weight = Some(self.weight([c, h, w], &device));
+        Ok(r)
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({ "name": "signature-weighted denoising", "factor": self.factor, "fraction": self.fraction })
     }
 }

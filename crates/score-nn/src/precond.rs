@@ -105,18 +105,33 @@ pub fn regression_loss<const D: usize, N: ScoreNetwork<D>>(
     target: Tensor<D>,
     cond: Option<&Conditioning>,
 ) -> Tensor<1> {
+    weighted_regression_loss(net, p, (input, sigma, target), cond, None)
+}
+
+/// [`regression_loss`] with each squared error multiplied by `weight` (shape
+/// `[1, …]`, the same for every sample, broadcast over the batch) before the sum:
+/// λ(σ)·Σ w·(D(y; σ, cond) − target)². `None` is a weight of 1 everywhere.
+pub fn weighted_regression_loss<const D: usize, N: ScoreNetwork<D>>(
+    net: &N,
+    p: &Precond,
+    (input, sigma, target): (Tensor<D>, Tensor<1>, Tensor<D>),
+    cond: Option<&Conditioning>,
+    weight: Option<Tensor<D>>,
+) -> Tensor<1> {
     let b = input.dims()[0];
     let d = precond_forward(net, p, input, sigma.clone(), cond);
     let weights: Vec<f64> = host_sigmas(&sigma)
         .into_iter()
         .map(|s| p.loss_weight(s))
         .collect();
-    let weight = tensor1(&weights, &sigma.device());
-    let per: Tensor<2> = (d - target)
-        .powi_scalar(2)
-        .reshape([b as i64, -1])
-        .sum_dim(1);
-    per.reshape([b]) * weight
+    let lambda = tensor1(&weights, &sigma.device());
+    let sq = (d - target).powi_scalar(2);
+    let sq = match weight {
+        Some(w) => sq * w,
+        None => sq,
+    };
+    let per: Tensor<2> = sq.reshape([b as i64, -1]).sum_dim(1);
+    per.reshape([b]) * lambda
 }
 
 #[cfg(test)]
@@ -203,6 +218,35 @@ mod tests {
                     (loss[i] - want).abs() <= tol,
                     "{p:?} σ {s}: {} vs {want}",
                     loss[i]
+                );
+            }
+            // Weighted: λ(σ)·Σ w_j (D − x₀)², the weight `[1, 3]` shared by the batch.
+            let w = [1.0, 2.0, 0.5];
+            let weighted = to_vec_f64(weighted_regression_loss(
+                &net,
+                &p,
+                (
+                    t(&noisy, [4, 3]),
+                    from_f64(&sig, [4], &device),
+                    t(&x0s, [4, 3]),
+                ),
+                None,
+                Some(t(&w, [1, 3])),
+            ))
+            .unwrap();
+            for (i, &s) in sig.iter().enumerate() {
+                let sq: f64 = (0..3)
+                    .map(|j| w[j] * (dn[3 * i + j] - x0s[3 * i + j]).powi(2))
+                    .sum();
+                let want = p.loss_weight(s) * sq;
+                let mag: f64 = (0..3)
+                    .map(|j| w[j] * (dn[3 * i + j].abs() + x0s[3 * i + j].abs()).powi(2))
+                    .sum();
+                let tol = 1e-5 * p.loss_weight(s) * mag;
+                assert!(
+                    (weighted[i] - want).abs() <= tol,
+                    "{p:?} σ {s}: {} vs {want}",
+                    weighted[i]
                 );
             }
         }

@@ -22,7 +22,7 @@ use score_core::precond::Precond;
 use score_core::tensor::{from_f64, randn, stream_rng, tensor1};
 use score_io::folder::StreamedFolder;
 use score_io::images::ImageDataset;
-use score_nn::precond::{ScoreNetwork, regression_loss};
+use score_nn::precond::{ScoreNetwork, weighted_regression_loss};
 
 /// Optimisation settings.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -796,6 +796,9 @@ pub struct Regression<const D: usize> {
     pub target: Tensor<D>,
     /// Conditioning (labels after dropout, augmentation parameters, context).
     pub cond: Option<Conditioning>,
+    /// A weight on each element's squared error, `[1, …]`, the same for every sample
+    /// ([`score_nn::precond::weighted_regression_loss`]); `None`: 1.
+    pub weight: Option<Tensor<D>>,
 }
 
 /// A training objective: turns clean data x₀, per-sample σ and Gaussian noise n into a
@@ -837,6 +840,7 @@ impl<const D: usize> Objective<D> for Denoising {
             input,
             target: x0,
             cond,
+            weight: None,
         })
     }
 
@@ -906,17 +910,17 @@ fn micro_gradients<const D: usize, N: ScoreNetwork<D>>(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         device.seed(seed.wrapping_add(j as u64));
-        regression_loss(
+        let sigma = batch.sigma.clone().narrow(0, j * micro, micro);
+        weighted_regression_loss(
             net,
             &cfg.precond,
-            cut(&batch.reg.input),
-            batch
-                .sigma
-                .clone()
-                .narrow(0, j * micro, micro)
-                .to_device(&device),
-            cut(&batch.reg.target),
+            (
+                cut(&batch.reg.input),
+                sigma.to_device(&device),
+                cut(&batch.reg.target),
+            ),
             cond.as_ref(),
+            batch.reg.weight.clone().map(|w| w.to_device(&device)),
         )
         .sum()
         .div_scalar(rows as f64)
@@ -1072,7 +1076,7 @@ impl<N: Module> Learner<N> {
 /// clean batch `x0` (on `net`'s autodiff device): per-sample σ from `cfg.precond`,
 /// Gaussian noise, the device's dropout seed and label dropout, all drawn from `rng` in
 /// that order, then [`Objective::regression`] and the loss of every objective
-/// ([`regression_loss`]) over `cfg.grad_accumulation` micro-batches, spread over `net`'s
+/// ([`score_nn::regression_loss`]) over `cfg.grad_accumulation` micro-batches, spread over `net`'s
 /// device and `replicas` (data parallelism; `&[]` for one device).
 pub fn objective_gradients<const D: usize, N: ScoreNetwork<D>>(
     net: &N,

@@ -310,6 +310,7 @@ impl Objective<4> for Augment {
             input: from_f32(input, [b, c, h, w], &device),
             target: from_f32(target, [b, c, h, w], &device),
             cond: Some(with_augment(cond, omega)),
+            weight: None,
         })
     }
 
