@@ -43,6 +43,32 @@ fn rms(a: &[f32], b: &[f32], [c, h, w]: [usize; 3]) -> (f64, f64) {
     ((all / a.len() as f64).sqrt(), (left / n_left as f64).sqrt())
 }
 
+/// What the network is given for each prompt against `all[0]`: the pooled embeddings'
+/// cosine, and the token states' RMS difference relative to the first's RMS.
+fn print_inputs(enc: &TextEncoder, all: &[&str]) -> Result<(), Box<dyn std::error::Error>> {
+    let enc_all = enc.encode(all)?;
+    let (tok, pooled) = (to_vec_f32(enc_all.tokens)?, to_vec_f32(enc_all.pooled)?);
+    let (seq, dim) = (tok.len() / all.len() / 384, 384);
+    let len = |i: usize| enc_all.ids[i].iter().filter(|&&t| t != 0).count();
+    println!("| prompt | pooled cosine to base | token states: RMS difference / base's RMS |");
+    println!("|---|---|---|");
+    for (i, p) in all.iter().enumerate().skip(1) {
+        let l = len(i).max(len(0));
+        let (a, b) = (&tok[..l * dim], &tok[i * seq * dim..][..l * dim]);
+        let d = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| ((x - y) as f64).powi(2))
+            .sum::<f64>();
+        let n = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>();
+        let cos: f64 = (0..dim)
+            .map(|k| pooled[k] as f64 * pooled[i * dim + k] as f64)
+            .sum();
+        println!("| {p} | {cos:.4} | {:.3} |", (d / n).sqrt());
+    }
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args()
         .nth(1)
@@ -65,26 +91,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .chain(others.iter().map(|(_, p)| p.as_str()))
         .collect();
     let bank = PromptBank::build(&enc, all.iter().copied())?;
-    let enc_all = enc.encode(&all)?;
-    let (tok, pooled) = (to_vec_f32(enc_all.tokens)?, to_vec_f32(enc_all.pooled)?);
-    let (seq, dim) = (tok.len() / all.len() / 384, 384);
-    let len = |i: usize| enc_all.ids[i].iter().filter(|&&t| t != 0).count();
-    println!("| prompt | pooled cosine to base | token states: RMS difference / base's RMS |");
-    println!("|---|---|---|");
-    for (i, p) in all.iter().enumerate().skip(1) {
-        let l = len(i).max(len(0));
-        let (a, b) = (&tok[..l * dim], &tok[i * seq * dim..][..l * dim]);
-        let d = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| ((x - y) as f64).powi(2))
-            .sum::<f64>();
-        let n = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>();
-        let cos: f64 = (0..dim)
-            .map(|k| pooled[k] as f64 * pooled[i * dim + k] as f64)
-            .sum();
-        println!("| {p} | {cos:.4} | {:.3} |", (d / n).sqrt());
-    }
+    print_inputs(&enc, &all)?;
     let shape = model.record.shape();
     let den = Preconditioned::new(&model.net, model.precond);
     println!("checkpoint {path}, step {}; base: {base}", model.meta.step);
