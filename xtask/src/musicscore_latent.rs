@@ -37,6 +37,10 @@ pub struct TrainMusicscoreLatentArgs {
     /// (clefs and key signature) [default: 1, EDM's loss; the shipped model's].
     #[arg(long)]
     signature_weight: Option<f64>,
+    /// A prompt field (e.g. key) given to the latent model also as a one-hot class
+    /// label [default: none, the text alone; the shipped model's].
+    #[arg(long)]
+    label_field: Option<String>,
 }
 
 /// Train what is not trained yet, then export.
@@ -62,6 +66,7 @@ pub fn run(a: TrainMusicscoreLatentArgs) -> Result<()> {
         let mut spec = TextRunSpec::new(CorpusSpec::new(&root), &latent, a.steps);
         spec.mode = RunMode::Resume;
         spec.signature_weight = a.signature_weight;
+        spec.label_field = a.label_field.clone();
         if !latent.join("checkpoint.safetensors").exists() {
             spec.autoencoder = Some(ae.join("checkpoint.safetensors"));
         }

@@ -68,6 +68,10 @@ pub struct TextTrainArgs {
     /// --resume].
     #[arg(long)]
     signature_weight: Option<f64>,
+    /// Give this prompt field (e.g. key) to the network also as a one-hot class label
+    /// over its training values, beside the text [default: none; fixed on --resume].
+    #[arg(long)]
+    label_field: Option<String>,
 }
 
 #[derive(Args)]
@@ -116,6 +120,7 @@ impl TextTrainArgs {
             keep_checkpoints: self.keep_checkpoints,
             autoencoder: self.autoencoder.clone(),
             signature_weight: self.signature_weight,
+            label_field: self.label_field.clone(),
         })
     }
 }

@@ -15,7 +15,6 @@
 use std::path::Path;
 
 use musicscore_gen::generator::TextModel;
-use musicscore_gen::textscore::PromptBank;
 use score_core::Denoiser;
 use score_core::burn::tensor::{Device, Tensor};
 use score_core::tensor::{randn, stream_rng, to_vec_f32};
@@ -90,7 +89,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let all: Vec<&str> = std::iter::once(base.as_str())
         .chain(others.iter().map(|(_, p)| p.as_str()))
         .collect();
-    let bank = PromptBank::build(&enc, all.iter().copied())?;
+    let bank = model.record.prompt_bank(&enc, all.iter().copied())?;
     print_inputs(&enc, &all)?;
     let shape = model.record.shape();
     let den = Preconditioned::new(&model.net, model.precond);

@@ -20,9 +20,11 @@ use score_train::train::TrainConfig;
 
 use crate::autoencoder::{Autoencoder, LatentRecord};
 use crate::latent::{decode_latents, load_autoencoder};
-use crate::textscore::{Geometry, PromptBank, unet_config_for};
+use crate::textscore::{FieldLabels, Geometry, PromptBank, unet_config_for};
 use crate::vocabulary::Vocabulary;
 use musicscore_data::error::{MusicScoreError, Result};
+use musicscore_data::prompt::Template;
+use score_nn::unet::UNetConfig;
 
 /// The part of a text-to-score checkpoint's `config.extra` this crate reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -62,6 +64,10 @@ pub struct TextRecord {
     /// this much ([`crate::textscore::SignatureWeighted`]); absent: EDM's loss.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature_weight: Option<f64>,
+    /// A prompt field given to the network as a class label beside the text
+    /// (`--label-field`); absent: the text alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<FieldLabels>,
 }
 
 impl TextRecord {
@@ -76,6 +82,26 @@ impl TextRecord {
                 [l.config.latent_channels, g.height / f, g.width / f]
             }
         }
+    }
+
+    /// The network: [`unet_config_for`] the shape, with a class-label input when a
+    /// field is labelled.
+    pub fn unet_config(&self) -> UNetConfig {
+        let labels = self.labels.as_ref().map_or(0, |l| l.values.len());
+        unet_config_for(self.shape()).with_label_dim(labels)
+    }
+
+    /// The encoded `prompts`, with the labelled field's labels when there is one.
+    pub fn prompt_bank<'a>(
+        &self,
+        encoder: &TextEncoder,
+        prompts: impl IntoIterator<Item = &'a str>,
+    ) -> Result<PromptBank> {
+        let labels = match &self.labels {
+            Some(l) => Some((Template::parse(&self.template)?, l.clone())),
+            None => None,
+        };
+        Ok(PromptBank::build(encoder, prompts)?.with_labels(labels))
     }
 }
 
@@ -113,7 +139,7 @@ pub fn train_config(
 /// checkpoint has (so `scorelab sample` loads it too) and the [`TextRecord`].
 pub fn checkpoint_extra(rec: &TextRecord) -> serde_json::Value {
     let shape = rec.shape();
-    let mut v = ModelSpec::unet(&unet_config_for(shape), shape, &rec.corpus).to_json();
+    let mut v = ModelSpec::unet(&rec.unet_config(), shape, &rec.corpus).to_json();
     v["text"] = serde_json::to_value(rec).expect("record serialises");
     v
 }
@@ -213,7 +239,7 @@ impl TextModel {
         let condition = match (prompt, encoder) {
             (None, _) => ImageCondition::none(),
             (Some(p), Some(enc)) => {
-                let bank = PromptBank::build(enc, [p])?;
+                let bank = self.record.prompt_bank(enc, [p])?;
                 ImageCondition {
                     cond: Some(bank.conditioning(&vec![p; n], device)?),
                     guidance,

@@ -30,7 +30,8 @@ use crate::latent::{
 };
 use crate::systems::{CorpusSpec, Feedback, load_systems};
 use crate::textscore::{
-    Geometry, PromptBank, SignatureWeighted, SystemItem, TextScoreData, unet_config_for,
+    FieldLabels, Geometry, PromptBank, SignatureWeighted, SystemItem, TextScoreData,
+    unet_config_for,
 };
 use crate::vocabulary::Vocabulary;
 
@@ -80,6 +81,9 @@ pub struct TextRunSpec {
     /// Weight of the squared error in the leading eighth of the columns (clefs and key
     /// signature) [1: EDM's loss; on resume, the checkpoint's].
     pub signature_weight: Option<f64>,
+    /// A prompt field (e.g. `key`) also given to the network as a one-hot class label
+    /// over its training values [none: the text alone; on resume, the checkpoint's].
+    pub label_field: Option<String>,
 }
 
 impl TextRunSpec {
@@ -98,6 +102,7 @@ impl TextRunSpec {
             keep_checkpoints: false,
             autoencoder: None,
             signature_weight: None,
+            label_field: None,
         }
     }
 }
@@ -169,7 +174,7 @@ pub fn train_text(
         shape: record.shape(),
     };
     let t0 = Instant::now();
-    let net = unet_config_for(record.shape()).init(&dev);
+    let net = record.unet_config().init(&dev);
     let weighted = record
         .signature_weight
         .map(SignatureWeighted::eighth)
@@ -241,12 +246,14 @@ fn text_data(
         systems.too_tall,
         systems.corpus
     ));
-    let encoder = TextEncoder::load(None, plain)?;
-    let bank = PromptBank::build(&encoder, items.iter().map(|i| i.prompt.as_str()))?;
     let mut vocabulary = Vocabulary::default();
     for i in &items {
         vocabulary.add(&tpl, &i.prompt);
     }
+    let labels = field_labels(spec, resume, ck_path, &tpl, &vocabulary)?;
+    let encoder = TextEncoder::load(None, plain)?;
+    let bank = PromptBank::build(&encoder, items.iter().map(|i| i.prompt.as_str()))?
+        .with_labels(labels.clone().map(|l| (tpl.clone(), l)));
     let latent = match &ae {
         Some(ae) => Some(to_latents(ae, &mut items, &g, ck_path, plain)?),
         None => None,
@@ -262,8 +269,35 @@ fn text_data(
         latent,
         vocabulary: Some(vocabulary),
         signature_weight: signature_weight(spec, resume, ck_path)?,
+        labels,
     };
     Ok((items, bank, record))
+}
+
+/// The labelled field of a run: the spec's over this data's values for a new run; on
+/// resume the checkpoint's (a restated `--label-field` must name the same field).
+fn field_labels(
+    spec: &TextRunSpec,
+    resume: Option<&CheckpointFile>,
+    ck_path: &Path,
+    tpl: &Template,
+    vocabulary: &Vocabulary,
+) -> Result<Option<FieldLabels>> {
+    let Some(ck) = resume else {
+        return (spec.label_field.as_deref())
+            .map(|f| FieldLabels::of(f, tpl, vocabulary))
+            .transpose();
+    };
+    let stored = ck.meta.config_as::<TextConfig>(ck_path)?.extra.text.labels;
+    match (&spec.label_field, &stored) {
+        (Some(f), s) if s.as_ref().map(|l| &l.field) != Some(f) => Err(invalid(format!(
+            "--label-field {f}: {} was trained with {}; resume with the same",
+            ck_path.display(),
+            s.as_ref()
+                .map_or("no label field".into(), |l| l.field.clone())
+        ))),
+        _ => Ok(stored),
+    }
 }
 
 /// The signature weight of a run: the spec's for a new run; on resume the checkpoint's

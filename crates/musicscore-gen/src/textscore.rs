@@ -45,6 +45,8 @@ use musicscore_data::metadata::Fields;
 use musicscore_data::notation::read_key_signature;
 use musicscore_data::prompt::Template;
 
+use crate::vocabulary::Vocabulary;
+
 /// Width of the MiniLM token states and pooled embedding.
 pub const TEXT_DIM: usize = 384;
 
@@ -292,10 +294,54 @@ pub fn system_items(
     Ok((items, tall))
 }
 
+/// One prompt field also given to the network as a class label (`--label-field`): the
+/// field's value in a prompt, parsed by the template, as a one-hot vector over the
+/// values the training prompts had, beside the prompt's text. A value outside `values`
+/// (or a prompt off the template) gives the all-zero "no label" row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldLabels {
+    /// The template field, e.g. `key`.
+    pub field: String,
+    /// Its values in the training prompts, sorted: label i is `values[i]`.
+    pub values: Vec<String>,
+}
+
+impl FieldLabels {
+    /// The labels of `field` over the values `vocabulary` recorded for it; refused by
+    /// name when the template has no such field.
+    pub fn of(field: &str, template: &Template, vocabulary: &Vocabulary) -> Result<Self> {
+        if !template.fields().iter().any(|f| f == field) {
+            return Err(MusicScoreError::Invalid(format!(
+                "--label-field: the template '{}' has no field '{field}' (its fields: {})",
+                template.source(),
+                template.fields().join(", ")
+            )));
+        }
+        let values = vocabulary
+            .fields
+            .get(field)
+            .map(|v| v.keys().cloned().collect())
+            .unwrap_or_default();
+        Ok(Self {
+            field: field.into(),
+            values,
+        })
+    }
+
+    /// The label index of `prompt`, if its field value is one of `values`.
+    pub fn index(&self, template: &Template, prompt: &str) -> Option<usize> {
+        let fields = template.fields_of(prompt)?;
+        let (_, v) = fields.iter().find(|(f, _)| *f == self.field)?;
+        self.values.iter().position(|x| x == v)
+    }
+}
+
 /// Encoded prompts: each distinct prompt through the text encoder once.
 pub struct PromptBank {
     /// prompt → (token states `[len × 384]`, len, pooled `[384]`).
     map: HashMap<String, (Vec<f32>, usize, Vec<f32>)>,
+    /// A field given as a class label too, with the template that parses it.
+    labels: Option<(Template, FieldLabels)>,
 }
 
 impl PromptBank {
@@ -326,7 +372,14 @@ impl PromptBank {
                 );
             }
         }
-        Ok(Self { map })
+        Ok(Self { map, labels: None })
+    }
+
+    /// Give `labels`' field as a one-hot class label beside the text (parsed with
+    /// `template`).
+    pub fn with_labels(mut self, labels: Option<(Template, FieldLabels)>) -> Self {
+        self.labels = labels;
+        self
     }
 
     /// Number of distinct prompts.
@@ -361,11 +414,25 @@ impl PromptBank {
             pooled.extend_from_slice(p);
         }
         Ok(Conditioning {
+            class_labels: self.one_hot(prompts, device),
             context: Some(from_f32(pooled, [b, TEXT_DIM], device)),
             tokens: Some(from_f32(tokens, [b, l, TEXT_DIM], device)),
             token_mask: Some(from_f32(mask, [b, l], device)),
             ..Default::default()
         })
+    }
+
+    /// The one-hot labels `[b, values]` of the labelled field, when there is one.
+    fn one_hot(&self, prompts: &[&str], device: &Device) -> Option<Tensor<2>> {
+        let (tpl, labels) = self.labels.as_ref()?;
+        let n = labels.values.len();
+        let mut v = vec![0f32; prompts.len() * n];
+        for (i, p) in prompts.iter().enumerate() {
+            if let Some(k) = labels.index(tpl, p) {
+                v[i * n + k] = 1.0;
+            }
+        }
+        Some(from_f32(v, [prompts.len(), n], device))
     }
 }
 
@@ -544,6 +611,61 @@ impl Adherence {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `--label-field key`: each prompt's key as a one-hot row over the training keys,
+    /// the all-zero row for a key outside them or a prompt off the template; a field
+    /// the template lacks is refused by name.
+    #[test]
+    fn a_labelled_field_becomes_one_hot_class_labels_beside_the_text() {
+        let dev = Device::flex();
+        let tpl = Template::parse("paper").unwrap();
+        let prompt = |k: &str| format!("a music score, instrumentation is violin, key is {k}");
+        let mut vocab = Vocabulary::default();
+        for k in ["G major", "D major", "G major", "B-flat major"] {
+            vocab.add(&tpl, &prompt(k));
+        }
+        let labels = FieldLabels::of("key", &tpl, &vocab).unwrap();
+        assert_eq!(labels.values, ["B-flat major", "D major", "G major"]);
+        let err = FieldLabels::of("tempo", &tpl, &vocab)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'tempo'") && err.contains("key"), "{err}");
+        let prompts = [
+            prompt("D major"),
+            prompt("F major"),
+            "not the template".to_string(),
+            prompt("B-flat major"),
+        ];
+        let map = prompts
+            .iter()
+            .map(|p| {
+                (
+                    p.clone(),
+                    (vec![0.5; 2 * TEXT_DIM], 2, vec![0.25; TEXT_DIM]),
+                )
+            })
+            .collect();
+        let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
+        let plain = PromptBank { map, labels: None };
+        assert!(
+            plain
+                .conditioning(&refs, &dev)
+                .unwrap()
+                .class_labels
+                .is_none()
+        );
+        let bank = plain.with_labels(Some((tpl, labels)));
+        let c = bank.conditioning(&refs, &dev).unwrap();
+        let one_hot = score_core::tensor::to_vec_f32(c.class_labels.unwrap()).unwrap();
+        #[rustfmt::skip]
+        assert_eq!(one_hot, [
+            0.0, 1.0, 0.0,
+            0.0, 0.0, 0.0,
+            0.0, 0.0, 0.0,
+            1.0, 0.0, 0.0,
+        ]);
+        assert_eq!(c.tokens.unwrap().dims(), [4, 2, TEXT_DIM]);
+    }
 
     #[test]
     fn the_signature_weight_covers_the_leading_eighth_and_factor_one_is_edm() {
