@@ -18,7 +18,9 @@
 //!   states go to the UNet's cross-attention, the pooled embedding to its noise
 //!   embedding. Caption dropout is score-core's condition dropout: a dropped prompt has
 //!   zero context and an all-zero token mask, the "no condition" input that
-//!   classifier-free guidance ([`score_core::guidance`]) uses.
+//!   classifier-free guidance ([`score_core::guidance`]) uses. With `--label-field`
+//!   ([`FieldLabels`]) one template field, the key, is also given as a one-hot class
+//!   label (the UNet's `map_label`), dropped with the caption.
 //! - **Measures.** Readability is the fraction of images in which the staff detector
 //!   finds a system; adherence compares the staves it finds in the image (one system
 //!   per image) with the number the prompt's instrumentation implies
