@@ -342,8 +342,9 @@ impl FieldLabels {
 pub struct PromptBank {
     /// prompt → (token states `[len × 384]`, len, pooled `[384]`).
     map: HashMap<String, (Vec<f32>, usize, Vec<f32>)>,
-    /// A field given as a class label too, with the template that parses it.
-    labels: Option<(Template, FieldLabels)>,
+    /// A field given as a class label too: its number of values, and each encoded
+    /// prompt's label (prompts whose value is not among them have none).
+    labels: Option<(usize, HashMap<String, usize>)>,
 }
 
 impl PromptBank {
@@ -377,10 +378,15 @@ impl PromptBank {
         Ok(Self { map, labels: None })
     }
 
-    /// Give `labels`' field as a one-hot class label beside the text (parsed with
-    /// `template`).
+    /// Give `labels`' field as a one-hot class label beside the text: each encoded
+    /// prompt parsed with `template` once, here.
     pub fn with_labels(mut self, labels: Option<(Template, FieldLabels)>) -> Self {
-        self.labels = labels;
+        self.labels = labels.map(|(tpl, l)| {
+            let index = (self.map.keys())
+                .filter_map(|p| Some((p.clone(), l.index(&tpl, p)?)))
+                .collect();
+            (l.values.len(), index)
+        });
         self
     }
 
@@ -426,11 +432,10 @@ impl PromptBank {
 
     /// The one-hot labels `[b, values]` of the labelled field, when there is one.
     fn one_hot(&self, prompts: &[&str], device: &Device) -> Option<Tensor<2>> {
-        let (tpl, labels) = self.labels.as_ref()?;
-        let n = labels.values.len();
+        let (n, index) = self.labels.as_ref().map(|(n, i)| (*n, i))?;
         let mut v = vec![0f32; prompts.len() * n];
         for (i, p) in prompts.iter().enumerate() {
-            if let Some(k) = labels.index(tpl, p) {
+            if let Some(&k) = index.get(*p) {
                 v[i * n + k] = 1.0;
             }
         }
